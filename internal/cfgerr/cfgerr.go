@@ -1,0 +1,54 @@
+// Package cfgerr holds the one error type every lbkit package uses for a
+// refused configuration value. Public packages re-export it under their own
+// name (balancer.ConfigError, acl.ConfigError, …) as a type alias, so a
+// caller can test any of them with errors.As and read Field, Value and
+// Reason.
+package cfgerr
+
+import "fmt"
+
+// Error reports a configuration value that was refused: which field, the
+// value as given, and why. Err, if set, is the underlying cause and is
+// returned by Unwrap.
+type Error struct {
+	Pkg    string // package that refused it, e.g. "balancer"
+	Field  string // field or argument name, e.g. "Weight"
+	Value  string // the offending value, formatted
+	Reason string // why, with the bound where there is one: "out of range 0–100"
+	Err    error  // optional cause
+}
+
+// New returns an *Error. Strings are quoted in the message; other values
+// are formatted with %v.
+func New(pkg, field string, value any, reason string) *Error {
+	return &Error{Pkg: pkg, Field: field, Value: format(value), Reason: reason}
+}
+
+// Wrap is New with an underlying cause, which Unwrap returns.
+func Wrap(pkg, field string, value any, reason string, err error) *Error {
+	e := New(pkg, field, value, reason)
+	e.Err = err
+	return e
+}
+
+func format(v any) string {
+	switch v := v.(type) {
+	case string:
+		return fmt.Sprintf("%q", v)
+	case fmt.Stringer:
+		return fmt.Sprintf("%q", v.String())
+	default:
+		return fmt.Sprint(v)
+	}
+}
+
+// Error formats as "pkg: Field value: reason".
+func (e *Error) Error() string {
+	if e.Field == "" {
+		return fmt.Sprintf("%s: %s: %s", e.Pkg, e.Value, e.Reason)
+	}
+	return fmt.Sprintf("%s: %s %s: %s", e.Pkg, e.Field, e.Value, e.Reason)
+}
+
+// Unwrap returns the cause, if any.
+func (e *Error) Unwrap() error { return e.Err }
