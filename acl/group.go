@@ -1,6 +1,7 @@
 package acl
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -47,11 +48,21 @@ type Group struct {
 	name   string
 	family Family
 
-	mu      sync.Mutex           // serializes updates
-	entries []Entry              // guarded by mu; insertion order
-	counts  map[netip.Prefix]int // guarded by mu; entries per prefix
+	// Updates are serialized by mu. Entries are kept by prefix, each with
+	// its insertion number, so Remove costs O(k) for k prefixes rather than
+	// a scan of the whole group; Entries sorts them back into order.
+	mu    sync.Mutex
+	byPfx map[netip.Prefix][]added // guarded by mu; never holds an empty slice
+	n     int                      // guarded by mu; entries, counting duplicates
+	seq   uint64                   // guarded by mu; insertion counter
 
 	snap atomic.Pointer[snapshot] // what checks read
+}
+
+// added is one entry's comment and insertion number.
+type added struct {
+	seq     uint64
+	comment string
 }
 
 // snapshot is an immutable view of a group's entries.
@@ -118,7 +129,7 @@ func (g *Group) Family() Family { return g.family }
 func (g *Group) Len() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return len(g.entries)
+	return g.n
 }
 
 // Entries returns a copy of the group's entries in the order they were
@@ -126,7 +137,22 @@ func (g *Group) Len() int {
 func (g *Group) Entries() []Entry {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return slices.Clone(g.entries)
+	type ordered struct {
+		seq uint64
+		e   Entry
+	}
+	all := make([]ordered, 0, g.n)
+	for p, as := range g.byPfx {
+		for _, a := range as {
+			all = append(all, ordered{a.seq, Entry{Prefix: p, Comment: a.comment}})
+		}
+	}
+	slices.SortFunc(all, func(x, y ordered) int { return cmp.Compare(x.seq, y.seq) })
+	out := make([]Entry, len(all))
+	for i, o := range all {
+		out[i] = o.e
+	}
+	return out
 }
 
 // Contains reports whether any entry covers addr. An IPv4-mapped IPv6
@@ -148,11 +174,10 @@ func (g *Group) Add(entries ...Entry) error {
 
 	var fresh []netip.Prefix
 	for _, e := range entries {
-		if g.counts[e.Prefix] == 0 {
+		if len(g.byPfx[e.Prefix]) == 0 {
 			fresh = append(fresh, e.Prefix)
 		}
-		g.counts[e.Prefix]++
-		g.entries = append(g.entries, e)
+		g.add(e)
 	}
 	g.publish(fresh, nil)
 	return nil
@@ -170,7 +195,7 @@ func (g *Group) Remove(prefixes ...netip.Prefix) error {
 		if err := g.checkOne(Entry{Prefix: p}); err != nil {
 			return err
 		}
-		if g.counts[p] == 0 {
+		if len(g.byPfx[p]) == 0 {
 			return cfgerr.Wrap(pkg, "Entry", p, fmt.Sprintf("not in group %q", g.name), ErrNotFound)
 		}
 		drop[p] = true
@@ -178,10 +203,10 @@ func (g *Group) Remove(prefixes ...netip.Prefix) error {
 
 	gone := make([]netip.Prefix, 0, len(drop))
 	for p := range drop {
-		delete(g.counts, p)
+		g.n -= len(g.byPfx[p])
+		delete(g.byPfx, p)
 		gone = append(gone, p)
 	}
-	g.entries = slices.DeleteFunc(g.entries, func(e Entry) bool { return drop[e.Prefix] })
 	g.publish(nil, gone)
 	return nil
 }
@@ -225,14 +250,20 @@ func (g *Group) checkOne(e Entry) error {
 // exclusively) and has validated entries.
 func (g *Group) replace(entries []Entry) {
 	t := new(bart.Fast[struct{}])
-	counts := make(map[netip.Prefix]int, len(entries))
+	g.byPfx = make(map[netip.Prefix][]added, len(entries))
+	g.n = 0
 	for _, e := range entries {
-		counts[e.Prefix]++
+		g.add(e)
 		t.Insert(e.Prefix, struct{}{})
 	}
-	g.entries = slices.Clone(entries)
-	g.counts = counts
-	g.snap.Store(&snapshot{table: t, empty: len(entries) == 0})
+	g.snap.Store(&snapshot{table: t, empty: g.n == 0})
+}
+
+// add records e; the caller holds mu and updates the table.
+func (g *Group) add(e Entry) {
+	g.seq++
+	g.byPfx[e.Prefix] = append(g.byPfx[e.Prefix], added{g.seq, e.Comment})
+	g.n++
 }
 
 // publish stores a snapshot derived from the current one with prefixes
@@ -256,5 +287,5 @@ func (g *Group) publish(insert, del []netip.Prefix) {
 			t = t.DeletePersist(p)
 		}
 	}
-	g.snap.Store(&snapshot{table: t, empty: len(g.entries) == 0})
+	g.snap.Store(&snapshot{table: t, empty: g.n == 0})
 }
