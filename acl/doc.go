@@ -26,8 +26,8 @@
 // is bad. An update builds a new immutable prefix trie (a
 // [github.com/gaissmai/bart] Fast table, copying only the paths it changes)
 // and publishes it with one atomic pointer store. Allow loads that pointer
-// and walks the trie: no lock, no allocation, a few nanoseconds at any
-// group size, and never a half-applied update.
+// and walks the trie: no lock, no allocation, tens of nanoseconds at most
+// whatever the group's size, and never a half-applied update.
 //
 // Refused input is reported as a *[ConfigError] that names the entry, for
 // example

@@ -32,8 +32,8 @@ const MaxCommentLen = 256
 // The zero value is not a valid entry. Entry is a plain value, safe to copy
 // and to share between goroutines.
 type Entry struct {
-	Prefix  netip.Prefix
-	Comment string
+	Prefix  netip.Prefix // the covered addresses, canonical (masked)
+	Comment string       // free text for operators; ignored by matching
 }
 
 // ParseEntry parses the text form of an [Entry]: an IPv4 or IPv6 address

@@ -8,7 +8,8 @@ import (
 // Family is an IP address family. A [Group] holds entries of one family and
 // can only be bound to a listener of the same family.
 //
-// The zero value is not a valid family.
+// The zero value is not a valid family. A Family is a plain value, safe to
+// copy and share.
 type Family uint8
 
 // The two address families.

@@ -10,7 +10,8 @@ import (
 
 // Mode says how a listener uses its group.
 //
-// The zero value is not a valid mode.
+// The zero value is not a valid mode. A Mode is a plain value, safe to copy
+// and share.
 type Mode uint8
 
 const (
