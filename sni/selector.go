@@ -12,7 +12,7 @@ import (
 )
 
 // Selector picks an HTTPS listener's server certificate by the client's SNI
-// name: the extension domains of SPEC §9. Each bound domain (exact or
+// name: the listener's extension domains. Each bound domain (exact or
 // wildcard) has one certificate; a name is matched as in [Table] (exact,
 // then the narrowest wildcard); a handshake without SNI, or whose name
 // matches no domain, gets the default certificate.
