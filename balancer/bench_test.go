@@ -1,0 +1,102 @@
+package balancer
+
+import (
+	"fmt"
+	"testing"
+)
+
+var schedulers = []struct {
+	name string
+	s    Scheduler
+}{
+	{"wrr", WeightedRoundRobin()},
+	{"rr", RoundRobin()},
+	{"sch", Maglev{By: HashSourceIP}},
+	{"tch", Maglev{By: HashFourTuple}},
+	{"qch", Maglev{By: HashConnID}},
+	{"wlc", LeastConnections()},
+}
+
+var sizes = []int{10, 100, 1000, 10000}
+
+// benchGroup builds a group of n members with weights 1–100.
+func benchGroup(b *testing.B, s Scheduler, n int) *Group {
+	b.Helper()
+	bs := make([]Backend, n)
+	for i := range bs {
+		bs[i] = Backend{ID: fmt.Sprintf("backend-%05d", i), Addr: fmt.Sprintf("10.0.%d.%d:80", i/250, i%250+1), Weight: 1 + i*37%100}
+	}
+	g, err := New(Config{Scheduler: s}, bs...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return g
+}
+
+func BenchmarkPick(b *testing.B) {
+	ks := fourTuples(1024)
+	for i := range ks {
+		ks[i].ConnID = []byte{byte(i), byte(i >> 8), 3, 4, 5, 6, 7, 8}
+	}
+	for _, sc := range schedulers {
+		for _, n := range sizes {
+			b.Run(fmt.Sprintf("%s/n=%d", sc.name, n), func(b *testing.B) {
+				g := benchGroup(b, sc.s, n)
+				b.ReportAllocs()
+				i := 0
+				for b.Loop() {
+					if _, err := g.Pick(ks[i&1023]); err != nil {
+						b.Fatal(err)
+					}
+					i++
+				}
+			})
+		}
+	}
+}
+
+func BenchmarkPickParallel(b *testing.B) {
+	ks := fourTuples(1024)
+	for i := range ks {
+		ks[i].ConnID = []byte{byte(i), byte(i >> 8), 3, 4, 5, 6, 7, 8}
+	}
+	for _, sc := range schedulers {
+		for _, n := range sizes {
+			b.Run(fmt.Sprintf("%s/n=%d", sc.name, n), func(b *testing.B) {
+				g := benchGroup(b, sc.s, n)
+				b.ReportAllocs()
+				b.RunParallel(func(pb *testing.PB) {
+					i := 0
+					for pb.Next() {
+						if _, err := g.Pick(ks[i&1023]); err != nil {
+							b.Error(err)
+							return
+						}
+						i++
+					}
+				})
+			})
+		}
+	}
+}
+
+// BenchmarkBuild measures the cost of one change (a snapshot rebuild),
+// which every Add, Remove, SetWeight and SetHealthy pays.
+func BenchmarkBuild(b *testing.B) {
+	for _, sc := range schedulers {
+		for _, n := range sizes {
+			b.Run(fmt.Sprintf("%s/n=%d", sc.name, n), func(b *testing.B) {
+				g := benchGroup(b, sc.s, n)
+				id := g.Members()[0].ID()
+				b.ReportAllocs()
+				w := 0
+				for b.Loop() {
+					if err := g.SetWeight(id, 1+w%100); err != nil {
+						b.Fatal(err)
+					}
+					w++
+				}
+			})
+		}
+	}
+}

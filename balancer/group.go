@@ -1,0 +1,377 @@
+package balancer
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// Config configures a Group. The zero value is a weighted-round-robin group
+// whose new members start healthy and which fails closed.
+type Config struct {
+	// Scheduler picks among eligible members. If nil,
+	// WeightedRoundRobin() is used.
+	Scheduler Scheduler
+	// FailOpen decides what happens when no member is healthy. If false
+	// (the default, as HAProxy does), picks return ErrNoBackend. If true
+	// (as nginx does), picks ignore health and use every member of
+	// weight > 0, on the reasoning that a health check that fails
+	// everywhere is more often wrong than every backend.
+	FailOpen bool
+	// StartUnhealthy makes members start unhealthy, so that they get no
+	// traffic until something (a health checker) calls SetHealthy(id,
+	// true). If false, members start healthy, as in HAProxy and Envoy.
+	StartUnhealthy bool
+}
+
+// Group is a server group: the members one listener (or one forwarding
+// rule) balances over, with their weights, health and tiers. A plain group
+// is the CLB's default or virtual server group; a group with Standby
+// members is a primary/standby group, whose standby tier takes new work
+// only while no primary member can.
+//
+// Every change — Add, Remove, SetWeight, SetHealthy, Replace, SetScheduler
+// — is serialized and builds a new immutable snapshot with a fresh Picker,
+// published with one atomic store. Pick and PickSticky only load the
+// current snapshot: they take no lock and allocate nothing. Changes are
+// all-or-nothing: a change that fails validation or whose scheduler build
+// fails leaves the group as it was.
+//
+// Eligible members are those with weight > 0 that are healthy, in the
+// primary tier if any primary is eligible, else in the standby tier. When
+// none is eligible the group fails closed (ErrNoBackend) unless
+// Config.FailOpen is set.
+//
+// Create a Group with New. A Group is safe for concurrent use and must not
+// be copied.
+type Group struct {
+	mu        sync.Mutex // serializes changes
+	sched     Scheduler
+	failOpen  bool
+	startDown bool
+	entries   map[string]entry // the configuration; replaced, never mutated
+	snap      atomic.Pointer[snapshot]
+}
+
+// entry is one backend's configuration and state; stored by value.
+type entry struct {
+	b       Backend
+	healthy bool
+	stats   *stats
+}
+
+// snapshot is what picks read: immutable once published.
+type snapshot struct {
+	members []*Member // every member, sorted by ID
+	byID    map[string]*Member
+	picker  Picker // nil when nothing is eligible
+	changed chan struct{}
+}
+
+// New returns a group with the given members.
+func New(cfg Config, backends ...Backend) (*Group, error) {
+	g := &Group{
+		sched:     cfg.Scheduler,
+		failOpen:  cfg.FailOpen,
+		startDown: cfg.StartUnhealthy,
+		entries:   map[string]entry{},
+	}
+	if g.sched == nil {
+		g.sched = WeightedRoundRobin()
+	}
+	if v, ok := g.sched.(validator); ok {
+		if err := v.Validate(); err != nil {
+			return nil, err
+		}
+	}
+	g.snap.Store(&snapshot{byID: map[string]*Member{}, changed: make(chan struct{})})
+	if err := g.Add(backends...); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// Pick chooses a member for new work described by k. It returns
+// ErrNoBackend if no member is eligible. Pick does not count the work:
+// callers that track it call Begin and End on the member.
+func (g *Group) Pick(k Key) (*Member, error) {
+	return g.snap.Load().pick(k)
+}
+
+// PickSticky is Pick for a client that was placed on member id before (by a
+// session cookie or a source-IP affinity entry). It returns that member if
+// it is still in the group, healthy, and in the tier now taking traffic —
+// even at weight 0, because draining lets existing sessions finish —
+// and otherwise a fresh pick. A forged or stale id can therefore only ever
+// yield a current member. Compare the result's ID with id to learn whether
+// the session held.
+func (g *Group) PickSticky(id string, k Key) (*Member, error) {
+	s := g.snap.Load()
+	if m := s.byID[id]; m != nil && m.sticky {
+		return m, nil
+	}
+	return s.pick(k)
+}
+
+func (s *snapshot) pick(k Key) (*Member, error) {
+	if s.picker == nil {
+		return nil, ErrNoBackend
+	}
+	if m := s.picker.Pick(k); m != nil {
+		return m, nil
+	}
+	return nil, ErrNoBackend
+}
+
+// Member returns the current view of member id.
+func (g *Group) Member(id string) (*Member, bool) {
+	m, ok := g.snap.Load().byID[id]
+	return m, ok
+}
+
+// Members returns every member, eligible or not, sorted by ID.
+func (g *Group) Members() []*Member {
+	return slices.Clone(g.snap.Load().members)
+}
+
+// Scheduler returns the group's scheduler.
+func (g *Group) Scheduler() Scheduler {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.sched
+}
+
+// Changed returns a channel that is closed at the next change of the
+// group. Watchers (a listener draining connections of removed members)
+// wait on it, then read Members and call Changed again.
+func (g *Group) Changed() <-chan struct{} {
+	return g.snap.Load().changed
+}
+
+// Add adds backends. An ID already in the group, a duplicate within
+// backends, or an invalid field refuses the whole call.
+func (g *Group) Add(backends ...Backend) error {
+	return g.change(func(next map[string]entry) error {
+		for _, b := range backends {
+			b, err := b.normalize()
+			if err != nil {
+				return err
+			}
+			if _, dup := next[b.ID]; dup {
+				return configErr("ID", b.ID, "already in the group")
+			}
+			next[b.ID] = entry{b: b, healthy: !g.startDown, stats: new(stats)}
+		}
+		return nil
+	})
+}
+
+// Remove removes members by ID. An unknown ID refuses the whole call with
+// ErrUnknownBackend.
+func (g *Group) Remove(ids ...string) error {
+	return g.change(func(next map[string]entry) error {
+		for _, id := range ids {
+			if _, ok := next[id]; !ok {
+				return unknown(id)
+			}
+			delete(next, id)
+		}
+		return nil
+	})
+}
+
+// SetWeight changes a member's weight (0–100; 0 drains it).
+func (g *Group) SetWeight(id string, weight int) error {
+	if weight < MinWeight || weight > MaxWeight {
+		return configErr("Weight", weight, "out of range 0–100")
+	}
+	return g.change(func(next map[string]entry) error {
+		e, ok := next[id]
+		if !ok {
+			return unknown(id)
+		}
+		e.b.Weight = weight
+		next[id] = e
+		return nil
+	})
+}
+
+// SetHealthy records a member's health: an unhealthy member gets no new
+// work until it is healthy again. Setting the state it already has is a
+// no-op that publishes nothing.
+func (g *Group) SetHealthy(id string, healthy bool) error {
+	g.mu.Lock()
+	e, ok := g.entries[id]
+	g.mu.Unlock()
+	if ok && e.healthy == healthy {
+		return nil
+	}
+	return g.change(func(next map[string]entry) error {
+		e, ok := next[id]
+		if !ok {
+			return unknown(id)
+		}
+		e.healthy = healthy
+		next[id] = e
+		return nil
+	})
+}
+
+// Replace makes backends the group's whole membership, as a configuration
+// reload does. Members whose ID and Addr stay keep their health and
+// counters; the others are added or removed.
+func (g *Group) Replace(backends []Backend) error {
+	return g.change(func(next map[string]entry) error {
+		old := maps.Clone(next)
+		clear(next)
+		for _, b := range backends {
+			b, err := b.normalize()
+			if err != nil {
+				return err
+			}
+			if _, dup := next[b.ID]; dup {
+				return configErr("ID", b.ID, "appears twice")
+			}
+			e, kept := old[b.ID]
+			if !kept || e.b.Addr != b.Addr {
+				e = entry{healthy: !g.startDown, stats: new(stats)}
+			}
+			e.b = b
+			next[b.ID] = e
+		}
+		return nil
+	})
+}
+
+// SetScheduler switches the group to another scheduler.
+func (g *Group) SetScheduler(s Scheduler) error {
+	if s == nil {
+		return configErr("Scheduler", "nil", "missing")
+	}
+	if v, ok := s.(validator); ok {
+		if err := v.Validate(); err != nil {
+			return err
+		}
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	snap, err := build(g.entries, s, g.failOpen)
+	if err != nil {
+		return err
+	}
+	g.sched = s
+	g.publish(snap)
+	return nil
+}
+
+// change applies edit to a copy of the configuration, builds the snapshot
+// and publishes both, or leaves everything as it was if either step fails.
+func (g *Group) change(edit func(next map[string]entry) error) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	next := maps.Clone(g.entries)
+	if err := edit(next); err != nil {
+		return err
+	}
+	snap, err := build(next, g.sched, g.failOpen)
+	if err != nil {
+		return err
+	}
+	g.entries = next
+	g.publish(snap)
+	return nil
+}
+
+// publish stores snap and wakes the watchers of the previous one. Called
+// with g.mu held.
+func (g *Group) publish(snap *snapshot) {
+	old := g.snap.Swap(snap)
+	close(old.changed)
+}
+
+// build makes a snapshot of entries.
+func build(entries map[string]entry, sched Scheduler, failOpen bool) (*snapshot, error) {
+	ids := slices.Sorted(maps.Keys(entries))
+	s := &snapshot{
+		members: make([]*Member, 0, len(ids)),
+		byID:    make(map[string]*Member, len(ids)),
+		changed: make(chan struct{}),
+	}
+	for _, id := range ids {
+		e := entries[id]
+		m := &Member{id: id, addr: e.b.Addr, weight: e.b.Weight, standby: e.b.Standby, healthy: e.healthy, stats: e.stats}
+		s.members = append(s.members, m)
+		s.byID[id] = m
+	}
+	eligible, standbyActive := choose(s.members, func(m *Member) bool { return m.healthy })
+	if len(eligible) == 0 && failOpen {
+		eligible, standbyActive = choose(s.members, func(*Member) bool { return true })
+		for _, m := range s.members {
+			m.sticky = !m.standby || standbyActive
+		}
+	} else {
+		for _, m := range s.members {
+			m.sticky = m.healthy && (!m.standby || standbyActive)
+		}
+	}
+	if len(eligible) > 0 {
+		p, err := sched.Build(eligible)
+		if err != nil {
+			return nil, err
+		}
+		if p == nil {
+			return nil, fmt.Errorf("balancer: scheduler %q built a nil Picker", sched.Name())
+		}
+		s.picker = p
+	}
+	return s, nil
+}
+
+// choose returns the members of weight > 0 that pass ok, from the primary
+// tier if it has any, else from the standby tier, and whether the standby
+// tier is the one taking traffic.
+func choose(members []*Member, ok func(*Member) bool) (eligible []*Member, standby bool) {
+	var primaries, standbys []*Member
+	for _, m := range members {
+		if m.weight == 0 || !ok(m) {
+			continue
+		}
+		if m.standby {
+			standbys = append(standbys, m)
+		} else {
+			primaries = append(primaries, m)
+		}
+	}
+	if len(primaries) > 0 {
+		return primaries, false
+	}
+	return standbys, len(standbys) > 0
+}
+
+func unknown(id string) error {
+	return fmt.Errorf("balancer: backend %q: %w", id, ErrUnknownBackend)
+}
+
+// String describes the group's members for logs and debugging.
+func (g *Group) String() string {
+	var b strings.Builder
+	b.WriteString("balancer.Group{")
+	for i, m := range g.snap.Load().members {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s(%s w=%d", m.id, m.addr, m.weight)
+		if m.standby {
+			b.WriteString(" standby")
+		}
+		if !m.healthy {
+			b.WriteString(" down")
+		}
+		b.WriteString(")")
+	}
+	b.WriteString("}")
+	return b.String()
+}

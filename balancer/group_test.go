@@ -1,0 +1,378 @@
+package balancer
+
+import (
+	"errors"
+	"net/netip"
+	"strings"
+	"testing"
+)
+
+func mustNew(t *testing.T, cfg Config, bs ...Backend) *Group {
+	t.Helper()
+	g, err := New(cfg, bs...)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return g
+}
+
+func be(id string, weight int) Backend {
+	return Backend{ID: id, Addr: "127.0.0.1:8080", Weight: weight}
+}
+
+var anyKey = Key{Src: netip.MustParseAddrPort("192.0.2.7:5000"), Dst: netip.MustParseAddrPort("192.0.2.1:80")}
+
+// picks returns how often each member was picked in n picks.
+func picks(t *testing.T, g *Group, n int) map[string]int {
+	t.Helper()
+	got := map[string]int{}
+	for i := range n {
+		m, err := g.Pick(anyKey)
+		if err != nil {
+			t.Fatalf("Pick(step %d): %v", i, err)
+		}
+		got[m.ID()]++
+	}
+	return got
+}
+
+func TestBackendValidation(t *testing.T) {
+	tests := []struct {
+		name    string
+		b       Backend
+		field   string
+		message string
+	}{
+		{"weight too high", Backend{Addr: "10.0.0.1:80", Weight: 101}, "Weight", `balancer: Weight 101: out of range 0–100`},
+		{"weight negative", Backend{Addr: "10.0.0.1:80", Weight: -1}, "Weight", `balancer: Weight -1: out of range 0–100`},
+		{"no port", Backend{Addr: "10.0.0.1", Weight: 1}, "Addr", `balancer: Addr "10.0.0.1": not host:port`},
+		{"port 0", Backend{Addr: "10.0.0.1:0", Weight: 1}, "Addr", `balancer: Addr "10.0.0.1:0": port out of range 1–65535`},
+		{"port 65536", Backend{Addr: "10.0.0.1:65536", Weight: 1}, "Addr", `balancer: Addr "10.0.0.1:65536": port out of range 1–65535`},
+		{"empty host", Backend{Addr: ":80", Weight: 1}, "Addr", `balancer: Addr ":80": empty host`},
+		{"long ID", Backend{ID: strings.Repeat("x", 257), Addr: "10.0.0.1:80", Weight: 1}, "ID", "longer than 256 bytes"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := New(Config{}, tt.b)
+			var ce *ConfigError
+			if !errors.As(err, &ce) {
+				t.Fatalf("New(%+v) = %v, want a *ConfigError", tt.b, err)
+			}
+			if ce.Field != tt.field || !strings.Contains(err.Error(), tt.message) {
+				t.Errorf("New(%+v) = %q (field %s), want field %s and %q", tt.b, err, ce.Field, tt.field, tt.message)
+			}
+		})
+	}
+}
+
+func TestIDDefaultsToAddr(t *testing.T) {
+	g := mustNew(t, Config{}, Backend{Addr: "[::1]:9000", Weight: 5})
+	if _, ok := g.Member("[::1]:9000"); !ok {
+		t.Errorf("member with empty ID not found by its address; members: %v", g)
+	}
+}
+
+func TestChangesAreAllOrNothing(t *testing.T) {
+	g := mustNew(t, Config{}, be("a", 100))
+	before := g.String()
+	tests := []struct {
+		name   string
+		change func() error
+		is     error
+	}{
+		{"Add with one bad", func() error { return g.Add(be("b", 100), be("c", 300)) }, nil},
+		{"Add duplicate in call", func() error { return g.Add(be("b", 100), be("b", 100)) }, nil},
+		{"Add existing", func() error { return g.Add(be("a", 50)) }, nil},
+		{"Remove with unknown", func() error { return g.Remove("a", "zz") }, ErrUnknownBackend},
+		{"SetWeight unknown", func() error { return g.SetWeight("zz", 10) }, ErrUnknownBackend},
+		{"SetWeight out of range", func() error { return g.SetWeight("a", 101) }, nil},
+		{"SetHealthy unknown", func() error { return g.SetHealthy("zz", false) }, ErrUnknownBackend},
+		{"Replace with bad", func() error { return g.Replace([]Backend{be("x", 1), {Addr: "nope"}}) }, nil},
+		{"Replace duplicate", func() error { return g.Replace([]Backend{be("x", 1), be("x", 2)}) }, nil},
+		{"SetScheduler bad table", func() error { return g.SetScheduler(Maglev{TableSize: 100}) }, nil},
+		{"SetScheduler nil", func() error { return g.SetScheduler(nil) }, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.change()
+			if err == nil {
+				t.Fatal("change succeeded, want an error")
+			}
+			if tt.is != nil && !errors.Is(err, tt.is) {
+				t.Errorf("error = %v, want errors.Is %v", err, tt.is)
+			}
+			if got := g.String(); got != before {
+				t.Errorf("group changed by a refused call: %s, was %s", got, before)
+			}
+		})
+	}
+	if g.Scheduler().Name() != NameWRR {
+		t.Errorf("scheduler = %s after refused SetScheduler, want wrr", g.Scheduler().Name())
+	}
+}
+
+func TestWeightZeroDrains(t *testing.T) {
+	g := mustNew(t, Config{}, be("a", 100), be("b", 100))
+	if err := g.SetWeight("a", 0); err != nil {
+		t.Fatal(err)
+	}
+	if got := picks(t, g, 100); got["a"] != 0 {
+		t.Errorf("drained member a picked %d times of 100", got["a"])
+	}
+	// A sticky client of a keeps it while it drains.
+	if m, err := g.PickSticky("a", anyKey); err != nil || m.ID() != "a" {
+		t.Errorf("PickSticky(a) while a drains = %v, %v; want a", id(m), err)
+	}
+	if err := g.SetWeight("b", 0); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := g.Pick(anyKey); !errors.Is(err, ErrNoBackend) {
+		t.Errorf("Pick with every member drained = %v, %v; want ErrNoBackend", id(m), err)
+	}
+}
+
+func TestPrimaryStandby(t *testing.T) {
+	g := mustNew(t, Config{},
+		Backend{ID: "primary", Addr: "127.0.0.1:1", Weight: 100},
+		Backend{ID: "standby", Addr: "127.0.0.1:2", Weight: 100, Standby: true})
+	steps := []struct {
+		name    string
+		change  func() error
+		want    string
+		sticky  string // PickSticky(standby) result
+		wantErr error
+	}{
+		{"primary healthy", nil, "primary", "primary", nil},
+		{"primary down", func() error { return g.SetHealthy("primary", false) }, "standby", "standby", nil},
+		{"primary back", func() error { return g.SetHealthy("primary", true) }, "primary", "primary", nil},
+		{"primary drained", func() error { return g.SetWeight("primary", 0) }, "standby", "standby", nil},
+		{"both down", func() error {
+			if err := g.SetWeight("primary", 100); err != nil {
+				return err
+			}
+			if err := g.SetHealthy("primary", false); err != nil {
+				return err
+			}
+			return g.SetHealthy("standby", false)
+		}, "", "", ErrNoBackend},
+		{"standby recovers first", func() error { return g.SetHealthy("standby", true) }, "standby", "standby", nil},
+		{"primary recovers", func() error { return g.SetHealthy("primary", true) }, "primary", "primary", nil},
+	}
+	for _, s := range steps {
+		if s.change != nil {
+			if err := s.change(); err != nil {
+				t.Fatalf("%s: %v", s.name, err)
+			}
+		}
+		for range 10 {
+			m, err := g.Pick(anyKey)
+			if !errors.Is(err, s.wantErr) || (err == nil && m.ID() != s.want) {
+				t.Fatalf("%s: Pick = %v, %v; want %q, %v", s.name, id(m), err, s.want, s.wantErr)
+			}
+		}
+		// A session on the standby returns to the primary when it is back.
+		m, err := g.PickSticky("standby", anyKey)
+		if !errors.Is(err, s.wantErr) || (err == nil && m.ID() != s.sticky) {
+			t.Fatalf("%s: PickSticky(standby) = %v, %v; want %q", s.name, id(m), err, s.sticky)
+		}
+	}
+}
+
+func TestPickSticky(t *testing.T) {
+	g := mustNew(t, Config{Scheduler: RoundRobin()}, be("a", 100), be("b", 100), be("c", 100))
+	if err := g.SetHealthy("c", false); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, id string
+		held     bool
+	}{
+		{"healthy member", "b", true},
+		{"unhealthy member", "c", false},
+		{"unknown", "zz", false},
+		{"empty", "", false},
+		{"forged with address", "127.0.0.1:8080", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for range 20 {
+				m, err := g.PickSticky(tt.id, anyKey)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if held := m.ID() == tt.id; held != tt.held {
+					t.Fatalf("PickSticky(%q) = %s; held = %v, want %v", tt.id, m.ID(), held, tt.held)
+				}
+				if m.ID() == "c" {
+					t.Fatalf("PickSticky(%q) fell back to unhealthy c", tt.id)
+				}
+			}
+		})
+	}
+	if err := g.Remove("b"); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := g.PickSticky("b", anyKey); m.ID() == "b" {
+		t.Error("PickSticky(b) after Remove(b) returned b")
+	}
+}
+
+func TestFailOpen(t *testing.T) {
+	for _, failOpen := range []bool{false, true} {
+		g := mustNew(t, Config{FailOpen: failOpen}, be("a", 100), be("b", 0))
+		if err := g.SetHealthy("a", false); err != nil {
+			t.Fatal(err)
+		}
+		m, err := g.Pick(anyKey)
+		switch {
+		case !failOpen && !errors.Is(err, ErrNoBackend):
+			t.Errorf("FailOpen=false, all unhealthy: Pick = %v, %v; want ErrNoBackend", id(m), err)
+		case failOpen && (err != nil || m.ID() != "a"):
+			t.Errorf("FailOpen=true, all unhealthy: Pick = %v, %v; want a (b has weight 0)", id(m), err)
+		}
+	}
+}
+
+func TestStartUnhealthy(t *testing.T) {
+	g := mustNew(t, Config{StartUnhealthy: true}, be("a", 100))
+	if _, err := g.Pick(anyKey); !errors.Is(err, ErrNoBackend) {
+		t.Fatalf("Pick before any health report = %v, want ErrNoBackend", err)
+	}
+	if err := g.SetHealthy("a", true); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := g.Pick(anyKey); err != nil || m.ID() != "a" {
+		t.Fatalf("Pick after SetHealthy(a, true) = %v, %v", id(m), err)
+	}
+}
+
+func TestReplaceKeepsState(t *testing.T) {
+	g := mustNew(t, Config{}, be("a", 100), Backend{ID: "b", Addr: "127.0.0.1:2", Weight: 100})
+	if err := g.SetHealthy("a", false); err != nil {
+		t.Fatal(err)
+	}
+	ma, _ := g.Member("a")
+	ma.Begin()
+	mb, _ := g.Member("b")
+	mb.Begin()
+	if err := g.Replace([]Backend{be("a", 50), {ID: "b", Addr: "127.0.0.1:3", Weight: 100}, be("c", 100)}); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := g.Member("a")
+	if a.Healthy() || a.Weight() != 50 || a.Active() != 1 {
+		t.Errorf("a after Replace: healthy=%v weight=%d active=%d; want false, 50, 1 (state kept)", a.Healthy(), a.Weight(), a.Active())
+	}
+	b, _ := g.Member("b")
+	if !b.Healthy() || b.Active() != 0 {
+		t.Errorf("b with a new Addr after Replace: healthy=%v active=%d; want a fresh member", b.Healthy(), b.Active())
+	}
+	if len(g.Members()) != 3 {
+		t.Errorf("Members() = %d, want 3", len(g.Members()))
+	}
+}
+
+func TestChanged(t *testing.T) {
+	g := mustNew(t, Config{}, be("a", 100))
+	ch := g.Changed()
+	select {
+	case <-ch:
+		t.Fatal("Changed closed before any change")
+	default:
+	}
+	if err := g.SetHealthy("a", true); err != nil { // no-op: already healthy
+		t.Fatal(err)
+	}
+	select {
+	case <-ch:
+		t.Fatal("Changed closed by a no-op SetHealthy")
+	default:
+	}
+	if err := g.SetWeight("a", 10); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ch:
+	default:
+		t.Fatal("Changed not closed after SetWeight")
+	}
+	if g.Changed() == ch {
+		t.Error("Changed returned the closed channel again")
+	}
+}
+
+func TestSetScheduler(t *testing.T) {
+	g := mustNew(t, Config{}, be("a", 90), be("b", 10))
+	if err := g.SetScheduler(RoundRobin()); err != nil {
+		t.Fatal(err)
+	}
+	if got := picks(t, g, 100); got["a"] != 50 || got["b"] != 50 {
+		t.Errorf("rr picks over 100 = %v, want 50/50", got)
+	}
+}
+
+func TestWeightedRoundRobinShares(t *testing.T) {
+	g := mustNew(t, Config{}, be("a", 5), be("b", 1), be("c", 1))
+	if got := picks(t, g, 700); got["a"] != 500 || got["b"] != 100 || got["c"] != 100 {
+		t.Errorf("wrr 5:1:1 over 700 picks = %v, want 500/100/100", got)
+	}
+}
+
+func TestLeastConnectionsPrefersIdle(t *testing.T) {
+	g := mustNew(t, Config{Scheduler: LeastConnections()}, be("busy", 100), be("idle", 100))
+	busy, _ := g.Member("busy")
+	for range 50 {
+		busy.Begin()
+	}
+	got := picks(t, g, 1000)
+	// Two draws pick "busy" only when both draws land on it: ~1/4.
+	if got["idle"] < 650 {
+		t.Errorf("wlc with busy=50 active, idle=0: picks = %v, want idle ≥ 650 of 1000", got)
+	}
+	for range 50 {
+		busy.End()
+	}
+	if busy.Active() != 0 || busy.Total() != 50 {
+		t.Errorf("busy Active=%d Total=%d, want 0 and 50", busy.Active(), busy.Total())
+	}
+}
+
+func TestParseScheduler(t *testing.T) {
+	for _, name := range []string{"wrr", "rr", "sch", "tch", "qch", "wlc"} {
+		s, err := ParseScheduler(name)
+		if err != nil || s.Name() != name {
+			t.Errorf("ParseScheduler(%q) = %v, %v", name, s, err)
+		}
+	}
+	_, err := ParseScheduler("lc")
+	var ce *ConfigError
+	if !errors.As(err, &ce) || ce.Field != "Scheduler" || !strings.Contains(err.Error(), `"lc"`) {
+		t.Errorf(`ParseScheduler("lc") = %v, want a ConfigError naming Scheduler "lc"`, err)
+	}
+}
+
+func TestAliasTable(t *testing.T) {
+	ms := members(1, 2, 3, 94)
+	prob, alias := aliasTable(ms)
+	p := &wlcPicker{members: ms, prob: prob, alias: alias}
+	counts := make([]int, len(ms))
+	// Walk the 32-bit spaces on a grid instead of drawing at random.
+	const steps = 1000
+	for i := range steps {
+		for j := range steps {
+			r := uint64(i)*(1<<32)/steps<<32 | uint64(j)*(1<<32)/steps
+			counts[p.sample(r)]++
+		}
+	}
+	for i, want := range []float64{0.01, 0.02, 0.03, 0.94} {
+		if got := float64(counts[i]) / (steps * steps); got < want-0.002 || got > want+0.002 {
+			t.Errorf("alias sample share of member %d = %.4f, want %.2f", i, got, want)
+		}
+	}
+}
+
+func id(m *Member) string {
+	if m == nil {
+		return "<nil>"
+	}
+	return m.ID()
+}

@@ -1,0 +1,204 @@
+package balancer
+
+import (
+	"fmt"
+	"math"
+	"math/big"
+	"math/bits"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+// HashBy selects what a Maglev scheduler hashes.
+type HashBy int
+
+const (
+	// HashSourceIP hashes the client address (sch): one client, one
+	// backend.
+	HashSourceIP HashBy = iota
+	// HashFourTuple hashes source and destination address and port
+	// (tch): one connection, one backend.
+	HashFourTuple
+	// HashConnID hashes the QUIC connection ID (qch), falling back to the
+	// four-tuple when a packet has none.
+	HashConnID
+)
+
+// DefaultTableSize is the Maglev lookup-table size used when
+// Maglev.TableSize is zero. It is prime and suits groups of up to about
+// 650 members (the paper's rule M > 100·N).
+const DefaultTableSize = 65537
+
+// maxTableSize bounds Maglev.TableSize (64 MiB of table).
+const maxTableSize = 1 << 24
+
+// Maglev is a consistent-hash scheduler built on [Maglev] lookup tables,
+// weighted, hashed with xxhash: sch, tch or qch depending on By.
+//
+// Each snapshot fills a table of TableSize slots: every member walks its
+// own permutation of the slots (offset and skip from the xxhash of its
+// ID) and claims free slots in turn, members of weight w claiming w turns
+// for every MaxWeight-weight turn of the heaviest. A pick hashes the key
+// and reads one slot. Members therefore own slots in proportion to weight,
+// and when a member joins or leaves only a little more than its own share
+// of keys moves.
+//
+// Members are ordered by ID before the table is built, and the slot
+// permutation depends only on the ID, so every process builds the same
+// table from the same members and weights. This ordering and the hash of
+// the ID are frozen: changing them would move keys on upgrade.
+//
+// The zero value is the sch scheduler with the default table size.
+//
+// [Maglev]: https://research.google/pubs/maglev-a-fast-and-reliable-software-network-load-balancer/
+type Maglev struct {
+	// By selects the key: HashSourceIP (sch), HashFourTuple (tch) or
+	// HashConnID (qch).
+	By HashBy
+	// TableSize is the number of lookup slots M. It must be prime, at
+	// most 16777216, and at least the number of members. The paper
+	// advises M > 100·N (N members) for even shares. Larger tables also
+	// move fewer extra keys when a member leaves: with 100 members,
+	// removing one moves about 1.55 × its own share at M = 65537 and
+	// 1.14 × at M = 655373, at the cost of 4 bytes a slot and a longer
+	// build. If zero, DefaultTableSize (65537) is used.
+	TableSize int
+}
+
+// Name returns "sch", "tch" or "qch".
+func (s Maglev) Name() string {
+	switch s.By {
+	case HashFourTuple:
+		return NameTCH
+	case HashConnID:
+		return NameQCH
+	}
+	return NameSCH
+}
+
+func (s Maglev) size() int {
+	if s.TableSize == 0 {
+		return DefaultTableSize
+	}
+	return s.TableSize
+}
+
+// Validate checks By and TableSize.
+func (s Maglev) Validate() error {
+	if s.By < HashSourceIP || s.By > HashConnID {
+		return configErr("HashBy", int(s.By), "unknown")
+	}
+	m := s.size()
+	if m < 2 || m > maxTableSize {
+		return configErr("TableSize", m, "out of range 2–16777216")
+	}
+	if !big.NewInt(int64(m)).ProbablyPrime(0) { // exact below 2^64
+		return configErr("TableSize", m, "not prime")
+	}
+	return nil
+}
+
+// Build fills the lookup table for members.
+func (s Maglev) Build(members []*Member) (Picker, error) {
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	m := s.size()
+	if len(members) > m {
+		return nil, configErr("TableSize", m, fmt.Sprintf("smaller than the %d members", len(members)))
+	}
+	p := &maglevPicker{
+		members: append([]*Member(nil), members...),
+		table:   maglevTable(members, m),
+		size:    uint64(m),
+		by:      s.By,
+	}
+	return p, nil
+}
+
+type maglevPicker struct {
+	members []*Member
+	table   []uint32 // slot → index into members
+	size    uint64
+	by      HashBy
+}
+
+func (p *maglevPicker) Pick(k Key) *Member {
+	var h uint64
+	switch p.by {
+	case HashSourceIP:
+		h = k.SourceIPHash()
+	case HashFourTuple:
+		h = k.FourTupleHash()
+	default:
+		h = k.ConnIDHash()
+	}
+	return p.members[p.table[slot(h, p.size)]]
+}
+
+// slot maps a 64-bit hash onto [0, m) by multiplication (Lemire's
+// reduction), which is faster than a division and as uniform.
+func slot(h, m uint64) uint64 {
+	hi, _ := bits.Mul64(h, m)
+	return hi
+}
+
+// maglevTable populates a weighted Maglev table of size m (prime, ≥
+// len(members)).
+func maglevTable(members []*Member, m int) []uint32 {
+	const empty = math.MaxUint32
+	n := len(members)
+	pos := make([]uint64, n)  // current slot in member i's permutation
+	skip := make([]uint64, n) // step of member i's permutation, 1..m-1
+	credit := make([]int, n)
+	maxW := 0
+	for i, mem := range members {
+		h1 := xxhash.Sum64String(mem.id)
+		h2 := mix64(h1)
+		pos[i] = h1 % uint64(m)
+		skip[i] = h2%uint64(m-1) + 1
+		maxW = max(maxW, mem.weight)
+	}
+	table := make([]uint32, m)
+	for i := range table {
+		table[i] = empty
+	}
+	for filled := 0; ; {
+		for i, mem := range members {
+			// A member of weight w takes a turn w times in maxW rounds.
+			credit[i] += mem.weight
+			if credit[i] < maxW {
+				continue
+			}
+			credit[i] -= maxW
+			c := pos[i]
+			for table[c] != empty {
+				c = advance(c, skip[i], uint64(m))
+			}
+			table[c] = uint32(i)
+			pos[i] = advance(c, skip[i], uint64(m))
+			if filled++; filled == m {
+				return table
+			}
+		}
+	}
+}
+
+func advance(c, skip, m uint64) uint64 {
+	c += skip
+	if c >= m {
+		c -= m
+	}
+	return c
+}
+
+// mix64 is the splitmix64 finalizer; it derives the permutation's skip
+// from the same ID hash as its offset.
+func mix64(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x
+}

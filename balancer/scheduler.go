@@ -1,0 +1,117 @@
+package balancer
+
+import (
+	"encoding/binary"
+	"net/netip"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+// Key is the input of a pick: what the caller knows about the connection,
+// request or datagram being placed. Schedulers use what they need and
+// ignore the rest. A Key is a small value; building one allocates nothing.
+type Key struct {
+	// Src is the client's address and port.
+	Src netip.AddrPort
+	// Dst is the address and port the client connected to.
+	Dst netip.AddrPort
+	// ConnID is a QUIC destination connection ID, or nil. The qch
+	// scheduler hashes it; it is not retained after the pick.
+	ConnID []byte
+}
+
+// SourceIPHash returns the hash the sch scheduler uses: xxhash of the
+// source address in its 16-byte form, so an IPv4 address and its
+// IPv4-mapped IPv6 form hash alike.
+func (k Key) SourceIPHash() uint64 {
+	a := k.Src.Addr().As16()
+	return xxhash.Sum64(a[:])
+}
+
+// FourTupleHash returns the hash the tch scheduler uses: xxhash of source
+// address, destination address, source port and destination port.
+func (k Key) FourTupleHash() uint64 {
+	var b [36]byte
+	s, d := k.Src.Addr().As16(), k.Dst.Addr().As16()
+	copy(b[0:16], s[:])
+	copy(b[16:32], d[:])
+	binary.BigEndian.PutUint16(b[32:], k.Src.Port())
+	binary.BigEndian.PutUint16(b[34:], k.Dst.Port())
+	return xxhash.Sum64(b[:])
+}
+
+// ConnIDHash returns the hash the qch scheduler uses: xxhash of ConnID, or
+// FourTupleHash when ConnID is empty (a packet with no connection ID).
+func (k Key) ConnIDHash() uint64 {
+	if len(k.ConnID) == 0 {
+		return k.FourTupleHash()
+	}
+	return xxhash.Sum64(k.ConnID)
+}
+
+// A Scheduler turns a group's eligible members into a Picker. The group
+// calls Build on every change of membership, weight or health — never
+// concurrently for one group, and never on the pick path — and publishes
+// the Picker it returns as part of an immutable snapshot.
+//
+// Implement Scheduler to plug in your own policy, and check it with
+// balancertest.TestScheduler.
+type Scheduler interface {
+	// Name returns the scheduler's configuration name, such as "wrr".
+	Name() string
+	// Build returns a Picker over members. members is non-empty, sorted
+	// by ID, and every member in it has weight > 0 and may take new work.
+	// Build must not retain or modify the slice after it returns unless it
+	// copies it; the Members themselves may be kept. An error refuses the
+	// change that led to the build, which the group then does not apply.
+	Build(members []*Member) (Picker, error)
+}
+
+// A Picker chooses one member per pick. Pick is called concurrently from
+// many goroutines and must be safe for that; it should not lock or
+// allocate. It must return one of the members its Build was given, or nil
+// if it cannot choose (the group then reports ErrNoBackend).
+type Picker interface {
+	Pick(k Key) *Member
+}
+
+// validator is implemented by schedulers with parameters to check before
+// any member exists (Maglev's table size).
+type validator interface {
+	Validate() error
+}
+
+// Names of the built-in schedulers, as in the CLB API.
+const (
+	NameWRR = "wrr" // smooth weighted round robin
+	NameRR  = "rr"  // round robin
+	NameSCH = "sch" // consistent hash of the source IP
+	NameTCH = "tch" // consistent hash of the four-tuple
+	NameQCH = "qch" // consistent hash of the QUIC connection ID
+	NameWLC = "wlc" // weighted least connections
+)
+
+// ParseScheduler returns the built-in scheduler for a CLB scheduler name:
+// "wrr", "rr", "sch", "tch", "qch" or "wlc". Hash schedulers get the
+// default Maglev table size.
+func ParseScheduler(name string) (Scheduler, error) {
+	switch name {
+	case NameWRR:
+		return WeightedRoundRobin(), nil
+	case NameRR:
+		return RoundRobin(), nil
+	case NameSCH:
+		return Maglev{By: HashSourceIP}, nil
+	case NameTCH:
+		return Maglev{By: HashFourTuple}, nil
+	case NameQCH:
+		return Maglev{By: HashConnID}, nil
+	case NameWLC:
+		return LeastConnections(), nil
+	}
+	return nil, configErr("Scheduler", name, "unknown; want wrr, rr, sch, tch, qch or wlc")
+}
+
+// cacheLinePad keeps a hot atomic counter off the cache line of read-only
+// fields next to it.
+type cacheLinePad [64]byte
