@@ -15,7 +15,7 @@ type fakeClock struct{ offset atomic.Int64 }
 
 var clockBase = time.Now()
 
-func (c *fakeClock) Now() time.Time           { return clockBase.Add(time.Duration(c.offset.Load())) }
+func (c *fakeClock) Now() time.Time          { return clockBase.Add(time.Duration(c.offset.Load())) }
 func (c *fakeClock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
 
 // rfc5077Cache keeps a client's old ticket when the server sends an empty
