@@ -10,7 +10,9 @@
 // letter or digit ([RFC 1123] §2.1); at most 253 characters ([RFC 1035]
 // §2.3.4); '*' only as a leading "*.". Case is folded and one trailing dot
 // is dropped, so "WWW.Example.COM." and "www.example.com" are the same
-// pattern. Internationalized names are given in their "xn--" form.
+// pattern. Internationalized names are given in their "xn--" form. An
+// IPv4 literal passes (its labels are digits) and matches a Host header
+// exactly, but clients never send one as SNI ([RFC 6066] §3).
 //
 // Two decisions follow nginx and Traefik rather than the letter of any
 // RFC:

@@ -10,7 +10,8 @@ import (
 // "Domain" (or "Certificate"), Value the input as given, Reason why. Every
 // error returned by ParseDomain, Table and Selector writers is a
 // *ConfigError, except an error returned by the caller's own Update
-// function, which is passed through. Test with errors.As.
+// function, which is passed through, and the error of a Batch used after
+// its Update returned. Test with errors.As.
 type ConfigError = cfgerr.Error
 
 // ErrNoCertificate is returned (wrapped) by [Selector.GetCertificate] when

@@ -122,3 +122,23 @@ func oracle(domains []sni.Domain, name string) (string, bool) {
 	}
 	return best, best != ""
 }
+
+// FuzzStripPort checks that StripPort never panics and returns a part of
+// its input that a port-free host passes through unchanged.
+func FuzzStripPort(f *testing.F) {
+	for _, s := range []string{"example.com:8080", "[::1]:443", "[::1", "::1", "a:b:c", ":", "[]", "example.com"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, hostport string) {
+		h := sni.StripPort(hostport)
+		if !strings.Contains(hostport, h) {
+			t.Fatalf("StripPort(%q) = %q, not part of the input", hostport, h)
+		}
+		if !strings.ContainsAny(hostport, ":[") && h != hostport {
+			t.Fatalf("StripPort(%q) = %q, want it unchanged", hostport, h)
+		}
+		if d, err := sni.ParseDomain(h); err == nil && !d.Matches(sni.StripPort(h+":1")) {
+			t.Fatalf("StripPort(%q) does not strip the port", h+":1")
+		}
+	})
+}
