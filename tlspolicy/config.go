@@ -13,6 +13,7 @@ import "crypto/tls"
 // allows TLS 1.3, Go enables TLS_AES_128_GCM_SHA256, TLS_AES_256_GCM_SHA384
 // and TLS_CHACHA20_POLY1305_SHA256, and nothing else.
 func (p *Policy) Apply(cfg *tls.Config) {
+	p = p.orDefault()
 	cfg.MinVersion = p.Versions[0]
 	cfg.MaxVersion = p.Versions[len(p.Versions)-1]
 	cfg.CipherSuites = p.CipherSuiteIDs()

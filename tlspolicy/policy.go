@@ -30,8 +30,9 @@ const MaxCustomSuites = 32
 // Suites keeps every entry the policy names, including those crypto/tls
 // cannot offer (Support == NotOffered); Apply only ever configures what Go
 // can do. A Policy returned by this package is a fresh copy: changing it
-// does not change the built-in table. Most callers want Lookup and then
-// Config. A Policy is safe for concurrent reads.
+// does not change the built-in table. The zero Policy (or a nil *Policy,
+// or one without Versions) stands for DefaultPolicy. Most callers want
+// Lookup and then Config. A Policy is safe for concurrent reads.
 type Policy struct {
 	Name     string   // e.g. "tls_cipher_policy_1_2"
 	Versions []uint16 // allowed TLS versions, ascending (tls.VersionTLS10…tls.VersionTLS13)
@@ -244,17 +245,25 @@ func (p *Policy) hasSuite(name string) bool {
 
 // AllowsVersion reports whether the policy allows TLS version v
 // (tls.VersionTLS10…tls.VersionTLS13).
-func (p *Policy) AllowsVersion(v uint16) bool { return slices.Contains(p.Versions, v) }
+func (p *Policy) AllowsVersion(v uint16) bool { return slices.Contains(p.orDefault().Versions, v) }
 
 // AllowsSuite reports whether the policy lists the cipher suite with the
 // given OpenSSL name, whether or not Go can offer it.
-func (p *Policy) AllowsSuite(name string) bool { return p.hasSuite(name) }
+func (p *Policy) AllowsSuite(name string) bool { return p.orDefault().hasSuite(name) }
+
+// orDefault maps the zero Policy to the default one.
+func (p *Policy) orDefault() *Policy {
+	if p == nil || len(p.Versions) == 0 {
+		return builtin[0]
+	}
+	return p
+}
 
 // CipherSuiteIDs returns the crypto/tls IDs of the policy's configurable
 // (TLS 1.0–1.2) suites: the value Apply puts in tls.Config.CipherSuites.
 func (p *Policy) CipherSuiteIDs() []uint16 {
 	ids := []uint16{}
-	for _, s := range p.Suites {
+	for _, s := range p.orDefault().Suites {
 		if s.Support == Configurable {
 			ids = append(ids, s.ID)
 		}
@@ -265,7 +274,7 @@ func (p *Policy) CipherSuiteIDs() []uint16 {
 // Unsupported returns the policy's entries that crypto/tls cannot offer.
 func (p *Policy) Unsupported() []Suite {
 	var out []Suite
-	for _, s := range p.Suites {
+	for _, s := range p.orDefault().Suites {
 		if s.Support == NotOffered {
 			out = append(out, s.clone())
 		}
@@ -276,6 +285,7 @@ func (p *Policy) Unsupported() []Suite {
 // String returns the policy name and its versions, e.g.
 // "tls_cipher_policy_1_1 (TLS 1.1, TLS 1.2)".
 func (p *Policy) String() string {
+	p = p.orDefault()
 	vs := make([]string, len(p.Versions))
 	for i, v := range p.Versions {
 		vs[i] = tls.VersionName(v)

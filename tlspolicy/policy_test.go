@@ -198,3 +198,41 @@ func TestCustomPolicyHandshake(t *testing.T) {
 		t.Fatal("AES128-SHA accepted by a 3DES-only policy")
 	}
 }
+
+func TestZeroPolicyIsDefault(t *testing.T) {
+	var zero tlspolicy.Policy
+	var cfg tls.Config
+	zero.Apply(&cfg)
+	def := tlspolicy.Default()
+	if cfg.MinVersion != tls.VersionTLS10 || !slices.Equal(cfg.CipherSuites, def.CipherSuiteIDs()) {
+		t.Fatalf("zero Policy applied %x, %v; want the default", cfg.MinVersion, cfg.CipherSuites)
+	}
+	var nilp *tlspolicy.Policy
+	if nilp.String() != def.String() || !nilp.AllowsSuite("DES-CBC3-SHA") || len(nilp.Unsupported()) != 3 {
+		t.Fatal("nil *Policy does not stand for the default")
+	}
+}
+
+// TestGoDefaultsRefuseLegacy shows that without a policy crypto/tls refuses
+// TLS 1.0, RSA key exchange and 3DES (no GODEBUG is set), so the matrix's
+// successes for those cells come from Apply alone.
+func TestGoDefaultsRefuseLegacy(t *testing.T) {
+	f := pki(t)
+	addr := startServer(t, &tls.Config{Certificates: []tls.Certificate{f.rsa}}, nil)
+	for _, tc := range []struct {
+		name    string
+		version uint16
+		suite   uint16
+	}{
+		{"TLS 1.0", tls.VersionTLS10, tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA},
+		{"TLS 1.1", tls.VersionTLS11, tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA},
+		{"AES128-SHA", tls.VersionTLS12, tls.TLS_RSA_WITH_AES_128_CBC_SHA},
+		{"DES-CBC3-SHA", tls.VersionTLS12, tls.TLS_RSA_WITH_3DES_EDE_CBC_SHA},
+	} {
+		cli := f.clientConfig()
+		cli.MinVersion, cli.MaxVersion, cli.CipherSuites = tc.version, tc.version, []uint16{tc.suite}
+		if _, err := handshake(addr, cli); err == nil {
+			t.Errorf("%s accepted by a server without a policy; is GODEBUG (%q) set?", tc.name, os.Getenv("GODEBUG"))
+		}
+	}
+}
