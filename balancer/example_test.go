@@ -17,6 +17,9 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
+	// Any 7 consecutive picks hold each member in proportion to its
+	// weight, interleaved (a a b a c a a, from a random point of the cycle).
+	counts := map[string]int{}
 	for range 7 {
 		m, err := g.Pick(balancer.Key{})
 		if err != nil {
@@ -24,11 +27,11 @@ func Example() {
 			return
 		}
 		m.Begin() // a connection to m starts …
-		fmt.Print(m.ID(), " ")
+		counts[m.ID()]++
 		m.End() // … and ends
 	}
-	fmt.Println()
-	// Output: a a b a c a a
+	fmt.Println(counts)
+	// Output: map[a:5 b:1 c:1]
 }
 
 func ExampleParseScheduler() {

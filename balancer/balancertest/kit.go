@@ -32,7 +32,8 @@ type Options struct {
 	Tolerance float64
 	// Picks is the number of picks of the weights check. If zero, 60000.
 	Picks int
-	// Timeout bounds each check. If zero, 20s.
+	// Timeout bounds each check, to catch a deadlock rather than to time
+	// anything. If zero, 60s.
 	Timeout time.Duration
 }
 
@@ -44,7 +45,7 @@ func (o Options) withDefaults() Options {
 		o.Picks = 60000
 	}
 	if o.Timeout == 0 {
-		o.Timeout = 20 * time.Second
+		o.Timeout = 60 * time.Second
 	}
 	return o
 }
@@ -381,7 +382,7 @@ func checkConcurrent(newScheduler func() balancer.Scheduler, _ Options) (problem
 		})
 	}
 	r := rand.New(rand.NewPCG(6, 7))
-	for i := range 120 {
+	for i := range 80 {
 		b := bs[r.IntN(len(bs))]
 		var err error
 		switch i % 4 {
