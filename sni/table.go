@@ -46,18 +46,19 @@ type entry[V any] struct {
 }
 
 // snapshot is an immutable table state. exact is keyed by the name, wild by
-// the wildcard's suffix ("example.com" for "*.example.com"); wildLens has
-// bit l set if some wildcard suffix is l bytes long, so a lookup skips
-// hashing suffixes no wildcard can have.
+// the wildcard's suffix ("example.com" for "*.example.com"). exactLens and
+// wildLens record the key lengths present, so a lookup skips hashing a name
+// or suffix no key can equal.
 type snapshot[V any] struct {
-	exact    map[string]*entry[V]
-	wild     map[string]*entry[V]
-	wildLens [4]uint64
+	exact, wild         map[string]*entry[V]
+	exactLens, wildLens lenSet
 }
 
-func (s *snapshot[V]) hasWildLen(l int) bool {
-	return s.wildLens[l>>6]&(1<<(l&63)) != 0
-}
+// lenSet is a set of lengths 0–255 (names are at most 253 bytes).
+type lenSet [4]uint64
+
+func (s *lenSet) add(l int)      { s[l>>6&3] |= 1 << (l & 63) }
+func (s *lenSet) has(l int) bool { return s[l>>6&3]&(1<<(l&63)) != 0 }
 
 // Match returns the value bound to the pattern that best matches the host
 // name, and whether one matched. The name is matched case-insensitively,
@@ -92,15 +93,17 @@ func (t *Table[V]) lookup(name string) *entry[V] {
 	if !ok {
 		return nil
 	}
-	if e, ok := s.exact[string(buf[:n])]; ok {
-		return e
+	if s.exactLens.has(n) {
+		if e, ok := s.exact[string(buf[:n])]; ok {
+			return e
+		}
 	}
 	// Narrowest first: the suffix after the leftmost dot is the longest.
 	for i := 0; i < n; i++ {
 		if buf[i] != '.' {
 			continue
 		}
-		if !s.hasWildLen(n - i - 1) {
+		if !s.wildLens.has(n - i - 1) {
 			continue
 		}
 		if e, ok := s.wild[string(buf[i+1:n])]; ok {
@@ -201,8 +204,11 @@ func (t *Table[V]) update(check func(Domain, V) error, fn func(b *Batch[V]) erro
 		return nil
 	}
 	s := &snapshot[V]{exact: b.exact, wild: b.wild}
+	for k := range s.exact {
+		s.exactLens.add(len(k))
+	}
 	for k := range s.wild {
-		s.wildLens[len(k)>>6] |= 1 << (len(k) & 63)
+		s.wildLens.add(len(k))
 	}
 	t.snap.Store(s)
 	return nil
