@@ -132,3 +132,20 @@ func ExampleGroup_Replace() {
 	// balancer: Weight 101: out of range 0–100
 	// balancer.Group{a(127.0.0.1:8001 w=100)}
 }
+
+func ExampleGroup_PickNext() {
+	g, _ := balancer.New(balancer.Config{Scheduler: balancer.Maglev{}},
+		balancer.Backend{ID: "a", Addr: "127.0.0.1:8001", Weight: 100},
+		balancer.Backend{ID: "b", Addr: "127.0.0.1:8002", Weight: 100},
+	)
+	k := balancer.Key{Src: netip.MustParseAddrPort("192.0.2.10:40000")}
+	first, _ := g.Pick(k)
+	// Connecting to first failed: the same key now gets the other member.
+	next, _ := g.PickNext(k, []*balancer.Member{first})
+	fmt.Println(first.ID() != next.ID())
+	_, err := g.PickNext(k, []*balancer.Member{first, next})
+	fmt.Println(err)
+	// Output:
+	// true
+	// balancer: no backend available
+}

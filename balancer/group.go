@@ -65,8 +65,9 @@ type entry struct {
 
 // snapshot is what picks read: immutable once published.
 type snapshot struct {
-	members []*Member // every member, sorted by ID
-	byID    map[string]*Member
+	members  []*Member // every member, sorted by ID
+	eligible []*Member // those the picker was built with
+	byID     map[string]*Member
 	picker  Picker // nil when nothing is eligible
 	changed chan struct{}
 }
@@ -114,6 +115,44 @@ func (g *Group) PickSticky(id string, k Key) (*Member, error) {
 		return m, nil
 	}
 	return s.pick(k)
+}
+
+// PickNext chooses a member for k that is not in tried, for a caller
+// whose connection to each tried member failed (HAProxy's redispatch). It
+// asks the scheduler first and, if that keeps answering with tried members
+// (as a hash scheduler does for the same key), takes the next untried
+// eligible member after the last one in tried, in ID order. It returns
+// ErrNoBackend when every eligible member has been tried.
+func (g *Group) PickNext(k Key, tried []*Member) (*Member, error) {
+	s := g.snap.Load()
+	if len(tried) == 0 {
+		return s.pick(k)
+	}
+	isTried := func(m *Member) bool {
+		for _, t := range tried {
+			if t.id == m.id {
+				return true
+			}
+		}
+		return false
+	}
+	for range 4 {
+		m, err := s.pick(k)
+		if err != nil {
+			return nil, err
+		}
+		if !isTried(m) {
+			return m, nil
+		}
+	}
+	last := tried[len(tried)-1].id
+	start, _ := slices.BinarySearchFunc(s.eligible, last, func(m *Member, id string) int { return strings.Compare(m.id, id) })
+	for i := range s.eligible {
+		if m := s.eligible[(start+i)%len(s.eligible)]; !isTried(m) {
+			return m, nil
+		}
+	}
+	return nil, ErrNoBackend
 }
 
 func (s *snapshot) pick(k Key) (*Member, error) {
@@ -326,6 +365,7 @@ func build(entries map[string]entry, sched Scheduler, failOpen bool) (*snapshot,
 			return nil, fmt.Errorf("balancer: scheduler %q built a nil Picker", sched.Name())
 		}
 		s.picker = p
+		s.eligible = eligible
 	}
 	return s, nil
 }

@@ -376,3 +376,31 @@ func id(m *Member) string {
 	}
 	return m.ID()
 }
+
+func TestPickNext(t *testing.T) {
+	for _, sched := range []Scheduler{WeightedRoundRobin(), Maglev{}, Maglev{By: HashFourTuple}, LeastConnections()} {
+		t.Run(sched.Name(), func(t *testing.T) {
+			g := mustNew(t, Config{Scheduler: sched}, be("a", 100), be("b", 100), be("c", 100),
+				Backend{ID: "s", Addr: "127.0.0.1:9", Weight: 100, Standby: true})
+			var tried []*Member
+			seen := map[string]bool{}
+			for step := range 3 {
+				m, err := g.PickNext(anyKey, tried)
+				if err != nil {
+					t.Fatalf("PickNext(step %d, tried %d): %v", step, len(tried), err)
+				}
+				if seen[m.ID()] {
+					t.Fatalf("PickNext(step %d) = %s, already tried", step, m.ID())
+				}
+				if m.Standby() {
+					t.Fatalf("PickNext(step %d) = standby %s while primaries remain", step, m.ID())
+				}
+				seen[m.ID()] = true
+				tried = append(tried, m)
+			}
+			if m, err := g.PickNext(anyKey, tried); !errors.Is(err, ErrNoBackend) {
+				t.Errorf("PickNext with every primary tried = %v, %v; want ErrNoBackend", id(m), err)
+			}
+		})
+	}
+}
