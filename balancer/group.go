@@ -68,8 +68,8 @@ type snapshot struct {
 	members  []*Member // every member, sorted by ID
 	eligible []*Member // those the picker was built with
 	byID     map[string]*Member
-	picker  Picker // nil when nothing is eligible
-	changed chan struct{}
+	picker   Picker // nil when nothing is eligible
+	changed  chan struct{}
 }
 
 // New returns a group with the given members.
