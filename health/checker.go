@@ -1,0 +1,569 @@
+package health
+
+import (
+	"context"
+	"maps"
+	"math/rand/v2"
+	"net"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// StatusSetter receives health changes. It is the one method of
+// *balancer.Group that a Checker needs, defined here so that health does
+// not depend on balancer (as Traefik's healthcheck.StatusSetter).
+// SetHealthy is called from the Checker's goroutines, one call at a time.
+type StatusSetter interface {
+	SetHealthy(id string, healthy bool) error
+}
+
+// Target is one backend to check.
+type Target struct {
+	// ID names the backend in SetHealthy calls and events; use the
+	// balancer member's ID. If empty, Addr is used. At most 256 bytes.
+	ID string
+	// Addr is the backend's address, host:port with port 1–65535.
+	// Config.Port, if set, replaces the port for probes.
+	Addr string
+}
+
+// State is a target's health as the active probes see it.
+type State int
+
+// The states of a target.
+const (
+	// StatePending: no probe has finished yet. A pending target is not
+	// healthy, but the first probe decides its state on its own.
+	StatePending State = iota
+	// StateHealthy: the last UnhealthyThreshold probes did not all fail.
+	StateHealthy
+	// StateUnhealthy: the last HealthyThreshold probes did not all pass.
+	StateUnhealthy
+)
+
+// String returns "pending", "healthy" or "unhealthy".
+func (s State) String() string {
+	switch s {
+	case StatePending:
+		return "pending"
+	case StateHealthy:
+		return "healthy"
+	case StateUnhealthy:
+		return "unhealthy"
+	}
+	return "State(" + strconv.Itoa(int(s)) + ")"
+}
+
+// Status is a snapshot of one target's health.
+type Status struct {
+	Target
+	State        State     // as the active probes see it
+	Ejected      bool      // ejected by passive checking
+	EjectedUntil time.Time // when the ejection ends, if Ejected
+	Healthy      bool      // State == StateHealthy && !Ejected: what the StatusSetter was told
+	Passes       int       // consecutive passed probes
+	Failures     int       // consecutive failed probes
+	Probes       int       // probes counted since the target was added
+	LastErr      error     // the last probe's error, nil if it passed
+}
+
+// Event is one change of a target's health: a state change of the active
+// checks, an ejection, or the end of one.
+type Event struct {
+	Target
+	From, To State     // active state before and after; equal for ejections
+	Healthy  bool      // health after the event, as the StatusSetter was told
+	Ejected  bool      // whether the target is ejected after the event
+	Reason   string    // "timeout", "connection refused", "status 500", "passed 3 checks", "ejected for 30s after 5 failures", "ejection ended", …
+	Err      error     // the probe error that caused the change, if any
+	Count    int       // consecutive results that caused the change
+	At       time.Time // when the change happened
+	SetErr   error     // what the StatusSetter returned, if it was called
+}
+
+// Result is the outcome of one probe run by CheckNow.
+type Result struct {
+	Target
+	Err     error  // nil if the probe passed
+	Reason  string // "ok", or the failure in brief, as in Event.Reason
+	State   State  // the target's state after counting this probe
+	Healthy bool   // the target's health after counting this probe
+}
+
+// Checker probes a group's backends and reports their health.
+//
+// Every Config.Interval it probes each target (TCP connect, HTTP request,
+// UDP exchange or your Probe), with a per-target random offset so that
+// probes do not align. A target changes state only after
+// Config.HealthyThreshold consecutive passes or Config.UnhealthyThreshold
+// consecutive failures, as in HAProxy; a new target is pending until its
+// first probe, as in Envoy (or healthy, with Config.StartHealthy). The
+// listener can also report real connection failures (ReportFailure), which
+// eject a target for a while once Config.Passive.Failures of them come in a
+// row. Every change of health reaches Config.Setter and Config.OnChange.
+//
+// The zero Checker is not usable; create one with New, keep it current with
+// SetTargets, run it with Start and end it with Stop. CheckNow runs one
+// round of probes synchronously, for tests and for callers that schedule
+// probes themselves.
+//
+// New and SetTargets return a *ConfigError for a refused value; Start
+// returns ErrStopped after Stop. Probe failures are not returned but
+// reported in Events, Results and Status.
+//
+// A Checker is safe for concurrent use and must not be copied.
+type Checker struct {
+	cfg       Config
+	probe     Probe
+	closeIdle func()
+	now       func() time.Time
+	sem       chan struct{} // bounds the probes in flight
+	wake      chan struct{} // pokes the loop after a change
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup // the loop, probes, deliveries
+
+	mu         sync.Mutex
+	rnd        *rand.Rand
+	targets    map[string]*target
+	ids        []string // sorted keys of targets
+	started    bool
+	stopped    bool
+	queue      []note
+	delivering bool
+}
+
+// target is the state of one target. Fields are guarded by Checker.mu.
+type target struct {
+	Target
+	probeAddr string
+	state     State
+	passes    int
+	fails     int
+	probes    int
+	lastErr   error
+	told      told
+	next      time.Time // next scheduled probe
+	running   bool      // a scheduled probe is in flight
+
+	passiveFails int
+	ejections    int // ejections in a row, for the growing eject time
+	ejected      bool
+	ejectedUntil time.Time
+}
+
+// told is what the StatusSetter last heard about a target.
+type told int8
+
+const (
+	toldNothing told = iota
+	toldHealthy
+	toldUnhealthy
+)
+
+// note is a queued event; set says whether to call the StatusSetter.
+type note struct {
+	ev  Event
+	set bool
+}
+
+// New returns a Checker for cfg and the given targets. It validates
+// everything, returning a *ConfigError for the first refused value. The
+// Checker does not probe until Start (or CheckNow).
+func New(cfg Config, targets ...Target) (*Checker, error) {
+	cfg, err := cfg.normalize()
+	if err != nil {
+		return nil, err
+	}
+	c := &Checker{
+		cfg:     cfg,
+		now:     cfg.Now,
+		sem:     make(chan struct{}, cfg.Concurrency),
+		wake:    make(chan struct{}, 1),
+		rnd:     cfg.Rand,
+		targets: map[string]*target{},
+	}
+	c.probe, c.closeIdle = builtinProbe(cfg)
+	if c.now == nil {
+		c.now = time.Now
+	}
+	if c.rnd == nil {
+		c.rnd = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	if err := c.SetTargets(targets); err != nil {
+		c.cancel()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Config returns the Checker's configuration with every default filled in
+// and the UDP timeout raised, as the Checker uses it.
+func (c *Checker) Config() Config { return c.cfg }
+
+// SetTargets makes ts the Checker's whole set of targets; call it whenever
+// the group's membership changes. Targets whose ID and Addr stay keep their
+// state, counters and schedule; new ones start pending (or healthy, with
+// Config.StartHealthy) at a random offset within the interval; removed ones
+// are forgotten, and a probe of theirs still in flight is ignored. A
+// refused target (bad address, duplicate ID) refuses the whole call with a
+// *ConfigError and changes nothing.
+func (c *Checker) SetTargets(ts []Target) error {
+	norm := make([]Target, len(ts))
+	seen := make(map[string]bool, len(ts))
+	for i, t := range ts {
+		t, err := t.normalize()
+		if err != nil {
+			return err
+		}
+		if seen[t.ID] {
+			return configErr("ID", t.ID, "appears twice")
+		}
+		seen[t.ID] = true
+		norm[i] = t
+	}
+	c.mu.Lock()
+	now := c.now()
+	next := make(map[string]*target, len(norm))
+	for _, t := range norm {
+		if old, ok := c.targets[t.ID]; ok && old.Addr == t.Addr {
+			next[t.ID] = old
+			continue
+		}
+		nt := &target{Target: t, probeAddr: t.Addr}
+		if c.cfg.Port != 0 {
+			host, _, _ := net.SplitHostPort(t.Addr)
+			nt.probeAddr = net.JoinHostPort(host, strconv.Itoa(c.cfg.Port))
+		}
+		if c.cfg.StartHealthy {
+			nt.state, nt.told = StateHealthy, toldHealthy
+		}
+		nt.next = now.Add(time.Duration(c.rnd.Int64N(int64(c.cfg.Interval))))
+		next[t.ID] = nt
+	}
+	c.targets = next
+	c.ids = slices.Sorted(maps.Keys(next))
+	c.mu.Unlock()
+	c.poke()
+	return nil
+}
+
+func (t Target) normalize() (Target, error) {
+	if t.ID == "" {
+		t.ID = t.Addr
+	}
+	if len(t.ID) > 256 {
+		return t, configErr("ID", t.ID, "longer than 256 bytes")
+	}
+	host, port, err := net.SplitHostPort(t.Addr)
+	if err != nil {
+		return t, configErr("Addr", t.Addr, "not host:port")
+	}
+	if host == "" {
+		return t, configErr("Addr", t.Addr, "empty host")
+	}
+	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p < 1 {
+		return t, configErr("Addr", t.Addr, "port out of range 1–65535")
+	}
+	return t, nil
+}
+
+// Start starts probing in the background: each target every
+// Config.Interval from its own random offset, at most Config.Concurrency
+// probes at once. Starting a started Checker does nothing; starting a
+// stopped one returns ErrStopped.
+func (c *Checker) Start() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopped {
+		return ErrStopped
+	}
+	if !c.started {
+		c.started = true
+		c.wg.Add(1)
+		go c.loop()
+	}
+	return nil
+}
+
+// Stop ends probing: it cancels the probes in flight, ignores their
+// results, and returns once every goroutine of the Checker has ended. No
+// StatusSetter or OnChange call starts after Stop returns. Stop is
+// idempotent; it must not be called from OnChange or a Probe.
+func (c *Checker) Stop() {
+	c.mu.Lock()
+	c.stopped = true
+	c.queue = nil
+	c.mu.Unlock()
+	c.cancel()
+	c.wg.Wait()
+	c.closeIdle()
+}
+
+// CheckNow probes every target once, now, with at most Config.Concurrency
+// probes in flight, counts the results as the scheduled loop would, and
+// returns them sorted by target ID once every event they caused has been
+// delivered (unless another goroutine is delivering at the same time). It
+// does not move the schedule. If ctx is canceled, or the Checker is
+// stopped, before the probes end, their results are returned but not
+// counted. After Stop, CheckNow returns nil.
+//
+// CheckNow is the seam for tests: one call is one round, so a test can
+// assert how many probes a state change takes without sleeping.
+func (c *Checker) CheckNow(ctx context.Context) []Result {
+	c.mu.Lock()
+	if c.stopped {
+		c.mu.Unlock()
+		return nil
+	}
+	ts := make([]*target, len(c.ids))
+	for i, id := range c.ids {
+		ts[i] = c.targets[id]
+	}
+	c.wg.Add(len(ts))
+	c.mu.Unlock()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(c.ctx, cancel)()
+	errs := make([]error, len(ts))
+	var done sync.WaitGroup
+	for i, t := range ts {
+		select {
+		case c.sem <- struct{}{}:
+		case <-ctx.Done():
+			errs[i] = ctx.Err()
+			c.wg.Done()
+			continue
+		}
+		done.Add(1)
+		go func() {
+			defer c.wg.Done()
+			defer done.Done()
+			defer func() { <-c.sem }()
+			errs[i] = c.probeOnce(ctx, t)
+		}()
+	}
+	done.Wait()
+
+	c.mu.Lock()
+	now := c.now()
+	c.releaseLocked(now)
+	results := make([]Result, len(ts))
+	for i, t := range ts {
+		if ctx.Err() == nil {
+			c.applyLocked(t, errs[i], now)
+		}
+		results[i] = Result{Target: t.Target, Err: errs[i], Reason: reason(errs[i]), State: t.state, Healthy: t.healthy()}
+	}
+	c.mu.Unlock()
+	c.flush()
+	return results
+}
+
+// Status returns the health of target id, and false if there is no such
+// target.
+func (c *Checker) Status(id string) (Status, bool) {
+	c.mu.Lock()
+	c.releaseLocked(c.now())
+	t, ok := c.targets[id]
+	var s Status
+	if ok {
+		s = t.status()
+	}
+	c.mu.Unlock()
+	c.flush()
+	return s, ok
+}
+
+// Statuses returns the health of every target, sorted by ID.
+func (c *Checker) Statuses() []Status {
+	c.mu.Lock()
+	c.releaseLocked(c.now())
+	out := make([]Status, len(c.ids))
+	for i, id := range c.ids {
+		out[i] = c.targets[id].status()
+	}
+	c.mu.Unlock()
+	c.flush()
+	return out
+}
+
+func (t *target) healthy() bool { return t.state == StateHealthy && !t.ejected }
+
+func (t *target) status() Status {
+	s := Status{
+		Target: t.Target, State: t.state, Ejected: t.ejected, Healthy: t.healthy(),
+		Passes: t.passes, Failures: t.fails, Probes: t.probes, LastErr: t.lastErr,
+	}
+	if t.ejected {
+		s.EjectedUntil = t.ejectedUntil
+	}
+	return s
+}
+
+// probeOnce runs one probe of t under the probe timeout.
+func (c *Checker) probeOnce(ctx context.Context, t *target) error {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	return c.probe.Probe(ctx, t.probeAddr)
+}
+
+// applyLocked counts one probe result of t and queues the event of any
+// state change.
+func (c *Checker) applyLocked(t *target, err error, now time.Time) {
+	if c.stopped || c.targets[t.ID] != t {
+		return // stopped, or t was removed or replaced while probed
+	}
+	t.probes++
+	t.lastErr = err
+	if err == nil {
+		t.passes, t.fails = t.passes+1, 0
+	} else {
+		t.passes, t.fails = 0, t.fails+1
+	}
+	ev := Event{Target: t.Target, From: t.state, Err: err, At: now}
+	switch {
+	case t.state == StatePending && err == nil:
+		ev.To, ev.Count, ev.Reason = StateHealthy, 1, "passed first check"
+	case t.state == StatePending:
+		ev.To, ev.Count, ev.Reason = StateUnhealthy, 1, reason(err)
+	case t.state == StateHealthy && t.fails >= c.cfg.UnhealthyThreshold:
+		ev.To, ev.Count, ev.Reason = StateUnhealthy, t.fails, reason(err)
+	case t.state == StateUnhealthy && t.passes >= c.cfg.HealthyThreshold:
+		ev.To, ev.Count, ev.Reason = StateHealthy, t.passes, "passed "+strconv.Itoa(t.passes)+" checks"
+	default:
+		return
+	}
+	t.state = ev.To
+	c.notifyLocked(t, ev)
+}
+
+// notifyLocked queues ev, with a StatusSetter call if t's health differs
+// from what the setter last heard.
+func (c *Checker) notifyLocked(t *target, ev Event) {
+	ev.Healthy, ev.Ejected = t.healthy(), t.ejected
+	now := toldUnhealthy
+	if ev.Healthy {
+		now = toldHealthy
+	}
+	set := t.told != now
+	t.told = now
+	c.queue = append(c.queue, note{ev: ev, set: set})
+}
+
+// flush delivers queued events, one at a time and in order. If another
+// goroutine is delivering, it delivers ours too.
+func (c *Checker) flush() {
+	c.mu.Lock()
+	if c.delivering || c.stopped || len(c.queue) == 0 {
+		c.mu.Unlock()
+		return
+	}
+	c.delivering = true
+	c.wg.Add(1)
+	defer c.wg.Done()
+	for len(c.queue) > 0 && !c.stopped {
+		q := c.queue
+		c.queue = nil
+		c.mu.Unlock()
+		for _, n := range q {
+			if n.set && c.cfg.Setter != nil {
+				n.ev.SetErr = c.cfg.Setter.SetHealthy(n.ev.ID, n.ev.Healthy)
+			}
+			if c.cfg.OnChange != nil {
+				c.cfg.OnChange(n.ev)
+			}
+		}
+		c.mu.Lock()
+	}
+	c.delivering = false
+	c.mu.Unlock()
+}
+
+// poke wakes the loop to look at the schedule again.
+func (c *Checker) poke() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// loop runs scheduled probes until Stop.
+func (c *Checker) loop() {
+	defer c.wg.Done()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		c.mu.Lock()
+		now := c.now()
+		c.releaseLocked(now)
+		due, wait := c.dueLocked(now)
+		c.mu.Unlock()
+		c.flush()
+		for i, t := range due {
+			select {
+			case c.sem <- struct{}{}:
+			case <-c.ctx.Done():
+				c.mu.Lock()
+				for _, t := range due[i:] {
+					t.running = false
+				}
+				c.mu.Unlock()
+				return
+			}
+			c.wg.Add(1) // safe: the loop's own count keeps the group above zero
+			go c.runScheduled(t)
+		}
+		timer.Reset(wait)
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-c.wake:
+		case <-timer.C:
+		}
+	}
+}
+
+// dueLocked marks the targets due at now as running, moves their schedule
+// on by whole intervals (keeping each target's offset), and returns them
+// with the time until the next thing to do.
+func (c *Checker) dueLocked(now time.Time) (due []*target, wait time.Duration) {
+	iv := c.cfg.Interval
+	wait = time.Hour
+	for _, id := range c.ids {
+		t := c.targets[id]
+		if t.ejected {
+			wait = min(wait, t.ejectedUntil.Sub(now))
+		}
+		if t.running {
+			continue
+		}
+		if !t.next.After(now) {
+			t.running = true
+			t.next = t.next.Add((now.Sub(t.next)/iv + 1) * iv)
+			due = append(due, t)
+		}
+		wait = min(wait, t.next.Sub(now))
+	}
+	return due, max(wait, 0)
+}
+
+// runScheduled runs one scheduled probe of t; the caller holds a slot of
+// c.sem and a count of c.wg for it.
+func (c *Checker) runScheduled(t *target) {
+	defer c.wg.Done()
+	err := c.probeOnce(c.ctx, t)
+	<-c.sem
+	c.mu.Lock()
+	t.running = false
+	if c.ctx.Err() == nil {
+		c.applyLocked(t, err, c.now())
+	}
+	c.mu.Unlock()
+	c.flush()
+	c.poke()
+}
