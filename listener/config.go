@@ -1,0 +1,245 @@
+package listener
+
+import (
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strconv"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/lbkit/lbkit/acl"
+	"github.com/lbkit/lbkit/balancer"
+)
+
+// Protocol is a listener's front-end protocol.
+type Protocol string
+
+// Listener protocols.
+const (
+	TCP   Protocol = "tcp"
+	UDP   Protocol = "udp"
+	HTTP  Protocol = "http"
+	HTTPS Protocol = "https"
+)
+
+// Bounds and defaults of Config, from the CLB listener model.
+const (
+	DefaultEstablishedTimeout = 900 * time.Second
+	DefaultConnectTimeout     = 5 * time.Second
+	DefaultUDPIdleTimeout     = 90 * time.Second
+	DefaultMaxFlows           = 65536
+	MaxBandwidth              = 5120 // Mbps
+)
+
+// reservedUDPPorts are refused for UDP listeners (SPEC §1).
+var reservedUDPPorts = map[int]bool{250: true, 4789: true, 4790: true}
+
+// Config describes one listener. The zero value of each optional field
+// means its default; Protocol, Port and Group are required.
+type Config struct {
+	// Protocol is tcp, udp, http or https. Required.
+	Protocol Protocol
+	// Port is the listening port, 1–65535. UDP ports 250, 4789 and 4790
+	// are reserved and refused. Required.
+	Port int
+	// EndPort, for TCP and UDP, makes the listener listen on every port
+	// from Port to EndPort ("all ports") and forward each to the same
+	// port on the chosen backend, ignoring the backend's own port. If
+	// zero, only Port is used.
+	EndPort int
+	// Name names the listener: 1–256 characters, letters (CJK included),
+	// digits, '-', '/', '.', '_'. If empty, "protocol_port" is used.
+	Name string
+	// Host is the address to listen on. If empty, all interfaces.
+	Host string
+	// Group is the server group traffic is balanced over; the listener
+	// follows its changes live. Its scheduler must suit the protocol:
+	// TCP takes all but qch, UDP all, HTTP and HTTPS wrr, rr and wlc
+	// (custom schedulers are allowed everywhere). Required.
+	Group *balancer.Group
+	// ACL filters clients before any byte reaches a backend. Bind the
+	// acl.Group to this listener's address family. If nil, every client
+	// is allowed.
+	ACL *acl.Policy
+	// PersistenceTimeout, for TCP and UDP, keeps a client IP on the
+	// backend it was last sent to for this long after its last
+	// connection or datagram. Range 0–3600 s; 0 (the default) is off.
+	PersistenceTimeout time.Duration
+	// EstablishedTimeout, for TCP, is the idle timeout of a proxied
+	// connection: with no byte in either direction for this long, both
+	// sides are reset. If zero, 900 s is used. Range 10–900 s.
+	EstablishedTimeout time.Duration
+	// IdleTimeout, for UDP, ends a flow that has seen no datagram in
+	// either direction for this long. If zero, 90 s is used. Range
+	// 1–3600 s.
+	IdleTimeout time.Duration
+	// ConnectTimeout bounds each backend connection attempt; after it
+	// the next backend is tried. If zero, 5 s is used. Range 1–60 s.
+	ConnectTimeout time.Duration
+	// ConnectionDrain, for TCP, closes the established connections of a
+	// backend that is removed or set to weight 0 once
+	// ConnectionDrainTimeout has passed. If false, such connections go on
+	// until they end by themselves.
+	ConnectionDrain bool
+	// ConnectionDrainTimeout is the drain time. If zero, 300 s is used.
+	// Range 10–900 s.
+	ConnectionDrainTimeout time.Duration
+	// ProxyProtocol sends a PROXY protocol header carrying the client's
+	// address to the backend: 0 (off, the default), 1 (text, TCP only) or
+	// 2 (binary; for UDP, one header per datagram).
+	ProxyProtocol int
+	// Bandwidth caps the listener's traffic in Mbps, each direction
+	// separately, shared by all its connections: 1–5120. If zero, the
+	// listener is uncapped and shares the instance's cap, if any.
+	Bandwidth int
+	// MaxFlows, for UDP, bounds the flow table; datagrams that would
+	// start a flow beyond it are dropped and counted. If zero, 65536.
+	MaxFlows int
+	// Stopped creates the listener stopped; by default it starts at once.
+	Stopped bool
+	// Logger receives the listener's structured logs. If nil, the
+	// instance's logger is used.
+	Logger *slog.Logger
+}
+
+// effective returns cfg with defaults filled, or the first refused field.
+func (c Config) effective() (Config, error) {
+	switch c.Protocol {
+	case TCP, UDP, HTTP, HTTPS:
+	default:
+		return c, configErr("Protocol", string(c.Protocol), "want tcp, udp, http or https")
+	}
+	if c.Port < 1 || c.Port > 65535 {
+		return c, configErr("Port", c.Port, "out of range 1–65535")
+	}
+	if c.EndPort != 0 {
+		if c.Protocol != TCP && c.Protocol != UDP {
+			return c, configErr("EndPort", c.EndPort, "port ranges are for tcp and udp listeners")
+		}
+		if c.EndPort < c.Port || c.EndPort > 65535 {
+			return c, configErr("EndPort", c.EndPort, fmt.Sprintf("out of range %d–65535", c.Port))
+		}
+	}
+	if c.Protocol == UDP {
+		for p := c.Port; p <= max(c.Port, c.EndPort); p++ {
+			if reservedUDPPorts[p] {
+				return c, configErr("Port", p, "reserved for UDP (250, 4789, 4790)")
+			}
+		}
+	}
+	if c.Name == "" {
+		c.Name = string(c.Protocol) + "_" + strconv.Itoa(c.Port)
+	} else if err := validateName(c.Name); err != nil {
+		return c, err
+	}
+	if c.Host != "" {
+		if _, err := netip.ParseAddr(c.Host); err != nil && c.Host != "localhost" {
+			return c, configErr("Host", c.Host, "not an IP address")
+		}
+	}
+	if c.Group == nil {
+		return c, configErr("Group", "nil", "required")
+	}
+	if err := schedulerFits(c.Protocol, c.Group.Scheduler().Name()); err != nil {
+		return c, err
+	}
+	if c.ACL != nil {
+		if got, want := int(c.ACL.Group().Family()), c.family(); got != want {
+			return c, configErr("ACL", c.ACL.Group().Name(), fmt.Sprintf("an IPv%d group cannot bind to an IPv%d listener", got, want))
+		}
+	}
+	if c.PersistenceTimeout < 0 || c.PersistenceTimeout > time.Hour {
+		return c, configErr("PersistenceTimeout", c.PersistenceTimeout, "out of range 0s–3600s")
+	}
+	if c.PersistenceTimeout > 0 && c.Protocol != TCP && c.Protocol != UDP {
+		return c, configErr("PersistenceTimeout", c.PersistenceTimeout, "source-IP persistence is for tcp and udp; use cookies for http")
+	}
+	var err error
+	if c.EstablishedTimeout, err = inRange("EstablishedTimeout", c.EstablishedTimeout, DefaultEstablishedTimeout, 10*time.Second, 900*time.Second); err != nil {
+		return c, err
+	}
+	if c.IdleTimeout, err = inRange("IdleTimeout", c.IdleTimeout, DefaultUDPIdleTimeout, time.Second, time.Hour); err != nil {
+		return c, err
+	}
+	if c.ConnectTimeout, err = inRange("ConnectTimeout", c.ConnectTimeout, DefaultConnectTimeout, time.Second, time.Minute); err != nil {
+		return c, err
+	}
+	if c.ConnectionDrainTimeout, err = inRange("ConnectionDrainTimeout", c.ConnectionDrainTimeout, 300*time.Second, 10*time.Second, 900*time.Second); err != nil {
+		return c, err
+	}
+	switch {
+	case c.ProxyProtocol < 0 || c.ProxyProtocol > 2:
+		return c, configErr("ProxyProtocol", c.ProxyProtocol, "want 0 (off), 1 or 2")
+	case c.ProxyProtocol == 1 && c.Protocol == UDP:
+		return c, configErr("ProxyProtocol", c.ProxyProtocol, "udp carries only version 2")
+	}
+	if c.Bandwidth < 0 || c.Bandwidth > MaxBandwidth {
+		return c, configErr("Bandwidth", c.Bandwidth, "out of range 1–5120 Mbps (0 = uncapped)")
+	}
+	if c.MaxFlows < 0 {
+		return c, configErr("MaxFlows", c.MaxFlows, "negative")
+	}
+	if c.MaxFlows == 0 {
+		c.MaxFlows = DefaultMaxFlows
+	}
+	return c, nil
+}
+
+// schedulerFits refuses built-in schedulers a protocol does not offer.
+func schedulerFits(p Protocol, name string) error {
+	bad := false
+	switch name {
+	case balancer.NameQCH:
+		bad = p != UDP
+	case balancer.NameSCH, balancer.NameTCH:
+		bad = p == HTTP || p == HTTPS
+	}
+	if bad {
+		return configErr("Scheduler", name, fmt.Sprintf("not offered on %s listeners", p))
+	}
+	return nil
+}
+
+func inRange(field string, v, def, lo, hi time.Duration) (time.Duration, error) {
+	if v == 0 {
+		return def, nil
+	}
+	if v < lo || v > hi {
+		return v, configErr(field, v, fmt.Sprintf("out of range %v–%v", lo, hi))
+	}
+	return v, nil
+}
+
+func validateName(name string) error {
+	n := utf8.RuneCountInString(name)
+	if n < 1 || n > 256 || !utf8.ValidString(name) {
+		return configErr("Name", name, "want 1–256 characters")
+	}
+	for _, r := range name {
+		if !unicode.IsLetter(r) && !unicode.IsDigit(r) && r != '-' && r != '/' && r != '.' && r != '_' {
+			return configErr("Name", name, fmt.Sprintf("character %q not allowed (letters, digits, - / . _)", r))
+		}
+	}
+	return nil
+}
+
+// ports returns the listening ports.
+func (c Config) ports() []int {
+	last := max(c.Port, c.EndPort)
+	ps := make([]int, 0, last-c.Port+1)
+	for p := c.Port; p <= last; p++ {
+		ps = append(ps, p)
+	}
+	return ps
+}
+
+// family returns the listener's address family for ACL binding: IPv6 for
+// an IPv6 Host, else IPv4.
+func (c Config) family() int {
+	if a, err := netip.ParseAddr(c.Host); err == nil && a.Is6() && !a.Is4In6() {
+		return 6
+	}
+	return 4
+}

@@ -1,0 +1,195 @@
+package listener
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+
+	"github.com/lbkit/lbkit/acl"
+	"github.com/lbkit/lbkit/balancer"
+)
+
+// State is a listener's lifecycle state.
+type State int32
+
+// Listener states.
+const (
+	Stopped State = iota
+	Running
+)
+
+func (s State) String() string {
+	if s == Running {
+		return "running"
+	}
+	return "stopped"
+}
+
+// A Listener accepts client traffic on one protocol and port (or port
+// range), filters it by ACL, picks a backend from its server group and
+// proxies to it.
+//
+// Listeners are made by Instance.Add, which starts them unless
+// Config.Stopped is set. Stop and Start may be called any number of times;
+// backends, weights and health change through the Group, ACL entries
+// through the acl.Group, and the policy and bandwidth through SetACL and
+// SetBandwidth — all live, without dropping established connections.
+//
+// A Listener is safe for concurrent use.
+type Listener struct {
+	cfg  Config
+	inst *Instance
+	acl  aclRef
+	lim  limiterRef
+	own  *limits // the listener's own cap, nil when uncapped
+	c    counters
+
+	mu    sync.Mutex // serializes Start, Stop, SetBandwidth
+	state State
+	srv   server
+}
+
+// server is a running protocol implementation.
+type server interface {
+	// shutdown stops accepting, lets open connections finish until ctx is
+	// done, then closes them and waits for every goroutine.
+	shutdown(ctx context.Context) error
+	addrs() []net.Addr
+}
+
+// aclRef holds the policy in force; a nil policy allows everyone.
+type aclRef struct{ p atomic.Pointer[acl.Policy] }
+
+func (r *aclRef) allow(src netip.Addr) bool { return r.p.Load().Allow(src) }
+
+// Name returns the listener's name.
+func (l *Listener) Name() string { return l.cfg.Name }
+
+// Protocol returns the listener's protocol.
+func (l *Listener) Protocol() Protocol { return l.cfg.Protocol }
+
+// Port returns the listener's (first) port.
+func (l *Listener) Port() int { return l.cfg.Port }
+
+// Group returns the listener's server group.
+func (l *Listener) Group() *balancer.Group { return l.cfg.Group }
+
+// State reports whether the listener is running.
+func (l *Listener) State() State {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.state
+}
+
+// Addrs returns the addresses the listener is bound to while it runs.
+func (l *Listener) Addrs() []net.Addr {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.srv == nil {
+		return nil
+	}
+	return l.srv.addrs()
+}
+
+// Start starts a stopped listener: it binds its ports and serves. A bind
+// failure leaves it stopped. Starting a running listener does nothing.
+func (l *Listener) Start() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.state == Running {
+		return nil
+	}
+	var (
+		srv server
+		err error
+	)
+	switch l.cfg.Protocol {
+	case TCP:
+		srv, err = startTCP(l)
+	case UDP:
+		srv, err = startUDP(l)
+	default:
+		err = fmt.Errorf("listener: %s listeners are not available yet", l.cfg.Protocol)
+	}
+	if err != nil {
+		return err
+	}
+	l.srv, l.state = srv, Running
+	l.cfg.Logger.Info("listener started", "protocol", l.cfg.Protocol, "addrs", srv.addrs())
+	return nil
+}
+
+// Stop stops the listener gracefully: it stops accepting at once, lets
+// established connections finish until ctx is done, then closes the rest
+// and returns when every goroutine of the listener has ended. It returns
+// ctx's error if connections had to be cut. Stopping a stopped listener
+// does nothing.
+func (l *Listener) Stop(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.state == Stopped {
+		return nil
+	}
+	err := l.srv.shutdown(ctx)
+	l.srv, l.state = nil, Stopped
+	l.cfg.Logger.Info("listener stopped", "err", err)
+	return err
+}
+
+// SetACL replaces the listener's access control policy; nil allows
+// everyone. It applies to the next connection or datagram.
+func (l *Listener) SetACL(p *acl.Policy) error {
+	if p != nil {
+		if got, want := int(p.Group().Family()), l.cfg.family(); got != want {
+			return configErr("ACL", p.Group().Name(), fmt.Sprintf("an IPv%d group cannot bind to an IPv%d listener", got, want))
+		}
+	}
+	l.acl.p.Store(p)
+	return nil
+}
+
+// SetBandwidth changes the listener's cap in Mbps (1–5120; 0 uncaps it,
+// sharing the instance's cap if it has one). The instance's total cap
+// still bounds the sum of its listeners' caps. Open connections follow the
+// new cap at once.
+func (l *Listener) SetBandwidth(mbps int) error {
+	if mbps < 0 || mbps > MaxBandwidth {
+		return configErr("Bandwidth", mbps, "out of range 1–5120 Mbps (0 = uncapped)")
+	}
+	if err := l.inst.checkBandwidth(l, mbps); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.cfg.Bandwidth = mbps
+	switch {
+	case mbps == 0:
+		l.own = nil
+		l.lim.p.Store(l.inst.limits)
+	case l.own != nil:
+		r := mbpsToRate(mbps)
+		l.own.in.SetLimit(r)
+		l.own.out.SetLimit(r)
+	default:
+		l.own = newLimits(mbps)
+		l.lim.p.Store(l.own)
+	}
+	return nil
+}
+
+// Bandwidth returns the listener's cap in Mbps, 0 if uncapped.
+func (l *Listener) Bandwidth() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.cfg.Bandwidth
+}
+
+// Stats returns a snapshot of the listener's counters.
+func (l *Listener) Stats() Stats {
+	s := Stats{Name: l.cfg.Name, Protocol: l.cfg.Protocol, Port: l.cfg.Port, State: l.State()}
+	l.c.snapshot(&s)
+	return s
+}

@@ -1,0 +1,5 @@
+package listener
+
+import "syscall"
+
+const syscallECONNRESET = syscall.ECONNRESET

@@ -1,0 +1,425 @@
+package listener
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lbkit/lbkit/balancer"
+	proxyproto "github.com/pires/go-proxyproto"
+)
+
+// maxConnectAttempts bounds the backends tried for one client connection,
+// as HAProxy's default "retries 3" does.
+const maxConnectAttempts = 3
+
+// tcpServer is a running TCP listener.
+type tcpServer struct {
+	l   *Listener
+	lns []*net.TCPListener
+
+	ctx    context.Context // cancelled when connections must be cut
+	cancel context.CancelFunc
+	accept sync.WaitGroup // accept loops and the group watcher
+	conns  sync.WaitGroup // proxied connections
+	stop   chan struct{}  // closed to stop the watcher
+
+	mu        sync.Mutex
+	byBackend map[string]map[*tcpConn]struct{}
+	draining  map[string]*time.Timer
+}
+
+func startTCP(l *Listener) (server, error) {
+	s := &tcpServer{
+		l:         l,
+		stop:      make(chan struct{}),
+		byBackend: map[string]map[*tcpConn]struct{}{},
+		draining:  map[string]*time.Timer{},
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	for _, port := range l.cfg.ports() {
+		ln, err := net.Listen("tcp", net.JoinHostPort(l.cfg.Host, strconv.Itoa(port)))
+		if err != nil {
+			for _, o := range s.lns {
+				o.Close()
+			}
+			s.cancel()
+			return nil, err
+		}
+		s.lns = append(s.lns, ln.(*net.TCPListener))
+	}
+	for i, ln := range s.lns {
+		port := l.cfg.Port + i
+		s.accept.Go(func() { s.serve(ln, port) })
+	}
+	s.accept.Go(s.watch)
+	return s, nil
+}
+
+func (s *tcpServer) addrs() []net.Addr {
+	as := make([]net.Addr, len(s.lns))
+	for i, ln := range s.lns {
+		as[i] = ln.Addr()
+	}
+	return as
+}
+
+func (s *tcpServer) serve(ln *net.TCPListener, port int) {
+	var backoff time.Duration
+	for {
+		c, err := ln.AcceptTCP()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: back off as
+			// net/http does, and keep serving.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.l.cfg.Logger.Warn("accept failed", "err", err, "retry_in", backoff)
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		s.conns.Add(1)
+		go s.handle(c, port)
+	}
+}
+
+// handle runs one client connection to its end.
+func (s *tcpServer) handle(client *net.TCPConn, port int) {
+	defer s.conns.Done()
+	l := s.l
+	src := client.RemoteAddr().(*net.TCPAddr).AddrPort()
+	dst := client.LocalAddr().(*net.TCPAddr).AddrPort()
+	if !l.acl.allow(src.Addr().Unmap()) {
+		l.c.refusedACL.Add(1)
+		resetConn(client)
+		return
+	}
+	backend, m, err := s.connect(balancer.Key{Src: src, Dst: dst}, port)
+	if err != nil {
+		resetConn(client)
+		return
+	}
+	c := &tcpConn{s: s, client: client, backend: backend, member: m, bc: l.c.backend(m.ID())}
+	c.ctx, c.cancel = context.WithCancel(s.ctx)
+	if v := l.cfg.ProxyProtocol; v > 0 {
+		h := proxyproto.HeaderProxyFromAddrs(byte(v), client.RemoteAddr(), client.LocalAddr())
+		if _, err := h.WriteTo(backend); err != nil {
+			l.cfg.Logger.Debug("writing PROXY header failed", "backend", m.ID(), "err", err)
+			resetConn(client)
+			resetConn(backend)
+			return
+		}
+	}
+	m.Begin()
+	l.c.active.Add(1)
+	l.c.new.Add(1)
+	c.bc.active.Add(1)
+	c.bc.new.Add(1)
+	s.track(c, true)
+
+	c.run()
+
+	s.track(c, false)
+	c.bc.active.Add(-1)
+	l.c.active.Add(-1)
+	m.End()
+}
+
+// connect picks a backend and dials it, trying up to maxConnectAttempts
+// backends. It returns ErrNoBackend-wrapped errors when none could be had.
+func (s *tcpServer) connect(k balancer.Key, port int) (*net.TCPConn, *balancer.Member, error) {
+	l := s.l
+	g := l.cfg.Group
+	var triedBuf [maxConnectAttempts]*balancer.Member
+	tried := triedBuf[:0]
+	d := net.Dialer{Timeout: l.cfg.ConnectTimeout}
+	for range maxConnectAttempts {
+		m, err := g.PickNext(k, tried)
+		if err != nil {
+			if len(tried) == 0 {
+				l.c.noBackend.Add(1)
+			}
+			return nil, nil, err
+		}
+		addr := m.Addr()
+		if l.cfg.EndPort != 0 {
+			addr = withPort(addr, port)
+		}
+		conn, err := d.DialContext(s.ctx, "tcp", addr)
+		if err == nil {
+			return conn.(*net.TCPConn), m, nil
+		}
+		l.c.connectFailures.Add(1)
+		l.c.backend(m.ID()).connectFailures.Add(1)
+		l.cfg.Logger.Debug("backend connect failed", "backend", m.ID(), "addr", addr, "err", err)
+		tried = append(tried, m)
+	}
+	return nil, nil, balancer.ErrNoBackend
+}
+
+// withPort replaces the port of host:port.
+func withPort(addr string, port int) string {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	return net.JoinHostPort(host, strconv.Itoa(port))
+}
+
+// track adds or removes c from the per-backend registry that connection
+// drain reads.
+func (s *tcpServer) track(c *tcpConn, add bool) {
+	id := c.member.ID()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	set := s.byBackend[id]
+	if add {
+		if set == nil {
+			set = map[*tcpConn]struct{}{}
+			s.byBackend[id] = set
+		}
+		set[c] = struct{}{}
+		return
+	}
+	delete(set, c)
+	if len(set) == 0 {
+		delete(s.byBackend, id)
+	}
+}
+
+// watch follows the group's changes and drains the connections of
+// backends that were removed or set to weight 0.
+func (s *tcpServer) watch() {
+	for {
+		changed := s.l.cfg.Group.Changed()
+		if s.l.cfg.ConnectionDrain {
+			s.checkDrain()
+		}
+		select {
+		case <-changed:
+		case <-s.stop:
+			return
+		}
+	}
+}
+
+// gone reports whether backend id may no longer take its connections:
+// removed, or weight 0.
+func (s *tcpServer) gone(id string) bool {
+	m, ok := s.l.cfg.Group.Member(id)
+	return !ok || m.Weight() == 0
+}
+
+// checkDrain starts a drain timer for every backend that went away and
+// cancels the timers of backends that came back.
+func (s *tcpServer) checkDrain() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id := range s.byBackend {
+		t, draining := s.draining[id]
+		switch gone := s.gone(id); {
+		case gone && !draining:
+			s.draining[id] = time.AfterFunc(s.l.cfg.ConnectionDrainTimeout, func() { s.drain(id) })
+			s.l.cfg.Logger.Info("draining backend", "backend", id, "timeout", s.l.cfg.ConnectionDrainTimeout)
+		case !gone && draining:
+			t.Stop()
+			delete(s.draining, id)
+		}
+	}
+}
+
+// drain closes the connections of backend id once its drain time is up,
+// if it is still gone.
+func (s *tcpServer) drain(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.draining, id)
+	if !s.gone(id) {
+		return
+	}
+	for c := range s.byBackend[id] {
+		s.l.c.drained.Add(1)
+		c.abort()
+	}
+}
+
+func (s *tcpServer) shutdown(ctx context.Context) error {
+	for _, ln := range s.lns {
+		ln.Close()
+	}
+	close(s.stop)
+	s.accept.Wait()
+	s.mu.Lock()
+	for id, t := range s.draining {
+		t.Stop()
+		delete(s.draining, id)
+	}
+	s.mu.Unlock()
+
+	done := make(chan struct{})
+	go func() {
+		s.conns.Wait()
+		close(done)
+	}()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+		s.mu.Lock()
+		for _, set := range s.byBackend {
+			for c := range set {
+				c.abort()
+			}
+		}
+		s.mu.Unlock()
+		s.cancel() // also ends dials and bandwidth waits
+		<-done
+	}
+	s.cancel()
+	return err
+}
+
+// tcpConn is one proxied connection.
+type tcpConn struct {
+	s               *tcpServer
+	client, backend *net.TCPConn
+	member          *balancer.Member
+	bc              *backendCounters
+
+	ctx    context.Context // cancelled by abort, ends bandwidth waits
+	cancel context.CancelFunc
+	last   atomic.Int64 // unix nanoseconds of the last byte moved either way
+	closed atomic.Bool
+}
+
+// errIdle reports that neither direction moved a byte for the idle
+// timeout.
+var errIdle = errors.New("listener: idle timeout")
+
+// run proxies both directions until both have ended or either fails.
+func (c *tcpConn) run() {
+	c.touch()
+	var wg sync.WaitGroup
+	wg.Go(func() { c.pipe(c.backend, c.client, true) })
+	c.pipe(c.client, c.backend, false)
+	wg.Wait()
+	c.cancel()
+	c.client.Close()
+	c.backend.Close()
+}
+
+func (c *tcpConn) touch() { c.last.Store(time.Now().UnixNano()) }
+
+// abort resets both sides (RST, not FIN): used for the idle timeout,
+// drain, hard stop and errors.
+func (c *tcpConn) abort() {
+	if c.closed.Swap(true) {
+		return
+	}
+	c.cancel()
+	resetConn(c.client)
+	resetConn(c.backend)
+}
+
+// pipe moves bytes from src to dst until src's EOF (then half-closes dst
+// so the peer still gets everything), an error, or idleness. It keeps the
+// kernel's splice path: dst.ReadFrom of a *net.TCPConn behind an
+// io.LimitedReader splices on Linux. Between chunks it waits for src to
+// be readable without reading (and without holding a splice pipe), with
+// a deadline at the last activity of either direction plus the idle
+// timeout.
+func (c *tcpConn) pipe(dst, src *net.TCPConn, in bool) {
+	l := c.s.l
+	idle := l.cfg.EstablishedTimeout
+	w := newWaiter(src)
+	lr := &io.LimitedReader{R: src}
+	for {
+		if err := c.waitData(src, w, idle); err != nil {
+			if errors.Is(err, errIdle) && !c.closed.Load() {
+				l.c.idle.Add(1)
+				l.cfg.Logger.Debug("idle timeout", "backend", c.member.ID(), "timeout", idle)
+			}
+			c.abort()
+			return
+		}
+		// A deadline during the copy bounds how long a slow sender can
+		// keep one chunk open, so the other direction sees progress.
+		src.SetReadDeadline(time.Now().Add(idle / 4))
+		lr.N = chunk
+		n, err := dst.ReadFrom(lr)
+		if n > 0 {
+			c.touch()
+			c.count(int(n), in)
+		}
+		if err != nil {
+			if isTimeout(err) && !c.closed.Load() {
+				continue
+			}
+			c.abort()
+			return
+		}
+		if lr.N > 0 { // EOF from src
+			dst.CloseWrite()
+			return
+		}
+	}
+}
+
+// waitData waits until src has data (or EOF) or the connection has been
+// idle in both directions for idle.
+func (c *tcpConn) waitData(src *net.TCPConn, w *waiter, idle time.Duration) error {
+	for {
+		deadline := time.Unix(0, c.last.Load()).Add(idle)
+		if !time.Now().Before(deadline) {
+			return errIdle
+		}
+		src.SetReadDeadline(deadline)
+		err := w.wait()
+		if err == nil {
+			return nil
+		}
+		if !isTimeout(err) || c.closed.Load() {
+			return err
+		}
+		// Deadline passed: loop to see whether the other direction
+		// moved meanwhile.
+	}
+}
+
+// count adds n proxied bytes to the counters and pays the bandwidth cap.
+func (c *tcpConn) count(n int, in bool) {
+	l := c.s.l
+	lims := l.lim.load()
+	if in {
+		l.c.bytesIn.Add(uint64(n))
+		c.bc.bytesIn.Add(uint64(n))
+		if lims != nil {
+			pay(c.ctx, lims.in, n)
+		}
+		return
+	}
+	l.c.bytesOut.Add(uint64(n))
+	c.bc.bytesOut.Add(uint64(n))
+	if lims != nil {
+		pay(c.ctx, lims.out, n)
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// resetConn closes c with SO_LINGER 0, so the peer gets an RST.
+func resetConn(c *net.TCPConn) {
+	c.SetLinger(0)
+	c.Close()
+}

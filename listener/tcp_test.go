@@ -1,0 +1,748 @@
+package listener
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lbkit/lbkit/acl"
+	"github.com/lbkit/lbkit/balancer"
+	proxyproto "github.com/pires/go-proxyproto"
+)
+
+func TestTCPWeights(t *testing.T) {
+	leaks(t)
+	a, b := startEcho(t, "a"), startEcho(t, "b")
+	in := newInstance(t)
+	l := addListener(t, in, Config{Protocol: TCP, Group: newGroup(t, nil, a.backend(75), b.backend(25))})
+	got := map[string]int{}
+	for range 400 {
+		c, _, name := dialName(t, listenerAddr(l))
+		got[name]++
+		c.Close()
+	}
+	// wrr is exact over whole cycles: 400 connections are 100 cycles of 3:1.
+	if got["a"] != 300 || got["b"] != 100 {
+		t.Errorf("400 connections with weights 75:25 went %v, want a:300 b:100", got)
+	}
+	st := l.Stats()
+	if st.New != 400 || st.Backends["a"].New != 300 || st.Backends["b"].New != 100 {
+		t.Errorf("Stats: New=%d a.New=%d b.New=%d, want 400, 300, 100", st.New, st.Backends["a"].New, st.Backends["b"].New)
+	}
+	eventually(t, "active to reach 0", func() bool { return l.Stats().Active == 0 })
+}
+
+func TestTCPWeightZeroDrains(t *testing.T) {
+	leaks(t)
+	a, b := startEcho(t, "a"), startEcho(t, "b")
+	g := newGroup(t, balancer.RoundRobin(), a.backend(100), b.backend(100))
+	in := newInstance(t)
+	l := addListener(t, in, Config{Protocol: TCP, Group: g})
+	// Open one connection to each backend.
+	conns := map[string]net.Conn{}
+	readers := map[string]*bufio.Reader{}
+	for len(conns) < 2 {
+		c, r, name := dialName(t, listenerAddr(l))
+		if conns[name] != nil {
+			c.Close()
+			continue
+		}
+		conns[name], readers[name] = c, r
+		defer c.Close()
+	}
+	if err := g.SetWeight("a", 0); err != nil {
+		t.Fatal(err)
+	}
+	for range 20 {
+		c, _, name := dialName(t, listenerAddr(l))
+		c.Close()
+		if name == "a" {
+			t.Fatal("a new connection went to backend a at weight 0")
+		}
+	}
+	// The established connection to a keeps working (no drain configured).
+	if err := echoOnce(conns["a"], readers["a"], "still here"); err != nil {
+		t.Errorf("established connection to drained backend: %v", err)
+	}
+}
+
+func TestTCPDeadBackendSkipped(t *testing.T) {
+	leaks(t)
+	live := startEcho(t, "live")
+	dead := balancer.Backend{ID: "dead", Addr: "127.0.0.1:" + strconv.Itoa(freePort(t)), Weight: 100}
+	in := newInstance(t)
+	l := addListener(t, in, Config{Protocol: TCP, Group: newGroup(t, balancer.RoundRobin(), dead, live.backend(100))})
+	for i := range 20 {
+		c, _, name := dialName(t, listenerAddr(l))
+		c.Close()
+		if name != "live" {
+			t.Fatalf("connection %d reached %q", i, name)
+		}
+	}
+	st := l.Stats()
+	if st.ConnectFailures == 0 || st.Backends["dead"].ConnectFailures != st.ConnectFailures {
+		t.Errorf("ConnectFailures = %d (dead: %d), want > 0 and all on dead", st.ConnectFailures, st.Backends["dead"].ConnectFailures)
+	}
+}
+
+func TestTCPNoBackend(t *testing.T) {
+	leaks(t)
+	dead := balancer.Backend{ID: "dead", Addr: "127.0.0.1:" + strconv.Itoa(freePort(t)), Weight: 100}
+	tests := []struct {
+		name                       string
+		group                      *balancer.Group
+		connectFailures, noBackend uint64
+	}{
+		{"only a dead backend", newGroup(t, nil, dead), 1, 0},
+		{"empty group", newGroup(t, nil), 0, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := newInstance(t)
+			l := addListener(t, in, Config{Protocol: TCP, Group: tt.group})
+			// The client is reset: on Read, or already on connect.
+			c, err := net.Dial("tcp", listenerAddr(l))
+			if err == nil {
+				defer c.Close()
+				c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				if _, err := c.Read(make([]byte, 1)); err == nil {
+					t.Fatal("read from a listener with no reachable backend succeeded")
+				}
+			}
+			eventually(t, "counters", func() bool {
+				st := l.Stats()
+				return st.ConnectFailures == tt.connectFailures && st.NoBackend == tt.noBackend
+			})
+		})
+	}
+}
+
+func TestTCPIdleTimeoutResetsBothSides(t *testing.T) {
+	leaks(t)
+	var backendErr = make(chan error, 1)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			backendErr <- err
+			return
+		}
+		defer c.Close()
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, err = c.Read(make([]byte, 1))
+		backendErr <- err
+	}()
+	in := newInstance(t)
+	l := addListener(t, in, Config{Protocol: TCP, Stopped: true,
+		Group: newGroup(t, nil, balancer.Backend{ID: "b", Addr: ln.Addr().String(), Weight: 100})})
+	l.cfg.EstablishedTimeout = 300 * time.Millisecond // below the public range, for the test
+	if err := l.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", listenerAddr(l))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err = c.Read(make([]byte, 1))
+	elapsed := time.Since(start)
+	if !errors.Is(err, syscallECONNRESET) {
+		t.Errorf("client read after idle = %v, want connection reset", err)
+	}
+	if err := <-backendErr; !errors.Is(err, syscallECONNRESET) {
+		t.Errorf("backend read after idle = %v, want connection reset", err)
+	}
+	if elapsed < 300*time.Millisecond {
+		t.Errorf("reset after %v, before the 300ms idle timeout", elapsed)
+	}
+	if got := l.Stats().IdleResets; got != 1 {
+		t.Errorf("IdleResets = %d, want 1", got)
+	}
+}
+
+// A connection that keeps talking in one direction only is not idle.
+func TestTCPOneWayTrafficIsNotIdle(t *testing.T) {
+	leaks(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		// Send a byte every 100ms for 1s: the client never sends.
+		for range 10 {
+			if _, err := c.Write([]byte{'x'}); err != nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	in := newInstance(t)
+	l := addListener(t, in, Config{Protocol: TCP, Stopped: true,
+		Group: newGroup(t, nil, balancer.Backend{ID: "b", Addr: ln.Addr().String(), Weight: 100})})
+	l.cfg.EstablishedTimeout = 400 * time.Millisecond
+	if err := l.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", listenerAddr(l))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got, err := io.ReadAll(c)
+	if err != nil || len(got) != 10 {
+		t.Errorf("read %d bytes, %v; want all 10 and EOF (one-way traffic is not idle)", len(got), err)
+	}
+}
+
+func TestTCPHalfClose(t *testing.T) {
+	leaks(t)
+	// The backend reads the whole request to EOF, then answers: the client
+	// must get the answer after shutting down its write side.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		req, _ := io.ReadAll(c)
+		io.WriteString(c, "got "+strconv.Itoa(len(req))+" bytes")
+	}()
+	in := newInstance(t)
+	l := addListener(t, in, Config{Protocol: TCP, Group: newGroup(t, nil, balancer.Backend{ID: "b", Addr: ln.Addr().String(), Weight: 100})})
+	c, err := net.Dial("tcp", listenerAddr(l))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write(make([]byte, 1<<20)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := io.ReadAll(c)
+	if err != nil || string(resp) != "got 1048576 bytes" {
+		t.Errorf("response after half-close = %q, %v; want %q", resp, err, "got 1048576 bytes")
+	}
+}
+
+func TestTCPACL(t *testing.T) {
+	entries := func(s ...string) []acl.Entry {
+		es, err := acl.ParseEntries(s...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return es
+	}
+	tests := []struct {
+		name    string
+		mode    acl.Mode
+		entries []acl.Entry
+		allowed bool
+	}{
+		{"whitelist lists us", acl.Whitelist, entries("127.0.0.1"), true},
+		{"whitelist lists others", acl.Whitelist, entries("10.0.0.0/8"), false},
+		{"blacklist lists us", acl.Blacklist, entries("127.0.0.0/8"), false},
+		{"blacklist lists others", acl.Blacklist, entries("192.0.2.0/24"), true},
+		{"empty whitelist", acl.Whitelist, nil, true},
+		{"empty blacklist", acl.Blacklist, nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			leaks(t)
+			b := startEcho(t, "b")
+			grp, err := acl.NewGroup("g", acl.IPv4, tt.entries...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pol, err := acl.Bind(grp, tt.mode, acl.IPv4)
+			if err != nil {
+				t.Fatal(err)
+			}
+			in := newInstance(t)
+			l := addListener(t, in, Config{Protocol: TCP, ACL: pol, Group: newGroup(t, nil, b.backend(100))})
+			// A refused client sees a reset: on Read, or already on
+			// connect when the reset beats the handshake's end.
+			var line string
+			c, err := net.Dial("tcp", listenerAddr(l))
+			if err == nil {
+				defer c.Close()
+				c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				line, err = bufio.NewReader(c).ReadString('\n')
+			}
+			if allowed := err == nil && line == "b\n"; allowed != tt.allowed {
+				t.Fatalf("allowed = %v (%q, %v), want %v", allowed, line, err, tt.allowed)
+			}
+			st := l.Stats()
+			if !tt.allowed && (b.accepted.Load() != 0 || st.RefusedACL != 1) {
+				t.Errorf("refused client: backend accepted %d, RefusedACL %d; want 0 and 1", b.accepted.Load(), st.RefusedACL)
+			}
+		})
+	}
+}
+
+func TestTCPProxyProtocol(t *testing.T) {
+	for _, version := range []int{1, 2} {
+		t.Run("v"+strconv.Itoa(version), func(t *testing.T) {
+			leaks(t)
+			raw, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			pln := &proxyproto.Listener{Listener: raw}
+			defer pln.Close()
+			seen := make(chan string, 1)
+			go func() {
+				c, err := pln.Accept()
+				if err != nil {
+					return
+				}
+				defer c.Close()
+				pc := c.(*proxyproto.Conn)
+				io.WriteString(c, "hi\n") // forces the header to be read
+				h := pc.ProxyHeader()
+				if h == nil {
+					seen <- "no header"
+					return
+				}
+				seen <- strconv.Itoa(int(h.Version)) + " " + c.RemoteAddr().String()
+			}()
+			in := newInstance(t)
+			l := addListener(t, in, Config{Protocol: TCP, ProxyProtocol: version,
+				Group: newGroup(t, nil, balancer.Backend{ID: "b", Addr: raw.Addr().String(), Weight: 100})})
+			c, err := net.Dial("tcp", listenerAddr(l))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if got, want := <-seen, strconv.Itoa(version)+" "+c.LocalAddr().String(); got != want {
+				t.Errorf("backend saw %q, want %q (the client's real address)", got, want)
+			}
+		})
+	}
+}
+
+func TestTCPGracefulStop(t *testing.T) {
+	leaks(t)
+	b := startEcho(t, "b")
+	in := newInstance(t)
+	l := addListener(t, in, Config{Protocol: TCP, Group: newGroup(t, nil, b.backend(100))})
+	c, r, _ := dialName(t, listenerAddr(l))
+	defer c.Close()
+
+	stopped := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		stopped <- l.Stop(ctx)
+	}()
+	// New connections are refused at once...
+	eventually(t, "the listener to stop accepting", func() bool {
+		c2, err := net.DialTimeout("tcp", listenerAddr(l), time.Second)
+		if err == nil {
+			c2.Close()
+		}
+		return err != nil
+	})
+	// ...while the established one goes on until it ends.
+	if err := echoOnce(c, r, "in flight"); err != nil {
+		t.Fatalf("established connection during graceful stop: %v", err)
+	}
+	select {
+	case err := <-stopped:
+		t.Fatalf("Stop returned %v while a connection was open", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	c.Close()
+	if err := <-stopped; err != nil {
+		t.Errorf("Stop = %v, want nil after the last connection ended", err)
+	}
+	if l.State() != Stopped {
+		t.Errorf("State = %v, want stopped", l.State())
+	}
+}
+
+func TestTCPStopDeadlineCutsConnections(t *testing.T) {
+	leaks(t)
+	b := startEcho(t, "b")
+	in := newInstance(t)
+	l := addListener(t, in, Config{Protocol: TCP, Group: newGroup(t, nil, b.backend(100))})
+	c, _, _ := dialName(t, listenerAddr(l))
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := l.Stop(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Stop = %v, want context.DeadlineExceeded", err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Error("connection still open after Stop's deadline")
+	}
+	// Restart works.
+	if err := l.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c2, _, name := dialName(t, listenerAddr(l))
+	c2.Close()
+	if name != "b" {
+		t.Errorf("after restart reached %q", name)
+	}
+}
+
+func TestTCPLiveReweightNoFailures(t *testing.T) {
+	leaks(t)
+	a, b, c := startEcho(t, "a"), startEcho(t, "b"), startEcho(t, "c")
+	g := newGroup(t, nil, a.backend(100), b.backend(50))
+	in := newInstance(t)
+	l := addListener(t, in, Config{Protocol: TCP, Group: g})
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		failures []string
+	)
+	for w := range 4 {
+		wg.Go(func() {
+			for i := range 100 {
+				conn, err := net.DialTimeout("tcp", listenerAddr(l), 5*time.Second)
+				if err == nil {
+					conn.SetDeadline(time.Now().Add(5 * time.Second))
+					r := bufio.NewReader(conn)
+					_, err = r.ReadString('\n')
+					if err == nil {
+						err = echoOnce(conn, r, "ping")
+					}
+					conn.Close()
+				}
+				if err != nil {
+					mu.Lock()
+					failures = append(failures, "worker "+strconv.Itoa(w)+" conn "+strconv.Itoa(i)+": "+err.Error())
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	for i := range 50 {
+		switch i % 5 {
+		case 0:
+			g.SetWeight("a", i%100)
+		case 1:
+			g.Add(c.backend(30))
+		case 2:
+			g.SetWeight("b", 100-i)
+		case 3:
+			g.Remove("c")
+		case 4:
+			g.SetWeight("a", 100)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	wg.Wait()
+	if len(failures) > 0 {
+		t.Errorf("%d of 400 connections failed during live changes:\n%s", len(failures), strings.Join(failures, "\n"))
+	}
+}
+
+func TestTCPPortRange(t *testing.T) {
+	leaks(t)
+	// Backends listen on 127.0.0.2 at the same ports as the listener on
+	// 127.0.0.1: find three consecutive ports free on both, keep the
+	// backends' bound, then let the listener bind its own.
+	var base int
+	var backends []*echoBackend
+	for attempt := 0; len(backends) < 3; attempt++ {
+		if attempt > 50 {
+			t.Skip("no three consecutive free ports found")
+		}
+		base = freePort(t)
+		ok := true
+		for i := range 3 {
+			ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(base+i))
+			if err != nil {
+				ok = false
+				break
+			}
+			ln.Close()
+		}
+		if !ok {
+			continue
+		}
+		for _, b := range backends {
+			b.close()
+		}
+		backends = backends[:0]
+		for i := range 3 {
+			addr := "127.0.0.2:" + strconv.Itoa(base+i)
+			if ln, err := net.Listen("tcp", addr); err == nil {
+				ln.Close()
+				backends = append(backends, startEchoOn(t, "port"+strconv.Itoa(base+i), addr))
+			}
+		}
+	}
+	in := newInstance(t)
+	l := addListener(t, in, Config{Protocol: TCP, Port: base, EndPort: base + 2,
+		Group: newGroup(t, nil, balancer.Backend{ID: "b", Addr: "127.0.0.2:1", Weight: 100})})
+	if n := len(l.Addrs()); n != 3 {
+		t.Fatalf("bound %d addresses, want 3", n)
+	}
+	for i := range 3 {
+		c, _, name := dialName(t, "127.0.0.1:"+strconv.Itoa(base+i))
+		c.Close()
+		if want := "port" + strconv.Itoa(base+i); name != want {
+			t.Errorf("port %d reached %q, want %q", base+i, name, want)
+		}
+	}
+}
+
+func TestTCPConnectionDrain(t *testing.T) {
+	leaks(t)
+	a, b := startEcho(t, "a"), startEcho(t, "b")
+	g := newGroup(t, balancer.RoundRobin(), a.backend(100), b.backend(100))
+	in := newInstance(t)
+	l := addListener(t, in, Config{Protocol: TCP, ConnectionDrain: true, Stopped: true, Group: g})
+	l.cfg.ConnectionDrainTimeout = 300 * time.Millisecond // below the public range, for the test
+	if err := l.Start(); err != nil {
+		t.Fatal(err)
+	}
+	conns := map[string]net.Conn{}
+	readers := map[string]*bufio.Reader{}
+	for len(conns) < 2 {
+		c, r, name := dialName(t, listenerAddr(l))
+		if conns[name] != nil {
+			c.Close()
+			continue
+		}
+		conns[name], readers[name] = c, r
+		defer c.Close()
+	}
+	if err := g.Remove("a"); err != nil {
+		t.Fatal(err)
+	}
+	// Within the drain time the connection still works...
+	if err := echoOnce(conns["a"], readers["a"], "draining"); err != nil {
+		t.Fatalf("connection to removed backend during drain: %v", err)
+	}
+	// ...then it is closed; the other backend's is not.
+	conns["a"].SetReadDeadline(time.Now().Add(5 * time.Second))
+	start := time.Now()
+	if _, err := readers["a"].ReadByte(); err == nil {
+		t.Fatal("connection to removed backend still open after the drain time")
+	}
+	if waited := time.Since(start); waited > 3*time.Second {
+		t.Errorf("drain closed the connection after %v, want about 300ms", waited)
+	}
+	if err := echoOnce(conns["b"], readers["b"], "untouched"); err != nil {
+		t.Errorf("connection to remaining backend: %v", err)
+	}
+	if got := l.Stats().Drained; got != 1 {
+		t.Errorf("Drained = %d, want 1", got)
+	}
+}
+
+func TestTCPBandwidthCap(t *testing.T) {
+	if testing.Short() {
+		t.Skip("measures a 2.5 s transfer")
+	}
+	leaks(t)
+	// The backend streams as fast as it can; the cap is 8 Mbps = 1 MB/s.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		buf := make([]byte, 64<<10)
+		for {
+			if _, err := c.Write(buf); err != nil {
+				return
+			}
+		}
+	}()
+	in := newInstance(t)
+	l := addListener(t, in, Config{Protocol: TCP, Bandwidth: 8,
+		Group: newGroup(t, nil, balancer.Backend{ID: "b", Addr: ln.Addr().String(), Weight: 100})})
+	c, err := net.Dial("tcp", listenerAddr(l))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// Skip the first burst, then measure 2 s.
+	io.CopyN(io.Discard, c, chunk)
+	start := time.Now()
+	c.SetReadDeadline(start.Add(2 * time.Second))
+	n, _ := io.Copy(io.Discard, c)
+	rate := float64(n) / time.Since(start).Seconds()
+	if want := 1e6; rate < 0.85*want || rate > 1.15*want {
+		t.Errorf("rate through an 8 Mbps cap = %.0f B/s, want 1e6 ± 15%%", rate)
+	}
+	t.Logf("8 Mbps cap: measured %.3f MB/s", rate/1e6)
+}
+
+func TestConfigErrors(t *testing.T) {
+	b := balancer.Backend{ID: "b", Addr: "127.0.0.1:9", Weight: 100}
+	g := newGroup(t, nil, b)
+	qch := newGroup(t, balancer.Maglev{By: balancer.HashConnID}, b)
+	sch := newGroup(t, balancer.Maglev{}, b)
+	v6, err := acl.NewGroup("v6", acl.IPv6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v6pol, err := acl.Bind(v6, acl.Whitelist, acl.IPv6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		cfg   Config
+		field string
+	}{
+		{"port 0", Config{Protocol: TCP, Group: g}, "Port"},
+		{"port 65536", Config{Protocol: TCP, Port: 65536, Group: g}, "Port"},
+		{"protocol", Config{Protocol: "sctp", Port: 80, Group: g}, "Protocol"},
+		{"udp 250", Config{Protocol: UDP, Port: 250, Group: g}, "Port"},
+		{"udp 4789", Config{Protocol: UDP, Port: 4789, Group: g}, "Port"},
+		{"udp range over 4790", Config{Protocol: UDP, Port: 4780, EndPort: 4800, Group: g}, "Port"},
+		{"tcp idle 5s", Config{Protocol: TCP, Port: 80, Group: g, EstablishedTimeout: 5 * time.Second}, "EstablishedTimeout"},
+		{"tcp idle 901s", Config{Protocol: TCP, Port: 80, Group: g, EstablishedTimeout: 901 * time.Second}, "EstablishedTimeout"},
+		{"qch on tcp", Config{Protocol: TCP, Port: 80, Group: qch}, "Scheduler"},
+		{"sch on http", Config{Protocol: HTTP, Port: 80, Group: sch}, "Scheduler"},
+		{"no group", Config{Protocol: TCP, Port: 80}, "Group"},
+		{"ipv6 acl on ipv4", Config{Protocol: TCP, Port: 80, Group: g, ACL: v6pol}, "ACL"},
+		{"range on http", Config{Protocol: HTTP, Port: 80, EndPort: 90, Group: g}, "EndPort"},
+		{"range backwards", Config{Protocol: TCP, Port: 80, EndPort: 70, Group: g}, "EndPort"},
+		{"name chars", Config{Protocol: TCP, Port: 80, Group: g, Name: "web app"}, "Name"},
+		{"name long", Config{Protocol: TCP, Port: 80, Group: g, Name: strings.Repeat("x", 257)}, "Name"},
+		{"persistence", Config{Protocol: TCP, Port: 80, Group: g, PersistenceTimeout: 3601 * time.Second}, "PersistenceTimeout"},
+		{"persistence on http", Config{Protocol: HTTP, Port: 80, Group: g, PersistenceTimeout: time.Minute}, "PersistenceTimeout"},
+		{"proxy v3", Config{Protocol: TCP, Port: 80, Group: g, ProxyProtocol: 3}, "ProxyProtocol"},
+		{"proxy v1 udp", Config{Protocol: UDP, Port: 80, Group: g, ProxyProtocol: 1}, "ProxyProtocol"},
+		{"bandwidth", Config{Protocol: TCP, Port: 80, Group: g, Bandwidth: 5121}, "Bandwidth"},
+		{"drain 5s", Config{Protocol: TCP, Port: 80, Group: g, ConnectionDrainTimeout: 5 * time.Second}, "ConnectionDrainTimeout"},
+		{"host", Config{Protocol: TCP, Port: 80, Group: g, Host: "example.com"}, "Host"},
+	}
+	in := newInstance(t)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.cfg.Stopped = true
+			_, err := in.Add(tt.cfg)
+			var ce *ConfigError
+			if !errors.As(err, &ce) || ce.Field != tt.field {
+				t.Fatalf("Add = %v, want a ConfigError on %s", err, tt.field)
+			}
+			if !strings.HasPrefix(err.Error(), "listener: "+tt.field) {
+				t.Errorf("error %q does not start with the field name", err)
+			}
+		})
+	}
+	if n := len(in.Listeners()); n != 0 {
+		t.Errorf("refused configs left %d listeners", n)
+	}
+	// CJK names are fine.
+	if _, err := in.Add(Config{Protocol: TCP, Port: 81, Group: g, Name: "负载均衡-1/a.b_c", Stopped: true}); err != nil {
+		t.Errorf("CJK name refused: %v", err)
+	}
+}
+
+func TestInstanceConflicts(t *testing.T) {
+	g := newGroup(t, nil, balancer.Backend{ID: "b", Addr: "127.0.0.1:9", Weight: 100})
+	in, err := NewInstance(InstanceConfig{ID: "lb-1", Bandwidth: 100, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	must := func(cfg Config) {
+		t.Helper()
+		cfg.Stopped, cfg.Group = true, g
+		if _, err := in.Add(cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(Config{Protocol: TCP, Port: 80, Bandwidth: 60})
+	must(Config{Protocol: UDP, Port: 80}) // UDP has its own port space
+	tests := []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"same name", Config{Protocol: TCP, Port: 81, Name: "tcp_80"}, "already exists"},
+		{"tcp port taken by http", Config{Protocol: HTTP, Port: 80}, "used by listener"},
+		{"range overlaps", Config{Protocol: TCP, Port: 70, EndPort: 85}, "used by listener"},
+		{"caps over instance", Config{Protocol: TCP, Port: 82, Bandwidth: 41}, "over the instance's 100"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.cfg.Stopped, tt.cfg.Group = true, g
+			if _, err := in.Add(tt.cfg); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Add = %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+	must(Config{Protocol: TCP, Port: 82, Bandwidth: 40}) // exactly the instance's cap
+	l, _ := in.Listener("tcp_80")
+	if err := l.SetBandwidth(61); err == nil {
+		t.Error("SetBandwidth(61) with 40 of 100 used elsewhere succeeded")
+	}
+	if err := l.SetBandwidth(0); err != nil {
+		t.Errorf("SetBandwidth(0): %v", err)
+	}
+}
+
+func TestTCPSetACLLive(t *testing.T) {
+	leaks(t)
+	b := startEcho(t, "b")
+	in := newInstance(t)
+	l := addListener(t, in, Config{Protocol: TCP, Group: newGroup(t, nil, b.backend(100))})
+	c, r, _ := dialName(t, listenerAddr(l))
+	defer c.Close()
+	grp, _ := acl.NewGroup("deny-local", acl.IPv4)
+	pol, _ := acl.Bind(grp, acl.Blacklist, acl.IPv4)
+	if err := l.SetACL(pol); err != nil {
+		t.Fatal(err)
+	}
+	entry, _ := acl.ParseEntry("127.0.0.0/8")
+	if err := grp.Add(entry); err != nil {
+		t.Fatal(err)
+	}
+	// New connections are refused; the established one carries on.
+	nc, err := net.Dial("tcp", listenerAddr(l))
+	if err == nil {
+		nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := nc.Read(make([]byte, 1)); err == nil {
+			t.Error("new connection passed a blacklist that lists it")
+		}
+		nc.Close()
+	}
+	if err := echoOnce(c, r, "established"); err != nil {
+		t.Errorf("established connection after the ACL change: %v", err)
+	}
+}
