@@ -129,6 +129,7 @@ type Checker struct {
 	rnd        *rand.Rand
 	targets    map[string]*target
 	ids        []string // sorted keys of targets
+	nEjected   int      // targets with ejected set
 	started    bool
 	stopped    bool
 	queue      []note
@@ -246,6 +247,12 @@ func (c *Checker) SetTargets(ts []Target) error {
 	}
 	c.targets = next
 	c.ids = slices.Sorted(maps.Keys(next))
+	c.nEjected = 0
+	for _, t := range next {
+		if t.ejected {
+			c.nEjected++
+		}
+	}
 	c.mu.Unlock()
 	c.poke()
 	return nil

@@ -37,8 +37,8 @@
 //
 // A Checker only reports; the group decides. By default a balancer.Group
 // fails closed, as HAProxy does: with no healthy member, picks return
-// balancer.ErrNoBackend and the listener refuses new connections (HTTP
-// 503). With balancer.Config{FailOpen: true} it does what nginx does and
+// balancer.ErrNoBackend and the listener has nowhere to send new
+// connections or requests. With balancer.Config{FailOpen: true} it does what nginx does and
 // spreads new traffic over every member of weight > 0, on the reasoning
 // that a check failing everywhere is more often wrong than every backend.
 // Which to use is the operator's choice; the Checker behaves the same

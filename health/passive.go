@@ -29,6 +29,7 @@ func (c *Checker) ReportFailure(id string) {
 		t.ejections++
 		d := min(p.EjectTime*time.Duration(t.ejections), p.MaxEjectTime)
 		t.ejected, t.ejectedUntil = true, now.Add(d)
+		c.nEjected++
 		c.notifyLocked(t, Event{
 			Target: t.Target, From: t.state, To: t.state, Count: t.passiveFails, At: now,
 			Reason: "ejected for " + d.String() + " after " + strconv.Itoa(t.passiveFails) + " failures",
@@ -45,6 +46,9 @@ func (c *Checker) ReportFailure(id string) {
 // and so does the growth of the eject time, unless the target is ejected
 // now. For an unknown id it does nothing.
 func (c *Checker) ReportSuccess(id string) {
+	if c.cfg.Passive.Failures == 0 {
+		return // called for every good connection: keep it free when off
+	}
 	c.mu.Lock()
 	c.releaseLocked(c.now())
 	if t, ok := c.targets[id]; ok {
@@ -59,24 +63,20 @@ func (c *Checker) ReportSuccess(id string) {
 
 // mayEjectLocked reports whether one more target may be ejected.
 func (c *Checker) mayEjectLocked() bool {
-	n := 0
-	for _, t := range c.targets {
-		if t.ejected {
-			n++
-		}
-	}
+	n := c.nEjected
 	return n == 0 || (n+1)*100 <= c.cfg.Passive.MaxEjectedPercent*len(c.targets)
 }
 
 // releaseLocked ends the ejections due by now.
 func (c *Checker) releaseLocked(now time.Time) {
-	if c.stopped {
+	if c.stopped || c.nEjected == 0 {
 		return
 	}
 	for _, id := range c.ids {
 		t := c.targets[id]
 		if t.ejected && !now.Before(t.ejectedUntil) {
 			t.ejected = false
+			c.nEjected--
 			c.notifyLocked(t, Event{Target: t.Target, From: t.state, To: t.state, Reason: "ejection ended", At: now})
 		}
 	}

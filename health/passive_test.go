@@ -97,3 +97,22 @@ func TestPassiveOffAndUnhealthy(t *testing.T) {
 		t.Errorf("ejecting an unhealthy target: Status %+v; want ejected and no SetHealthy call", st)
 	}
 }
+
+func TestPassiveEjectedTargetRemoved(t *testing.T) {
+	rec := newRecorder()
+	ok := health.ProbeFunc(func(context.Context, string) error { return nil })
+	ts := []health.Target{{ID: "a", Addr: "192.0.2.1:80"}, {ID: "b", Addr: "192.0.2.2:80"}, {ID: "c", Addr: "192.0.2.3:80"}}
+	c := newChecker(t, health.Config{Probe: ok, StartHealthy: true, Setter: rec, Passive: health.Passive{Failures: 1}}, ts...)
+	c.ReportFailure("a")
+	c.ReportFailure("b") // 10% of 3: only one at a time
+	if got := strings.Join(rec.takeSets(), " "); got != "a=false" {
+		t.Fatalf("SetHealthy calls %q, want a=false", got)
+	}
+	if err := c.SetTargets(ts[1:]); err != nil {
+		t.Fatal(err)
+	}
+	c.ReportFailure("b") // a is gone, so b may go
+	if got := strings.Join(rec.takeSets(), " "); got != "b=false" {
+		t.Errorf("after removing the ejected a: SetHealthy calls %q, want b=false", got)
+	}
+}
