@@ -35,7 +35,7 @@ type AffinityConfig struct {
 // PersistenceTimeout after the last Set or Touch (an idle timeout).
 //
 // The table is split into 64 shards by a seeded hash of the address, each
-// a mutex, a map and an LRU list of its entries, so concurrent lookups of
+// a mutex, a map from that hash to an entry and an LRU list of entries, so concurrent lookups of
 // different clients rarely meet on a lock. Its size is bounded: a full
 // shard evicts the entry set or touched longest ago (LRU within the shard,
 // approximately LRU overall). Expired entries are reclaimed without
@@ -68,7 +68,7 @@ type paddedShard struct {
 
 type affShard struct {
 	mu         sync.Mutex
-	idx        map[akey]int32
+	idx        map[uint64]int32 // by the seeded 64-bit hash of the key
 	ents       []affEntry
 	head, tail int32 // most and least recently set; -1 when empty
 	free       int32 // free list through next; -1 when empty
@@ -81,11 +81,12 @@ type akey struct{ hi, lo uint64 }
 
 func keyOf(addr netip.Addr) akey {
 	b := addr.As16()
-	return akey{binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])}
+	return akey{binary.LittleEndian.Uint64(b[:8]), binary.LittleEndian.Uint64(b[8:])}
 }
 
 type affEntry struct {
 	key        akey
+	hash       uint64
 	id         string
 	touched    int64 // UnixNano of the last Set or Touch
 	prev, next int32
@@ -115,18 +116,29 @@ func NewAffinity(cfg AffinityConfig) (*Affinity, error) {
 			sh.cap++
 		}
 		if a.timeout > 0 {
-			sh.idx = make(map[akey]int32)
+			sh.idx = make(map[uint64]int32)
 		}
 	}
 	return a, nil
 }
 
-func (a *Affinity) shard(k akey) *affShard {
-	x := k.hi*0x9e3779b97f4a7c15 ^ k.lo ^ a.seed
+// hash mixes k with the table's random seed. The map is keyed by this
+// hash (a uint64 map is the runtime's fast path) and the entry holds the
+// full key: two addresses whose 64-bit hashes collide share one slot, the
+// later Set replacing the earlier binding — a lost binding, which costs
+// only a fresh pick, and rarer than one in a billion at the default size.
+func (a *Affinity) hash(k akey) uint64 {
+	x := (k.hi^a.seed)*0x9e3779b97f4a7c15 ^ k.lo
 	x ^= x >> 32
 	x *= 0xd6e8feb86659fd93
+	x ^= x >> 29
+	x *= 0x94d049bb133111eb
 	x ^= x >> 32
-	return &a.shards[x%shardCount].affShard
+	return x
+}
+
+func (a *Affinity) shard(h uint64) *affShard {
+	return &a.shards[h>>(64-6)].affShard
 }
 
 // Lookup is LookupAt(addr, time.Now()).
@@ -142,11 +154,14 @@ func (a *Affinity) LookupAt(addr netip.Addr, now time.Time) (id string, ok bool)
 		return "", false
 	}
 	k := keyOf(addr)
-	s := a.shard(k)
+	h := a.hash(k)
+	s := a.shard(h)
 	t := now.UnixNano()
 	s.mu.Lock()
-	i, ok := s.idx[k]
-	if ok {
+	i, ok := s.idx[h]
+	if ok && s.ents[i].key != k {
+		ok = false // a hash collision: not this client's binding
+	} else if ok {
 		if e := &s.ents[i]; t-e.touched < a.timeout {
 			id = e.id
 		} else {
@@ -170,13 +185,14 @@ func (a *Affinity) SetAt(addr netip.Addr, id string, now time.Time) {
 		return
 	}
 	k := keyOf(addr)
-	s := a.shard(k)
+	h := a.hash(k)
+	s := a.shard(h)
 	t := now.UnixNano()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if i, ok := s.idx[k]; ok {
+	if i, ok := s.idx[h]; ok {
 		e := &s.ents[i]
-		e.id, e.touched = id, t
+		e.key, e.id, e.touched = k, id, t
 		s.unlink(i)
 		s.pushFront(i)
 		return
@@ -195,9 +211,9 @@ func (a *Affinity) SetAt(addr netip.Addr, id string, now time.Time) {
 		i = int32(len(s.ents))
 		s.ents = append(s.ents, affEntry{})
 	}
-	s.ents[i] = affEntry{key: k, id: id, touched: t}
+	s.ents[i] = affEntry{key: k, hash: h, id: id, touched: t}
 	s.pushFront(i)
-	s.idx[k] = i
+	s.idx[h] = i
 }
 
 // Touch is TouchAt(addr, time.Now()).
@@ -211,12 +227,13 @@ func (a *Affinity) TouchAt(addr netip.Addr, now time.Time) bool {
 		return false
 	}
 	k := keyOf(addr)
-	s := a.shard(k)
+	h := a.hash(k)
+	s := a.shard(h)
 	t := now.UnixNano()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	i, ok := s.idx[k]
-	if !ok {
+	i, ok := s.idx[h]
+	if !ok || s.ents[i].key != k {
 		return false
 	}
 	if t-s.ents[i].touched >= a.timeout {
@@ -318,7 +335,7 @@ func (s *affShard) unlink(i int32) {
 func (s *affShard) remove(i int32) {
 	s.unlink(i)
 	e := &s.ents[i]
-	delete(s.idx, e.key)
+	delete(s.idx, e.hash)
 	*e = affEntry{next: s.free, prev: -1}
 	s.free = i
 }

@@ -124,7 +124,7 @@ func TestAffinityEviction(t *testing.T) {
 	// Every shard holds its 2 most recently set entries: LRU per shard.
 	byShard := map[*affShard][]int{}
 	for i := range n {
-		byShard[a.shard(keyOf(addrN(i)))] = append(byShard[a.shard(keyOf(addrN(i)))], i)
+		byShard[a.shard(a.hash(keyOf(addrN(i))))] = append(byShard[a.shard(a.hash(keyOf(addrN(i))))], i)
 	}
 	now := t0.Add(n * time.Millisecond)
 	for sh, ids := range byShard {
@@ -139,7 +139,7 @@ func TestAffinityEviction(t *testing.T) {
 	b := newAffinity(t, AffinityConfig{PersistenceTimeout: time.Hour, MaxEntries: 64})
 	var same []netip.Addr
 	for i := 0; len(same) < 3; i++ {
-		if b.shard(keyOf(addrN(i))) == b.shard(keyOf(addrN(0))) {
+		if b.shard(b.hash(keyOf(addrN(i)))) == b.shard(b.hash(keyOf(addrN(0)))) {
 			same = append(same, addrN(i))
 		}
 	}
@@ -243,7 +243,7 @@ func TestAffinityConcurrent(t *testing.T) {
 		s := &a.shards[k].affShard
 		n, prev := 0, int32(-1)
 		for i := s.head; i >= 0; i = s.ents[i].next {
-			if s.ents[i].prev != prev || s.idx[s.ents[i].key] != i {
+			if s.ents[i].prev != prev || s.idx[s.ents[i].hash] != i {
 				t.Fatalf("shard %d: broken list at %d", k, i)
 			}
 			prev, n = i, n+1
