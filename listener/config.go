@@ -11,6 +11,7 @@ import (
 
 	"github.com/lbkit/lbkit/acl"
 	"github.com/lbkit/lbkit/balancer"
+	"github.com/lbkit/lbkit/health"
 )
 
 // Protocol is a listener's front-end protocol.
@@ -94,9 +95,23 @@ type Config struct {
 	// separately, shared by all its connections: 1–5120. If zero, the
 	// listener is uncapped and shares the instance's cap, if any.
 	Bandwidth int
+	// HealthCheck, if set, runs active health checks on the group's
+	// members while the listener runs, marking them healthy or not in the
+	// group (unless HealthCheck.Setter names another target), and feeds
+	// the listener's backend connection failures to its passive
+	// checking. The listener keeps the targets in step with the group.
+	// If nil, no checks run and members stay as the group says.
+	HealthCheck *health.Config
 	// MaxFlows, for UDP, bounds the flow table; datagrams that would
 	// start a flow beyond it are dropped and counted. If zero, 65536.
 	MaxFlows int
+	// QUICConnIDLength, for UDP listeners routing by QUIC connection ID
+	// (qch), is the length in bytes of the connection IDs the backends
+	// issue: a short-header packet does not carry its destination
+	// connection ID's length, so the listener must be told. Set it to the
+	// servers' setting (quic-go's Transport.ConnectionIDLength defaults
+	// to 4). If zero, 8 is used. Range 1–20.
+	QUICConnIDLength int
 	// Stopped creates the listener stopped; by default it starts at once.
 	Stopped bool
 	// Logger receives the listener's structured logs. If nil, the
@@ -178,11 +193,25 @@ func (c Config) effective() (Config, error) {
 	if c.Bandwidth < 0 || c.Bandwidth > MaxBandwidth {
 		return c, configErr("Bandwidth", c.Bandwidth, "out of range 1–5120 Mbps (0 = uncapped)")
 	}
+	if c.HealthCheck != nil {
+		// Validate now, so a bad check refuses the listener.
+		hc, err := health.New(*c.HealthCheck)
+		if err != nil {
+			return c, err
+		}
+		hc.Stop()
+	}
 	if c.MaxFlows < 0 {
 		return c, configErr("MaxFlows", c.MaxFlows, "negative")
 	}
 	if c.MaxFlows == 0 {
 		c.MaxFlows = DefaultMaxFlows
+	}
+	switch {
+	case c.QUICConnIDLength < 0 || c.QUICConnIDLength > maxQUICConnIDLength:
+		return c, configErr("QUICConnIDLength", c.QUICConnIDLength, "out of range 1–20 (0 = 8)")
+	case c.QUICConnIDLength == 0:
+		c.QUICConnIDLength = DefaultQUICConnIDLength
 	}
 	return c, nil
 }

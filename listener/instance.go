@@ -75,6 +75,9 @@ func (in *Instance) Add(cfg Config) (*Listener, error) {
 	cfg.Logger = cfg.Logger.With("listener", cfg.Name)
 	l := &Listener{cfg: cfg, inst: in}
 	l.acl.p.Store(cfg.ACL)
+	if l.aff, err = newAffinity(cfg); err != nil {
+		return nil, err
+	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	for _, o := range in.listeners {

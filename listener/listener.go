@@ -10,6 +10,7 @@ import (
 
 	"github.com/lbkit/lbkit/acl"
 	"github.com/lbkit/lbkit/balancer"
+	"github.com/lbkit/lbkit/session"
 )
 
 // State is a listener's lifecycle state.
@@ -46,10 +47,13 @@ type Listener struct {
 	lim  limiterRef
 	own  *limits // the listener's own cap, nil when uncapped
 	c    counters
+	aff  *session.Affinity // source-IP persistence, nil when off
+	hc   hcRef             // the running health checker, if any
 
 	mu    sync.Mutex // serializes Start, Stop, SetBandwidth
 	state State
 	srv   server
+	watch *watcher
 }
 
 // server is a running protocol implementation.
@@ -117,6 +121,10 @@ func (l *Listener) Start() error {
 	if err != nil {
 		return err
 	}
+	if err := l.startWatch(srv); err != nil {
+		srv.shutdown(context.Background())
+		return err
+	}
 	l.srv, l.state = srv, Running
 	l.cfg.Logger.Info("listener started", "protocol", l.cfg.Protocol, "addrs", srv.addrs())
 	return nil
@@ -133,6 +141,7 @@ func (l *Listener) Stop(ctx context.Context) error {
 	if l.state == Stopped {
 		return nil
 	}
+	l.stopWatch()
 	err := l.srv.shutdown(ctx)
 	l.srv, l.state = nil, Stopped
 	l.cfg.Logger.Info("listener stopped", "err", err)

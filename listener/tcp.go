@@ -25,9 +25,8 @@ type tcpServer struct {
 
 	ctx    context.Context // cancelled when connections must be cut
 	cancel context.CancelFunc
-	accept sync.WaitGroup // accept loops and the group watcher
+	accept sync.WaitGroup // accept loops
 	conns  sync.WaitGroup // proxied connections
-	stop   chan struct{}  // closed to stop the watcher
 
 	mu        sync.Mutex
 	byBackend map[string]map[*tcpConn]struct{}
@@ -37,7 +36,6 @@ type tcpServer struct {
 func startTCP(l *Listener) (server, error) {
 	s := &tcpServer{
 		l:         l,
-		stop:      make(chan struct{}),
 		byBackend: map[string]map[*tcpConn]struct{}{},
 		draining:  map[string]*time.Timer{},
 	}
@@ -57,7 +55,6 @@ func startTCP(l *Listener) (server, error) {
 		port := l.cfg.Port + i
 		s.accept.Go(func() { s.serve(ln, port) })
 	}
-	s.accept.Go(s.watch)
 	return s, nil
 }
 
@@ -127,6 +124,9 @@ func (s *tcpServer) handle(client *net.TCPConn, port int) {
 	c.run()
 
 	s.track(c, false)
+	if l.aff != nil {
+		l.aff.Touch(src.Addr())
+	}
 	c.bc.active.Add(-1)
 	l.c.active.Add(-1)
 	m.End()
@@ -141,7 +141,15 @@ func (s *tcpServer) connect(k balancer.Key, port int) (*net.TCPConn, *balancer.M
 	tried := triedBuf[:0]
 	d := net.Dialer{Timeout: l.cfg.ConnectTimeout}
 	for range maxConnectAttempts {
-		m, err := g.PickNext(k, tried)
+		var (
+			m   *balancer.Member
+			err error
+		)
+		if len(tried) == 0 {
+			m, err = l.pickFirst(k)
+		} else {
+			m, err = g.PickNext(k, tried)
+		}
 		if err != nil {
 			if len(tried) == 0 {
 				l.c.noBackend.Add(1)
@@ -153,7 +161,15 @@ func (s *tcpServer) connect(k balancer.Key, port int) (*net.TCPConn, *balancer.M
 			addr = withPort(addr, port)
 		}
 		conn, err := d.DialContext(s.ctx, "tcp", addr)
+		if s.ctx.Err() != nil { // stopping: not the backend's fault
+			if conn != nil {
+				conn.Close()
+			}
+			return nil, nil, s.ctx.Err()
+		}
+		l.reportConnect(m.ID(), err)
 		if err == nil {
+			l.persist(k.Src.Addr(), m.ID())
 			return conn.(*net.TCPConn), m, nil
 		}
 		l.c.connectFailures.Add(1)
@@ -194,19 +210,11 @@ func (s *tcpServer) track(c *tcpConn, add bool) {
 	}
 }
 
-// watch follows the group's changes and drains the connections of
-// backends that were removed or set to weight 0.
-func (s *tcpServer) watch() {
-	for {
-		changed := s.l.cfg.Group.Changed()
-		if s.l.cfg.ConnectionDrain {
-			s.checkDrain()
-		}
-		select {
-		case <-changed:
-		case <-s.stop:
-			return
-		}
+// groupChanged drains the connections of backends that were removed or
+// set to weight 0, when connection drain is on.
+func (s *tcpServer) groupChanged() {
+	if s.l.cfg.ConnectionDrain {
+		s.checkDrain()
 	}
 }
 
@@ -254,7 +262,6 @@ func (s *tcpServer) shutdown(ctx context.Context) error {
 	for _, ln := range s.lns {
 		ln.Close()
 	}
-	close(s.stop)
 	s.accept.Wait()
 	s.mu.Lock()
 	for id, t := range s.draining {

@@ -1,0 +1,209 @@
+package listener
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/lbkit/lbkit/balancer"
+)
+
+// sinkBackend accepts connections and discards what they send; each
+// connection reports its byte count on done when it ends.
+func sinkBackend(b *testing.B) (addr string, done chan int64, stop func()) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	done = make(chan int64, 16)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				n, _ := io.Copy(io.Discard, c)
+				c.Close()
+				done <- n
+			}()
+		}
+	}()
+	return ln.Addr().String(), done, func() { ln.Close() }
+}
+
+func benchListener(b *testing.B, cfg Config) (*Listener, func()) {
+	b.Helper()
+	in, err := NewInstance(InstanceConfig{ID: "bench", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg.Host = "127.0.0.1"
+	for range 20 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		cfg.Port = ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		l, err := in.Add(cfg)
+		if err == nil {
+			return l, func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				in.Stop(ctx)
+			}
+		}
+	}
+	b.Fatal("no free port")
+	return nil, nil
+}
+
+// BenchmarkTCPThroughput streams 256 KiB writes over one connection,
+// through the listener and directly, in the same run: compare the MB/s.
+func BenchmarkTCPThroughput(b *testing.B) {
+	const size = 256 << 10
+	run := func(b *testing.B, addr string, done chan int64) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		buf := make([]byte, size)
+		b.SetBytes(size)
+		b.ResetTimer()
+		for range b.N {
+			if _, err := c.Write(buf); err != nil {
+				b.Fatal(err)
+			}
+		}
+		c.(*net.TCPConn).CloseWrite()
+		if n := <-done; n != int64(b.N)*size {
+			b.Fatalf("backend got %d bytes, want %d", n, int64(b.N)*size)
+		}
+		b.StopTimer()
+		c.Close()
+	}
+	b.Run("direct", func(b *testing.B) {
+		addr, done, stop := sinkBackend(b)
+		defer stop()
+		run(b, addr, done)
+	})
+	b.Run("lbkit", func(b *testing.B) {
+		addr, done, stop := sinkBackend(b)
+		defer stop()
+		g, _ := balancer.New(balancer.Config{}, balancer.Backend{ID: "sink", Addr: addr, Weight: 100})
+		l, stopL := benchListener(b, Config{Protocol: TCP, Group: g})
+		defer stopL()
+		run(b, listenerAddr(l), done)
+	})
+}
+
+// BenchmarkTCPConnect opens, uses and closes proxied connections: the
+// client reads the backend's one-byte greeting each time.
+func BenchmarkTCPConnect(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte{'!'})
+			c.Close()
+		}
+	}()
+	run := func(b *testing.B, addr string) {
+		buf := make([]byte, 1)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for range b.N {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := io.ReadFull(c, buf); err != nil {
+				b.Fatal(err)
+			}
+			c.Close()
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "conns/s")
+	}
+	b.Run("direct", func(b *testing.B) { run(b, ln.Addr().String()) })
+	b.Run("lbkit", func(b *testing.B) {
+		g, _ := balancer.New(balancer.Config{}, balancer.Backend{ID: "b", Addr: ln.Addr().String(), Weight: 100})
+		l, stop := benchListener(b, Config{Protocol: TCP, Group: g})
+		defer stop()
+		run(b, listenerAddr(l))
+	})
+}
+
+// BenchmarkTCPIdleMemory opens 5,000 idle connections directly and 5,000
+// through the listener and reports the difference per connection: the
+// memory the proxy itself spends on an idle connection (heap and stacks).
+// Run with -benchtime=1x.
+func BenchmarkTCPIdleMemory(b *testing.B) {
+	const n = 5000
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 2*n)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	open := func(addr string) (used uint64, cleanup func()) {
+		before := memInUse()
+		conns := make([]net.Conn, 0, n)
+		backends := make([]net.Conn, 0, n)
+		for i := range n {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				b.Fatalf("conn %d: %v", i, err)
+			}
+			conns = append(conns, c)
+			backends = append(backends, <-accepted)
+		}
+		time.Sleep(200 * time.Millisecond) // let the proxy's goroutines park
+		used = memInUse() - before
+		return used, func() {
+			for _, c := range conns {
+				c.Close()
+			}
+			for _, c := range backends {
+				c.Close()
+			}
+		}
+	}
+	for range b.N {
+		direct, cleanup := open(ln.Addr().String())
+		cleanup()
+		g, _ := balancer.New(balancer.Config{}, balancer.Backend{ID: "b", Addr: ln.Addr().String(), Weight: 100})
+		l, stop := benchListener(b, Config{Protocol: TCP, Group: g})
+		proxied, cleanup := open(listenerAddr(l))
+		b.ReportMetric(float64(int64(proxied)-int64(direct))/n, "B/idle-conn")
+		cleanup()
+		stop()
+	}
+}
+
+func memInUse() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapInuse + ms.StackInuse
+}

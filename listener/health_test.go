@@ -1,0 +1,123 @@
+package listener
+
+import (
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/lbkit/lbkit/balancer"
+	"github.com/lbkit/lbkit/health"
+)
+
+func TestTCPPersistence(t *testing.T) {
+	leaks(t)
+	a, b := startEcho(t, "a"), startEcho(t, "b")
+	g := newGroup(t, balancer.RoundRobin(), a.backend(100), b.backend(100))
+	in := newInstance(t)
+	l := addListener(t, in, Config{Protocol: TCP, PersistenceTimeout: time.Minute, Group: g})
+	first := ""
+	for i := range 10 {
+		c, _, name := dialName(t, listenerAddr(l))
+		c.Close()
+		if first == "" {
+			first = name
+		}
+		if name != first {
+			t.Fatalf("connection %d went to %s, want %s (same client, persistence on)", i, name, first)
+		}
+	}
+	// The persisted backend goes down: the client moves, and stays moved.
+	if err := g.SetHealthy(first, false); err != nil {
+		t.Fatal(err)
+	}
+	var moved string
+	for i := range 5 {
+		c, _, name := dialName(t, listenerAddr(l))
+		c.Close()
+		if name == first {
+			t.Fatalf("connection %d went to unhealthy %s", i, first)
+		}
+		if moved == "" {
+			moved = name
+		}
+	}
+	// And when it is back, the client stays where it is now.
+	if err := g.SetHealthy(first, true); err != nil {
+		t.Fatal(err)
+	}
+	c, _, name := dialName(t, listenerAddr(l))
+	c.Close()
+	if name != moved {
+		t.Errorf("after recovery the client went to %s, want it to stay on %s", name, moved)
+	}
+}
+
+func TestTCPHealthCheckMarksDeadBackend(t *testing.T) {
+	leaks(t)
+	live := startEcho(t, "live")
+	dead := balancer.Backend{ID: "dead", Addr: "127.0.0.1:" + strconv.Itoa(freePort(t)), Weight: 100}
+	g, err := balancer.New(balancer.Config{StartUnhealthy: true}, live.backend(100), dead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := newInstance(t)
+	l := addListener(t, in, Config{Protocol: TCP, Group: g, HealthCheck: &health.Config{Interval: time.Second}})
+	// New members start unhealthy; the first probe decides each one.
+	eventually(t, "live to pass its first check", func() bool {
+		m, _ := g.Member("live")
+		return m.Healthy()
+	})
+	if m, _ := g.Member("dead"); m.Healthy() {
+		t.Error("dead backend marked healthy")
+	}
+	for range 10 {
+		c, _, name := dialName(t, listenerAddr(l))
+		c.Close()
+		if name != "live" {
+			t.Fatalf("connection reached %s", name)
+		}
+	}
+	if got := l.Stats().ConnectFailures; got != 0 {
+		t.Errorf("ConnectFailures = %d, want 0: the dead backend was never tried", got)
+	}
+	// Targets follow the group: a new member gets checked and joins.
+	late := startEcho(t, "late")
+	if err := g.Add(late.backend(100)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the new member to pass its first check", func() bool {
+		m, _ := g.Member("late")
+		return m.Healthy()
+	})
+}
+
+func TestTCPPassiveEjection(t *testing.T) {
+	leaks(t)
+	live := startEcho(t, "live")
+	dead := balancer.Backend{ID: "dead", Addr: "127.0.0.1:" + strconv.Itoa(freePort(t)), Weight: 100}
+	g := newGroup(t, balancer.RoundRobin(), live.backend(100), dead)
+	in := newInstance(t)
+	// Active checks every 50 s (so they stay out of the way); ejection
+	// after 2 connect failures.
+	hc := &health.Config{Interval: 50 * time.Second, StartHealthy: true, Passive: health.Passive{Failures: 2, EjectTime: time.Minute, MaxEjectedPercent: 50}}
+	l := addListener(t, in, Config{Protocol: TCP, Group: g, HealthCheck: hc})
+	for range 6 {
+		c, _, name := dialName(t, listenerAddr(l))
+		c.Close()
+		if name != "live" {
+			t.Fatalf("connection reached %s", name)
+		}
+	}
+	eventually(t, "dead to be ejected", func() bool {
+		m, _ := g.Member("dead")
+		return !m.Healthy()
+	})
+	before := l.Stats().ConnectFailures
+	for range 6 {
+		c, _, _ := dialName(t, listenerAddr(l))
+		c.Close()
+	}
+	if after := l.Stats().ConnectFailures; after != before {
+		t.Errorf("ConnectFailures grew from %d to %d after ejection", before, after)
+	}
+}
