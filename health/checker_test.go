@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/lbkit/lbkit/internal/leakcheck"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -88,7 +89,7 @@ func TestThresholds(t *testing.T) {
 // TestFlappingServer drives a real HTTP server between 200 and 500 and
 // counts the probes before each transition.
 func TestFlappingServer(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	var code atomic.Int64
 	addr, _ := httpServer(t, func() int { return int(code.Load()) })
 	rec := newRecorder()
@@ -116,7 +117,7 @@ func TestFlappingServer(t *testing.T) {
 // TestGroupFollowsChecker wires a Checker to a real balancer.Group over
 // loopback servers.
 func TestGroupFollowsChecker(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	up, _ := tcpServer(t, false)
 	down := closedTCP(t)
 	g, err := balancer.New(balancer.Config{StartUnhealthy: true},
@@ -245,7 +246,7 @@ func TestJitter(t *testing.T) {
 // TestScheduledLoop runs the real loop with a 1s interval, bounded by a
 // deadline rather than a sleep.
 func TestScheduledLoop(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	up, _ := tcpServer(t, false)
 	var mu sync.Mutex
 	probes := map[string][]time.Time{}
@@ -308,7 +309,7 @@ func TestScheduledLoop(t *testing.T) {
 // TestStopCancelsProbes stops a Checker whose probes hang and checks that
 // Stop returns at once, ends every goroutine and reports nothing.
 func TestStopCancelsProbes(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	hang, accepted := tcpServer(t, true)
 	var ts []health.Target
 	for i := range 5 {

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -17,29 +16,6 @@ import (
 
 	"github.com/lbkit/lbkit/health"
 )
-
-// checkGoroutines fails t if, once the test's servers and checkers are
-// closed, more goroutines run than before it started. Call it first in a
-// test: cleanups run last-registered first, so this one runs last.
-func checkGoroutines(t *testing.T) {
-	t.Helper()
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			n := runtime.NumGoroutine()
-			if n <= before {
-				return
-			}
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<16)
-				t.Errorf("goroutines: %d running after the test, %d before\n%s", n, before, buf[:runtime.Stack(buf, true)])
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
-}
 
 // newChecker makes a Checker stopped at the end of the test.
 func newChecker(t *testing.T, cfg health.Config, targets ...health.Target) *health.Checker {

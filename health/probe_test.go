@@ -3,6 +3,7 @@ package health_test
 import (
 	"context"
 	"errors"
+	"github.com/lbkit/lbkit/internal/leakcheck"
 	"net/http"
 	"strings"
 	"syscall"
@@ -26,7 +27,7 @@ func probeOnce(t *testing.T, cfg health.Config, addr string) health.Result {
 }
 
 func TestTCPProbe(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	open, accepted := tcpServer(t, false)
 	hang, _ := tcpServer(t, true)
 	tests := []struct {
@@ -49,7 +50,7 @@ func TestTCPProbe(t *testing.T) {
 }
 
 func TestTCPProbePortOverride(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	open, _ := tcpServer(t, false)
 	port := open[strings.LastIndex(open, ":")+1:]
 	var p int
@@ -64,7 +65,7 @@ func TestTCPProbePortOverride(t *testing.T) {
 }
 
 func TestHTTPProbe(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	hang, _ := tcpServer(t, true)
 	tests := []struct {
 		name   string
@@ -115,7 +116,7 @@ func TestHTTPProbe(t *testing.T) {
 }
 
 func TestHTTPProbeRequest(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	addr, s := httpServer(t, fixed(200))
 	tests := []struct {
 		name                   string
@@ -153,7 +154,7 @@ func TestHTTPProbeRequest(t *testing.T) {
 }
 
 func TestUDPProbe(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	echo := udpServer(t, func(req string) string {
 		if req == "ping" {
 			return "pong\n"

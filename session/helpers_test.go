@@ -2,12 +2,11 @@ package session
 
 import (
 	"bytes"
-	"fmt"
 	"os"
-	"runtime"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/lbkit/lbkit/internal/leakcheck"
 )
 
 var (
@@ -40,34 +39,4 @@ func newSticky(tb testing.TB, cfg Config) *Sticky {
 	return s
 }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if leaked := leakedGoroutines(); leaked != "" {
-			fmt.Fprintf(os.Stderr, "goroutines left running after the tests:\n%s\n", leaked)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-// leakedGoroutines waits up to 2s for test servers' goroutines to end and
-// returns the stacks of any that remain.
-func leakedGoroutines() string {
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		var leaked []string
-		for _, g := range strings.Split(string(buf), "\n\n") {
-			if (strings.Contains(g, "net/http.") || strings.Contains(g, "session.")) &&
-				!strings.Contains(g, "TestMain") && !strings.Contains(g, "leakedGoroutines") {
-				leaked = append(leaked, g)
-			}
-		}
-		if len(leaked) == 0 || time.Now().After(deadline) {
-			return strings.Join(leaked, "\n\n")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+func TestMain(m *testing.M) { os.Exit(leakcheck.Main(m)) }

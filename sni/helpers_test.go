@@ -8,9 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"math/big"
-	"runtime"
 	"sync/atomic"
-	"testing"
 	"time"
 )
 
@@ -55,30 +53,4 @@ func cn(c *tls.Certificate) string {
 		return "<nil>"
 	}
 	return c.Leaf.Subject.CommonName
-}
-
-// checkGoroutines fails t if, once the test's servers are closed, more
-// goroutines run than before it started. Call it first in a test that
-// starts servers: cleanups run last-registered first, so this one runs
-// after the servers' own.
-func checkGoroutines(t *testing.T) {
-	t.Helper()
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			n := runtime.NumGoroutine()
-			if n <= before {
-				return
-			}
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<16)
-				t.Errorf("goroutines: %d running after the test, %d before\n%s", n, before, buf[:runtime.Stack(buf, true)])
-				return
-			}
-			runtime.Gosched()
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/lbkit/lbkit/internal/leakcheck"
 	"net"
 	"strings"
 	"sync"
@@ -172,7 +173,7 @@ func handshake(addr, serverName string) ([]byte, error) {
 }
 
 func TestSelectorHandshake(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	def := mustCert("default.test")
 	exact := mustCert("info.market.example.com")
 	narrow := mustCert("*.market.example.com")
@@ -236,7 +237,7 @@ func TestSelectorHandshake(t *testing.T) {
 // lookups run; run with -race. Every handshake must get one of the
 // certificates that could be current for its name.
 func TestSelectorLive(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	def := mustCert("default.test")
 	wide := mustCert("*.example.com")
 	editions := []*tls.Certificate{mustCert("live.example.com"), mustCert("live.example.com", "other.example.com")}

@@ -11,49 +11,16 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"fmt"
 	"io"
 	"math/big"
 	"net"
 	"os"
-	"runtime"
-	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/lbkit/lbkit/internal/leakcheck"
 )
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if leaked := leakedGoroutines(); leaked != "" {
-			fmt.Fprintf(os.Stderr, "goroutines left running after the tests:\n%s\n", leaked)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-// leakedGoroutines waits up to 2s for the test servers' goroutines to end
-// and returns the stacks of any that remain.
-func leakedGoroutines() string {
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		var leaked []string
-		for _, g := range strings.Split(string(buf), "\n\n") {
-			if strings.Contains(g, "tlspolicy_test.") && !strings.Contains(g, "TestMain") &&
-				!strings.Contains(g, "leakedGoroutines") {
-				leaked = append(leaked, g)
-			}
-		}
-		if len(leaked) == 0 || time.Now().After(deadline) {
-			return strings.Join(leaked, "\n\n")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 // Keys are generated once per test binary: RSA 4096 takes seconds.
 var (
@@ -325,3 +292,5 @@ func handshake(addr string, cfg *tls.Config) (tls.ConnectionState, error) {
 	}
 	return tc.ConnectionState(), nil
 }
+
+func TestMain(m *testing.M) { os.Exit(leakcheck.Main(m)) }

@@ -3,6 +3,8 @@ package leakcheck
 
 import (
 	"bytes"
+	"fmt"
+	"os"
 	"runtime"
 	"strings"
 	"time"
@@ -17,33 +19,59 @@ type TB interface {
 
 // Check records the running goroutines and, when the test ends, fails it
 // if others are still running after a grace period of up to 5 s (they may
-// be on their way out). Call it first in a test that starts servers.
+// be on their way out). Call it first in a test that starts servers:
+// cleanups run last-registered first, so its check runs last.
 func Check(t TB) {
 	t.Helper()
-	before := map[string]bool{}
-	for _, g := range goroutines() {
-		before[id(g)] = true
-	}
+	before := snapshot()
 	t.Cleanup(func() {
 		t.Helper()
-		var leaked []string
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			leaked = leaked[:0]
-			for _, g := range goroutines() {
-				if !before[id(g)] && !ignored(g) {
-					leaked = append(leaked, g)
-				}
-			}
-			if len(leaked) == 0 || time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		if len(leaked) > 0 {
+		if leaked := leakedSince(before); len(leaked) > 0 {
 			t.Errorf("leakcheck: %d goroutine(s) still running after the test:\n\n%s", len(leaked), strings.Join(leaked, "\n\n"))
 		}
 	})
+}
+
+// Main runs the tests of a package and, if they pass, checks that no
+// goroutine they started is still running; use it in TestMain as
+// os.Exit(leakcheck.Main(m)).
+func Main(m interface{ Run() int }) int {
+	before := snapshot()
+	code := m.Run()
+	if code != 0 {
+		return code
+	}
+	if leaked := leakedSince(before); len(leaked) > 0 {
+		fmt.Fprintf(os.Stderr, "leakcheck: %d goroutine(s) still running after the tests:\n\n%s\n", len(leaked), strings.Join(leaked, "\n\n"))
+		return 1
+	}
+	return 0
+}
+
+func snapshot() map[string]bool {
+	ids := map[string]bool{}
+	for _, g := range goroutines() {
+		ids[id(g)] = true
+	}
+	return ids
+}
+
+// leakedSince waits up to 5 s for goroutines not in before to end and
+// returns the stacks of those that remain.
+func leakedSince(before map[string]bool) []string {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var leaked []string
+		for _, g := range goroutines() {
+			if !before[id(g)] && !ignored(g) {
+				leaked = append(leaked, g)
+			}
+		}
+		if len(leaked) == 0 || time.Now().After(deadline) {
+			return leaked
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // Count returns the number of goroutines, less the runtime's and the
