@@ -1,0 +1,202 @@
+package bench
+
+import (
+	"context"
+	"net/http"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
+	"github.com/go-kit/kit/sd"
+	"github.com/go-kit/kit/sd/lb"
+	"github.com/serialx/hashring"
+	"github.com/stathat/consistent"
+
+	"github.com/lbkit/lbkit/balancer"
+)
+
+// Every job runs over 10 backends weighted 10, 20, …, 100 (peers without
+// weights get the same 10 backends unweighted). Inputs are precomputed:
+// keys cycles through 1024 clients so that no benchmark times building its
+// input.
+const (
+	backends = 10
+	nkeys    = 1024
+)
+
+var (
+	weights = func() []int {
+		w := make([]int, backends)
+		for i := range w {
+			w[i] = 10 * (i + 1)
+		}
+		return w
+	}()
+	nodes = NodeNames(backends)
+	keys  = func() *Keys {
+		ks := NewKeys(nkeys, 1)
+		// The qch scheduler hashes the connection ID; give it the bytes
+		// the rings hash as strings, so both hash the same input.
+		for i := range ks.Keys {
+			ks.Keys[i].ConnID = []byte(ks.IPs[i])
+		}
+		return ks
+	}()
+)
+
+// ourGroup returns a group of the benchmark backends under s.
+func ourGroup(b *testing.B, s balancer.Scheduler) *balancer.Group {
+	b.Helper()
+	bs := make([]balancer.Backend, backends)
+	for i := range bs {
+		bs[i] = balancer.Backend{Addr: nodes[i], Weight: weights[i]}
+	}
+	g, err := balancer.New(balancer.Config{Scheduler: s}, bs...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return g
+}
+
+// pick is one pick of key i; it reports whether a backend was chosen.
+type pick func(i int) bool
+
+// A contender is set up once per benchmark (the balancer, as a server
+// holds it) and then hands each goroutine its pick.
+type contender func(b *testing.B) (perGoroutine func() pick)
+
+// run times c serially and in parallel, reporting allocations.
+func run(b *testing.B, name string, c contender) {
+	b.Run(name+"/serial", func(b *testing.B) {
+		p := c(b)()
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			if !p(i & (nkeys - 1)) {
+				b.Fatal("no pick")
+			}
+			i++
+		}
+	})
+	b.Run(name+"/parallel", func(b *testing.B) {
+		next := c(b)
+		b.ReportAllocs()
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			p := next()
+			i := 0
+			for pb.Next() {
+				if !p(i & (nkeys - 1)) {
+					b.Error("no pick")
+					return
+				}
+				i++
+			}
+		})
+	})
+}
+
+// shared is a contender whose goroutines all use the one pick build
+// returns.
+func shared(build func(b *testing.B) pick) contender {
+	return func(b *testing.B) func() pick {
+		p := build(b)
+		return func() pick { return p }
+	}
+}
+
+// ours is a contender picking from a group of the benchmark backends
+// under s.
+func ours(s balancer.Scheduler) contender {
+	return shared(func(b *testing.B) pick {
+		g := ourGroup(b, s)
+		return func(i int) bool {
+			_, err := g.Pick(keys.Keys[i])
+			return err == nil
+		}
+	})
+}
+
+// caddyPolicy is a contender for Caddy selection policy s over one pool of
+// healthy upstreams. Each goroutine builds its one request outside the
+// timed loop and sets its RemoteAddr from the precomputed clients before
+// every pick. This favours Caddy: a server builds a request per stream
+// anyway, but here it costs nothing.
+func caddyPolicy(s reverseproxy.Selector) contender {
+	return func(b *testing.B) func() pick {
+		pool := CaddyPool(nodes)
+		return func() pick {
+			req, err := http.NewRequest(http.MethodGet, "http://example.com/", nil)
+			if err != nil {
+				panic(err) // a constant URL
+			}
+			return func(i int) bool {
+				req.RemoteAddr = keys.Remote[i]
+				return s.Select(pool, req, nil) != nil
+			}
+		}
+	}
+}
+
+func BenchmarkRoundRobin(b *testing.B) {
+	run(b, "lbkit-rr", ours(balancer.RoundRobin()))
+	run(b, "caddy", caddyPolicy(new(reverseproxy.RoundRobinSelection)))
+	run(b, "gokit", shared(func(b *testing.B) pick {
+		eps := make(sd.FixedEndpointer, backends)
+		for i := range eps {
+			eps[i] = func(context.Context, any) (any, error) { return i, nil }
+		}
+		rr := lb.NewRoundRobin(eps)
+		return func(int) bool {
+			e, err := rr.Endpoint()
+			return err == nil && e != nil
+		}
+	}))
+}
+
+func BenchmarkWeightedRoundRobin(b *testing.B) {
+	run(b, "lbkit-wrr", ours(balancer.WeightedRoundRobin()))
+	s, err := CaddyWRR(weights)
+	if err != nil {
+		b.Fatal(err)
+	}
+	run(b, "caddy", caddyPolicy(s))
+}
+
+func BenchmarkIPHash(b *testing.B) {
+	run(b, "lbkit-sch", ours(balancer.Maglev{By: balancer.HashSourceIP}))
+	run(b, "caddy", caddyPolicy(reverseproxy.IPHashSelection{}))
+}
+
+// BenchmarkConsistentHash places string keys on the rings; we hash the
+// same bytes as a QUIC connection ID (qch) and, for the four-tuple form of
+// the same client, tch.
+func BenchmarkConsistentHash(b *testing.B) {
+	run(b, "lbkit-qch", ours(balancer.Maglev{By: balancer.HashConnID}))
+	run(b, "lbkit-tch", ours(balancer.Maglev{By: balancer.HashFourTuple}))
+	run(b, "stathat", shared(func(b *testing.B) pick {
+		c := consistent.New() // no weights: 20 replicas a member
+		c.Set(nodes)
+		return func(i int) bool {
+			s, err := c.Get(keys.IPs[i])
+			return err == nil && s != ""
+		}
+	}))
+	run(b, "hashring", shared(func(b *testing.B) pick {
+		w := make(map[string]int, backends)
+		for i, n := range nodes {
+			w[n] = weights[i] // weight = points on the ring
+		}
+		r := hashring.NewWithWeights(w)
+		return func(i int) bool {
+			_, ok := r.GetNode(keys.IPs[i])
+			return ok
+		}
+	}))
+}
+
+// BenchmarkLeastConn times a pick with every backend idle; neither side
+// counts the request, so the counters stay at zero throughout.
+func BenchmarkLeastConn(b *testing.B) {
+	run(b, "lbkit-wlc", ours(balancer.LeastConnections()))
+	run(b, "caddy", caddyPolicy(reverseproxy.LeastConnSelection{}))
+}
