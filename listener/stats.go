@@ -21,8 +21,8 @@ type Stats struct {
 	// RefusedACL counts connections closed or datagrams dropped by the
 	// ACL; ConnectFailures, failed backend connection attempts;
 	// NoBackend, clients turned away because no backend was available;
-	// Dropped, datagrams dropped as malformed, oversized or beyond the
-	// flow table; Drained, connections closed by connection drain;
+	// Dropped, datagrams dropped as malformed, oversized, beyond the
+	// flow table or over the bandwidth cap; Drained, connections closed by connection drain;
 	// IdleResets, connections reset by the idle timeout.
 	RefusedACL, ConnectFailures, NoBackend, Dropped, Drained, IdleResets uint64
 	// Backends holds per-backend counters by backend ID: every backend
