@@ -60,13 +60,18 @@ func parseQUICDestConnID(b []byte, shortLen int) (dcid []byte, ok bool) {
 // is in the group, healthy and in the active tier (even at weight 0, as a
 // connection that migrated is not new work) and otherwise falls back to
 // the scheduler. ok false (an ID the router cannot decode, such as a
-// client-chosen Initial DCID) also falls back to the scheduler, which for
-// qch hashes the connection ID.
+// client-chosen Initial DCID) falls back to the usual first pick: the
+// client's persisted backend if PersistenceTimeout is on, else the
+// scheduler, which for qch hashes the connection ID.
 //
 // Without a router, qch hashes the DCID, so a QUIC connection keeps its
 // backend while the client keeps its address (flows are keyed by the
 // client's address and port), but not across a migration, after which the
-// DCID is one the server chose. The router fixes that. It is called on the
-// read loop, once per new flow, and must be fast and safe for concurrent
-// use; dcid is only valid during the call.
+// DCID is one the server chose. The router fixes that. It is called once
+// per new flow whose first datagram has a non-empty DCID, from the flow's
+// goroutine, so it must be safe for concurrent use; dcid is only valid
+// during the call.
+//
+// The router is passed to listenUDP in udpOptions.route; startUDP passes
+// none yet.
 type connIDRouter func(dcid []byte) (backendID string, ok bool)

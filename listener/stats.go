@@ -22,8 +22,9 @@ type Stats struct {
 	// ACL; ConnectFailures, failed backend connection attempts;
 	// NoBackend, clients turned away because no backend was available;
 	// Dropped, datagrams dropped as malformed, oversized, beyond the
-	// flow table or over the bandwidth cap; Drained, connections closed by connection drain;
-	// IdleResets, connections reset by the idle timeout.
+	// flow table or over the bandwidth cap; Drained, connections closed
+	// by connection drain; IdleResets, connections reset by the idle
+	// timeout.
 	RefusedACL, ConnectFailures, NoBackend, Dropped, Drained, IdleResets uint64
 	// Backends holds per-backend counters by backend ID: every backend
 	// that has had traffic through this listener.

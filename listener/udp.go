@@ -392,6 +392,13 @@ func (f *udpFlow) run(first []byte) {
 		return
 	}
 	f.up, f.m, f.bc, f.hdr = up, m, l.c.backend(m.ID()), hdr
+	// Counted before the first datagram leaves, so a client that has its
+	// answer sees the flow in Stats.
+	m.Begin()
+	l.c.active.Add(1)
+	l.c.new.Add(1)
+	f.bc.active.Add(1)
+	f.bc.new.Add(1)
 	var sendErr error
 	for _, fr := range f.pending {
 		if err := f.send(fr); errors.Is(err, errUnreachable) {
@@ -405,11 +412,6 @@ func (f *udpFlow) run(first []byte) {
 	f.ready.Store(true)
 	f.mu.Unlock()
 
-	m.Begin()
-	l.c.active.Add(1)
-	l.c.new.Add(1)
-	f.bc.active.Add(1)
-	f.bc.new.Add(1)
 	if errors.Is(sendErr, errUnreachable) {
 		f.unreachable(sendErr)
 	} else {
