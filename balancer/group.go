@@ -68,7 +68,7 @@ type snapshot struct {
 	members  []*Member // every member, sorted by ID
 	eligible []*Member // those the picker was built with
 	byID     map[string]*Member
-	picker   Picker // nil when nothing is eligible
+	picker   Picker // noPicker when nothing is eligible
 	changed  chan struct{}
 }
 
@@ -88,7 +88,7 @@ func New(cfg Config, backends ...Backend) (*Group, error) {
 			return nil, err
 		}
 	}
-	g.snap.Store(&snapshot{byID: map[string]*Member{}, changed: make(chan struct{})})
+	g.snap.Store(&snapshot{picker: noPicker{}, byID: map[string]*Member{}, changed: make(chan struct{})})
 	if err := g.Add(backends...); err != nil {
 		return nil, err
 	}
@@ -99,7 +99,10 @@ func New(cfg Config, backends ...Backend) (*Group, error) {
 // ErrNoBackend if no member is eligible. Pick does not count the work:
 // callers that track it call Begin and End on the member.
 func (g *Group) Pick(k Key) (*Member, error) {
-	return g.snap.Load().pick(k)
+	if m := g.snap.Load().picker.Pick(k); m != nil {
+		return m, nil
+	}
+	return nil, ErrNoBackend
 }
 
 // PickSticky is Pick for a client that was placed on member id before (by a
@@ -156,9 +159,6 @@ func (g *Group) PickNext(k Key, tried []*Member) (*Member, error) {
 }
 
 func (s *snapshot) pick(k Key) (*Member, error) {
-	if s.picker == nil {
-		return nil, ErrNoBackend
-	}
 	if m := s.picker.Pick(k); m != nil {
 		return m, nil
 	}
@@ -335,6 +335,7 @@ func (g *Group) publish(snap *snapshot) {
 func build(entries map[string]entry, sched Scheduler, failOpen bool) (*snapshot, error) {
 	ids := slices.Sorted(maps.Keys(entries))
 	s := &snapshot{
+		picker:  noPicker{},
 		members: make([]*Member, 0, len(ids)),
 		byID:    make(map[string]*Member, len(ids)),
 		changed: make(chan struct{}),
@@ -369,6 +370,11 @@ func build(entries map[string]entry, sched Scheduler, failOpen bool) (*snapshot,
 	}
 	return s, nil
 }
+
+// noPicker is the picker of a snapshot with no eligible member.
+type noPicker struct{}
+
+func (noPicker) Pick(Key) *Member { return nil }
 
 // choose returns the members of weight > 0 that pass ok, from the primary
 // tier if it has any, else from the standby tier, and whether the standby

@@ -16,20 +16,22 @@ func (rrScheduler) Name() string { return NameRR }
 
 func (rrScheduler) Build(members []*Member) (Picker, error) {
 	p := &rrPicker{members: append([]*Member(nil), members...)}
+	p.n, p.m = uint32(len(members)), fastmodM(uint32(len(members)))
 	// Start each snapshot at a random place so that frequent rebuilds do
 	// not favour the first member.
-	p.next.Store(rand.Uint64())
+	p.next.Store(rand.Uint32())
 	return p, nil
 }
 
 type rrPicker struct {
 	members []*Member
+	n       uint32
+	m       uint64 // fastmod multiplier for n
 	_       cacheLinePad
-	next    atomic.Uint64
+	next    atomic.Uint32 // wraps every 2^32 picks: one uneven step
 	_       cacheLinePad
 }
 
 func (p *rrPicker) Pick(Key) *Member {
-	n := p.next.Add(1)
-	return p.members[n%uint64(len(p.members))]
+	return p.members[fastmod(p.next.Add(1), p.m, p.n)]
 }

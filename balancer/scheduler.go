@@ -2,9 +2,8 @@ package balancer
 
 import (
 	"encoding/binary"
+	"math/bits"
 	"net/netip"
-
-	"github.com/cespare/xxhash/v2"
 )
 
 // Key is the input of a pick: what the caller knows about the connection,
@@ -20,33 +19,32 @@ type Key struct {
 	ConnID []byte
 }
 
-// SourceIPHash returns the hash the sch scheduler uses: xxhash of the
+// SourceIPHash returns the hash the sch scheduler uses: XXH64 of the
 // source address in its 16-byte form, so an IPv4 address and its
 // IPv4-mapped IPv6 form hash alike.
 func (k Key) SourceIPHash() uint64 {
 	a := k.Src.Addr().As16()
-	return xxhash.Sum64(a[:])
+	return xxh16(binary.LittleEndian.Uint64(a[0:]), binary.LittleEndian.Uint64(a[8:]))
 }
 
-// FourTupleHash returns the hash the tch scheduler uses: xxhash of source
-// address, destination address, source port and destination port.
+// FourTupleHash returns the hash the tch scheduler uses: XXH64 of source
+// address, destination address (16 bytes each), source port and
+// destination port (big-endian).
 func (k Key) FourTupleHash() uint64 {
-	var b [36]byte
 	s, d := k.Src.Addr().As16(), k.Dst.Addr().As16()
-	copy(b[0:16], s[:])
-	copy(b[16:32], d[:])
-	binary.BigEndian.PutUint16(b[32:], k.Src.Port())
-	binary.BigEndian.PutUint16(b[34:], k.Dst.Port())
-	return xxhash.Sum64(b[:])
+	ports := uint32(k.Src.Port())<<16 | uint32(k.Dst.Port())
+	return xxh36(binary.LittleEndian.Uint64(s[0:]), binary.LittleEndian.Uint64(s[8:]),
+		binary.LittleEndian.Uint64(d[0:]), binary.LittleEndian.Uint64(d[8:]),
+		bits.ReverseBytes32(ports))
 }
 
-// ConnIDHash returns the hash the qch scheduler uses: xxhash of ConnID, or
+// ConnIDHash returns the hash the qch scheduler uses: XXH64 of ConnID, or
 // FourTupleHash when ConnID is empty (a packet with no connection ID).
 func (k Key) ConnIDHash() uint64 {
 	if len(k.ConnID) == 0 {
 		return k.FourTupleHash()
 	}
-	return xxhash.Sum64(k.ConnID)
+	return xxhSmall(k.ConnID)
 }
 
 // A Scheduler turns a group's eligible members into a Picker. The group

@@ -28,21 +28,23 @@ func (wrrScheduler) Build(members []*Member) (Picker, error) {
 		w[i] = m.weight
 	}
 	p := &wrrPicker{members: append([]*Member(nil), members...), seq: smoothSequence(w)}
-	p.next.Store(rand.Uint64())
+	p.n, p.m = uint32(len(p.seq)), fastmodM(uint32(len(p.seq)))
+	p.next.Store(rand.Uint32())
 	return p, nil
 }
 
 type wrrPicker struct {
 	members []*Member
 	seq     []uint32 // indices into members, one cycle
+	n       uint32   // len(seq)
+	m       uint64   // fastmod multiplier for n
 	_       cacheLinePad
-	next    atomic.Uint64
+	next    atomic.Uint32 // wraps every 2^32 picks: one uneven step
 	_       cacheLinePad
 }
 
 func (p *wrrPicker) Pick(Key) *Member {
-	n := p.next.Add(1)
-	return p.members[p.seq[n%uint64(len(p.seq))]]
+	return p.members[p.seq[fastmod(p.next.Add(1), p.m, p.n)]]
 }
 
 // smoothExactLimit bounds the work (cycle length × members) of the exact
