@@ -127,11 +127,11 @@ func (p *maglevPicker) Pick(k Key) *Member {
 	var h uint64
 	switch p.by {
 	case HashSourceIP:
-		h = k.SourceIPHash()
+		h = sourceIPHash(&k)
 	case HashFourTuple:
-		h = k.FourTupleHash()
+		h = fourTupleHash(&k)
 	default:
-		h = k.ConnIDHash()
+		h = connIDHash(&k)
 	}
 	return p.members[p.table[slot(h, p.size)]]
 }

@@ -22,15 +22,26 @@ type Key struct {
 // SourceIPHash returns the hash the sch scheduler uses: XXH64 of the
 // source address in its 16-byte form, so an IPv4 address and its
 // IPv4-mapped IPv6 form hash alike.
-func (k Key) SourceIPHash() uint64 {
-	a := k.Src.Addr().As16()
-	return xxh16(binary.LittleEndian.Uint64(a[0:]), binary.LittleEndian.Uint64(a[8:]))
-}
+func (k Key) SourceIPHash() uint64 { return sourceIPHash(&k) }
 
 // FourTupleHash returns the hash the tch scheduler uses: XXH64 of source
 // address, destination address (16 bytes each), source port and
 // destination port (big-endian).
-func (k Key) FourTupleHash() uint64 {
+func (k Key) FourTupleHash() uint64 { return fourTupleHash(&k) }
+
+// ConnIDHash returns the hash the qch scheduler uses: XXH64 of ConnID, or
+// FourTupleHash when ConnID is empty (a packet with no connection ID).
+func (k Key) ConnIDHash() uint64 { return connIDHash(&k) }
+
+// The hashes take *Key so that pickers, which hold the Key they were
+// passed, hash it in place instead of copying 88 bytes once more.
+
+func sourceIPHash(k *Key) uint64 {
+	a := k.Src.Addr().As16()
+	return xxh16(binary.LittleEndian.Uint64(a[0:]), binary.LittleEndian.Uint64(a[8:]))
+}
+
+func fourTupleHash(k *Key) uint64 {
 	s, d := k.Src.Addr().As16(), k.Dst.Addr().As16()
 	ports := uint32(k.Src.Port())<<16 | uint32(k.Dst.Port())
 	return xxh36(binary.LittleEndian.Uint64(s[0:]), binary.LittleEndian.Uint64(s[8:]),
@@ -38,11 +49,9 @@ func (k Key) FourTupleHash() uint64 {
 		bits.ReverseBytes32(ports))
 }
 
-// ConnIDHash returns the hash the qch scheduler uses: XXH64 of ConnID, or
-// FourTupleHash when ConnID is empty (a packet with no connection ID).
-func (k Key) ConnIDHash() uint64 {
+func connIDHash(k *Key) uint64 {
 	if len(k.ConnID) == 0 {
-		return k.FourTupleHash()
+		return fourTupleHash(k)
 	}
 	return xxhSmall(k.ConnID)
 }
