@@ -95,6 +95,14 @@ type Config struct {
 	// separately, shared by all its connections: 1–5120. If zero, the
 	// listener is uncapped and shares the instance's cap, if any.
 	Bandwidth int
+	// QUICRouter, for UDP listeners with the qch scheduler, maps the
+	// destination connection ID of a flow's first packet to a backend ID
+	// (the IETF QUIC-LB scheme: see balancer/quiclb). A backend it names
+	// is used if it is a healthy member; packets it cannot route fall
+	// back to the scheduler. If nil, qch hashes the connection ID.
+	QUICRouter QUICRouter
+	// HTTP configures HTTP and HTTPS listeners; ignored by TCP and UDP.
+	HTTP HTTPOptions
 	// HealthCheck, if set, runs active health checks on the group's
 	// members while the listener runs, marking them healthy or not in the
 	// group (unless HealthCheck.Setter names another target), and feeds
@@ -193,6 +201,14 @@ func (c Config) effective() (Config, error) {
 	if c.Bandwidth < 0 || c.Bandwidth > MaxBandwidth {
 		return c, configErr("Bandwidth", c.Bandwidth, "out of range 1–5120 Mbps (0 = uncapped)")
 	}
+	if c.QUICRouter != nil && c.Protocol != UDP {
+		return c, configErr("QUICRouter", string(c.Protocol), "QUIC routing is for udp listeners")
+	}
+	if c.Protocol == HTTP || c.Protocol == HTTPS {
+		if err := c.HTTP.effective(&c); err != nil {
+			return c, err
+		}
+	}
 	if c.HealthCheck != nil {
 		// Validate now, so a bad check refuses the listener.
 		hc, err := health.New(*c.HealthCheck)
@@ -216,6 +232,13 @@ func (c Config) effective() (Config, error) {
 	return c, nil
 }
 
+// QUICRouter maps a QUIC destination connection ID to the ID of the
+// backend that issued it. Route must be safe for concurrent use and
+// should not allocate: it runs for the first packet of every flow.
+type QUICRouter interface {
+	Route(dcid []byte) (backendID string, ok bool)
+}
+
 // schedulerFits refuses built-in schedulers a protocol does not offer.
 func schedulerFits(p Protocol, name string) error {
 	bad := false
@@ -236,9 +259,17 @@ func inRange(field string, v, def, lo, hi time.Duration) (time.Duration, error) 
 		return def, nil
 	}
 	if v < lo || v > hi {
-		return v, configErr(field, v, fmt.Sprintf("out of range %v–%v", lo, hi))
+		return v, configErr(field, v, fmt.Sprintf("out of range %s–%s", seconds(lo), seconds(hi)))
 	}
 	return v, nil
+}
+
+// seconds formats a bound as the CLB documents it: "900s", not "15m0s".
+func seconds(d time.Duration) string {
+	if d%time.Second == 0 {
+		return fmt.Sprintf("%ds", d/time.Second)
+	}
+	return d.String()
 }
 
 func validateName(name string) error {

@@ -172,6 +172,18 @@ func (in *Instance) Remove(ctx context.Context, name string) error {
 	return err
 }
 
+// Start starts every stopped listener. It starts as many as it can and
+// returns the errors of those it could not (a port taken, say).
+func (in *Instance) Start() error {
+	var errs []error
+	for _, l := range in.Listeners() {
+		if err := l.Start(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", l.cfg.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // Stop stops every listener gracefully, in parallel, under one deadline:
 // each stops accepting at once and its connections get until ctx is done.
 func (in *Instance) Stop(ctx context.Context) error {

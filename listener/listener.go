@@ -115,8 +115,8 @@ func (l *Listener) Start() error {
 		srv, err = startTCP(l)
 	case UDP:
 		srv, err = startUDP(l)
-	default:
-		err = fmt.Errorf("listener: %s listeners are not available yet", l.cfg.Protocol)
+	case HTTP, HTTPS:
+		srv, err = startHTTP(l)
 	}
 	if err != nil {
 		return err
@@ -187,6 +187,19 @@ func (l *Listener) SetBandwidth(mbps int) error {
 		l.lim.p.Store(l.own)
 	}
 	return nil
+}
+
+// SetScheduler switches the listener's group to scheduler s, refusing a
+// built-in scheduler the protocol does not offer (qch on TCP, hashing on
+// HTTP). Established connections keep their backends.
+func (l *Listener) SetScheduler(s balancer.Scheduler) error {
+	if s == nil {
+		return configErr("Scheduler", "nil", "missing")
+	}
+	if err := schedulerFits(l.cfg.Protocol, s.Name()); err != nil {
+		return err
+	}
+	return l.cfg.Group.SetScheduler(s)
 }
 
 // Bandwidth returns the listener's cap in Mbps, 0 if uncapped.

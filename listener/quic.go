@@ -73,5 +73,5 @@ func parseQUICDestConnID(b []byte, shortLen int) (dcid []byte, ok bool) {
 // during the call.
 //
 // The router is passed to listenUDP in udpOptions.route; startUDP passes
-// none yet.
+// Config.QUICRouter's Route method.
 type connIDRouter func(dcid []byte) (backendID string, ok bool)

@@ -102,8 +102,11 @@ type udpServer struct {
 }
 
 func startUDP(l *Listener) (server, error) {
-	// The QUIC-LB issue passes its connection-ID decoder here.
-	return listenUDP(l, udpOptions{})
+	var opt udpOptions
+	if r := l.cfg.QUICRouter; r != nil {
+		opt.route = r.Route
+	}
+	return listenUDP(l, opt)
 }
 
 func listenUDP(l *Listener, opt udpOptions) (*udpServer, error) {

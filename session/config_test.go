@@ -64,11 +64,11 @@ func TestNewConfig(t *testing.T) {
 
 func TestConfigErrorMessage(t *testing.T) {
 	_, err := New(Config{CookieTimeout: 90000 * time.Second})
-	if got, want := err.Error(), `session: CookieTimeout "25h0m0s": out of range 1s–86400s, whole seconds`; got != want {
+	if got, want := err.Error(), `session: CookieTimeout 25h0m0s: out of range 1s–86400s, whole seconds`; got != want {
 		t.Errorf("error = %q, want %q", got, want)
 	}
 	_, err = NewAffinity(AffinityConfig{PersistenceTimeout: time.Hour + time.Second})
-	if got, want := err.Error(), `session: PersistenceTimeout "1h0m1s": out of range 0 (off) or 1s–3600s`; got != want {
+	if got, want := err.Error(), `session: PersistenceTimeout 1h0m1s: out of range 0 (off) or 1s–3600s`; got != want {
 		t.Errorf("error = %q, want %q", got, want)
 	}
 }

@@ -79,7 +79,7 @@ func ExampleNew() {
 	fmt.Println(err)
 	// Output:
 	// true CookieTimeout
-	// session: CookieTimeout "48h0m0s": out of range 1s–86400s, whole seconds
+	// session: CookieTimeout 48h0m0s: out of range 1s–86400s, whole seconds
 }
 
 func ExampleSticky_EncodeAt() {

@@ -5,7 +5,10 @@
 // Reason.
 package cfgerr
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 // Error reports a configuration value that was refused: which field, the
 // value as given, and why. Err, if set, is the underlying cause and is
@@ -18,8 +21,9 @@ type Error struct {
 	Err    error  // optional cause
 }
 
-// New returns an *Error. Strings are quoted in the message; other values
-// are formatted with %v.
+// New returns an *Error. Numbers and durations appear bare in the
+// message ("Weight 101", "IdleTimeout 5s"); strings and other values with
+// a String method are quoted ("10.0.0.0/33").
 func New(pkg, field string, value any, reason string) *Error {
 	return &Error{Pkg: pkg, Field: field, Value: format(value), Reason: reason}
 }
@@ -35,6 +39,8 @@ func format(v any) string {
 	switch v := v.(type) {
 	case string:
 		return fmt.Sprintf("%q", v)
+	case time.Duration:
+		return v.String()
 	case fmt.Stringer:
 		return fmt.Sprintf("%q", v.String())
 	default:

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/netip"
 	"testing"
+	"time"
 )
 
 func TestError(t *testing.T) {
@@ -16,6 +17,7 @@ func TestError(t *testing.T) {
 		{"int", New("balancer", "Weight", 101, "out of range 0–100"), "balancer: Weight 101: out of range 0–100"},
 		{"string", New("acl", "Entry", "10.0.0.0/33", "prefix length out of range"), `acl: Entry "10.0.0.0/33": prefix length out of range`},
 		{"stringer", New("acl", "Addr", netip.MustParseAddr("::1"), "wrong family"), `acl: Addr "::1": wrong family`},
+		{"duration", New("listener", "IdleTimeout", 5*time.Second, "out of range 10s–900s"), "listener: IdleTimeout 5s: out of range 10s–900s"},
 		{"no field", New("sni", "", "a..b", "empty label"), `sni: "a..b": empty label`},
 	}
 	for _, tt := range tests {
