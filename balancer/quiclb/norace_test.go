@@ -1,0 +1,5 @@
+//go:build !race
+
+package quiclb
+
+const raceEnabled = false
