@@ -1,6 +1,7 @@
 package quiclb
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -47,5 +48,47 @@ func BenchmarkQUICLBGenerate(b *testing.B) {
 				}
 			})
 		})
+	}
+}
+
+// BenchmarkRouterRoute is the load balancer's per-flow cost: decode, then
+// a table lookup, over tables of n servers.
+func BenchmarkRouterRoute(b *testing.B) {
+	for _, m := range modes {
+		for _, n := range []int{10, 100, 1000, 10000} {
+			b.Run(m.name+"/n="+strconv.Itoa(n), func(b *testing.B) {
+				ids := ServerIDs{}
+				var last ServerID
+				for i := range n {
+					raw := make([]byte, m.cfg.ServerIDLen)
+					raw[len(raw)-1], raw[len(raw)-2] = byte(i), byte(i>>8)
+					id, err := MakeServerID(raw)
+					if err != nil {
+						b.Fatal(err)
+					}
+					ids[id] = "backend-" + strconv.Itoa(i)
+					last = id
+				}
+				g, err := NewGenerator(m.cfg, last)
+				if err != nil {
+					b.Fatal(err)
+				}
+				d, err := NewDecoder(m.cfg)
+				if err != nil {
+					b.Fatal(err)
+				}
+				cid, _ := g.GenerateConnectionID()
+				dcid := cid.Bytes()
+				r := NewRouter(d, ids)
+				b.ReportAllocs()
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						if _, ok := r.Route(dcid); !ok {
+							b.Fatal("not routed")
+						}
+					}
+				})
+			})
+		}
 	}
 }

@@ -78,3 +78,30 @@ func ExampleDecoder() {
 	// backend-a true
 	//  false
 }
+
+// A Router is what a UDP listener asks for each new flow: lbkit's
+// listener.Config.QUICRouter takes it as is. The table can change while it
+// is in use.
+func ExampleRouter() {
+	key, _ := hex.DecodeString("8f95f09245765f80256934e50c66207f")
+	dec, err := quiclb.NewDecoder(quiclb.Config{ServerIDLen: 3, NonceLen: 4, Key: key, EncodeLength: true})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	a, _ := quiclb.ParseServerID("ed793a")
+	r := quiclb.NewRouter(dec, quiclb.ServerIDs{a: "backend-a"})
+	// With the listener:
+	//	listener.Config{Protocol: listener.UDP, Group: qchGroup,
+	//		QUICRouter: r, QUICConnIDLength: dec.ConnIDLen(), ...}
+
+	dcid, _ := hex.DecodeString("0720b1d07b359d3c")
+	fmt.Println(r.Route(dcid))
+
+	// backend-a leaves: its connections fall back to the four-tuple.
+	r.SetServerIDs(quiclb.ServerIDs{})
+	fmt.Println(r.Route(dcid))
+	// Output:
+	// backend-a true
+	//  false
+}
