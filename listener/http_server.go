@@ -1,0 +1,264 @@
+package listener
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/klauspost/compress/gzhttp"
+	"github.com/lbkit/lbkit/tlspolicy"
+)
+
+// gzipTypes are the only content types compressed (SPEC §7).
+var gzipTypes = []string{
+	"text/xml", "text/plain", "text/css", "application/javascript",
+	"application/x-javascript", "application/rss+xml", "application/atom+xml",
+	"application/xml", "application/json",
+}
+
+// httpServer is a running HTTP or HTTPS listener: a net/http server whose
+// handler proxies to the backends over a pooled http.Transport.
+type httpServer struct {
+	l     *Listener
+	o     HTTPOptions // l.cfg.HTTP at start
+	st    *httpState
+	https bool
+	ln    net.Listener
+	srv   *http.Server
+	tr    *http.Transport
+	chain http.Handler // middleware, then redirect or proxy
+	gz    http.Handler // the proxy behind gzip, nil when off
+
+	// Header values shared by every request; never modified.
+	slbID, slbIP, proto, port []string
+
+	ctx      context.Context // cancelled when requests must be cut
+	cancel   context.CancelFunc
+	handlers sync.WaitGroup // requests in flight, tunnels included
+	served   chan struct{}  // Serve returned
+	stop     chan struct{}  // ends the rule-group watchers
+	watchers sync.WaitGroup
+
+	mu      sync.Mutex
+	tunnels map[net.Conn]struct{} // hijacked client connections
+}
+
+// httpConn is what the listener knows about one client connection; it
+// rides in the connection's context.
+type httpConn struct {
+	src, dst netip.AddrPort
+	ip, port []string // for X-Forwarded-For and X-Forwarded-Client-srcport
+	reqs     atomic.Int64
+	cert     atomic.Pointer[tlspolicy.ClientCert]
+}
+
+type connKey struct{}
+
+func connOf(r *http.Request) *httpConn {
+	hc, _ := r.Context().Value(connKey{}).(*httpConn)
+	return hc
+}
+
+func startHTTP(l *Listener) (server, error) {
+	o := l.cfg.HTTP
+	s := &httpServer{
+		l:       l,
+		o:       o,
+		st:      o.st,
+		https:   l.cfg.Protocol == HTTPS,
+		served:  make(chan struct{}),
+		stop:    make(chan struct{}),
+		tunnels: map[net.Conn]struct{}{},
+		slbID:   []string{l.inst.ID()},
+		port:    []string{strconv.Itoa(l.cfg.Port)},
+		proto:   []string{"http"},
+	}
+	if a := l.inst.Address(); a.IsValid() {
+		s.slbIP = []string{a.String()}
+	} else {
+		s.slbIP = []string{""}
+	}
+	if s.https {
+		s.proto = []string{"https"}
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	dialer := &net.Dialer{Timeout: l.cfg.ConnectTimeout, KeepAlive: 30 * time.Second}
+	s.tr = &http.Transport{
+		DialContext:           dialer.DialContext,
+		MaxIdleConns:          0,
+		MaxIdleConnsPerHost:   1024,
+		IdleConnTimeout:       90 * time.Second,
+		ResponseHeaderTimeout: o.RequestTimeout,
+		ExpectContinueTimeout: time.Second,
+		// The client's Accept-Encoding goes to the backend as is; the
+		// transport must neither add its own nor decompress.
+		DisableCompression: true,
+	}
+	var inner http.Handler = http.HandlerFunc(s.proxy)
+	if o.RedirectToPort != 0 {
+		inner = http.HandlerFunc(s.redirect)
+	} else if !o.NoGzip {
+		wrap, err := gzhttp.NewWrapper(gzhttp.ContentTypes(gzipTypes), gzhttp.EnableZstd(false), gzhttp.MinSize(1024))
+		if err != nil {
+			s.cancel()
+			return nil, err
+		}
+		s.gz = wrap(http.HandlerFunc(s.proxy))
+		inner = http.HandlerFunc(s.maybeGzip)
+	}
+	if o.Middleware != nil {
+		inner = o.Middleware(inner)
+	}
+	s.chain = inner
+
+	ln, err := net.Listen("tcp", net.JoinHostPort(l.cfg.Host, strconv.Itoa(l.cfg.Port)))
+	if err != nil {
+		s.cancel()
+		return nil, err
+	}
+	var protos http.Protocols
+	protos.SetHTTP1(true)
+	if s.https {
+		protos.SetHTTP2(s.st.tls.http2)
+	}
+	s.ln = ln
+	s.srv = &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: o.HeaderTimeout,
+		IdleTimeout:       o.IdleTimeout,
+		MaxHeaderBytes:    o.MaxHeaderBytes,
+		Protocols:         &protos,
+		ConnState:         s.connState,
+		ConnContext:       s.connContext,
+		BaseContext:       func(net.Listener) context.Context { return s.ctx },
+		ErrorLog:          slog.NewLogLogger(l.cfg.Logger.Handler(), slog.LevelDebug),
+	}
+	serveLn := ln
+	if s.https {
+		serveLn = tls.NewListener(ln, s.st.tls.serverConfig())
+	}
+	s.syncSticky()
+	for _, g := range s.st.routes.groups[1:] {
+		s.watchers.Go(func() {
+			for {
+				changed := g.Changed()
+				s.syncSticky()
+				select {
+				case <-changed:
+				case <-s.stop:
+					return
+				}
+			}
+		})
+	}
+	go func() {
+		defer close(s.served)
+		if err := s.srv.Serve(serveLn); !errors.Is(err, http.ErrServerClosed) {
+			l.cfg.Logger.Error("http server stopped", "err", err)
+		}
+	}()
+	return s, nil
+}
+
+func (s *httpServer) addrs() []net.Addr { return []net.Addr{s.ln.Addr()} }
+
+// groupChanged keeps the cookie backends in step with the default group;
+// the rule groups have watchers of their own.
+func (s *httpServer) groupChanged() { s.syncSticky() }
+
+// syncSticky tells the cookie codec every member of every group.
+func (s *httpServer) syncSticky() {
+	st := s.st.sticky
+	if st == nil {
+		return
+	}
+	var ids []string
+	for _, g := range s.st.routes.groups {
+		for _, m := range g.Members() {
+			ids = append(ids, m.ID())
+		}
+	}
+	if err := st.SetBackends(ids...); err != nil {
+		s.l.cfg.Logger.Warn("updating cookie backends failed", "err", err)
+	}
+}
+
+func (s *httpServer) connContext(ctx context.Context, c net.Conn) context.Context {
+	hc := &httpConn{}
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		ap := a.AddrPort()
+		hc.src = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	if a, ok := c.LocalAddr().(*net.TCPAddr); ok {
+		ap := a.AddrPort()
+		hc.dst = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	hc.ip = []string{hc.src.Addr().String()}
+	hc.port = []string{strconv.Itoa(int(hc.src.Port()))}
+	return context.WithValue(ctx, connKey{}, hc)
+}
+
+func (s *httpServer) connState(_ net.Conn, st http.ConnState) {
+	switch st {
+	case http.StateNew:
+		s.l.c.active.Add(1)
+		s.l.c.new.Add(1)
+	case http.StateClosed, http.StateHijacked:
+		s.l.c.active.Add(-1)
+	}
+}
+
+// shutdown stops accepting, lets requests in flight (and WebSocket
+// tunnels) finish until ctx is done, then cuts the rest and waits for
+// every goroutine.
+func (s *httpServer) shutdown(ctx context.Context) error {
+	close(s.stop)
+	s.watchers.Wait()
+	err := s.srv.Shutdown(ctx)
+	if err != nil {
+		s.srv.Close()
+	}
+	done := make(chan struct{})
+	go func() {
+		s.handlers.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+		s.cancel()
+		s.closeTunnels()
+		<-done
+	}
+	s.cancel()
+	<-s.served
+	s.tr.CloseIdleConnections()
+	return err
+}
+
+func (s *httpServer) closeTunnels() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.tunnels {
+		c.Close()
+	}
+}
+
+func (s *httpServer) track(c net.Conn, add bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if add {
+		s.tunnels[c] = struct{}{}
+	} else {
+		delete(s.tunnels, c)
+	}
+}

@@ -1,0 +1,129 @@
+package listener
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"sync"
+	"sync/atomic"
+
+	"github.com/lbkit/lbkit/sni"
+	"github.com/lbkit/lbkit/tlspolicy"
+)
+
+// tlsState is an HTTPS listener's TLS material. Certificates live in the
+// Selector, which the handshake reads through GetCertificate; the policy
+// and client CAs are baked into a tls.Config rebuilt on each change and
+// handed to new handshakes by GetConfigForClient. Both paths only load
+// atomics, so changes apply to the next handshake without a restart.
+type tlsState struct {
+	sel   *sni.Selector
+	http2 bool
+
+	mu     sync.Mutex // serializes rebuilds
+	policy *tlspolicy.Policy
+	cas    *x509.CertPool
+	cfg    atomic.Pointer[tls.Config]
+}
+
+func newTLSState(o *HTTPOptions) (*tlsState, error) {
+	if o.Certificate == nil {
+		return nil, configErr("HTTP.Certificate", "nil", "required for https")
+	}
+	sel, err := sni.NewSelector(o.Certificate)
+	if err != nil {
+		return nil, configErr("HTTP.Certificate", "default", err.Error())
+	}
+	err = sel.Update(func(b *sni.Batch[*tls.Certificate]) error {
+		for d, c := range o.Domains {
+			if err := b.Set(d, c); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	ts := &tlsState{sel: sel, http2: !o.NoHTTP2, policy: o.TLSPolicy, cas: o.ClientCAs}
+	if err := ts.rebuild(); err != nil {
+		return nil, err
+	}
+	return ts, nil
+}
+
+// rebuild publishes a tls.Config for the current policy and CAs. Called
+// with mu held, or before ts is shared.
+func (ts *tlsState) rebuild() error {
+	p := ts.policy
+	if p == nil {
+		p = tlspolicy.Default()
+	}
+	cfg := p.Config()
+	cfg.GetCertificate = ts.sel.GetCertificate
+	if ts.http2 {
+		cfg.NextProtos = []string{"h2", "http/1.1"}
+	} else {
+		cfg.NextProtos = []string{"http/1.1"}
+	}
+	if ts.cas != nil {
+		tlspolicy.RequireClientCert(cfg, ts.cas)
+	}
+	ts.cfg.Store(cfg)
+	return nil
+}
+
+// serverConfig is the tls.Config the listener's socket uses: it defers
+// every handshake to the current config.
+func (ts *tlsState) serverConfig() *tls.Config {
+	return &tls.Config{
+		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			return ts.cfg.Load(), nil
+		},
+	}
+}
+
+// Certificates returns an HTTPS listener's certificates: the default
+// (Selector.SetDefault replaces it) and the extension domains
+// (Selector.Set adds or edits one, Selector.Delete removes it). Changes
+// apply to the next TLS handshake, whether the listener runs or not. It
+// returns nil for other protocols.
+func (l *Listener) Certificates() *sni.Selector {
+	if ts := l.tlsState(); ts != nil {
+		return ts.sel
+	}
+	return nil
+}
+
+// SetTLSPolicy switches an HTTPS listener to policy p (nil means
+// tls_cipher_policy_1_0) for the next TLS handshakes; established
+// connections keep what they negotiated.
+func (l *Listener) SetTLSPolicy(p *tlspolicy.Policy) error {
+	ts := l.tlsState()
+	if ts == nil {
+		return configErr("HTTP.TLSPolicy", string(l.cfg.Protocol), "TLS settings are for https listeners")
+	}
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	ts.policy = p
+	return ts.rebuild()
+}
+
+// SetClientCAs replaces an HTTPS listener's mutual-TLS CAs for the next
+// handshakes; nil stops asking for client certificates.
+func (l *Listener) SetClientCAs(cas *x509.CertPool) error {
+	ts := l.tlsState()
+	if ts == nil {
+		return configErr("HTTP.ClientCAs", string(l.cfg.Protocol), "TLS settings are for https listeners")
+	}
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	ts.cas = cas
+	return ts.rebuild()
+}
+
+func (l *Listener) tlsState() *tlsState {
+	if st := l.cfg.HTTP.st; st != nil {
+		return st.tls
+	}
+	return nil
+}

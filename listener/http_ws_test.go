@@ -1,0 +1,65 @@
+package listener
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// testWebSocketEcho runs a WebSocket echo through an HTTP listener with a
+// real WebSocket client and server: messages both ways, and a message the
+// server sends first.
+func testWebSocketEcho(t *testing.T) {
+	b := startHTTPBackend(t, "ws", func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		ctx := r.Context()
+		if err := c.Write(ctx, websocket.MessageText, []byte("hello")); err != nil {
+			return
+		}
+		for {
+			typ, msg, err := c.Read(ctx)
+			if err != nil {
+				return
+			}
+			if err := c.Write(ctx, typ, append([]byte("echo:"), msg...)); err != nil {
+				return
+			}
+		}
+	})
+	l := addHTTP(t, Config{}, b)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	client := newClient(t)
+	c, resp, err := websocket.Dial(ctx, "ws://"+listenerAddr(l)+"/ws", &websocket.DialOptions{HTTPClient: client})
+	if err != nil {
+		t.Fatalf("dial through the listener: %v", err)
+	}
+	defer c.CloseNow()
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if _, msg, err := c.Read(ctx); err != nil || string(msg) != "hello" {
+		t.Fatalf("server's first message: %q, %v", msg, err)
+	}
+	for i := range 5 {
+		want := fmt.Sprint("msg ", i)
+		if err := c.Write(ctx, websocket.MessageText, []byte(want)); err != nil {
+			t.Fatal(err)
+		}
+		if _, msg, err := c.Read(ctx); err != nil || string(msg) != "echo:"+want {
+			t.Fatalf("echo %d: %q, %v", i, msg, err)
+		}
+	}
+	c.Close(websocket.StatusNormalClosure, "")
+	if st := l.Stats(); st.Status[0] != 1 || st.BytesIn == 0 || st.BytesOut == 0 {
+		t.Errorf("Stats: 1xx=%d in=%d out=%d, want 1 and bytes both ways", st.Status[0], st.BytesIn, st.BytesOut)
+	}
+}
