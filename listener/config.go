@@ -98,8 +98,9 @@ type Config struct {
 	// QUICRouter, for UDP listeners with the qch scheduler, maps the
 	// destination connection ID of a flow's first packet to a backend ID
 	// (the IETF QUIC-LB scheme: see balancer/quiclb). A backend it names
-	// is used if it is a healthy member; packets it cannot route fall
-	// back to the scheduler. If nil, qch hashes the connection ID.
+	// is used if it is a healthy member; flows it cannot route fall
+	// back to the scheduler by four-tuple, as the draft asks. If nil,
+	// qch hashes the connection ID.
 	QUICRouter QUICRouter
 	// HTTP configures HTTP and HTTPS listeners; ignored by TCP and UDP.
 	HTTP HTTPOptions

@@ -58,19 +58,22 @@ func parseQUICDestConnID(b []byte, shortLen int) (dcid []byte, ok bool) {
 // router asks it first, then confirms the answer with
 // balancer.Group.PickSticky, which keeps the flow on that backend while it
 // is in the group, healthy and in the active tier (even at weight 0, as a
-// connection that migrated is not new work) and otherwise falls back to
-// the scheduler. ok false (an ID the router cannot decode, such as a
-// client-chosen Initial DCID) falls back to the usual first pick: the
+// connection that migrated is not new work). Otherwise — ok false (an ID
+// the router cannot decode or map, such as a client-chosen Initial DCID)
+// or a backend no longer eligible — the flow takes the usual first pick
+// with the Key's ConnID cleared, which is the draft's fallback: the
 // client's persisted backend if PersistenceTimeout is on, else the
-// scheduler, which for qch hashes the connection ID.
+// scheduler, which for qch then hashes the four-tuple; the flow table
+// keeps such a flow on its backend. Stats.QUICRouted and
+// Stats.QUICFallback count the two outcomes.
 //
 // Without a router, qch hashes the DCID, so a QUIC connection keeps its
 // backend while the client keeps its address (flows are keyed by the
 // client's address and port), but not across a migration, after which the
-// DCID is one the server chose. The router fixes that. It is called once
-// per new flow whose first datagram has a non-empty DCID, from the flow's
-// goroutine, so it must be safe for concurrent use; dcid is only valid
-// during the call.
+// DCID is one the server chose. The router fixes that: a migrated client
+// is a new flow, and the router is asked for every new flow whose first
+// datagram has a non-empty DCID, from the flow's goroutine, so it must be
+// safe for concurrent use; dcid is only valid during the call.
 //
 // The router is passed to listenUDP in udpOptions.route; startUDP passes
 // Config.QUICRouter's Route method.

@@ -258,6 +258,17 @@ func (s *udpServer) connect(f *udpFlow, first []byte) (*net.UDPConn, *balancer.M
 	if dcid, ok := parseQUICDestConnID(first, l.cfg.QUICConnIDLength); ok {
 		k.ConnID = dcid
 	}
+	// Every new flow asks the router, a migrated client's too: its new
+	// address is a new flow, whose DCID the router maps back to the
+	// server that issued it.
+	routeID, routed := s.routed(k.ConnID)
+	if s.route != nil {
+		// What the router cannot place goes by four-tuple, as the QUIC-LB
+		// draft asks (qch hashes the four-tuple for an empty ConnID), and
+		// the flow table keeps it there; a PickSticky that finds the
+		// routed backend gone falls back the same way.
+		k.ConnID = nil
+	}
 	var triedBuf [maxConnectAttempts]*balancer.Member
 	tried := triedBuf[:0]
 	d := net.Dialer{Timeout: l.cfg.ConnectTimeout}
@@ -266,9 +277,9 @@ func (s *udpServer) connect(f *udpFlow, first []byte) (*net.UDPConn, *balancer.M
 			m   *balancer.Member
 			err error
 		)
-		switch id, routed := s.routed(k.ConnID, len(tried)); {
-		case routed:
-			m, err = g.PickSticky(id, k)
+		switch {
+		case routed && len(tried) == 0:
+			m, err = g.PickSticky(routeID, k)
 		case len(tried) == 0:
 			m, err = l.pickFirst(k) // source-IP persistence, if on
 		default:
@@ -293,6 +304,13 @@ func (s *udpServer) connect(f *udpFlow, first []byte) (*net.UDPConn, *balancer.M
 		}
 		if err == nil {
 			l.persist(k.Src.Addr(), m.ID())
+			if s.route != nil {
+				if routed && len(tried) == 0 && m.ID() == routeID {
+					l.c.quicRouted.Add(1)
+				} else {
+					l.c.quicFallback.Add(1)
+				}
+			}
 			return c.(*net.UDPConn), m, nil
 		}
 		l.reportConnect(m.ID(), err)
@@ -304,9 +322,9 @@ func (s *udpServer) connect(f *udpFlow, first []byte) (*net.UDPConn, *balancer.M
 	return nil, nil, balancer.ErrNoBackend
 }
 
-// routed asks the connection-ID router, on a flow's first attempt only.
-func (s *udpServer) routed(dcid []byte, attempt int) (string, bool) {
-	if s.route == nil || attempt > 0 || len(dcid) == 0 {
+// routed asks the connection-ID router, if any, for a new flow's DCID.
+func (s *udpServer) routed(dcid []byte) (string, bool) {
+	if s.route == nil || len(dcid) == 0 {
 		return "", false
 	}
 	return s.route(dcid)
