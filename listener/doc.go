@@ -42,7 +42,11 @@
 // The ACL is checked on every datagram. With the qch scheduler the flow's
 // first pick hashes the QUIC destination connection ID (RFC 8999
 // invariants, long and short headers); a flow keeps its backend while the
-// client's address is stable. PROXY protocol v2 prepends a header to each
+// client's address is stable. With Config.QUICRouter (IETF QUIC-LB, see
+// balancer/quiclb) every new flow is routed by the server ID in its
+// connection ID, so a connection keeps its backend when the client
+// migrates or its NAT rebinds; what the router cannot decode goes by
+// four-tuple hash. PROXY protocol v2 prepends a header to each
 // datagram. Over the bandwidth cap, datagrams are dropped rather than
 // queued.
 //

@@ -493,3 +493,68 @@ func pickID(t *testing.T, g *balancer.Group, k balancer.Key) string {
 	}
 	return m.ID()
 }
+
+// FuzzQUICLBRouterPath feeds arbitrary first datagrams through a new
+// flow's routing (pickKey, then the pick connect makes) with a QUIC-LB
+// router: no panic; a routed flow lands on the backend the router named,
+// which holds the server ID its DCID decodes to; an unrouted one carries
+// no ConnID, so qch hashes the four-tuple.
+func FuzzQUICLBRouterPath(f *testing.F) {
+	cfg := quiclb.Config{ConfigID: 1, Key: []byte("lbkit-quiclb-key")}
+	dec, err := quiclb.NewDecoder(cfg)
+	if err != nil {
+		f.Fatal(err)
+	}
+	ids := quiclb.ServerIDs{}
+	var backends []balancer.Backend
+	for i := range 3 {
+		id, _ := quiclb.MakeServerID([]byte{0x10, byte(i + 1)})
+		name := fmt.Sprintf("q%d", i+1)
+		ids[id] = name
+		backends = append(backends, balancer.Backend{ID: name, Addr: fmt.Sprintf("127.0.0.1:%d", 9000+i), Weight: 100})
+		gen, err := quiclb.NewGenerator(cfg, id)
+		if err != nil {
+			f.Fatal(err)
+		}
+		cid, _ := gen.GenerateConnectionID()
+		f.Add(append([]byte{0x40}, cid.Bytes()...))                                    // short header
+		f.Add(append(append([]byte{0xc0, 0, 0, 0, 1, 8}, cid.Bytes()...), 0))          // long header
+		f.Add(append(append([]byte{0xc0, 0, 0, 0, 1, 9}, cid.Bytes()...), 0xff, 0, 0)) // long, 9-octet DCID
+		f.Add(append([]byte{0x40, cid.Bytes()[0] | 0xe0}, cid.Bytes()[1:]...))         // codepoint 7
+		f.Add(append([]byte{0x40}, cid.Bytes()[:5]...))                                // short
+	}
+	// q3 is in the router's table but not in the group.
+	qch, _ := balancer.ParseScheduler(balancer.NameQCH)
+	g, err := balancer.New(balancer.Config{Scheduler: qch}, backends[:2]...)
+	if err != nil {
+		f.Fatal(err)
+	}
+	r := quiclb.NewRouter(dec, ids)
+	s := &udpServer{l: &Listener{cfg: Config{QUICConnIDLength: cfg.ConnIDLen()}}, route: r.Route}
+	src := netip.MustParseAddrPort("192.0.2.1:4433")
+	dst := netip.MustParseAddrPort("198.51.100.1:443")
+	f.Fuzz(func(t *testing.T, first []byte) {
+		k, routeID, routed := s.pickKey(src, dst, first)
+		if len(k.ConnID) != 0 {
+			t.Fatalf("pickKey(%x): ConnID %x with a router, want none", first, k.ConnID)
+		}
+		if !routed {
+			if _, err := g.Pick(k); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+		dcid, ok := parseQUICDestConnID(first, cfg.ConnIDLen())
+		sid, decoded := dec.ServerID(dcid)
+		if !ok || !decoded || ids[sid] != routeID {
+			t.Fatalf("pickKey(%x) routed to %q; DCID %x decodes to %v, %v", first, routeID, dcid, sid, decoded)
+		}
+		m, err := g.PickSticky(routeID, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, in := g.Member(routeID); in != (m.ID() == routeID) {
+			t.Fatalf("PickSticky(%q) = %s, member of the group: %v", routeID, m.ID(), in)
+		}
+	})
+}

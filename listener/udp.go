@@ -254,21 +254,7 @@ func (s *udpServer) remove(f *udpFlow) {
 func (s *udpServer) connect(f *udpFlow, first []byte) (*net.UDPConn, *balancer.Member, error) {
 	l := s.l
 	g := l.cfg.Group
-	k := balancer.Key{Src: f.key.src, Dst: f.dst}
-	if dcid, ok := parseQUICDestConnID(first, l.cfg.QUICConnIDLength); ok {
-		k.ConnID = dcid
-	}
-	// Every new flow asks the router, a migrated client's too: its new
-	// address is a new flow, whose DCID the router maps back to the
-	// server that issued it.
-	routeID, routed := s.routed(k.ConnID)
-	if s.route != nil {
-		// What the router cannot place goes by four-tuple, as the QUIC-LB
-		// draft asks (qch hashes the four-tuple for an empty ConnID), and
-		// the flow table keeps it there; a PickSticky that finds the
-		// routed backend gone falls back the same way.
-		k.ConnID = nil
-	}
+	k, routeID, routed := s.pickKey(f.key.src, f.dst, first)
 	var triedBuf [maxConnectAttempts]*balancer.Member
 	tried := triedBuf[:0]
 	d := net.Dialer{Timeout: l.cfg.ConnectTimeout}
@@ -322,12 +308,28 @@ func (s *udpServer) connect(f *udpFlow, first []byte) (*net.UDPConn, *balancer.M
 	return nil, nil, balancer.ErrNoBackend
 }
 
-// routed asks the connection-ID router, if any, for a new flow's DCID.
-func (s *udpServer) routed(dcid []byte) (string, bool) {
-	if s.route == nil || len(dcid) == 0 {
-		return "", false
+// pickKey returns the balancer key of a new flow from src to dst whose
+// first datagram is first, and the backend the connection-ID router names
+// for it (routed true), if any. Every new flow asks the router, a
+// migrated client's too: its new address is a new flow, whose DCID the
+// router maps back to the server that issued it. With a router, the key
+// carries no ConnID: what the router cannot place goes by four-tuple, as
+// the QUIC-LB draft asks (qch hashes the four-tuple for an empty ConnID),
+// and the flow table keeps it there; a PickSticky that finds the routed
+// backend gone falls back the same way.
+func (s *udpServer) pickKey(src, dst netip.AddrPort, first []byte) (k balancer.Key, routeID string, routed bool) {
+	k = balancer.Key{Src: src, Dst: dst}
+	dcid, ok := parseQUICDestConnID(first, s.l.cfg.QUICConnIDLength)
+	if s.route == nil {
+		if ok {
+			k.ConnID = dcid
+		}
+		return k, "", false
 	}
-	return s.route(dcid)
+	if ok && len(dcid) > 0 {
+		routeID, routed = s.route(dcid)
+	}
+	return k, routeID, routed
 }
 
 // shutdown stops new flows at once (their datagrams are dropped), lets

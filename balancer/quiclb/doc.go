@@ -72,9 +72,39 @@
 //     accepted by another.
 //  5. On the load balancer, tell the UDP listener the connection ID length
 //     (Decoder.ConnIDLen) so it can read short headers, and route with
-//     Decoder.Backend, falling back when it reports false.
+//     a Router (Decoder.Backend over a replaceable ServerIDs table),
+//     falling back to the four-tuple when it reports false.
 //
-// See ExampleGenerator and ExampleDecoder.
+// # Behind an lbkit UDP listener
+//
+// A *Router is a listener.QUICRouter. Give the listener the qch scheduler,
+// the router and the connection ID length:
+//
+//	dec, _ := quiclb.NewDecoder(cfg)
+//	r := quiclb.NewRouter(dec, quiclb.ServerIDs{idA: "a", idB: "b"})
+//	qch, _ := balancer.ParseScheduler(balancer.NameQCH)
+//	group, _ := balancer.New(balancer.Config{Scheduler: qch}, backends...)
+//	l, _ := inst.Add(listener.Config{
+//		Protocol:         listener.UDP,
+//		Port:             443,
+//		Group:            group,
+//		QUICRouter:       r,
+//		QUICConnIDLength: cfg.ConnIDLen(),
+//	})
+//
+// The listener asks the router for every new flow (a client's address and
+// port). A client's first flow starts with the Initial DCID the client
+// chose, which decodes to nothing, so it goes by a hash of the four-tuple,
+// and the flow table keeps it on that backend. When the client migrates
+// or its NAT rebinds, its packets form a new flow whose DCID is one the
+// backend issued: the router names that backend and the listener keeps
+// the connection there (balancer.Group.PickSticky) while it is a healthy
+// member. A DCID the router cannot map, or a backend that left, falls
+// back to the four-tuple. Listener.Stats counts both outcomes
+// (QUICRouted, QUICFallback). When backends change, update the group and
+// call Router.SetServerIDs.
+//
+// See ExampleGenerator, ExampleDecoder and ExampleRouter.
 //
 // [draft-ietf-quic-load-balancers]: https://datatracker.ietf.org/doc/draft-ietf-quic-load-balancers/
 package quiclb
