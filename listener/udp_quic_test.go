@@ -123,7 +123,7 @@ func TestUDPQUICThroughQCH(t *testing.T) {
 		mu.Lock()
 		dcids = append(dcids, append([]byte(nil), dcid...))
 		mu.Unlock()
-		return "", false // record only: qch hashes the DCID
+		return "", false // record only: an unrouted flow falls back to the four-tuple
 	}})
 
 	const conns = 3
