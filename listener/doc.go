@@ -64,7 +64,55 @@
 // connect failures, drops, drains and idle resets. Logs go to the
 // Config.Logger or the instance's log/slog logger.
 //
-// HTTP and HTTPS listeners are not built yet.
+// # HTTP and HTTPS
 //
-// See the package example for a TCP listener on loopback.
+// An HTTP listener is a reverse proxy (net/http server, pooled
+// http.Transport to the backends) configured by Config.HTTP
+// (HTTPOptions). Each request is checked against the ACL (403 if refused),
+// passes the optional HTTPOptions.Middleware (where a WAF plugs in), is
+// routed by the forwarding rules (host pattern as for extension domains,
+// then the longest path prefix; Config.Group otherwise), placed by its
+// session cookie or the scheduler (wrr, rr, wlc), and sent over HTTP/1.1
+// on a kept-alive backend connection (HTTP/1.0 on a connection of its own
+// for HTTP/1.0 clients). Hop-by-hop fields are removed both ways (RFC 9110
+// §7.6.1); X-Forwarded-For (on by default), SLB-ID, SLB-IP,
+// X-Forwarded-Proto, X-Forwarded-Port and X-Forwarded-Client-srcport are
+// independent switches. A backend that cannot be connected to within
+// Config.ConnectTimeout is reported to passive health checking and the
+// next one is tried (up to three); so is any backend failure of a
+// bodiless idempotent request. The client then gets 503 when no backend
+// is available, 502 when backends refused or reset, and 504 when one was
+// silent for HTTPOptions.RequestTimeout, each with a one-line body.
+// Idle keep-alive connections close after HTTPOptions.IdleTimeout, a
+// connection carries at most 100 requests after its first, headers must
+// arrive within HTTPOptions.HeaderTimeout and fit HTTPOptions.MaxHeaderBytes
+// (431 otherwise). Responses of the nine text types of the CLB are
+// gzip-compressed for clients that accept it (never twice). WebSocket
+// upgrades are tunnelled both ways. With HTTPOptions.RedirectToPort every
+// request is redirected to the instance's HTTPS listener instead.
+//
+// Cookie persistence (HTTPOptions.StickySession) inserts a SERVERID
+// cookie or rewrites the application's, as package session describes; a
+// cookie naming a backend that is gone, unhealthy or forged gets a fresh
+// pick, and a backend at weight 0 keeps its sessions but gets no new
+// ones. Unlike the CLB, which sets no cookie on 3xx and 4xx responses and
+// so loses stickiness across a login redirect, the listener handles the
+// cookie on every status: in insert mode a 302 or 404 carries the cookie
+// too; in rewrite mode the token rides on whatever cookie the application
+// sets, on any status.
+//
+// An HTTPS listener adds TLS termination: a default certificate
+// (HTTPOptions.Certificate), extension domains chosen by SNI
+// (Listener.Certificates, an sni.Selector editable live), the TLS policy
+// (tls_cipher_policy_1_0 unless HTTPOptions.TLSPolicy says otherwise;
+// Listener.SetTLSPolicy), optional mutual TLS (HTTPOptions.ClientCAs,
+// Listener.SetClientCAs) with client-certificate headers, HTTP/2 by ALPN
+// (HTTP/1.1 to backends) and session resumption limited to 300 s.
+// Certificate, domain, policy and CA changes apply to the next handshake
+// without a restart. HTTP listeners count requests by status class and
+// upstream latency in Stats, and write an access log to
+// HTTPOptions.AccessLog if set.
+//
+// See the package example for a TCP listener on loopback, and the
+// Instance.Add examples for HTTP and HTTPS.
 package listener

@@ -1,0 +1,195 @@
+package listener_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/lbkit/lbkit/balancer"
+	"github.com/lbkit/lbkit/listener"
+	"github.com/lbkit/lbkit/session"
+	"github.com/lbkit/lbkit/tlspolicy"
+)
+
+// webBackend starts an HTTP backend that answers with its name and the
+// X-Forwarded-For it was sent.
+func webBackend(name string) *httptest.Server {
+	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%s (X-Forwarded-For: %s)", name, r.Header.Get("X-Forwarded-For"))
+	}))
+}
+
+func fetch(c *http.Client, url string) string {
+	resp, err := c.Get(url)
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return fmt.Sprintf("%d %s", resp.StatusCode, body)
+}
+
+// An HTTP listener with cookie persistence: the first response sets the
+// SERVERID cookie, and a client that sends it back stays on its backend.
+func ExampleInstance_Add_http() {
+	a, b := webBackend("a"), webBackend("b")
+	defer a.Close()
+	defer b.Close()
+	group, _ := balancer.New(balancer.Config{Scheduler: balancer.RoundRobin()},
+		balancer.Backend{ID: "a", Addr: a.Listener.Addr().String(), Weight: 100},
+		balancer.Backend{ID: "b", Addr: b.Listener.Addr().String(), Weight: 100},
+	)
+	inst, _ := listener.NewInstance(listener.InstanceConfig{ID: "lb-demo", Logger: slog.New(slog.DiscardHandler)})
+	port := freePort()
+	_, err := inst.Add(listener.Config{
+		Protocol: listener.HTTP, Host: "127.0.0.1", Port: port, Group: group,
+		HTTP: listener.HTTPOptions{StickySession: &session.Config{CookieTimeout: time.Hour}},
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	url := "http://127.0.0.1:" + strconv.Itoa(port) + "/"
+	resp, err := http.Get(url)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	cookie := resp.Cookies()[0]
+	first := string(body)
+	fmt.Println(resp.StatusCode, "cookie", cookie.Name, "set")
+	for range 3 {
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		req.AddCookie(cookie)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		fmt.Println("same backend:", string(body) == first)
+	}
+	http.DefaultClient.CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	fmt.Println(inst.Stop(ctx))
+	// Output:
+	// 200 cookie SERVERID set
+	// same backend: true
+	// same backend: true
+	// same backend: true
+	// <nil>
+}
+
+// selfSigned returns an ECDSA P-256 certificate for name and a pool that
+// trusts it. Real listeners load theirs with tlspolicy.LoadCertificate.
+func selfSigned(name string) (*tls.Certificate, *x509.CertPool) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+	}
+	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	leaf, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
+}
+
+// An HTTPS listener under the tls_cipher_policy_1_2 policy, with an
+// extension domain added live: HTTP/2 to the client, HTTP/1.1 to the
+// backend.
+func ExampleInstance_Add_https() {
+	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "backend got %s, X-Forwarded-Proto %s", r.Proto, r.Header.Get("X-Forwarded-Proto"))
+	}))
+	defer web.Close()
+	group, _ := balancer.New(balancer.Config{}, balancer.Backend{ID: "web", Addr: web.Listener.Addr().String(), Weight: 100})
+	def, pool := selfSigned("default.test")
+	shop, _ := selfSigned("shop.example.com")
+	policy, _ := tlspolicy.Lookup(tlspolicy.Policy12)
+
+	inst, _ := listener.NewInstance(listener.InstanceConfig{ID: "lb-demo", Logger: slog.New(slog.DiscardHandler)})
+	port := freePort()
+	l, err := inst.Add(listener.Config{
+		Protocol: listener.HTTPS, Host: "127.0.0.1", Port: port, Group: group,
+		HTTP: listener.HTTPOptions{Certificate: def, TLSPolicy: policy, XForwardedProto: true},
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	if err := l.Certificates().Set("shop.example.com", shop); err != nil {
+		fmt.Println(err)
+		return
+	}
+	pool.AddCert(shop.Leaf)
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "shop.example.com"}, ForceAttemptHTTP2: true}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr}
+	resp, err := c.Get("https://127.0.0.1:" + strconv.Itoa(port) + "/")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	fmt.Println(resp.Proto, resp.TLS.PeerCertificates[0].Subject.CommonName)
+	fmt.Println(string(body))
+	tr.CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	fmt.Println(inst.Stop(ctx))
+	// Output:
+	// HTTP/2.0 shop.example.com
+	// backend got HTTP/1.1, X-Forwarded-Proto https
+	// <nil>
+}
+
+// A WAF plugs in as HTTPOptions.Middleware: it sees every request that
+// passed the ACL and may answer it itself.
+func ExampleHTTPOptions_middleware() {
+	web := webBackend("web")
+	defer web.Close()
+	group, _ := balancer.New(balancer.Config{}, balancer.Backend{ID: "web", Addr: web.Listener.Addr().String(), Weight: 100})
+	waf := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.Contains(r.URL.RawQuery, "<script") {
+				http.Error(w, "blocked by WAF", http.StatusForbidden)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+	inst, _ := listener.NewInstance(listener.InstanceConfig{ID: "lb-demo", Logger: slog.New(slog.DiscardHandler)})
+	port := freePort()
+	if _, err := inst.Add(listener.Config{Protocol: listener.HTTP, Host: "127.0.0.1", Port: port, Group: group,
+		HTTP: listener.HTTPOptions{Middleware: waf}}); err != nil {
+		fmt.Println(err)
+		return
+	}
+	base := "http://127.0.0.1:" + strconv.Itoa(port)
+	fmt.Println(fetch(http.DefaultClient, base+"/?q=shoes"))
+	fmt.Print(fetch(http.DefaultClient, base+"/?q=<script>"))
+	http.DefaultClient.CloseIdleConnections()
+	inst.Stop(context.Background())
+	// Output:
+	// 200 web (X-Forwarded-For: 127.0.0.1)
+	// 403 blocked by WAF
+}
