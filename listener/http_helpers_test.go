@@ -30,7 +30,7 @@ type httpBackend struct {
 	proto string
 }
 
-func startHTTPBackend(t *testing.T, name string, h http.HandlerFunc) *httpBackend {
+func startHTTPBackend(t *testing.T, name string, h http.HandlerFunc, opts ...func(*http.Server)) *httpBackend {
 	t.Helper()
 	b := &httpBackend{name: name}
 	if h == nil {
@@ -39,7 +39,7 @@ func startHTTPBackend(t *testing.T, name string, h http.HandlerFunc) *httpBacken
 			io.WriteString(w, name)
 		}
 	}
-	b.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	b.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b.hits.Add(1)
 		b.mu.Lock()
 		b.last = r.Header.Clone()
@@ -48,6 +48,10 @@ func startHTTPBackend(t *testing.T, name string, h http.HandlerFunc) *httpBacken
 		b.mu.Unlock()
 		h(w, r)
 	}))
+	for _, o := range opts {
+		o(b.srv.Config)
+	}
+	b.srv.Start()
 	t.Cleanup(b.srv.Close)
 	return b
 }

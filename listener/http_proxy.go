@@ -400,6 +400,7 @@ func (s *httpServer) proxy(w http.ResponseWriter, r *http.Request) {
 		body = &bodyReader{s: s, rc: r.Body}
 	}
 	http10 := r.ProtoMajor == 1 && r.ProtoMinor == 0 || r.ProtoMajor == 0
+	fast := !http10 && !upgrade && fastPath(r)
 	k := balancer.Key{Src: hc.src, Dst: hc.dst}
 	var (
 		triedBuf [maxConnectAttempts]*balancer.Member
@@ -422,17 +423,19 @@ func (s *httpServer) proxy(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			break
 		}
-		out := newOut(r, m.Addr(), body)
 		bc := l.c.backend(m.ID())
 		m.Begin()
 		bc.active.Add(1)
 		bc.new.Add(1)
 		start := time.Now()
 		var resp *http.Response
-		if http10 {
-			resp, err = s.roundTrip10(out)
-		} else {
-			resp, err = s.tr.RoundTrip(out)
+		switch {
+		case fast:
+			resp, err = s.pool.roundTrip(r, m.Addr())
+		case http10:
+			resp, err = s.roundTrip10(newOut(r, m.Addr(), body))
+		default:
+			resp, err = s.tr.RoundTrip(newOut(r, m.Addr(), body))
 		}
 		if err == nil {
 			l.reportConnect(m.ID(), nil)

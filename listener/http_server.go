@@ -34,6 +34,7 @@ type httpServer struct {
 	ln    net.Listener
 	srv   *http.Server
 	tr    *http.Transport
+	pool  *backendPool // GET and HEAD without a body
 	chain http.Handler // middleware, then redirect or proxy
 	gz    http.Handler // the proxy behind gzip, nil when off
 
@@ -102,6 +103,7 @@ func startHTTP(l *Listener) (server, error) {
 		// transport must neither add its own nor decompress.
 		DisableCompression: true,
 	}
+	s.pool = newBackendPool(l.cfg.ConnectTimeout, o.RequestTimeout)
 	var inner http.Handler = http.HandlerFunc(s.proxy)
 	if o.RedirectToPort != 0 {
 		inner = http.HandlerFunc(s.redirect)
@@ -242,6 +244,7 @@ func (s *httpServer) shutdown(ctx context.Context) error {
 	s.cancel()
 	<-s.served
 	s.tr.CloseIdleConnections()
+	s.pool.closeIdle()
 	return err
 }
 

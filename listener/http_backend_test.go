@@ -1,0 +1,112 @@
+package listener
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lbkit/lbkit/balancer"
+)
+
+// TestHTTPBackendPool covers the kept-alive GET and HEAD path: framing of
+// every kind, connections the backend closes, and stale idle connections.
+func TestHTTPBackendPool(t *testing.T) {
+	leaks(t)
+	b := startHTTPBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/chunked":
+			io.WriteString(w, "part1,")
+			w.(http.Flusher).Flush()
+			io.WriteString(w, "part2")
+		case "/trailer":
+			w.Header().Set("Trailer", "X-Sum")
+			io.WriteString(w, "body")
+			w.Header().Set("X-Sum", "42")
+		case "/close":
+			w.Header().Set("Connection", "close")
+			io.WriteString(w, "closing")
+		case "/304":
+			w.WriteHeader(http.StatusNotModified)
+		case "/204":
+			w.WriteHeader(http.StatusNoContent)
+		default:
+			w.Header().Set("Content-Length", "5")
+			io.WriteString(w, "fixed")
+		}
+	}, func(s *http.Server) { s.IdleTimeout = 50 * time.Millisecond })
+	l := addHTTP(t, Config{}, b)
+	c := newClient(t)
+	for _, tt := range []struct{ path, want string }{
+		{"/chunked", "part1,part2"}, {"/trailer", "body"}, {"/close", "closing"}, {"/close", "closing"},
+		{"/304", ""}, {"/204", ""}, {"/", "fixed"}, {"/", "fixed"},
+	} {
+		code, body, _ := get(t, c, httpURL(l, tt.path))
+		if code >= 400 || body != tt.want {
+			t.Errorf("GET %s = %d %q, want %q", tt.path, code, body, tt.want)
+		}
+	}
+	resp, err := c.Head(httpURL(l, "/"))
+	if err != nil || resp.StatusCode != 200 || resp.ContentLength != 5 {
+		t.Errorf("HEAD = %v, %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	// The backend closes its idle connections: the next GET is resent on
+	// a fresh one.
+	time.Sleep(150 * time.Millisecond)
+	for i := range 3 {
+		if code, body, _ := get(t, c, httpURL(l, "/")); code != 200 || body != "fixed" {
+			t.Errorf("GET %d after the backend's idle timeout = %d %q", i, code, body)
+		}
+	}
+	if st := l.Stats(); st.Status[3]+st.Status[4] != 0 {
+		t.Errorf("Stats.Status = %v, want no 4xx or 5xx", st.Status)
+	}
+}
+
+// TestHTTPHardStop: a request stuck on a silent backend is cut when the
+// Stop deadline passes.
+func TestHTTPHardStop(t *testing.T) {
+	leaks(t)
+	for _, method := range []string{http.MethodGet, http.MethodPost} {
+		t.Run(method, func(t *testing.T) {
+			release := make(chan struct{})
+			slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				select {
+				case <-release:
+				case <-r.Context().Done():
+				}
+			}))
+			defer slow.Close()
+			defer close(release)
+			g := newGroup(t, nil, balancer.Backend{ID: "slow", Addr: slow.Listener.Addr().String(), Weight: 100})
+			l := addHTTP(t, Config{Group: g})
+			c := newClient(t)
+			errc := make(chan error, 1)
+			go func() {
+				req, _ := http.NewRequest(method, httpURL(l, "/"), strings.NewReader("x"))
+				resp, err := c.Do(req)
+				if err == nil {
+					resp.Body.Close()
+				}
+				errc <- err
+			}()
+			eventually(t, "the request to reach the backend", func() bool { return l.Stats().Backends["slow"].Active == 1 })
+			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+			defer cancel()
+			start := time.Now()
+			if err := l.Stop(ctx); !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("Stop = %v, want the deadline", err)
+			}
+			if d := time.Since(start); d > 3*time.Second {
+				t.Errorf("Stop took %v", d)
+			}
+			<-errc
+		})
+	}
+}
