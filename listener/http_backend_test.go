@@ -1,12 +1,15 @@
 package listener
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -108,5 +111,54 @@ func TestHTTPHardStop(t *testing.T) {
 			}
 			<-errc
 		})
+	}
+}
+
+func TestHTTPAccessLog(t *testing.T) {
+	leaks(t)
+	b := startHTTPBackend(t, "b", nil)
+	var buf syncBuffer
+	l := addHTTP(t, Config{HTTP: HTTPOptions{AccessLog: slog.New(slog.NewTextHandler(&buf, nil))}}, b)
+	c := newClient(t)
+	get(t, c, httpURL(l, "/x?y=1"))
+	got := buf.String()
+	for _, want := range []string{"msg=\"http request\"", "method=GET", "path=/x", "status=200", "bytes=1", "backend=b", "client=127.0.0.1:"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("access log %q lacks %s", got, want)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestHTTPBandwidth(t *testing.T) {
+	leaks(t)
+	body := strings.Repeat("x", 320<<10)
+	b := startHTTPBackend(t, "b", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, body) })
+	l := addHTTP(t, Config{Bandwidth: 1}, b) // 125 kB/s after a 256 KiB burst
+	c := newClient(t)
+	start := time.Now()
+	if _, got, _ := get(t, c, httpURL(l, "/")); len(got) != len(body) {
+		t.Fatalf("body of %d bytes", len(got))
+	}
+	// 64 KiB beyond the burst at 125 kB/s take about 0.5 s.
+	if d := time.Since(start); d < 300*time.Millisecond {
+		t.Errorf("320 KiB at 1 Mbps took %v, want about 0.5s", d)
 	}
 }

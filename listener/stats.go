@@ -14,10 +14,13 @@ type Stats struct {
 	Protocol Protocol
 	Port     int
 	State    State
-	// Connections (TCP) or flows (UDP) now open, and opened in all.
+	// Client connections (TCP, HTTP, HTTPS) or flows (UDP) now open, and
+	// opened in all. A backend's Active and New count requests in
+	// flight and sent for HTTP and HTTPS.
 	Active int64
 	New    uint64
-	// Bytes proxied.
+	// Bytes proxied; for HTTP and HTTPS, message bodies and WebSocket
+	// bytes, not headers.
 	BytesIn, BytesOut uint64
 	// RefusedACL counts connections closed or datagrams dropped by the
 	// ACL; ConnectFailures, failed backend connection attempts;
