@@ -95,6 +95,10 @@ func (w *statusWriter) Write(p []byte) (int, error) {
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
+// Flush flushes the underlying writer, so streamed responses stay
+// streamed behind a middleware.
+func (w *statusWriter) Flush() { http.NewResponseController(w.ResponseWriter).Flush() }
+
 func (s *httpServer) countStatus(code int) {
 	if c := code/100 - 1; c >= 0 && c < len(s.l.c.status) {
 		s.l.c.status[c].Add(1)
@@ -394,12 +398,18 @@ func (s *httpServer) proxy(w http.ResponseWriter, r *http.Request) {
 		sess = st.Request(r.Header)
 	}
 	upgrade := isUpgrade(r.Header)
+	http10 := r.ProtoMajor == 1 && r.ProtoMinor == 0 || r.ProtoMajor == 0
+	keepAlive10 := http10 && listed(r.Header["Connection"], "keep-alive")
 	s.prepare(r, hc, upgrade)
+	if keepAlive10 {
+		// net/http keeps an HTTP/1.0 client's connection open only if
+		// it asked; roundTrip10 does not forward the field.
+		r.Header["Connection"] = []string{"keep-alive"}
+	}
 	var body io.ReadCloser
 	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
 		body = &bodyReader{s: s, rc: r.Body}
 	}
-	http10 := r.ProtoMajor == 1 && r.ProtoMinor == 0 || r.ProtoMajor == 0
 	fast := !http10 && !upgrade && fastPath(r)
 	k := balancer.Key{Src: hc.src, Dst: hc.dst}
 	var (
@@ -530,6 +540,8 @@ func (s *httpServer) copyBody(w http.ResponseWriter, body io.Reader, flush bool,
 			if flush {
 				if f, ok := w.(http.Flusher); ok {
 					f.Flush()
+				} else {
+					http.NewResponseController(w).Flush()
 				}
 			}
 			if lims := l.lim.load(); lims != nil {
@@ -645,7 +657,7 @@ func (s *httpServer) roundTrip10(req *http.Request) (*http.Response, error) {
 	if req.ContentLength > 0 {
 		fmt.Fprintf(bw, "Content-Length: %d\r\n", req.ContentLength)
 	}
-	req.Header.WriteSubset(bw, map[string]bool{"Host": true, "Content-Length": true})
+	req.Header.WriteSubset(bw, map[string]bool{"Host": true, "Content-Length": true, "Connection": true})
 	bw.WriteString("\r\n")
 	if req.Body != nil {
 		if _, err := io.Copy(bw, req.Body); err != nil {

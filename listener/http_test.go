@@ -662,3 +662,30 @@ func TestHTTP10Backend(t *testing.T) {
 		t.Errorf("backend saw %s, want HTTP/1.0", proto)
 	}
 }
+
+func TestHTTP10KeepAlive(t *testing.T) {
+	leaks(t)
+	b := startHTTPBackend(t, "b", nil)
+	l := addHTTP(t, Config{}, b)
+	conn, err := net.Dial("tcp", listenerAddr(l))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	r := bufio.NewReader(conn)
+	for i := range 2 {
+		io.WriteString(conn, "GET / HTTP/1.0\r\nHost: a\r\nConnection: keep-alive\r\n\r\n")
+		resp, err := http.ReadResponse(r, nil)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if string(body) != "b" || resp.Close {
+			t.Errorf("request %d: body %q, close %v", i, body, resp.Close)
+		}
+	}
+	if h, proto := b.lastHeader(); proto != "HTTP/1.0" || h.Get("Connection") != "" {
+		t.Errorf("backend saw %s with Connection %q", proto, h.Get("Connection"))
+	}
+}
