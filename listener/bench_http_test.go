@@ -47,6 +47,7 @@ func BenchmarkHTTPProxy(b *testing.B) {
 		c := &http.Client{Transport: tr}
 		u := "http://" + addr + "/"
 		b.ReportAllocs()
+		b.SetParallelism(8) // 16 clients in flight on 2 CPUs
 		b.ResetTimer()
 		start := time.Now()
 		b.RunParallel(func(pb *testing.PB) {

@@ -433,7 +433,7 @@ func (s *httpServer) proxy(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			break
 		}
-		bc := l.c.backend(m.ID())
+		bc := s.backend(m.ID())
 		m.Begin()
 		bc.active.Add(1)
 		bc.new.Add(1)

@@ -35,6 +35,7 @@ type httpServer struct {
 	srv   *http.Server
 	tr    *http.Transport
 	pool  *backendPool // GET and HEAD without a body
+	bcs   sync.Map     // backend ID -> *backendCounters, read without a lock
 	chain http.Handler // middleware, then redirect or proxy
 	gz    http.Handler // the proxy behind gzip, nil when off
 
@@ -171,6 +172,18 @@ func startHTTP(l *Listener) (server, error) {
 }
 
 func (s *httpServer) addrs() []net.Addr { return []net.Addr{s.ln.Addr()} }
+
+// backend returns backend id's counters. They live as long as the
+// listener, so caching them here keeps the listener-wide map's lock off
+// the request path.
+func (s *httpServer) backend(id string) *backendCounters {
+	if v, ok := s.bcs.Load(id); ok {
+		return v.(*backendCounters)
+	}
+	bc := s.l.c.backend(id)
+	s.bcs.Store(id, bc)
+	return bc
+}
 
 // groupChanged keeps the cookie backends in step with the default group;
 // the rule groups have watchers of their own.
