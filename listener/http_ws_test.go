@@ -63,3 +63,33 @@ func testWebSocketEcho(t *testing.T) {
 		t.Errorf("Stats: 1xx=%d in=%d out=%d, want 1 and bytes both ways", st.Status[0], st.BytesIn, st.BytesOut)
 	}
 }
+
+// TestHTTPWebSocketStop: an open WebSocket holds a graceful Stop until its
+// deadline, then is cut.
+func TestHTTPWebSocketStop(t *testing.T) {
+	leaks(t)
+	b := startHTTPBackend(t, "ws", func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		c.Read(r.Context())
+	})
+	l := addHTTP(t, Config{}, b)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws://"+listenerAddr(l)+"/", &websocket.DialOptions{HTTPClient: newClient(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	stopCtx, stopCancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer stopCancel()
+	if err := l.Stop(stopCtx); err != context.DeadlineExceeded {
+		t.Errorf("Stop = %v, want the deadline", err)
+	}
+	if _, _, err := c.Read(ctx); err == nil {
+		t.Error("the WebSocket survived a hard stop")
+	}
+}

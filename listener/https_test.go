@@ -293,3 +293,24 @@ type redirectDialer struct{ to string }
 func (d *redirectDialer) dial(ctx context.Context, network, _ string) (net.Conn, error) {
 	return (&net.Dialer{}).DialContext(ctx, network, d.to)
 }
+
+func TestHTTPSResumption(t *testing.T) {
+	leaks(t)
+	ca := newCA(t, "ca")
+	b := startHTTPBackend(t, "b", nil)
+	l := addHTTPS(t, ca, HTTPOptions{}, b)
+	cfg := &tls.Config{RootCAs: ca.pool, ServerName: "default.test", ClientSessionCache: tls.NewLRUClientSessionCache(4)}
+	for i, want := range []bool{false, true} {
+		conn, err := tls.Dial("tcp", listenerAddr(l), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// TLS 1.3 tickets arrive after the handshake: read to get them.
+		io.WriteString(conn, "GET / HTTP/1.1\r\nHost: default.test\r\nConnection: close\r\n\r\n")
+		io.ReadAll(conn)
+		if got := conn.ConnectionState().DidResume; got != want {
+			t.Errorf("connection %d: DidResume = %v, want %v", i, got, want)
+		}
+		conn.Close()
+	}
+}
