@@ -38,6 +38,7 @@ type backendPool struct {
 type idleList struct {
 	mu    sync.Mutex
 	conns []*backendConn
+	dead  bool // pruned: connections handed back are closed
 }
 
 // backendConn is one kept-alive backend connection.
@@ -96,13 +97,21 @@ func (p *backendPool) put(bc *backendConn) {
 		bc.c.Close()
 		return
 	}
-	bc.used = time.Now()
+	now := time.Now()
+	bc.used = now
 	l := bc.list
 	l.mu.Lock()
-	if len(l.conns) >= p.maxIdle {
+	if l.dead || len(l.conns) >= p.maxIdle {
 		l.mu.Unlock()
 		bc.c.Close()
 		return
+	}
+	// The list is a stack: the oldest connection is at the bottom. Drop
+	// it if it has idled too long, so a quiet backend's connections do
+	// not stay open for ever.
+	if len(l.conns) > 0 && now.Sub(l.conns[0].used) >= p.idleFor {
+		l.conns[0].c.Close()
+		l.conns = append(l.conns[:0], l.conns[1:]...)
 	}
 	l.conns = append(l.conns, bc)
 	l.mu.Unlock()
@@ -118,6 +127,26 @@ func (p *backendPool) closeIdle() {
 	p.hosts.Range(func(_, v any) bool {
 		l := v.(*idleList)
 		l.mu.Lock()
+		for _, bc := range l.conns {
+			bc.c.Close()
+		}
+		l.conns = nil
+		l.mu.Unlock()
+		return true
+	})
+}
+
+// prune closes the idle connections to every address not in keep: the
+// backends that left the groups.
+func (p *backendPool) prune(keep map[string]bool) {
+	p.hosts.Range(func(k, v any) bool {
+		if keep[k.(string)] {
+			return true
+		}
+		p.hosts.Delete(k)
+		l := v.(*idleList)
+		l.mu.Lock()
+		l.dead = true
 		for _, bc := range l.conns {
 			bc.c.Close()
 		}

@@ -162,3 +162,39 @@ func TestHTTPBandwidth(t *testing.T) {
 		t.Errorf("320 KiB at 1 Mbps took %v, want about 0.5s", d)
 	}
 }
+
+// TestHTTPBackendPoolPrune: the pooled connections of a removed backend
+// are closed.
+func TestHTTPBackendPoolPrune(t *testing.T) {
+	leaks(t)
+	a, b := startHTTPBackend(t, "a", nil), startHTTPBackend(t, "b", nil)
+	g := newGroup(t, balancer.RoundRobin(), a.backend(100), b.backend(100))
+	l := addHTTP(t, Config{Group: g})
+	c := newClient(t)
+	for range 4 {
+		get(t, c, httpURL(l, "/"))
+	}
+	idle := func(addr string) int {
+		l.mu.Lock()
+		s := l.srv.(*httpServer)
+		l.mu.Unlock()
+		v, ok := s.pool.hosts.Load(addr)
+		if !ok {
+			return 0
+		}
+		il := v.(*idleList)
+		il.mu.Lock()
+		defer il.mu.Unlock()
+		return len(il.conns)
+	}
+	if idle(a.addr()) == 0 {
+		t.Fatal("no pooled connection to a")
+	}
+	if err := g.Remove("a"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a's pooled connections to close", func() bool { return idle(a.addr()) == 0 })
+	if idle(b.addr()) == 0 {
+		t.Error("b's pooled connections were closed too")
+	}
+}

@@ -148,12 +148,12 @@ func startHTTP(l *Listener) (server, error) {
 	if s.https {
 		serveLn = tls.NewListener(ln, s.st.tls.serverConfig())
 	}
-	s.syncSticky()
+	s.groupChanged()
 	for _, g := range s.st.routes.groups[1:] {
 		s.watchers.Go(func() {
 			for {
 				changed := g.Changed()
-				s.syncSticky()
+				s.groupChanged()
 				select {
 				case <-changed:
 				case <-s.stop:
@@ -185,24 +185,24 @@ func (s *httpServer) backend(id string) *backendCounters {
 	return bc
 }
 
-// groupChanged keeps the cookie backends in step with the default group;
-// the rule groups have watchers of their own.
-func (s *httpServer) groupChanged() { s.syncSticky() }
-
-// syncSticky tells the cookie codec every member of every group.
-func (s *httpServer) syncSticky() {
-	st := s.st.sticky
-	if st == nil {
-		return
-	}
+// groupChanged keeps the cookie backends in step with the groups and
+// closes the pooled connections of backends that left. The listener's
+// watcher calls it for the default group; the rule groups have watchers
+// of their own.
+func (s *httpServer) groupChanged() {
 	var ids []string
+	addrs := map[string]bool{}
 	for _, g := range s.st.routes.groups {
 		for _, m := range g.Members() {
 			ids = append(ids, m.ID())
+			addrs[m.Addr()] = true
 		}
 	}
-	if err := st.SetBackends(ids...); err != nil {
-		s.l.cfg.Logger.Warn("updating cookie backends failed", "err", err)
+	s.pool.prune(addrs)
+	if st := s.st.sticky; st != nil {
+		if err := st.SetBackends(ids...); err != nil {
+			s.l.cfg.Logger.Warn("updating cookie backends failed", "err", err)
+		}
 	}
 }
 
