@@ -1,0 +1,471 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"time"
+
+	"github.com/lbkit/lbkit/acl"
+	"github.com/lbkit/lbkit/balancer"
+	"github.com/lbkit/lbkit/health"
+	"github.com/lbkit/lbkit/listener"
+	"github.com/lbkit/lbkit/session"
+	"github.com/lbkit/lbkit/sni"
+	"github.com/lbkit/lbkit/tlspolicy"
+)
+
+// env is what every plan of one process shares: the generated demo
+// certificates, the session-cookie key (so cookies survive a reload that
+// replaces a listener) and the loggers.
+type env struct {
+	demoCert, demoShopCert *tls.Certificate
+	stickyKey              []byte
+	log                    *slog.Logger
+	accessLog              *slog.Logger
+}
+
+// plan is a configuration turned into listener.Configs, validated by the
+// library, ready to be added to an instance.
+type plan struct {
+	file      *File
+	inst      listener.InstanceConfig
+	listeners []*lspec
+	acls      map[string]*acl.Group
+}
+
+// lspec is one planned listener.
+type lspec struct {
+	src   Listener
+	idx   int
+	name  string
+	cfg   listener.Config
+	main  []balancer.Backend   // members of cfg.Group
+	rules [][]balancer.Backend // members of each rule's group
+	sched string
+}
+
+// listenerFields maps library field names (as ConfigError reports them,
+// package-prefixed) to the configuration keys that set them.
+var listenerFields = map[string]string{
+	"listener.Port": "ListenerPort", "listener.Bandwidth": "Bandwidth",
+	"listener.PersistenceTimeout": "PersistenceTimeout", "listener.EstablishedTimeout": "EstablishedTimeout",
+	"listener.IdleTimeout": "IdleTimeout", "listener.ConnectionDrainTimeout": "ConnectionDrainTimeout",
+	"listener.ProxyProtocol": "ProxyProtocol", "listener.ACL": "AclId", "listener.Group": "Scheduler",
+	"listener.Scheduler":        "Scheduler",
+	"listener.HTTP.IdleTimeout": "IdleTimeout", "listener.HTTP.RequestTimeout": "RequestTimeout",
+	"listener.HTTP.RedirectToPort": "ForwardPort", "listener.HTTP.Rules": "Rules",
+	"listener.HTTP.Domains": "DomainExtensions", "listener.HTTP.Certificate": "ServerCertificateId",
+	"session.CookieTimeout": "CookieTimeout", "session.CookieName": "Cookie",
+	"health.Port": "HealthCheckConnectPort", "health.Interval": "HealthCheckInterval",
+	"health.Timeout": "HealthCheckConnectTimeout", "health.HealthyThreshold": "HealthyThreshold",
+	"health.UnhealthyThreshold": "UnhealthyThreshold", "health.Domain": "HealthCheckDomain",
+	"health.URI": "HealthCheckURI", "health.Method": "HealthCheckMethod",
+	"health.Request": "HealthCheckReq", "health.Response": "HealthCheckExp", "health.Codes": "HealthCheckHttpCode",
+}
+
+// libProblem reports a library error against the key that caused it.
+func libProblem(c checker, fallback string, err error) {
+	var ce *listener.ConfigError
+	key := fallback
+	if errors.As(err, &ce) {
+		if k, ok := listenerFields[ce.Pkg+"."+ce.Field]; ok {
+			key = k
+		}
+	}
+	c.bad(key, "%v", err)
+}
+
+func sec(n int) time.Duration { return time.Duration(n) * time.Second }
+
+// mbps reads a CLB bandwidth: -1 (unlimited) is the library's 0.
+func mbps(n int) int { return max(n, 0) }
+
+func weight(w *int) int {
+	if w == nil {
+		return balancer.DefaultWeight
+	}
+	return *w
+}
+
+// makePlan turns a checked File into listener configurations, loading
+// certificates and building groups, ACLs and policies. Every problem the
+// library finds is reported against the line that caused it.
+func makePlan(f *File, e *env) (*plan, error) {
+	ps := &problems{file: f.name}
+	p := &plan{file: f, acls: map[string]*acl.Group{}}
+	p.inst = listener.InstanceConfig{ID: f.LoadBalancerId, Bandwidth: mbps(f.Bandwidth), Logger: e.log}
+	if p.inst.ID == "" {
+		p.inst.ID = "lb-clb"
+	}
+	p.inst.Address = netip.MustParseAddr("127.0.0.1")
+	if f.Address != "" {
+		p.inst.Address = netip.MustParseAddr(f.Address)
+	}
+	host := f.ListenAddress
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	family := acl.IPv4
+	if netip.MustParseAddr(host).Is6() {
+		family = acl.IPv6
+	}
+
+	certs := map[string]*tls.Certificate{demoCertID: e.demoCert, demoShopCertID: e.demoShopCert}
+	for i, sc := range f.ServerCertificates {
+		c := checker{ps: ps, path: fmt.Sprintf("ServerCertificates[%d]", i), p: sc.pos}
+		certPEM, err1 := os.ReadFile(f.path(sc.CertificateFile))
+		keyPEM, err2 := os.ReadFile(f.path(sc.PrivateKeyFile))
+		switch {
+		case err1 != nil:
+			c.bad("CertificateFile", "%v", err1)
+		case err2 != nil:
+			c.bad("PrivateKeyFile", "%v", err2)
+		default:
+			cert, err := tlspolicy.LoadCertificate(certPEM, keyPEM, nil)
+			if err != nil {
+				var ce *tlspolicy.ConfigError
+				if errors.As(err, &ce) && ce.Field == "Key" {
+					c.bad("PrivateKeyFile", "%v", err)
+				} else {
+					c.bad("CertificateFile", "%v", err)
+				}
+				continue
+			}
+			certs[sc.ServerCertificateId] = &cert
+		}
+	}
+	cas := map[string]*x509.CertPool{}
+	for i, ca := range f.CACertificates {
+		c := checker{ps: ps, path: fmt.Sprintf("CACertificates[%d]", i), p: ca.pos}
+		data, err := os.ReadFile(f.path(ca.CACertificateFile))
+		if err == nil {
+			var pool *x509.CertPool
+			if pool, err = tlspolicy.LoadCAPool(data); err == nil {
+				cas[ca.CACertificateId] = pool
+				continue
+			}
+		}
+		c.bad("CACertificateFile", "%v", err)
+	}
+	for i, a := range f.AccessControlLists {
+		c := checker{ps: ps, path: fmt.Sprintf("AccessControlLists[%d]", i), p: a.pos}
+		fam := acl.IPv4
+		if a.AddressIPVersion == "ipv6" {
+			fam = acl.IPv6
+		}
+		var entries []acl.Entry
+		for j, ae := range a.AclEntrys {
+			ec := checker{ps: ps, path: fmt.Sprintf("%s.AclEntrys[%d]", c.path, j), p: ae.pos}
+			en, err := acl.ParseEntry(ae.AclEntryIP)
+			if err != nil {
+				ec.bad("AclEntryIP", "%v", err)
+				continue
+			}
+			en.Comment = ae.AclEntryComment
+			entries = append(entries, en)
+		}
+		name := a.AclName
+		if name == "" {
+			name = a.AclId
+		}
+		g, err := acl.NewGroup(name, fam, entries...)
+		if err != nil {
+			c.bad("AclEntrys", "%v", err)
+			continue
+		}
+		p.acls[a.AclId] = g
+	}
+	vgroups := map[string][]balancer.Backend{}
+	for _, g := range f.VServerGroups {
+		vgroups[g.VServerGroupId] = backends(g.BackendServers, 0)
+	}
+	msgroups := map[string][]balancer.Backend{}
+	for _, g := range f.MasterSlaveServerGroups {
+		msgroups[g.MasterSlaveServerGroupId] = backends(g.MasterSlaveBackendServers, 0)
+	}
+	if len(ps.list) > 0 {
+		return nil, ps.err()
+	}
+
+	for i, l := range f.Listeners {
+		c := checker{ps: ps, path: fmt.Sprintf("Listeners[%d]", i), p: l.pos}
+		s := &lspec{src: l, idx: i, sched: l.Scheduler}
+		if s.sched == "" {
+			s.sched = balancer.NameWRR
+		}
+		proto := listener.Protocol(l.ListenerProtocol)
+		s.name = l.ListenerProtocol + "_" + strconv.Itoa(l.ListenerPort)
+		switch {
+		case l.VServerGroupId != "":
+			s.main = vgroups[l.VServerGroupId]
+		case l.MasterSlaveServerGroupId != "":
+			s.main = msgroups[l.MasterSlaveServerGroupId]
+		case l.BackendServerPort != 0:
+			s.main = backends(f.BackendServers, l.BackendServerPort)
+		}
+		cfg := listener.Config{
+			Protocol: proto, Port: l.ListenerPort, Host: host, Stopped: true,
+			PersistenceTimeout:     sec(l.PersistenceTimeout),
+			EstablishedTimeout:     sec(l.EstablishedTimeout),
+			ConnectionDrain:        switchOn(l.ConnectionDrain, false),
+			ConnectionDrainTimeout: sec(l.ConnectionDrainTimeout),
+			Bandwidth:              mbps(l.Bandwidth),
+		}
+		switch l.ProxyProtocol {
+		case "v1":
+			cfg.ProxyProtocol = 1
+		case "v2":
+			cfg.ProxyProtocol = 2
+		}
+		if proto == listener.UDP {
+			cfg.IdleTimeout = sec(l.IdleTimeout)
+		}
+		redirect := switchOn(l.ListenerForward, false)
+		hcOn := switchOn(l.HealthCheck, true) && !redirect
+		g, err := newGroup(s.sched, s.main)
+		if err != nil {
+			libProblem(c, "Scheduler", err)
+			continue
+		}
+		cfg.Group = g
+		if switchOn(l.AclStatus, false) {
+			mode := acl.Whitelist
+			if l.AclType == "black" {
+				mode = acl.Blacklist
+			}
+			pol, err := acl.Bind(p.acls[l.AclId], mode, family)
+			if err != nil {
+				c.bad("AclId", "%v", err)
+				continue
+			}
+			cfg.ACL = pol
+		}
+		if proto == listener.HTTP || proto == listener.HTTPS {
+			h := &cfg.HTTP
+			h.IdleTimeout = sec(l.IdleTimeout)
+			h.RequestTimeout = sec(l.RequestTimeout)
+			h.NoGzip = !switchOn(l.Gzip, true)
+			h.NoXForwardedFor = !switchOn(l.XForwardedFor, true)
+			h.SLBID = switchOn(l.XForwardedFor_SLBID, false)
+			h.SLBIP = switchOn(l.XForwardedFor_SLBIP, false)
+			h.XForwardedProto = switchOn(l.XForwardedFor_proto, false)
+			h.XForwardedPort = switchOn(l.XForwardedFor_SLBPORT, false)
+			h.XForwardedClientSrcPort = switchOn(l.XForwardedFor_ClientSrcPort, false)
+			h.AccessLog = e.accessLog
+			if redirect {
+				h.RedirectToPort = l.ForwardPort
+			}
+			if switchOn(l.StickySession, false) {
+				sc := &session.Config{Key: e.stickyKey, CookieTimeout: sec(l.CookieTimeout), CookieName: l.Cookie}
+				if l.StickySessionType == "server" {
+					sc.Mode = session.Rewrite
+				}
+				if _, err := session.New(*sc); err != nil {
+					libProblem(c, "StickySessionType", err)
+				}
+				h.StickySession = sc
+			}
+			for j, r := range l.Rules {
+				members := vgroups[r.VServerGroupId]
+				rg, err := newGroup(s.sched, members)
+				if err != nil {
+					checker{ps: ps, path: fmt.Sprintf("%s.Rules[%d]", c.path, j), p: r.pos}.bad("VServerGroupId", "%v", err)
+					continue
+				}
+				s.rules = append(s.rules, members)
+				h.Rules = append(h.Rules, listener.Rule{Host: r.Domain, Path: r.Url, Group: rg})
+			}
+			if proto == listener.HTTPS {
+				h.Certificate = certs[l.ServerCertificateId]
+				h.NoHTTP2 = !switchOn(l.EnableHttp2, true)
+				if l.TLSCipherPolicy != "" {
+					pol, err := tlspolicy.Lookup(l.TLSCipherPolicy)
+					if err != nil {
+						c.bad("TLSCipherPolicy", "%v", err)
+					}
+					h.TLSPolicy = pol
+				}
+				if l.CACertificateId != "" {
+					h.ClientCAs = cas[l.CACertificateId]
+				}
+				sel, _ := sni.NewSelector(h.Certificate)
+				for j, d := range l.DomainExtensions {
+					dc := checker{ps: ps, path: fmt.Sprintf("%s.DomainExtensions[%d]", c.path, j), p: d.pos}
+					if err := sel.Set(d.Domain, certs[d.ServerCertificateId]); err != nil {
+						dc.bad("Domain", "%v", err)
+						continue
+					}
+					if h.Domains == nil {
+						h.Domains = map[string]*tls.Certificate{}
+					}
+					h.Domains[d.Domain] = certs[d.ServerCertificateId]
+				}
+			}
+		}
+		if hcOn {
+			hc, err := healthConfig(l)
+			if err != nil {
+				libProblem(c, "HealthCheckType", err)
+			} else {
+				cfg.HealthCheck = hc
+			}
+		}
+		s.cfg = cfg
+		p.listeners = append(p.listeners, s)
+	}
+	if err := ps.err(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// path resolves a PEM path relative to the configuration file.
+func (f *File) path(p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(f.dir, p)
+}
+
+func backends(servers []Server, port int) []balancer.Backend {
+	bs := make([]balancer.Backend, 0, len(servers))
+	for _, s := range servers {
+		pt := s.Port
+		if port != 0 {
+			pt = port
+		}
+		bs = append(bs, balancer.Backend{
+			ID:      s.ServerId,
+			Addr:    netip.AddrPortFrom(netip.MustParseAddr(s.ServerIp), uint16(pt)).String(),
+			Weight:  weight(s.Weight),
+			Standby: s.ServerType == "slave",
+		})
+	}
+	return bs
+}
+
+// newGroup builds a listener's own server group. Members start healthy
+// (HAProxy's assumption), so traffic flows at once and a dead backend
+// leaves after UnhealthyThreshold failed checks.
+func newGroup(sched string, members []balancer.Backend) (*balancer.Group, error) {
+	s, err := balancer.ParseScheduler(sched)
+	if err != nil {
+		return nil, err
+	}
+	return balancer.New(balancer.Config{Scheduler: s}, members...)
+}
+
+// healthConfig builds a listener's health check and validates it.
+func healthConfig(l Listener) (*health.Config, error) {
+	kind := l.HealthCheckType
+	if kind == "" {
+		kind = map[string]string{"tcp": "tcp", "udp": "udp", "http": "http", "https": "http"}[l.ListenerProtocol]
+	}
+	k, err := health.ParseKind(kind)
+	if err != nil {
+		return nil, err
+	}
+	hc := &health.Config{
+		Kind: k, StartHealthy: true,
+		Port:               l.HealthCheckConnectPort,
+		Interval:           sec(l.HealthCheckInterval),
+		Timeout:            sec(l.HealthCheckConnectTimeout),
+		HealthyThreshold:   l.HealthyThreshold,
+		UnhealthyThreshold: l.UnhealthyThreshold,
+		Method:             l.HealthCheckMethod,
+		Domain:             l.HealthCheckDomain,
+		URI:                l.HealthCheckURI,
+		Request:            l.HealthCheckReq,
+		Response:           l.HealthCheckExp,
+	}
+	if l.HealthCheckHttpCode != "" {
+		if hc.Codes, err = health.ParseStatusClasses(l.HealthCheckHttpCode); err != nil {
+			return nil, err
+		}
+	}
+	if k == health.KindUDP && (hc.Request == "" || hc.Response == "") {
+		return nil, &listener.ConfigError{Pkg: "health", Field: "Request", Value: `""`,
+			Reason: "udp health checks need HealthCheckReq and HealthCheckExp (or HealthCheck: off)"}
+	}
+	c, err := health.New(*hc)
+	if err != nil {
+		return nil, err
+	}
+	c.Stop()
+	return hc, nil
+}
+
+// check validates a plan the way Instance.Add will, on a scratch instance
+// whose listeners are never started: bandwidth sums, port clashes and
+// every field the library owns.
+func (p *plan) check() error {
+	ps := &problems{file: p.file.name}
+	scratchCfg := p.inst
+	scratchCfg.Logger = slog.New(slog.DiscardHandler)
+	scratch, err := listener.NewInstance(scratchCfg)
+	if err != nil {
+		checker{ps: ps, p: p.file.pos}.bad("LoadBalancerId", "%v", err)
+		return ps.err()
+	}
+	defer scratch.Stop(context.Background())
+	for _, s := range p.listeners {
+		cfg := s.cfg
+		cfg.Stopped = true
+		if _, err := scratch.Add(cfg); err != nil {
+			libProblem(checker{ps: ps, path: fmt.Sprintf("Listeners[%d]", s.idx), p: s.src.pos}, "ListenerProtocol", err)
+		}
+	}
+	return ps.err()
+}
+
+// load reads, plans and checks a configuration file.
+func load(path string, e *env) (*plan, error) {
+	f, err := LoadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return planFile(f, e)
+}
+
+func planFile(f *File, e *env) (*plan, error) {
+	p, err := makePlan(f, e)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.check(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// hardKey is the part of a listener's configuration that cannot change
+// while it runs: a reload replaces the listener when it differs.
+func hardKey(l Listener) Listener {
+	l.pos = pos{}
+	l.Description = ""
+	l.Scheduler = ""
+	l.AclStatus, l.AclType, l.AclId = "", "", ""
+	l.Bandwidth = 0
+	l.TLSCipherPolicy, l.ServerCertificateId, l.CACertificateId = "", "", ""
+	l.DomainExtensions = nil
+	l.VServerGroupId, l.MasterSlaveServerGroupId, l.BackendServerPort = "", "", 0
+	rules := make([]Rule, len(l.Rules))
+	for i, r := range l.Rules {
+		rules[i] = Rule{Domain: r.Domain, Url: r.Url}
+	}
+	l.Rules = rules
+	return l
+}
+
+func sameHard(a, b Listener) bool { return reflect.DeepEqual(hardKey(a), hardKey(b)) }
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

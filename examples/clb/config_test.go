@@ -1,0 +1,318 @@
+package main
+
+import (
+	"bytes"
+	"crypto/x509"
+	"encoding/pem"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/lbkit/lbkit/listener"
+)
+
+func testEnv(t *testing.T) *env {
+	t.Helper()
+	e, err := newEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.log = discardLogger()
+	return e
+}
+
+func TestShippedConfigLoads(t *testing.T) {
+	p, err := load("lb.yaml", testEnv(t))
+	if err != nil {
+		t.Fatalf("lb.yaml: %v", err)
+	}
+	if got, want := len(p.listeners), 5; got != want {
+		t.Fatalf("lb.yaml: %d listeners, want %d", got, want)
+	}
+	byName := map[string]*lspec{}
+	for _, s := range p.listeners {
+		byName[s.name] = s
+	}
+	https := byName["https_8443"]
+	if https == nil || https.cfg.HTTP.TLSPolicy == nil || https.cfg.HTTP.TLSPolicy.Name != "tls_cipher_policy_1_2_strict_with_1_3" {
+		t.Errorf("https_8443 policy not loaded: %+v", https)
+	}
+	if https != nil && https.cfg.HTTP.Domains["shop.localhost"] == nil {
+		t.Errorf("https_8443: extension domain shop.localhost missing")
+	}
+	if r := byName["http_8081"]; r == nil || r.cfg.HTTP.RedirectToPort != 8443 {
+		t.Errorf("http_8081: not a redirect to 8443")
+	}
+	tcp := byName["tcp_9000"]
+	if tcp == nil || len(tcp.main) != 2 || !tcp.main[1].Standby {
+		t.Errorf("tcp_9000: master/slave group not loaded: %+v", tcp.main)
+	}
+	if h := byName["http_8080"]; h == nil || h.cfg.ACL == nil || len(h.cfg.HTTP.Rules) != 1 || h.cfg.HTTP.StickySession == nil {
+		t.Errorf("http_8080: ACL, rule or cookie missing")
+	}
+}
+
+// JSON is YAML: the same loader reads it, with line numbers.
+func TestJSONConfig(t *testing.T) {
+	data := `{
+  "LoadBalancerId": "lb-json",
+  "BackendServers": [{"ServerId": "a", "ServerIp": "127.0.0.1"}],
+  "Listeners": [
+    {"ListenerProtocol": "tcp", "ListenerPort": 9000, "BackendServerPort": 80, "Colour": "red"}
+  ]
+}`
+	_, err := Parse("lb.json", ".", []byte(data))
+	if err == nil || err.Error() != "lb.json:5: Listeners[0].Colour: unknown field" {
+		t.Fatalf("err = %v", err)
+	}
+	ok := strings.Replace(data, `, "Colour": "red"`, "", 1)
+	if _, err := Parse("lb.json", ".", []byte(ok)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+const goodBase = `LoadBalancerId: lb-t
+BackendServers:
+  - {ServerId: a, ServerIp: 127.0.0.1}
+VServerGroups:
+  - VServerGroupId: vg
+    BackendServers:
+      - {ServerId: b, ServerIp: 127.0.0.1, Port: 81}
+AccessControlLists:
+  - AclId: acl-1
+    AclEntrys:
+      - {AclEntryIP: 10.0.0.0/8, AclEntryComment: office}
+Listeners:
+`
+
+// Each error class is reported as file:line: field: why.
+func TestConfigErrors(t *testing.T) {
+	tests := []struct {
+		name      string
+		listeners string
+		want      []string
+	}{
+		{"unknown field", `
+  - ListenerProtocol: tcp
+    ListenerPort: 9000
+    BackendServerPort: 80
+    Schedular: wrr
+`, []string{"t.yaml:16: Listeners[0].Schedular: unknown field (did you mean Scheduler?)"}},
+		{"case typo suggests", `
+  - ListenerProtocol: tcp
+    listenerPort: 9000
+    BackendServerPort: 80
+`, []string{"t.yaml:14: Listeners[0].listenerPort: unknown field (did you mean ListenerPort?)"}},
+		{"wrong type", `
+  - ListenerProtocol: tcp
+    ListenerPort: nine
+    BackendServerPort: 80
+`, []string{`t.yaml:14: Listeners[0].ListenerPort: want an integer, got "nine"`}},
+		{"switch value", `
+  - ListenerProtocol: http
+    ListenerPort: 8080
+    BackendServerPort: 80
+    Gzip: yes please
+`, []string{`t.yaml:16: Listeners[0].Gzip: "yes please": want on, off`}},
+		{"library range", `
+  - ListenerProtocol: tcp
+    ListenerPort: 9000
+    BackendServerPort: 80
+    EstablishedTimeout: 5
+`, []string{"t.yaml:16: Listeners[0].EstablishedTimeout: listener: EstablishedTimeout 5s: out of range 10s–900s"}},
+		{"cookie range", `
+  - ListenerProtocol: http
+    ListenerPort: 8080
+    BackendServerPort: 80
+    StickySession: "on"
+    CookieTimeout: 90000
+`, []string{"t.yaml:17: Listeners[0].CookieTimeout: session: CookieTimeout 25h0m0s: out of range 1s–86400s, whole seconds"}},
+		{"health range", `
+  - ListenerProtocol: tcp
+    ListenerPort: 9000
+    BackendServerPort: 80
+    HealthyThreshold: 11
+`, []string{"t.yaml:16: Listeners[0].HealthyThreshold: health: HealthyThreshold 11: out of range 2–10"}},
+		{"dangling ids, all at once", `
+  - ListenerProtocol: http
+    ListenerPort: 8080
+    VServerGroupId: vg-missing
+    AclStatus: "on"
+    AclType: white
+    AclId: acl-missing
+  - ListenerProtocol: https
+    ListenerPort: 8443
+    BackendServerPort: 80
+    ServerCertificateId: cert-missing
+`, []string{
+			`t.yaml:15: Listeners[0].VServerGroupId: "vg-missing": no such group in VServerGroups`,
+			`t.yaml:18: Listeners[0].AclId: "acl-missing": no such ACL in AccessControlLists`,
+			`t.yaml:22: Listeners[1].ServerCertificateId: "cert-missing": no such certificate in ServerCertificates`,
+		}},
+		{"weight and bandwidth", `
+  - ListenerProtocol: tcp
+    ListenerPort: 9000
+    BackendServerPort: 80
+    Bandwidth: 6000
+`, []string{"t.yaml:16: Listeners[0].Bandwidth: listener: Bandwidth 6000: out of range 1–5120 Mbps (0 = uncapped)"}},
+		{"port used twice", `
+  - ListenerProtocol: tcp
+    ListenerPort: 9000
+    BackendServerPort: 80
+  - ListenerProtocol: http
+    ListenerPort: 9000
+    BackendServerPort: 80
+`, []string{"t.yaml:17: Listeners[1].ListenerPort: 9000 already used by Listeners[0] (line 13)"}},
+		{"redirect target missing", `
+  - ListenerProtocol: http
+    ListenerPort: 8081
+    ListenerForward: "on"
+    ForwardPort: 8443
+`, []string{"t.yaml:16: Listeners[0].ForwardPort: 8443: no https listener on that port"}},
+		{"reserved udp port", `
+  - ListenerProtocol: udp
+    ListenerPort: 4789
+    BackendServerPort: 80
+    HealthCheck: "off"
+`, []string{"t.yaml:14: Listeners[0].ListenerPort: listener: Port 4789: reserved for UDP (250, 4789, 4790)"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := Parse("t.yaml", ".", []byte(goodBase+strings.TrimPrefix(tt.listeners, "\n")))
+			if err == nil {
+				_, err = planFile(f, testEnv(t))
+			}
+			if err == nil {
+				t.Fatalf("no error, want %q", tt.want)
+			}
+			if got := strings.Split(err.Error(), "\n"); !equal(got, tt.want) {
+				t.Errorf("errors:\n%s\nwant:\n%s", err, strings.Join(tt.want, "\n"))
+			}
+		})
+	}
+}
+
+func TestServerErrors(t *testing.T) {
+	data := `BackendServers:
+  - {ServerId: a, ServerIp: 127.0.0.1, Weight: 101}
+  - {ServerId: a, ServerIp: not-an-ip}
+AccessControlLists:
+  - AclId: acl-1
+    AclEntrys:
+      - {AclEntryIP: 10.0.0.1/8}
+Listeners:
+  - {ListenerProtocol: tcp, ListenerPort: 9000, BackendServerPort: 80}
+`
+	f, err := Parse("s.yaml", ".", []byte(data))
+	if err == nil {
+		_, err = planFile(f, testEnv(t))
+	}
+	want := []string{
+		"s.yaml:2: BackendServers[0].Weight: 101 out of range 0–100",
+		`s.yaml:3: BackendServers[1].ServerId: "a" already used at line 2`,
+		`s.yaml:3: BackendServers[1].ServerIp: "not-an-ip": not an IP address`,
+	}
+	if err == nil || !equal(strings.Split(err.Error(), "\n"), want) {
+		t.Fatalf("errors:\n%v\nwant:\n%s", err, strings.Join(want, "\n"))
+	}
+	// With the servers fixed, the ACL entry is the problem.
+	data = strings.Replace(data, "Weight: 101", "Weight: 100", 1)
+	data = strings.Replace(data, "{ServerId: a, ServerIp: not-an-ip}", "{ServerId: b, ServerIp: 127.0.0.2}", 1)
+	f, err = Parse("s.yaml", ".", []byte(data))
+	if err == nil {
+		_, err = planFile(f, testEnv(t))
+	}
+	if err == nil || !strings.HasPrefix(err.Error(), "s.yaml:7: AccessControlLists[0].AclEntrys[0].AclEntryIP: acl: ") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// Certificates are PEM files relative to the configuration file.
+func TestCertificateFiles(t *testing.T) {
+	dir := t.TempDir()
+	e := testEnv(t)
+	writePEM(t, filepath.Join(dir, "certs", "www.pem"), "CERTIFICATE", e.demoCert.Certificate[0])
+	key, err := x509.MarshalPKCS8PrivateKey(e.demoCert.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writePEM(t, filepath.Join(dir, "certs", "www-key.pem"), "PRIVATE KEY", key)
+	writePEM(t, filepath.Join(dir, "certs", "ca.pem"), "CERTIFICATE", e.demoShopCert.Certificate[0])
+	cfg := `ServerCertificates:
+  - {ServerCertificateId: www, CertificateFile: certs/www.pem, PrivateKeyFile: certs/www-key.pem}
+  - {ServerCertificateId: swapped, CertificateFile: certs/www-key.pem, PrivateKeyFile: certs/www.pem}
+CACertificates:
+  - {CACertificateId: ca, CACertificateFile: certs/ca.pem}
+BackendServers:
+  - {ServerId: a, ServerIp: 127.0.0.1}
+Listeners:
+  - {ListenerProtocol: https, ListenerPort: 8443, BackendServerPort: 80, ServerCertificateId: www, CACertificateId: ca}
+`
+	path := filepath.Join(dir, "lb.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = load(path, e)
+	if err == nil || !strings.HasPrefix(err.Error(), "lb.yaml:3: ServerCertificates[1].CertificateFile: tlspolicy: ") {
+		t.Fatalf("err = %v", err)
+	}
+	cfg = strings.Replace(cfg, "  - {ServerCertificateId: swapped, CertificateFile: certs/www-key.pem, PrivateKeyFile: certs/www.pem}\n", "", 1)
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, err := load(path, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := p.listeners[0].cfg.HTTP
+	if h.Certificate == nil || h.ClientCAs == nil || p.listeners[0].cfg.Protocol != listener.HTTPS {
+		t.Fatalf("certificate or CA not loaded")
+	}
+}
+
+func TestCheckFlag(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"-check", "-config", "lb.yaml"}, &out, &errb); code != 0 {
+		t.Fatalf("-check lb.yaml: exit %d, stderr %s", code, errb.String())
+	}
+	if got := out.String(); got != "lb.yaml: ok (5 listeners)\n" {
+		t.Errorf("stdout = %q", got)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte("Listeners:\n  - {ListenerProtocol: ftp, ListenerPort: 21, Bandwith: 5}\n"), 0o644)
+	out.Reset()
+	errb.Reset()
+	if code := run([]string{"-check", "-config", bad}, &out, &errb); code != 1 {
+		t.Fatalf("-check bad.yaml: exit %d, want 1", code)
+	}
+	want := "bad.yaml:2: Listeners[0].Bandwith: unknown field (did you mean Bandwidth?)\n"
+	if errb.String() != want {
+		t.Errorf("stderr = %q, want %q", errb.String(), want)
+	}
+	// The demo configuration passes its own check.
+	out.Reset()
+	if code := run([]string{"-check", "-port-base", "30000"}, &out, &errb); code != 0 {
+		t.Fatalf("-check demo: exit %d: %s", code, errb.String())
+	}
+}
+
+func writePEM(t *testing.T, path, typ string, der []byte) {
+	t.Helper()
+	os.MkdirAll(filepath.Dir(path), 0o755)
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func equal(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,226 @@
+// Command clb is lbkit's demo load balancer: a CLB instance with TCP,
+// UDP, HTTP and HTTPS listeners, run from a configuration file whose field
+// names follow the CLB API, or, with no arguments, a self-contained demo
+// on 127.0.0.1 with three in-process backends. See README.md.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+// run is the whole program; it returns the exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("clb", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		config       = fs.String("config", "", "configuration `file` (YAML or JSON); without it, run the demo")
+		check        = fs.Bool("check", false, "validate the configuration and exit (0 ok, 1 with the errors on stderr)")
+		portBase     = fs.Int("port-base", 8000, "demo ports are offsets from this `base`: http +80, redirect +81, admin +90, https +443, tcp +1000, udp +1001, backends +101.. and +111..")
+		demoBack     = fs.Bool("demo-backends", false, "with -config, also start the three demo backends (as lb.yaml expects)")
+		logFormat    = fs.String("log-format", "text", "log format: text or json")
+		drainTimeout = fs.Duration("drain-timeout", 30*time.Second, "on SIGTERM or SIGINT, how long connections may finish")
+		admin        = fs.String("admin", "", "admin status `address` (default 127.0.0.1:port-base+90)")
+	)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "clb: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	var h slog.Handler
+	switch *logFormat {
+	case "text":
+		h = slog.NewTextHandler(stderr, nil)
+	case "json":
+		h = slog.NewJSONHandler(stderr, nil)
+	default:
+		fmt.Fprintf(stderr, "clb: -log-format %q: want text or json\n", *logFormat)
+		return 2
+	}
+	log := slog.New(h)
+	if *portBase < 1 || *portBase+offTCP+1 > 65535 {
+		fmt.Fprintf(stderr, "clb: -port-base %d: out of range 1–%d\n", *portBase, 65535-offTCP-1)
+		return 2
+	}
+	e, err := newEnv()
+	if err != nil {
+		fmt.Fprintln(stderr, "clb:", err)
+		return 1
+	}
+	e.log = log
+	e.accessLog = log.With("log", "access")
+
+	const host = "127.0.0.1"
+	loadPlan := func() (*plan, error) {
+		if *config == "" {
+			f := demoFile(host, *portBase)
+			ps := &problems{file: f.name}
+			if f.validate(ps); ps.err() != nil {
+				return nil, ps.err()
+			}
+			return planFile(f, e)
+		}
+		return load(*config, e)
+	}
+	p, err := loadPlan()
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	if *check {
+		fmt.Fprintf(stdout, "%s: ok (%d listeners)\n", p.file.name, len(p.listeners))
+		return 0
+	}
+
+	var backends *demoBackends
+	if *config == "" || *demoBack {
+		if backends, err = startDemoBackends(host, *portBase); err != nil {
+			fmt.Fprintln(stderr, "clb:", err)
+			return 1
+		}
+		defer backends.close()
+	}
+	a, err := start(p, e)
+	if err != nil {
+		fmt.Fprintln(stderr, "clb:", err)
+		return 1
+	}
+
+	// ---- admin status server: wired by the lead (examples/clb/admin) ----
+	// Serve the admin package's handler for a.inst on adminAddr here, and
+	// stop it before a.stop below.
+	adminAddr := *admin
+	if adminAddr == "" {
+		adminAddr = addrOf(host, *portBase+offAdmin)
+	}
+	_ = adminAddr
+	// ---- end admin ----
+
+	printTable(stdout, a, *config == "", backends != nil, host, *portBase)
+	log.Info("clb ready", "instance", p.inst.ID, "listeners", len(p.listeners), "config", *config)
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	for sig := range sigs {
+		if sig == syscall.SIGHUP {
+			if *config == "" {
+				log.Warn("reload refused", "err", errNoConfig)
+				continue
+			}
+			np, err := load(*config, e)
+			if err != nil {
+				log.Error("reload refused: configuration invalid, the old one keeps running", "config", *config, "err", err.Error())
+				continue
+			}
+			if err := a.reload(np); err != nil {
+				log.Error("reload incomplete", "err", err)
+				continue
+			}
+			log.Info("reloaded", "config", *config, "listeners", len(np.listeners))
+			continue
+		}
+		log.Info("stopping: draining connections", "signal", sig.String(), "deadline", drainTimeout.String())
+		ctx, cancel := context.WithTimeout(context.Background(), *drainTimeout)
+		err := a.stop(ctx)
+		cancel()
+		if err != nil {
+			log.Warn("stopped with connections cut at the deadline", "err", err)
+		} else {
+			log.Info("stopped")
+		}
+		return 0
+	}
+	return 0
+}
+
+// printTable prints what listens where and a few commands to try.
+func printTable(w io.Writer, a *app, demo, backends bool, host string, base int) {
+	fmt.Fprintf(w, "clb: instance %s\n\n", a.inst.ID())
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  LISTENER\tADDRESS\tWHAT")
+	for _, s := range a.plan.listeners {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", s.name, addrOf(host, s.src.ListenerPort), describeListener(s))
+	}
+	tw.Flush()
+	if backends {
+		fmt.Fprintln(w, "\nDemo backends (name on the first line of each HTTP answer; TCP and UDP echo):")
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		for i, name := range demoBackendNames {
+			fmt.Fprintf(tw, "  %s\thttp %s\techo tcp+udp %s\n", name, addrOf(host, base+offBackendHTTP+i), addrOf(host, base+offBackendEcho+i))
+		}
+		tw.Flush()
+	}
+	if demo {
+		h := func(off int) string { return addrOf(host, base+off) }
+		fmt.Fprintf(w, `
+Try:
+  curl http://%[1]s/                                   # a backend's name, round robin
+  curl -c jar http://%[1]s/ ; curl -b jar http://%[1]s/   # SERVERID cookie: same backend
+  curl http://%[1]s/api                                # forwarding rule: always backend-c
+  curl -i http://%[2]s/                                # 301 to https
+  curl -k https://%[3]s/                               # HTTP/2, tls_cipher_policy_1_2_strict_with_1_3
+  curl -kv --resolve %[6]s:%[7]d:%[8]s https://%[6]s:%[7]d/ 2>&1 | grep subject:   # extension domain
+  echo hello | nc %[8]s %[4]s                           # TCP echo
+  echo hello | nc -u -w1 %[8]s %[5]s                    # UDP echo
+`, h(offHTTP), h(offRedirect), h(offHTTPS), portOf(base+offTCP), portOf(base+offUDP), demoShopDomain, base+offHTTPS, host)
+	}
+	fmt.Fprintln(w, "\nCtrl-C (SIGINT) or SIGTERM drains and stops; SIGHUP reloads -config.")
+	fmt.Fprintln(w, "clb: ready")
+}
+
+func portOf(p int) string { return fmt.Sprint(p) }
+
+// describeListener summarises a listener for the table.
+func describeListener(s *lspec) string {
+	l := s.src
+	var parts []string
+	if s.cfg.HTTP.RedirectToPort != 0 {
+		return fmt.Sprintf("redirect to https port %d", s.cfg.HTTP.RedirectToPort)
+	}
+	ids := make([]string, 0, len(s.main))
+	for _, b := range s.main {
+		ids = append(ids, b.ID)
+	}
+	parts = append(parts, s.sched+" over "+strings.Join(ids, ","))
+	if switchOn(l.StickySession, false) {
+		parts = append(parts, "cookie "+map[bool]string{true: "rewrite " + l.Cookie, false: "insert SERVERID"}[l.StickySessionType == "server"])
+	}
+	if l.PersistenceTimeout > 0 {
+		parts = append(parts, fmt.Sprintf("source-IP persistence %ds", l.PersistenceTimeout))
+	}
+	if s.cfg.HealthCheck != nil {
+		parts = append(parts, "health "+s.cfg.HealthCheck.Kind.String())
+	}
+	if s.cfg.ACL != nil {
+		parts = append(parts, fmt.Sprintf("acl %s %s", l.AclType, l.AclId))
+	}
+	if l.ListenerProtocol == "https" {
+		parts = append(parts, "cert "+l.ServerCertificateId)
+		for _, d := range l.DomainExtensions {
+			parts = append(parts, d.Domain+"→"+d.ServerCertificateId)
+		}
+		if s.cfg.HTTP.NoHTTP2 {
+			parts = append(parts, "http/1.1")
+		} else {
+			parts = append(parts, "h2")
+		}
+	}
+	if len(l.Rules) > 0 {
+		parts = append(parts, fmt.Sprintf("%d rules", len(l.Rules)))
+	}
+	return strings.Join(parts, ", ")
+}
