@@ -1,0 +1,150 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/http"
+	"regexp"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lbkit/lbkit/balancer"
+	"github.com/lbkit/lbkit/balancer/balancertest"
+	"github.com/lbkit/lbkit/internal/leakcheck"
+)
+
+// The scheduler passes lbkit's conformance kit. Without latency samples
+// its picks are two weighted random draws, so shares follow the weights
+// within the tolerance of a random scheduler.
+func TestSchedulerConformance(t *testing.T) {
+	balancertest.TestScheduler(t, func() balancer.Scheduler { return newLatencyScheduler() },
+		balancertest.Options{Tolerance: 0.1, Timeout: 20 * time.Second})
+}
+
+// With estimates, the cheaper of two draws wins: of three equal members
+// the fastest gets about 5/9 of the picks, the slowest about 1/9.
+func TestSchedulerPrefersFast(t *testing.T) {
+	s := newLatencyScheduler()
+	g, err := balancer.New(balancer.Config{Scheduler: s},
+		balancer.Backend{ID: "fast", Addr: "127.0.0.1:1", Weight: 100},
+		balancer.Backend{ID: "medium", Addr: "127.0.0.1:2", Weight: 100},
+		balancer.Backend{ID: "slow", Addr: "127.0.0.1:3", Weight: 100},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 10 {
+		s.Observe("fast", 5*time.Millisecond)
+		s.Observe("medium", 20*time.Millisecond)
+		s.Observe("slow", 80*time.Millisecond)
+	}
+	if got := s.Estimate("slow"); got < 79*time.Millisecond || got > 81*time.Millisecond {
+		t.Errorf("Estimate(slow) = %v, want about 80ms", got)
+	}
+	const picks = 9000
+	counts := map[string]int{}
+	for range picks {
+		m, err := g.Pick(balancer.Key{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		counts[m.ID()]++
+	}
+	for id, want := range map[string]float64{"fast": 5.0 / 9, "medium": 3.0 / 9, "slow": 1.0 / 9} {
+		if got := float64(counts[id]) / picks; got < want-0.04 || got > want+0.04 {
+			t.Errorf("share of %s = %.3f, want %.3f ± 0.04 (counts %v)", id, got, want, counts)
+		}
+	}
+}
+
+// The example end to end: the demo load through the HTTP listener is
+// answered, the fast backend gets more than the slow one, and the listener
+// keeps serving until cancelled.
+func TestCustomSchedulerListener(t *testing.T) {
+	leakcheck.Check(t)
+	var out lockedBuffer
+	ready := make(chan string, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() {
+		errc <- run(ctx, config{Listen: "127.0.0.1:" + freePort(t), Requests: 200, ready: func(a string) { ready <- a }}, &out)
+	}()
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-errc:
+		t.Fatalf("run: %v; output:\n%s", err, &out)
+	case <-time.After(15 * time.Second):
+		t.Fatalf("demo load not done after 15s; output:\n%s", &out)
+	}
+	m := regexp.MustCompile(`sent 200 requests: fast (\d+), medium (\d+), slow (\d+)`).FindStringSubmatch(out.String())
+	if m == nil {
+		t.Fatalf("no load summary in output:\n%s", &out)
+	}
+	fast, _ := strconv.Atoi(m[1])
+	slow, _ := strconv.Atoi(m[3])
+	if fast <= slow {
+		t.Errorf("fast backend got %d requests, slow %d; want fast > slow\n%s", fast, slow, &out)
+	}
+
+	c := &http.Client{Transport: &http.Transport{}, Timeout: 5 * time.Second}
+	name, err := get(context.Background(), c, "http://"+addr+"/")
+	c.CloseIdleConnections()
+	if err != nil || name == "" {
+		t.Errorf("GET after the demo: %q, %v", name, err)
+	}
+	cancel()
+	select {
+	case err := <-errc:
+		if err != nil {
+			t.Errorf("run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not return 10s after cancel")
+	}
+}
+
+// A pick allocates nothing.
+func TestPickAllocs(t *testing.T) {
+	s := newLatencyScheduler()
+	g, _ := balancer.New(balancer.Config{Scheduler: s},
+		balancer.Backend{ID: "a", Addr: "127.0.0.1:1", Weight: 100},
+		balancer.Backend{ID: "b", Addr: "127.0.0.1:2", Weight: 50},
+	)
+	s.Observe("a", time.Millisecond)
+	if n := testing.AllocsPerRun(1000, func() { g.Pick(balancer.Key{}) }); n != 0 {
+		t.Errorf("Pick allocates %v times, want 0", n)
+	}
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return port
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
