@@ -1,0 +1,128 @@
+package admin_test
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/lbkit/lbkit/examples/clb/admin"
+)
+
+// chromiumPath is where Debian's chromium package installs the browser;
+// .ci/run installs it.
+const chromiumPath = "/usr/bin/chromium"
+
+// browser starts a headless Chromium for t and returns its context, which
+// ends when the test does or after a minute. Without Chromium it skips t,
+// or fails it under CI=true.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI=true but no browser at %s (apt-get install chromium): %v", chromiumPath, err)
+		}
+		t.Skipf("skipping the browser test: no Chromium at %s (apt-get install chromium, or run with CI=true to make this a failure)", chromiumPath)
+	}
+	// The whole browser lives under this deadline; each step below has its
+	// own, shorter one.
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	t.Cleanup(cancel)
+	actx, acancel := chromedp.NewExecAllocator(ctx,
+		chromedp.ExecPath(chromiumPath),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("disable-extensions", true),
+	)
+	t.Cleanup(acancel)
+	bctx, bcancel := chromedp.NewContext(actx)
+	t.Cleanup(func() {
+		cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer ccancel()
+		chromedp.Cancel(cctx) // closes the browser gracefully and waits
+		bcancel()
+	})
+	// The first Run starts the browser.
+	if err := chromedp.Do(bctx); err != nil {
+		t.Fatalf("starting %s: %v", chromiumPath, err)
+	}
+	return bctx
+}
+
+// step runs a with a 15 s timeout.
+func step[T any](t *testing.T, ctx context.Context, what string, a chromedp.Action[T]) T {
+	t.Helper()
+	sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(sctx, a)
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	return v
+}
+
+// rowsJS reads the backend rows the page shows: listener/backend to the
+// text of the health cell.
+const rowsJS = `(() => {
+  const rows = {};
+  for (const tr of document.querySelectorAll("section.listener tr.backend")) {
+    rows[tr.closest("section").dataset.listener + "/" + tr.dataset.backend] = tr.querySelector("td.health").textContent;
+  }
+  return rows;
+})()`
+
+func TestPageInBrowser(t *testing.T) {
+	leaks(t)
+	ctx := browser(t)
+	f := newFixture(t)
+	f.traffic(t, 2)
+	srv := serve(t, admin.New(f.inst, admin.Options{Refresh: 200 * time.Millisecond}))
+
+	step(t, ctx, "loading the page", chromedp.Navigate(srv.URL+"/"))
+	// renders counts the script's redraws from status.json; the first
+	// comes at once.
+	step(t, ctx, "waiting for the script's first redraw", chromedp.Poll[chromedp.Void](`Number(document.body.dataset.renders) >= 1`, chromedp.WithPollingTimeout(10*time.Second)))
+
+	rows := step(t, ctx, "reading backend rows", chromedp.Evaluate[map[string]string](rowsJS))
+	want := map[string]string{"tcp-echo/a": "healthy", "tcp-echo/b": "healthy", "web/w1": "healthy", "web/w2": "healthy"}
+	if len(rows) != len(want) {
+		t.Errorf("backend rows = %v, want %v", rows, want)
+	}
+	for k, v := range want {
+		if rows[k] != v {
+			t.Errorf("row %s health = %q, want %q (rows %v)", k, rows[k], v, rows)
+		}
+	}
+	if up := step(t, ctx, "reading #updated", chromedp.Text(chromedp.ID("updated"))); up == "" || up[:5] != "as of" {
+		t.Errorf("#updated = %q, want \"as of …\"", up)
+	}
+
+	if err := f.tcp.Group().SetHealthy("b", false); err != nil {
+		t.Fatal(err)
+	}
+	step(t, ctx, "waiting for b to show unhealthy", chromedp.Poll[chromedp.Void](
+		`(() => { const td = document.querySelector('section[data-listener="tcp-echo"] tr[data-backend="b"] td.health');
+		  return td && td.textContent === "unhealthy" && td.classList.contains("bad"); })()`,
+		chromedp.WithPollingTimeout(10*time.Second), chromedp.WithPollingInterval(50*time.Millisecond)))
+	rows = step(t, ctx, "reading backend rows", chromedp.Evaluate[map[string]string](rowsJS))
+	if rows["tcp-echo/a"] != "healthy" || rows["tcp-echo/b"] != "unhealthy" {
+		t.Errorf("after SetHealthy(b, false): rows = %v, want a healthy, b unhealthy", rows)
+	}
+
+	// The script ran, so the CSP admits it; the style must be admitted too.
+	color := step(t, ctx, "reading the style of an unhealthy cell", chromedp.Evaluate[string](
+		`getComputedStyle(document.querySelector('tr[data-backend="b"] td.health')).color`))
+	if color != "rgb(176, 28, 28)" {
+		t.Errorf("unhealthy cell color = %q, want rgb(176, 28, 28) from the inline style", color)
+	}
+}

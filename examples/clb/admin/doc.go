@@ -1,0 +1,25 @@
+// Package admin serves the status page, status document and Prometheus
+// metrics of a listener.Instance: the operator's view of the demo load
+// balancer in examples/clb (SPEC §11, "Operating it").
+//
+// New returns an http.Handler with three routes. / is an HTML page
+// listing the instance's listeners (protocol, port, state, bandwidth cap,
+// counters, requests by status class for HTTP and HTTPS) and each
+// listener's backends (weight, health, connections, bytes, connect
+// failures, status classes); a small inline script redraws it from
+// /status.json every two seconds, without reloading. /status.json is the
+// same data as a Status document. /metrics exposes lbkit_listener_* and
+// lbkit_backend_* series in the Prometheus text format from a private
+// registry (see NewCollector).
+//
+// Everything is read from the listeners' Stats and server groups when a
+// route is requested, so serving the admin handler adds nothing to the
+// proxy's hot path. The page needs no external assets and works offline;
+// its Content-Security-Policy allows only its own inline script and style
+// and fetches to its own origin.
+//
+// The handler has no authentication: bind it to loopback (the clb binary
+// does by default) or another private address.
+//
+// See the package Example for fetching /status.json.
+package admin

@@ -1,0 +1,132 @@
+// Redraws the page from status.json every data-refresh-ms, laying it out
+// exactly as page.html does. Text goes in through textContent only.
+(function () {
+  "use strict";
+  var every = Number(document.body.dataset.refreshMs) || 2000;
+  var renders = 0;
+  var units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined) e.textContent = String(text);
+    return e;
+  }
+  function bytes(n) {
+    if (n < 1024) return n + " B";
+    var i = 0;
+    while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+    return n.toFixed(1) + " " + units[i];
+  }
+  function latency(ms) { return ms ? ms.toFixed(1) + " ms" : "\u2013"; }
+  function clock(iso) {
+    var d = new Date(iso);
+    return isNaN(d) ? iso : d.toTimeString().slice(0, 8);
+  }
+
+  function counters(l) {
+    var cs = [
+      ["Active", l.active], ["Total", l.new],
+      ["Bytes in", bytes(l.bytes_in)], ["Bytes out", bytes(l.bytes_out)],
+      ["Bandwidth", l.bandwidth_mbps > 0 ? l.bandwidth_mbps + " Mbps" : "uncapped"],
+      ["Refused by ACL", l.refused_acl], ["Connect failures", l.connect_failures],
+      ["No backend", l.no_backend], ["Dropped", l.dropped], ["Drained", l.drained],
+      ["Idle resets", l.idle_resets]
+    ];
+    var r = l.requests;
+    if (r) {
+      cs.push(["1xx", r["1xx"]], ["2xx", r["2xx"]], ["3xx", r["3xx"]], ["4xx", r["4xx"]], ["5xx", r["5xx"]],
+        ["Upstream latency", latency(l.upstream_latency_ms)]);
+    }
+    return cs;
+  }
+  function columns(l) {
+    var cols = ["Backend", "Address", "Weight", "Health", "Active", "Total", "Bytes in", "Bytes out", "Connect failures"];
+    if (l.requests) cols.push("1xx", "2xx", "3xx", "4xx", "5xx", "Upstream");
+    return cols;
+  }
+  function cells(b, web) {
+    var weight = ["\u2013", "weight"], health = ["not in group", "health gone"];
+    if (b.member) {
+      weight[0] = String(b.weight) + (b.standby ? " standby" : "");
+      health = b.healthy ? ["healthy", "health ok"] : ["unhealthy", "health bad"];
+    }
+    var cs = [[b.id, "id"], [b.addr || "", "addr"], weight, health,
+      [b.active, "num"], [b.new, "num"], [bytes(b.bytes_in), "num"], [bytes(b.bytes_out), "num"],
+      [b.connect_failures, "num"]];
+    if (web) {
+      var r = b.requests || {};
+      ["1xx", "2xx", "3xx", "4xx", "5xx"].forEach(function (c) { cs.push([r[c] || 0, "num"]); });
+      cs.push([latency(b.upstream_latency_ms), "num"]);
+    }
+    return cs;
+  }
+
+  function section(l) {
+    var s = el("section", "listener");
+    s.dataset.listener = l.name;
+    var h = el("h2", "", l.name + " ");
+    h.append(el("span", "proto", l.protocol), " ", el("span", "port", ":" + l.port), " ",
+      el("span", "state " + l.state, l.state));
+    s.append(h);
+
+    var dl = el("dl", "counters");
+    counters(l).forEach(function (c) {
+      var d = el("div");
+      d.append(el("dt", "", c[0]), el("dd", "", c[1]));
+      dl.append(d);
+    });
+    s.append(dl);
+
+    var t = el("table", "backends"), head = el("tr"), body = el("tbody");
+    var cols = columns(l);
+    cols.forEach(function (c) { head.append(el("th", "", c)); });
+    t.append(el("thead"), body);
+    t.tHead.append(head);
+    (l.backends || []).forEach(function (b) {
+      var tr = el("tr", "backend");
+      tr.dataset.backend = b.id;
+      cells(b, l.requests).forEach(function (c) { tr.append(el("td", c[1], c[0])); });
+      body.append(tr);
+    });
+    if (!l.backends || l.backends.length === 0) {
+      var td = el("td", "none", "no backends");
+      td.colSpan = cols.length;
+      var empty = el("tr");
+      empty.append(td);
+      body.append(empty);
+    }
+    s.append(t);
+    return s;
+  }
+
+  function render(st) {
+    document.getElementById("instance").textContent = st.instance;
+    document.getElementById("address").textContent = st.address || "none";
+    var up = document.getElementById("updated");
+    up.textContent = "as of " + clock(st.time);
+    up.classList.remove("stale");
+    var ls = st.listeners || [];
+    var main = document.getElementById("listeners");
+    if (ls.length === 0) main.replaceChildren(el("p", "none", "No listeners."));
+    else main.replaceChildren.apply(main, ls.map(section));
+    document.body.dataset.renders = String(++renders);
+  }
+
+  function stale(why) {
+    var up = document.getElementById("updated");
+    up.textContent = "status.json unavailable (" + why + ")";
+    up.classList.add("stale");
+  }
+
+  function tick() {
+    fetch("status.json", { cache: "no-store" })
+      .then(function (r) {
+        if (!r.ok) throw new Error("HTTP " + r.status);
+        return r.json();
+      })
+      .then(render, function (e) { stale(e.message); })
+      .finally(function () { setTimeout(tick, every); });
+  }
+  tick();
+})();

@@ -1,0 +1,109 @@
+package admin
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/lbkit/lbkit/listener"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// DefaultRefresh is how often the status page reloads its data unless
+// Options.Refresh says otherwise.
+const DefaultRefresh = 2 * time.Second
+
+// Options configures a Server. The zero value serves the page refreshing
+// every 2 s and only lbkit's own metrics.
+type Options struct {
+	// Refresh is how often the page fetches /status.json and redraws
+	// itself. If zero or negative, 2 s is used.
+	Refresh time.Duration
+	// RuntimeMetrics adds the Go runtime and process collectors of
+	// client_golang (go_*, process_*) to /metrics.
+	RuntimeMetrics bool
+	// Now stamps Status.Time. If nil, time.Now.
+	Now func() time.Time
+}
+
+// Server is the admin HTTP handler of one instance:
+//
+//	GET /             the status page (HTML, redraws itself from /status.json)
+//	GET /status.json  the Status document
+//	GET /metrics      Prometheus metrics (see NewCollector)
+//
+// Paths are matched exactly; the page refers to status.json relatively, so
+// the Server also works mounted under a prefix with http.StripPrefix.
+// Every response is computed from the instance when requested; the
+// Server keeps no counters of its own. Serve it on a loopback or otherwise
+// private address: it needs no credentials and reveals backend addresses.
+//
+// Create one with New. A Server is safe for concurrent use.
+type Server struct {
+	inst    *listener.Instance
+	refresh time.Duration
+	now     func() time.Time
+	mux     *http.ServeMux
+}
+
+// New returns the admin handler of inst, which must not be nil.
+func New(inst *listener.Instance, opts Options) *Server {
+	s := &Server{inst: inst, refresh: opts.Refresh, now: opts.Now, mux: http.NewServeMux()}
+	if s.refresh <= 0 {
+		s.refresh = DefaultRefresh
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(NewCollector(inst))
+	if opts.RuntimeMetrics {
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	s.mux.HandleFunc("GET /{$}", s.page)
+	s.mux.HandleFunc("GET /status.json", s.json)
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	return s
+}
+
+// Handler returns the admin handler of inst with the default Options; it
+// is shorthand for New(inst, Options{}).
+func Handler(inst *listener.Instance) http.Handler { return New(inst, Options{}) }
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mux.ServeHTTP(w, r)
+}
+
+// Status returns a snapshot of the instance, as /status.json serves it.
+func (s *Server) Status() Status { return snapshot(s.inst, s.now()) }
+
+func (s *Server) json(w http.ResponseWriter, r *http.Request) {
+	b, err := json.Marshal(s.Status())
+	if err != nil { // cannot happen: Status holds only plain values
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.Write(append(b, '\n'))
+}
+
+func (s *Server) page(w http.ResponseWriter, r *http.Request) {
+	var buf bytes.Buffer
+	if err := pageTmpl.Execute(&buf, pageData{Status: s.Status(), RefreshMS: s.refresh.Milliseconds(), Script: pageScript, Style: pageStyle}); err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Security-Policy", pageCSP)
+	w.Write(buf.Bytes())
+}
