@@ -217,6 +217,16 @@ func TestRoutes(t *testing.T) {
 			}
 		})
 	}
+
+	// Mounted under a prefix, as the doc of Server says.
+	mux := http.NewServeMux()
+	mux.Handle("/admin/", http.StripPrefix("/admin", admin.Handler(f.inst)))
+	pre := serve(t, mux)
+	for _, path := range []string{"/admin/", "/admin/status.json", "/admin/metrics"} {
+		if resp, _ := fetch(t, pre.URL+path); resp.StatusCode != 200 {
+			t.Errorf("GET %s under a prefix = %d, want 200", path, resp.StatusCode)
+		}
+	}
 }
 
 func TestMetrics(t *testing.T) {

@@ -36,7 +36,10 @@ type Options struct {
 //	GET /metrics      Prometheus metrics (see NewCollector)
 //
 // Paths are matched exactly; the page refers to status.json relatively, so
-// the Server also works mounted under a prefix with http.StripPrefix.
+// the Server also works under a prefix ending in a slash:
+//
+//	mux.Handle("/admin/", http.StripPrefix("/admin", admin.New(inst, admin.Options{})))
+//
 // Every response is computed from the instance when requested; the
 // Server keeps no counters of its own. Serve it on a loopback or otherwise
 // private address: it needs no credentials and reveals backend addresses.
