@@ -205,16 +205,22 @@ func intp(n int) *int { return &n }
 // types a configuration file decodes into.
 func demoFile(host string, base int) *File {
 	f := &File{LoadBalancerId: "lb-demo", Address: host, Bandwidth: -1, ListenAddress: host, name: "<demo>"}
+	// Every demo backend listens on 127.0.0.1, so the listeners use
+	// virtual server groups, whose members each have their own port; the
+	// default group (BackendServers) shares one port per listener, for
+	// backends on different hosts.
+	web := VServerGroup{VServerGroupId: "rsp-web", VServerGroupName: "web"}
+	echo := VServerGroup{VServerGroupId: "rsp-echo", VServerGroupName: "echo"}
 	for i, name := range demoBackendNames {
-		f.BackendServers = append(f.BackendServers, Server{ServerId: name, ServerIp: host, Weight: intp(100)})
-		_ = i
+		web.BackendServers = append(web.BackendServers, Server{ServerId: name, ServerIp: host, Port: base + offBackendHTTP + i, Weight: intp(100)})
+		echo.BackendServers = append(echo.BackendServers, Server{ServerId: name, ServerIp: host, Port: base + offBackendEcho + i, Weight: intp(100)})
 	}
-	f.VServerGroups = []VServerGroup{{VServerGroupId: "rsp-api", VServerGroupName: "api",
+	f.VServerGroups = []VServerGroup{web, echo, {VServerGroupId: "rsp-api", VServerGroupName: "api",
 		BackendServers: []Server{{ServerId: "backend-c", ServerIp: host, Port: base + offBackendHTTP + 2, Weight: intp(100)}}}}
 	f.AccessControlLists = []ACL{{AclId: "acl-demo", AclName: "demo-blacklist", AddressIPVersion: "ipv4",
 		AclEntrys: []ACLEntry{{AclEntryIP: "192.0.2.0/24", AclEntryComment: "TEST-NET-1, never a real client"}}}}
 	httpL := Listener{
-		ListenerProtocol: "http", ListenerPort: base + offHTTP, BackendServerPort: base + offBackendHTTP,
+		ListenerProtocol: "http", ListenerPort: base + offHTTP, VServerGroupId: "rsp-web",
 		Scheduler: "wrr", StickySession: on, StickySessionType: "insert", CookieTimeout: 3600,
 		AclStatus: on, AclType: "black", AclId: "acl-demo",
 		XForwardedFor_proto: on, HealthCheck: on, HealthCheckType: "http", HealthCheckURI: "/health",
@@ -223,16 +229,16 @@ func demoFile(host string, base int) *File {
 	}
 	redirectL := Listener{ListenerProtocol: "http", ListenerPort: base + offRedirect, ListenerForward: on, ForwardPort: base + offHTTPS}
 	httpsL := Listener{
-		ListenerProtocol: "https", ListenerPort: base + offHTTPS, BackendServerPort: base + offBackendHTTP,
+		ListenerProtocol: "https", ListenerPort: base + offHTTPS, VServerGroupId: "rsp-web",
 		Scheduler: "wrr", StickySession: on, StickySessionType: "insert", CookieTimeout: 3600,
 		XForwardedFor_proto: on, EnableHttp2: on, TLSCipherPolicy: "tls_cipher_policy_1_2_strict_with_1_3",
 		ServerCertificateId: demoCertID,
 		DomainExtensions:    []DomainExtension{{Domain: demoShopDomain, ServerCertificateId: demoShopCertID}},
 		HealthCheck:         on, HealthCheckType: "http", HealthCheckURI: "/health",
 	}
-	tcpL := Listener{ListenerProtocol: "tcp", ListenerPort: base + offTCP, BackendServerPort: base + offBackendEcho,
+	tcpL := Listener{ListenerProtocol: "tcp", ListenerPort: base + offTCP, VServerGroupId: "rsp-echo",
 		Scheduler: "wrr", EstablishedTimeout: 900, HealthCheck: on, HealthCheckType: "tcp"}
-	udpL := Listener{ListenerProtocol: "udp", ListenerPort: base + offUDP, BackendServerPort: base + offBackendEcho,
+	udpL := Listener{ListenerProtocol: "udp", ListenerPort: base + offUDP, VServerGroupId: "rsp-echo",
 		Scheduler: "sch", HealthCheck: on, HealthCheckType: "udp", HealthCheckReq: "ping", HealthCheckExp: "ping"}
 	f.Listeners = []Listener{httpL, redirectL, httpsL, tcpL, udpL}
 	return f

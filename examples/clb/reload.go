@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/lbkit/lbkit/acl"
@@ -74,8 +75,27 @@ func (a *app) add(s *lspec) error {
 	return nil
 }
 
-// stop drains every listener until ctx ends.
-func (a *app) stop(ctx context.Context) error { return a.inst.Stop(ctx) }
+// udpGrace bounds the stop of UDP listeners: a UDP flow has no end of
+// its own but its idle timeout, so waiting for flows to finish would hold
+// every stop for the whole drain time.
+const udpGrace = 2 * time.Second
+
+// stop drains every listener until ctx ends (UDP listeners for at most
+// udpGrace).
+func (a *app) stop(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for _, l := range a.inst.Listeners() {
+		if l.Protocol() == listener.UDP {
+			wg.Go(func() {
+				uctx, cancel := context.WithTimeout(ctx, udpGrace)
+				defer cancel()
+				l.Stop(uctx)
+			})
+		}
+	}
+	wg.Wait()
+	return a.inst.Stop(ctx)
+}
 
 // reload applies a new, already checked plan. Listeners whose protocol,
 // port or any field that cannot change live differ are replaced (stopped

@@ -1,0 +1,412 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binary is the clb binary, built once by TestMain.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "clb-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "clb")
+	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// portBase finds a -port-base whose demo ports are all free on 127.0.0.1.
+func portBase(t *testing.T) int {
+	t.Helper()
+	offs := []int{offHTTP, offRedirect, offAdmin, offHTTPS, offTCP, offUDP,
+		offBackendHTTP, offBackendHTTP + 1, offBackendHTTP + 2, offBackendEcho, offBackendEcho + 1, offBackendEcho + 2}
+	for range 50 {
+		base := 20000 + rand.IntN(400)*100
+		free := true
+		for _, off := range offs {
+			addr := "127.0.0.1:" + strconv.Itoa(base+off)
+			ln, err := net.Listen("tcp", addr)
+			if err != nil {
+				free = false
+				break
+			}
+			ln.Close()
+			pc, err := net.ListenPacket("udp", addr)
+			if err != nil {
+				free = false
+				break
+			}
+			pc.Close()
+		}
+		if free {
+			return base
+		}
+	}
+	t.Fatal("no free port base")
+	return 0
+}
+
+// syncBuffer is a bytes.Buffer safe for a process writing and a test
+// reading.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// proc is a running clb.
+type proc struct {
+	cmd    *exec.Cmd
+	stdout string
+	stderr *syncBuffer
+	done   chan error
+}
+
+// startClb runs the binary and waits (bounded) for "clb: ready".
+func startClb(t *testing.T, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	p := &proc{cmd: cmd, stderr: &syncBuffer{}, done: make(chan error, 1)}
+	cmd.Stderr = p.stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan string, 1)
+	go func() {
+		var b strings.Builder
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			b.WriteString(sc.Text() + "\n")
+			if sc.Text() == "clb: ready" {
+				ready <- b.String()
+			}
+		}
+		io.Copy(io.Discard, out)
+		p.done <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	select {
+	case p.stdout = <-ready:
+	case err := <-p.done:
+		t.Fatalf("clb exited before ready: %v\nstderr:\n%s", err, p.stderr)
+	case <-time.After(20 * time.Second):
+		t.Fatalf("clb not ready after 20s\nstderr:\n%s", p.stderr)
+	}
+	return p
+}
+
+// stop sends SIGTERM and wants a clean exit within 10 s.
+func (p *proc) stop(t *testing.T) {
+	t.Helper()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.done:
+		if err != nil {
+			t.Fatalf("clb exit: %v\nstderr:\n%s", err, p.stderr)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("clb did not exit 10s after SIGTERM\nstderr:\n%s", p.stderr)
+	}
+	if !strings.Contains(p.stderr.String(), "msg=stopped") {
+		t.Errorf("no graceful stop logged:\n%s", p.stderr)
+	}
+}
+
+// firstLine GETs url with c and returns the status and the body's first
+// line.
+func firstLine(t *testing.T, c *http.Client, url string) (*http.Response, string) {
+	t.Helper()
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	line, _, _ := strings.Cut(string(body), "\n")
+	return resp, line
+}
+
+func isBackend(name string) bool {
+	return name == "backend-a" || name == "backend-b" || name == "backend-c"
+}
+
+// echoTCP writes msg on c and reads it back.
+func echoTCP(t *testing.T, c net.Conn, msg string) {
+	t.Helper()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, msg); err != nil {
+		t.Fatalf("tcp write: %v", err)
+	}
+	buf := make([]byte, len(msg))
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != msg {
+		t.Fatalf("tcp echo = %q, %v; want %q", buf, err, msg)
+	}
+}
+
+func TestDemoBinary(t *testing.T) {
+	base := portBase(t)
+	p := startClb(t, "-port-base", strconv.Itoa(base))
+	url := func(off int, scheme string) string {
+		return fmt.Sprintf("%s://127.0.0.1:%d/", scheme, base+off)
+	}
+	for _, want := range []string{"http_" + strconv.Itoa(base+offHTTP), "curl -c jar " + url(offHTTP, "http"), "curl -k " + url(offHTTPS, "https")} {
+		if !strings.Contains(p.stdout, want) {
+			t.Errorf("startup output lacks %q:\n%s", want, p.stdout)
+		}
+	}
+
+	t.Run("http", func(t *testing.T) {
+		c := &http.Client{Timeout: 5 * time.Second}
+		defer c.CloseIdleConnections()
+		resp, name := firstLine(t, c, url(offHTTP, "http"))
+		if resp.StatusCode != 200 || !isBackend(name) {
+			t.Fatalf("GET = %d %q, want 200 and a backend name", resp.StatusCode, name)
+		}
+		if _, name := firstLine(t, c, url(offHTTP, "http")+"api/x"); name != "backend-c" {
+			t.Errorf("GET /api/x went to %q, want backend-c (forwarding rule)", name)
+		}
+	})
+	t.Run("cookie", func(t *testing.T) {
+		jar, _ := cookiejar.New(nil)
+		c := &http.Client{Timeout: 5 * time.Second, Jar: jar}
+		defer c.CloseIdleConnections()
+		resp, first := firstLine(t, c, url(offHTTP, "http"))
+		if len(resp.Cookies()) == 0 || resp.Cookies()[0].Name != "SERVERID" {
+			t.Fatalf("no SERVERID cookie: %v", resp.Header["Set-Cookie"])
+		}
+		for i := range 6 {
+			if _, name := firstLine(t, c, url(offHTTP, "http")); name != first {
+				t.Fatalf("request %d with the cookie went to %q, want %q", i, name, first)
+			}
+		}
+		// Without the cookie, requests spread.
+		seen := map[string]bool{}
+		plain := &http.Client{Timeout: 5 * time.Second}
+		defer plain.CloseIdleConnections()
+		for range 6 {
+			_, name := firstLine(t, plain, url(offHTTP, "http"))
+			seen[name] = true
+		}
+		if len(seen) < 2 {
+			t.Errorf("without a cookie every request went to %v", seen)
+		}
+	})
+	t.Run("https", func(t *testing.T) {
+		tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, ForceAttemptHTTP2: true}
+		c := &http.Client{Timeout: 5 * time.Second, Transport: tr}
+		defer tr.CloseIdleConnections()
+		resp, name := firstLine(t, c, url(offHTTPS, "https"))
+		if resp.StatusCode != 200 || !isBackend(name) || resp.ProtoMajor != 2 {
+			t.Fatalf("GET = %d %s %q, want 200 over HTTP/2 from a backend", resp.StatusCode, resp.Proto, name)
+		}
+		cert := resp.TLS.PeerCertificates[0]
+		if cert.Subject.CommonName != "localhost" || len(cert.IPAddresses) == 0 {
+			t.Errorf("certificate %v %v, want the generated localhost one", cert.Subject, cert.IPAddresses)
+		}
+		if resp.TLS.Version != tls.VersionTLS13 {
+			t.Errorf("TLS version %x, want 1.3 under tls_cipher_policy_1_2_strict_with_1_3", resp.TLS.Version)
+		}
+		conn, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", base+offHTTPS), &tls.Config{InsecureSkipVerify: true, ServerName: demoShopDomain})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if cn := conn.ConnectionState().PeerCertificates[0].Subject.CommonName; cn != demoShopDomain {
+			t.Errorf("SNI %s got certificate %q", demoShopDomain, cn)
+		}
+	})
+	t.Run("redirect", func(t *testing.T) {
+		c := &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		defer c.CloseIdleConnections()
+		resp, _ := firstLine(t, c, url(offRedirect, "http")+"x?y=1")
+		if want := url(offHTTPS, "https") + "x?y=1"; resp.StatusCode != 301 || resp.Header.Get("Location") != want {
+			t.Errorf("redirect = %d %q, want 301 %q", resp.StatusCode, resp.Header.Get("Location"), want)
+		}
+	})
+	t.Run("tcp", func(t *testing.T) {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", base+offTCP), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		echoTCP(t, c, "hello over tcp\n")
+	})
+	t.Run("udp", func(t *testing.T) {
+		c, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", base+offUDP))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		buf := make([]byte, 100)
+		for try := range 5 {
+			c.Write([]byte("hello over udp"))
+			c.SetReadDeadline(time.Now().Add(time.Second))
+			n, err := c.Read(buf)
+			if err == nil && string(buf[:n]) == "hello over udp" {
+				return
+			}
+			t.Logf("udp try %d: %q %v", try, buf[:n], err)
+		}
+		t.Fatal("no udp echo")
+	})
+	p.stop(t)
+}
+
+func TestPortTaken(t *testing.T) {
+	base := portBase(t)
+	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", base+offHTTPS))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	out, err := exec.Command(binary, "-port-base", strconv.Itoa(base)).CombinedOutput()
+	if err == nil {
+		t.Fatal("clb started with its https port taken")
+	}
+	want := fmt.Sprintf("clb: listener https_%d (https port %d): ", base+offHTTPS, base+offHTTPS)
+	if !strings.Contains(string(out), want) || !strings.Contains(string(out), "address already in use") {
+		t.Errorf("output lacks %q and the bind error:\n%s", want, out)
+	}
+}
+
+const reloadConfig = `LoadBalancerId: lb-reload
+BackendServers:
+  - {ServerId: backend-a, ServerIp: 127.0.0.1}
+VServerGroups:
+  - VServerGroupId: web
+    BackendServers:
+      - {ServerId: backend-a, ServerIp: 127.0.0.1, Port: BH1, Weight: WA}
+      - {ServerId: backend-b, ServerIp: 127.0.0.1, Port: BH2, Weight: 100}
+      - {ServerId: backend-c, ServerIp: 127.0.0.1, Port: BH3, Weight: 100}
+Listeners:
+  - {ListenerProtocol: http, ListenerPort: HTTP, VServerGroupId: web, Scheduler: wrr, HealthCheck: "off"}
+  - {ListenerProtocol: tcp, ListenerPort: TCP, BackendServerPort: BE, HealthCheck: "off"}
+`
+
+func TestReload(t *testing.T) {
+	base := portBase(t)
+	path := filepath.Join(t.TempDir(), "lb.yaml")
+	write := func(wa string, extra string) {
+		t.Helper()
+		s := strings.NewReplacer("WA", wa, "HTTP", strconv.Itoa(base+offHTTP), "BH1", strconv.Itoa(base+offBackendHTTP), "BH2", strconv.Itoa(base+offBackendHTTP+1), "BH3", strconv.Itoa(base+offBackendHTTP+2),
+			"TCP", strconv.Itoa(base+offTCP), "BE", strconv.Itoa(base+offBackendEcho)).Replace(reloadConfig) + extra
+		if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("100", "")
+	p := startClb(t, "-config", path, "-demo-backends", "-port-base", strconv.Itoa(base))
+
+	tcp, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", base+offTCP), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tcp.Close()
+	echoTCP(t, tcp, "before reload\n")
+
+	c := &http.Client{Timeout: 5 * time.Second}
+	defer c.CloseIdleConnections()
+	web := fmt.Sprintf("http://127.0.0.1:%d/", base+offHTTP)
+	names := func(n int) map[string]int {
+		seen := map[string]int{}
+		for range n {
+			_, name := firstLine(t, c, web)
+			seen[name]++
+		}
+		return seen
+	}
+	if seen := names(9); seen["backend-a"] == 0 {
+		t.Fatalf("before reload backend-a got nothing: %v", seen)
+	}
+
+	// Weight 0 drains backend-a: no new requests after the reload.
+	write("0", "")
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	waitLog(t, p, "msg=reloaded", 1)
+	if seen := names(12); seen["backend-a"] != 0 || seen["backend-b"] == 0 || seen["backend-c"] == 0 {
+		t.Errorf("after weight 0 for backend-a: %v", seen)
+	}
+	echoTCP(t, tcp, "after reload\n")
+
+	// A bad configuration is refused and the old one keeps running.
+	write("0", "  - {ListenerProtocol: udp, ListenerPort: 4789, BackendServerPort: 1, HealthCheck: \"off\"}\n")
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	waitLog(t, p, "reload refused", 1)
+	if !strings.Contains(p.stderr.String(), "Port 4789: reserved for UDP") {
+		t.Errorf("refusal does not say why:\n%s", p.stderr)
+	}
+	if seen := names(3); seen["backend-a"] != 0 {
+		t.Errorf("after a refused reload: %v", seen)
+	}
+	echoTCP(t, tcp, "after refused reload\n")
+
+	// A new listener is added; the TCP one is untouched.
+	write("100", fmt.Sprintf("  - {ListenerProtocol: udp, ListenerPort: %d, BackendServerPort: %d, HealthCheck: \"off\"}\n", base+offUDP, base+offBackendEcho))
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	waitLog(t, p, "msg=reloaded", 2)
+	if seen := names(9); seen["backend-a"] == 0 {
+		t.Errorf("backend-a back at weight 100 got nothing: %v", seen)
+	}
+	echoTCP(t, tcp, "after second reload\n")
+	tcp.Close()
+	p.stop(t)
+}
+
+// waitLog waits (bounded) until the process logged msg n times.
+func waitLog(t *testing.T, p *proc, msg string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for strings.Count(p.stderr.String(), msg) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q (%d) logged in 10s:\n%s", msg, n, p.stderr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
