@@ -104,11 +104,13 @@ type Config struct {
 	QUICRouter QUICRouter
 	// HTTP configures HTTP and HTTPS listeners; ignored by TCP and UDP.
 	HTTP HTTPOptions
-	// HealthCheck, if set, runs active health checks on the group's
-	// members while the listener runs, marking them healthy or not in the
-	// group (unless HealthCheck.Setter names another target), and feeds
-	// the listener's backend connection failures to its passive
-	// checking. The listener keeps the targets in step with the group.
+	// HealthCheck, if set, runs active health checks on the members of
+	// every group the listener sends to (Group, and an HTTP listener's
+	// rule groups: one checker per group) while the listener runs,
+	// marking them healthy or not in their group (unless
+	// HealthCheck.Setter names another target), and feeds the listener's
+	// backend connection failures to passive checking. The listener keeps
+	// the targets in step with the groups.
 	// If nil, no checks run and members stay as the group says.
 	HealthCheck *health.Config
 	// MaxFlows, for UDP, bounds the flow table; datagrams that would

@@ -1,6 +1,7 @@
 package listener
 
 import (
+	"net/http"
 	"strconv"
 	"testing"
 	"time"
@@ -119,5 +120,38 @@ func TestTCPPassiveEjection(t *testing.T) {
 	}
 	if after := l.Stats().ConnectFailures; after != before {
 		t.Errorf("ConnectFailures grew from %d to %d after ejection", before, after)
+	}
+}
+
+// Every group an HTTP listener sends to is health-checked, not only its
+// default group: a forwarding rule's dead backend is taken out of it.
+func TestHTTPHealthChecksRuleGroups(t *testing.T) {
+	leaks(t)
+	def := startHTTPBackend(t, "default", nil)
+	api := startHTTPBackend(t, "api", nil)
+	ruleGroup, err := balancer.New(balancer.Config{Scheduler: balancer.RoundRobin(), StartUnhealthy: true},
+		api.backend(100), balancer.Backend{ID: "api-dead", Addr: deadAddr(t), Weight: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := addHTTP(t, Config{
+		HealthCheck: &health.Config{Interval: time.Second},
+		HTTP:        HTTPOptions{Rules: []Rule{{Path: "/api", Group: ruleGroup}}},
+	}, def)
+	eventually(t, "the rule group's live backend to pass its first check", func() bool {
+		m, _ := ruleGroup.Member("api")
+		return m.Healthy()
+	})
+	if m, _ := ruleGroup.Member("api-dead"); m.Healthy() {
+		t.Fatal("the rule group's dead backend was marked healthy")
+	}
+	c := newClient(t)
+	for i := range 10 {
+		if code, body, _ := get(t, c, httpURL(l, "/api/x")); code != http.StatusOK || body != "api" {
+			t.Fatalf("request %d to /api = %d %q, want 200 from api", i, code, body)
+		}
+	}
+	if got := l.Stats().ConnectFailures; got != 0 {
+		t.Errorf("ConnectFailures = %d, want 0: the dead rule backend was never tried", got)
 	}
 }

@@ -448,7 +448,7 @@ func (s *httpServer) proxy(w http.ResponseWriter, r *http.Request) {
 			resp, err = s.tr.RoundTrip(newOut(r, m.Addr(), body))
 		}
 		if err == nil {
-			l.reportConnect(m.ID(), nil)
+			l.reportConnect(g, m.ID(), nil)
 			s.respond(w, r, resp, m, bc, sess, start)
 			bc.active.Add(-1)
 			m.End()
@@ -463,7 +463,7 @@ func (s *httpServer) proxy(w http.ResponseWriter, r *http.Request) {
 		}
 		dial := isDialErr(err)
 		if dial {
-			l.reportConnect(m.ID(), err)
+			l.reportConnect(g, m.ID(), err)
 			l.c.connectFailures.Add(1)
 			bc.connectFailures.Add(1)
 		}

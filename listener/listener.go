@@ -48,7 +48,7 @@ type Listener struct {
 	own  *limits // the listener's own cap, nil when uncapped
 	c    counters
 	aff  *session.Affinity // source-IP persistence, nil when off
-	hc   hcRef             // the running health checker, if any
+	hc   hcRef             // the running health checkers, if any
 
 	mu    sync.Mutex // serializes Start, Stop, SetBandwidth
 	state State

@@ -167,7 +167,7 @@ func (s *tcpServer) connect(k balancer.Key, port int) (*net.TCPConn, *balancer.M
 			}
 			return nil, nil, s.ctx.Err()
 		}
-		l.reportConnect(m.ID(), err)
+		l.reportConnect(g, m.ID(), err)
 		if err == nil {
 			l.persist(k.Src.Addr(), m.ID())
 			return conn.(*net.TCPConn), m, nil

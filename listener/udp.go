@@ -299,7 +299,7 @@ func (s *udpServer) connect(f *udpFlow, first []byte) (*net.UDPConn, *balancer.M
 			}
 			return c.(*net.UDPConn), m, nil
 		}
-		l.reportConnect(m.ID(), err)
+		l.reportConnect(l.cfg.Group, m.ID(), err)
 		l.c.connectFailures.Add(1)
 		l.c.backend(m.ID()).connectFailures.Add(1)
 		l.cfg.Logger.Debug("backend dial failed", "backend", m.ID(), "addr", addr, "err", err)
@@ -527,7 +527,7 @@ func (f *udpFlow) relay() {
 			// A reply is UDP's proof of a working backend, as an
 			// established connection is TCP's.
 			answered = true
-			l.reportConnect(f.m.ID(), nil)
+			l.reportConnect(l.cfg.Group, f.m.ID(), nil)
 		}
 		f.reply((*buf)[:n])
 		r.release(buf)
@@ -574,7 +574,7 @@ func (f *udpFlow) unreachable(err error) {
 	l := f.s.l
 	l.c.connectFailures.Add(1)
 	f.bc.connectFailures.Add(1)
-	l.reportConnect(f.m.ID(), err)
+	l.reportConnect(l.cfg.Group, f.m.ID(), err)
 	l.cfg.Logger.Debug("backend unreachable", "backend", f.m.ID(), "err", err)
 	f.closeUp()
 }

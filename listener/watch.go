@@ -2,6 +2,7 @@ package listener
 
 import (
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -24,19 +25,25 @@ type watcher struct {
 	done chan struct{}
 }
 
-// startWatch starts the health checker, if configured, and the watcher
-// goroutine for srv. Called with l.mu held.
+// startWatch starts the health checkers, if configured, and the watcher
+// goroutines for srv. Called with l.mu held.
 func (l *Listener) startWatch(srv server) error {
 	if l.cfg.HealthCheck != nil {
-		hc, err := l.newChecker()
-		if err != nil {
-			return err
+		set := checkers{}
+		for _, g := range l.groups() {
+			hc, err := l.newChecker(g)
+			if err == nil {
+				if err = hc.Start(); err != nil {
+					hc.Stop()
+				}
+			}
+			if err != nil {
+				set.stop()
+				return err
+			}
+			set[g] = hc
 		}
-		if err := hc.Start(); err != nil {
-			hc.Stop()
-			return err
-		}
-		l.hc.Store(hc)
+		l.hc.Store(&set)
 	}
 	w := &watcher{l: l, stop: make(chan struct{}), done: make(chan struct{})}
 	l.watch = w
@@ -44,7 +51,7 @@ func (l *Listener) startWatch(srv server) error {
 	return nil
 }
 
-// stopWatch stops the watcher and the health checker. Called with l.mu
+// stopWatch stops the watchers and the health checkers. Called with l.mu
 // held.
 func (l *Listener) stopWatch() {
 	if w := l.watch; w != nil {
@@ -52,14 +59,43 @@ func (l *Listener) stopWatch() {
 		<-w.done
 		l.watch = nil
 	}
-	if hc := l.hc.Swap(nil); hc != nil {
+	if set := l.hc.Swap(nil); set != nil {
+		set.stop()
+	}
+}
+
+// checkers are a listener's running health checkers, one per server
+// group (an HTTP listener's rules may name several). Immutable once
+// stored.
+type checkers map[*balancer.Group]*health.Checker
+
+func (set checkers) stop() {
+	for _, hc := range set {
 		hc.Stop()
 	}
+}
+
+// groups returns every server group the listener sends traffic to: its
+// own, then an HTTP listener's rule groups.
+func (l *Listener) groups() []*balancer.Group {
+	if st := l.cfg.HTTP.st; st != nil && (l.cfg.Protocol == HTTP || l.cfg.Protocol == HTTPS) {
+		return st.routes.groups
+	}
+	return []*balancer.Group{l.cfg.Group}
 }
 
 func (w *watcher) run(srv server) {
 	defer close(w.done)
 	l := w.l
+	var followers sync.WaitGroup
+	defer followers.Wait()
+	if set := l.hc.Load(); set != nil {
+		for g := range *set {
+			if g != l.cfg.Group {
+				followers.Go(func() { w.follow(g) })
+			}
+		}
+	}
 	var sweep <-chan time.Time
 	if l.aff != nil {
 		t := time.NewTicker(l.cfg.PersistenceTimeout)
@@ -69,11 +105,7 @@ func (w *watcher) run(srv server) {
 	gw, _ := srv.(groupWatcher)
 	for {
 		changed := l.cfg.Group.Changed()
-		if hc := l.hc.Load(); hc != nil {
-			if err := hc.SetTargets(l.targets()); err != nil {
-				l.cfg.Logger.Warn("updating health targets failed", "err", err)
-			}
-		}
+		l.updateTargets(l.cfg.Group)
 		if gw != nil {
 			gw.groupChanged()
 		}
@@ -87,11 +119,41 @@ func (w *watcher) run(srv server) {
 	}
 }
 
-// newChecker builds the listener's health checker from its config.
-func (l *Listener) newChecker() (*health.Checker, error) {
+// follow keeps the health targets of rule group g in step with it.
+func (w *watcher) follow(g *balancer.Group) {
+	for {
+		changed := g.Changed()
+		w.l.updateTargets(g)
+		select {
+		case <-changed:
+		case <-w.stop:
+			return
+		}
+	}
+}
+
+// updateTargets hands g's current members to its health checker.
+func (l *Listener) updateTargets(g *balancer.Group) {
+	if hc := l.checker(g); hc != nil {
+		if err := hc.SetTargets(l.targets(g)); err != nil {
+			l.cfg.Logger.Warn("updating health targets failed", "err", err)
+		}
+	}
+}
+
+func (l *Listener) checker(g *balancer.Group) *health.Checker {
+	if set := l.hc.Load(); set != nil {
+		return (*set)[g]
+	}
+	return nil
+}
+
+// newChecker builds the health checker of group g from the listener's
+// config. Unless the config names its own Setter, results go to g.
+func (l *Listener) newChecker(g *balancer.Group) (*health.Checker, error) {
 	cfg := *l.cfg.HealthCheck
 	if cfg.Setter == nil {
-		cfg.Setter = l.cfg.Group
+		cfg.Setter = g
 	}
 	if cfg.OnChange == nil {
 		log := l.cfg.Logger
@@ -99,13 +161,13 @@ func (l *Listener) newChecker() (*health.Checker, error) {
 			log.Info("backend health changed", "backend", ev.ID, "healthy", ev.Healthy, "reason", ev.Reason)
 		}
 	}
-	return health.New(cfg, l.targets()...)
+	return health.New(cfg, l.targets(g)...)
 }
 
-// targets lists the group's members as health targets, at the address
-// traffic goes to (a port-range listener's first port).
-func (l *Listener) targets() []health.Target {
-	ms := l.cfg.Group.Members()
+// targets lists g's members as health targets, at the address traffic
+// goes to (a port-range listener's first port).
+func (l *Listener) targets(g *balancer.Group) []health.Target {
+	ms := g.Members()
 	ts := make([]health.Target, len(ms))
 	for i, m := range ms {
 		addr := m.Addr()
@@ -118,9 +180,9 @@ func (l *Listener) targets() []health.Target {
 }
 
 // reportConnect feeds passive health checking with the outcome of a
-// backend connection attempt.
-func (l *Listener) reportConnect(id string, err error) {
-	hc := l.hc.Load()
+// connection attempt to member id of group g.
+func (l *Listener) reportConnect(g *balancer.Group, id string, err error) {
+	hc := l.checker(g)
 	if hc == nil {
 		return
 	}
@@ -158,5 +220,5 @@ func newAffinity(cfg Config) (*session.Affinity, error) {
 	return session.NewAffinity(session.AffinityConfig{PersistenceTimeout: cfg.PersistenceTimeout})
 }
 
-// hcRef holds the running health checker, if any.
-type hcRef = atomic.Pointer[health.Checker]
+// hcRef holds the running health checkers, if any.
+type hcRef = atomic.Pointer[checkers]
