@@ -296,6 +296,23 @@ func TestDemoBinary(t *testing.T) {
 		}
 		t.Fatal("no udp echo")
 	})
+	t.Run("admin", func(t *testing.T) {
+		if !strings.Contains(p.stdout, fmt.Sprintf("Admin: http://127.0.0.1:%d/", base+offAdmin)) {
+			t.Errorf("startup output does not name the admin address:\n%s", p.stdout)
+		}
+		c := &http.Client{Timeout: 5 * time.Second}
+		for _, path := range []string{"", "status.json", "metrics"} {
+			resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/%s", base+offAdmin, path))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "http_"+strconv.Itoa(base+offHTTP)) {
+				t.Errorf("admin /%s = %d, want 200 naming the HTTP listener:\n%.300s", path, resp.StatusCode, body)
+			}
+		}
+	})
 	p.stop(t)
 }
 

@@ -10,12 +10,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/lbkit/lbkit/examples/clb/admin"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -31,7 +35,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		demoBack     = fs.Bool("demo-backends", false, "with -config, also start the three demo backends (as lb.yaml expects)")
 		logFormat    = fs.String("log-format", "text", "log format: text or json")
 		drainTimeout = fs.Duration("drain-timeout", 30*time.Second, "on SIGTERM or SIGINT, how long connections may finish")
-		admin        = fs.String("admin", "", "admin status `address` (default 127.0.0.1:port-base+90)")
+		adminFlag    = fs.String("admin", "", "admin status `address` (default 127.0.0.1:port-base+90; \"off\" for none)")
 	)
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -99,15 +103,26 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 
-	// ---- admin status server: wired by the lead (examples/clb/admin) ----
-	// Serve the admin package's handler for a.inst on adminAddr here, and
-	// stop it before a.stop below.
-	adminAddr := *admin
+	// The admin status server: off the public listeners, on loopback by
+	// default. It follows a.inst across reloads.
+	adminAddr := *adminFlag
 	if adminAddr == "" {
 		adminAddr = addrOf(host, *portBase+offAdmin)
 	}
-	_ = adminAddr
-	// ---- end admin ----
+	if adminAddr != "off" {
+		ln, err := net.Listen("tcp", adminAddr)
+		if err != nil {
+			fmt.Fprintf(stderr, "clb: admin status server %s: %v\n", adminAddr, err)
+			ctx, cancel := context.WithTimeout(context.Background(), *drainTimeout)
+			a.stop(ctx)
+			cancel()
+			return 1
+		}
+		srv := &http.Server{Handler: admin.New(a.inst, admin.Options{}), ReadHeaderTimeout: 5 * time.Second}
+		go srv.Serve(ln)
+		defer srv.Close()
+		fmt.Fprintf(stdout, "Admin: http://%s/  (status page; /status.json; /metrics)\n\n", ln.Addr())
+	}
 
 	printTable(stdout, a, *config == "", backends != nil, host, *portBase)
 	log.Info("clb ready", "instance", p.inst.ID, "listeners", len(p.listeners), "config", *config)
