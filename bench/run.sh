@@ -1,0 +1,417 @@
+#!/usr/bin/env bash
+# Whole-process benchmarks (issue 9): lbkit's clb beside nginx, HAProxy,
+# Caddy and plain Go proxies, all on 127.0.0.1, one proxy at a time over the
+# same backends, each load bounded in time.
+#
+#   bash bench/setup.sh            # once: apt packages, bench/bin/*
+#   bash bench/run.sh [l7|l4|tls|udp|all]...
+#
+# Raw outputs go to bench/out/<suite>/ (wrk text, h2load text, iperf3 JSON,
+# udpload JSON, and for each run <name>.<rep>.cpu: the proxy's CPU seconds
+# during the load, from /proc/<pid>/stat utime+stime of the proxy and its
+# children, and the load's wall-clock seconds). bench/cmd/report then rewrites BENCHMARKS.md and the chart from
+# everything in bench/out/.
+#
+# Environment: BENCH_REPEATS (3), BENCH_SECONDS (5: wrk and h2load; iperf3
+# and udp use one second less plus one omitted second), BENCH_CONNS (64),
+# BENCH_HANDSHAKES (4000 new TLS connections per tls handshake run).
+set -euo pipefail
+
+BENCH=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(dirname "$BENCH")
+BIN=$BENCH/bin
+OUT=$BENCH/out
+REPS=${BENCH_REPEATS:-3}
+SECS=${BENCH_SECONDS:-5}
+CONNS=${BENCH_CONNS:-64}
+HANDSHAKES=${BENCH_HANDSHAKES:-4000}
+HZ=$(getconf CLK_TCK)
+START=$(date +%s)
+
+suites=("$@")
+if [ ${#suites[@]} -eq 0 ] || [ "${suites[0]}" = all ]; then
+  suites=(l7 l4 tls udp)
+fi
+for s in "${suites[@]}"; do
+  case $s in l7 | l4 | tls | udp) ;; *)
+    echo "usage: run.sh [l7|l4|tls|udp|all]..." >&2
+    exit 2
+    ;;
+  esac
+done
+
+WORK=$(mktemp -d /tmp/lbkit-bench.XXXXXX)
+PIDS=()
+
+cleanup() {
+  local p
+  for p in "${PIDS[@]}"; do
+    kill -TERM "$p" 2>/dev/null || true
+  done
+  for p in "${PIDS[@]}"; do
+    wait "$p" 2>/dev/null || true
+  done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { printf '[%4ds] %s\n' "$(($(date +%s) - START))" "$*"; }
+
+have() { command -v "$1" >/dev/null 2>&1; }
+
+# --- tools -----------------------------------------------------------------
+
+missing=()
+for t in nginx haproxy wrk h2load iperf3 openssl; do
+  have "$t" || missing+=("$t")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "run.sh: missing ${missing[*]}: run bash bench/setup.sh first" >&2
+  exit 1
+fi
+HAVE_CADDY=1
+if ! have caddy; then
+  HAVE_CADDY=0
+  log "caddy is not installed: skipping it"
+fi
+if [ ! -f /usr/lib/nginx/modules/ngx_stream_module.so ]; then
+  echo "run.sh: nginx's stream module is missing: apt-get install libnginx-mod-stream" >&2
+  exit 1
+fi
+
+log "building clb and the bench helpers"
+mkdir -p "$BIN"
+(cd "$ROOT" && go build -o "$BIN/clb" ./examples/clb)
+(cd "$BENCH" && go build -o "$BIN/" ./cmd/httputilproxy ./cmd/iocopyproxy ./cmd/udpload ./cmd/report)
+
+# --- helpers -----------------------------------------------------------------
+
+# render TEMPLATE NAME: fill in @WORK@, @NAME@, @BENCH@; prints the path.
+render() {
+  local dst=$WORK/$2.${1##*.}
+  case $1 in Caddyfile-*) dst=$WORK/$2.Caddyfile ;; esac
+  sed -e "s|@WORK@|$WORK|g" -e "s|@NAME@|$2|g" -e "s|@BENCH@|$BENCH|g" "$BENCH/configs/$1" >"$dst"
+  echo "$dst"
+}
+
+# start NAME CMD...: runs CMD in the background, output to $WORK/NAME.log;
+# sets STARTED to its pid.
+start() {
+  local name=$1
+  shift
+  "$@" >"$WORK/$name.log" 2>&1 &
+  STARTED=$!
+  PIDS+=("$STARTED")
+}
+
+# stop PID: SIGTERM, then SIGKILL after 5 s.
+stop() {
+  local pid=$1 _
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for _ in $(seq 50); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  local keep=() p
+  for p in "${PIDS[@]}"; do
+    [ "$p" = "$pid" ] || keep+=("$p")
+  done
+  PIDS=("${keep[@]}")
+}
+
+# wait_tcp PORT PID NAME: until 127.0.0.1:PORT accepts (10 s).
+wait_tcp() {
+  local _
+  for _ in $(seq 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+      return 0
+    fi
+    if ! kill -0 "$2" 2>/dev/null; then break; fi
+    sleep 0.1
+  done
+  echo "run.sh: $3 did not listen on 127.0.0.1:$1; its log:" >&2
+  cat "$WORK/$3.log" >&2 || true
+  exit 1
+}
+
+# wait_udp PORT PID NAME: until a UDP socket is bound on 127.0.0.1:PORT.
+wait_udp() {
+  local _
+  for _ in $(seq 100); do
+    if ss -Hnlu "sport = :$1" 2>/dev/null | grep -q .; then
+      return 0
+    fi
+    if ! kill -0 "$2" 2>/dev/null; then break; fi
+    sleep 0.1
+  done
+  echo "run.sh: $3 did not bind udp 127.0.0.1:$1; its log:" >&2
+  cat "$WORK/$3.log" >&2 || true
+  exit 1
+}
+
+# ticks PID: utime+stime of PID and its children, in clock ticks.
+ticks() {
+  local t=0 p v
+  for p in "$1" $(pgrep -P "$1" || true); do
+    if [ -r "/proc/$p/stat" ]; then
+      v=$(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12 + $13}')
+      t=$((t + v))
+    fi
+  done
+  echo "$t"
+}
+
+# measure OUTFILE PID CMD...: runs CMD (stdout to OUTFILE) and writes the CPU
+# seconds PID used meanwhile to OUTFILE's .cpu (nothing for PID "-").
+measure() {
+  local out=$1 pid=$2 t0 t1 w0 w1
+  shift 2
+  if [ "$pid" != - ]; then t0=$(ticks "$pid"); fi
+  w0=$(date +%s.%N)
+  "$@" >"$out" 2>"$out.err" || {
+    echo "run.sh: $* failed:" >&2
+    cat "$out.err" >&2
+    exit 1
+  }
+  w1=$(date +%s.%N)
+  if [ "$pid" != - ]; then
+    t1=$(ticks "$pid")
+    awk -v a="$t0" -v b="$t1" -v hz="$HZ" -v w0="$w0" -v w1="$w1" 'BEGIN{printf "%.3f %.3f\n", (b-a)/hz, w1-w0}' >"${out%.*}.cpu"
+  fi
+}
+
+# start_proxy KIND NAME SUITE: starts contender NAME of SUITE; sets PROXY.
+start_proxy() {
+  local kind=$1 name=$2 cfg
+  case $kind in
+  nginx)
+    cfg=$(render "nginx-$3.conf" "$name")
+    start "$name" nginx -p "$WORK/" -e "$WORK/$name.err" -c "$cfg" -g 'daemon off; master_process on;'
+    ;;
+  haproxy)
+    cfg=$(render "haproxy-$3.cfg" "$name")
+    start "$name" haproxy -db -f "$cfg"
+    ;;
+  caddy)
+    cfg=$(render "Caddyfile-$3" "$name")
+    start "$name" env HOME="$WORK" XDG_DATA_HOME="$WORK" XDG_CONFIG_HOME="$WORK" caddy run --adapter caddyfile --config "$cfg"
+    ;;
+  clb)
+    cfg=$(render "clb-$3.yaml" "$name")
+    start "$name" "$BIN/clb" -config "$cfg" -admin off -drain-timeout 1s
+    ;;
+  *)
+    shift 3
+    start "$name" "$@"
+    ;;
+  esac
+  PROXY=$STARTED
+}
+
+# --- shared backends ----------------------------------------------------------
+
+mkdir -p "$WORK/www"
+head -c 1024 /dev/zero | tr '\0' 'x' >"$WORK/www/1k"
+BACKEND=""
+need_http_backends() {
+  [ -n "$BACKEND" ] && return 0
+  start_proxy nginx backend backend
+  BACKEND=$PROXY
+  wait_tcp 18001 "$BACKEND" backend
+  wait_tcp 18002 "$BACKEND" backend
+}
+
+need_cert() {
+  [ -f "$WORK/cert.pem" ] && return 0
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+    -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
+  cat "$WORK/cert.pem" "$WORK/key.pem" >"$WORK/haproxy.pem"
+}
+
+# --- l7 -------------------------------------------------------------------------
+
+# name kind port
+L7=(
+  "lbkit clb 19080"
+  "nginx nginx 19081"
+  "haproxy haproxy 19082"
+  "caddy caddy 19083"
+  "httputil go 19084"
+  "direct - 18001"
+)
+
+suite_l7() {
+  local d=$OUT/l7 line name kind port r url
+  rm -rf "$d" && mkdir -p "$d"
+  need_http_backends
+  for line in "${L7[@]}"; do
+    read -r name kind port <<<"$line"
+    if [ "$kind" = caddy ] && [ $HAVE_CADDY = 0 ]; then continue; fi
+    case $kind in
+    -) PROXY=- ;;
+    go) start_proxy go "$name" l7 "$BIN/httputilproxy" -listen "127.0.0.1:$port" -backends 127.0.0.1:18001,127.0.0.1:18002 ;;
+    *) start_proxy "$kind" "$name" l7 ;;
+    esac
+    [ "$PROXY" = - ] || wait_tcp "$port" "$PROXY" "$name"
+    url=http://127.0.0.1:$port/1k
+    curl -fsS -o /dev/null "$url" || {
+      echo "run.sh: $name: GET $url failed; its log:" >&2
+      cat "$WORK/$name.log" >&2
+      exit 1
+    }
+    wrk -t1 -c"$CONNS" -d1s "$url" >/dev/null # warm-up: connection pools
+    for r in $(seq "$REPS"); do
+      measure "$d/$name.$r.wrk" "$PROXY" wrk -t1 -c"$CONNS" -d"${SECS}s" --latency "$url"
+      log "l7 $name #$r: $(awk '/Requests\/sec/{print $2" req/s"}' "$d/$name.$r.wrk") $(cat "$d/$name.$r.cpu" 2>/dev/null || true)"
+    done
+    [ "$PROXY" = - ] || stop "$PROXY"
+  done
+}
+
+# --- tls ------------------------------------------------------------------------
+
+TLS=(
+  "lbkit clb 19443"
+  "nginx nginx 19444"
+  "haproxy haproxy 19445"
+  "caddy caddy 19446"
+)
+
+suite_tls() {
+  local d=$OUT/tls line name kind port r url
+  rm -rf "$d" && mkdir -p "$d"
+  need_http_backends
+  need_cert
+  for line in "${TLS[@]}"; do
+    read -r name kind port <<<"$line"
+    if [ "$kind" = caddy ] && [ $HAVE_CADDY = 0 ]; then continue; fi
+    start_proxy "$kind" "$name" tls
+    wait_tcp "$port" "$PROXY" "$name"
+    url=https://127.0.0.1:$port/1k
+    curl -fsSk -o /dev/null "$url" || {
+      echo "run.sh: $name: GET $url failed; its log:" >&2
+      cat "$WORK/$name.log" >&2
+      exit 1
+    }
+    # Full handshakes: every request on a new connection (Connection:
+    # close; h2load reconnects and does not resume sessions). A fixed count:
+    # h2load -D does not stop with Connection: close.
+    for r in $(seq "$REPS"); do
+      measure "$d/$name.hs.$r.h2load" "$PROXY" timeout 60 h2load --h1 -c 16 -n "$HANDSHAKES" -H 'Connection: close' "$url"
+      log "tls handshakes $name #$r: $(awk '/^finished in/{print $4" req/s"}' "$d/$name.hs.$r.h2load") $(cat "$d/$name.hs.$r.cpu")"
+    done
+    # Keep-alive HTTPS, HTTP/1.1.
+    for r in $(seq "$REPS"); do
+      measure "$d/$name.ka.$r.h2load" "$PROXY" timeout 60 h2load --h1 -c "$CONNS" -D "$SECS" --warm-up-time 1 "$url"
+      log "tls keep-alive $name #$r: $(awk '/^finished in/{print $4" req/s"}' "$d/$name.ka.$r.h2load") $(cat "$d/$name.ka.$r.cpu")"
+    done
+    stop "$PROXY"
+  done
+}
+
+# --- l4 -------------------------------------------------------------------------
+
+L4=(
+  "lbkit clb 19180"
+  "nginx nginx 19181"
+  "haproxy haproxy 19182"
+  "iocopy go 19184"
+  "direct - 15201"
+)
+
+suite_l4() {
+  local d=$OUT/l4 line name kind port r p iperf
+  rm -rf "$d" && mkdir -p "$d"
+  start iperf3 iperf3 -s -B 127.0.0.1 -p 15201
+  iperf=$STARTED
+  wait_tcp 15201 "$iperf" iperf3
+  for line in "${L4[@]}"; do
+    read -r name kind port <<<"$line"
+    case $kind in
+    -) PROXY=- ;;
+    go) start_proxy go "$name" l4 "$BIN/iocopyproxy" -listen "127.0.0.1:$port" -backend 127.0.0.1:15201 ;;
+    *) start_proxy "$kind" "$name" l4 ;;
+    esac
+    [ "$PROXY" = - ] || wait_tcp "$port" "$PROXY" "$name"
+    for p in 1 8; do
+      for r in $(seq "$REPS"); do
+        measure "$d/$name.p$p.$r.json" "$PROXY" iperf3 -c 127.0.0.1 -p "$port" -P "$p" -t $((SECS - 1)) -O 1 -J
+        log "l4 $name -P $p #$r: $(grep -A12 '"sum_received"' "$d/$name.p$p.$r.json" | awk '/bits_per_second/{gsub(/,/, "", $2); printf "%.1f Gbit/s", $2/1e9; exit}') $(cat "$d/$name.p$p.$r.cpu" 2>/dev/null || true)"
+      done
+    done
+    [ "$PROXY" = - ] || stop "$PROXY"
+  done
+  stop "$iperf"
+}
+
+# --- udp ------------------------------------------------------------------------
+
+UDP=(
+  "lbkit clb 19280"
+  "nginx nginx 19281"
+  "direct - 15301"
+)
+
+suite_udp() {
+  local d=$OUT/udp line name kind port r echo
+  rm -rf "$d" && mkdir -p "$d"
+  start udpecho "$BIN/udpload" echo -listen 127.0.0.1:15301
+  echo=$STARTED
+  wait_udp 15301 "$echo" udpecho
+  for line in "${UDP[@]}"; do
+    read -r name kind port <<<"$line"
+    case $kind in
+    -) PROXY=- ;;
+    *)
+      start_proxy "$kind" "$name" udp
+      wait_udp "$port" "$PROXY" "$name"
+      ;;
+    esac
+    "$BIN/udpload" load -target "127.0.0.1:$port" -d 1s >/dev/null # warm-up: flows
+    for r in $(seq "$REPS"); do
+      measure "$d/$name.$r.json" "$PROXY" "$BIN/udpload" load -target "127.0.0.1:$port" -flows 16 -window 8 -d "$((SECS - 1))s"
+      log "udp $name #$r: $(cat "$d/$name.$r.json") $(cat "$d/$name.$r.cpu" 2>/dev/null || true)"
+    done
+    [ "$PROXY" = - ] || stop "$PROXY"
+  done
+  stop "$echo"
+}
+
+# --- run --------------------------------------------------------------------------
+
+mkdir -p "$OUT"
+{
+  echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')"
+  echo "cores: $(nproc)"
+  echo "kernel: $(uname -sr)"
+  echo "go: $(go version | awk '{print $3}')"
+  echo "nginx: $(nginx -v 2>&1 | sed 's/.*nginx\///')"
+  echo "haproxy: $(haproxy -v | awk 'NR==1{print $3}')"
+  if [ $HAVE_CADDY = 1 ]; then echo "caddy: $(caddy version | awk '{print $1}')"; else echo "caddy: not installed"; fi
+  echo "wrk: $(wrk -v 2>&1 | awk 'NR==1{print $2}')"
+  echo "h2load: $(h2load --version | awk '{print $2}' | sed 's/nghttp2\///')"
+  echo "iperf3: $(iperf3 -v | awk 'NR==1{print $2}')"
+  echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "repeats: $REPS"
+  echo "seconds: $SECS"
+  echo "conns: $CONNS"
+  echo "handshakes: $HANDSHAKES"
+} >"$WORK/meta"
+
+for s in "${suites[@]}"; do
+  log "suite $s"
+  "suite_$s"
+  cp "$WORK/meta" "$OUT/$s/meta.txt"
+done
+[ -n "$BACKEND" ] && stop "$BACKEND"
+
+elapsed=$(($(date +%s) - START))
+echo "$elapsed" >"$OUT/elapsed-$(IFS=-; echo "${suites[*]}").txt"
+log "measurements done in ${elapsed}s; writing BENCHMARKS.md"
+"$BIN/report" -out "$OUT" -md "$ROOT/BENCHMARKS.md" -chart "$BENCH/benchmarks.png"
+log "done in $(($(date +%s) - START))s"
