@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -58,8 +60,8 @@ func render(r *Results, chart string) string {
 		}
 	}
 	w(")")
-	if e, ok := r.Elapsed["l7-l4-tls-udp"]; ok {
-		w(" `run.sh all` took %s s including builds.", e)
+	for _, k := range slices.Sorted(maps.Keys(r.Elapsed)) {
+		w(" `run.sh %s` took %s s including builds.", strings.ReplaceAll(k, "-", " "), r.Elapsed[k])
 	}
 	w("\n\n![chart](%s)\n\n", chart)
 
@@ -117,7 +119,7 @@ func render(r *Results, chart string) string {
 	// --- TLS
 	if _, ok := r.Meta["tls"]; ok {
 		w("## TLS: HTTPS termination (ECDSA P-256, TLS 1.3, X25519)\n\n")
-		w("Full handshakes: `h2load --h1 -c 16 -n %s -H 'Connection: close' https://127.0.0.1:PORT/1k`: every request on a new TLS connection (h2load does not resume sessions; nginx and HAProxy also have the session cache and tickets off). The CPU per handshake includes that one proxied request. Keep-alive: `h2load --h1 -c %s -D %s --warm-up-time 1`. HTTP/1.1 on both sides.\n\n", meta["handshakes"], meta["conns"], meta["seconds"])
+		w("Full handshakes: `h2load --h1 -c 16 -n %s -H 'Connection: close' https://127.0.0.1:PORT/1k`: every request on a new TLS connection (h2load does not resume sessions; nginx and HAProxy also have the session cache and tickets off). The CPU per handshake includes that one proxied request. Keep-alive: `h2load --h1 -c %s -n %s` after a 5000-request warm-up. HTTP/1.1 on both sides.\n\n", r.Meta["tls"]["handshakes"], r.Meta["tls"]["conns"], r.Meta["tls"]["ka_reqs"])
 		nginxHS, _ := r.stat("tls", "nginx.hs")
 		nginxKA, _ := r.stat("tls", "nginx.ka")
 		w("| proxy | handshakes/s | spread | proxy cores | proxy CPU µs/handshake | ÷ nginx (CPU) | keep-alive req/s | spread | ÷ nginx | proxy CPU µs/req | failed |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
@@ -139,7 +141,7 @@ func render(r *Results, chart string) string {
 		w("## UDP: datagrams through the proxy\n\n")
 		w("`bench/bin/udpload load -flows 16 -window 8 -size 64 -d %ds` against `udpload echo`: 16 client sockets (flows), 8 datagrams in flight each; a round trip is two datagrams through the proxy.\n\n", atoi(meta["seconds"])-1)
 		nginx, _ := r.stat("udp", "nginx")
-		w("| proxy | round trips/s | datagrams/s through the proxy | spread | ÷ nginx | proxy cores | proxy CPU µs/datagram | lost |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
+		w("| proxy | round trips/s | datagrams/s through the proxy | spread | ÷ nginx | proxy cores | proxy CPU µs/datagram | unanswered (lost or in flight at the end) |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, n := range udpNames {
 			s, ok := r.stat("udp", n)
 			if !ok {
