@@ -210,7 +210,7 @@ start_proxy() {
     ;;
   clb)
     cfg=$(render "clb-$3.yaml" "$name")
-    start "$name" "$BIN/clb" -config "$cfg" -admin off -drain-timeout 1s
+    start "$name" "$BIN/clb" -config "$cfg" -admin off -access-log=false -drain-timeout 1s
     ;;
   *)
     shift 3

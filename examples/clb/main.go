@@ -34,6 +34,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		portBase     = fs.Int("port-base", 8000, "demo ports are offsets from this `base`: http +80, redirect +81, admin +90, https +443, tcp +1000, udp +1001, backends +101.. and +111..")
 		demoBack     = fs.Bool("demo-backends", false, "with -config, also start the three demo backends (as lb.yaml expects)")
 		logFormat    = fs.String("log-format", "text", "log format: text or json")
+		accessLog    = fs.Bool("access-log", true, "log one line per HTTP request (off for benchmarks)")
 		drainTimeout = fs.Duration("drain-timeout", 30*time.Second, "on SIGTERM or SIGINT, how long connections may finish")
 		adminFlag    = fs.String("admin", "", "admin status `address` (default 127.0.0.1:port-base+90; \"off\" for none)")
 	)
@@ -65,7 +66,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	e.log = log
-	e.accessLog = log.With("log", "access")
+	if *accessLog {
+		e.accessLog = log.With("log", "access")
+	}
 
 	const host = "127.0.0.1"
 	loadPlan := func() (*plan, error) {
