@@ -404,3 +404,20 @@ func TestPickNext(t *testing.T) {
 		})
 	}
 }
+
+// Several backends of one group may share an address (SPEC §1): they are
+// distinct members by ID, each with its own weight, health and counters.
+func TestMembersMayShareAnAddress(t *testing.T) {
+	g := mustNew(t, Config{Scheduler: RoundRobin()},
+		Backend{ID: "a", Addr: "127.0.0.1:8080", Weight: 100},
+		Backend{ID: "b", Addr: "127.0.0.1:8080", Weight: 100})
+	if got := picks(t, g, 10); got["a"] != 5 || got["b"] != 5 {
+		t.Errorf("picks over two members on one address = %v, want 5/5", got)
+	}
+	if err := g.SetHealthy("a", false); err != nil {
+		t.Fatal(err)
+	}
+	if got := picks(t, g, 10); got["b"] != 10 {
+		t.Errorf("with a down, picks = %v, want all b (health is per member, not per address)", got)
+	}
+}
