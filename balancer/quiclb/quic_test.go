@@ -2,19 +2,15 @@ package quiclb
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"io"
-	"math/big"
 	"net"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/lbkit/lbkit/internal/testpki"
 
 	"github.com/lbkit/lbkit/internal/leakcheck"
 	"github.com/quic-go/quic-go"
@@ -25,36 +21,7 @@ const testALPN = "lbkit-quiclb-test"
 // testTLS returns a server config with a fresh self-signed certificate for
 // 127.0.0.1 and a client config that trusts it.
 func testTLS(t *testing.T) (server, client *tls.Config) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "lbkit quiclb test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AddCert(cert)
-	server = &tls.Config{
-		Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}},
-		NextProtos:   []string{testALPN},
-	}
-	client = &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", NextProtos: []string{testALPN}}
-	return server, client
+	return testpki.LoopbackTLS(t, testALPN)
 }
 
 // relay forwards datagrams between one client and a server, recording
