@@ -339,29 +339,34 @@ func (c *tcpConn) abort() {
 // pipe moves bytes from src to dst until src's EOF (then half-closes dst
 // so the peer still gets everything), an error, or idleness. It keeps the
 // kernel's splice path: dst.ReadFrom of a *net.TCPConn behind an
-// io.LimitedReader splices on Linux. Between chunks it waits for src to
-// be readable without reading (and without holding a splice pipe), with
-// a deadline at the last activity of either direction plus the idle
-// timeout.
+// io.LimitedReader splices on Linux. After a chunk that was not full it
+// waits for src to be readable without reading (and without holding a
+// splice pipe), with a deadline at the last activity of either direction
+// plus the idle timeout; after a full chunk it copies on at once, since
+// a bulk transfer has more waiting.
 func (c *tcpConn) pipe(dst, src *net.TCPConn, in bool) {
 	l := c.s.l
 	idle := l.cfg.EstablishedTimeout
 	w := newWaiter(src)
 	lr := &io.LimitedReader{R: src}
+	flowing := false // the last copy moved a whole chunk: more is likely waiting
 	for {
-		if err := c.waitData(src, w, idle); err != nil {
-			if errors.Is(err, errIdle) && !c.closed.Load() {
-				l.c.idle.Add(1)
-				l.cfg.Logger.Debug("idle timeout", "backend", c.member.ID(), "timeout", idle)
+		if !flowing {
+			if err := c.waitData(src, w, idle); err != nil {
+				if errors.Is(err, errIdle) && !c.closed.Load() {
+					l.c.idle.Add(1)
+					l.cfg.Logger.Debug("idle timeout", "backend", c.member.ID(), "timeout", idle)
+				}
+				c.abort()
+				return
 			}
-			c.abort()
-			return
 		}
 		// A deadline during the copy bounds how long a slow sender can
 		// keep one chunk open, so the other direction sees progress.
 		src.SetReadDeadline(time.Now().Add(idle / 4))
 		lr.N = chunk
 		n, err := dst.ReadFrom(lr)
+		flowing = lr.N == 0
 		if n > 0 {
 			c.touch()
 			c.count(int(n), in)
