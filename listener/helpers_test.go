@@ -85,6 +85,27 @@ func (b *echoBackend) backend(weight int) balancer.Backend {
 	return balancer.Backend{ID: b.name, Addr: b.addr(), Weight: weight}
 }
 
+// acceptOnce starts a backend on loopback that accepts one connection and
+// runs handle on it, closing it afterwards; it returns the backend's
+// address. The listening socket closes when the test ends.
+func acceptOnce(t *testing.T, handle func(c net.Conn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		handle(c)
+	}()
+	return ln.Addr().String()
+}
+
 // freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
 func freePort(t *testing.T) int {
 	t.Helper()

@@ -128,25 +128,14 @@ func TestTCPNoBackend(t *testing.T) {
 func TestTCPIdleTimeoutResetsBothSides(t *testing.T) {
 	leaks(t)
 	var backendErr = make(chan error, 1)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			backendErr <- err
-			return
-		}
-		defer c.Close()
+	addr := acceptOnce(t, func(c net.Conn) {
 		c.SetReadDeadline(time.Now().Add(10 * time.Second))
-		_, err = c.Read(make([]byte, 1))
+		_, err := c.Read(make([]byte, 1))
 		backendErr <- err
-	}()
+	})
 	in := newInstance(t)
 	l := addListener(t, in, Config{Protocol: TCP, Stopped: true,
-		Group: newGroup(t, nil, balancer.Backend{ID: "b", Addr: ln.Addr().String(), Weight: 100})})
+		Group: newGroup(t, nil, balancer.Backend{ID: "b", Addr: addr, Weight: 100})})
 	l.cfg.EstablishedTimeout = 300 * time.Millisecond // below the public range, for the test
 	if err := l.Start(); err != nil {
 		t.Fatal(err)
@@ -177,17 +166,7 @@ func TestTCPIdleTimeoutResetsBothSides(t *testing.T) {
 // A connection that keeps talking in one direction only is not idle.
 func TestTCPOneWayTrafficIsNotIdle(t *testing.T) {
 	leaks(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
+	addr := acceptOnce(t, func(c net.Conn) {
 		// Send a byte every 100ms for 1s: the client never sends.
 		for range 10 {
 			if _, err := c.Write([]byte{'x'}); err != nil {
@@ -195,10 +174,10 @@ func TestTCPOneWayTrafficIsNotIdle(t *testing.T) {
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
-	}()
+	})
 	in := newInstance(t)
 	l := addListener(t, in, Config{Protocol: TCP, Stopped: true,
-		Group: newGroup(t, nil, balancer.Backend{ID: "b", Addr: ln.Addr().String(), Weight: 100})})
+		Group: newGroup(t, nil, balancer.Backend{ID: "b", Addr: addr, Weight: 100})})
 	l.cfg.EstablishedTimeout = 400 * time.Millisecond
 	if err := l.Start(); err != nil {
 		t.Fatal(err)
@@ -219,22 +198,12 @@ func TestTCPHalfClose(t *testing.T) {
 	leaks(t)
 	// The backend reads the whole request to EOF, then answers: the client
 	// must get the answer after shutting down its write side.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
+	addr := acceptOnce(t, func(c net.Conn) {
 		req, _ := io.ReadAll(c)
 		io.WriteString(c, "got "+strconv.Itoa(len(req))+" bytes")
-	}()
+	})
 	in := newInstance(t)
-	l := addListener(t, in, Config{Protocol: TCP, Group: newGroup(t, nil, balancer.Backend{ID: "b", Addr: ln.Addr().String(), Weight: 100})})
+	l := addListener(t, in, Config{Protocol: TCP, Group: newGroup(t, nil, balancer.Backend{ID: "b", Addr: addr, Weight: 100})})
 	c, err := net.Dial("tcp", listenerAddr(l))
 	if err != nil {
 		t.Fatal(err)
@@ -571,27 +540,17 @@ func TestTCPBandwidthCap(t *testing.T) {
 	}
 	leaks(t)
 	// The backend streams as fast as it can; the cap is 8 Mbps = 1 MB/s.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
+	addr := acceptOnce(t, func(c net.Conn) {
 		buf := make([]byte, 64<<10)
 		for {
 			if _, err := c.Write(buf); err != nil {
 				return
 			}
 		}
-	}()
+	})
 	in := newInstance(t)
 	l := addListener(t, in, Config{Protocol: TCP, Bandwidth: 8,
-		Group: newGroup(t, nil, balancer.Backend{ID: "b", Addr: ln.Addr().String(), Weight: 100})})
+		Group: newGroup(t, nil, balancer.Backend{ID: "b", Addr: addr, Weight: 100})})
 	c, err := net.Dial("tcp", listenerAddr(l))
 	if err != nil {
 		t.Fatal(err)
