@@ -11,9 +11,6 @@ import (
 // package.
 type ConfigError = cfgerr.Error
 
-// ErrStopped is returned by operations that need a running listener.
-var ErrStopped = errors.New("listener: stopped")
-
 // ErrExists is wrapped by Instance.Add when a name or port is taken.
 var ErrExists = errors.New("listener: already exists")
 
