@@ -86,7 +86,8 @@
 // Idle keep-alive connections close after HTTPOptions.IdleTimeout, a
 // connection carries at most 100 requests after its first, headers must
 // arrive within HTTPOptions.HeaderTimeout and fit HTTPOptions.MaxHeaderBytes
-// (431 otherwise). Responses of the nine text types of the CLB are
+// (431 otherwise), and a request target must fit HTTPOptions.MaxURIBytes
+// (414 otherwise). Responses of the nine text types of the CLB are
 // gzip-compressed for clients that accept it (never twice). WebSocket
 // upgrades are tunnelled both ways. With HTTPOptions.RedirectToPort every
 // request is redirected to the instance's HTTPS listener instead.

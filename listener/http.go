@@ -23,6 +23,7 @@ const (
 	DefaultRequestTimeout       = 60 * time.Second
 	DefaultHeaderTimeout        = 10 * time.Second
 	DefaultMaxHeaderBytes       = 64 << 10
+	DefaultMaxURIBytes          = 8 << 10
 	DefaultMaxKeepAliveRequests = 100
 )
 
@@ -46,6 +47,11 @@ type HTTPOptions struct {
 	// larger ones are answered 431. If zero, 64 KiB is used. Range
 	// 1 KiB–1 MiB.
 	MaxHeaderBytes int
+	// MaxURIBytes bounds a request's target (path and query, as sent);
+	// longer ones are answered 414 URI Too Long without reaching a
+	// backend, as nginx does beyond its 8 KiB header buffers. If zero,
+	// 8 KiB is used. Range 256 bytes–MaxHeaderBytes.
+	MaxURIBytes int
 	// MaxKeepAliveRequests is how many requests an HTTP/1.x client
 	// connection carries after its first: the response to request
 	// MaxKeepAliveRequests+1 carries "Connection: close" and the
@@ -216,6 +222,12 @@ func (o *HTTPOptions) effective(c *Config) error {
 		o.MaxHeaderBytes = DefaultMaxHeaderBytes
 	case o.MaxHeaderBytes < 1<<10 || o.MaxHeaderBytes > 1<<20:
 		return configErr("HTTP.MaxHeaderBytes", o.MaxHeaderBytes, "out of range 1024–1048576 bytes")
+	}
+	switch {
+	case o.MaxURIBytes == 0:
+		o.MaxURIBytes = min(DefaultMaxURIBytes, o.MaxHeaderBytes)
+	case o.MaxURIBytes < 256 || o.MaxURIBytes > o.MaxHeaderBytes:
+		return configErr("HTTP.MaxURIBytes", o.MaxURIBytes, fmt.Sprintf("out of range 256–%d bytes (MaxHeaderBytes)", o.MaxHeaderBytes))
 	}
 	switch {
 	case o.MaxKeepAliveRequests == 0:

@@ -56,6 +56,10 @@ func (s *httpServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusForbidden, "403 Forbidden: client address refused by the access control list\n")
 		return
 	}
+	if len(r.RequestURI) > s.o.MaxURIBytes {
+		s.fail(w, r, http.StatusRequestURITooLong, "414 URI Too Long\n")
+		return
+	}
 	if hc.reqs.Add(1) > int64(s.o.MaxKeepAliveRequests) && r.ProtoMajor == 1 {
 		w.Header()["Connection"] = []string{"close"}
 	}

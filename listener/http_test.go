@@ -298,6 +298,13 @@ func TestHTTPHeaderLimits(t *testing.T) {
 	if code != http.StatusRequestHeaderFieldsTooLarge {
 		t.Errorf("oversized header: status %d, want 431", code)
 	}
+	code, _, _ = get(t, c, httpURL(l, "/"+strings.Repeat("a", DefaultMaxURIBytes)))
+	if code != http.StatusRequestURITooLong {
+		t.Errorf("oversized URI: status %d, want 414", code)
+	}
+	if code, _, _ = get(t, c, httpURL(l, "/"+strings.Repeat("a", DefaultMaxURIBytes-1))); code != http.StatusOK {
+		t.Errorf("URI of exactly MaxURIBytes: status %d, want 200", code)
+	}
 	// A client that never finishes its header is cut off.
 	conn, err := net.Dial("tcp", listenerAddr(l))
 	if err != nil {
@@ -309,8 +316,8 @@ func TestHTTPHeaderLimits(t *testing.T) {
 	if _, err := io.ReadAll(conn); err != nil {
 		t.Errorf("slow header: %v, want the listener to close the connection", err)
 	}
-	if b.hits.Load() != 0 {
-		t.Errorf("backend saw %d requests", b.hits.Load())
+	if n := b.hits.Load(); n != 1 {
+		t.Errorf("backend saw %d requests, want only the 1 within the limits", n)
 	}
 }
 
@@ -441,6 +448,8 @@ func TestHTTPRulesRefused(t *testing.T) {
 		{"idle 61s", HTTPOptions{IdleTimeout: 61 * time.Second}, HTTP, "HTTP.IdleTimeout"},
 		{"request 181s", HTTPOptions{RequestTimeout: 181 * time.Second}, HTTP, "HTTP.RequestTimeout"},
 		{"header bytes", HTTPOptions{MaxHeaderBytes: 100}, HTTP, "HTTP.MaxHeaderBytes"},
+		{"URI bytes", HTTPOptions{MaxURIBytes: 100}, HTTP, "HTTP.MaxURIBytes"},
+		{"URI beyond header", HTTPOptions{MaxHeaderBytes: 2048, MaxURIBytes: 4096}, HTTP, "HTTP.MaxURIBytes"},
 		{"redirect on https", HTTPOptions{RedirectToPort: 443}, HTTPS, "HTTP.RedirectToPort"},
 		{"redirect to self", HTTPOptions{RedirectToPort: 80}, HTTP, "HTTP.RedirectToPort"},
 		{"https without cert", HTTPOptions{}, HTTPS, "HTTP.Certificate"},
