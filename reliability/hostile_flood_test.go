@@ -211,13 +211,27 @@ func newClient(t *testing.T) *http.Client {
 
 // fetch GETs / from addr and returns the status, 0 on error.
 func fetch(c *http.Client, addr string) int {
-	resp, err := c.Get("http://" + addr + "/")
+	status, _ := get(c, "http://"+addr+"/")
+	return status
+}
+
+// get GETs url with the header fields hdr (name, value, ...) and returns
+// the status and header of the response; status 0 on error.
+func get(c *http.Client, url string, hdr ...string) (int, http.Header) {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
 	if err != nil {
-		return 0
+		return 0, nil
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Add(hdr[i], hdr[i+1])
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, nil
 	}
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	return resp.StatusCode
+	return resp.StatusCode, resp.Header
 }
 
 // waitFor polls cond every 10 ms until it holds, failing after 30 s.
