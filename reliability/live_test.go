@@ -1,0 +1,318 @@
+package reliability
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lbkit/lbkit/acl"
+	"github.com/lbkit/lbkit/balancer"
+	"github.com/lbkit/lbkit/health"
+	"github.com/lbkit/lbkit/internal/leakcheck"
+	"github.com/lbkit/lbkit/listener"
+	"github.com/lbkit/lbkit/tlspolicy"
+)
+
+// Everything an HTTPS listener lets change live changes while clients
+// keep it busy over kept-alive HTTP/2 and HTTP/1.1 connections and new
+// connections: backends come and go, weights change, the ACL is swapped
+// and edited, certificates and the TLS policy are replaced. No request
+// may fail, and each change shows on the next new connection or request.
+func TestLiveChangeUnderLoad(t *testing.T) {
+	leakcheck.Check(t)
+	ca := newCert(t, nil, 1)
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Leaf)
+	a, b, c, d := startHTTP(t, "a", local, nil), startHTTP(t, "b", local, nil), startHTTP(t, "c", local, nil), startHTTP(t, "d", local, nil)
+	all := []*backend{a, b, c, d}
+	g := newGroup(t, balancer.Config{Scheduler: balancer.WeightedRoundRobin()}, a, b, c)
+	strict13, err := tlspolicy.Lookup(tlspolicy.Policy12StrictWith13)
+	if err != nil {
+		t.Fatal(err)
+	}
+	only12, err := tlspolicy.Lookup(tlspolicy.Policy12)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, _, addr := addListener(t, listener.Config{Protocol: listener.HTTPS, Group: g, HealthCheck: fastHealth(health.KindHTTP),
+		HTTP: listener.HTTPOptions{
+			Certificate: newCert(t, ca, 10, "default.test"),
+			Domains:     map[string]*tls.Certificate{"sni.test": newCert(t, ca, 20, "sni.test")},
+			TLSPolicy:   strict13,
+		}})
+	url := "https://" + addr + "/"
+	trust := func(name string) *tls.Config { return &tls.Config{RootCAs: roots, ServerName: name} }
+	clients := []*http.Client{
+		httpClient(t, &http.Transport{TLSClientConfig: trust("default.test"), ForceAttemptHTTP2: true}), // HTTP/2, one kept-alive connection
+		httpClient(t, &http.Transport{TLSClientConfig: trust("sni.test"), MaxIdleConnsPerHost: 8}),      // HTTP/1.1, kept alive
+		httpClient(t, &http.Transport{TLSClientConfig: trust("default.test"), DisableKeepAlives: true}), // a new connection per request
+		httpClient(t, &http.Transport{TLSClientConfig: trust("sni.test"), DisableKeepAlives: true}),     // the same, by SNI
+	}
+	// probe is a client from 127.0.0.2, on a new connection per request,
+	// to see the ACL in force.
+	probe := httpClient(t, &http.Transport{TLSClientConfig: trust("default.test"), DisableKeepAlives: true,
+		DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}).DialContext})
+	probeStatus := func() int {
+		t.Helper()
+		code, _, err := get(probe, url)
+		if err != nil {
+			t.Fatalf("probe from 127.0.0.2: %v", err)
+		}
+		return code
+	}
+	// handshake makes a new TLS connection for SNI name and returns its state.
+	handshake := func(name string) tls.ConnectionState {
+		t.Helper()
+		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, trust(name))
+		if err != nil {
+			t.Fatalf("handshake for %s: %v", name, err)
+		}
+		defer conn.Close()
+		return conn.ConnectionState()
+	}
+	serial := func(name string) int64 { return handshake(name).PeerCertificates[0].SerialNumber.Int64() }
+	// after waits until the load has completed n more requests.
+	var (
+		mu        sync.Mutex
+		completed int
+	)
+	after := func(n int) {
+		t.Helper()
+		mu.Lock()
+		target := completed + n
+		mu.Unlock()
+		eventually(t, 20*time.Second, fmt.Sprintf("%d more requests", n), func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return completed >= target
+		})
+	}
+	// quiesce waits until backend x has no request in flight through the
+	// listener and the load has completed 50 more requests, then returns
+	// its hits: a request picked just before x left may still have been
+	// on its way to x until then.
+	quiesce := func(x *backend) int64 {
+		t.Helper()
+		eventually(t, 10*time.Second, x.name+"'s requests in flight to end", func() bool { return l.Stats().Backends[x.name].Active == 0 })
+		after(50)
+		return x.hits.Load()
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	var y *tally
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		y = load(ctx, 12, 1_000_000, func(w, _ int) error {
+			_, err := getOK(clients[w%len(clients)], url)
+			mu.Lock()
+			completed++
+			mu.Unlock()
+			return err
+		})
+	}()
+	defer func() { cancel(); <-done }()
+	after(100)
+	var steps []string
+	step := func(s string) { steps = append(steps, s) }
+
+	// Backends: add d, remove a, drain b with weight 0 and bring it back.
+	if err := g.Add(d.member(100)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the added backend to get traffic", func() bool { return d.hits.Load() > 0 })
+	step("added d: traffic")
+	if err := g.Remove(a.name); err != nil {
+		t.Fatal(err)
+	}
+	aLeft := quiesce(a)
+	step("removed a")
+	if err := g.SetWeight(b.name, 0); err != nil {
+		t.Fatal(err)
+	}
+	bDrained := quiesce(b)
+	after(200)
+	if got := b.hits.Load(); got != bDrained {
+		t.Errorf("b at weight 0 got %d requests", got-bDrained)
+	}
+	if err := g.SetWeight(b.name, 30); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "b to get traffic again at weight 30", func() bool { return b.hits.Load() > bDrained })
+	step("b weight 0: none after in-flight; weight 30: traffic")
+
+	// ACL: a whitelist of 127.0.0.1, edited to let 127.0.0.2 in, then
+	// swapped for a blacklist of 127.0.0.2, edited to let it in again.
+	entry := func(s string) acl.Entry { return acl.Entry{Prefix: netip.MustParsePrefix(s)} }
+	bind := func(name string, mode acl.Mode, e acl.Entry) (*acl.Group, *acl.Policy) {
+		t.Helper()
+		grp, err := acl.NewGroup(name, acl.IPv4, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := acl.Bind(grp, mode, acl.IPv4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := l.SetACL(p); err != nil {
+			t.Fatal(err)
+		}
+		return grp, p
+	}
+	white, _ := bind("clients", acl.Whitelist, entry("127.0.0.1/32"))
+	wantStatus := func(what string, want int) {
+		t.Helper()
+		if got := probeStatus(); got != want {
+			t.Errorf("%s: 127.0.0.2 got %d, want %d", what, got, want)
+		}
+	}
+	wantStatus("whitelist of 127.0.0.1", http.StatusForbidden)
+	if err := white.Add(entry("127.0.0.2/32")); err != nil {
+		t.Fatal(err)
+	}
+	wantStatus("127.0.0.2 added to the whitelist", http.StatusOK)
+	black, _ := bind("blocked", acl.Blacklist, entry("127.0.0.2/32"))
+	wantStatus("blacklist of 127.0.0.2", http.StatusForbidden)
+	if err := black.Replace(entry("192.0.2.0/24")); err != nil {
+		t.Fatal(err)
+	}
+	wantStatus("blacklist edited to 192.0.2.0/24", http.StatusOK)
+	if err := l.SetACL(nil); err != nil {
+		t.Fatal(err)
+	}
+	step("ACL swapped and edited: 127.0.0.2 refused, allowed, refused, allowed")
+
+	// Certificates: the default and an extension domain's.
+	if err := l.Certificates().SetDefault(newCert(t, ca, 11, "default.test")); err != nil {
+		t.Fatal(err)
+	}
+	if got := serial("default.test"); got != 11 {
+		t.Errorf("after SetDefault: default certificate serial %d, want 11", got)
+	}
+	if err := l.Certificates().Set("sni.test", newCert(t, ca, 21, "sni.test")); err != nil {
+		t.Fatal(err)
+	}
+	if got := serial("sni.test"); got != 21 {
+		t.Errorf("after Set: sni.test certificate serial %d, want 21", got)
+	}
+	after(100)
+	step("certificates replaced: serials 10→11, 20→21")
+
+	// TLS policy: TLS 1.2 only, then 1.2 and 1.3 again.
+	for _, tt := range []struct {
+		p    *tlspolicy.Policy
+		want uint16
+	}{{only12, tls.VersionTLS12}, {strict13, tls.VersionTLS13}} {
+		if err := l.SetTLSPolicy(tt.p); err != nil {
+			t.Fatal(err)
+		}
+		if got := handshake("default.test").Version; got != tt.want {
+			t.Errorf("under %s: new connection negotiated %s, want %s", tt.p.Name, tls.VersionName(got), tls.VersionName(tt.want))
+		}
+		after(100)
+	}
+	step("TLS policy 1_2 (new connection: TLS 1.2), back to 1_2_strict_with_1_3 (TLS 1.3)")
+
+	cancel()
+	<-done
+	if got := a.hits.Load(); got != aLeft {
+		t.Errorf("removed backend a got %d requests after its in-flight ones ended", got-aLeft)
+	}
+	if y.failed.Load() != 0 {
+		t.Errorf("load: %s; want 0 failed", y)
+	}
+	st := l.Stats()
+	Record(t, "HTTPS listener (wrr, HTTP health checks) under 12 client workers: HTTP/2 and HTTP/1.1 kept alive, HTTP/1.1 with a new connection per request (SNI default.test and sni.test); changed live: "+strings.Join(steps, "; "),
+		"%d requests, %d failed; served %s; a got %d after its removal; ACL refusals %d (all the 127.0.0.2 probe's)",
+		y.sent.Load(), y.failed.Load(), hits(all...), a.hits.Load()-aLeft, st.RefusedACL)
+}
+
+// Stop lets requests in flight finish, refuses new connections at once,
+// and leaves no goroutine behind.
+func TestGracefulStop(t *testing.T) {
+	t.Run("http", func(t *testing.T) {
+		leakcheck.Check(t)
+		const n = 8
+		gate := make(chan struct{})
+		release := sync.OnceFunc(func() { close(gate) })
+		t.Cleanup(release)
+		slow := startHTTP(t, "slow", local, func(_ http.ResponseWriter, r *http.Request) {
+			select {
+			case <-gate:
+			case <-r.Context().Done():
+			}
+		})
+		_, in, addr := addListener(t, listener.Config{Protocol: listener.HTTP, Group: newGroup(t, balancer.Config{}, slow)})
+		c := httpClient(t, &http.Transport{})
+		results := make(chan error, n)
+		for range n {
+			go func() {
+				_, err := getOK(c, "http://"+addr+"/")
+				results <- err
+			}()
+		}
+		eventually(t, 10*time.Second, "every request to reach the backend", func() bool { return slow.hits.Load() == n })
+		stopped := make(chan error, 1)
+		go func() { stopped <- stopWithin(20*time.Second, in.Stop) }()
+		eventually(t, 5*time.Second, "new connections to be refused", func() bool { return refused(addr) })
+		select {
+		case err := <-stopped:
+			t.Fatalf("Stop returned (%v) with %d requests in flight", err, n)
+		default:
+		}
+		release()
+		for range n {
+			if err := <-results; err != nil {
+				t.Errorf("request in flight at Stop: %v", err)
+			}
+		}
+		if err := <-stopped; err != nil {
+			t.Errorf("Stop: %v", err)
+		}
+		Record(t, fmt.Sprintf("HTTP listener, %d requests held in the backend; Instance.Stop; a new dial; then the backend answers", n),
+			"new dials refused while the %d were in flight; all %d answered 200; Stop returned nil once they had; no goroutine left", n, n)
+	})
+	t.Run("tcp", func(t *testing.T) {
+		leakcheck.Check(t)
+		const n = 4
+		l, _, addr := addListener(t, listener.Config{Protocol: listener.TCP, Group: newGroup(t, balancer.Config{}, startEcho(t, "echo", local))})
+		var conns []net.Conn
+		for range n {
+			c, _, err := dialEcho(addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
+			conns = append(conns, c)
+		}
+		stopped := make(chan error, 1)
+		go func() { stopped <- stopWithin(20*time.Second, l.Stop) }()
+		eventually(t, 5*time.Second, "new connections to be refused", func() bool { return refused(addr) })
+		for i, c := range conns {
+			if err := ping(c); err != nil {
+				t.Errorf("connection %d after Stop began: %v", i, err)
+			}
+		}
+		select {
+		case err := <-stopped:
+			t.Fatalf("Stop returned (%v) with %d connections open", err, n)
+		default:
+		}
+		for _, c := range conns {
+			c.Close()
+		}
+		if err := <-stopped; err != nil {
+			t.Errorf("Stop: %v", err)
+		}
+		Record(t, fmt.Sprintf("TCP listener, %d echo connections open; Listener.Stop; a new dial; an echo on each; then the clients close", n),
+			"new dials refused; all %d still echoed after Stop began; Stop returned nil once they closed; no goroutine left", n)
+	})
+}
