@@ -84,9 +84,9 @@ func TestHTTPSlowloris(t *testing.T) {
 	assert.Less(t, perConn, int64(256<<10), "heap per connection")
 	assert.LessOrEqual(t, after.goroutines, before.goroutines, "goroutines after the attack")
 	reliability.Record(t, fmt.Sprintf("%d clients trickling a header byte every 100 ms and %d idle clients, HeaderTimeout %v; a normal client fetching every 20 ms meanwhile", trickling, idle, headerTimeout),
-		"cut after %v–%v; normal client %d×200, %d failed, slowest %v; goroutines %d → %d → %d; heap %s → %s (%d KiB per connection, client side included); fds %d → %d → %d",
+		"cut after %v–%v; normal client %d×200, %d failed, slowest %v; goroutines %d → %d → %d; heap %s → %s → %s (%d KiB per connection, client side included); fds %d → %d → %d",
 		cuts[0].Round(time.Millisecond), cuts[n-1].Round(time.Millisecond), served, failed, slowest.Round(time.Millisecond),
-		before.goroutines, during.goroutines, after.goroutines, mib(before.heap), mib(during.heap), perConn>>10, before.fds, during.fds, after.fds)
+		before.goroutines, during.goroutines, after.goroutines, mib(before.heap), mib(during.heap), mib(after.heap), perConn>>10, before.fds, during.fds, after.fds)
 }
 
 // hold keeps c, dialed at start, open, trickling a header byte every
