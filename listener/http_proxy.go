@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/textproto"
 	"net/url"
 	"strconv"
@@ -693,24 +694,35 @@ func (b *connBody) Close() error {
 	return b.c.Close()
 }
 
+// accessEntry is what the access log says of a request.
+type accessEntry struct {
+	client                    netip.AddrPort
+	method, host, path, proto string
+}
+
 // accessLog writes one access-log record, if the access log is on.
 func (s *httpServer) accessLog(r *http.Request, status int, n int64, backend string, up time.Duration, start time.Time) {
-	log := s.o.AccessLog
-	if log == nil {
+	if s.o.AccessLog == nil {
 		return
 	}
-	hc := connOf(r)
+	s.logRequest(r.Context(), accessEntry{
+		client: connOf(r).src, method: r.Method, host: r.Host, path: r.URL.Path, proto: r.Proto,
+	}, status, n, backend, up, start)
+}
+
+// logRequest writes one access-log record; the access log is on.
+func (s *httpServer) logRequest(ctx context.Context, e accessEntry, status int, n int64, backend string, up time.Duration, start time.Time) {
 	attrs := []slog.Attr{
-		slog.String("client", hc.src.String()),
-		slog.String("method", r.Method),
-		slog.String("host", r.Host),
-		slog.String("path", r.URL.Path),
-		slog.String("proto", r.Proto),
+		slog.String("client", e.client.String()),
+		slog.String("method", e.method),
+		slog.String("host", e.host),
+		slog.String("path", e.path),
+		slog.String("proto", e.proto),
 		slog.Int("status", status),
 		slog.Int64("bytes", n),
 	}
 	if backend != "" {
 		attrs = append(attrs, slog.String("backend", backend), slog.Duration("upstream", up), slog.Duration("duration", time.Since(start)))
 	}
-	log.LogAttrs(r.Context(), slog.LevelInfo, "http request", attrs...)
+	s.o.AccessLog.LogAttrs(ctx, slog.LevelInfo, "http request", attrs...)
 }

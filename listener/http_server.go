@@ -1,6 +1,7 @@
 package listener
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -35,6 +36,7 @@ type httpServer struct {
 	srv   *http.Server
 	tr    *http.Transport
 	pool  *backendPool // GET and HEAD without a body
+	fast  *fastLane    // nil when net/http serves every connection
 	bcs   sync.Map     // backend ID -> *backendCounters, read without a lock
 	chain http.Handler // middleware, then redirect or proxy
 	gz    http.Handler // the proxy behind gzip, nil when off
@@ -144,9 +146,12 @@ func startHTTP(l *Listener) (server, error) {
 		BaseContext:       func(net.Listener) context.Context { return s.ctx },
 		ErrorLog:          slog.NewLogLogger(l.cfg.Logger.Handler(), slog.LevelDebug),
 	}
-	serveLn := ln
+	var serveLn net.Listener = ln
 	if s.https {
 		serveLn = tls.NewListener(ln, s.st.tls.serverConfig())
+	} else if s.fast = newFastLane(s, ln); s.fast != nil {
+		serveLn = s.fast.handoff
+		go s.fast.accept()
 	}
 	s.groupChanged()
 	for _, g := range s.st.routes.groups[1:] {
@@ -207,23 +212,19 @@ func (s *httpServer) groupChanged() {
 }
 
 func (s *httpServer) connContext(ctx context.Context, c net.Conn) context.Context {
-	hc := &httpConn{}
-	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
-		ap := a.AddrPort()
-		hc.src = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	if hc, ok := c.(*handoffConn); ok {
+		return context.WithValue(ctx, connKey{}, hc.hc)
 	}
-	if a, ok := c.LocalAddr().(*net.TCPAddr); ok {
-		ap := a.AddrPort()
-		hc.dst = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-	}
-	hc.ip = []string{hc.src.Addr().String()}
-	hc.port = []string{strconv.Itoa(int(hc.src.Port()))}
-	return context.WithValue(ctx, connKey{}, hc)
+	return context.WithValue(ctx, connKey{}, newHTTPConn(c))
 }
 
-func (s *httpServer) connState(_ net.Conn, st http.ConnState) {
+func (s *httpServer) connState(c net.Conn, st http.ConnState) {
+	_, handedOff := c.(*handoffConn) // counted by the fast lane
 	switch st {
 	case http.StateNew:
+		if handedOff {
+			return
+		}
 		s.l.c.active.Add(1)
 		s.l.c.new.Add(1)
 	case http.StateClosed, http.StateHijacked:
@@ -237,9 +238,13 @@ func (s *httpServer) connState(_ net.Conn, st http.ConnState) {
 func (s *httpServer) shutdown(ctx context.Context) error {
 	close(s.stop)
 	s.watchers.Wait()
-	err := s.srv.Shutdown(ctx)
-	if err != nil {
+	var err error
+	if s.fast != nil {
+		err = s.fast.shutdown(ctx)
+	}
+	if e := s.srv.Shutdown(ctx); e != nil {
 		s.srv.Close()
+		err = cmp.Or(err, e)
 	}
 	done := make(chan struct{})
 	go func() {

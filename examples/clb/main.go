@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -37,6 +38,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		accessLog    = fs.Bool("access-log", true, "log one line per HTTP request (off for benchmarks)")
 		drainTimeout = fs.Duration("drain-timeout", 30*time.Second, "on SIGTERM or SIGINT, how long connections may finish")
 		adminFlag    = fs.String("admin", "", "admin status `address` (default 127.0.0.1:port-base+90; \"off\" for none)")
+		cpuProfile   = fs.String("cpuprofile", "", "write a CPU profile (go tool pprof) to `file` until clb stops")
 	)
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -59,6 +61,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if *portBase < 1 || *portBase+offTCP+1 > 65535 {
 		fmt.Fprintf(stderr, "clb: -port-base %d: out of range 1–%d\n", *portBase, 65535-offTCP-1)
 		return 2
+	}
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, "clb:", err)
+			return 1
+		}
+		defer stop()
 	}
 	e, err := newEnv()
 	if err != nil {
@@ -241,4 +251,18 @@ func describeListener(s *lspec) string {
 		parts = append(parts, fmt.Sprintf("%d rules", len(l.Rules)))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// startCPUProfile profiles the process into path until the returned
+// function is called.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("-cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("-cpuprofile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }

@@ -1,0 +1,235 @@
+package listener
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lbkit/lbkit/balancer"
+)
+
+// rawResponse is a response read by rawExchange, with its body.
+type rawResponse struct {
+	*http.Response
+	body string
+}
+
+// rawExchange writes req, one or more requests, on a new connection to
+// l and reads their responses.
+func rawExchange(t *testing.T, l *Listener, req string) []rawResponse {
+	t.Helper()
+	c, err := net.Dial("tcp", listenerAddr(l))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	reqs := bufio.NewReader(strings.NewReader(req))
+	br := bufio.NewReader(c)
+	var out []rawResponse
+	for {
+		q, err := http.ReadRequest(reqs)
+		if err != nil {
+			return out
+		}
+		io.Copy(io.Discard, q.Body)
+		resp, err := http.ReadResponse(br, q)
+		if err != nil {
+			t.Fatalf("response %d: %v", len(out)+1, err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatalf("response %d body: %v", len(out)+1, err)
+		}
+		out = append(out, rawResponse{resp, string(body)})
+	}
+}
+
+// echoPath answers with the request's method, path and body.
+func echoPath(w http.ResponseWriter, r *http.Request) {
+	b, _ := io.ReadAll(r.Body)
+	io.WriteString(w, r.Method+" "+r.URL.RequestURI()+" "+string(b))
+}
+
+func TestFastLanePipelinedAndHandedOff(t *testing.T) {
+	leaks(t)
+	b := startHTTPBackend(t, "b", echoPath)
+	l := addHTTP(t, Config{}, b)
+	f := l.srv.(*httpServer).fast
+	if f == nil {
+		t.Fatal("plain HTTP listener without the fast lane")
+	}
+	// Three GETs in one write, then a POST (net/http's lane) and a GET
+	// after it on the same connection.
+	req := "GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\nGET /3?x=%20 HTTP/1.1\r\nHost: a\r\n\r\n" +
+		"POST /4 HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello" +
+		"GET /5 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+	resps := rawExchange(t, l, req)
+	want := []string{"GET /1 ", "GET /2 ", "GET /3?x=%20 ", "POST /4 hello", "GET /5 "}
+	for i, r := range resps {
+		if r.StatusCode != http.StatusOK || r.body != want[i] {
+			t.Errorf("response %d: %d %q, want 200 %q", i+1, r.StatusCode, r.body, want[i])
+		}
+	}
+	if !resps[4].Close {
+		t.Error("Connection: close was not honoured")
+	}
+	if s, h := f.served.Load(), f.handedOff.Load(); s != 3 || h != 1 {
+		t.Errorf("fast lane served %d requests and handed off %d connections, want 3 and 1", s, h)
+	}
+	hdr, _ := b.lastHeader()
+	if got := hdr.Get("X-Forwarded-For"); got != "127.0.0.1" {
+		t.Errorf("X-Forwarded-For %q", got)
+	}
+}
+
+func TestFastLaneHeaders(t *testing.T) {
+	leaks(t)
+	b := startHTTPBackend(t, "b", nil)
+	in := newInstance(t)
+	l := addListener(t, in, Config{Protocol: HTTP, Group: newGroup(t, nil, b.backend(100)),
+		HTTP: HTTPOptions{SLBID: true, XForwardedProto: true, XForwardedPort: true, XForwardedClientSrcPort: true}})
+	r := rawExchange(t, l, "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 10.0.0.1\r\nSLB-ID: forged\r\n"+
+		"X-Forwarded-Proto: forged\r\nKeep-Alive: 1\r\nProxy-Connection: x\r\nTE: trailers\r\nX-Kept: yes\r\n\r\n")[0]
+	if r.StatusCode != http.StatusOK || r.Header.Get("X-Backend") != "b" || r.Header.Get("Date") == "" {
+		t.Fatalf("response %d %v", r.StatusCode, r.Header)
+	}
+	h, _ := b.lastHeader()
+	for k, want := range map[string]string{
+		"X-Forwarded-For": "10.0.0.1, 127.0.0.1", "Slb-Id": in.ID(), "X-Forwarded-Proto": "http",
+		"X-Forwarded-Port": l.srv.(*httpServer).port[0], "X-Kept": "yes", "Keep-Alive": "", "Proxy-Connection": "", "Te": "",
+	} {
+		if got := strings.Join(h.Values(k), ","); got != want {
+			t.Errorf("backend saw %s %q, want %q", k, got, want)
+		}
+	}
+	if h.Get("X-Forwarded-Client-Srcport") == "" {
+		t.Error("no X-Forwarded-Client-srcport")
+	}
+}
+
+// TestFastLaneResponses sends one GET through the lane to a backend
+// answering with canned bytes, for each way a response can be framed.
+func TestFastLaneResponses(t *testing.T) {
+	big := strings.Repeat("v", 5000)
+	tests := []struct {
+		name, resp, method string
+		status             int
+		body, trailer      string
+		close              bool
+	}{
+		{"length", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", "GET", 200, "hello", "", false},
+		{"chunked with trailer", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-T\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\nX-T: done\r\n\r\n", "GET", 200, "abcde", "done", false},
+		{"unframed", "HTTP/1.0 200 OK\r\n\r\nuntil close", "GET", 200, "until close", "", true},
+		{"head", "HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n", "HEAD", 200, "", "", false},
+		{"304", "HTTP/1.1 304 Not Modified\r\nETag: x\r\n\r\n", "GET", 304, "", "", false},
+		{"backend closes", "HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 2\r\n\r\nno", "GET", 404, "no", "", false},
+		{"long head", "HTTP/1.1 200 OK\r\nX-Big: " + big + "\r\nContent-Length: 2\r\n\r\nok", "GET", 200, "ok", "", false},
+		{"informational", "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", "GET", 502, "", "", false},
+		{"garbage", "SSH-2.0-OpenSSH\r\n\r\n", "GET", 502, "", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			leaks(t)
+			addr := acceptOnce(t, func(c net.Conn) {
+				http.ReadRequest(bufio.NewReader(c))
+				io.WriteString(c, tt.resp)
+			})
+			in := newInstance(t)
+			l := addListener(t, in, Config{Protocol: HTTP, ConnectTimeout: time.Second,
+				Group: newGroup(t, nil, balancer.Backend{ID: "raw", Addr: addr, Weight: 1})})
+			r := rawExchange(t, l, tt.method+" / HTTP/1.1\r\nHost: a\r\n\r\n")[0]
+			if r.StatusCode != tt.status || tt.status != 502 && r.body != tt.body {
+				t.Errorf("got %d %q, want %d %q", r.StatusCode, r.body, tt.status, tt.body)
+			}
+			if tt.method == "HEAD" && r.Header.Get("Content-Length") != "99" {
+				t.Errorf("HEAD: Content-Length %q, want the backend's 99", r.Header.Get("Content-Length"))
+			}
+			if got := r.Trailer.Get("X-T"); got != tt.trailer {
+				t.Errorf("trailer %q, want %q", got, tt.trailer)
+			}
+			if r.Close != tt.close {
+				t.Errorf("client connection closes: %v, want %v", r.Close, tt.close)
+			}
+		})
+	}
+}
+
+func TestFastLaneKeepAliveLimit(t *testing.T) {
+	leaks(t)
+	b := startHTTPBackend(t, "b", nil)
+	l := addHTTP(t, Config{HTTP: HTTPOptions{MaxKeepAliveRequests: 2}}, b)
+	resps := rawExchange(t, l, strings.Repeat("GET / HTTP/1.1\r\nHost: a\r\n\r\n", 3))
+	for i, r := range resps {
+		if r.Close != (i == 2) {
+			t.Errorf("response %d: Connection: close %v", i+1, r.Close)
+		}
+	}
+}
+
+// TestFastLaneStop stops a listener with a slow request in the lane and
+// an idle connection: the request completes, the idle connection is
+// closed, new connections are refused.
+func TestFastLaneStop(t *testing.T) {
+	leaks(t)
+	release := make(chan struct{})
+	b := startHTTPBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			<-release
+		}
+		io.WriteString(w, "done")
+	})
+	l := addHTTP(t, Config{}, b)
+	idle, err := net.Dial("tcp", listenerAddr(l))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	slow := make(chan *http.Response, 1)
+	go func() {
+		c, err := net.Dial("tcp", listenerAddr(l))
+		if err != nil {
+			slow <- nil
+			return
+		}
+		defer c.Close()
+		io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
+		r, _ := http.ReadResponse(bufio.NewReader(c), nil)
+		if r != nil {
+			io.ReadAll(r.Body)
+		}
+		slow <- r
+	}()
+	for b.hits.Load() == 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	stopped := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		stopped <- l.Stop(ctx)
+	}()
+	idle.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := idle.Read(make([]byte, 1)); err == nil {
+		t.Errorf("idle connection read %d bytes during Stop, want it closed", n)
+	}
+	if _, err := net.DialTimeout("tcp", listenerAddr(l), time.Second); err == nil {
+		t.Error("a new connection was accepted during Stop")
+	}
+	close(release)
+	r := <-slow
+	if r == nil || r.StatusCode != http.StatusOK || !r.Close {
+		t.Fatalf("in-flight request: %+v, want 200 with Connection: close", r)
+	}
+	if err := <-stopped; err != nil {
+		t.Errorf("Stop: %v", err)
+	}
+}
