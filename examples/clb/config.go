@@ -263,7 +263,8 @@ func Parse(name, dir string, data []byte) (*File, error) {
 		ps.add(0, "", "empty configuration")
 		return nil, ps.err()
 	}
-	decode(doc.Content[0], reflect.ValueOf(f).Elem(), "", ps)
+	left := nodes(doc.Content[0]) + maxAliasValues
+	decode(doc.Content[0], reflect.ValueOf(f).Elem(), "", ps, &left)
 	if err := ps.err(); err != nil {
 		return nil, err
 	}
@@ -276,9 +277,31 @@ func Parse(name, dir string, data []byte) (*File, error) {
 
 var posType = reflect.TypeFor[pos]()
 
+// maxAliasValues bounds how many values aliases may add to a document
+// when decode expands them: a few kilobytes of aliases to lists of
+// aliases would otherwise expand to millions of rules.
+const maxAliasValues = 100_000
+
+// nodes counts the nodes of a document without expanding aliases.
+func nodes(n *yaml.Node) int {
+	c := 1
+	for _, e := range n.Content {
+		c += nodes(e)
+	}
+	return c
+}
+
 // decode fills v from n, strictly: unknown keys, duplicate keys and
-// values of the wrong type are problems.
-func decode(n *yaml.Node, v reflect.Value, path string, ps *problems) {
+// values of the wrong type are problems. Each value decoded takes one
+// from *left; at zero, decoding stops with a problem.
+func decode(n *yaml.Node, v reflect.Value, path string, ps *problems, left *int) {
+	*left--
+	if *left < 0 {
+		if *left == -1 {
+			ps.add(n.Line, path, "aliases expand the document by over %d values", maxAliasValues)
+		}
+		return
+	}
 	if n.Kind == yaml.AliasNode {
 		n = n.Alias
 	}
@@ -288,7 +311,7 @@ func decode(n *yaml.Node, v reflect.Value, path string, ps *problems) {
 	switch v.Kind() {
 	case reflect.Pointer:
 		p := reflect.New(v.Type().Elem())
-		decode(n, p.Elem(), path, ps)
+		decode(n, p.Elem(), path, ps, left)
 		v.Set(p)
 	case reflect.Struct:
 		if n.Kind != yaml.MappingNode {
@@ -310,7 +333,7 @@ func decode(n *yaml.Node, v reflect.Value, path string, ps *problems) {
 				continue
 			}
 			p.keys[k.Value] = k.Line
-			decode(val, v.FieldByIndex(sf.Index), field, ps)
+			decode(val, v.FieldByIndex(sf.Index), field, ps, left)
 		}
 		if f := v.FieldByName("pos"); f.IsValid() {
 			reflect.NewAt(posType, f.Addr().UnsafePointer()).Elem().Set(reflect.ValueOf(p))
@@ -322,7 +345,7 @@ func decode(n *yaml.Node, v reflect.Value, path string, ps *problems) {
 		}
 		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 		for i, e := range n.Content {
-			decode(e, s.Index(i), fmt.Sprintf("%s[%d]", path, i), ps)
+			decode(e, s.Index(i), fmt.Sprintf("%s[%d]", path, i), ps, left)
 		}
 		v.Set(s)
 	case reflect.String:
@@ -544,6 +567,11 @@ func (f *File) validate(ps *problems) {
 	if len(f.Listeners) == 0 {
 		c.bad("Listeners", "no listeners")
 	}
+	type portKey struct {
+		port int
+		udp  bool
+	}
+	ports := map[portKey]int{} // first listener on each port
 	for i, l := range f.Listeners {
 		lc := checker{ps: ps, path: fmt.Sprintf("Listeners[%d]", i), p: l.pos}
 		lc.oneOf("ListenerProtocol", l.ListenerProtocol, "tcp", "udp", "http", "https")
@@ -695,11 +723,13 @@ func (f *File) validate(ps *problems) {
 				rc.bad("VServerGroupId", "%q: no such group in VServerGroups", r.VServerGroupId)
 			}
 		}
-		for j, o := range f.Listeners[:i] {
-			udp := func(p string) bool { return p == "udp" }
-			if o.ListenerPort == l.ListenerPort && udp(o.ListenerProtocol) == udp(l.ListenerProtocol) {
-				lc.bad("ListenerPort", "%d already used by Listeners[%d] (line %d)", l.ListenerPort, j, o.line)
-			}
+		// Against the first listener on the port only: n listeners on
+		// one port make n-1 problems, not n²/2.
+		k := portKey{l.ListenerPort, l.ListenerProtocol == "udp"}
+		if j, ok := ports[k]; ok {
+			lc.bad("ListenerPort", "%d already used by Listeners[%d] (line %d)", l.ListenerPort, j, f.Listeners[j].line)
+		} else {
+			ports[k] = i
 		}
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -228,6 +230,45 @@ Listeners:
 	}
 }
 
+// A few kilobytes of aliases must not expand to millions of values: the
+// budget stops decoding with one problem. Aliases within it still work.
+func TestAliasExpansionBounded(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("VServerGroups: [{VServerGroupId: g, BackendServers: [{ServerId: a, ServerIp: 127.0.0.1, Port: 1}]}]\n")
+	b.WriteString("Listeners:\n  - {ListenerProtocol: http, ListenerPort: 1, VServerGroupId: g, Rules: &r [")
+	b.WriteString(strings.Repeat("{Url: /a, VServerGroupId: g}, ", 1000))
+	b.WriteString("]}\n")
+	for i := 2; i <= 1000; i++ {
+		fmt.Fprintf(&b, "  - {ListenerProtocol: http, ListenerPort: %d, VServerGroupId: g, Rules: *r}\n", i)
+	}
+	_, err := Parse("a.yaml", ".", []byte(b.String()))
+	var ps Problems
+	if !errors.As(err, &ps) || len(ps) != 1 || !strings.Contains(ps[0].Msg, "aliases expand the document by over 100000 values") {
+		t.Fatalf("err = %.300v, want one problem: aliases expand the document", err)
+	}
+	ok := "BackendServers: [&a {ServerId: a, ServerIp: 127.0.0.1}]\n" +
+		"VServerGroups: [{VServerGroupId: g, BackendServers: [{ServerId: b, ServerIp: 127.0.0.1, Port: 1}]}]\n" +
+		"Listeners:\n  - &l {ListenerProtocol: http, ListenerPort: 1, BackendServerPort: 80, Rules: &r [{Url: /a, VServerGroupId: g}]}\n" +
+		"  - {ListenerProtocol: http, ListenerPort: 2, BackendServerPort: 80, Rules: *r}\n"
+	if _, err := Parse("ok.yaml", ".", []byte(ok)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// n listeners on one port make n-1 problems, each naming the first.
+func TestDuplicatePortsLinear(t *testing.T) {
+	const n = 3000
+	data := "Listeners:\n" + strings.Repeat("  - {ListenerProtocol: tcp, ListenerPort: 9000, BackendServerPort: 80}\n", n)
+	_, err := Parse("d.yaml", ".", []byte(data))
+	var ps Problems
+	if !errors.As(err, &ps) || len(ps) != n-1 {
+		t.Fatalf("%d problems, want %d", len(ps), n-1)
+	}
+	if got, want := ps[n-2].String(), fmt.Sprintf("d.yaml:%d: Listeners[%d].ListenerPort: 9000 already used by Listeners[0] (line 2)", n+1, n-1); got != want {
+		t.Errorf("last problem = %q, want %q", got, want)
+	}
+}
+
 // Certificates are PEM files relative to the configuration file.
 func TestCertificateFiles(t *testing.T) {
 	dir := t.TempDir()
@@ -297,7 +338,7 @@ func TestCheckFlag(t *testing.T) {
 	}
 }
 
-func writePEM(t *testing.T, path, typ string, der []byte) {
+func writePEM(t testing.TB, path, typ string, der []byte) {
 	t.Helper()
 	os.MkdirAll(filepath.Dir(path), 0o755)
 	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
