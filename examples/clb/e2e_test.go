@@ -21,8 +21,14 @@ import (
 	"time"
 )
 
-// binary is the clb binary, built once by TestMain.
-var binary string
+// binaryDir holds the clb binary; clbBinary builds it on first use, so
+// runs that need no binary (fuzz workers, which run TestMain too) skip the
+// build.
+var (
+	binaryDir  string
+	binaryOnce sync.Once
+	binaryErr  error
+)
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "clb-test")
@@ -30,16 +36,25 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	binary = filepath.Join(dir, "clb")
-	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
+	binaryDir = dir
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// clbBinary returns the path of the clb binary, building it once.
+func clbBinary(t *testing.T) string {
+	t.Helper()
+	binary := filepath.Join(binaryDir, "clb")
+	binaryOnce.Do(func() {
+		if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+			binaryErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binaryErr != nil {
+		t.Fatal(binaryErr)
+	}
+	return binary
 }
 
 // portBase finds a -port-base whose demo ports are all free on 127.0.0.1.
@@ -103,7 +118,7 @@ type proc struct {
 // startClb runs the binary and waits (bounded) for "clb: ready".
 func startClb(t *testing.T, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
+	cmd := exec.Command(clbBinary(t), args...)
 	p := &proc{cmd: cmd, stderr: &syncBuffer{}, done: make(chan error, 1)}
 	cmd.Stderr = p.stderr
 	out, err := cmd.StdoutPipe()
@@ -323,7 +338,7 @@ func TestPortTaken(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	out, err := exec.Command(binary, "-port-base", strconv.Itoa(base)).CombinedOutput()
+	out, err := exec.Command(clbBinary(t), "-port-base", strconv.Itoa(base)).CombinedOutput()
 	if err == nil {
 		t.Fatal("clb started with its https port taken")
 	}
