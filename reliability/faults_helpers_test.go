@@ -25,6 +25,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/lbkit/lbkit/balancer"
 	"github.com/lbkit/lbkit/health"
 	"github.com/lbkit/lbkit/listener"
@@ -51,9 +54,12 @@ const local = "127.0.0.1:0"
 
 // fastHealth checks every second (the shortest interval health allows),
 // with a 1 s timeout (the shortest) and 2 results to change a state (the
-// fewest). HTTP probes ask for healthPath.
+// fewest). HTTP probes ask for healthPath. Targets start healthy, as if
+// the listener had run for a while: a pending target's first failure
+// would take it out at once.
 func fastHealth(kind health.Kind) *health.Config {
-	return &health.Config{Kind: kind, URI: healthPath, Interval: time.Second, Timeout: time.Second, HealthyThreshold: 2, UnhealthyThreshold: 2}
+	return &health.Config{Kind: kind, URI: healthPath, Interval: time.Second, Timeout: time.Second,
+		HealthyThreshold: 2, UnhealthyThreshold: 2, StartHealthy: true}
 }
 
 // healthPath is the path of HTTP health probes, which backends do not
@@ -64,16 +70,14 @@ const healthPath = "/healthz"
 func listen(t *testing.T, addr string) net.Listener {
 	t.Helper()
 	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return ln
 }
 
-// startHTTP starts an HTTP backend on addr. Its handler counts the
-// request (unless it is a health probe), runs before (if set), then
-// writes the backend's name.
-func startHTTP(t *testing.T, name, addr string, before http.HandlerFunc) *backend {
+// startHTTP starts an HTTP backend on addr, set up by opts. Its handler
+// counts the request (unless it is a health probe), runs before (if set),
+// then writes the backend's name.
+func startHTTP(t *testing.T, name, addr string, before http.HandlerFunc, opts ...func(*http.Server)) *backend {
 	t.Helper()
 	ln := listen(t, addr)
 	b := &backend{name: name, addr: ln.Addr().String()}
@@ -88,6 +92,9 @@ func startHTTP(t *testing.T, name, addr string, before http.HandlerFunc) *backen
 			io.WriteString(w, name)
 		}),
 		ErrorLog: log.New(io.Discard, "", 0),
+	}
+	for _, o := range opts {
+		o(srv)
 	}
 	done := make(chan struct{})
 	go func() {
@@ -168,9 +175,7 @@ func newGroup(t *testing.T, cfg balancer.Config, bs ...*backend) *balancer.Group
 		ms[i] = b.member(100)
 	}
 	g, err := balancer.New(cfg, ms...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return g
 }
 
@@ -178,9 +183,7 @@ func newGroup(t *testing.T, cfg balancer.Config, bs ...*backend) *balancer.Group
 func newInstance(t *testing.T) *listener.Instance {
 	t.Helper()
 	in, err := listener.NewInstance(listener.InstanceConfig{ID: "lb-reliability", Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -199,9 +202,7 @@ func addListener(t *testing.T, cfg listener.Config) (*listener.Listener, *listen
 	cfg.Port = ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
 	l, err := in.Add(cfg)
-	if err != nil {
-		t.Fatalf("Add: %v", err)
-	}
+	require.NoError(t, err, "Add")
 	return l, in, l.Addrs()[0].String()
 }
 
@@ -210,6 +211,12 @@ type tally struct {
 	sent, failed atomic.Int64
 	mu           sync.Mutex
 	errs         []error
+}
+
+// all asserts that all n operations ran and none failed.
+func (y *tally) all(t *testing.T, n int) bool {
+	t.Helper()
+	return assert.Equal(t, int64(n), y.sent.Load(), "operations run") && assert.Zero(t, y.failed.Load(), "failures: %s", y)
 }
 
 func (y *tally) String() string {
@@ -365,9 +372,7 @@ func openFDs() int {
 func newCert(t *testing.T, parent *tls.Certificate, serial int64, names ...string) *tls.Certificate {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(serial),
 		Subject:      pkix.Name{CommonName: fmt.Sprint("lbkit reliability ", serial)},
@@ -384,13 +389,9 @@ func newCert(t *testing.T, parent *tls.Certificate, serial int64, names ...strin
 		signer, signerKey = parent.Leaf, parent.PrivateKey
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, signer, &key.PublicKey, signerKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
 }
 

@@ -13,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/lbkit/lbkit/acl"
 	"github.com/lbkit/lbkit/balancer"
 	"github.com/lbkit/lbkit/health"
@@ -35,13 +38,9 @@ func TestLiveChangeUnderLoad(t *testing.T) {
 	all := []*backend{a, b, c, d}
 	g := newGroup(t, balancer.Config{Scheduler: balancer.WeightedRoundRobin()}, a, b, c)
 	strict13, err := tlspolicy.Lookup(tlspolicy.Policy12StrictWith13)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	only12, err := tlspolicy.Lookup(tlspolicy.Policy12)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	l, _, addr := addListener(t, listener.Config{Protocol: listener.HTTPS, Group: g, HealthCheck: fastHealth(health.KindHTTP),
 		HTTP: listener.HTTPOptions{
 			Certificate: newCert(t, ca, 10, "default.test"),
@@ -63,18 +62,14 @@ func TestLiveChangeUnderLoad(t *testing.T) {
 	probeStatus := func() int {
 		t.Helper()
 		code, _, err := get(probe, url)
-		if err != nil {
-			t.Fatalf("probe from 127.0.0.2: %v", err)
-		}
+		require.NoError(t, err, "probe from 127.0.0.2")
 		return code
 	}
 	// handshake makes a new TLS connection for SNI name and returns its state.
 	handshake := func(name string) tls.ConnectionState {
 		t.Helper()
 		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, trust(name))
-		if err != nil {
-			t.Fatalf("handshake for %s: %v", name, err)
-		}
+		require.NoError(t, err, "handshake for %s", name)
 		defer conn.Close()
 		return conn.ConnectionState()
 	}
@@ -125,27 +120,17 @@ func TestLiveChangeUnderLoad(t *testing.T) {
 	step := func(s string) { steps = append(steps, s) }
 
 	// Backends: add d, remove a, drain b with weight 0 and bring it back.
-	if err := g.Add(d.member(100)); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, g.Add(d.member(100)))
 	eventually(t, 10*time.Second, "the added backend to get traffic", func() bool { return d.hits.Load() > 0 })
 	step("added d: traffic")
-	if err := g.Remove(a.name); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, g.Remove(a.name))
 	aLeft := quiesce(a)
 	step("removed a")
-	if err := g.SetWeight(b.name, 0); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, g.SetWeight(b.name, 0))
 	bDrained := quiesce(b)
 	after(200)
-	if got := b.hits.Load(); got != bDrained {
-		t.Errorf("b at weight 0 got %d requests", got-bDrained)
-	}
-	if err := g.SetWeight(b.name, 30); err != nil {
-		t.Fatal(err)
-	}
+	assert.Equal(t, bDrained, b.hits.Load(), "b's requests at weight 0")
+	require.NoError(t, g.SetWeight(b.name, 30))
 	eventually(t, 10*time.Second, "b to get traffic again at weight 30", func() bool { return b.hits.Load() > bDrained })
 	step("b weight 0: none after in-flight; weight 30: traffic")
 
@@ -155,54 +140,32 @@ func TestLiveChangeUnderLoad(t *testing.T) {
 	bind := func(name string, mode acl.Mode, e acl.Entry) (*acl.Group, *acl.Policy) {
 		t.Helper()
 		grp, err := acl.NewGroup(name, acl.IPv4, e)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		p, err := acl.Bind(grp, mode, acl.IPv4)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := l.SetACL(p); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
+		require.NoError(t, l.SetACL(p))
 		return grp, p
 	}
 	white, _ := bind("clients", acl.Whitelist, entry("127.0.0.1/32"))
 	wantStatus := func(what string, want int) {
 		t.Helper()
-		if got := probeStatus(); got != want {
-			t.Errorf("%s: 127.0.0.2 got %d, want %d", what, got, want)
-		}
+		assert.Equal(t, want, probeStatus(), "%s: status for 127.0.0.2", what)
 	}
 	wantStatus("whitelist of 127.0.0.1", http.StatusForbidden)
-	if err := white.Add(entry("127.0.0.2/32")); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, white.Add(entry("127.0.0.2/32")))
 	wantStatus("127.0.0.2 added to the whitelist", http.StatusOK)
 	black, _ := bind("blocked", acl.Blacklist, entry("127.0.0.2/32"))
 	wantStatus("blacklist of 127.0.0.2", http.StatusForbidden)
-	if err := black.Replace(entry("192.0.2.0/24")); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, black.Replace(entry("192.0.2.0/24")))
 	wantStatus("blacklist edited to 192.0.2.0/24", http.StatusOK)
-	if err := l.SetACL(nil); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, l.SetACL(nil))
 	step("ACL swapped and edited: 127.0.0.2 refused, allowed, refused, allowed")
 
 	// Certificates: the default and an extension domain's.
-	if err := l.Certificates().SetDefault(newCert(t, ca, 11, "default.test")); err != nil {
-		t.Fatal(err)
-	}
-	if got := serial("default.test"); got != 11 {
-		t.Errorf("after SetDefault: default certificate serial %d, want 11", got)
-	}
-	if err := l.Certificates().Set("sni.test", newCert(t, ca, 21, "sni.test")); err != nil {
-		t.Fatal(err)
-	}
-	if got := serial("sni.test"); got != 21 {
-		t.Errorf("after Set: sni.test certificate serial %d, want 21", got)
-	}
+	require.NoError(t, l.Certificates().SetDefault(newCert(t, ca, 11, "default.test")))
+	assert.Equal(t, int64(11), serial("default.test"), "default certificate's serial after SetDefault")
+	require.NoError(t, l.Certificates().Set("sni.test", newCert(t, ca, 21, "sni.test")))
+	assert.Equal(t, int64(21), serial("sni.test"), "sni.test certificate's serial after Set")
 	after(100)
 	step("certificates replaced: serials 10→11, 20→21")
 
@@ -211,24 +174,16 @@ func TestLiveChangeUnderLoad(t *testing.T) {
 		p    *tlspolicy.Policy
 		want uint16
 	}{{only12, tls.VersionTLS12}, {strict13, tls.VersionTLS13}} {
-		if err := l.SetTLSPolicy(tt.p); err != nil {
-			t.Fatal(err)
-		}
-		if got := handshake("default.test").Version; got != tt.want {
-			t.Errorf("under %s: new connection negotiated %s, want %s", tt.p.Name, tls.VersionName(got), tls.VersionName(tt.want))
-		}
+		require.NoError(t, l.SetTLSPolicy(tt.p))
+		assert.Equal(t, tls.VersionName(tt.want), tls.VersionName(handshake("default.test").Version), "TLS version of a new connection under %s", tt.p.Name)
 		after(100)
 	}
 	step("TLS policy 1_2 (new connection: TLS 1.2), back to 1_2_strict_with_1_3 (TLS 1.3)")
 
 	cancel()
 	<-done
-	if got := a.hits.Load(); got != aLeft {
-		t.Errorf("removed backend a got %d requests after its in-flight ones ended", got-aLeft)
-	}
-	if y.failed.Load() != 0 {
-		t.Errorf("load: %s; want 0 failed", y)
-	}
+	assert.Equal(t, aLeft, a.hits.Load(), "removed backend a's requests after its in-flight ones ended")
+	y.all(t, int(y.sent.Load()))
 	st := l.Stats()
 	Record(t, "HTTPS listener (wrr, HTTP health checks) under 12 client workers: HTTP/2 and HTTP/1.1 kept alive, HTTP/1.1 with a new connection per request (SNI default.test and sni.test); changed live: "+strings.Join(steps, "; "),
 		"%d requests, %d failed; served %s; a got %d after its removal; ACL refusals %d (all the 127.0.0.2 probe's)",
@@ -265,18 +220,14 @@ func TestGracefulStop(t *testing.T) {
 		eventually(t, 5*time.Second, "new connections to be refused", func() bool { return refused(addr) })
 		select {
 		case err := <-stopped:
-			t.Fatalf("Stop returned (%v) with %d requests in flight", err, n)
+			require.FailNow(t, "Stop returned early", "Stop returned (%v) with %d requests in flight", err, n)
 		default:
 		}
 		release()
 		for range n {
-			if err := <-results; err != nil {
-				t.Errorf("request in flight at Stop: %v", err)
-			}
+			assert.NoError(t, <-results, "request in flight at Stop")
 		}
-		if err := <-stopped; err != nil {
-			t.Errorf("Stop: %v", err)
-		}
+		assert.NoError(t, <-stopped, "Stop")
 		Record(t, fmt.Sprintf("HTTP listener, %d requests held in the backend; Instance.Stop; a new dial; then the backend answers", n),
 			"new dials refused while the %d were in flight; all %d answered 200; Stop returned nil once they had; no goroutine left", n, n)
 	})
@@ -287,9 +238,7 @@ func TestGracefulStop(t *testing.T) {
 		var conns []net.Conn
 		for range n {
 			c, _, err := dialEcho(addr)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			t.Cleanup(func() { c.Close() })
 			conns = append(conns, c)
 		}
@@ -297,21 +246,17 @@ func TestGracefulStop(t *testing.T) {
 		go func() { stopped <- stopWithin(20*time.Second, l.Stop) }()
 		eventually(t, 5*time.Second, "new connections to be refused", func() bool { return refused(addr) })
 		for i, c := range conns {
-			if err := ping(c); err != nil {
-				t.Errorf("connection %d after Stop began: %v", i, err)
-			}
+			assert.NoError(t, ping(c), "connection %d after Stop began", i)
 		}
 		select {
 		case err := <-stopped:
-			t.Fatalf("Stop returned (%v) with %d connections open", err, n)
+			require.FailNow(t, "Stop returned early", "Stop returned (%v) with %d connections open", err, n)
 		default:
 		}
 		for _, c := range conns {
 			c.Close()
 		}
-		if err := <-stopped; err != nil {
-			t.Errorf("Stop: %v", err)
-		}
+		assert.NoError(t, <-stopped, "Stop")
 		Record(t, fmt.Sprintf("TCP listener, %d echo connections open; Listener.Stop; a new dial; an echo on each; then the clients close", n),
 			"new dials refused; all %d still echoed after Stop began; Stop returned nil once they closed; no goroutine left", n)
 	})
