@@ -140,12 +140,12 @@ func TestTCPIdleTimeoutResetsBothSides(t *testing.T) {
 	if err := l.Start(); err != nil {
 		t.Fatal(err)
 	}
+	start := time.Now() // before the listener can accept: the idle clock starts after
 	c, err := net.Dial("tcp", listenerAddr(l))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	start := time.Now()
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	_, err = c.Read(make([]byte, 1))
 	elapsed := time.Since(start)
