@@ -196,25 +196,7 @@ func TestGracefulStop(t *testing.T) {
 	t.Run("http", func(t *testing.T) {
 		leakcheck.Check(t)
 		const n = 8
-		gate := make(chan struct{})
-		release := sync.OnceFunc(func() { close(gate) })
-		t.Cleanup(release)
-		slow := startHTTP(t, "slow", local, func(_ http.ResponseWriter, r *http.Request) {
-			select {
-			case <-gate:
-			case <-r.Context().Done():
-			}
-		})
-		_, in, addr := addListener(t, listener.Config{Protocol: listener.HTTP, Group: newGroup(t, balancer.Config{}, slow)})
-		c := httpClient(t, &http.Transport{})
-		results := make(chan error, n)
-		for range n {
-			go func() {
-				_, err := getOK(c, "http://"+addr+"/")
-				results <- err
-			}()
-		}
-		eventually(t, 10*time.Second, "every request to reach the backend", func() bool { return slow.hits.Load() == n })
+		_, in, addr, release, results := heldRequests(t, n)
 		stopped := make(chan error, 1)
 		go func() { stopped <- stopWithin(20*time.Second, in.Stop) }()
 		eventually(t, 5*time.Second, "new connections to be refused", func() bool { return refused(addr) })
@@ -234,14 +216,7 @@ func TestGracefulStop(t *testing.T) {
 	t.Run("tcp", func(t *testing.T) {
 		leakcheck.Check(t)
 		const n = 4
-		l, _, addr := addListener(t, listener.Config{Protocol: listener.TCP, Group: newGroup(t, balancer.Config{}, startEcho(t, "echo", local))})
-		var conns []net.Conn
-		for range n {
-			c, _, err := dialEcho(addr)
-			require.NoError(t, err)
-			t.Cleanup(func() { c.Close() })
-			conns = append(conns, c)
-		}
+		l, addr, conns := openEchoes(t, n)
 		stopped := make(chan error, 1)
 		go func() { stopped <- stopWithin(20*time.Second, l.Stop) }()
 		eventually(t, 5*time.Second, "new connections to be refused", func() bool { return refused(addr) })
@@ -260,4 +235,82 @@ func TestGracefulStop(t *testing.T) {
 		Record(t, fmt.Sprintf("TCP listener, %d echo connections open; Listener.Stop; a new dial; an echo on each; then the clients close", n),
 			"new dials refused; all %d still echoed after Stop began; Stop returned nil once they closed; no goroutine left", n)
 	})
+}
+
+// When Stop's context ends first, it cuts what is left, returns the
+// context's error and leaves no goroutine behind; Start then serves again.
+func TestStopDeadlineAndRestart(t *testing.T) {
+	const n, grace = 4, 300 * time.Millisecond
+	t.Run("http", func(t *testing.T) {
+		leakcheck.Check(t)
+		l, _, addr, _, results := heldRequests(t, n)
+		assert.ErrorIs(t, stopWithin(grace, l.Stop), context.DeadlineExceeded, "Stop")
+		for range n {
+			assert.Error(t, <-results, "request cut by Stop")
+		}
+		require.NoError(t, l.Start())
+		body, err := getOK(httpClient(t, &http.Transport{}), "http://"+addr+"/")
+		require.NoError(t, err, "GET after the restart")
+		assert.Equal(t, "slow", body)
+		Record(t, fmt.Sprintf("HTTP listener, %d requests held in the backend; Listener.Stop with a %s deadline; Listener.Start; a GET", n, grace),
+			"Stop returned %v; the %d held requests were cut; after Start the GET got 200; no goroutine left (the backend's handlers saw their requests end)", context.DeadlineExceeded, n)
+	})
+	t.Run("tcp", func(t *testing.T) {
+		leakcheck.Check(t)
+		l, addr, conns := openEchoes(t, n)
+		assert.ErrorIs(t, stopWithin(grace, l.Stop), context.DeadlineExceeded, "Stop")
+		for i, c := range conns {
+			assert.Error(t, ping(c), "connection %d after a hard stop", i)
+		}
+		require.NoError(t, l.Start())
+		_, err := echo(addr)
+		assert.NoError(t, err, "echo after the restart")
+		Record(t, fmt.Sprintf("TCP listener, %d echo connections open; Listener.Stop with a %s deadline; Listener.Start; a new connection", n, grace),
+			"Stop returned %v; the %d connections were cut; after Start a new connection echoed; no goroutine left", context.DeadlineExceeded, n)
+	})
+}
+
+// heldRequests starts an HTTP listener (one instance) over a backend,
+// "slow", that holds every request for /hold until release, and sends n
+// such requests; it returns once all are held. Each request's outcome
+// goes to results.
+func heldRequests(t *testing.T, n int) (l *listener.Listener, in *listener.Instance, addr string, release func(), results chan error) {
+	t.Helper()
+	gate := make(chan struct{})
+	release = sync.OnceFunc(func() { close(gate) })
+	t.Cleanup(release)
+	slow := startHTTP(t, "slow", local, func(_ http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hold" {
+			select {
+			case <-gate:
+			case <-r.Context().Done():
+			}
+		}
+	})
+	l, in, addr = addListener(t, listener.Config{Protocol: listener.HTTP, Group: newGroup(t, balancer.Config{}, slow)})
+	c := httpClient(t, &http.Transport{})
+	results = make(chan error, n)
+	for range n {
+		go func() {
+			_, err := getOK(c, "http://"+addr+"/hold")
+			results <- err
+		}()
+	}
+	eventually(t, 10*time.Second, "every request to reach the backend", func() bool { return slow.hits.Load() == int64(n) })
+	return l, in, addr, release, results
+}
+
+// openEchoes starts a TCP listener over an echo backend and opens n
+// connections through it, closed when the test ends.
+func openEchoes(t *testing.T, n int) (*listener.Listener, string, []net.Conn) {
+	t.Helper()
+	l, _, addr := addListener(t, listener.Config{Protocol: listener.TCP, Group: newGroup(t, balancer.Config{}, startEcho(t, "echo", local))})
+	conns := make([]net.Conn, n)
+	for i := range conns {
+		c, _, err := dialEcho(addr)
+		require.NoError(t, err)
+		t.Cleanup(func() { c.Close() })
+		conns[i] = c
+	}
+	return l, addr, conns
 }
