@@ -2,7 +2,9 @@ package listener
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -17,32 +19,38 @@ import (
 	"github.com/lbkit/lbkit/balancer"
 )
 
-// The fast lane serves a plain HTTP listener's HTTP/1.1 keep-alive
-// traffic without net/http's server: each connection's goroutine reads a
-// request head into its own buffer, parses it in place (http_h1.go),
-// writes it to a pooled backend connection nearly byte for byte, parses
-// the response head the same way and sends head and body back with one
-// write where it fits. There is no background read, no per-request
-// goroutine, header map or Request value, and nothing is allocated for
-// a GET or HEAD whose request and response heads are of the common
-// shape.
+// Every connection of an HTTP or HTTPS listener comes in through its
+// front door, the fastLane: it accepts, does the TLS handshake on HTTPS,
+// gives HTTP/2 connections to the listener's net/http server, and serves
+// HTTP/1.1 itself when the listener allows (the fast lane), handing the
+// rest to net/http through a requestGuard (http_guard.go), so that every
+// HTTP/1 request head is read by lbkit's code before net/http acts on it.
+//
+// The fast lane serves keep-alive traffic without net/http's server:
+// each connection's goroutine reads a request head into its own buffer,
+// parses it in place (http_h1.go), writes it to a pooled backend
+// connection nearly byte for byte, parses the response head the same way
+// and sends head and body back with one write where it fits. There is no
+// background read, no per-request goroutine, header map or Request value,
+// and nothing is allocated for a GET or HEAD whose request and response
+// heads are of the common shape.
 //
 // Anything else — other methods, bodies, upgrades, HTTP/1.0, clients
 // accepting gzip while gzip is on, a request refused by the ACL, a head
 // that is unusual, oversized or malformed in any way — is handed, before
-// a byte of it is consumed, with its connection to the listener's
-// net/http server, which serves that connection from then on with every
-// check and feature it has. Responses the lane does not parse (chunked
-// or unframed bodies, long heads) are read with http.ReadResponse. The
-// lane is off for HTTPS, and for listeners with a middleware, a redirect
-// or sticky sessions.
+// a byte of it is consumed, with its connection to net/http, which
+// serves that connection from then on with every check and feature it
+// has. Responses the lane does not parse (chunked or unframed bodies,
+// long heads) are read with http.ReadResponse. The lane is off for
+// listeners with a middleware, a redirect, sticky sessions or client
+// certificate headers.
 
 // noFastLane turns the fast lane off, so tests can compare the lanes.
 var noFastLane = false
 
-// Connection states of the fast lane.
+// Connection states of the front door.
 const (
-	connIdle int32 = iota // waiting for a request: a stop closes it
+	connIdle int32 = iota // handshaking or waiting for a request: a stop closes it
 	connActive
 	connClosed
 )
@@ -50,6 +58,8 @@ const (
 type fastLane struct {
 	s          *httpServer
 	ln         net.Listener
+	tls        *tls.Config // nil on HTTP
+	lane       bool        // the fast lane is on
 	opts       h1Options
 	handoff    *handoffListener
 	acceptDone chan struct{}
@@ -62,15 +72,13 @@ type fastLane struct {
 	open map[*fastConn]struct{}
 }
 
-// newFastLane returns the listener's fast lane, or nil if it has none.
+// newFastLane returns the listener's front door.
 func newFastLane(s *httpServer, ln net.Listener) *fastLane {
 	o := &s.o
-	if s.https || o.Middleware != nil || o.RedirectToPort != 0 || s.st.sticky != nil || noFastLane {
-		return nil
-	}
-	return &fastLane{
-		s:  s,
-		ln: ln,
+	f := &fastLane{
+		s:    s,
+		ln:   ln,
+		lane: o.Middleware == nil && o.RedirectToPort == 0 && s.st.sticky == nil && !o.ClientCertHeaders && !noFastLane,
 		opts: h1Options{
 			maxHead: min(o.MaxHeaderBytes, len(fastConn{}.in)),
 			maxURI:  o.MaxURIBytes,
@@ -83,6 +91,10 @@ func newFastLane(s *httpServer, ln net.Listener) *fastLane {
 		acceptDone: make(chan struct{}),
 		open:       map[*fastConn]struct{}{},
 	}
+	if s.https {
+		f.tls = s.st.tls.serverConfig()
+	}
+	return f
 }
 
 // accept runs the lane's accept loop until its listener is closed.
@@ -103,14 +115,12 @@ func (f *fastLane) accept() {
 			continue
 		}
 		backoff = 0
-		fc := &fastConn{f: f, c: c, hc: newHTTPConn(c)}
-		f.s.l.c.active.Add(1)
-		f.s.l.c.new.Add(1)
+		fc := &fastConn{f: f, c: c, raw: c, hc: newHTTPConn(c)}
 		f.mu.Lock()
 		f.open[fc] = struct{}{}
 		f.mu.Unlock()
 		f.conns.Add(1)
-		go fc.serve()
+		go fc.start()
 	}
 }
 
@@ -123,7 +133,7 @@ func (f *fastLane) shutdown(ctx context.Context) error {
 	f.mu.Lock()
 	for fc := range f.open {
 		if fc.state.CompareAndSwap(connIdle, connClosed) {
-			fc.c.Close()
+			fc.raw.Close()
 		}
 	}
 	f.mu.Unlock()
@@ -140,7 +150,7 @@ func (f *fastLane) shutdown(ctx context.Context) error {
 	f.mu.Lock()
 	for fc := range f.open {
 		fc.state.Store(connClosed)
-		fc.c.Close()
+		fc.raw.Close()
 		if b := fc.back.Load(); b != nil {
 			b.c.Close()
 		}
@@ -150,14 +160,17 @@ func (f *fastLane) shutdown(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// fastConn is one client connection in the fast lane. Only its own
-// goroutine touches its fields, except state, back and c.Close.
+// fastConn is one client connection at the front door. Only its own
+// goroutine touches its fields; a stop uses state, back and raw.
 type fastConn struct {
 	f     *fastLane
-	c     net.Conn
+	c     net.Conn // raw, or the TLS connection over it
+	raw   net.Conn
 	hc    *httpConn
 	state atomic.Int32
 	back  atomic.Pointer[backendConn] // in use, for a forced stop to cut
+
+	counted bool // in the listener's connection counts
 
 	req     h1Request
 	resp    h1Response
@@ -167,11 +180,45 @@ type fastConn struct {
 	in      [4 << 10]byte
 }
 
+// start does the TLS handshake on HTTPS, then gives the connection to
+// net/http (HTTP/2, or HTTP/1 when the fast lane is off) or serves it.
+func (fc *fastConn) start() {
+	f := fc.f
+	defer f.conns.Done()
+	if f.tls != nil {
+		tc := tls.Server(fc.c, f.tls)
+		tc.SetDeadline(time.Now().Add(f.s.o.HeaderTimeout))
+		if err := tc.HandshakeContext(f.s.ctx); err != nil {
+			f.s.l.cfg.Logger.Debug("TLS handshake failed", "client", fc.hc.src, "err", err)
+			fc.c.Close()
+			fc.forget()
+			return
+		}
+		tc.SetDeadline(time.Time{})
+		cs := tc.ConnectionState()
+		fc.c, fc.hc.tls = tc, &cs
+		if cs.NegotiatedProtocol == "h2" {
+			fc.forget()
+			if !f.handoff.push(tc) {
+				tc.Close()
+			}
+			return
+		}
+	}
+	f.s.l.c.active.Add(1)
+	f.s.l.c.new.Add(1)
+	fc.counted = true
+	if !f.lane {
+		fc.handOff(nil)
+		return
+	}
+	fc.serve()
+}
+
 // serve reads and answers requests until the connection ends or leaves
 // for net/http.
 func (fc *fastConn) serve() {
 	f := fc.f
-	defer f.conns.Done()
 	o := &f.s.o
 	buf := fc.in[:]
 	r, w := 0, 0
@@ -227,7 +274,9 @@ func (fc *fastConn) serve() {
 func (fc *fastConn) close() {
 	fc.c.Close()
 	fc.forget()
-	fc.f.s.l.c.active.Add(-1)
+	if fc.counted {
+		fc.f.s.l.c.active.Add(-1)
+	}
 }
 
 func (fc *fastConn) forget() {
@@ -237,15 +286,19 @@ func (fc *fastConn) forget() {
 }
 
 // handOff gives the connection, with the bytes read and not yet
-// served, to the listener's net/http server.
+// served, to the listener's net/http server, which reads it through a
+// requestGuard.
 func (fc *fastConn) handOff(pending []byte) {
 	fc.forget() // still counted active, now by net/http's ConnState
 	fc.f.handedOff.Add(1)
-	fc.c.SetReadDeadline(time.Time{})
-	hc := &handoffConn{Conn: fc.c, pending: append([]byte(nil), pending...), hc: fc.hc}
+	fc.c.SetDeadline(time.Time{})
+	var src io.Reader = fc.c
+	if len(pending) > 0 {
+		src = io.MultiReader(bytes.NewReader(append([]byte(nil), pending...)), fc.c)
+	}
+	hc := &handoffConn{Conn: fc.c, guard: newRequestGuard(src), hc: fc.hc}
 	if !fc.f.handoff.push(hc) {
-		fc.c.Close()
-		fc.f.s.l.c.active.Add(-1)
+		fc.close()
 	}
 }
 
@@ -697,22 +750,16 @@ func (h *handoffListener) push(c net.Conn) bool {
 	}
 }
 
-// handoffConn is a connection the fast lane handed over, with the bytes
-// it had read and not served.
+// handoffConn is an HTTP/1 connection the front door handed over: net/http
+// reads it through its guard, starting with the bytes the fast lane had
+// read and not served.
 type handoffConn struct {
 	net.Conn
-	pending []byte
-	hc      *httpConn
+	guard *requestGuard
+	hc    *httpConn
 }
 
-func (c *handoffConn) Read(p []byte) (int, error) {
-	if len(c.pending) > 0 {
-		n := copy(p, c.pending)
-		c.pending = c.pending[n:]
-		return n, nil
-	}
-	return c.Conn.Read(p)
-}
+func (c *handoffConn) Read(p []byte) (int, error) { return c.guard.Read(p) }
 
 // CloseWrite lets net/http half-close the connection, as it does a
 // *net.TCPConn's.

@@ -52,9 +52,20 @@ func (s *httpServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer s.handlers.Done()
 	l := s.l
 	hc := connOf(r)
+	if r.TLS == nil {
+		r.TLS = hc.tls // net/http sees HTTPS connections after the handshake, as plain ones
+	}
 	if !l.acl.allow(hc.src.Addr()) {
 		l.c.refusedACL.Add(1)
 		s.fail(w, r, http.StatusForbidden, "403 Forbidden: client address refused by the access control list\n")
+		return
+	}
+	if r.ProtoMajor == 1 && (r.Method == "PRI" || r.RequestURI == "*" && r.Method != http.MethodOptions ||
+		r.URL.IsAbs() && r.URL.Host == "") {
+		// The HTTP/2 preface on an HTTP/1 connection, an asterisk
+		// target other than OPTIONS', or an absolute target without a
+		// host: nothing a backend should see (RFC 9112 §3.2).
+		s.fail(w, r, http.StatusBadRequest, "400 Bad Request: malformed request target\n")
 		return
 	}
 	if len(r.RequestURI) > s.o.MaxURIBytes {
@@ -360,12 +371,16 @@ func newOut(r *http.Request, addr string, body io.ReadCloser) *http.Request {
 // bodyReader counts and paces a request body, and keeps the transport from
 // closing the client's body, so that a connect failure can be retried.
 type bodyReader struct {
-	s  *httpServer
-	rc io.ReadCloser
+	s   *httpServer
+	rc  io.ReadCloser
+	bad error // the client's body was malformed or cut short
 }
 
 func (b *bodyReader) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
+	if err != nil && err != io.EOF {
+		b.bad = err
+	}
 	if n > 0 {
 		b.s.l.c.bytesIn.Add(uint64(n))
 		if lims := b.s.l.lim.load(); lims != nil {
@@ -411,9 +426,13 @@ func (s *httpServer) proxy(w http.ResponseWriter, r *http.Request) {
 		// it asked; roundTrip10 does not forward the field.
 		r.Header["Connection"] = []string{"keep-alive"}
 	}
-	var body io.ReadCloser
+	var (
+		body io.ReadCloser
+		br   *bodyReader
+	)
 	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
-		body = &bodyReader{s: s, rc: r.Body}
+		br = &bodyReader{s: s, rc: r.Body}
+		body = br
 	}
 	fast := !http10 && !upgrade && fastPath(r)
 	k := balancer.Key{Src: hc.src, Dst: hc.dst}
@@ -478,6 +497,8 @@ func (s *httpServer) proxy(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	switch {
+	case br != nil && br.bad != nil:
+		s.fail(w, r, http.StatusBadRequest, "400 Bad Request: the request body is malformed or cut short\n")
 	case lastErr == nil:
 		l.c.noBackend.Add(1)
 		s.fail(w, r, http.StatusServiceUnavailable, "503 Service Unavailable: no backend available\n")

@@ -36,7 +36,7 @@ type httpServer struct {
 	srv   *http.Server
 	tr    *http.Transport
 	pool  *backendPool // GET and HEAD without a body
-	fast  *fastLane    // nil when net/http serves every connection
+	fast  *fastLane    // the front door: accepts, serves HTTP/1.1 or hands to srv
 	bcs   sync.Map     // backend ID -> *backendCounters, read without a lock
 	chain http.Handler // middleware, then redirect or proxy
 	gz    http.Handler // the proxy behind gzip, nil when off
@@ -62,6 +62,7 @@ type httpConn struct {
 	ip, port []string // for X-Forwarded-For and X-Forwarded-Client-srcport
 	reqs     atomic.Int64
 	cert     atomic.Pointer[tlspolicy.ClientCert]
+	tls      *tls.ConnectionState // HTTPS: the handshake's outcome
 }
 
 type connKey struct{}
@@ -146,13 +147,7 @@ func startHTTP(l *Listener) (server, error) {
 		BaseContext:       func(net.Listener) context.Context { return s.ctx },
 		ErrorLog:          slog.NewLogLogger(l.cfg.Logger.Handler(), slog.LevelDebug),
 	}
-	var serveLn net.Listener = ln
-	if s.https {
-		serveLn = tls.NewListener(ln, s.st.tls.serverConfig())
-	} else if s.fast = newFastLane(s, ln); s.fast != nil {
-		serveLn = s.fast.handoff
-		go s.fast.accept()
-	}
+	s.fast = newFastLane(s, ln)
 	s.groupChanged()
 	for _, g := range s.st.routes.groups[1:] {
 		s.watchers.Go(func() {
@@ -167,9 +162,10 @@ func startHTTP(l *Listener) (server, error) {
 			}
 		})
 	}
+	go s.fast.accept()
 	go func() {
 		defer close(s.served)
-		if err := s.srv.Serve(serveLn); !errors.Is(err, http.ErrServerClosed) {
+		if err := s.srv.Serve(s.fast.handoff); !errors.Is(err, http.ErrServerClosed) {
 			l.cfg.Logger.Error("http server stopped", "err", err)
 		}
 	}()
@@ -219,7 +215,7 @@ func (s *httpServer) connContext(ctx context.Context, c net.Conn) context.Contex
 }
 
 func (s *httpServer) connState(c net.Conn, st http.ConnState) {
-	_, handedOff := c.(*handoffConn) // counted by the fast lane
+	_, handedOff := c.(*handoffConn) // counted by the front door
 	switch st {
 	case http.StateNew:
 		if handedOff {
@@ -238,10 +234,7 @@ func (s *httpServer) connState(c net.Conn, st http.ConnState) {
 func (s *httpServer) shutdown(ctx context.Context) error {
 	close(s.stop)
 	s.watchers.Wait()
-	var err error
-	if s.fast != nil {
-		err = s.fast.shutdown(ctx)
-	}
+	err := s.fast.shutdown(ctx)
 	if e := s.srv.Shutdown(ctx); e != nil {
 		s.srv.Close()
 		err = cmp.Or(err, e)
