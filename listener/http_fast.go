@@ -539,11 +539,13 @@ func (fc *fastConn) respond(bk *backendConn, id string, bc *backendCounters, sen
 	out = append(out, body...)
 	br.Discard(int(inline))
 	left -= inline
-	// Counters and the access log are written before the write that
-	// ends the response, so a client that has it finds it counted.
+	// Counters, the access log and the backend connection's return to
+	// the pool come before the write that ends the response, so a
+	// client that has it finds them done.
 	sentBody := inline
 	if left == 0 {
 		fc.log(p.status, sentBody, id, up, start)
+		fc.release(bk, true)
 	}
 	err := fc.write(out, int(inline), bc)
 	for err == nil && left > 0 {
@@ -557,17 +559,29 @@ func (fc *fastConn) respond(bk *backendConn, id string, bc *backendCounters, sen
 		if left == 0 || err != nil {
 			fc.log(p.status, sentBody, id, up, start)
 		}
+		if left == 0 {
+			fc.release(bk, rerr == nil)
+		}
 		if werr := fc.write((*bp)[:n], n, bc); err == nil {
 			err = werr
 		}
 	}
+	if left > 0 {
+		fc.release(bk, false) // the backend or the client failed
+	}
+	return keep && err == nil
+}
+
+// release ends the use of a backend connection whose response has been
+// read: back to the pool if reuse is true and the backend allows, else
+// closed.
+func (fc *fastConn) release(bk *backendConn, reuse bool) {
 	fc.back.Store(nil)
-	if err == nil && !p.close && br.Buffered() == 0 {
-		s.pool.put(bk)
+	if reuse && !fc.resp.close && bk.br.Buffered() == 0 {
+		fc.f.s.pool.put(bk)
 	} else {
 		bk.c.Close()
 	}
-	return keep && err == nil
 }
 
 // write sends out, whose last n bytes are body, to the client, counting
@@ -606,23 +620,25 @@ func (fc *fastConn) respondGeneric(bk *backendConn, id string, bc *backendCounte
 	unframed := resp.ContentLength < 0 && !(len(resp.TransferEncoding) > 0 && resp.TransferEncoding[0] == "chunked") &&
 		!(fc.req.head || resp.StatusCode == 204 || resp.StatusCode == 304)
 	keep = keep && !unframed
+	backendCloses := resp.Close
 	resp.Header, resp.Body, resp.Close = h, body, !keep
 	resp.Proto, resp.ProtoMajor, resp.ProtoMinor = "HTTP/1.1", 1, 1
 	// Write through a plain io.Writer: bufio.Writer.ReadFrom would read
 	// the body into the buffer that genericBody.Read flushes.
 	err := resp.Write(struct{ io.Writer }{cw})
-	fc.log(resp.StatusCode, body.n, id, up, start) // before the last of it goes out
+	// The log and the backend connection before the last of the
+	// response goes out, as in respond.
+	fc.log(resp.StatusCode, body.n, id, up, start)
+	fc.back.Store(nil)
+	if err == nil && body.eof && !backendCloses && bk.br.Buffered() == 0 {
+		s.pool.put(bk)
+	} else {
+		bk.c.Close() // first, so that closing the body does not drain it
+	}
+	body.rc.Close()
 	if err == nil {
 		err = cw.Flush()
 	}
-	fc.back.Store(nil)
-	if err == nil && body.eof && !resp.Close && bk.br.Buffered() == 0 {
-		bk.c.SetDeadline(time.Time{})
-		s.pool.put(bk)
-	} else {
-		bk.c.Close()
-	}
-	body.rc.Close()
 	return keep && err == nil
 }
 
