@@ -164,10 +164,11 @@ const (
 	toldUnhealthy
 )
 
-// note is a queued event; set says whether to call the StatusSetter.
+// note is a queued event; set says whether to call the StatusSetter, and
+// quiet that it only repeats what the setter heard, for the setter alone.
 type note struct {
-	ev  Event
-	set bool
+	ev         Event
+	set, quiet bool
 }
 
 // New returns a Checker for cfg and the given targets. It validates
@@ -207,11 +208,14 @@ func (c *Checker) Config() Config { return c.cfg }
 
 // SetTargets makes ts the Checker's whole set of targets; call it whenever
 // the group's membership changes. Targets whose ID and Addr stay keep their
-// state, counters and schedule; new ones start pending (or healthy, with
-// Config.StartHealthy) at a random offset within the interval; removed ones
-// are forgotten, and a probe of theirs still in flight is ignored. A
-// refused target (bad address, duplicate ID) refuses the whole call with a
-// *ConfigError and changes nothing.
+// state, counters and schedule, and the StatusSetter is told their health
+// again (OnChange is not called): the group may have removed such a member
+// and added it back, at its default health, since the last call. New
+// targets start pending (or healthy, with Config.StartHealthy) at a random
+// offset within the interval; removed ones are forgotten, and a probe of
+// theirs still in flight is ignored. A refused target (bad address,
+// duplicate ID) refuses the whole call with a *ConfigError and changes
+// nothing.
 func (c *Checker) SetTargets(ts []Target) error {
 	norm := make([]Target, len(ts))
 	seen := make(map[string]bool, len(ts))
@@ -232,6 +236,9 @@ func (c *Checker) SetTargets(ts []Target) error {
 	for _, t := range norm {
 		if old, ok := c.targets[t.ID]; ok && old.Addr == t.Addr {
 			next[t.ID] = old
+			if old.told != toldNothing {
+				c.queue = append(c.queue, note{ev: Event{Target: old.Target, Healthy: old.told == toldHealthy}, set: true, quiet: true})
+			}
 			continue
 		}
 		nt := &target{Target: t, probeAddr: t.Addr}
@@ -254,6 +261,7 @@ func (c *Checker) SetTargets(ts []Target) error {
 		}
 	}
 	c.mu.Unlock()
+	c.flush()
 	c.poke()
 	return nil
 }
@@ -481,7 +489,7 @@ func (c *Checker) flush() {
 			if n.set && c.cfg.Setter != nil {
 				n.ev.SetErr = c.cfg.Setter.SetHealthy(n.ev.ID, n.ev.Healthy)
 			}
-			if c.cfg.OnChange != nil {
+			if c.cfg.OnChange != nil && !n.quiet {
 				c.cfg.OnChange(n.ev)
 			}
 		}

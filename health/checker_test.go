@@ -188,6 +188,42 @@ func TestSetTargetsKeepsState(t *testing.T) {
 	}
 }
 
+// A member the group removed and added back between two SetTargets calls
+// is back at the group's default health; SetTargets tells the group again
+// what the Checker knows, without an event.
+func TestSetTargetsRetellsKeptTargets(t *testing.T) {
+	member := balancer.Backend{ID: "down", Addr: "192.0.2.1:80", Weight: 100}
+	target := health.Target{ID: member.ID, Addr: member.Addr}
+	g, err := balancer.New(balancer.Config{}, member)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	c := newChecker(t, health.Config{Probe: health.ProbeFunc(func(context.Context, string) error { return errors.New("refused") }),
+		Setter: g, OnChange: rec.onChange}, target)
+	round(t, c)
+	healthy := func() bool { m, _ := g.Member(member.ID); return m.Healthy() }
+	if healthy() {
+		t.Fatal("after a failed first probe: member healthy")
+	}
+	if err := g.Remove(member.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Add(member); err != nil {
+		t.Fatal(err)
+	}
+	rec.takeEvents()
+	if err := c.SetTargets([]health.Target{target}); err != nil {
+		t.Fatal(err)
+	}
+	if healthy() {
+		t.Error("after SetTargets: the re-added member is healthy, want the Checker's unhealthy")
+	}
+	if evs := rec.takeEvents(); len(evs) != 0 {
+		t.Errorf("SetTargets sent events %+v, want none", evs)
+	}
+}
+
 func TestConcurrencyBound(t *testing.T) {
 	var inflight, peak atomic.Int64
 	p := health.ProbeFunc(func(context.Context, string) error {

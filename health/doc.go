@@ -50,7 +50,8 @@
 // Create the group with StartUnhealthy, the Checker with the group as its
 // Setter and the group's members as targets, and Start it. On every change
 // of the group's membership (balancer.Group.Changed), call SetTargets with
-// the members again; kept targets keep their state. Report each backend
+// the members again; kept targets keep their state, and the group is told
+// it again in case it removed and re-added one meanwhile. Report each backend
 // connection's outcome with ReportFailure or ReportSuccess, and Stop the
 // Checker when the listener stops. See the package example.
 //

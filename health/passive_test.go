@@ -111,6 +111,9 @@ func TestPassiveEjectedTargetRemoved(t *testing.T) {
 	if err := c.SetTargets(ts[1:]); err != nil {
 		t.Fatal(err)
 	}
+	if got := strings.Join(rec.takeSets(), " "); got != "b=true c=true" {
+		t.Errorf("SetTargets: SetHealthy calls %q, want the kept targets told again: b=true c=true", got)
+	}
 	c.ReportFailure("b") // a is gone, so b may go
 	if got := strings.Join(rec.takeSets(), " "); got != "b=false" {
 		t.Errorf("after removing the ejected a: SetHealthy calls %q, want b=false", got)

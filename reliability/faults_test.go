@@ -194,6 +194,41 @@ func TestHealthEjectionAndRecovery(t *testing.T) {
 		eject.Round(time.Millisecond), ejectBound, hc.Interval, hc.UnhealthyThreshold, hc.Timeout, slack, down.Reason, recovery.Round(time.Millisecond), recoverBound)
 }
 
+// A backend removed and added back at once (same ID and address, as a
+// reload that drops and restores it) comes back at the group's default
+// health, while the health checker keeps what it knew of it: the checker
+// must tell the group again, or a dead backend stays in rotation (a live
+// one out of it) until its health next changes.
+func TestHealthAfterReAdd(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		alive bool
+	}{{"dead backend", false}, {"live backend", true}} {
+		t.Run(tt.name, func(t *testing.T) {
+			leakcheck.Check(t)
+			a, x := startEcho(t, "a", local), startEcho(t, "x", local)
+			if !tt.alive {
+				x.kill()
+			}
+			hc := fastHealth(health.KindTCP)
+			hc.StartHealthy = false // the first probe decides
+			// New members start at the opposite of x's health, so that
+			// the re-added x is wrong until the checker corrects it.
+			g := newGroup(t, balancer.Config{StartUnhealthy: tt.alive}, a, x)
+			addListener(t, listener.Config{Protocol: listener.TCP, Group: g, HealthCheck: hc})
+			healthy := func() bool { m, ok := g.Member(x.name); return ok && m.Healthy() }
+			right := func() bool { return healthy() == tt.alive }
+			eventually(t, 5*time.Second, "x's first probe", right)
+			require.NoError(t, g.Remove(x.name))
+			require.NoError(t, g.Add(x.member(100)))
+			readded, start := healthy(), time.Now()
+			eventually(t, 5*time.Second, "the checker to correct the re-added x", right)
+			Record(t, fmt.Sprintf("TCP listener with TCP health checks every 1 s; %s x removed from the group and added back at once", tt.name),
+				"re-added x healthy=%v (the group's default); back to healthy=%v after %s", readded, tt.alive, time.Since(start).Round(time.Millisecond))
+		})
+	}
+}
+
 // 20,000 short connections, alternately through an HTTP and a TCP
 // listener, leave no file descriptors or goroutines behind.
 func TestConnectionChurn(t *testing.T) {
