@@ -66,9 +66,22 @@
 //
 // # HTTP and HTTPS
 //
-// An HTTP listener is a reverse proxy (net/http server, pooled
-// http.Transport to the backends) configured by Config.HTTP
-// (HTTPOptions). Each request is checked against the ACL (403 if refused),
+// An HTTP listener is a reverse proxy configured by Config.HTTP
+// (HTTPOptions). Every connection comes in through lbkit's own front
+// door, which does the TLS handshake on HTTPS and gives HTTP/2 to a
+// net/http server. HTTP/1.1 keep-alive GET and HEAD requests of the
+// common shape are served by a fast lane that parses request and
+// response heads in place and forwards them nearly byte for byte over
+// pooled backend connections, allocating nothing; every other request
+// (bodies, upgrades, gzip, HTTP/1.0, anything unusual or malformed) is
+// handed, with its connection, to the net/http server, which reads it
+// through a guard that refuses with 400 and closes what net/http would
+// accept but a proxy must not: Content-Length beside Transfer-Encoding,
+// Content-Length twice, obs-fold line folding. The HTTP/2 preface on
+// HTTP/1, an asterisk target other than OPTIONS' and an absolute target
+// without a host are refused too. Request bodies are read up to 64 KiB
+// before a backend is chosen, as nginx does, so a malformed or cut short
+// body is the client's 400 and reaches no backend. Each request is checked against the ACL (403 if refused),
 // passes the optional HTTPOptions.Middleware (where a WAF plugs in), is
 // routed by the forwarding rules (host pattern as for extension domains,
 // then the longest path prefix; Config.Group otherwise), placed by its

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -231,5 +232,41 @@ func TestFastLaneStop(t *testing.T) {
 	}
 	if err := <-stopped; err != nil {
 		t.Errorf("Stop: %v", err)
+	}
+}
+
+// TestHTTPRequestBodies: bodies up to 64 KiB are read before a backend
+// is chosen and sent with a Content-Length; longer ones stream through;
+// a malformed one is the client's 400 and reaches no backend.
+func TestHTTPRequestBodies(t *testing.T) {
+	leaks(t)
+	type seen struct {
+		n      int
+		length int64
+		te     []string
+	}
+	got := make(chan seen, 1)
+	b := startHTTPBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		got <- seen{int(n), r.ContentLength, r.TransferEncoding}
+	})
+	l := addHTTP(t, Config{}, b)
+	for _, size := range []int{10, 64 << 10, 200 << 10} {
+		// Chunked from the client: the length is unknown to it.
+		req := "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" +
+			strconv.FormatInt(int64(size), 16) + "\r\n" + strings.Repeat("x", size) + "\r\n0\r\n\r\n"
+		if r := rawExchange(t, l, req)[0]; r.StatusCode != http.StatusOK {
+			t.Fatalf("%d bytes: status %d", size, r.StatusCode)
+		}
+		s := <-got
+		if s.n != size || size <= 64<<10 && s.length != int64(size) || size > 64<<10 && s.length != -1 {
+			t.Errorf("%d bytes chunked: backend read %d, Content-Length %d, Transfer-Encoding %q", size, s.n, s.length, s.te)
+		}
+	}
+	hits := b.hits.Load()
+	r := rawExchange(t, l, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n")[0]
+	if r.StatusCode != http.StatusBadRequest || !r.Close || b.hits.Load() != hits {
+		t.Errorf("malformed chunked body: %d, close %v, backend reached %d times; want 400, close, none",
+			r.StatusCode, r.Close, b.hits.Load()-hits)
 	}
 }

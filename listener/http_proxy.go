@@ -2,6 +2,7 @@ package listener
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -60,11 +61,13 @@ func (s *httpServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusForbidden, "403 Forbidden: client address refused by the access control list\n")
 		return
 	}
-	if r.ProtoMajor == 1 && (r.Method == "PRI" || r.RequestURI == "*" && r.Method != http.MethodOptions ||
+	if r.Method == "PRI" || r.ProtoMajor == 1 && (r.RequestURI == "*" && r.Method != http.MethodOptions ||
 		r.URL.IsAbs() && r.URL.Host == "") {
 		// The HTTP/2 preface on an HTTP/1 connection, an asterisk
 		// target other than OPTIONS', or an absolute target without a
-		// host: nothing a backend should see (RFC 9112 §3.2).
+		// host: nothing a backend should see (RFC 9112 §3.2), and
+		// nothing after it on the connection is trusted.
+		w.Header()["Connection"] = []string{"close"}
 		s.fail(w, r, http.StatusBadRequest, "400 Bad Request: malformed request target\n")
 		return
 	}
@@ -368,6 +371,38 @@ func newOut(r *http.Request, addr string, body io.ReadCloser) *http.Request {
 	return &o.req
 }
 
+// bodyBuffer is how much of a request body is read before a backend is
+// chosen, as nginx's client_body_buffer_size.
+const bodyBuffer = 64 << 10
+
+var bodyScratch = sync.Pool{New: func() any { b := make([]byte, bodyBuffer); return &b }}
+
+// bufferBody reads the first 64 KiB of r's body before any backend is
+// contacted, as nginx does: a body that is malformed or cut short within
+// them is the client's error and reaches no backend, and one that ends
+// within them goes with a Content-Length. It returns the body to send.
+func (s *httpServer) bufferBody(r *http.Request) (io.ReadCloser, error) {
+	sp := bodyScratch.Get().(*[]byte)
+	defer bodyScratch.Put(sp)
+	buf := *sp
+	n := 0
+	for n < len(buf) {
+		m, err := r.Body.Read(buf[n:])
+		n += m
+		if err == io.EOF {
+			r.ContentLength, r.TransferEncoding = int64(n), nil
+			return io.NopCloser(bytes.NewReader(bytes.Clone(buf[:n]))), nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(bytes.Clone(buf)), r.Body), r.Body}, nil
+}
+
 // bodyReader counts and paces a request body, and keeps the transport from
 // closing the client's body, so that a connect failure can be retried.
 type bodyReader struct {
@@ -431,7 +466,12 @@ func (s *httpServer) proxy(w http.ResponseWriter, r *http.Request) {
 		br   *bodyReader
 	)
 	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
-		br = &bodyReader{s: s, rc: r.Body}
+		rc, err := s.bufferBody(r)
+		if err != nil {
+			s.fail(w, r, http.StatusBadRequest, "400 Bad Request: the request body is malformed or cut short\n")
+			return
+		}
+		br = &bodyReader{s: s, rc: rc}
 		body = br
 	}
 	fast := !http10 && !upgrade && fastPath(r)

@@ -17,7 +17,10 @@ type smuggleCase struct {
 	want int    // the listener's answer
 }
 
-const post = "POST /hostile HTTP/1.1\r\nHost: x\r\n"
+const (
+	post    = "POST /hostile HTTP/1.1\r\nHost: x\r\n"
+	chunked = post + "Transfer-Encoding: chunked\r\n\r\n"
+)
 
 // Requests that frame their body ambiguously or break HTTP/1.1 syntax are
 // refused and the connection closed: the backend sees neither them nor
@@ -46,6 +49,25 @@ func TestHTTPSmuggling(t *testing.T) {
 		{"target without a slash", "GET hostile HTTP/1.1\r\nHost: x\r\n\r\n", 400},
 		{"two hosts", "GET /hostile HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", 400},
 		{"no host", "GET /hostile HTTP/1.1\r\n\r\n", 400},
+		// net/http accepts these; lbkit's request guard and handler
+		// refuse them.
+		{"content-length and transfer-encoding", post + "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
+		{"transfer-encoding and content-length", post + "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n", 400},
+		{"duplicate content-length", post + "Content-Length: 5\r\nContent-Length: 5\r\n\r\nhello", 400},
+		{"obs-fold", "GET /hostile HTTP/1.1\r\nHost: x\r\nX-Folded: a\r\n b\r\n\r\n", 400},
+		{"obs-fold with a tab", "GET /hostile HTTP/1.1\r\nHost: x\r\nX-Folded: a\r\n\tb\r\n\r\n", 400},
+		{"obs-fold transfer-encoding", post + "Transfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n", 400},
+		{"absolute-form without a host", "GET http:///hostile HTTP/1.1\r\nHost: x\r\n\r\n", 400},
+		{"asterisk-form GET", "GET * HTTP/1.1\r\nHost: x\r\n\r\n", 400},
+		{"HTTP/2 preface on HTTP/1", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 400},
+		// Bodies are read (up to 64 KiB) before a backend is chosen, so
+		// a malformed one never reaches a backend either.
+		{"chunk size not hex", chunked + "zz\r\nhello\r\n0\r\n\r\n", 400},
+		{"chunk size 0x", chunked + "0x5\r\nhello\r\n0\r\n\r\n", 400},
+		{"chunk size overflow", chunked + "ffffffffffffffffff\r\nhello\r\n0\r\n\r\n", 400},
+		{"negative chunk size", chunked + "-1\r\nhello\r\n0\r\n\r\n", 400},
+		{"chunk longer than its size", chunked + "3\r\nhello\r\n0\r\n\r\n", 400},
+		{"LF-only chunk lines", chunked + "5\nhello\n0\n\n", 400},
 	})
 }
 
