@@ -411,15 +411,18 @@ func bareLineBreak(b []byte) bool {
 	return false
 }
 
-// equalFold reports whether b, visible ASCII, equals the lower-case s,
-// ignoring case. (On visible ASCII, c|0x20 lowers letters and turns no
-// other byte into a letter, digit or '-'.)
+// equalFold reports whether b equals the lower-case s, ignoring ASCII
+// case.
 func equalFold(b []byte, s string) bool {
 	if len(b) != len(s) {
 		return false
 	}
 	for i := range len(b) {
-		if b[i]|0x20 != s[i] {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != s[i] {
 			return false
 		}
 	}
