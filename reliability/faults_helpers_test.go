@@ -52,13 +52,15 @@ func (b *backend) member(weight int) balancer.Backend {
 // local is the address of a backend on a fresh loopback port.
 const local = "127.0.0.1:0"
 
-// fastHealth checks every second (the shortest interval health allows),
-// with a 1 s timeout (the shortest) and 2 results to change a state (the
-// fewest). HTTP probes ask for healthPath. Targets start healthy, as if
-// the listener had run for a while: a pending target's first failure
-// would take it out at once.
+// fastHealth checks every second (the shortest interval health allows)
+// and changes a state after 2 results (the fewest). Its timeout is 3 s, not
+// the shortest (1 s): a dead backend refuses at once, while a probe of a
+// live one can wait that long for a CPU under -race on two shared CPUs,
+// and with 1 s every backend was once marked down. HTTP probes ask for
+// healthPath. Targets start healthy, as if the listener had run for a
+// while: a pending target's first failure would take it out at once.
 func fastHealth(kind health.Kind) *health.Config {
-	return &health.Config{Kind: kind, URI: healthPath, Interval: time.Second, Timeout: time.Second,
+	return &health.Config{Kind: kind, URI: healthPath, Interval: time.Second, Timeout: 3 * time.Second,
 		HealthyThreshold: 2, UnhealthyThreshold: 2, StartHealthy: true}
 }
 

@@ -189,7 +189,8 @@ func TestHealthEjectionAndRecovery(t *testing.T) {
 	})
 	assert.LessOrEqual(t, eject, ejectBound, "ejection time")
 	assert.LessOrEqual(t, recovery, recoverBound, "recovery time")
-	Record(t, "HTTP listener, 2 backends, HTTP health checks every 1 s (timeout 1 s, thresholds 2/2); one backend killed, then restarted on the same port; times to the health events",
+	Record(t, fmt.Sprintf("HTTP listener, 2 backends, HTTP health checks every %s (timeout %s, thresholds %d/%d); one backend killed, then restarted on the same port; times to the health events",
+		hc.Interval, hc.Timeout, hc.UnhealthyThreshold, hc.HealthyThreshold),
 		"ejected %s after the kill (bound %s: %s × %d + %s + %s slack; reason %q); back %s after the restart (bound %s); it then took traffic again",
 		eject.Round(time.Millisecond), ejectBound, hc.Interval, hc.UnhealthyThreshold, hc.Timeout, slack, down.Reason, recovery.Round(time.Millisecond), recoverBound)
 }
