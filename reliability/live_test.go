@@ -125,7 +125,7 @@ func TestLiveChangeUnderLoad(t *testing.T) {
 	step("added d: traffic")
 	require.NoError(t, g.Remove(a.name))
 	aLeft := quiesce(a)
-	step("removed a")
+	step("removed a: none after in-flight")
 	require.NoError(t, g.SetWeight(b.name, 0))
 	bDrained := quiesce(b)
 	after(200)
@@ -180,14 +180,24 @@ func TestLiveChangeUnderLoad(t *testing.T) {
 	}
 	step("TLS policy 1_2 (new connection: TLS 1.2), back to 1_2_strict_with_1_3 (TLS 1.3)")
 
+	// The scheduler, then the whole membership, as a reload does: a
+	// returns.
+	require.NoError(t, l.SetScheduler(balancer.LeastConnections()))
+	after(100)
+	require.NoError(t, l.SetScheduler(balancer.WeightedRoundRobin()))
+	aGone := a.hits.Load() - aLeft
+	assert.Zero(t, aGone, "removed backend a's requests after its in-flight ones ended")
+	require.NoError(t, g.Replace([]balancer.Backend{a.member(100), b.member(30), c.member(100), d.member(100)}))
+	eventually(t, 10*time.Second, "a to get traffic again after Replace", func() bool { return a.hits.Load() > aLeft })
+	step("scheduler wlc, back to wrr; membership replaced (a back): traffic")
+
 	cancel()
 	<-done
-	assert.Equal(t, aLeft, a.hits.Load(), "removed backend a's requests after its in-flight ones ended")
 	y.all(t, int(y.sent.Load()))
 	st := l.Stats()
 	Record(t, "HTTPS listener (wrr, HTTP health checks) under 12 client workers: HTTP/2 and HTTP/1.1 kept alive, HTTP/1.1 with a new connection per request (SNI default.test and sni.test); changed live: "+strings.Join(steps, "; "),
-		"%d requests, %d failed; served %s; a got %d after its removal; ACL refusals %d (all the 127.0.0.2 probe's)",
-		y.sent.Load(), y.failed.Load(), hits(all...), a.hits.Load()-aLeft, st.RefusedACL)
+		"%d requests, %d failed; served %s; a got %d between its removal (once its in-flight requests ended) and its return; ACL refusals %d (all the 127.0.0.2 probe's)",
+		y.sent.Load(), y.failed.Load(), hits(all...), aGone, st.RefusedACL)
 }
 
 // Stop lets requests in flight finish, refuses new connections at once,
