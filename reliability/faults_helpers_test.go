@@ -181,6 +181,14 @@ func newGroup(t *testing.T, cfg balancer.Config, bs ...*backend) *balancer.Group
 	return g
 }
 
+// unhealthy returns a condition: member id of g is unhealthy.
+func unhealthy(g *balancer.Group, id string) func() bool {
+	return func() bool {
+		m, ok := g.Member(id)
+		return ok && !m.Healthy()
+	}
+}
+
 // newInstance returns an instance whose listeners stop when the test ends.
 func newInstance(t *testing.T) *listener.Instance {
 	t.Helper()

@@ -68,10 +68,7 @@ func TestBackendDeathHTTP(t *testing.T) {
 	})
 	took := time.Since(start)
 	y.all(t, requests)
-	eventually(t, 5*time.Second, "health checks to mark the dead backend down", func() bool {
-		m, _ := g.Member(victim.name)
-		return !m.Healthy()
-	})
+	eventually(t, 10*time.Second, "health checks to mark the dead backend down", unhealthy(g, victim.name))
 	st := l.Stats()
 	Record(t, fmt.Sprintf("%d GETs over %d keep-alive connections through an HTTP listener (rr, HTTP health checks every 1 s) to 3 backends; after %d, backend b holds its next requests, then is killed (listener and connections closed) with %d or more of them inside", requests, workers, requests/3, held),
 		"%d sent, %d failed in %s; %d requests cut mid-request in b, all retried; requests reaching each backend by the kill %s, by the end %s; %d connect failures retried; responses 2xx %d, 5xx %d",
@@ -117,10 +114,7 @@ func TestBackendDeathTCP(t *testing.T) {
 	})
 	y.all(t, conns) // failures counted: only of connections begun after the kill
 	assert.LessOrEqual(t, cut.Load(), int64(workers), "connections cut by the kill: at most those open")
-	eventually(t, 5*time.Second, "health checks to mark the dead backend down", func() bool {
-		m, _ := g.Member(victim.name)
-		return !m.Healthy()
-	})
+	eventually(t, 10*time.Second, "health checks to mark the dead backend down", unhealthy(g, victim.name))
 	Record(t, fmt.Sprintf("%d short connections (greeting + one echo round trip) over %d workers through a TCP listener (rr, TCP health checks every 1 s) to 3 echo backends; b killed after %d", conns, workers, conns/3),
 		"%d made; %d begun after the kill, %d failed; %d open at the kill cut by it; connections to each backend by the kill %s, by the end %s; %d connect failures retried",
 		y.sent.Load(), after.Load(), y.failed.Load(), cut.Load(), atKill, hits(bs...), l.Stats().ConnectFailures)
