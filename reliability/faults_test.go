@@ -3,11 +3,14 @@ package reliability
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,9 +27,19 @@ import (
 // A backend dies in the middle of a keep-alive load, with requests held
 // in it: the proxy's connections to it break mid-request, new dials are
 // refused, both are retried on the next backend, and health checks take
-// it out. No client request may fail.
+// it out. No client request may fail. The HTTP clients speak HTTP/1.1,
+// which lbkit's own front end serves, and the HTTPS clients HTTP/2, which
+// net/http's server does: two paths to the backends.
 func TestBackendDeathHTTP(t *testing.T) {
-	leakcheck.Check(t)
+	for _, protocol := range []listener.Protocol{listener.HTTP, listener.HTTPS} {
+		t.Run(string(protocol), func(t *testing.T) {
+			leakcheck.Check(t)
+			testBackendDeathHTTP(t, protocol)
+		})
+	}
+}
+
+func testBackendDeathHTTP(t *testing.T, protocol listener.Protocol) {
 	const requests, workers, held = 2400, 32, 4
 	var (
 		holding atomic.Bool
@@ -45,8 +58,18 @@ func TestBackendDeathHTTP(t *testing.T) {
 	})
 	bs[1] = victim
 	g := newGroup(t, balancer.Config{Scheduler: balancer.RoundRobin()}, bs...)
-	l, _, addr := addListener(t, listener.Config{Protocol: listener.HTTP, Group: g, HealthCheck: fastHealth(health.KindHTTP)})
-	c := httpClient(t, &http.Transport{MaxIdleConnsPerHost: workers, MaxConnsPerHost: workers})
+	cfg := listener.Config{Protocol: protocol, Group: g, HealthCheck: fastHealth(health.KindHTTP)}
+	tr := &http.Transport{MaxIdleConnsPerHost: workers, MaxConnsPerHost: workers}
+	if protocol == listener.HTTPS {
+		ca := newCert(t, nil, 1)
+		cfg.HTTP.Certificate = newCert(t, ca, 2, "lb.test")
+		tr.ForceAttemptHTTP2 = true
+		tr.TLSClientConfig = &tls.Config{RootCAs: x509.NewCertPool(), ServerName: "lb.test"}
+		tr.TLSClientConfig.RootCAs.AddCert(ca.Leaf)
+	}
+	l, _, addr := addListener(t, cfg)
+	c := httpClient(t, tr)
+	url := strings.ToLower(string(protocol)) + "://" + addr + "/"
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var atKill string
@@ -63,14 +86,14 @@ func TestBackendDeathHTTP(t *testing.T) {
 			victim.kill()
 			close(dead)
 		}
-		_, err := getOK(c, "http://"+addr+"/")
+		_, err := getOK(c, url)
 		return err
 	})
 	took := time.Since(start)
 	y.all(t, requests)
 	eventually(t, 10*time.Second, "health checks to mark the dead backend down", unhealthy(g, victim.name))
 	st := l.Stats()
-	Record(t, fmt.Sprintf("%d GETs over %d keep-alive connections through an HTTP listener (rr, HTTP health checks every 1 s) to 3 backends; after %d, backend b holds its next requests, then is killed (listener and connections closed) with %d or more of them inside", requests, workers, requests/3, held),
+	Record(t, fmt.Sprintf("%d GETs from %d workers (HTTP/1.1 kept alive; HTTP/2 over HTTPS) through an %s listener (rr, HTTP health checks every 1 s) to 3 backends; after %d, backend b holds its next requests, then is killed (listener and connections closed) with %d or more of them inside", requests, workers, strings.ToUpper(string(protocol)), requests/3, held),
 		"%d sent, %d failed in %s; %d requests cut mid-request in b, all retried; requests reaching each backend by the kill %s, by the end %s; %d connect failures retried; responses 2xx %d, 5xx %d",
 		y.sent.Load(), y.failed.Load(), took.Round(time.Millisecond), inside.Load(), atKill, hits(bs...), st.ConnectFailures, st.Status[1], st.Status[4])
 }
