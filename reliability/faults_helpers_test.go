@@ -405,6 +405,17 @@ func newCert(t *testing.T, parent *tls.Certificate, serial int64, names ...strin
 	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
 }
 
+// useTLS gives cfg a certificate for lb.test from a fresh CA, and tr a
+// client configuration that trusts it and speaks HTTP/2.
+func useTLS(t *testing.T, cfg *listener.Config, tr *http.Transport) {
+	t.Helper()
+	ca := newCert(t, nil, 1)
+	cfg.HTTP.Certificate = newCert(t, ca, 2, "lb.test")
+	tr.ForceAttemptHTTP2 = true
+	tr.TLSClientConfig = &tls.Config{RootCAs: x509.NewCertPool(), ServerName: "lb.test"}
+	tr.TLSClientConfig.RootCAs.AddCert(ca.Leaf)
+}
+
 // stopWithin calls stop (Instance.Stop or Listener.Stop) with a context
 // that ends after limit.
 func stopWithin(limit time.Duration, stop func(context.Context) error) error {

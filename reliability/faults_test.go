@@ -3,8 +3,6 @@ package reliability
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -61,11 +59,7 @@ func testBackendDeathHTTP(t *testing.T, protocol listener.Protocol) {
 	cfg := listener.Config{Protocol: protocol, Group: g, HealthCheck: fastHealth(health.KindHTTP)}
 	tr := &http.Transport{MaxIdleConnsPerHost: workers, MaxConnsPerHost: workers}
 	if protocol == listener.HTTPS {
-		ca := newCert(t, nil, 1)
-		cfg.HTTP.Certificate = newCert(t, ca, 2, "lb.test")
-		tr.ForceAttemptHTTP2 = true
-		tr.TLSClientConfig = &tls.Config{RootCAs: x509.NewCertPool(), ServerName: "lb.test"}
-		tr.TLSClientConfig.RootCAs.AddCert(ca.Leaf)
+		useTLS(t, &cfg, tr)
 	}
 	l, _, addr := addListener(t, cfg)
 	c := httpClient(t, tr)

@@ -203,26 +203,28 @@ func TestLiveChangeUnderLoad(t *testing.T) {
 // Stop lets requests in flight finish, refuses new connections at once,
 // and leaves no goroutine behind.
 func TestGracefulStop(t *testing.T) {
-	t.Run("http", func(t *testing.T) {
-		leakcheck.Check(t)
-		const n = 8
-		_, in, addr, release, results := heldRequests(t, n)
-		stopped := make(chan error, 1)
-		go func() { stopped <- stopWithin(20*time.Second, in.Stop) }()
-		eventually(t, 5*time.Second, "new connections to be refused", func() bool { return refused(addr) })
-		select {
-		case err := <-stopped:
-			require.FailNow(t, "Stop returned early", "Stop returned (%v) with %d requests in flight", err, n)
-		default:
-		}
-		release()
-		for range n {
-			assert.NoError(t, <-results, "request in flight at Stop")
-		}
-		assert.NoError(t, <-stopped, "Stop")
-		Record(t, fmt.Sprintf("HTTP listener, %d requests held in the backend; Instance.Stop; a new dial; then the backend answers", n),
-			"new dials refused while the %d were in flight; all %d answered 200; Stop returned nil once they had; no goroutine left", n, n)
-	})
+	for _, protocol := range []listener.Protocol{listener.HTTP, listener.HTTPS} {
+		t.Run(string(protocol), func(t *testing.T) {
+			leakcheck.Check(t)
+			const n = 8
+			h := holdRequests(t, protocol, n)
+			stopped := make(chan error, 1)
+			go func() { stopped <- stopWithin(20*time.Second, h.in.Stop) }()
+			eventually(t, 5*time.Second, "new connections to be refused", func() bool { return refused(h.addr) })
+			select {
+			case err := <-stopped:
+				require.FailNow(t, "Stop returned early", "Stop returned (%v) with %d requests in flight", err, n)
+			default:
+			}
+			h.release()
+			for range n {
+				assert.NoError(t, <-h.results, "request in flight at Stop")
+			}
+			assert.NoError(t, <-stopped, "Stop")
+			Record(t, fmt.Sprintf("%s listener, %d requests held in the backend (HTTP/1.1 on HTTP, one HTTP/2 connection on HTTPS); Instance.Stop; a new dial; then the backend answers", strings.ToUpper(string(protocol)), n),
+				"new dials refused while the %d were in flight; all %d answered 200; Stop returned nil once they had; no goroutine left", n, n)
+		})
+	}
 	t.Run("tcp", func(t *testing.T) {
 		leakcheck.Check(t)
 		const n = 4
@@ -251,20 +253,22 @@ func TestGracefulStop(t *testing.T) {
 // context's error and leaves no goroutine behind; Start then serves again.
 func TestStopDeadlineAndRestart(t *testing.T) {
 	const n, grace = 4, 300 * time.Millisecond
-	t.Run("http", func(t *testing.T) {
-		leakcheck.Check(t)
-		l, _, addr, _, results := heldRequests(t, n)
-		assert.ErrorIs(t, stopWithin(grace, l.Stop), context.DeadlineExceeded, "Stop")
-		for range n {
-			assert.Error(t, <-results, "request cut by Stop")
-		}
-		require.NoError(t, l.Start())
-		body, err := getOK(httpClient(t, &http.Transport{}), "http://"+addr+"/")
-		require.NoError(t, err, "GET after the restart")
-		assert.Equal(t, "slow", body)
-		Record(t, fmt.Sprintf("HTTP listener, %d requests held in the backend; Listener.Stop with a %s deadline; Listener.Start; a GET", n, grace),
-			"Stop returned %v; the %d held requests were cut; after Start the GET got 200; no goroutine left (the backend's handlers saw their requests end)", context.DeadlineExceeded, n)
-	})
+	for _, protocol := range []listener.Protocol{listener.HTTP, listener.HTTPS} {
+		t.Run(string(protocol), func(t *testing.T) {
+			leakcheck.Check(t)
+			h := holdRequests(t, protocol, n)
+			assert.ErrorIs(t, stopWithin(grace, h.l.Stop), context.DeadlineExceeded, "Stop")
+			for range n {
+				assert.Error(t, <-h.results, "request cut by Stop")
+			}
+			require.NoError(t, h.l.Start())
+			body, err := h.get("/")
+			require.NoError(t, err, "GET after the restart")
+			assert.Equal(t, "slow", body)
+			Record(t, fmt.Sprintf("%s listener, %d requests held in the backend; Listener.Stop with a %s deadline; Listener.Start; a GET", strings.ToUpper(string(protocol)), n, grace),
+				"Stop returned %v; the %d held requests were cut; after Start the GET got 200; no goroutine left (the backend's handlers saw their requests end)", context.DeadlineExceeded, n)
+		})
+	}
 	t.Run("tcp", func(t *testing.T) {
 		leakcheck.Check(t)
 		l, addr, conns := openEchoes(t, n)
@@ -280,15 +284,24 @@ func TestStopDeadlineAndRestart(t *testing.T) {
 	})
 }
 
-// heldRequests starts an HTTP listener (one instance) over a backend,
-// "slow", that holds every request for /hold until release, and sends n
-// such requests; it returns once all are held. Each request's outcome
-// goes to results.
-func heldRequests(t *testing.T, n int) (l *listener.Listener, in *listener.Instance, addr string, release func(), results chan error) {
+// held is an HTTP or HTTPS listener (one instance) over a backend,
+// "slow", that holds every request for /hold until release, with n such
+// requests held; each one's outcome goes to results. HTTPS clients speak
+// HTTP/2, all n requests on one connection.
+type held struct {
+	l       *listener.Listener
+	in      *listener.Instance
+	addr    string
+	get     func(path string) (string, error) // a GET through the listener
+	release func()
+	results chan error
+}
+
+func holdRequests(t *testing.T, protocol listener.Protocol, n int) *held {
 	t.Helper()
 	gate := make(chan struct{})
-	release = sync.OnceFunc(func() { close(gate) })
-	t.Cleanup(release)
+	h := &held{release: sync.OnceFunc(func() { close(gate) }), results: make(chan error, n)}
+	t.Cleanup(h.release)
 	slow := startHTTP(t, "slow", local, func(_ http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/hold" {
 			select {
@@ -297,17 +310,24 @@ func heldRequests(t *testing.T, n int) (l *listener.Listener, in *listener.Insta
 			}
 		}
 	})
-	l, in, addr = addListener(t, listener.Config{Protocol: listener.HTTP, Group: newGroup(t, balancer.Config{}, slow)})
-	c := httpClient(t, &http.Transport{})
-	results = make(chan error, n)
+	cfg := listener.Config{Protocol: protocol, Group: newGroup(t, balancer.Config{}, slow)}
+	tr := &http.Transport{}
+	if protocol == listener.HTTPS {
+		useTLS(t, &cfg, tr)
+	}
+	h.l, h.in, h.addr = addListener(t, cfg)
+	c := httpClient(t, tr)
+	h.get = func(path string) (string, error) {
+		return getOK(c, strings.ToLower(string(protocol))+"://"+h.addr+path)
+	}
 	for range n {
 		go func() {
-			_, err := getOK(c, "http://"+addr+"/hold")
-			results <- err
+			_, err := h.get("/hold")
+			h.results <- err
 		}()
 	}
 	eventually(t, 10*time.Second, "every request to reach the backend", func() bool { return slow.hits.Load() == int64(n) })
-	return l, in, addr, release, results
+	return h
 }
 
 // openEchoes starts a TCP listener over an echo backend and opens n
