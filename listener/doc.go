@@ -93,7 +93,9 @@
 // independent switches. A backend that cannot be connected to within
 // Config.ConnectTimeout is reported to passive health checking and the
 // next one is tried (up to three); so is any backend failure of a
-// bodiless idempotent request. The client then gets 503 when no backend
+// bodiless idempotent request. A request that cannot be sent twice (a
+// POST, say) goes on a backend connection of its own, so that a backend
+// closing an idle kept-alive connection as it is reused cannot fail it. The client then gets 503 when no backend
 // is available, 502 when backends refused or reset, and 504 when one was
 // silent for HTTPOptions.RequestTimeout, each with a one-line body.
 // Idle keep-alive connections close after HTTPOptions.IdleTimeout, a

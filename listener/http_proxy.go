@@ -508,6 +508,12 @@ func (s *httpServer) proxy(w http.ResponseWriter, r *http.Request) {
 			resp, err = s.pool.roundTrip(r, m.Addr())
 		case http10:
 			resp, err = s.roundTrip10(newOut(r, m.Addr(), body))
+		case !replayable(r):
+			// On a kept-alive connection the backend may be closing
+			// as the request goes out, and then the request cannot be
+			// sent again: it gets a connection of its own, which the
+			// backend closes after answering.
+			resp, err = s.once.RoundTrip(newOut(r, m.Addr(), body))
 		default:
 			resp, err = s.tr.RoundTrip(newOut(r, m.Addr(), body))
 		}

@@ -35,6 +35,7 @@ type httpServer struct {
 	ln    net.Listener
 	srv   *http.Server
 	tr    *http.Transport
+	once  *http.Transport // tr without keep-alive, for requests that cannot be replayed
 	pool  *backendPool // GET and HEAD without a body
 	fast  *fastLane    // the front door: accepts, serves HTTP/1.1 or hands to srv
 	bcs   sync.Map     // backend ID -> *backendCounters, read without a lock
@@ -107,6 +108,8 @@ func startHTTP(l *Listener) (server, error) {
 		// transport must neither add its own nor decompress.
 		DisableCompression: true,
 	}
+	s.once = s.tr.Clone()
+	s.once.DisableKeepAlives = true
 	s.pool = newBackendPool(l.cfg.ConnectTimeout, o.RequestTimeout)
 	var inner http.Handler = http.HandlerFunc(s.proxy)
 	if o.RedirectToPort != 0 {
