@@ -36,11 +36,11 @@ type httpServer struct {
 	srv   *http.Server
 	tr    *http.Transport
 	once  *http.Transport // tr without keep-alive, for requests that cannot be replayed
-	pool  *backendPool // GET and HEAD without a body
-	fast  *fastLane    // the front door: accepts, serves HTTP/1.1 or hands to srv
-	bcs   sync.Map     // backend ID -> *backendCounters, read without a lock
-	chain http.Handler // middleware, then redirect or proxy
-	gz    http.Handler // the proxy behind gzip, nil when off
+	pool  *backendPool    // GET and HEAD without a body
+	fast  *fastLane       // the front door: accepts, serves HTTP/1.1 or hands to srv
+	bcs   sync.Map        // backend ID -> *backendCounters, read without a lock
+	chain http.Handler    // middleware, then redirect or proxy
+	gz    http.Handler    // the proxy behind gzip, nil when off
 
 	// Header values shared by every request; never modified.
 	slbID, slbIP, proto, port []string
