@@ -26,7 +26,8 @@ type Stats struct {
 	// ACL; ConnectFailures, failed backend connection attempts;
 	// NoBackend, clients turned away because no backend was available;
 	// Dropped, datagrams dropped as malformed, oversized, beyond the
-	// flow table or over the bandwidth cap; Drained, connections closed
+	// flow table, beyond the 16 a new flow holds while it connects, or
+	// over the bandwidth cap; Drained, connections closed
 	// by connection drain; IdleResets, connections reset by the idle
 	// timeout.
 	RefusedACL, ConnectFailures, NoBackend, Dropped, Drained, IdleResets uint64
