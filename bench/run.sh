@@ -423,6 +423,17 @@ done
 [ -n "$BACKEND" ] && stop "$BACKEND"
 
 elapsed=$(($(date +%s) - START))
+# Earlier runs' times whose suites this run measured again are stale.
+for f in "$OUT"/elapsed-*.txt; do
+  [ -e "$f" ] || continue
+  ran=${f##*/elapsed-}
+  ran=${ran%.txt}
+  stale=1
+  for x in ${ran//-/ }; do
+    [[ " ${suites[*]} " == *" $x "* ]] || stale=0
+  done
+  if [ "$stale" = 1 ]; then rm -f "$f"; fi
+done
 echo "$elapsed" >"$OUT/elapsed-$(IFS=-; echo "${suites[*]}").txt"
 log "measurements done in ${elapsed}s; writing BENCHMARKS.md"
 "$BIN/report" -out "$OUT" -md "$ROOT/BENCHMARKS.md" -chart "$BENCH/benchmarks.png"
