@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -122,6 +123,10 @@ const idleEnv = "LBKIT_IDLE_CLIENTS" // "addr,count" for TestIdleClientsChild
 // cannot hold both ends.
 func TestHTTPIdleFlood(t *testing.T) {
 	const idle, requests = 10000, 200
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && lim.Max < idle+512 {
+		t.Skipf("needs %d file descriptors for the listener's side; this machine's hard limit is %d", idle+512, lim.Max)
+	}
 	b := startBackend(t, "b")
 	l := addListener(t, listener.Config{Protocol: listener.HTTP, Group: newGroup(t, b),
 		HTTP: listener.HTTPOptions{HeaderTimeout: time.Minute}})
