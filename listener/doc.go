@@ -99,7 +99,8 @@
 // is available, 502 when backends refused or reset, and 504 when one was
 // silent for HTTPOptions.RequestTimeout, each with a one-line body.
 // Idle keep-alive connections close after HTTPOptions.IdleTimeout, a
-// connection carries at most 100 requests after its first, headers must
+// connection (HTTP/2 too, by GOAWAY) carries at most 100 requests after
+// its first, headers must
 // arrive within HTTPOptions.HeaderTimeout and fit HTTPOptions.MaxHeaderBytes
 // (431 otherwise), and a request target must fit HTTPOptions.MaxURIBytes
 // (414 otherwise). Responses of the nine text types of the CLB are

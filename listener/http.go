@@ -52,11 +52,13 @@ type HTTPOptions struct {
 	// backend, as nginx does beyond its 8 KiB header buffers. If zero,
 	// 8 KiB is used. Range 256 bytes–MaxHeaderBytes.
 	MaxURIBytes int
-	// MaxKeepAliveRequests is how many requests an HTTP/1.x client
-	// connection carries after its first: the response to request
+	// MaxKeepAliveRequests is how many requests a client connection
+	// carries after its first: the response to request
 	// MaxKeepAliveRequests+1 carries "Connection: close" and the
-	// connection closes after it (the CLB's 100). HTTP/2 connections are
-	// not limited. If zero, 100 is used. Range 1–10000.
+	// connection closes after it (the CLB's 100); on HTTP/2 the listener
+	// sends GOAWAY instead, lets the streams in flight finish and closes
+	// the connection when it is idle. If zero, 100 is used. Range
+	// 1–10000.
 	MaxKeepAliveRequests int
 
 	// NoXForwardedFor turns off X-Forwarded-For, which is on by default:

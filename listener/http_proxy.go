@@ -75,7 +75,10 @@ func (s *httpServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusRequestURITooLong, "414 URI Too Long\n")
 		return
 	}
-	if hc.reqs.Add(1) > int64(s.o.MaxKeepAliveRequests) && r.ProtoMajor == 1 {
+	if hc.reqs.Add(1) > int64(s.o.MaxKeepAliveRequests) {
+		// On HTTP/2 net/http takes this to mean GOAWAY: the client's
+		// streams in flight finish and its next requests open a new
+		// connection.
 		w.Header()["Connection"] = []string{"close"}
 	}
 	if s.o.Middleware != nil {
