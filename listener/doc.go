@@ -67,43 +67,43 @@
 // # HTTP and HTTPS
 //
 // An HTTP listener is a reverse proxy configured by Config.HTTP
-// (HTTPOptions). Every connection comes in through lbkit's own front
-// door, which does the TLS handshake on HTTPS and gives HTTP/2 to a
-// net/http server. HTTP/1.1 keep-alive GET and HEAD requests of the
-// common shape are served by a fast lane that parses request and
-// response heads in place and forwards them nearly byte for byte over
-// pooled backend connections, allocating nothing; every other request
-// (bodies, upgrades, gzip, HTTP/1.0, anything unusual or malformed) is
-// handed, with its connection, to the net/http server, which reads it
-// through a guard that refuses with 400 and closes what net/http would
-// accept but a proxy must not: Content-Length beside Transfer-Encoding,
-// Content-Length twice, obs-fold line folding. The HTTP/2 preface on
-// HTTP/1, an asterisk target other than OPTIONS' and an absolute target
-// without a host are refused too. Request bodies are read up to 64 KiB
-// before a backend is chosen, as nginx does, so a malformed or cut short
-// body is the client's 400 and reaches no backend. Each request is checked against the ACL (403 if refused),
-// passes the optional HTTPOptions.Middleware (where a WAF plugs in), is
-// routed by the forwarding rules (host pattern as for extension domains,
-// then the longest path prefix; Config.Group otherwise), placed by its
-// session cookie or the scheduler (wrr, rr, wlc), and sent over HTTP/1.1
-// on a kept-alive backend connection (HTTP/1.0 on a connection of its own
-// for HTTP/1.0 clients). Hop-by-hop fields are removed both ways (RFC 9110
-// §7.6.1); X-Forwarded-For (on by default), SLB-ID, SLB-IP,
+// (HTTPOptions). Every connection comes in through lbkit's own front door,
+// which does the TLS handshake on HTTPS and gives HTTP/2 to a net/http
+// server. HTTP/1.1 keep-alive GET and HEAD requests of the common shape
+// are served by a fast lane that parses request and response heads in
+// place and forwards them nearly byte for byte over pooled backend
+// connections, allocating nothing; every other request (bodies, upgrades,
+// gzip, HTTP/1.0, anything unusual or malformed) is handed, with its
+// connection, to the net/http server, which reads it through a guard that
+// refuses with 400 and closes what net/http would accept but a proxy must
+// not: Content-Length beside Transfer-Encoding, Content-Length twice,
+// obs-fold line folding. The HTTP/2 preface on HTTP/1, an asterisk target
+// other than OPTIONS' and an absolute target without a host are refused
+// too. Request bodies are read up to 64 KiB before a backend is chosen, as
+// nginx does, so a malformed or cut short body is the client's 400 and
+// reaches no backend. Each request is checked against the ACL (403 if
+// refused), passes the optional HTTPOptions.Middleware (where a WAF plugs
+// in), is routed by the forwarding rules (host pattern as for extension
+// domains, then the longest path prefix; Config.Group otherwise), placed
+// by its session cookie or the scheduler (wrr, rr, wlc), and sent over
+// HTTP/1.1 on a kept-alive backend connection (HTTP/1.0 on a connection of
+// its own for HTTP/1.0 clients). Hop-by-hop fields are removed both ways
+// (RFC 9110 §7.6.1); X-Forwarded-For (on by default), SLB-ID, SLB-IP,
 // X-Forwarded-Proto, X-Forwarded-Port and X-Forwarded-Client-srcport are
 // independent switches. A backend that cannot be connected to within
 // Config.ConnectTimeout is reported to passive health checking and the
-// next one is tried (up to three); so is any backend failure of a
-// bodiless idempotent request. A request that cannot be sent twice (a
-// POST, say) goes on a backend connection of its own, so that a backend
-// closing an idle kept-alive connection as it is reused cannot fail it. The client then gets 503 when no backend
-// is available, 502 when backends refused or reset, and 504 when one was
-// silent for HTTPOptions.RequestTimeout, each with a one-line body.
-// Idle keep-alive connections close after HTTPOptions.IdleTimeout, a
-// connection (HTTP/2 too, by GOAWAY) carries at most 100 requests after
-// its first, headers must
-// arrive within HTTPOptions.HeaderTimeout and fit HTTPOptions.MaxHeaderBytes
-// (431 otherwise), and a request target must fit HTTPOptions.MaxURIBytes
-// (414 otherwise). Responses of the nine text types of the CLB are
+// next one is tried (up to three); so is any backend failure of a bodiless
+// idempotent request. A request that cannot be sent twice (a POST, say)
+// goes on a backend connection of its own, so that a backend closing an
+// idle kept-alive connection as it is reused cannot fail it. The client
+// then gets 503 when no backend is available, 502 when backends refused or
+// reset, and 504 when one was silent for HTTPOptions.RequestTimeout, each
+// with a one-line body. Idle keep-alive connections close after
+// HTTPOptions.IdleTimeout, a connection (HTTP/2 too, by GOAWAY) carries at
+// most 100 requests after its first, headers must arrive within
+// HTTPOptions.HeaderTimeout and fit HTTPOptions.MaxHeaderBytes (431
+// otherwise), and a request target must fit HTTPOptions.MaxURIBytes (414
+// otherwise). Responses of the nine text types of the CLB are
 // gzip-compressed for clients that accept it (never twice). WebSocket
 // upgrades are tunnelled both ways. With HTTPOptions.RedirectToPort every
 // request is redirected to the instance's HTTPS listener instead.
