@@ -108,20 +108,21 @@ func TestUDPOneWayTrafficIsNotIdle(t *testing.T) {
 		return nil
 	})
 	in := newUDPInstance(t)
-	l := shortIdle(t, in, Config{Group: newGroup(t, nil, back.backend(100))}, 200*time.Millisecond)
+	l := shortIdle(t, in, Config{Group: newGroup(t, nil, back.backend(100))}, 500*time.Millisecond) // 10× the gaps: load cannot stretch one that far
 	c := udpDial(t, "", listenerAddr(l))
 
-	// Client to backend only: 8 datagrams 50ms apart, no reply.
-	for i := range 8 {
+	// Client to backend only: 16 datagrams 50ms apart (longer than the
+	// idle timeout in all), no reply.
+	for i := range 16 {
 		udpSend(t, c, []byte("c"+strconv.Itoa(i)))
 		time.Sleep(50 * time.Millisecond)
 	}
-	eventually(t, "the backend to get 8 datagrams", func() bool { return back.got.Load() == 8 })
-	// Backend to client only: 8 datagrams 50ms apart.
+	eventually(t, "the backend to get 16 datagrams", func() bool { return back.got.Load() == 16 })
+	// Backend to client only: 16 datagrams 50ms apart.
 	udpSend(t, c, []byte("push"))
 	flow := <-pushTo
 	buf := make([]byte, 100)
-	for i := range 8 {
+	for i := range 16 {
 		if _, err := back.pc.WriteToUDPAddrPort([]byte("p"+strconv.Itoa(i)), flow); err != nil {
 			t.Fatal(err)
 		}
@@ -133,7 +134,7 @@ func TestUDPOneWayTrafficIsNotIdle(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	if st := l.Stats(); st.New != 1 {
-		t.Errorf("New = %d, want 1: one-way traffic every 50ms must keep a 200ms flow alive", st.New)
+		t.Errorf("New = %d, want 1: one-way traffic every 50ms must keep a 500ms flow alive", st.New)
 	}
 }
 
