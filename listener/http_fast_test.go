@@ -66,7 +66,7 @@ func TestFastLanePipelinedAndHandedOff(t *testing.T) {
 	l := addHTTP(t, Config{}, b)
 	f := l.srv.(*httpServer).fast
 	if f == nil {
-		t.Fatal("plain HTTP listener without the fast lane")
+		t.Fatal("HTTP listener without its front door")
 	}
 	// Three GETs in one write, then a POST (net/http's lane) and a GET
 	// after it on the same connection.
@@ -92,28 +92,39 @@ func TestFastLanePipelinedAndHandedOff(t *testing.T) {
 	}
 }
 
+// TestFastLaneHeaders checks that both lanes forward the same request
+// fields: the fast lane's byte-level edits against net/http's.
 func TestFastLaneHeaders(t *testing.T) {
-	leaks(t)
-	b := startHTTPBackend(t, "b", nil)
-	in := newInstance(t)
-	l := addListener(t, in, Config{Protocol: HTTP, Group: newGroup(t, nil, b.backend(100)),
-		HTTP: HTTPOptions{SLBID: true, XForwardedProto: true, XForwardedPort: true, XForwardedClientSrcPort: true}})
-	r := rawExchange(t, l, "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 10.0.0.1\r\nSLB-ID: forged\r\n"+
-		"X-Forwarded-Proto: forged\r\nKeep-Alive: 1\r\nProxy-Connection: x\r\nTE: trailers\r\nX-Kept: yes\r\n\r\n")[0]
-	if r.StatusCode != http.StatusOK || r.Header.Get("X-Backend") != "b" || r.Header.Get("Date") == "" {
-		t.Fatalf("response %d %v", r.StatusCode, r.Header)
-	}
-	h, _ := b.lastHeader()
-	for k, want := range map[string]string{
-		"X-Forwarded-For": "10.0.0.1, 127.0.0.1", "Slb-Id": in.ID(), "X-Forwarded-Proto": "http",
-		"X-Forwarded-Port": l.srv.(*httpServer).port[0], "X-Kept": "yes", "Keep-Alive": "", "Proxy-Connection": "", "Te": "",
-	} {
-		if got := strings.Join(h.Values(k), ","); got != want {
-			t.Errorf("backend saw %s %q, want %q", k, got, want)
-		}
-	}
-	if h.Get("X-Forwarded-Client-Srcport") == "" {
-		t.Error("no X-Forwarded-Client-srcport")
+	for _, lane := range []string{"fast", "net/http"} {
+		t.Run(lane, func(t *testing.T) {
+			leaks(t)
+			noFastLane = lane != "fast"
+			t.Cleanup(func() { noFastLane = false })
+			b := startHTTPBackend(t, "b", nil)
+			in := newInstance(t)
+			l := addListener(t, in, Config{Protocol: HTTP, Group: newGroup(t, nil, b.backend(100)),
+				HTTP: HTTPOptions{SLBID: true, XForwardedProto: true, XForwardedPort: true, XForwardedClientSrcPort: true}})
+			r := rawExchange(t, l, "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 10.0.0.1\r\nSLB-ID: forged\r\n"+
+				"X-Forwarded-Proto: forged\r\nKeep-Alive: 1\r\nProxy-Connection: x\r\nTE: trailers\r\nX-Kept: yes\r\n\r\n")[0]
+			if r.StatusCode != http.StatusOK || r.Header.Get("X-Backend") != "b" || r.Header.Get("Date") == "" {
+				t.Fatalf("response %d %v", r.StatusCode, r.Header)
+			}
+			h, _ := b.lastHeader()
+			for k, want := range map[string]string{
+				"X-Forwarded-For": "10.0.0.1, 127.0.0.1", "Slb-Id": in.ID(), "X-Forwarded-Proto": "http", "Host": "h",
+				"X-Forwarded-Port": l.srv.(*httpServer).port[0], "X-Kept": "yes", "Keep-Alive": "", "Proxy-Connection": "", "Te": "",
+			} {
+				if got := strings.Join(h.Values(k), ","); got != want {
+					t.Errorf("backend saw %s %q, want %q", k, got, want)
+				}
+			}
+			if h.Get("X-Forwarded-Client-Srcport") == "" {
+				t.Error("no X-Forwarded-Client-srcport")
+			}
+			if served := l.srv.(*httpServer).fast.served.Load(); (served == 1) != (lane == "fast") {
+				t.Errorf("the fast lane served %d requests", served)
+			}
+		})
 	}
 }
 

@@ -25,8 +25,10 @@ var gzipTypes = []string{
 	"application/xml", "application/json",
 }
 
-// httpServer is a running HTTP or HTTPS listener: a net/http server whose
-// handler proxies to the backends over a pooled http.Transport.
+// httpServer is a running HTTP or HTTPS listener: lbkit's front door
+// (http_fast.go), which serves HTTP/1.1 GET and HEAD itself, and a
+// net/http server for the rest, whose handler proxies to the backends
+// over the same connection pool or an http.Transport.
 type httpServer struct {
 	l     *Listener
 	o     HTTPOptions // l.cfg.HTTP at start
