@@ -2,30 +2,16 @@ package listener
 
 import (
 	"bufio"
-	"bytes"
-	"context"
-	"crypto/tls"
 	"errors"
 	"io"
-	"net"
 	"net/http"
-	"net/netip"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 	"unsafe"
 
 	"github.com/lbkit/lbkit/balancer"
 )
 
-// Every connection of an HTTP or HTTPS listener comes in through its
-// front door, the fastLane: it accepts, does the TLS handshake on HTTPS,
-// gives HTTP/2 connections to the listener's net/http server, and serves
-// HTTP/1.1 itself when the listener allows (the fast lane), handing the
-// rest to net/http through a requestGuard (http_guard.go), so that every
-// HTTP/1 request head is read by lbkit's code before net/http acts on it.
-//
 // The fast lane serves keep-alive traffic without net/http's server:
 // each connection's goroutine reads a request head into its own buffer,
 // parses it in place (http_h1.go), writes it to a pooled backend
@@ -48,270 +34,72 @@ import (
 // noFastLane turns the fast lane off, so tests can compare the lanes.
 var noFastLane = false
 
-// Connection states of the front door.
-const (
-	connIdle int32 = iota // handshaking or waiting for a request: a stop closes it
-	connActive
-	connClosed
-)
-
-type fastLane struct {
-	s          *httpServer
-	ln         net.Listener
-	tls        *tls.Config // nil on HTTP
-	lane       bool        // the fast lane is on
-	opts       h1Options
-	handoff    *handoffListener
-	acceptDone chan struct{}
-	conns      sync.WaitGroup // connection goroutines
-	draining   atomic.Bool
-	served     atomic.Uint64 // requests answered in the lane
-	handedOff  atomic.Uint64 // connections given to net/http
-
-	mu   sync.Mutex
-	open map[*fastConn]struct{}
-}
-
-// newFastLane returns the listener's front door.
-func newFastLane(s *httpServer, ln net.Listener) *fastLane {
-	o := &s.o
-	f := &fastLane{
-		s:    s,
-		ln:   ln,
-		lane: o.Middleware == nil && o.RedirectToPort == 0 && s.st.sticky == nil && !o.ClientCertHeaders && !noFastLane,
-		opts: h1Options{
-			maxHead: min(o.MaxHeaderBytes, len(fastConn{}.in)),
-			maxURI:  o.MaxURIBytes,
-			gzip:    s.gz != nil,
-			xff:     !o.NoXForwardedFor,
-			slbID:   o.SLBID, slbIP: o.SLBIP, proto: o.XForwardedProto, port: o.XForwardedPort,
-			srcPort: o.XForwardedClientSrcPort,
-		},
-		handoff:    &handoffListener{addr: ln.Addr(), conns: make(chan net.Conn), done: make(chan struct{})},
-		acceptDone: make(chan struct{}),
-		open:       map[*fastConn]struct{}{},
-	}
-	if s.https {
-		f.tls = s.st.tls.serverConfig()
-	}
-	return f
-}
-
-// accept runs the lane's accept loop until its listener is closed.
-func (f *fastLane) accept() {
-	defer close(f.acceptDone)
-	var backoff time.Duration
-	for {
-		c, err := f.ln.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			// Out of file descriptors and the like: wait, as net/http
-			// does, rather than spin.
-			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			f.s.l.cfg.Logger.Debug("http accept failed", "err", err, "retry in", backoff)
-			time.Sleep(backoff)
-			continue
-		}
-		backoff = 0
-		fc := &fastConn{f: f, c: c, raw: c, hc: newHTTPConn(c)}
-		f.mu.Lock()
-		f.open[fc] = struct{}{}
-		f.mu.Unlock()
-		f.conns.Add(1)
-		go fc.start()
-	}
-}
-
-// shutdown stops accepting, closes idle connections, lets requests in
-// flight finish until ctx is done, then cuts the rest.
-func (f *fastLane) shutdown(ctx context.Context) error {
-	f.ln.Close()
-	<-f.acceptDone
-	f.draining.Store(true)
-	f.mu.Lock()
-	for fc := range f.open {
-		if fc.state.CompareAndSwap(connIdle, connClosed) {
-			fc.raw.Close()
-		}
-	}
-	f.mu.Unlock()
-	done := make(chan struct{})
-	go func() {
-		f.conns.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-	}
-	f.mu.Lock()
-	for fc := range f.open {
-		fc.state.Store(connClosed)
-		fc.raw.Close()
-		if b := fc.back.Load(); b != nil {
-			b.c.Close()
-		}
-	}
-	f.mu.Unlock()
-	<-done
-	return ctx.Err()
-}
-
-// fastConn is one client connection at the front door. Only its own
-// goroutine touches its fields; a stop uses state, back and raw.
-type fastConn struct {
-	f     *fastLane
-	c     net.Conn // raw, or the TLS connection over it
-	raw   net.Conn
-	hc    *httpConn
-	state atomic.Int32
-	back  atomic.Pointer[backendConn] // in use, for a forced stop to cut
-
-	counted bool // in the listener's connection counts
-
-	req     h1Request
-	resp    h1Response
-	generic *http.Response // a response head parseResponse declined
-	dateSec int64
-	date    []byte
-	in      [4 << 10]byte
-}
-
-// start does the TLS handshake on HTTPS, then gives the connection to
-// net/http (HTTP/2, or HTTP/1 when the fast lane is off) or serves it.
-func (fc *fastConn) start() {
-	f := fc.f
-	defer f.conns.Done()
-	if f.tls != nil {
-		tc := tls.Server(fc.c, f.tls)
-		tc.SetDeadline(time.Now().Add(f.s.o.HeaderTimeout))
-		if err := tc.HandshakeContext(f.s.ctx); err != nil {
-			f.s.l.cfg.Logger.Debug("TLS handshake failed", "client", fc.hc.src, "err", err)
-			fc.c.Close()
-			fc.forget()
-			return
-		}
-		tc.SetDeadline(time.Time{})
-		cs := tc.ConnectionState()
-		fc.c, fc.hc.tls = tc, &cs
-		if cs.NegotiatedProtocol == "h2" {
-			fc.forget()
-			if !f.handoff.push(tc) {
-				tc.Close()
-			}
-			return
-		}
-	}
-	f.s.l.c.active.Add(1)
-	f.s.l.c.new.Add(1)
-	fc.counted = true
-	if !f.lane {
-		fc.handOff(nil)
-		return
-	}
-	fc.serve()
-}
-
 // serve reads and answers requests until the connection ends or leaves
 // for net/http.
-func (fc *fastConn) serve() {
-	f := fc.f
+func (cc *clientConn) serve() {
+	f := cc.f
 	o := &f.s.o
-	buf := fc.in[:]
+	buf := cc.in[:]
 	r, w := 0, 0
 	wait := o.HeaderTimeout // for the first request, as net/http
 	for {
 		if r == w {
 			r, w = 0, 0
-			fc.c.SetReadDeadline(time.Now().Add(wait))
-			n, _ := fc.c.Read(buf)
+			cc.c.SetReadDeadline(time.Now().Add(wait))
+			n, _ := cc.c.Read(buf)
 			if n == 0 {
-				fc.close()
+				cc.close()
 				return
 			}
 			w = n
 		}
-		if !fc.state.CompareAndSwap(connIdle, connActive) {
-			fc.close()
+		if !cc.state.CompareAndSwap(connIdle, connActive) {
+			cc.close()
 			return
 		}
-		v := parseRequest(buf[r:w], &f.opts, &fc.req)
-		for deadline := false; v == h1More; v = parseRequest(buf[r:w], &f.opts, &fc.req) {
+		v := parseRequest(buf[r:w], &f.opts, &cc.req)
+		for deadline := false; v == h1More; v = parseRequest(buf[r:w], &f.opts, &cc.req) {
 			if w == len(buf) {
 				w = copy(buf, buf[r:w]) // r > 0: parseRequest declines a full buffer
 				r = 0
 			}
 			if !deadline {
-				fc.c.SetReadDeadline(time.Now().Add(o.HeaderTimeout))
+				cc.c.SetReadDeadline(time.Now().Add(o.HeaderTimeout))
 				deadline = true
 			}
-			n, _ := fc.c.Read(buf[w:])
+			n, _ := cc.c.Read(buf[w:])
 			if n == 0 {
-				fc.close()
+				cc.close()
 				return
 			}
 			w += n
 		}
-		if v == h1Decline || !f.s.l.acl.allow(fc.hc.src.Addr()) {
-			fc.handOff(buf[r:w])
+		if v == h1Decline || !f.s.l.acl.allow(cc.hc.src.Addr()) {
+			cc.handOff(buf[r:w])
 			return
 		}
-		fc.req.raw = buf[r : r+fc.req.len]
+		cc.req.raw = buf[r : r+cc.req.len]
 		f.served.Add(1)
-		keep := fc.serveRequest()
-		r += fc.req.len
-		if !keep || !fc.state.CompareAndSwap(connActive, connIdle) || f.draining.Load() {
-			fc.close()
+		keep := cc.serveRequest()
+		r += cc.req.len
+		if !keep || !cc.state.CompareAndSwap(connActive, connIdle) || f.draining.Load() {
+			cc.close()
 			return
 		}
 		wait = o.IdleTimeout
 	}
 }
 
-func (fc *fastConn) close() {
-	fc.c.Close()
-	fc.forget()
-	if fc.counted {
-		fc.f.s.l.c.active.Add(-1)
-	}
-}
-
-func (fc *fastConn) forget() {
-	fc.f.mu.Lock()
-	delete(fc.f.open, fc)
-	fc.f.mu.Unlock()
-}
-
-// handOff gives the connection, with the bytes read and not yet
-// served, to the listener's net/http server, which reads it through a
-// requestGuard.
-func (fc *fastConn) handOff(pending []byte) {
-	fc.forget() // still counted active, now by net/http's ConnState
-	fc.f.handedOff.Add(1)
-	fc.c.SetDeadline(time.Time{})
-	var src io.Reader = fc.c
-	if len(pending) > 0 {
-		src = io.MultiReader(bytes.NewReader(append([]byte(nil), pending...)), fc.c)
-	}
-	hc := &handoffConn{Conn: fc.c, guard: newRequestGuard(src), hc: fc.hc}
-	if !fc.f.handoff.push(hc) {
-		fc.close()
-	}
-}
-
 // serveRequest proxies the parsed request and reports whether the
 // connection may carry another.
-func (fc *fastConn) serveRequest() bool {
-	s := fc.f.s
+func (cc *clientConn) serveRequest() bool {
+	s := cc.f.s
 	l := s.l
-	q := &fc.req
+	q := &cc.req
 	start := time.Now()
-	keep := !q.close && fc.hc.reqs.Add(1) <= int64(s.o.MaxKeepAliveRequests)
+	keep := !q.close && cc.hc.reqs.Add(1) <= int64(s.o.MaxKeepAliveRequests)
 	g := s.st.routes.group(unsafeString(q.host), unsafeString(q.path), l.cfg.Group)
-	k := balancer.Key{Src: fc.hc.src, Dst: fc.hc.dst}
+	k := balancer.Key{Src: cc.hc.src, Dst: cc.hc.dst}
 	var (
 		triedBuf [maxConnectAttempts]*balancer.Member
 		tried    = triedBuf[:0]
@@ -335,10 +123,10 @@ func (fc *fastConn) serveRequest() bool {
 		bc.active.Add(1)
 		bc.new.Add(1)
 		sent := time.Now()
-		bk, err := fc.exchange(m.Addr())
+		bk, err := cc.exchange(m.Addr())
 		if err == nil {
 			l.reportConnect(g, m.ID(), nil)
-			keep = fc.respond(bk, m.ID(), bc, sent, start, keep)
+			keep = cc.respond(bk, m.ID(), bc, sent, start, keep)
 			bc.active.Add(-1)
 			m.End()
 			return keep
@@ -364,37 +152,37 @@ func (fc *fastConn) serveRequest() bool {
 	switch {
 	case lastErr == nil:
 		l.c.noBackend.Add(1)
-		return fc.fail(http.StatusServiceUnavailable, "503 Service Unavailable: no backend available\n", keep, start)
+		return cc.fail(http.StatusServiceUnavailable, "503 Service Unavailable: no backend available\n", keep, start)
 	case isTimeout(lastErr):
-		return fc.fail(http.StatusGatewayTimeout, "504 Gateway Timeout: the backend did not answer in time\n", keep, start)
+		return cc.fail(http.StatusGatewayTimeout, "504 Gateway Timeout: the backend did not answer in time\n", keep, start)
 	default:
-		return fc.fail(http.StatusBadGateway, "502 Bad Gateway: the backend refused or reset the connection\n", keep, start)
+		return cc.fail(http.StatusBadGateway, "502 Bad Gateway: the backend refused or reset the connection\n", keep, start)
 	}
 }
 
 // exchange sends the request to addr on a pooled connection (or a new
 // one) and reads the response head. A pooled connection the backend had
 // closed is replaced by a new one; GET and HEAD may be sent again.
-func (fc *fastConn) exchange(addr string) (*backendConn, error) {
-	p := fc.f.s.pool
+func (cc *clientConn) exchange(addr string) (*backendConn, error) {
+	p := cc.f.s.pool
 	list := p.list(addr)
 	bk := p.get(list)
 	for {
 		reused := bk != nil
 		if !reused {
 			var err error
-			if bk, err = p.dial(fc.f.s.ctx, addr, list); err != nil {
+			if bk, err = p.dial(cc.f.s.ctx, addr, list); err != nil {
 				return nil, err
 			}
 		}
-		fc.back.Store(bk)
-		err := fc.send(bk)
+		cc.back.Store(bk)
+		err := cc.send(bk)
 		if err == nil {
 			return bk, nil
 		}
-		fc.back.Store(nil)
+		cc.back.Store(nil)
 		bk.c.Close()
-		if !reused || isTimeout(err) || fc.f.s.ctx.Err() != nil {
+		if !reused || isTimeout(err) || cc.f.s.ctx.Err() != nil {
 			return nil, err
 		}
 		bk = nil
@@ -404,10 +192,10 @@ func (fc *fastConn) exchange(addr string) (*backendConn, error) {
 var errInformational = errors.New("listener: unexpected informational response from backend")
 
 // send writes the request head to bk and reads the response head into
-// fc.resp, or into fc.generic if parseResponse declines it.
-func (fc *fastConn) send(bk *backendConn) error {
-	s := fc.f.s
-	q := &fc.req
+// cc.resp, or into cc.generic if parseResponse declines it.
+func (cc *clientConn) send(bk *backendConn) error {
+	s := cc.f.s
+	q := &cc.req
 	bk.c.SetDeadline(time.Now().Add(s.o.RequestTimeout))
 	w := bk.bw
 	if q.head {
@@ -420,14 +208,14 @@ func (fc *fastConn) send(bk *backendConn) error {
 	for _, ln := range q.keep[:q.nkeep] {
 		w.Write(q.raw[ln.start:ln.end])
 	}
-	o := &fc.f.opts
+	o := &cc.f.opts
 	if o.xff {
 		w.WriteString("X-Forwarded-For: ")
 		for _, v := range q.xff[:q.nxff] {
 			w.Write(q.raw[v.start:v.end])
 			w.WriteString(", ")
 		}
-		w.WriteString(fc.hc.ip[0])
+		w.WriteString(cc.hc.ip[0])
 		w.WriteString("\r\n")
 	}
 	header := func(k string, v []string) {
@@ -449,23 +237,23 @@ func (fc *fastConn) send(bk *backendConn) error {
 		header("X-Forwarded-Port", s.port)
 	}
 	if o.srcPort {
-		header(hdrSrcPort, fc.hc.port)
+		header(hdrSrcPort, cc.hc.port)
 	}
 	w.WriteString("\r\n")
 	if err := w.Flush(); err != nil {
 		return err
 	}
 
-	fc.generic = nil
+	cc.generic = nil
 	br := bk.br
 	for want := 1; ; want = br.Buffered() + 1 {
 		if _, err := br.Peek(want); err != nil && !errors.Is(err, bufio.ErrBufferFull) {
 			return err
 		}
 		b, _ := br.Peek(br.Buffered())
-		switch parseResponse(b, &fc.resp) {
+		switch parseResponse(b, &cc.resp) {
 		case h1Complete:
-			if fc.resp.length >= 0 || fc.resp.bodiless(q.head) {
+			if cc.resp.length >= 0 || cc.resp.bodiless(q.head) {
 				return nil
 			}
 		case h1More:
@@ -487,25 +275,25 @@ func (fc *fastConn) send(bk *backendConn) error {
 		resp.Body.Close()
 		return errInformational
 	}
-	fc.generic = resp
+	cc.generic = resp
 	return nil
 }
 
 // respond sends the response read by send to the client and reports
 // whether the client connection may carry another request.
-func (fc *fastConn) respond(bk *backendConn, id string, bc *backendCounters, sent, start time.Time, keep bool) bool {
-	s := fc.f.s
+func (cc *clientConn) respond(bk *backendConn, id string, bc *backendCounters, sent, start time.Time, keep bool) bool {
+	s := cc.f.s
 	l := s.l
-	keep = keep && !fc.f.draining.Load() // a stopping listener closes after the response
+	keep = keep && !cc.f.draining.Load() // a stopping listener closes after the response
 	up := time.Since(sent)
 	l.c.upstreamN.Add(1)
 	l.c.upstreamNS.Add(int64(up))
 	bc.upstreamN.Add(1)
 	bc.upstreamNS.Add(int64(up))
-	if fc.generic != nil {
-		return fc.respondGeneric(bk, id, bc, up, start, keep)
+	if cc.generic != nil {
+		return cc.respondGeneric(bk, id, bc, up, start, keep)
 	}
-	p := &fc.resp
+	p := &cc.resp
 	s.countStatus(p.status)
 	bc.countStatus(p.status)
 	br := bk.br
@@ -520,7 +308,7 @@ func (fc *fastConn) respond(bk *backendConn, id string, bc *backendCounters, sen
 		out = append(out, head[ln.start:ln.end]...)
 	}
 	if !p.hasDate {
-		out = fc.appendDate(out, start)
+		out = cc.appendDate(out, start)
 	}
 	if !keep {
 		out = append(out, "Connection: close\r\n"...)
@@ -531,7 +319,7 @@ func (fc *fastConn) respond(bk *backendConn, id string, bc *backendCounters, sen
 	// The body: what is buffered goes out with the head, the rest as it
 	// comes.
 	left := p.length
-	if p.bodiless(fc.req.head) {
+	if p.bodiless(cc.req.head) {
 		left = 0
 	}
 	inline := min(left, int64(br.Buffered()), int64(cap(out)-len(out)))
@@ -544,10 +332,10 @@ func (fc *fastConn) respond(bk *backendConn, id string, bc *backendCounters, sen
 	// client that has it finds them done.
 	sentBody := inline
 	if left == 0 {
-		fc.log(p.status, sentBody, id, up, start)
-		fc.release(bk, true)
+		cc.log(p.status, sentBody, id, up, start)
+		cc.release(bk, true)
 	}
-	err := fc.write(out, int(inline), bc)
+	err := cc.write(out, int(inline), bc)
 	for err == nil && left > 0 {
 		bk.c.SetReadDeadline(time.Now().Add(s.o.RequestTimeout))
 		n, rerr := br.Read((*bp)[:min(int64(cap(*bp)), left)])
@@ -557,17 +345,17 @@ func (fc *fastConn) respond(bk *backendConn, id string, bc *backendCounters, sen
 			err = rerr
 		}
 		if left == 0 || err != nil {
-			fc.log(p.status, sentBody, id, up, start)
+			cc.log(p.status, sentBody, id, up, start)
 		}
 		if left == 0 {
-			fc.release(bk, rerr == nil)
+			cc.release(bk, rerr == nil)
 		}
-		if werr := fc.write((*bp)[:n], n, bc); err == nil {
+		if werr := cc.write((*bp)[:n], n, bc); err == nil {
 			err = werr
 		}
 	}
 	if left > 0 {
-		fc.release(bk, false) // the backend or the client failed
+		cc.release(bk, false) // the backend or the client failed
 	}
 	return keep && err == nil
 }
@@ -575,10 +363,10 @@ func (fc *fastConn) respond(bk *backendConn, id string, bc *backendCounters, sen
 // release ends the use of a backend connection whose response has been
 // read: back to the pool if reuse is true and the backend allows, else
 // closed.
-func (fc *fastConn) release(bk *backendConn, reuse bool) {
-	fc.back.Store(nil)
-	if reuse && !fc.resp.close && bk.br.Buffered() == 0 {
-		fc.f.s.pool.put(bk)
+func (cc *clientConn) release(bk *backendConn, reuse bool) {
+	cc.back.Store(nil)
+	if reuse && !cc.resp.close && bk.br.Buffered() == 0 {
+		cc.f.s.pool.put(bk)
 	} else {
 		bk.c.Close()
 	}
@@ -586,13 +374,13 @@ func (fc *fastConn) release(bk *backendConn, reuse bool) {
 
 // write sends out, whose last n bytes are body, to the client, counting
 // the body first and pacing it after.
-func (fc *fastConn) write(out []byte, n int, bc *backendCounters) error {
-	l := fc.f.s.l
+func (cc *clientConn) write(out []byte, n int, bc *backendCounters) error {
+	l := cc.f.s.l
 	l.c.bytesOut.Add(uint64(n))
 	bc.bytesOut.Add(uint64(n))
-	_, err := fc.c.Write(out)
+	_, err := cc.c.Write(out)
 	if lims := l.lim.load(); lims != nil && n > 0 {
-		pay(fc.f.s.ctx, lims.out, n)
+		pay(cc.f.s.ctx, lims.out, n)
 	}
 	return err
 }
@@ -601,10 +389,10 @@ func (fc *fastConn) write(out []byte, n int, bc *backendCounters) error {
 // (re-chunked to the client, trailers included), unframed (sent until
 // the backend closes, then the client connection closes too) or with a
 // head parseResponse declined.
-func (fc *fastConn) respondGeneric(bk *backendConn, id string, bc *backendCounters, up time.Duration, start time.Time, keep bool) bool {
-	s := fc.f.s
-	resp := fc.generic
-	fc.generic = nil
+func (cc *clientConn) respondGeneric(bk *backendConn, id string, bc *backendCounters, up time.Duration, start time.Time, keep bool) bool {
+	s := cc.f.s
+	resp := cc.generic
+	cc.generic = nil
 	s.countStatus(resp.StatusCode)
 	bc.countStatus(resp.StatusCode)
 	h := make(http.Header, len(resp.Header)+1)
@@ -615,10 +403,10 @@ func (fc *fastConn) respondGeneric(bk *backendConn, id string, bc *backendCounte
 	if _, ok := h["Date"]; !ok {
 		h["Date"] = []string{start.UTC().Format(http.TimeFormat)}
 	}
-	cw := bufio.NewWriterSize(fc.c, 4<<10)
-	body := &genericBody{fc: fc, bk: bk, bc: bc, rc: resp.Body, cw: cw}
+	cw := bufio.NewWriterSize(cc.c, 4<<10)
+	body := &genericBody{cc: cc, bk: bk, bc: bc, rc: resp.Body, cw: cw}
 	unframed := resp.ContentLength < 0 && !(len(resp.TransferEncoding) > 0 && resp.TransferEncoding[0] == "chunked") &&
-		!(fc.req.head || resp.StatusCode == 204 || resp.StatusCode == 304)
+		!(cc.req.head || resp.StatusCode == 204 || resp.StatusCode == 304)
 	keep = keep && !unframed
 	backendCloses := resp.Close
 	resp.Header, resp.Body, resp.Close = h, body, !keep
@@ -628,8 +416,8 @@ func (fc *fastConn) respondGeneric(bk *backendConn, id string, bc *backendCounte
 	err := resp.Write(struct{ io.Writer }{cw})
 	// The log and the backend connection before the last of the
 	// response goes out, as in respond.
-	fc.log(resp.StatusCode, body.n, id, up, start)
-	fc.back.Store(nil)
+	cc.log(resp.StatusCode, body.n, id, up, start)
+	cc.back.Store(nil)
 	if err == nil && body.eof && !backendCloses && bk.br.Buffered() == 0 {
 		s.pool.put(bk)
 	} else {
@@ -646,7 +434,7 @@ func (fc *fastConn) respondGeneric(bk *backendConn, id string, bc *backendCounte
 // read first flushes what was written before it, so a streamed response
 // stays streamed, and waits at most the request timeout.
 type genericBody struct {
-	fc  *fastConn
+	cc  *clientConn
 	bk  *backendConn
 	bc  *backendCounters
 	rc  io.ReadCloser
@@ -661,14 +449,14 @@ func (b *genericBody) Read(p []byte) (int, error) {
 			return 0, err
 		}
 	}
-	b.bk.c.SetReadDeadline(time.Now().Add(b.fc.f.s.o.RequestTimeout))
+	b.bk.c.SetReadDeadline(time.Now().Add(b.cc.f.s.o.RequestTimeout))
 	n, err := b.rc.Read(p)
 	b.n += int64(n)
-	l := b.fc.f.s.l
+	l := b.cc.f.s.l
 	l.c.bytesOut.Add(uint64(n))
 	b.bc.bytesOut.Add(uint64(n))
 	if lims := l.lim.load(); lims != nil && n > 0 {
-		pay(b.fc.f.s.ctx, lims.out, n)
+		pay(b.cc.f.s.ctx, lims.out, n)
 	}
 	b.eof = err == io.EOF
 	return n, err
@@ -677,8 +465,8 @@ func (b *genericBody) Read(p []byte) (int, error) {
 func (b *genericBody) Close() error { return nil }
 
 // fail answers with the listener's own small plain-text error.
-func (fc *fastConn) fail(code int, msg string, keep bool, start time.Time) bool {
-	keep = keep && !fc.f.draining.Load()
+func (cc *clientConn) fail(code int, msg string, keep bool, start time.Time) bool {
+	keep = keep && !cc.f.draining.Load()
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	out := append((*bp)[:0], "HTTP/1.1 "...)
@@ -688,116 +476,45 @@ func (fc *fastConn) fail(code int, msg string, keep bool, start time.Time) bool 
 	out = append(out, "\r\nContent-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nContent-Length: "...)
 	out = strconv.AppendInt(out, int64(len(msg)), 10)
 	out = append(out, "\r\n"...)
-	out = fc.appendDate(out, start)
+	out = cc.appendDate(out, start)
 	if !keep {
 		out = append(out, "Connection: close\r\n"...)
 	}
 	out = append(out, "\r\n"...)
-	if !fc.req.head {
+	if !cc.req.head {
 		out = append(out, msg...)
 	}
-	fc.f.s.countStatus(code) // before the client can see it
-	fc.log(code, int64(len(msg)), "", 0, start)
-	_, err := fc.c.Write(out)
+	cc.f.s.countStatus(code) // before the client can see it
+	cc.log(code, int64(len(msg)), "", 0, start)
+	_, err := cc.c.Write(out)
 	return keep && err == nil
 }
 
 // appendDate appends a Date field for t, formatted once a second.
-func (fc *fastConn) appendDate(out []byte, t time.Time) []byte {
-	if sec := t.Unix(); sec != fc.dateSec || fc.date == nil {
-		fc.dateSec = sec
-		fc.date = t.UTC().AppendFormat(append(fc.date[:0], "Date: "...), http.TimeFormat)
-		fc.date = append(fc.date, "\r\n"...)
+func (cc *clientConn) appendDate(out []byte, t time.Time) []byte {
+	if sec := t.Unix(); sec != cc.dateSec || cc.date == nil {
+		cc.dateSec = sec
+		cc.date = t.UTC().AppendFormat(append(cc.date[:0], "Date: "...), http.TimeFormat)
+		cc.date = append(cc.date, "\r\n"...)
 	}
-	return append(out, fc.date...)
+	return append(out, cc.date...)
 }
 
 // log writes the access-log record of a request, if the log is on.
-func (fc *fastConn) log(status int, n int64, backend string, up time.Duration, start time.Time) {
-	s := fc.f.s
+func (cc *clientConn) log(status int, n int64, backend string, up time.Duration, start time.Time) {
+	s := cc.f.s
 	if s.o.AccessLog == nil {
 		return
 	}
 	method := http.MethodGet
-	if fc.req.head {
+	if cc.req.head {
 		method = http.MethodHead
 	}
 	s.logRequest(s.ctx, accessEntry{
-		client: fc.hc.src, method: method, host: string(fc.req.host), path: string(fc.req.path), proto: "HTTP/1.1",
+		client: cc.hc.src, method: method, host: string(cc.req.host), path: string(cc.req.path), proto: "HTTP/1.1",
 	}, status, n, backend, up, start)
 }
 
 // unsafeString returns b as a string without copying, for lookups that
 // do not keep it.
 func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
-
-// handoffListener is how the fast lane gives connections to the
-// listener's net/http server.
-type handoffListener struct {
-	addr  net.Addr
-	conns chan net.Conn
-	done  chan struct{}
-	once  sync.Once
-}
-
-func (h *handoffListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-h.conns:
-		return c, nil
-	case <-h.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (h *handoffListener) Close() error {
-	h.once.Do(func() { close(h.done) })
-	return nil
-}
-
-func (h *handoffListener) Addr() net.Addr { return h.addr }
-
-// push hands c to the server; false if it has stopped.
-func (h *handoffListener) push(c net.Conn) bool {
-	select {
-	case h.conns <- c:
-		return true
-	case <-h.done:
-		return false
-	}
-}
-
-// handoffConn is an HTTP/1 connection the front door handed over: net/http
-// reads it through its guard, starting with the bytes the fast lane had
-// read and not served.
-type handoffConn struct {
-	net.Conn
-	guard *requestGuard
-	hc    *httpConn
-}
-
-func (c *handoffConn) Read(p []byte) (int, error) { return c.guard.Read(p) }
-
-// CloseWrite lets net/http half-close the connection, as it does a
-// *net.TCPConn's.
-func (c *handoffConn) CloseWrite() error {
-	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	return nil
-}
-
-// newHTTPConn describes a client connection.
-func newHTTPConn(c net.Conn) *httpConn {
-	hc := &httpConn{}
-	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
-		ap := a.AddrPort()
-		hc.src = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-	}
-	if a, ok := c.LocalAddr().(*net.TCPAddr); ok {
-		ap := a.AddrPort()
-		hc.dst = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-	}
-	hc.ip = []string{hc.src.Addr().String()}
-	hc.port = []string{strconv.Itoa(int(hc.src.Port()))}
-	return hc
-}

@@ -64,7 +64,7 @@ func TestFastLanePipelinedAndHandedOff(t *testing.T) {
 	leaks(t)
 	b := startHTTPBackend(t, "b", echoPath)
 	l := addHTTP(t, Config{}, b)
-	f := l.srv.(*httpServer).fast
+	f := l.srv.(*httpServer).front
 	if f == nil {
 		t.Fatal("HTTP listener without its front door")
 	}
@@ -121,7 +121,7 @@ func TestFastLaneHeaders(t *testing.T) {
 			if h.Get("X-Forwarded-Client-Srcport") == "" {
 				t.Error("no X-Forwarded-Client-srcport")
 			}
-			if served := l.srv.(*httpServer).fast.served.Load(); (served == 1) != (lane == "fast") {
+			if served := l.srv.(*httpServer).front.served.Load(); (served == 1) != (lane == "fast") {
 				t.Errorf("the fast lane served %d requests", served)
 			}
 		})

@@ -26,9 +26,9 @@ var gzipTypes = []string{
 }
 
 // httpServer is a running HTTP or HTTPS listener: lbkit's front door
-// (http_fast.go), which serves HTTP/1.1 GET and HEAD itself, and a
-// net/http server for the rest, whose handler proxies to the backends
-// over the same connection pool or an http.Transport.
+// (http_front.go, http_fast.go), which serves HTTP/1.1 GET and HEAD
+// itself, and a net/http server for the rest, whose handler proxies to
+// the backends over the same connection pool or an http.Transport.
 type httpServer struct {
 	l     *Listener
 	o     HTTPOptions // l.cfg.HTTP at start
@@ -39,7 +39,7 @@ type httpServer struct {
 	tr    *http.Transport
 	once  *http.Transport // tr without keep-alive, for requests that cannot be replayed
 	pool  *backendPool    // GET and HEAD without a body
-	fast  *fastLane       // the front door: accepts, serves HTTP/1.1 or hands to srv
+	front *frontDoor      // the front door: accepts, serves HTTP/1.1 or hands to srv
 	bcs   sync.Map        // backend ID -> *backendCounters, read without a lock
 	chain http.Handler    // middleware, then redirect or proxy
 	gz    http.Handler    // the proxy behind gzip, nil when off
@@ -152,7 +152,7 @@ func startHTTP(l *Listener) (server, error) {
 		BaseContext:       func(net.Listener) context.Context { return s.ctx },
 		ErrorLog:          slog.NewLogLogger(l.cfg.Logger.Handler(), slog.LevelDebug),
 	}
-	s.fast = newFastLane(s, ln)
+	s.front = newFrontDoor(s, ln)
 	s.groupChanged()
 	for _, g := range s.st.routes.groups[1:] {
 		s.watchers.Go(func() {
@@ -167,10 +167,10 @@ func startHTTP(l *Listener) (server, error) {
 			}
 		})
 	}
-	go s.fast.accept()
+	go s.front.accept()
 	go func() {
 		defer close(s.served)
-		if err := s.srv.Serve(s.fast.handoff); !errors.Is(err, http.ErrServerClosed) {
+		if err := s.srv.Serve(s.front.handoff); !errors.Is(err, http.ErrServerClosed) {
 			l.cfg.Logger.Error("http server stopped", "err", err)
 		}
 	}()
@@ -239,7 +239,7 @@ func (s *httpServer) connState(c net.Conn, st http.ConnState) {
 func (s *httpServer) shutdown(ctx context.Context) error {
 	close(s.stop)
 	s.watchers.Wait()
-	err := s.fast.shutdown(ctx)
+	err := s.front.shutdown(ctx)
 	if e := s.srv.Shutdown(ctx); e != nil {
 		s.srv.Close()
 		err = cmp.Or(err, e)

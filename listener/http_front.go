@@ -1,0 +1,295 @@
+package listener
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Every connection of an HTTP or HTTPS listener comes in through its
+// front door: it accepts, does the TLS handshake on HTTPS, gives HTTP/2
+// connections to the listener's net/http server, and serves HTTP/1.1
+// itself when the listener allows (the fast lane, http_fast.go), handing
+// the rest to net/http through a requestGuard (http_guard.go), so that
+// every HTTP/1 request head is read by lbkit's code before net/http acts
+// on it.
+
+// Connection states of the front door.
+const (
+	connIdle int32 = iota // handshaking or waiting for a request: a stop closes it
+	connActive
+	connClosed
+)
+
+// frontDoor is a listener's accept loop and the connections it has not
+// given to net/http.
+type frontDoor struct {
+	s          *httpServer
+	ln         net.Listener
+	tls        *tls.Config // nil on HTTP
+	lane       bool        // the fast lane is on
+	opts       h1Options
+	handoff    *handoffListener
+	acceptDone chan struct{}
+	conns      sync.WaitGroup // connection goroutines
+	draining   atomic.Bool
+	served     atomic.Uint64 // requests answered in the lane
+	handedOff  atomic.Uint64 // connections given to net/http
+
+	mu   sync.Mutex
+	open map[*clientConn]struct{}
+}
+
+// newFrontDoor returns the listener's front door.
+func newFrontDoor(s *httpServer, ln net.Listener) *frontDoor {
+	o := &s.o
+	f := &frontDoor{
+		s:    s,
+		ln:   ln,
+		lane: o.Middleware == nil && o.RedirectToPort == 0 && s.st.sticky == nil && !o.ClientCertHeaders && !noFastLane,
+		opts: h1Options{
+			maxHead: min(o.MaxHeaderBytes, len(clientConn{}.in)),
+			maxURI:  o.MaxURIBytes,
+			gzip:    s.gz != nil,
+			xff:     !o.NoXForwardedFor,
+			slbID:   o.SLBID, slbIP: o.SLBIP, proto: o.XForwardedProto, port: o.XForwardedPort,
+			srcPort: o.XForwardedClientSrcPort,
+		},
+		handoff:    &handoffListener{addr: ln.Addr(), conns: make(chan net.Conn), done: make(chan struct{})},
+		acceptDone: make(chan struct{}),
+		open:       map[*clientConn]struct{}{},
+	}
+	if s.https {
+		f.tls = s.st.tls.serverConfig()
+	}
+	return f
+}
+
+// accept runs the lane's accept loop until its listener is closed.
+func (f *frontDoor) accept() {
+	defer close(f.acceptDone)
+	var backoff time.Duration
+	for {
+		c, err := f.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: wait, as net/http
+			// does, rather than spin.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			f.s.l.cfg.Logger.Debug("http accept failed", "err", err, "retry in", backoff)
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		cc := &clientConn{f: f, c: c, raw: c, hc: newHTTPConn(c)}
+		f.mu.Lock()
+		f.open[cc] = struct{}{}
+		f.mu.Unlock()
+		f.conns.Add(1)
+		go cc.start()
+	}
+}
+
+// shutdown stops accepting, closes idle connections, lets requests in
+// flight finish until ctx is done, then cuts the rest.
+func (f *frontDoor) shutdown(ctx context.Context) error {
+	f.ln.Close()
+	<-f.acceptDone
+	f.draining.Store(true)
+	f.mu.Lock()
+	for cc := range f.open {
+		if cc.state.CompareAndSwap(connIdle, connClosed) {
+			cc.raw.Close()
+		}
+	}
+	f.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		f.conns.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	f.mu.Lock()
+	for cc := range f.open {
+		cc.state.Store(connClosed)
+		cc.raw.Close()
+		if b := cc.back.Load(); b != nil {
+			b.c.Close()
+		}
+	}
+	f.mu.Unlock()
+	<-done
+	return ctx.Err()
+}
+
+// clientConn is one client connection at the front door. Only its own
+// goroutine touches its fields; a stop uses state, back and raw.
+type clientConn struct {
+	f     *frontDoor
+	c     net.Conn // raw, or the TLS connection over it
+	raw   net.Conn
+	hc    *httpConn
+	state atomic.Int32
+	back  atomic.Pointer[backendConn] // in use, for a forced stop to cut
+
+	counted bool // in the listener's connection counts
+
+	req     h1Request
+	resp    h1Response
+	generic *http.Response // a response head parseResponse declined
+	dateSec int64
+	date    []byte
+	in      [4 << 10]byte
+}
+
+// start does the TLS handshake on HTTPS, then gives the connection to
+// net/http (HTTP/2, or HTTP/1 when the fast lane is off) or serves it.
+func (cc *clientConn) start() {
+	f := cc.f
+	defer f.conns.Done()
+	if f.tls != nil {
+		tc := tls.Server(cc.c, f.tls)
+		tc.SetDeadline(time.Now().Add(f.s.o.HeaderTimeout))
+		if err := tc.HandshakeContext(f.s.ctx); err != nil {
+			f.s.l.cfg.Logger.Debug("TLS handshake failed", "client", cc.hc.src, "err", err)
+			cc.c.Close()
+			cc.forget()
+			return
+		}
+		tc.SetDeadline(time.Time{})
+		cs := tc.ConnectionState()
+		cc.c, cc.hc.tls = tc, &cs
+		if cs.NegotiatedProtocol == "h2" {
+			cc.forget()
+			if !f.handoff.push(tc) {
+				tc.Close()
+			}
+			return
+		}
+	}
+	f.s.l.c.active.Add(1)
+	f.s.l.c.new.Add(1)
+	cc.counted = true
+	if !f.lane {
+		cc.handOff(nil)
+		return
+	}
+	cc.serve()
+}
+
+func (cc *clientConn) close() {
+	cc.c.Close()
+	cc.forget()
+	if cc.counted {
+		cc.f.s.l.c.active.Add(-1)
+	}
+}
+
+func (cc *clientConn) forget() {
+	cc.f.mu.Lock()
+	delete(cc.f.open, cc)
+	cc.f.mu.Unlock()
+}
+
+// handOff gives the connection, with the bytes read and not yet
+// served, to the listener's net/http server, which reads it through a
+// requestGuard.
+func (cc *clientConn) handOff(pending []byte) {
+	cc.forget() // still counted active, now by net/http's ConnState
+	cc.f.handedOff.Add(1)
+	cc.c.SetDeadline(time.Time{})
+	var src io.Reader = cc.c
+	if len(pending) > 0 {
+		src = io.MultiReader(bytes.NewReader(append([]byte(nil), pending...)), cc.c)
+	}
+	hc := &handoffConn{Conn: cc.c, guard: newRequestGuard(src), hc: cc.hc}
+	if !cc.f.handoff.push(hc) {
+		cc.close()
+	}
+}
+
+// handoffListener is how the fast lane gives connections to the
+// listener's net/http server.
+type handoffListener struct {
+	addr  net.Addr
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func (h *handoffListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-h.conns:
+		return c, nil
+	case <-h.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (h *handoffListener) Close() error {
+	h.once.Do(func() { close(h.done) })
+	return nil
+}
+
+func (h *handoffListener) Addr() net.Addr { return h.addr }
+
+// push hands c to the server; false if it has stopped.
+func (h *handoffListener) push(c net.Conn) bool {
+	select {
+	case h.conns <- c:
+		return true
+	case <-h.done:
+		return false
+	}
+}
+
+// handoffConn is an HTTP/1 connection the front door handed over: net/http
+// reads it through its guard, starting with the bytes the fast lane had
+// read and not served.
+type handoffConn struct {
+	net.Conn
+	guard *requestGuard
+	hc    *httpConn
+}
+
+func (c *handoffConn) Read(p []byte) (int, error) { return c.guard.Read(p) }
+
+// CloseWrite lets net/http half-close the connection, as it does a
+// *net.TCPConn's.
+func (c *handoffConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+// newHTTPConn describes a client connection.
+func newHTTPConn(c net.Conn) *httpConn {
+	hc := &httpConn{}
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		ap := a.AddrPort()
+		hc.src = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	if a, ok := c.LocalAddr().(*net.TCPAddr); ok {
+		ap := a.AddrPort()
+		hc.dst = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	hc.ip = []string{hc.src.Addr().String()}
+	hc.port = []string{strconv.Itoa(int(hc.src.Port()))}
+	return hc
+}
