@@ -3,6 +3,7 @@ package listener
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -279,5 +280,73 @@ func TestHTTPRequestBodies(t *testing.T) {
 	if r.StatusCode != http.StatusBadRequest || !r.Close || b.hits.Load() != hits {
 		t.Errorf("malformed chunked body: %d, close %v, backend reached %d times; want 400, close, none",
 			r.StatusCode, r.Close, b.hits.Load()-hits)
+	}
+}
+
+// TestLanesAgree sends each request through a listener with the fast
+// lane and one without, to the same backend, and checks that the
+// backend sees the same request and the client the same response.
+func TestLanesAgree(t *testing.T) {
+	leaks(t)
+	type seen struct {
+		method, uri, host, proto string
+		header                   http.Header
+	}
+	got := make(chan seen, 1)
+	b := startHTTPBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
+		h := r.Header.Clone()
+		got <- seen{r.Method, r.RequestURI, r.Host, r.Proto, h}
+		w.Header().Set("X-Echo", r.Header.Get("X-A"))
+		w.Header()["Keep-Alive"] = []string{"timeout=5"} // hop-by-hop: never reaches the client
+		if r.URL.Path == "/chunked" {
+			w.(http.Flusher).Flush()
+		}
+		io.WriteString(w, "body of "+r.URL.Path)
+	})
+	listeners := map[string]*Listener{}
+	for _, lane := range []string{"fast", "net/http"} {
+		noFastLane = lane != "fast"
+		listeners[lane] = addHTTP(t, Config{HTTP: HTTPOptions{NoGzip: true, SLBIP: true, XForwardedProto: true}}, b)
+		noFastLane = false
+	}
+	tests := []struct{ name, req string }{
+		{"plain", "GET / HTTP/1.1\r\nHost: a\r\n\r\n"},
+		{"head", "HEAD /x HTTP/1.1\r\nHost: a\r\n\r\n"},
+		{"query", "GET /p/q?a=1&b=%20&c HTTP/1.1\r\nHost: a.example:8080\r\n\r\n"},
+		{"repeated fields", "GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\nX-A: 2\r\nAccept: */*\r\nUser-Agent: ua/1\r\n\r\n"},
+		{"prior X-Forwarded-For", "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.1.1.1\r\nX-Forwarded-For: 2.2.2.2, 3.3.3.3\r\n\r\n"},
+		{"forged lbkit fields", "GET / HTTP/1.1\r\nHost: a\r\nSLB-IP: 6.6.6.6\r\nX-Forwarded-Proto: https\r\n\r\n"},
+		{"hop-by-hop", "GET / HTTP/1.1\r\nHost: a\r\nKeep-Alive: 1\r\nTE: trailers\r\nProxy-Authorization: x\r\nConnection: keep-alive\r\n\r\n"},
+		{"lower-case names", "GET / HTTP/1.1\r\nhost: a\r\nx-a: v\r\n\r\n"},
+		{"whitespace", "GET / HTTP/1.1\r\nHost:a\r\nX-A:   v  \r\n\r\n"},
+		{"chunked response", "GET /chunked HTTP/1.1\r\nHost: a\r\n\r\n"},
+		{"close", "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var (
+				reqs  []seen
+				resps []rawResponse
+			)
+			for _, lane := range []string{"fast", "net/http"} {
+				resps = append(resps, rawExchange(t, listeners[lane], tt.req)[0])
+				reqs = append(reqs, <-got)
+			}
+			if f, n := fmt.Sprint(reqs[0]), fmt.Sprint(reqs[1]); f != n {
+				t.Errorf("the backend saw\nfast:     %s\nnet/http: %s", f, n)
+			}
+			for _, r := range resps {
+				r.Header.Del("Date")
+			}
+			f, n := resps[0], resps[1]
+			if f.StatusCode != n.StatusCode || f.body != n.body || f.Close != n.Close || fmt.Sprint(f.Header) != fmt.Sprint(n.Header) ||
+				fmt.Sprint(f.TransferEncoding) != fmt.Sprint(n.TransferEncoding) {
+				t.Errorf("the client got\nfast:     %d %v %v close %v %q\nnet/http: %d %v %v close %v %q",
+					f.StatusCode, f.Header, f.TransferEncoding, f.Close, f.body, n.StatusCode, n.Header, n.TransferEncoding, n.Close, n.body)
+			}
+		})
+	}
+	if listeners["fast"].srv.(*httpServer).front.served.Load() != uint64(len(tests)) {
+		t.Errorf("the fast lane served %d of the %d requests", listeners["fast"].srv.(*httpServer).front.served.Load(), len(tests))
 	}
 }
