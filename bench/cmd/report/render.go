@@ -71,7 +71,7 @@ func render(r *Results, chart string) string {
 		meta["go"], meta["nginx"], meta["haproxy"], meta["caddy"], meta["wrk"], meta["h2load"], meta["iperf3"])
 	w("- Everything on 127.0.0.1. Load generator, proxy and backend share the %s cores, as in the issue's reference runs; nothing is pinned. One proxy runs at a time, over the same backends.\n", meta["cores"])
 	w("- Each figure is the **median of %s runs**; *spread* is (max − min) ÷ median of the rate. Proxy CPU is utime+stime from `/proc/<pid>/stat` of the proxy process and its children (nginx's master and worker, clb, haproxy, caddy, the Go baselines) over the load, divided by the load's wall time (cores) and by its rate (µs per operation).\n", meta["repeats"])
-	w("- Configs: [bench/configs](bench/configs). nginx: 1 worker; HAProxy: `nbthread 1`; Caddy, clb and the Go baselines: Go's default GOMAXPROCS (%s). No proxy logs requests (clb runs with `-access-log=false`); clb's Gzip, X-Forwarded-For and health checks are off, as the others do neither.\n\n", meta["cores"])
+	w("- Configs: [bench/configs](bench/configs). nginx: 1 worker; HAProxy: `nbthread 1`; Caddy, clb and the Go baselines: Go's default GOMAXPROCS (%s). No proxy logs requests (clb runs with `-access-log=false`); clb's Gzip, X-Forwarded-For and health checks are off, as the others do neither. (With Gzip on, requests from clients that accept gzip are served by net/http's lane rather than lbkit's fast lane; see the listener package doc.)\n\n", meta["cores"])
 
 	// --- L7
 	if _, ok := r.Meta["l7"]; ok {
