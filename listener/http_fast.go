@@ -149,15 +149,8 @@ func (cc *clientConn) serveRequest() bool {
 			break
 		}
 	}
-	switch {
-	case lastErr == nil:
-		l.c.noBackend.Add(1)
-		return cc.fail(http.StatusServiceUnavailable, "503 Service Unavailable: no backend available\n", keep, start)
-	case isTimeout(lastErr):
-		return cc.fail(http.StatusGatewayTimeout, "504 Gateway Timeout: the backend did not answer in time\n", keep, start)
-	default:
-		return cc.fail(http.StatusBadGateway, "502 Bad Gateway: the backend refused or reset the connection\n", keep, start)
-	}
+	code, msg := s.failure(lastErr)
+	return cc.fail(code, msg, keep, start)
 }
 
 // exchange sends the request to addr on a pooled connection (or a new

@@ -471,7 +471,7 @@ func (s *httpServer) proxy(w http.ResponseWriter, r *http.Request) {
 	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
 		rc, err := s.bufferBody(r)
 		if err != nil {
-			s.fail(w, r, http.StatusBadRequest, "400 Bad Request: the request body is malformed or cut short\n")
+			s.fail(w, r, http.StatusBadRequest, msgBadBody)
 			return
 		}
 		br = &bodyReader{s: s, rc: rc}
@@ -545,16 +545,28 @@ func (s *httpServer) proxy(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 	}
+	if br != nil && br.bad != nil {
+		s.fail(w, r, http.StatusBadRequest, msgBadBody)
+		return
+	}
+	code, msg := s.failure(lastErr)
+	s.fail(w, r, code, msg)
+}
+
+const msgBadBody = "400 Bad Request: the request body is malformed or cut short\n"
+
+// failure is the answer to a request no backend served, lastErr being
+// the last attempt's error: 503 if no backend was available, 504 if one
+// was silent for the request timeout, 502 otherwise.
+func (s *httpServer) failure(lastErr error) (code int, msg string) {
 	switch {
-	case br != nil && br.bad != nil:
-		s.fail(w, r, http.StatusBadRequest, "400 Bad Request: the request body is malformed or cut short\n")
 	case lastErr == nil:
-		l.c.noBackend.Add(1)
-		s.fail(w, r, http.StatusServiceUnavailable, "503 Service Unavailable: no backend available\n")
+		s.l.c.noBackend.Add(1)
+		return http.StatusServiceUnavailable, "503 Service Unavailable: no backend available\n"
 	case isTimeout(lastErr):
-		s.fail(w, r, http.StatusGatewayTimeout, "504 Gateway Timeout: the backend did not answer in time\n")
+		return http.StatusGatewayTimeout, "504 Gateway Timeout: the backend did not answer in time\n"
 	default:
-		s.fail(w, r, http.StatusBadGateway, "502 Bad Gateway: the backend refused or reset the connection\n")
+		return http.StatusBadGateway, "502 Bad Gateway: the backend refused or reset the connection\n"
 	}
 }
 
