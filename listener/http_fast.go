@@ -10,6 +10,7 @@ import (
 	"unsafe"
 
 	"github.com/lbkit/lbkit/balancer"
+	"github.com/lbkit/lbkit/session"
 )
 
 // The fast lane serves keep-alive traffic without net/http's server:
@@ -28,8 +29,9 @@ import (
 // serves that connection from then on with every check and feature it
 // has. Responses the lane does not parse (chunked or unframed bodies,
 // long heads) are read with http.ReadResponse. The lane is off for
-// listeners with a middleware, a redirect, sticky sessions or client
-// certificate headers.
+// listeners with a middleware, a redirect or client certificate
+// headers. With sticky sessions it reads and rewrites the session
+// cookie as net/http's lane does (package session).
 
 // noFastLane turns the fast lane off, so tests can compare the lanes.
 var noFastLane = false
@@ -99,6 +101,17 @@ func (cc *clientConn) serveRequest() bool {
 	start := time.Now()
 	keep := !q.close && cc.hc.reqs.Add(1) <= int64(s.o.MaxKeepAliveRequests)
 	g := s.st.routes.group(unsafeString(q.host), unsafeString(q.path), l.cfg.Group)
+	cc.sess, cc.cookies = session.Session{}, nil
+	if st := s.st.sticky; st != nil {
+		// The session package works on header maps: only the Cookie
+		// fields go into one, and what it leaves is forwarded.
+		h := http.Header{}
+		for _, v := range q.cookie[:q.ncookie] {
+			h["Cookie"] = append(h["Cookie"], string(q.raw[v.start:v.end]))
+		}
+		cc.sess = st.Request(h)
+		cc.cookies = h["Cookie"]
+	}
 	k := balancer.Key{Src: cc.hc.src, Dst: cc.hc.dst}
 	var (
 		triedBuf [maxConnectAttempts]*balancer.Member
@@ -110,9 +123,12 @@ func (cc *clientConn) serveRequest() bool {
 			m   *balancer.Member
 			err error
 		)
-		if len(tried) > 0 {
+		switch {
+		case len(tried) > 0:
 			m, err = g.PickNext(k, tried)
-		} else {
+		case cc.sess.ID != "":
+			m, err = g.PickSticky(cc.sess.ID, k)
+		default:
 			m, err = g.Pick(k)
 		}
 		if err != nil {
@@ -200,6 +216,11 @@ func (cc *clientConn) send(bk *backendConn) error {
 	w.WriteString(" HTTP/1.1\r\n")
 	for _, ln := range q.keep[:q.nkeep] {
 		w.Write(q.raw[ln.start:ln.end])
+	}
+	for _, v := range cc.cookies {
+		w.WriteString("Cookie: ")
+		w.WriteString(v)
+		w.WriteString("\r\n")
 	}
 	o := &cc.f.opts
 	if o.xff {
@@ -297,8 +318,28 @@ func (cc *clientConn) respond(bk *backendConn, id string, bc *backendCounters, s
 	out := append((*bp)[:0], "HTTP/1.1"...)
 	out = append(out, p.line...)
 	out = append(out, "\r\n"...)
+	st := s.st.sticky
+	var setCookies []string // with sticky sessions, the Set-Cookie fields
 	for _, ln := range p.keep[:p.nkeep] {
-		out = append(out, head[ln.start:ln.end]...)
+		line := head[ln.start:ln.end]
+		if st != nil && len(line) > len("set-cookie:") && equalFold(line[:len("set-cookie:")], "set-cookie:") {
+			v, _, _ := fieldValue(line[len("set-cookie:") : len(line)-2])
+			setCookies = append(setCookies, string(v))
+			continue
+		}
+		out = append(out, line...)
+	}
+	if st != nil {
+		h := http.Header{}
+		if setCookies != nil {
+			h["Set-Cookie"] = setCookies
+		}
+		st.Response(h, cc.sess, id, s.https)
+		for _, v := range h["Set-Cookie"] {
+			out = append(out, "Set-Cookie: "...)
+			out = append(out, v...)
+			out = append(out, "\r\n"...)
+		}
 	}
 	if !p.hasDate {
 		out = cc.appendDate(out, start)
@@ -390,6 +431,9 @@ func (cc *clientConn) respondGeneric(bk *backendConn, id string, bc *backendCoun
 	bc.countStatus(resp.StatusCode)
 	h := make(http.Header, len(resp.Header)+1)
 	copyResponseHeader(h, resp.Header)
+	if st := s.st.sticky; st != nil {
+		st.Response(h, cc.sess, id, s.https)
+	}
 	for k := range resp.Trailer {
 		h.Add("Trailer", k)
 	}

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/lbkit/lbkit/session"
 )
 
 // Every connection of an HTTP or HTTPS listener comes in through its
@@ -55,11 +57,12 @@ func newFrontDoor(s *httpServer, ln net.Listener) *frontDoor {
 	f := &frontDoor{
 		s:    s,
 		ln:   ln,
-		lane: o.Middleware == nil && o.RedirectToPort == 0 && s.st.sticky == nil && !o.ClientCertHeaders && !noFastLane,
+		lane: o.Middleware == nil && o.RedirectToPort == 0 && !o.ClientCertHeaders && !noFastLane,
 		opts: h1Options{
 			maxHead: min(o.MaxHeaderBytes, len(clientConn{}.in)),
 			maxURI:  o.MaxURIBytes,
 			gzip:    s.gz != nil,
+			sticky:  s.st.sticky != nil,
 			xff:     !o.NoXForwardedFor,
 			slbID:   o.SLBID, slbIP: o.SLBIP, proto: o.XForwardedProto, port: o.XForwardedPort,
 			srcPort: o.XForwardedClientSrcPort,
@@ -149,6 +152,8 @@ type clientConn struct {
 
 	counted bool // in the listener's connection counts
 
+	sess    session.Session // the request's, with sticky sessions
+	cookies []string        // its Cookie fields for the backend
 	req     h1Request
 	resp    h1Response
 	generic *http.Response // a response head parseResponse declined

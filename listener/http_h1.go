@@ -29,23 +29,26 @@ type h1Line struct{ start, end int32 }
 // h1Request is a request head parsed in place from the connection's
 // buffer. Its slices alias that buffer.
 type h1Request struct {
-	raw    []byte // the head, set by the caller once parsed
-	len    int    // bytes of the head, final blank line included
-	head   bool   // the method is HEAD
-	target []byte // origin-form request target
-	path   []byte // target up to '?'
-	host   []byte
-	close  bool // Connection: close
-	keep   [maxH1Lines]h1Line
-	nkeep  int
-	xff    [8]h1Line // values of X-Forwarded-For fields (when we append to it)
-	nxff   int
+	raw     []byte // the head, set by the caller once parsed
+	len     int    // bytes of the head, final blank line included
+	head    bool   // the method is HEAD
+	target  []byte // origin-form request target
+	path    []byte // target up to '?'
+	host    []byte
+	close   bool // Connection: close
+	keep    [maxH1Lines]h1Line
+	nkeep   int
+	xff     [8]h1Line // values of X-Forwarded-For fields (when we append to it)
+	nxff    int
+	cookie  [8]h1Line // values of Cookie fields (with sticky sessions)
+	ncookie int
 }
 
 // h1Options are the listener settings the request parser applies.
 type h1Options struct {
 	maxHead, maxURI                         int
 	gzip                                    bool // requests accepting gzip go to net/http's lane
+	sticky                                  bool // Cookie fields are the session's to rewrite
 	xff, slbID, slbIP, proto, port, srcPort bool
 }
 
@@ -124,6 +127,13 @@ func parseRequest(b []byte, o *h1Options, q *h1Request) h1Verdict {
 				keep = !o.slbID
 			case equalFold(n, "slb-ip"):
 				keep = !o.slbIP
+			case equalFold(n, "cookie") && o.sticky:
+				if q.ncookie == len(q.cookie) {
+					return h1Decline
+				}
+				q.cookie[q.ncookie] = h1Line{vs, vs + int32(len(v))}
+				q.ncookie++
+				keep = false
 			}
 		case 7:
 			if equalFold(n, "upgrade") || equalFold(n, "trailer") {

@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-var testH1Options = h1Options{maxHead: 4096, maxURI: 256, gzip: true, xff: true, slbID: true, proto: true}
+var testH1Options = h1Options{maxHead: 4096, maxURI: 256, gzip: true, sticky: true, xff: true, slbID: true, proto: true}
 
 func TestParseRequest(t *testing.T) {
 	const get = "GET / HTTP/1.1\r\nHost: a.example\r\n"
@@ -70,7 +70,7 @@ func TestParseRequest(t *testing.T) {
 func TestParseRequestFields(t *testing.T) {
 	head := "GET /a?b HTTP/1.1\r\nHost: h:80\r\nX-Forwarded-For: 1.1.1.1, 2.2.2.2\r\nx-forwarded-for:3.3.3.3 \r\n" +
 		"Keep-Alive: 5\r\nTE: trailers\r\nSLB-ID: forged\r\nX-Forwarded-Proto: forged\r\nProxy-Authorization: x\r\n" +
-		"Connection: keep-alive, close\r\nAccept: */*\r\nX-Forwarded-Port: 1\r\n\r\nGET /next"
+		"Connection: keep-alive, close\r\nAccept: */*\r\nCookie: a=1; SERVERID=x\r\nX-Forwarded-Port: 1\r\n\r\nGET /next"
 	var q h1Request
 	if v := parseRequest([]byte(head), &testH1Options, &q); v != h1Complete {
 		t.Fatalf("verdict %d", v)
@@ -89,6 +89,9 @@ func TestParseRequestFields(t *testing.T) {
 	}
 	if strings.Join(xff, "|") != "1.1.1.1, 2.2.2.2|3.3.3.3" {
 		t.Errorf("X-Forwarded-For values %q", xff)
+	}
+	if q.ncookie != 1 || string(raw[q.cookie[0].start:q.cookie[0].end]) != "a=1; SERVERID=x" {
+		t.Errorf("Cookie values %v, want the one field's for the session to rewrite", q.cookie[:q.ncookie])
 	}
 	if !q.close || q.head || string(q.target) != "/a?b" || string(q.path) != "/a" || string(q.host) != "h:80" || q.len != len(head)-len("GET /next") {
 		t.Errorf("parsed %+v", q)
@@ -142,6 +145,7 @@ func TestParseResponse(t *testing.T) {
 // or extends is one net/http saw.
 func FuzzH1Request(f *testing.F) {
 	f.Add([]byte("GET / HTTP/1.1\r\nHost: a\r\n\r\n"))
+	f.Add([]byte("GET / HTTP/1.1\r\nHost: a\r\nCookie: a=1\r\ncookie:  SERVERID=x ; b=2 \r\n\r\n"))
 	f.Add([]byte("HEAD /x?%41 HTTP/1.1\r\nHost: a:1\r\nX-Forwarded-For: 1.2.3.4\r\nConnection: close\r\n\r\nGET / HTTP/1.1\r\n"))
 	f.Add([]byte("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"))
 	f.Add([]byte("GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n 2\r\n\r\n"))
@@ -178,6 +182,11 @@ func FuzzH1Request(f *testing.F) {
 		for _, v := range q.xff[:q.nxff] {
 			if !slices.Contains(r.Header.Values("X-Forwarded-For"), string(raw[v.start:v.end])) {
 				t.Fatalf("X-Forwarded-For value %q: net/http has %q", raw[v.start:v.end], r.Header.Values("X-Forwarded-For"))
+			}
+		}
+		for _, v := range q.cookie[:q.ncookie] {
+			if !slices.Contains(r.Header.Values("Cookie"), string(raw[v.start:v.end])) {
+				t.Fatalf("Cookie value %q: net/http has %q", raw[v.start:v.end], r.Header.Values("Cookie"))
 			}
 		}
 	})

@@ -552,6 +552,9 @@ func TestHTTPStickyRewrite(t *testing.T) {
 	if v, _ := seen.Load(first); v != "v-"+first {
 		t.Errorf("backend saw app=%v, want its own value v-%s", v, first)
 	}
+	if n := l.srv.(*httpServer).front.served.Load(); n != 11 {
+		t.Errorf("the fast lane served %d of the 11 requests", n)
+	}
 }
 
 func TestHTTPWebSocketEcho(t *testing.T) {
