@@ -1,18 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"net"
 	"net/http"
 	"regexp"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/lbkit/lbkit/balancer"
 	"github.com/lbkit/lbkit/balancer/balancertest"
+	"github.com/lbkit/lbkit/internal/exampletest"
 	"github.com/lbkit/lbkit/internal/leakcheck"
 )
 
@@ -65,13 +63,13 @@ func TestSchedulerPrefersFast(t *testing.T) {
 // keeps serving until cancelled.
 func TestCustomSchedulerListener(t *testing.T) {
 	leakcheck.Check(t)
-	var out lockedBuffer
+	var out exampletest.Output
 	ready := make(chan string, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	errc := make(chan error, 1)
 	go func() {
-		errc <- run(ctx, config{Listen: "127.0.0.1:" + freePort(t), Requests: 200, ready: func(a string) { ready <- a }}, &out)
+		errc <- run(ctx, config{Listen: "127.0.0.1:" + exampletest.FreePort(t), Requests: 200, ready: func(a string) { ready <- a }}, &out)
 	}()
 	var addr string
 	select {
@@ -119,32 +117,4 @@ func TestPickAllocs(t *testing.T) {
 	if n := testing.AllocsPerRun(1000, func() { g.Pick(balancer.Key{}) }); n != 0 {
 		t.Errorf("Pick allocates %v times, want 0", n)
 	}
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	return port
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"io"
@@ -10,10 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/lbkit/lbkit/internal/exampletest"
 	"github.com/lbkit/lbkit/internal/leakcheck"
 	"github.com/lbkit/lbkit/tlspolicy"
 )
@@ -31,8 +30,8 @@ func TestHTTPSNI(t *testing.T) {
 			name = "mtls"
 		}
 		t.Run(name, func(t *testing.T) {
-			var out lockedBuffer
-			info, stop := start(t, config{Listen: "127.0.0.1:" + freePort(t), MTLS: mtls, Policy: tlspolicy.Policy12StrictWith13}, &out)
+			var out exampletest.Output
+			info, stop := start(t, config{Listen: "127.0.0.1:" + exampletest.FreePort(t), MTLS: mtls, Policy: tlspolicy.Policy12StrictWith13}, &out)
 
 			for _, want := range []string{
 				"a.example.test     → CN=a.example.test\n",
@@ -119,67 +118,10 @@ func fetch(info readyInfo, host string, client *tls.Certificate) (string, error)
 	return string(b), err
 }
 
-// start runs the example in the background and returns where it is and a
-// function that cancels it and checks it ended cleanly.
+// start runs the example in the background (see exampletest.Start).
 func start(t *testing.T, cfg config, out io.Writer) (readyInfo, func()) {
-	t.Helper()
-	ready := make(chan readyInfo, 1)
-	cfg.ready = func(r readyInfo) { ready <- r }
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- run(ctx, cfg, out) }()
-	var info readyInfo
-	select {
-	case info = <-ready:
-	case err := <-errc:
-		cancel()
-		t.Fatalf("run: %v", err)
-	case <-time.After(10 * time.Second):
-		cancel()
-		t.Fatal("not ready after 10s")
-	}
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-errc:
-				if err != nil {
-					t.Errorf("run: %v", err)
-				}
-			case <-time.After(10 * time.Second):
-				t.Error("run did not return 10s after cancel")
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return info, stop
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	return port
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	return exampletest.Start(t, func(ctx context.Context, ready func(readyInfo)) error {
+		cfg.ready = ready
+		return run(ctx, cfg, out)
+	})
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -10,10 +9,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/lbkit/lbkit/internal/exampletest"
 	"github.com/lbkit/lbkit/internal/leakcheck"
 )
 
@@ -26,9 +25,9 @@ func TestTCPProxy(t *testing.T) {
 	for _, pp := range []int{0, 1, 2} {
 		t.Run(fmt.Sprintf("proxy-protocol=%d", pp), func(t *testing.T) {
 			t.Parallel()
-			out := &lockedBuffer{}
+			out := &exampletest.Output{}
 			addr, stop := start(t, config{
-				Listen:         "127.0.0.1:" + freePort(t),
+				Listen:         "127.0.0.1:" + exampletest.FreePort(t),
 				ProxyProtocol:  pp,
 				HealthInterval: time.Second,
 			}, out)
@@ -92,69 +91,12 @@ func get(addr string) (local, body string, err error) {
 	return c.LocalAddr().String(), string(b), nil
 }
 
-// start runs the example in the background and returns its address and
-// a function that cancels it and checks it ended cleanly.
+// start runs the example in the background (see exampletest.Start).
 func start(t *testing.T, cfg config, out io.Writer) (string, func()) {
-	t.Helper()
-	ready := make(chan string, 1)
-	cfg.ready = func(addr string) { ready <- addr }
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- run(ctx, cfg, out) }()
-	var addr string
-	select {
-	case addr = <-ready:
-	case err := <-errc:
-		cancel()
-		t.Fatalf("run: %v", err)
-	case <-time.After(5 * time.Second):
-		cancel()
-		t.Fatal("not ready after 5s")
-	}
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-errc:
-				if err != nil {
-					t.Errorf("run: %v", err)
-				}
-			case <-time.After(10 * time.Second):
-				t.Error("run did not return 10s after cancel")
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return addr, stop
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	return port
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	return exampletest.Start(t, func(ctx context.Context, ready func(string)) error {
+		cfg.ready = ready
+		return run(ctx, cfg, out)
+	})
 }
 
 // Backends given on the command line, host:port[=weight].
@@ -163,7 +105,7 @@ func TestTCPProxyBackends(t *testing.T) {
 	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "web") }))
 	defer web.Close()
 	addr, stop := start(t, config{
-		Listen:         "127.0.0.1:" + freePort(t),
+		Listen:         "127.0.0.1:" + exampletest.FreePort(t),
 		Backends:       []string{web.Listener.Addr().String() + "=80"},
 		HealthInterval: time.Second,
 	}, io.Discard)

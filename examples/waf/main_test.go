@@ -1,17 +1,15 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/lbkit/lbkit/internal/exampletest"
 	"github.com/lbkit/lbkit/internal/leakcheck"
 )
 
@@ -20,10 +18,10 @@ import (
 // over its burst gets 429 with Retry-After.
 func TestWAF(t *testing.T) {
 	leakcheck.Check(t)
-	out := &lockedBuffer{}
+	out := &exampletest.Output{}
 	const burst = 8
 	base, stop := start(t, config{
-		Listen:    "127.0.0.1:" + freePort(t),
+		Listen:    "127.0.0.1:" + exampletest.FreePort(t),
 		Methods:   []string{"GET", "HEAD", "POST"},
 		MaxHeader: 1024,
 		Rate:      0.01, // no refill during the test
@@ -169,67 +167,12 @@ func do(t *testing.T, c *http.Client, req *http.Request) (int, string) {
 	return resp.StatusCode, strings.TrimSpace(string(b))
 }
 
-// start runs the example in the background and returns its base URL and
-// a function that cancels it and checks it ended cleanly.
+// start runs the example in the background (see exampletest.Start) and
+// returns its base URL.
 func start(t *testing.T, cfg config, out io.Writer) (string, func()) {
-	t.Helper()
-	ready := make(chan string, 1)
-	cfg.ready = func(addr string) { ready <- addr }
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- run(ctx, cfg, out) }()
-	var addr string
-	select {
-	case addr = <-ready:
-	case err := <-errc:
-		cancel()
-		t.Fatalf("run: %v", err)
-	case <-time.After(5 * time.Second):
-		cancel()
-		t.Fatal("not ready after 5s")
-	}
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-errc:
-				if err != nil {
-					t.Errorf("run: %v", err)
-				}
-			case <-time.After(10 * time.Second):
-				t.Error("run did not return 10s after cancel")
-			}
-		})
-	}
-	t.Cleanup(stop)
+	addr, stop := exampletest.Start(t, func(ctx context.Context, ready func(string)) error {
+		cfg.ready = ready
+		return run(ctx, cfg, out)
+	})
 	return "http://" + addr, stop
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	return port
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
