@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -80,28 +79,14 @@ func newFrontDoor(s *httpServer, ln net.Listener) *frontDoor {
 // accept runs the lane's accept loop until its listener is closed.
 func (f *frontDoor) accept() {
 	defer close(f.acceptDone)
-	var backoff time.Duration
-	for {
-		c, err := f.ln.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			// Out of file descriptors and the like: wait, as net/http
-			// does, rather than spin.
-			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			f.s.l.cfg.Logger.Debug("http accept failed", "err", err, "retry in", backoff)
-			time.Sleep(backoff)
-			continue
-		}
-		backoff = 0
+	acceptLoop(f.s.l.cfg.Logger, f.ln.Accept, func(c net.Conn) {
 		cc := &clientConn{f: f, c: c, raw: c, hc: newHTTPConn(c)}
 		f.mu.Lock()
 		f.open[cc] = struct{}{}
 		f.mu.Unlock()
 		f.conns.Add(1)
 		go cc.start()
-	}
+	})
 }
 
 // shutdown stops accepting, closes idle connections, lets requests in

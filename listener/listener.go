@@ -2,11 +2,14 @@ package listener
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/lbkit/lbkit/acl"
 	"github.com/lbkit/lbkit/balancer"
@@ -214,4 +217,26 @@ func (l *Listener) Stats() Stats {
 	s := Stats{Name: l.cfg.Name, Protocol: l.cfg.Protocol, Port: l.cfg.Port, State: l.State()}
 	l.c.snapshot(&s)
 	return s
+}
+
+// acceptLoop calls accept until the listener behind it is closed, giving
+// each connection to handle. Other accept errors (out of file
+// descriptors and the like) are logged and waited out, backing off as
+// net/http does, so the listener keeps serving once they pass.
+func acceptLoop[C net.Conn](log *slog.Logger, accept func() (C, error), handle func(C)) {
+	var backoff time.Duration
+	for {
+		c, err := accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			log.Warn("accept failed", "err", err, "retry_in", backoff)
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		handle(c)
+	}
 }

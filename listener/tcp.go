@@ -67,24 +67,10 @@ func (s *tcpServer) addrs() []net.Addr {
 }
 
 func (s *tcpServer) serve(ln *net.TCPListener, port int) {
-	var backoff time.Duration
-	for {
-		c, err := ln.AcceptTCP()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			// Out of file descriptors and the like: back off as
-			// net/http does, and keep serving.
-			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			s.l.cfg.Logger.Warn("accept failed", "err", err, "retry_in", backoff)
-			time.Sleep(backoff)
-			continue
-		}
-		backoff = 0
+	acceptLoop(s.l.cfg.Logger, ln.AcceptTCP, func(c *net.TCPConn) {
 		s.conns.Add(1)
 		go s.handle(c, port)
-	}
+	})
 }
 
 // handle runs one client connection to its end.
