@@ -25,6 +25,10 @@ const (
 	DefaultMaxHeaderBytes       = 64 << 10
 	DefaultMaxURIBytes          = 8 << 10
 	DefaultMaxKeepAliveRequests = 100
+	// DefaultHTTP2MaxRequestsPerConnection is nginx's keepalive_requests
+	// default: browsers multiplex hundreds of requests over one HTTP/2
+	// connection, so it is far above the HTTP/1.x limit.
+	DefaultHTTP2MaxRequestsPerConnection = 1000
 )
 
 // HTTPOptions configures HTTP and HTTPS listeners (Config.HTTP). The zero
@@ -52,14 +56,20 @@ type HTTPOptions struct {
 	// backend, as nginx does beyond its 8 KiB header buffers. If zero,
 	// 8 KiB is used. Range 256 bytes–MaxHeaderBytes.
 	MaxURIBytes int
-	// MaxKeepAliveRequests is how many requests a client connection
-	// carries after its first: the response to request
-	// MaxKeepAliveRequests+1 carries "Connection: close" and the
-	// connection closes after it (the CLB's 100); on HTTP/2 the listener
-	// sends GOAWAY instead, lets the streams in flight finish and closes
-	// the connection when it is idle. If zero, 100 is used. Range
-	// 1–10000.
+	// MaxKeepAliveRequests is how many requests an HTTP/1.x client
+	// connection carries: the response to request MaxKeepAliveRequests
+	// carries "Connection: close" and the connection closes after it
+	// (the CLB's 100). If zero, 100 is used. Range 1–10000.
 	MaxKeepAliveRequests int
+	// HTTP2MaxRequestsPerConnection is how many requests (streams) an
+	// HTTP/2 client connection carries: after that many the listener
+	// sends GOAWAY, lets the streams in flight finish and closes the
+	// connection when it is idle; streams the client opened after the
+	// GOAWAY are not processed, which RFC 9113 §6.8 makes safe for the
+	// client to retry on a new connection. If zero,
+	// DefaultHTTP2MaxRequestsPerConnection (1000, as nginx) is used; a
+	// large value is effectively unlimited. Must not be negative.
+	HTTP2MaxRequestsPerConnection int
 
 	// NoXForwardedFor turns off X-Forwarded-For, which is on by default:
 	// the client's IP is appended to any X-Forwarded-For the request
