@@ -68,7 +68,10 @@
 //
 // Resumption is limited to [SessionLifetime] (300 s) by
 // [LimitSessionLifetime], which [Policy.Config] applies; crypto/tls alone
-// accepts tickets for 7 days. [RequireClientCert] with a pool from
+// accepts tickets for 7 days. Tickets still advertise crypto/tls's fixed
+// lifetime (7 days in TLS 1.3, no hint in TLS 1.2), since crypto/tls
+// offers no way to change it: a client offering a ticket older than 300 s
+// gets a full handshake. [RequireClientCert] with a pool from
 // [LoadCAPool] makes a server verify client certificates, and
 // [DescribeClientCert] summarises one for backend headers.
 //

@@ -33,6 +33,17 @@ var stampPrefix = []byte("lbkit/tlspolicy/created/v1:")
 // a resumed TLS 1.2 connection gets an empty ticket (RFC 5077 §3.3: the
 // client keeps its old one). A TLS 1.3 resumption derives a new secret, so
 // its new ticket is valid for max from then.
+//
+// Known gap: clients are not told max. crypto/tls fixes what a ticket
+// advertises and has no seam to change it: a TLS 1.3 NewSessionTicket
+// always says 7 days (`m.lifetime = uint32(maxSessionTicketLifetime /
+// time.Second)` in Go's crypto/tls/handshake_server_tls13.go) and a TLS
+// 1.2 one always carries a lifetime hint of 0, "unspecified"
+// (newSessionTicketMsg.marshal in handshake_messages.go). A client
+// therefore keeps a ticket for up to 7 days and may offer it after max;
+// the server then answers with a full handshake, which costs the client
+// nothing but the resumption. Rewriting the encrypted ticket message would
+// take the connection's traffic secrets, so lbkit does not.
 func LimitSessionLifetime(cfg *tls.Config, max time.Duration) error {
 	if max < time.Second || max > maxLifetime {
 		return cfgerr.New(pkg, "SessionLifetime", max, "out of range 1s–168h0m0s")

@@ -1,8 +1,12 @@
 package tlspolicy_test
 
 import (
+	"bytes"
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
+	"net"
+	"reflect"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -100,4 +104,120 @@ func TestLimitSessionLifetimeRange(t *testing.T) {
 	if err := tlspolicy.LimitSessionLifetime(&tls.Config{}, time.Second); err != nil {
 		t.Errorf("LimitSessionLifetime(1s) = %v", err)
 	}
+}
+
+// TestAdvertisedTicketLifetime pins what a client is told about a ticket's
+// lifetime, which crypto/tls does not let a server set (see
+// LimitSessionLifetime, "Known gap"): a TLS 1.3 NewSessionTicket says 7
+// days and a TLS 1.2 one carries no lifetime hint (0, "unspecified"), so
+// clients offer tickets after SessionLifetime and get a full handshake.
+// If this test fails, crypto/tls changed: advertise SessionLifetime if it
+// now can, and update the doc.
+func TestAdvertisedTicketLifetime(t *testing.T) {
+	f := pki(t)
+	p, err := tlspolicy.Lookup(tlspolicy.Policy12StrictWith13)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := p.Config()
+	srv.Certificates = []tls.Certificate{f.ecdsa}
+	addr := startServer(t, srv, nil)
+	changed := "crypto/tls changed: advertise SessionLifetime (%v) if it now can and update LimitSessionLifetime's doc"
+
+	t.Run("TLS1.3", func(t *testing.T) {
+		// The client notes when the ticket expires from the lifetime the
+		// server advertised: it is encrypted on the wire.
+		cache := &recordingCache{}
+		cli := f.clientConfig()
+		cli.MinVersion = tls.VersionTLS13
+		cli.ClientSessionCache = cache
+		start := time.Now().Truncate(time.Second)
+		if _, err := handshake(addr, cli); err != nil {
+			t.Fatal(err)
+		}
+		if cache.last == nil {
+			t.Fatal("the client was given no ticket")
+		}
+		_, ss, err := cache.last.ResumptionState()
+		if err != nil {
+			t.Fatal(err)
+		}
+		useBy := time.Unix(int64(reflect.ValueOf(ss).Elem().FieldByName("useBy").Uint()), 0)
+		if got, want := useBy.Sub(start), 7*24*time.Hour; got < want || got > want+2*time.Second {
+			t.Errorf("advertised lifetime %v, want crypto/tls's fixed %v; "+changed, got, want, tlspolicy.SessionLifetime)
+		}
+	})
+	t.Run("TLS1.2", func(t *testing.T) {
+		// TLS 1.2 sends NewSessionTicket before ChangeCipherSpec, in the
+		// clear: read its lifetime hint off the wire.
+		raw, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := &recordingConn{Conn: raw}
+		cli := f.clientConfig()
+		cli.MaxVersion = tls.VersionTLS12
+		cli.ClientSessionCache = tls.NewLRUClientSessionCache(1)
+		tc := tls.Client(rec, cli)
+		defer tc.Close()
+		_ = tc.SetDeadline(time.Now().Add(10 * time.Second))
+		if err := tc.Handshake(); err != nil {
+			t.Fatal(err)
+		}
+		hint, ok := ticketLifetimeHint(rec.read.Bytes())
+		if !ok {
+			t.Fatal("no NewSessionTicket in the server's plaintext handshake")
+		}
+		if hint != 0 {
+			t.Errorf("lifetime hint %d s, want crypto/tls's 0 (unspecified); "+changed, hint, tlspolicy.SessionLifetime)
+		}
+	})
+}
+
+// recordingCache keeps the last session a client was given.
+type recordingCache struct{ last *tls.ClientSessionState }
+
+func (c *recordingCache) Get(string) (*tls.ClientSessionState, bool) { return nil, false }
+func (c *recordingCache) Put(_ string, cs *tls.ClientSessionState) {
+	if cs != nil {
+		c.last = cs
+	}
+}
+
+// recordingConn keeps every byte read from the server.
+type recordingConn struct {
+	net.Conn
+	read bytes.Buffer
+}
+
+func (c *recordingConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	c.read.Write(b[:n])
+	return n, err
+}
+
+// ticketLifetimeHint finds the TLS 1.2 NewSessionTicket (RFC 5077 §3.3)
+// among the plaintext handshake records before ChangeCipherSpec and
+// returns its ticket_lifetime_hint.
+func ticketLifetimeHint(stream []byte) (uint32, bool) {
+	var hs []byte // handshake messages, records joined
+	for len(stream) >= 5 {
+		typ, n := stream[0], int(binary.BigEndian.Uint16(stream[3:5]))
+		if len(stream) < 5+n || typ != 22 { // 22: handshake; CCS (20) ends the plaintext
+			break
+		}
+		hs = append(hs, stream[5:5+n]...)
+		stream = stream[5+n:]
+	}
+	for len(hs) >= 4 {
+		typ, n := hs[0], int(hs[1])<<16|int(hs[2])<<8|int(hs[3])
+		if len(hs) < 4+n {
+			break
+		}
+		if typ == 4 && n >= 4 { // 4: new_session_ticket
+			return binary.BigEndian.Uint32(hs[4:8]), true
+		}
+		hs = hs[4+n:]
+	}
+	return 0, false
 }
