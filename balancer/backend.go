@@ -6,7 +6,7 @@ import (
 	"sync/atomic"
 )
 
-// Weight bounds. The spec's default weight is DefaultWeight; there is no
+// Weight bounds. The CLB's default weight is DefaultWeight; there is no
 // implicit default in Backend, because weight 0 is meaningful (drain).
 const (
 	MinWeight     = 0

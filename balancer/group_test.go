@@ -405,7 +405,7 @@ func TestPickNext(t *testing.T) {
 	}
 }
 
-// Several backends of one group may share an address (SPEC §1): they are
+// Several backends of one group may share an address (docs/model.md §2): they are
 // distinct members by ID, each with its own weight, health and counters.
 func TestMembersMayShareAnAddress(t *testing.T) {
 	g := mustNew(t, Config{Scheduler: RoundRobin()},

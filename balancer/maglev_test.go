@@ -101,8 +101,8 @@ func disruption(n, m, removed int) float64 {
 }
 
 // Maglev moves a little more than the removed member's own keys, because
-// the end of the fill cascades; the excess shrinks as M/N grows. The issue
-// asks for ≤ 1.2 × ideal at M = 65537, which Maglev does not reach there
+// the end of the fill cascades; the excess shrinks as M/N grows. Our
+// target is ≤ 1.2 × ideal at M = 65537, which Maglev does not reach there
 // (≈ 1.55 ×); it does at M = 655373 (≈ 1.14 ×). Both are pinned here so
 // that a regression in either shows.
 func TestMaglevDisruption(t *testing.T) {

@@ -149,7 +149,7 @@ func (c StatusClasses) Match(code int) bool {
 	return c&(1<<(code/100-2)) != 0
 }
 
-// Defaults and bounds of Config, from SPEC §10.
+// Defaults and bounds of Config: the CLB's (docs/model.md §11).
 const (
 	defaultInterval    = 2 * time.Second
 	minInterval        = time.Second
@@ -185,8 +185,8 @@ type Config struct {
 	// fraction of Interval so that probes of many targets do not align.
 	Interval time.Duration
 	// Timeout bounds one probe. If zero, 5s is used. Range 1s–300s. For
-	// KindUDP a Timeout shorter than Interval is raised to Interval (SPEC
-	// §10), because silence is the only sign of a dead UDP service.
+	// KindUDP a Timeout shorter than Interval is raised to Interval, as
+	// the CLB does, because silence is the only sign of a dead UDP service.
 	Timeout time.Duration
 	// HealthyThreshold is the number of consecutive passed probes that
 	// make an unhealthy target healthy. If zero, 3 is used. Range 2–10.
@@ -404,7 +404,7 @@ func intField(name string, v *int, def, lo, hi int, bounds string) error {
 	return nil
 }
 
-// fmtDuration prints bounds as SPEC §10 does: 1s, 300s, 1h, 24h.
+// fmtDuration prints bounds as docs/model.md §11 does: 1s, 300s, 1h, 24h.
 func fmtDuration(d time.Duration) string {
 	switch {
 	case d >= time.Hour && d%time.Hour == 0:

@@ -68,7 +68,7 @@ func TestDefaults(t *testing.T) {
 	if got.Interval != 2*time.Second || got.Timeout != 5*time.Second || got.HealthyThreshold != 3 ||
 		got.UnhealthyThreshold != 3 || got.Concurrency != 64 || got.Method != "HEAD" || got.URI != "/" ||
 		got.Codes != health.Status2xx || got.Passive.Failures != 0 {
-		t.Errorf("Config() = %+v, want the defaults of SPEC §10", got)
+		t.Errorf("Config() = %+v, want the defaults of docs/model.md §11", got)
 	}
 	p := newChecker(t, health.Config{Passive: health.Passive{Failures: 5}}).Config().Passive
 	if p.EjectTime != 30*time.Second || p.MaxEjectTime != 300*time.Second || p.MaxEjectedPercent != 10 {

@@ -1,17 +1,16 @@
 // Package health checks backend servers, actively by probing them and
 // passively from the failures a listener reports, and tells a server group
-// which of them may take new traffic (SPEC §10).
+// which of them may take new traffic (docs/model.md §11).
 //
 // A Checker probes every target (a backend's ID and address) of one group
 // every Config.Interval (default 2s), each target at its own random offset
 // within the interval so that probes of many backends do not align, with at
 // most Config.Concurrency (default 64) probes in flight. A probe is a TCP
-// connect (KindTCP, for TCP listeners, SPEC §5), an HTTP request (KindHTTP,
-// for TCP, HTTP and HTTPS listeners, §5 and §7: HEAD or GET, a Host header,
-// a URI and the expected status classes, on a fresh connection, redirects
-// not followed), a UDP request with an expected response (KindUDP, for UDP
-// listeners, §6: an ICMP port unreachable or silence fails), or any Probe of
-// your own.
+// connect (KindTCP, for TCP listeners), an HTTP request (KindHTTP, for
+// TCP, HTTP and HTTPS listeners: HEAD or GET, a Host header, a URI and the
+// expected status classes, on a fresh connection, redirects not followed),
+// a UDP request with an expected response (KindUDP, for UDP listeners: an
+// ICMP port unreachable or silence fails), or any Probe of your own.
 //
 // Like [HAProxy], a target changes state only after HealthyThreshold
 // consecutive passes or UnhealthyThreshold consecutive failures (default 3

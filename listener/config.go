@@ -34,7 +34,7 @@ const (
 	MaxBandwidth              = 5120 // Mbps
 )
 
-// reservedUDPPorts are refused for UDP listeners (SPEC §1).
+// reservedUDPPorts are refused for UDP listeners (docs/model.md §1).
 var reservedUDPPorts = map[int]bool{250: true, 4789: true, 4790: true}
 
 // Config describes one listener. The zero value of each optional field

@@ -18,7 +18,7 @@ import (
 	"github.com/lbkit/lbkit/tlspolicy"
 )
 
-// gzipTypes are the only content types compressed (SPEC §7).
+// gzipTypes are the only content types compressed (docs/model.md §8).
 var gzipTypes = []string{
 	"text/xml", "text/plain", "text/css", "application/javascript",
 	"application/x-javascript", "application/rss+xml", "application/atom+xml",

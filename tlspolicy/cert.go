@@ -21,8 +21,8 @@ import (
 // holds more intermediates, sent after those in certPEM.
 //
 // Accepted keys are RSA 1024, 2048 and 4096 bits and ECDSA P-256, P-384
-// and P-521 (SPEC §8; the list is exhaustive, so RSA 3072, P-224 and
-// Ed25519 are refused). Errors are *ConfigError values naming the input
+// and P-521 (docs/model.md §9; the list is exhaustive, so RSA 3072, P-224
+// and Ed25519 are refused). Errors are *ConfigError values naming the input
 // (Field "Cert", "Key" or "Chain") and wrapping ErrNotPEM, ErrDHParams,
 // ErrEncryptedKey, ErrKeyMismatch, ErrUnsupportedKey, ErrNoCertificate,
 // ErrNoPrivateKey or ErrMalformed. No error message contains key material.
@@ -199,7 +199,7 @@ func parseKey(data []byte) (crypto.Signer, error) {
 	return signer, nil
 }
 
-// checkKey enforces SPEC §8's list of key types and sizes.
+// checkKey enforces the CLB's list of key types and sizes (docs/model.md §9).
 func checkKey(field string, pub crypto.PublicKey) error {
 	switch k := pub.(type) {
 	case *rsa.PublicKey:

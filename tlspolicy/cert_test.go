@@ -14,7 +14,7 @@ import (
 	"github.com/lbkit/lbkit/tlspolicy"
 )
 
-// TestLoadCertificateAccepted loads every key type and size SPEC §8 allows,
+// TestLoadCertificateAccepted loads every key type and size docs/model.md §9 allows,
 // in both PKCS#8 and the legacy encodings, and handshakes with each.
 func TestLoadCertificateAccepted(t *testing.T) {
 	f := pki(t)

@@ -1,5 +1,5 @@
 // Package tlspolicy holds the TLS security policies of an HTTPS listener
-// (SPEC §8) and the certificate, session and mutual-TLS rules that go with
+// (docs/model.md §9) and the certificate, session and mutual-TLS rules that go with
 // them, all expressed as a Go crypto/tls server configuration.
 //
 // # Policies
@@ -24,7 +24,7 @@
 //
 // # What Go's crypto/tls cannot offer
 //
-// These spec entries stay in the policy tables, marked [NotOffered], and
+// These CLB entries stay in the policy tables, marked [NotOffered], and
 // are never configured (checked on Go 1.26; see [Unsupported]):
 //
 //	OpenSSL name               IANA     in policies
@@ -57,7 +57,7 @@
 // # Certificates
 //
 // [LoadCertificate] takes a PEM certificate (with optional chain) and key
-// and accepts exactly the key types of SPEC §8: RSA 1024, 2048 and 4096
+// and accepts exactly the key types of the CLB: RSA 1024, 2048 and 4096
 // bits, ECDSA P-256, P-384 and P-521. It refuses non-PEM input (DER,
 // PKCS#12), DH parameters, encrypted keys, keys that do not match the
 // certificate and other key types or sizes (RSA 3072, P-224, Ed25519), each

@@ -49,7 +49,7 @@ func policyServer(t *testing.T, p *tlspolicy.Policy) string {
 }
 
 // TestMatrix drives a crypto/tls client against a crypto/tls server for
-// every (policy, version) and every (policy, suite) cell of SPEC §8.
+// every (policy, version) and every (policy, suite) cell of docs/model.md §9.
 // Allowed cells must handshake with exactly that version or suite;
 // forbidden cells must fail. Suites crypto/tls does not have are probed on
 // the wire with a hand-built ClientHello and reported as not offered.

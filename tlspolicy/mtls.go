@@ -23,7 +23,7 @@ const (
 )
 
 // ClientCert describes a client certificate for the headers a listener
-// sends to backends under mutual TLS (SPEC §8).
+// sends to backends under mutual TLS (docs/model.md §9).
 type ClientCert struct {
 	Subject     string // subject DN, RFC 2253 form, e.g. "CN=alice,O=Example"
 	Issuer      string // issuer DN, RFC 2253 form

@@ -9,7 +9,7 @@ import (
 	"github.com/lbkit/lbkit/internal/cfgerr"
 )
 
-// Names of the built-in policies of SPEC §8.
+// Names of the CLB's built-in policies (docs/model.md §9).
 const (
 	Policy10             = "tls_cipher_policy_1_0"
 	Policy11             = "tls_cipher_policy_1_1"
@@ -36,7 +36,7 @@ const MaxCustomSuites = 32
 type Policy struct {
 	Name     string   // e.g. "tls_cipher_policy_1_2"
 	Versions []uint16 // allowed TLS versions, ascending (tls.VersionTLS10…tls.VersionTLS13)
-	Suites   []Suite  // allowed cipher suites, in the spec's order
+	Suites   []Suite  // allowed cipher suites, in the CLB's order
 	Custom   bool     // defined with NewPolicy rather than built in
 }
 
@@ -68,7 +68,7 @@ var builtin = func() []*Policy {
 	}
 }()
 
-// Policies returns the five built-in policies in the spec's order.
+// Policies returns the five built-in policies in the CLB's order.
 func Policies() []*Policy {
 	out := make([]*Policy, len(builtin))
 	for i, p := range builtin {
@@ -160,7 +160,7 @@ func NewPolicy(name string, versions, suites []string) (*Policy, error) {
 	for _, n := range suites {
 		s, ok := suiteByName(n)
 		if !ok {
-			return nil, cfgNew("Suites", n, "unknown cipher suite; want an OpenSSL name from SPEC §8 (see Suites)")
+			return nil, cfgNew("Suites", n, "unknown cipher suite; want an OpenSSL name such as ECDHE-RSA-AES128-GCM-SHA256 (see Suites)")
 		}
 		if p.hasSuite(n) {
 			return nil, cfgNew("Suites", n, "listed twice")

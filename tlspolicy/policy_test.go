@@ -11,7 +11,8 @@ import (
 	"github.com/lbkit/lbkit/tlspolicy"
 )
 
-// specLegacy is SPEC §8's list for policies 1_0, 1_1 and 1_2, in order.
+// specLegacy is the CLB's list for policies 1_0, 1_1 and 1_2, in order
+// (docs/model.md §9).
 var specLegacy = []string{
 	"ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-ECDSA-AES128-SHA256",
 	"ECDHE-ECDSA-AES256-SHA384", "ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-RSA-AES256-GCM-SHA384",
@@ -97,7 +98,7 @@ func TestLookupUnknown(t *testing.T) {
 	}
 }
 
-// TestUnsupportedMatchesDocs keeps the exported table, the spec's list of
+// TestUnsupportedMatchesDocs keeps the exported table, the CLB's list of
 // what Go lacks and doc.go's table in step.
 func TestUnsupportedMatchesDocs(t *testing.T) {
 	want := []string{"ECDHE-ECDSA-AES256-SHA384", "ECDHE-RSA-AES256-SHA384", "AES256-SHA256",

@@ -9,7 +9,7 @@ import (
 	"github.com/lbkit/lbkit/internal/cfgerr"
 )
 
-// SessionLifetime is how long a session ticket stays valid (SPEC §8).
+// SessionLifetime is how long a session ticket stays valid (docs/model.md §9).
 const SessionLifetime = 300 * time.Second
 
 // maxLifetime is crypto/tls's own cap on a ticket's age.

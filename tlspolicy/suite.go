@@ -52,7 +52,8 @@ type Suite struct {
 // Offered reports whether crypto/tls can negotiate the suite at all.
 func (s Suite) Offered() bool { return s.Support != NotOffered }
 
-// catalogue lists every cipher suite SPEC §8 names, in the spec's order.
+// catalogue lists every cipher suite the CLB's policies name, in the
+// CLB's order (docs/model.md §9).
 // Support, Insecure and Versions are filled in from crypto/tls during
 // package initialization (before the built-in policies copy them), so the
 // table can never claim a suite the running Go cannot do.
@@ -112,9 +113,9 @@ func withGoSupport(catalogue []Suite) []Suite {
 	return catalogue
 }
 
-// Suites returns every cipher suite SPEC §8 names (the 19 TLS 1.0–1.2
-// suites, then the 5 TLS 1.3 suites), with what crypto/tls can do with
-// each. These are the names a custom policy may use.
+// Suites returns every cipher suite the CLB's policies name (the 19 TLS
+// 1.0–1.2 suites, then the 5 TLS 1.3 suites), with what crypto/tls can do
+// with each. These are the names a custom policy may use.
 func Suites() []Suite {
 	out := make([]Suite, len(catalogue))
 	for i, s := range catalogue {

@@ -71,7 +71,7 @@ type Config struct {
 	ServerIDLen int
 
 	// NonceLen is the length of the nonce in octets; each server can
-	// issue 2^(8·NonceLen) connection IDs per key before it must rotate.
+	// hand out 2^(8·NonceLen) connection IDs per key before it must rotate.
 	// If zero, 5 is used. Range 4–18, and ServerIDLen+NonceLen at most 19.
 	NonceLen int
 
