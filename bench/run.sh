@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Whole-process benchmarks (issue 9): lbkit's clb beside nginx, HAProxy,
+# Whole-process benchmarks: lbkit's clb beside nginx, HAProxy,
 # Caddy and plain Go proxies, all on 127.0.0.1, one proxy at a time over the
 # same backends, each load bounded in time.
 #

@@ -1,7 +1,7 @@
 // Package reliability holds lbkit's fault, live-change and hostile-input
-// tests (issue 10). It has no API: its tests drive real listeners
-// (package listener) over loopback sockets, with real backends and
-// clients, and record the figures they measure. Run
+// tests. It has no API: its tests drive real listeners (package listener)
+// over loopback sockets, with real backends and clients, and record the
+// figures they measure. Run
 //
 //	LBKIT_RELIABILITY_REPORT=$PWD/RELIABILITY.md go test -count=1 ./reliability
 //
