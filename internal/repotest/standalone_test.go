@@ -24,32 +24,15 @@ var checkedExts = []string{".go", ".md", ".yaml", ".yml", ".sh"}
 // The patterns are written so that this file does not match them itself.
 var citations = regexp.MustCompile(`SPEC\s*§|SPEC\.md|shared\/|(?i:\bissues?\s+#?[0-9])`)
 
-// notYetMerged lists files (or, ending in "/", directories) that still
-// cite such documents but are being changed elsewhere; their citations
-// are logged, not failed. Empty it once those changes are merged.
-var notYetMerged = []string{
-	"README.md",      // the feature table's section column
-	"RELIABILITY.md", // generated; the generator no longer emits the issue number
-	"examples/clb/",  // the clb example: its admin package's doc comment
-}
-
 // TestStandsAlone fails on every line of a tracked file that cites a
 // document the repository does not ship, naming file and line.
 func TestStandsAlone(t *testing.T) {
-	var problems, waiting []string
+	var problems []string
 	for _, name := range trackedFiles(t) {
 		if !slices.Contains(checkedExts, filepath.Ext(name)) {
 			continue
 		}
-		found := cited(t, name)
-		if skipped(name) {
-			waiting = append(waiting, found...)
-			continue
-		}
-		problems = append(problems, found...)
-	}
-	if len(waiting) > 0 {
-		t.Logf("allowed until their fixes merge (notYetMerged):\n%s", strings.Join(waiting, "\n"))
+		problems = append(problems, cited(t, name)...)
 	}
 	if len(problems) > 0 {
 		t.Errorf("files cite documents the repository does not ship; cite docs/model.md §N or say it in words:\n%s",
@@ -100,15 +83,6 @@ func TestCitationPattern(t *testing.T) {
 	}
 }
 
-// skipped reports whether name is on the notYetMerged list.
-func skipped(name string) bool {
-	for _, p := range notYetMerged {
-		if name == p || strings.HasSuffix(p, "/") && strings.HasPrefix(name, p) {
-			return true
-		}
-	}
-	return false
-}
 
 // trackedFiles lists the repository's files: git's tracked files when git
 // is there, otherwise every file outside hidden and generated directories

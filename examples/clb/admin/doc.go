@@ -1,6 +1,6 @@
 // Package admin serves the status page, status document and Prometheus
 // metrics of a listener.Instance: the operator's view of the demo load
-// balancer in examples/clb (SPEC §11, "Operating it").
+// balancer in examples/clb (docs/model.md §13, "Operating listeners").
 //
 // New returns an http.Handler with three routes. / is an HTML page
 // listing the instance's listeners (protocol, port, state, bandwidth cap,
