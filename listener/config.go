@@ -87,9 +87,11 @@ type Config struct {
 	// ConnectionDrainTimeout is the drain time. If zero, 300 s is used.
 	// Range 10–900 s.
 	ConnectionDrainTimeout time.Duration
-	// ProxyProtocol sends a PROXY protocol header carrying the client's
-	// address to the backend: 0 (off, the default), 1 (text, TCP only) or
-	// 2 (binary; for UDP, one header per datagram).
+	// ProxyProtocol, for TCP and UDP, sends a PROXY protocol header
+	// carrying the client's address to the backend: 0 (off, the default),
+	// 1 (text, TCP only) or 2 (binary; for UDP, one header per datagram).
+	// HTTP and HTTPS listeners refuse it: they carry the client's address
+	// in X-Forwarded-For (HTTPOptions).
 	ProxyProtocol int
 	// Bandwidth caps the listener's traffic in Mbps, each direction
 	// separately, shared by all its connections: 1–5120. If zero, the
@@ -198,6 +200,11 @@ func (c Config) effective() (Config, error) {
 	switch {
 	case c.ProxyProtocol < 0 || c.ProxyProtocol > 2:
 		return c, configErr("ProxyProtocol", c.ProxyProtocol, "want 0 (off), 1 or 2")
+	case c.ProxyProtocol != 0 && c.Protocol != TCP && c.Protocol != UDP:
+		// An HTTP listener ends the client's connection and opens its own
+		// to the backend; it writes no PROXY header, so a backend
+		// expecting one would refuse every request.
+		return c, configErr("ProxyProtocol", c.ProxyProtocol, "PROXY protocol is only for tcp and udp listeners; http and https send X-Forwarded-For")
 	case c.ProxyProtocol == 1 && c.Protocol == UDP:
 		return c, configErr("ProxyProtocol", c.ProxyProtocol, "udp carries only version 2")
 	}

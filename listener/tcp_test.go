@@ -606,6 +606,8 @@ func TestConfigErrors(t *testing.T) {
 		{"persistence on http", Config{Protocol: HTTP, Port: 80, Group: g, PersistenceTimeout: time.Minute}, "PersistenceTimeout"},
 		{"proxy v3", Config{Protocol: TCP, Port: 80, Group: g, ProxyProtocol: 3}, "ProxyProtocol"},
 		{"proxy v1 udp", Config{Protocol: UDP, Port: 80, Group: g, ProxyProtocol: 1}, "ProxyProtocol"},
+		{"proxy v2 on http", Config{Protocol: HTTP, Port: 80, Group: g, ProxyProtocol: 2}, "ProxyProtocol"},
+		{"proxy v1 on https", Config{Protocol: HTTPS, Port: 443, Group: g, ProxyProtocol: 1}, "ProxyProtocol"},
 		{"bandwidth", Config{Protocol: TCP, Port: 80, Group: g, Bandwidth: 5121}, "Bandwidth"},
 		{"drain 5s", Config{Protocol: TCP, Port: 80, Group: g, ConnectionDrainTimeout: 5 * time.Second}, "ConnectionDrainTimeout"},
 		{"host", Config{Protocol: TCP, Port: 80, Group: g, Host: "example.com"}, "Host"},
