@@ -70,7 +70,11 @@ type Config struct {
 	PersistenceTimeout time.Duration
 	// EstablishedTimeout, for TCP, is the idle timeout of a proxied
 	// connection: with no byte in either direction for this long, both
-	// sides are reset. If zero, 900 s is used. Range 10–900 s.
+	// sides are reset (RST), between EstablishedTimeout and
+	// EstablishedTimeout + 0.5 s after the last byte (one sweep of the
+	// listener's connections every 0.25 s, plus at most 0.25 s before a
+	// copy records its last byte). If zero, 900 s is used. Range
+	// 10–900 s.
 	EstablishedTimeout time.Duration
 	// IdleTimeout, for UDP, ends a flow that has seen no datagram in
 	// either direction for this long. If zero, 90 s is used. Range

@@ -178,7 +178,10 @@ func TestTCPOneWayTrafficIsNotIdle(t *testing.T) {
 	in := newInstance(t)
 	l := addListener(t, in, Config{Protocol: TCP, Stopped: true,
 		Group: newGroup(t, nil, balancer.Backend{ID: "b", Addr: addr, Weight: 100})})
-	l.cfg.EstablishedTimeout = 400 * time.Millisecond
+	// Below the public range, for the test: shorter than the 1s the
+	// backend talks, longer than the 100ms gaps plus the idle precision
+	// (idleSlack), so the one-way bytes alone must keep it open.
+	l.cfg.EstablishedTimeout = idleSlack + 200*time.Millisecond
 	if err := l.Start(); err != nil {
 		t.Fatal(err)
 	}
