@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -38,7 +40,9 @@ const (
 var reservedUDPPorts = map[int]bool{250: true, 4789: true, 4790: true}
 
 // Config describes one listener. The zero value of each optional field
-// means its default; Protocol, Port and Group are required.
+// means its default; Protocol, Port and Group are required. A field whose
+// doc names the protocols it is for is refused, when set, on the others
+// (HTTP excepted: TCP and UDP listeners ignore it).
 type Config struct {
 	// Protocol is tcp, udp, http or https. Required.
 	Protocol Protocol
@@ -70,7 +74,11 @@ type Config struct {
 	PersistenceTimeout time.Duration
 	// EstablishedTimeout, for TCP, is the idle timeout of a proxied
 	// connection: with no byte in either direction for this long, both
-	// sides are reset. If zero, 900 s is used. Range 10–900 s.
+	// sides are reset (RST), between EstablishedTimeout and
+	// EstablishedTimeout + 0.5 s after the last byte (one sweep of the
+	// listener's connections every 0.25 s, plus at most 0.25 s before a
+	// copy records its last byte). If zero, 900 s is used. Range
+	// 10–900 s.
 	EstablishedTimeout time.Duration
 	// IdleTimeout, for UDP, ends a flow that has seen no datagram in
 	// either direction for this long. If zero, 90 s is used. Range
@@ -87,9 +95,11 @@ type Config struct {
 	// ConnectionDrainTimeout is the drain time. If zero, 300 s is used.
 	// Range 10–900 s.
 	ConnectionDrainTimeout time.Duration
-	// ProxyProtocol sends a PROXY protocol header carrying the client's
-	// address to the backend: 0 (off, the default), 1 (text, TCP only) or
-	// 2 (binary; for UDP, one header per datagram).
+	// ProxyProtocol, for TCP and UDP, sends a PROXY protocol header
+	// carrying the client's address to the backend: 0 (off, the default),
+	// 1 (text, TCP only) or 2 (binary; for UDP, one header per datagram).
+	// HTTP and HTTPS listeners refuse it: they carry the client's address
+	// in X-Forwarded-For (HTTPOptions).
 	ProxyProtocol int
 	// Bandwidth caps the listener's traffic in Mbps, each direction
 	// separately, shared by all its connections: 1–5120. If zero, the
@@ -140,13 +150,11 @@ func (c Config) effective() (Config, error) {
 	if c.Port < 1 || c.Port > 65535 {
 		return c, configErr("Port", c.Port, "out of range 1–65535")
 	}
-	if c.EndPort != 0 {
-		if c.Protocol != TCP && c.Protocol != UDP {
-			return c, configErr("EndPort", c.EndPort, "port ranges are for tcp and udp listeners")
-		}
-		if c.EndPort < c.Port || c.EndPort > 65535 {
-			return c, configErr("EndPort", c.EndPort, fmt.Sprintf("out of range %d–65535", c.Port))
-		}
+	if err := c.protocolFields(); err != nil {
+		return c, err
+	}
+	if c.EndPort != 0 && (c.EndPort < c.Port || c.EndPort > 65535) {
+		return c, configErr("EndPort", c.EndPort, fmt.Sprintf("out of range %d–65535", c.Port))
 	}
 	if c.Protocol == UDP {
 		for p := c.Port; p <= max(c.Port, c.EndPort); p++ {
@@ -179,9 +187,6 @@ func (c Config) effective() (Config, error) {
 	if c.PersistenceTimeout < 0 || c.PersistenceTimeout > time.Hour {
 		return c, configErr("PersistenceTimeout", c.PersistenceTimeout, "out of range 0s–3600s")
 	}
-	if c.PersistenceTimeout > 0 && c.Protocol != TCP && c.Protocol != UDP {
-		return c, configErr("PersistenceTimeout", c.PersistenceTimeout, "source-IP persistence is for tcp and udp; use cookies for http")
-	}
 	var err error
 	if c.EstablishedTimeout, err = inRange("EstablishedTimeout", c.EstablishedTimeout, DefaultEstablishedTimeout, 10*time.Second, 900*time.Second); err != nil {
 		return c, err
@@ -203,9 +208,6 @@ func (c Config) effective() (Config, error) {
 	}
 	if c.Bandwidth < 0 || c.Bandwidth > MaxBandwidth {
 		return c, configErr("Bandwidth", c.Bandwidth, "out of range 1–5120 Mbps (0 = uncapped)")
-	}
-	if c.QUICRouter != nil && c.Protocol != UDP {
-		return c, configErr("QUICRouter", string(c.Protocol), "QUIC routing is for udp listeners")
 	}
 	if c.Protocol == HTTP || c.Protocol == HTTPS {
 		if err := c.HTTP.effective(&c); err != nil {
@@ -233,6 +235,42 @@ func (c Config) effective() (Config, error) {
 		c.QUICConnIDLength = DefaultQUICConnIDLength
 	}
 	return c, nil
+}
+
+// protocolFields refuses a field set on a listener whose protocol does
+// not use it, rather than ignoring it: whoever sets a field expects it to
+// act.
+func (c Config) protocolFields() error {
+	tcp, udp, tcpUDP := []Protocol{TCP}, []Protocol{UDP}, []Protocol{TCP, UDP}
+	for _, f := range []struct {
+		field string
+		value any
+		set   bool
+		only  []Protocol // the protocols that use it
+		hint  string
+	}{
+		{"EndPort", c.EndPort, c.EndPort != 0, tcpUDP, ""},
+		{"PersistenceTimeout", c.PersistenceTimeout, c.PersistenceTimeout != 0, tcpUDP, "; use cookies for http"},
+		// An HTTP listener ends the client's connection and opens its
+		// own to the backend: it writes no PROXY header.
+		{"ProxyProtocol", c.ProxyProtocol, c.ProxyProtocol != 0, tcpUDP, "; http and https send X-Forwarded-For"},
+		{"EstablishedTimeout", c.EstablishedTimeout, c.EstablishedTimeout != 0, tcp, "; http and https use HTTP.IdleTimeout"},
+		{"ConnectionDrain", c.ConnectionDrain, c.ConnectionDrain, tcp, ""},
+		{"ConnectionDrainTimeout", c.ConnectionDrainTimeout, c.ConnectionDrainTimeout != 0, tcp, ""},
+		{"IdleTimeout", c.IdleTimeout, c.IdleTimeout != 0, udp, "; http and https use HTTP.IdleTimeout"},
+		{"MaxFlows", c.MaxFlows, c.MaxFlows != 0, udp, ""},
+		{"QUICRouter", fmt.Sprintf("%T", c.QUICRouter), c.QUICRouter != nil, udp, ""},
+		{"QUICConnIDLength", c.QUICConnIDLength, c.QUICConnIDLength != 0, udp, ""},
+	} {
+		if f.set && !slices.Contains(f.only, c.Protocol) {
+			names := make([]string, len(f.only))
+			for i, p := range f.only {
+				names[i] = string(p)
+			}
+			return configErr(f.field, f.value, fmt.Sprintf("only for %s listeners%s", strings.Join(names, " and "), f.hint))
+		}
+	}
+	return nil
 }
 
 // QUICRouter maps a QUIC destination connection ID to the ID of the

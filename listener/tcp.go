@@ -18,6 +18,19 @@ import (
 // as HAProxy's default "retries 3" does.
 const maxConnectAttempts = 3
 
+// The idle timeout's precision. A connection's last activity is recorded
+// when data becomes readable and when a chunk copy returns; a copy waits
+// for more data for at most copyBound, so the record lags the last byte by
+// at most that. The idle sweeper looks at every connection once per
+// idleTick. An idle connection is therefore reset between
+// EstablishedTimeout and EstablishedTimeout + idleSlack after its last
+// byte, with no runtime timer per idle connection.
+const (
+	copyBound = 250 * time.Millisecond
+	idleTick  = 250 * time.Millisecond
+	idleSlack = copyBound + idleTick
+)
+
 // tcpServer is a running TCP listener.
 type tcpServer struct {
 	l   *Listener
@@ -27,6 +40,7 @@ type tcpServer struct {
 	cancel context.CancelFunc
 	accept sync.WaitGroup // accept loops
 	conns  sync.WaitGroup // proxied connections
+	sweep  sync.WaitGroup // the idle sweeper
 
 	mu        sync.Mutex
 	byBackend map[string]map[*tcpConn]struct{}
@@ -55,6 +69,7 @@ func startTCP(l *Listener) (server, error) {
 		port := l.cfg.Port + i
 		s.accept.Go(func() { s.serve(ln, port) })
 	}
+	s.sweep.Go(func() { s.sweepIdle(time.Now) })
 	return s, nil
 }
 
@@ -277,7 +292,43 @@ func (s *tcpServer) shutdown(ctx context.Context) error {
 		<-done
 	}
 	s.cancel()
+	s.sweep.Wait()
 	return err
+}
+
+// sweepIdle resets idle connections every idleTick, reading the time from
+// now, until the server is stopped. One sweeper per listener replaces a
+// timer per connection.
+func (s *tcpServer) sweepIdle(now func() time.Time) {
+	t := time.NewTicker(idleTick)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+			s.sweepIdleAt(now())
+		}
+	}
+}
+
+// sweepIdleAt resets (RST to both sides) every connection that is idle at
+// now, counts and logs each, and returns how many it reset.
+func (s *tcpServer) sweepIdleAt(now time.Time) int {
+	timeout := s.l.cfg.EstablishedTimeout
+	n := 0
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, set := range s.byBackend {
+		for c := range set {
+			if c.idleAt(now, timeout) && c.abort() {
+				n++
+				s.l.c.idle.Add(1)
+				s.l.cfg.Logger.Debug("idle timeout", "backend", c.member.ID(), "timeout", timeout)
+			}
+		}
+	}
+	return n
 }
 
 // tcpConn is one proxied connection.
@@ -293,10 +344,6 @@ type tcpConn struct {
 	closed atomic.Bool
 }
 
-// errIdle reports that neither direction moved a byte for the idle
-// timeout.
-var errIdle = errors.New("listener: idle timeout")
-
 // run proxies both directions until both have ended or either fails.
 func (c *tcpConn) run() {
 	c.touch()
@@ -304,52 +351,65 @@ func (c *tcpConn) run() {
 	wg.Go(func() { c.pipe(c.backend, c.client, true) })
 	c.pipe(c.client, c.backend, false)
 	wg.Wait()
+	c.closed.Store(true) // a sweep from now on must not count it as idle
 	c.cancel()
 	c.client.Close()
 	c.backend.Close()
 }
 
-func (c *tcpConn) touch() { c.last.Store(time.Now().UnixNano()) }
+// touch records activity now; touchAt is its form with the time given.
+func (c *tcpConn) touch() { c.touchAt(time.Now()) }
+
+func (c *tcpConn) touchAt(now time.Time) { c.last.Store(now.UnixNano()) }
+
+// idleAt reports whether c has moved no byte in either direction for
+// timeout at now.
+func (c *tcpConn) idleAt(now time.Time, timeout time.Duration) bool {
+	return now.UnixNano()-c.last.Load() >= int64(timeout)
+}
 
 // abort resets both sides (RST, not FIN): used for the idle timeout,
-// drain, hard stop and errors.
-func (c *tcpConn) abort() {
+// drain, hard stop and errors. It reports whether this call did it, so
+// that a connection is counted once.
+func (c *tcpConn) abort() bool {
 	if c.closed.Swap(true) {
-		return
+		return false
 	}
 	c.cancel()
 	resetConn(c.client)
 	resetConn(c.backend)
+	return true
 }
 
 // pipe moves bytes from src to dst until src's EOF (then half-closes dst
-// so the peer still gets everything), an error, or idleness. It keeps the
-// kernel's splice path: dst.ReadFrom of a *net.TCPConn behind an
-// io.LimitedReader splices on Linux. After a chunk that was not full it
-// waits for src to be readable without reading (and without holding a
-// splice pipe), with a deadline at the last activity of either direction
-// plus the idle timeout; after a full chunk it copies on at once, since
-// a bulk transfer has more waiting.
+// so the peer still gets everything), an error, or an abort (idleness
+// among them: the sweeper resets the connection). It keeps the kernel's
+// splice path: dst.ReadFrom of a *net.TCPConn behind an io.LimitedReader
+// splices on Linux. After a chunk that was not full it waits for src to
+// be readable without reading (and without holding a splice pipe) and
+// without a deadline, so an idle connection arms no timer; after a full
+// chunk it copies on at once, since a bulk transfer has more waiting.
 func (c *tcpConn) pipe(dst, src *net.TCPConn, in bool) {
-	l := c.s.l
-	idle := l.cfg.EstablishedTimeout
 	w := newWaiter(src)
 	lr := &io.LimitedReader{R: src}
 	flowing := false // the last copy moved a whole chunk: more is likely waiting
 	for {
 		if !flowing {
-			if err := c.waitData(src, w, idle); err != nil {
-				if errors.Is(err, errIdle) && !c.closed.Load() {
-					l.c.idle.Add(1)
-					l.cfg.Logger.Debug("idle timeout", "backend", c.member.ID(), "timeout", idle)
-				}
+			if err := c.waitData(src, w); err != nil {
 				c.abort()
 				return
 			}
+			if w != nil { // data is here: the connection is not idle
+				// (Without a waiter the copy itself waits, and the touch
+				// after it counts.)
+				c.touch()
+			}
 		}
-		// A deadline during the copy bounds how long a slow sender can
-		// keep one chunk open, so the other direction sees progress.
-		src.SetReadDeadline(time.Now().Add(idle / 4))
+		// The splice copy returns only when the chunk is full, so a
+		// deadline bounds how long it waits for more: activity is
+		// recorded when it returns, at most copyBound after the last
+		// byte.
+		src.SetReadDeadline(time.Now().Add(copyBound))
 		lr.N = chunk
 		n, err := dst.ReadFrom(lr)
 		flowing = lr.N == 0
@@ -371,25 +431,11 @@ func (c *tcpConn) pipe(dst, src *net.TCPConn, in bool) {
 	}
 }
 
-// waitData waits until src has data (or EOF) or the connection has been
-// idle in both directions for idle.
-func (c *tcpConn) waitData(src *net.TCPConn, w *waiter, idle time.Duration) error {
-	for {
-		deadline := time.Unix(0, c.last.Load()).Add(idle)
-		if !time.Now().Before(deadline) {
-			return errIdle
-		}
-		src.SetReadDeadline(deadline)
-		err := w.wait()
-		if err == nil {
-			return nil
-		}
-		if !isTimeout(err) || c.closed.Load() {
-			return err
-		}
-		// Deadline passed: loop to see whether the other direction
-		// moved meanwhile.
-	}
+// waitData waits, with no deadline, until src has data (or EOF) or the
+// connection is closed under it (an abort: idleness, drain, stop).
+func (c *tcpConn) waitData(src *net.TCPConn, w *waiter) error {
+	src.SetReadDeadline(time.Time{})
+	return w.wait()
 }
 
 // count adds n proxied bytes to the counters and pays the bandwidth cap.

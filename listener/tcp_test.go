@@ -178,7 +178,10 @@ func TestTCPOneWayTrafficIsNotIdle(t *testing.T) {
 	in := newInstance(t)
 	l := addListener(t, in, Config{Protocol: TCP, Stopped: true,
 		Group: newGroup(t, nil, balancer.Backend{ID: "b", Addr: addr, Weight: 100})})
-	l.cfg.EstablishedTimeout = 400 * time.Millisecond
+	// Below the public range, for the test: shorter than the 1s the
+	// backend talks, longer than the 100ms gaps plus the idle precision
+	// (idleSlack), so the one-way bytes alone must keep it open.
+	l.cfg.EstablishedTimeout = idleSlack + 200*time.Millisecond
 	if err := l.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -606,6 +609,16 @@ func TestConfigErrors(t *testing.T) {
 		{"persistence on http", Config{Protocol: HTTP, Port: 80, Group: g, PersistenceTimeout: time.Minute}, "PersistenceTimeout"},
 		{"proxy v3", Config{Protocol: TCP, Port: 80, Group: g, ProxyProtocol: 3}, "ProxyProtocol"},
 		{"proxy v1 udp", Config{Protocol: UDP, Port: 80, Group: g, ProxyProtocol: 1}, "ProxyProtocol"},
+		{"proxy v2 on http", Config{Protocol: HTTP, Port: 80, Group: g, ProxyProtocol: 2}, "ProxyProtocol"},
+		{"proxy v1 on https", Config{Protocol: HTTPS, Port: 443, Group: g, ProxyProtocol: 1}, "ProxyProtocol"},
+		{"established timeout on udp", Config{Protocol: UDP, Port: 80, Group: g, EstablishedTimeout: time.Minute}, "EstablishedTimeout"},
+		{"established timeout on http", Config{Protocol: HTTP, Port: 80, Group: g, EstablishedTimeout: time.Minute}, "EstablishedTimeout"},
+		{"drain on http", Config{Protocol: HTTP, Port: 80, Group: g, ConnectionDrain: true}, "ConnectionDrain"},
+		{"drain timeout on udp", Config{Protocol: UDP, Port: 80, Group: g, ConnectionDrainTimeout: time.Minute}, "ConnectionDrainTimeout"},
+		{"udp idle timeout on tcp", Config{Protocol: TCP, Port: 80, Group: g, IdleTimeout: time.Minute}, "IdleTimeout"},
+		{"udp idle timeout on http", Config{Protocol: HTTP, Port: 80, Group: g, IdleTimeout: time.Minute}, "IdleTimeout"},
+		{"max flows on tcp", Config{Protocol: TCP, Port: 80, Group: g, MaxFlows: 10}, "MaxFlows"},
+		{"conn id length on http", Config{Protocol: HTTP, Port: 80, Group: g, QUICConnIDLength: 8}, "QUICConnIDLength"},
 		{"bandwidth", Config{Protocol: TCP, Port: 80, Group: g, Bandwidth: 5121}, "Bandwidth"},
 		{"drain 5s", Config{Protocol: TCP, Port: 80, Group: g, ConnectionDrainTimeout: 5 * time.Second}, "ConnectionDrainTimeout"},
 		{"host", Config{Protocol: TCP, Port: 80, Group: g, Host: "example.com"}, "Host"},

@@ -1,0 +1,175 @@
+package listener
+
+import (
+	"errors"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/lbkit/lbkit/balancer"
+)
+
+// The idle bound through the sweeper's clock seam: a connection touched
+// at T survives every sweep before T+setting, is reset by the first sweep
+// at or after it, and in the worst case (the touch copyBound after the
+// last byte, the sweep a tick late) the reset still comes within the
+// setting + 1 s. Sweeps run at fake times; the real ticker cannot
+// interfere, since T+setting is at least 10 s ahead of the real clock.
+func TestTCPIdleSweepBound(t *testing.T) {
+	leaks(t)
+	if idleSlack > time.Second {
+		t.Fatalf("copyBound %v + idleTick %v = %v, want ≤ 1s", copyBound, idleTick, idleSlack)
+	}
+	for _, setting := range []time.Duration{10 * time.Second, 20 * time.Second, 900 * time.Second} {
+		// phase places a sweep relative to T+setting; the others follow
+		// every idleTick.
+		for _, phase := range []time.Duration{0, -time.Nanosecond, -idleTick / 2} {
+			t.Run(seconds(setting)+"/phase"+phase.String(), func(t *testing.T) {
+				c, s, client, backendErr := idleConn(t, setting)
+				lastByte := time.Now()
+				touched := lastByte.Add(copyBound) // the latest touch the copy allows
+				c.touchAt(touched)
+				expiry := touched.Add(setting)
+				var resetAt time.Time
+				for k := -3; k <= 3; k++ {
+					at := expiry.Add(phase + time.Duration(k)*idleTick)
+					n := s.sweepIdleAt(at)
+					switch {
+					case at.Before(expiry) && n != 0:
+						t.Fatalf("sweepIdleAt(T+%v) reset %d connections, want 0 before T+%v", at.Sub(touched), n, setting)
+					case !at.Before(expiry) && resetAt.IsZero():
+						if n != 1 {
+							t.Fatalf("sweepIdleAt(T+%v) reset %d connections, want 1 (first sweep at or after T+%v)", at.Sub(touched), n, setting)
+						}
+						resetAt = at
+					case !at.Before(expiry) && n != 0:
+						t.Fatalf("sweepIdleAt(T+%v) reset %d connections again", at.Sub(touched), n)
+					}
+				}
+				if got, limit := resetAt.Sub(lastByte), setting+time.Second; got > limit {
+					t.Errorf("reset %v after the last byte, want ≤ %v", got, limit)
+				}
+				wantReset(t, client, backendErr)
+				if got := s.l.Stats().IdleResets; got != 1 {
+					t.Errorf("IdleResets = %d, want 1", got)
+				}
+			})
+		}
+	}
+}
+
+// idleConn starts a TCP listener with the given idle timeout and one
+// proxied connection that moves no byte. It returns the connection as the
+// server tracks it, once the server has recorded its start (so no later
+// touch races the test's), the server, the client side and the backend's
+// read result.
+func idleConn(t *testing.T, setting time.Duration) (*tcpConn, *tcpServer, net.Conn, chan error) {
+	t.Helper()
+	backendErr := make(chan error, 1)
+	addr := acceptOnce(t, func(c net.Conn) {
+		_, err := c.Read(make([]byte, 1))
+		backendErr <- err
+	})
+	l, client := dialIdleListener(t, addr, setting)
+	l.mu.Lock()
+	s := l.srv.(*tcpServer)
+	l.mu.Unlock()
+	var c *tcpConn
+	eventually(t, "the connection to start", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for tc := range s.byBackend["b"] {
+			c = tc
+		}
+		return c != nil && c.last.Load() != 0
+	})
+	return c, s, client, backendErr
+}
+
+// dialIdleListener starts a TCP listener with the given idle timeout in
+// front of the backend at addr and returns it with a client connected
+// through it, closed when the test ends.
+func dialIdleListener(t *testing.T, addr string, setting time.Duration) (*Listener, net.Conn) {
+	t.Helper()
+	in := newInstance(t)
+	l := addListener(t, in, Config{Protocol: TCP, EstablishedTimeout: setting,
+		Group: newGroup(t, nil, balancer.Backend{ID: "b", Addr: addr, Weight: 100})})
+	c, err := net.Dial("tcp", listenerAddr(l))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return l, c
+}
+
+// wantReset checks that both the client and the backend see a reset.
+func wantReset(t *testing.T, client net.Conn, backendErr chan error) {
+	t.Helper()
+	client.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := client.Read(make([]byte, 1)); !errors.Is(err, syscallECONNRESET) {
+		t.Errorf("client read = %v, want connection reset", err)
+	}
+	if err := <-backendErr; !errors.Is(err, syscallECONNRESET) {
+		t.Errorf("backend read = %v, want connection reset", err)
+	}
+}
+
+// The idle reset on real sockets at the smallest setting: between 10 s
+// and 11 s after the last byte, on both sides. It takes 10 s of wall
+// time, so it runs in parallel.
+func TestTCPIdleResetTiming(t *testing.T) {
+	t.Parallel()
+	leaks(t)
+	const setting = 10 * time.Second
+	type result struct {
+		err error
+		at  time.Time
+	}
+	backend := make(chan result, 1)
+	addr := acceptOnce(t, func(c net.Conn) {
+		buf := make([]byte, 4)
+		if _, err := io.ReadFull(c, buf); err != nil {
+			backend <- result{err: err}
+			return
+		}
+		if _, err := c.Write(buf); err != nil {
+			backend <- result{err: err}
+			return
+		}
+		c.SetReadDeadline(time.Now().Add(3 * setting))
+		_, err := c.Read(buf)
+		backend <- result{err, time.Now()}
+	})
+	l, c := dialIdleListener(t, addr, setting)
+	c.SetDeadline(time.Now().Add(3 * setting))
+	if _, err := io.WriteString(c, "ping"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(c, make([]byte, 4)); err != nil {
+		t.Fatal(err)
+	}
+	lastByte := time.Now() // the echo has come through: nothing moves from here on
+	_, err := c.Read(make([]byte, 1))
+	clientAt := time.Now()
+	b := <-backend
+	if !errors.Is(err, syscallECONNRESET) {
+		t.Errorf("client read after idle = %v, want connection reset", err)
+	}
+	if !errors.Is(b.err, syscallECONNRESET) {
+		t.Errorf("backend read after idle = %v, want connection reset", b.err)
+	}
+	for _, side := range []struct {
+		name string
+		at   time.Time
+	}{{"client", clientAt}, {"backend", b.at}} {
+		if got := side.at.Sub(lastByte); got < setting || got > setting+time.Second {
+			t.Errorf("%s reset %v after the last byte, want within [%v, %v]", side.name, got, setting, setting+time.Second)
+		} else {
+			t.Logf("%s reset %v after the last byte", side.name, got)
+		}
+	}
+	if got := l.Stats().IdleResets; got != 1 {
+		t.Errorf("IdleResets = %d, want 1", got)
+	}
+}
