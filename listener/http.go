@@ -247,6 +247,12 @@ func (o *HTTPOptions) effective(c *Config) error {
 	case o.MaxKeepAliveRequests < 1 || o.MaxKeepAliveRequests > 10000:
 		return configErr("HTTP.MaxKeepAliveRequests", o.MaxKeepAliveRequests, "out of range 1–10000")
 	}
+	switch {
+	case o.HTTP2MaxRequestsPerConnection == 0:
+		o.HTTP2MaxRequestsPerConnection = DefaultHTTP2MaxRequestsPerConnection
+	case o.HTTP2MaxRequestsPerConnection < 0:
+		return configErr("HTTP.HTTP2MaxRequestsPerConnection", o.HTTP2MaxRequestsPerConnection, "must not be negative")
+	}
 	if o.RedirectToPort != 0 {
 		switch {
 		case c.Protocol != HTTP:
