@@ -99,14 +99,18 @@
 // then gets 503 when no backend is available, 502 when backends refused or
 // reset, and 504 when one was silent for HTTPOptions.RequestTimeout, each
 // with a one-line body. Idle keep-alive connections close after
-// HTTPOptions.IdleTimeout, a connection (HTTP/2 too, by GOAWAY) carries at
-// most 100 requests after its first, headers must arrive within
-// HTTPOptions.HeaderTimeout and fit HTTPOptions.MaxHeaderBytes (431
-// otherwise), and a request target must fit HTTPOptions.MaxURIBytes (414
-// otherwise). Responses of the nine text types of the CLB are
-// gzip-compressed for clients that accept it (never twice). WebSocket
-// upgrades are tunnelled both ways. With HTTPOptions.RedirectToPort every
-// request is redirected to the instance's HTTPS listener instead.
+// HTTPOptions.IdleTimeout; an HTTP/1.x connection carries at most
+// HTTPOptions.MaxKeepAliveRequests requests (100), the last answered with
+// "Connection: close", and an HTTP/2 connection
+// HTTPOptions.HTTP2MaxRequestsPerConnection (1000) before a graceful
+// GOAWAY, whose unprocessed streams clients retry on a new connection;
+// headers must arrive within HTTPOptions.HeaderTimeout and fit
+// HTTPOptions.MaxHeaderBytes (431 otherwise), and a request target must
+// fit HTTPOptions.MaxURIBytes (414 otherwise). Responses of the nine
+// text types of the CLB are gzip-compressed for clients that accept it
+// (never twice). WebSocket upgrades are tunnelled both ways. With
+// HTTPOptions.RedirectToPort every request is redirected to the
+// instance's HTTPS listener instead.
 //
 // Cookie persistence (HTTPOptions.StickySession) inserts a SERVERID
 // cookie or rewrites the application's, as package session describes; a

@@ -62,13 +62,14 @@ type HTTPOptions struct {
 	// (the CLB's 100). If zero, 100 is used. Range 1–10000.
 	MaxKeepAliveRequests int
 	// HTTP2MaxRequestsPerConnection is how many requests (streams) an
-	// HTTP/2 client connection carries: after that many the listener
-	// sends GOAWAY, lets the streams in flight finish and closes the
-	// connection when it is idle; streams the client opened after the
-	// GOAWAY are not processed, which RFC 9113 §6.8 makes safe for the
-	// client to retry on a new connection. If zero,
-	// DefaultHTTP2MaxRequestsPerConnection (1000, as nginx) is used; a
-	// large value is effectively unlimited. Must not be negative.
+	// HTTP/2 client connection carries: with the response to that
+	// request the listener sends GOAWAY, lets the streams in flight
+	// finish (those the client opened while that request was being
+	// answered, too) and closes the connection when it is idle; streams
+	// the client opened after the GOAWAY are not processed, which RFC
+	// 9113 §6.8 makes safe for the client to retry on a new connection.
+	// If zero, DefaultHTTP2MaxRequestsPerConnection (1000, as nginx) is
+	// used; a large value is effectively unlimited. Must not be negative.
 	HTTP2MaxRequestsPerConnection int
 
 	// NoXForwardedFor turns off X-Forwarded-For, which is on by default:
@@ -246,6 +247,12 @@ func (o *HTTPOptions) effective(c *Config) error {
 		o.MaxKeepAliveRequests = DefaultMaxKeepAliveRequests
 	case o.MaxKeepAliveRequests < 1 || o.MaxKeepAliveRequests > 10000:
 		return configErr("HTTP.MaxKeepAliveRequests", o.MaxKeepAliveRequests, "out of range 1–10000")
+	}
+	switch {
+	case o.HTTP2MaxRequestsPerConnection == 0:
+		o.HTTP2MaxRequestsPerConnection = DefaultHTTP2MaxRequestsPerConnection
+	case o.HTTP2MaxRequestsPerConnection < 0:
+		return configErr("HTTP.HTTP2MaxRequestsPerConnection", o.HTTP2MaxRequestsPerConnection, "must not be negative")
 	}
 	if o.RedirectToPort != 0 {
 		switch {

@@ -99,7 +99,7 @@ func (cc *clientConn) serveRequest() bool {
 	l := s.l
 	q := &cc.req
 	start := time.Now()
-	keep := !q.close && cc.hc.reqs.Add(1) <= int64(s.o.MaxKeepAliveRequests)
+	keep := !cc.hc.lastRequest(&s.o, 1) && !q.close
 	g := s.st.routes.group(unsafeString(q.host), unsafeString(q.path), l.cfg.Group)
 	cc.sess, cc.cookies = session.Session{}, nil
 	if st := s.st.sticky; st != nil {

@@ -176,18 +176,6 @@ func TestFastLaneResponses(t *testing.T) {
 	}
 }
 
-func TestFastLaneKeepAliveLimit(t *testing.T) {
-	leaks(t)
-	b := startHTTPBackend(t, "b", nil)
-	l := addHTTP(t, Config{HTTP: HTTPOptions{MaxKeepAliveRequests: 2}}, b)
-	resps := rawExchange(t, l, strings.Repeat("GET / HTTP/1.1\r\nHost: a\r\n\r\n", 3))
-	for i, r := range resps {
-		if r.Close != (i == 2) {
-			t.Errorf("response %d: Connection: close %v", i+1, r.Close)
-		}
-	}
-}
-
 // TestFastLaneStop stops a listener with a slow request in the lane and
 // an idle connection: the request completes, the idle connection is
 // closed, new connections are refused.

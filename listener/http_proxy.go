@@ -28,6 +28,7 @@ import (
 var (
 	emptyValue   = []string{""}
 	upgradeValue = []string{"Upgrade"}
+	closeValue   = []string{"close"}
 )
 
 // Headers the listener sets, in the spelling the CLB documents; the
@@ -56,6 +57,10 @@ func (s *httpServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.TLS == nil {
 		r.TLS = hc.tls // net/http sees HTTPS connections after the handshake, as plain ones
 	}
+	if hc.lastRequest(&s.o, r.ProtoMajor) {
+		// Before any answer, refusals included: every request counts.
+		w.Header()["Connection"] = closeValue
+	}
 	if !l.acl.allow(hc.src.Addr()) {
 		l.c.refusedACL.Add(1)
 		s.fail(w, r, http.StatusForbidden, "403 Forbidden: client address refused by the access control list\n")
@@ -67,19 +72,13 @@ func (s *httpServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// target other than OPTIONS', or an absolute target without a
 		// host: nothing a backend should see (RFC 9112 §3.2), and
 		// nothing after it on the connection is trusted.
-		w.Header()["Connection"] = []string{"close"}
+		w.Header()["Connection"] = closeValue
 		s.fail(w, r, http.StatusBadRequest, "400 Bad Request: malformed request target\n")
 		return
 	}
 	if len(r.RequestURI) > s.o.MaxURIBytes {
 		s.fail(w, r, http.StatusRequestURITooLong, "414 URI Too Long\n")
 		return
-	}
-	if hc.reqs.Add(1) > int64(s.o.MaxKeepAliveRequests) {
-		// On HTTP/2 net/http takes this to mean GOAWAY: the client's
-		// streams in flight finish and its next requests open a new
-		// connection.
-		w.Header()["Connection"] = []string{"close"}
 	}
 	if s.o.Middleware != nil {
 		// The middleware may answer by itself: learn the status.

@@ -68,6 +68,22 @@ type httpConn struct {
 	tls      *tls.ConnectionState // HTTPS: the handshake's outcome
 }
 
+// lastRequest counts one more request on the connection and reports
+// whether it is the last the connection may carry, so its response must
+// say "Connection: close": the MaxKeepAliveRequests-th of an HTTP/1.x
+// connection, the HTTP2MaxRequestsPerConnection-th of an HTTP/2 one.
+// On HTTP/2 net/http turns that header into a graceful GOAWAY: streams
+// the server has seen (later requests too, which also answer true)
+// finish, and the client opens a new connection for its next ones. Both
+// lanes call it, so a connection's count spans the lanes it passes.
+func (hc *httpConn) lastRequest(o *HTTPOptions, protoMajor int) bool {
+	limit := o.MaxKeepAliveRequests
+	if protoMajor == 2 {
+		limit = o.HTTP2MaxRequestsPerConnection
+	}
+	return hc.reqs.Add(1) >= int64(limit)
+}
+
 type connKey struct{}
 
 func connOf(r *http.Request) *httpConn {

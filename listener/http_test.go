@@ -233,31 +233,6 @@ func rawGet(c net.Conn, r *bufio.Reader, path string) (*http.Response, error) {
 	return resp, nil
 }
 
-func TestHTTPKeepAliveLimit(t *testing.T) {
-	leaks(t)
-	b := startHTTPBackend(t, "b", nil)
-	l := addHTTP(t, Config{}, b)
-	c, err := net.Dial("tcp", listenerAddr(l))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	r := bufio.NewReader(c)
-	for i := 1; i <= 101; i++ {
-		resp, err := rawGet(c, r, "/")
-		if err != nil {
-			t.Fatalf("request %d: %v", i, err)
-		}
-		if closing := resp.Close; closing != (i == 101) {
-			t.Fatalf("request %d: Connection: close = %v", i, closing)
-		}
-	}
-	if _, err := r.ReadByte(); err != io.EOF {
-		t.Errorf("after the 101st response: read %v, want EOF", err)
-	}
-}
-
 func TestHTTPIdleTimeout(t *testing.T) {
 	leaks(t)
 	b := startHTTPBackend(t, "b", nil)
@@ -450,6 +425,7 @@ func TestHTTPRulesRefused(t *testing.T) {
 		{"header bytes", HTTPOptions{MaxHeaderBytes: 100}, HTTP, "HTTP.MaxHeaderBytes"},
 		{"URI bytes", HTTPOptions{MaxURIBytes: 100}, HTTP, "HTTP.MaxURIBytes"},
 		{"URI beyond header", HTTPOptions{MaxHeaderBytes: 2048, MaxURIBytes: 4096}, HTTP, "HTTP.MaxURIBytes"},
+		{"negative HTTP/2 requests", HTTPOptions{HTTP2MaxRequestsPerConnection: -1}, HTTPS, "HTTP.HTTP2MaxRequestsPerConnection"},
 		{"redirect on https", HTTPOptions{RedirectToPort: 443}, HTTPS, "HTTP.RedirectToPort"},
 		{"redirect to self", HTTPOptions{RedirectToPort: 80}, HTTP, "HTTP.RedirectToPort"},
 		{"https without cert", HTTPOptions{}, HTTPS, "HTTP.Certificate"},

@@ -314,29 +314,3 @@ func TestHTTPSResumption(t *testing.T) {
 		conn.Close()
 	}
 }
-
-// TestHTTPSKeepAliveLimitHTTP2: an HTTP/2 connection is closed (GOAWAY)
-// after MaxKeepAliveRequests+1 requests, as an HTTP/1.1 one is, and the
-// client carries on over a new one.
-func TestHTTPSKeepAliveLimitHTTP2(t *testing.T) {
-	leaks(t)
-	ca := newCA(t, "ca")
-	b := startHTTPBackend(t, "b", nil)
-	l := addHTTPS(t, ca, HTTPOptions{MaxKeepAliveRequests: 2}, b)
-	c := httpsClient(t, ca, nil, true)
-	for i := range 7 {
-		resp, err := c.Get(httpsURL(l, "/"))
-		if err != nil {
-			t.Fatalf("request %d: %v", i+1, err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.ProtoMajor != 2 {
-			t.Fatalf("request %d over %s, want HTTP/2", i+1, resp.Proto)
-		}
-	}
-	// Three requests per connection: 7 need at least 3 connections.
-	if n := l.Stats().New; n < 3 {
-		t.Errorf("%d connections for 7 requests with a limit of 2 after the first, want at least 3", n)
-	}
-}
