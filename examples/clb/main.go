@@ -37,7 +37,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		logFormat    = fs.String("log-format", "text", "log format: text or json")
 		accessLog    = fs.Bool("access-log", true, "log one line per HTTP request (off for benchmarks)")
 		drainTimeout = fs.Duration("drain-timeout", 30*time.Second, "on SIGTERM or SIGINT, how long connections may finish")
-		adminFlag    = fs.String("admin", "", "admin status `address` (default 127.0.0.1:port-base+90; \"off\" for none)")
+		adminFlag    = fs.String("admin", "", "admin status `address`, or \"off\" for none (default: without -config 127.0.0.1:port-base+90; with -config the file's AdminAddress, else none)")
 		cpuProfile   = fs.String("cpuprofile", "", "write a CPU profile (go tool pprof) to `file` until clb stops")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -116,16 +116,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 
-	// The admin status server: off the public listeners, on loopback by
-	// default. It follows a.inst across reloads.
-	adminAddr := *adminFlag
-	if adminAddr == "" {
-		adminAddr = addrOf(host, *portBase+offAdmin)
-	}
-	if adminAddr != "off" {
+	// The admin status server: off the public listeners. It follows
+	// a.inst across reloads.
+	if adminAddr := adminAddress(*adminFlag, *config != "", p.file, addrOf(host, *portBase+offAdmin)); adminAddr != "" {
 		ln, err := net.Listen("tcp", adminAddr)
 		if err != nil {
-			fmt.Fprintf(stderr, "clb: admin status server %s: %v\n", adminAddr, err)
+			fmt.Fprintf(stderr, "clb: admin server: %v (set -admin or AdminAddress, or -admin off)\n", err)
 			ctx, cancel := context.WithTimeout(context.Background(), *drainTimeout)
 			a.stop(ctx)
 			cancel()
@@ -173,6 +169,25 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	return 0
+}
+
+// adminAddress is where the admin server listens, "" for nowhere: the
+// -admin flag, else the file's AdminAddress with -config (none if
+// omitted, so two clb processes on one host need no flags), else the
+// demo's address.
+func adminAddress(flagValue string, withConfig bool, f *File, demo string) string {
+	addr := flagValue
+	switch {
+	case addr != "":
+	case withConfig:
+		addr = f.AdminAddress
+	default:
+		addr = demo
+	}
+	if addr == off {
+		return ""
+	}
+	return addr
 }
 
 // printTable prints what listens where and a few commands to try.
