@@ -6,6 +6,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -501,5 +502,48 @@ func TestHttp2MaxRequestsPerConnection(t *testing.T) {
 	changed.Http2MaxRequestsPerConnection = 100
 	if sameHard(f.Listeners[0], changed) {
 		t.Error("a new Http2MaxRequestsPerConnection counts as a live change, want a listener restart")
+	}
+}
+
+// The start-up table shows each https listener's TLS policy (the default
+// one when unset) and each tcp/udp listener's PROXY protocol version;
+// suites a policy lists but crypto/tls cannot offer are logged once per
+// policy, not once per listener.
+func TestStartupTableAndSuites(t *testing.T) {
+	data := goodBase + `  - {ListenerProtocol: https, ListenerPort: 8443, BackendServerPort: 80, ServerCertificateId: demo}
+  - {ListenerProtocol: https, ListenerPort: 8444, BackendServerPort: 80, ServerCertificateId: demo, TLSCipherPolicy: tls_cipher_policy_1_2_strict_with_1_3}
+  - {ListenerProtocol: https, ListenerPort: 8445, BackendServerPort: 80, ServerCertificateId: demo, TLSCipherPolicy: tls_cipher_policy_1_2_strict_with_1_3}
+  - {ListenerProtocol: tcp, ListenerPort: 9000, BackendServerPort: 80, ProxyProtocol: v1}
+  - {ListenerProtocol: udp, ListenerPort: 9001, BackendServerPort: 80, ProxyProtocol: v2, HealthCheck: "off"}
+  - {ListenerProtocol: tcp, ListenerPort: 9002, BackendServerPort: 80, ProxyProtocol: "off"}
+`
+	f, err := Parse("s.yaml", ".", []byte(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := planFile(f, testEnv(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{"policy tls_cipher_policy_1_0,", "policy tls_cipher_policy_1_2_strict_with_1_3,", "", ", proxy v1", ", proxy v2", ""} {
+		got := describeListener(p.listeners[i])
+		if want != "" && !strings.Contains(got, want) || want == "" && strings.Contains(got, "proxy") {
+			t.Errorf("%s: %q, want %q", p.listeners[i].name, got, want)
+		}
+	}
+	var logs bytes.Buffer
+	logUnsupportedSuites(slog.New(slog.NewTextHandler(&logs, nil)), p)
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	want := []string{
+		"policy=tls_cipher_policy_1_0 suites=ECDHE-ECDSA-AES256-SHA384,ECDHE-RSA-AES256-SHA384,AES256-SHA256",
+		"policy=tls_cipher_policy_1_2_strict_with_1_3 suites=ECDHE-ECDSA-AES256-SHA384,ECDHE-RSA-AES256-SHA384,TLS_AES_128_CCM_SHA256,TLS_AES_128_CCM_8_SHA256",
+	}
+	if len(lines) != len(want) {
+		t.Fatalf("logged %d lines, want %d:\n%s", len(lines), len(want), logs.String())
+	}
+	for i := range want {
+		if !strings.HasSuffix(lines[i], want[i]) {
+			t.Errorf("line %d = %q, want it to end %q", i, lines[i], want[i])
+		}
 	}
 }

@@ -5,6 +5,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -21,6 +22,8 @@ import (
 	"time"
 
 	"github.com/lbkit/lbkit/examples/clb/admin"
+	"github.com/lbkit/lbkit/listener"
+	"github.com/lbkit/lbkit/tlspolicy"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -134,6 +137,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 
 	printTable(stdout, a, *config == "", backends != nil, host, *portBase)
+	logUnsupportedSuites(log, p)
 	log.Info("clb ready", "instance", p.inst.ID, "listeners", len(p.listeners), "config", *config)
 
 	sigs := make(chan os.Signal, 1)
@@ -251,8 +255,11 @@ func describeListener(s *lspec) string {
 	if s.cfg.ACL != nil {
 		parts = append(parts, fmt.Sprintf("acl %s %s", l.AclType, l.AclId))
 	}
+	if v := s.cfg.ProxyProtocol; v != 0 {
+		parts = append(parts, fmt.Sprintf("proxy v%d", v))
+	}
 	if l.ListenerProtocol == "https" {
-		parts = append(parts, "cert "+l.ServerCertificateId)
+		parts = append(parts, "policy "+tlsPolicy(s).Name, "cert "+l.ServerCertificateId)
 		for _, d := range l.DomainExtensions {
 			parts = append(parts, d.Domain+"→"+d.ServerCertificateId)
 		}
@@ -266,6 +273,37 @@ func describeListener(s *lspec) string {
 		parts = append(parts, fmt.Sprintf("%d rules", len(l.Rules)))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// tlsPolicy is the TLS policy of an https listener: its own, or the
+// library's default.
+func tlsPolicy(s *lspec) *tlspolicy.Policy {
+	return cmp.Or(s.cfg.HTTP.TLSPolicy, tlspolicy.Default())
+}
+
+// logUnsupportedSuites logs, once per TLS policy the listeners use, the
+// suites of that policy crypto/tls cannot offer, which clients therefore
+// never get. It runs at start only: reloads do not repeat it.
+func logUnsupportedSuites(log *slog.Logger, p *plan) {
+	seen := map[string]bool{}
+	for _, s := range p.listeners {
+		if s.cfg.Protocol != listener.HTTPS {
+			continue
+		}
+		pol := tlsPolicy(s)
+		if seen[pol.Name] {
+			continue
+		}
+		seen[pol.Name] = true
+		var names []string
+		for _, u := range pol.Unsupported() {
+			names = append(names, u.Name)
+		}
+		if len(names) > 0 {
+			log.Warn("TLS policy lists cipher suites crypto/tls cannot offer; they are left out",
+				"policy", pol.Name, "suites", strings.Join(names, ","))
+		}
+	}
 }
 
 // startCPUProfile profiles the process into path until the returned
