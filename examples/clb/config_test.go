@@ -487,14 +487,7 @@ func equal(a, b []string) bool {
 func TestHttp2MaxRequestsPerConnection(t *testing.T) {
 	data := goodBase + `  - {ListenerProtocol: https, ListenerPort: 8443, BackendServerPort: 80, ServerCertificateId: demo, Http2MaxRequestsPerConnection: 5000}
 `
-	f, err := Parse("h.yaml", ".", []byte(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := planFile(f, testEnv(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, p := mustPlan(t, "h.yaml", data)
 	if got := p.listeners[0].cfg.HTTP.HTTP2MaxRequestsPerConnection; got != 5000 {
 		t.Errorf("HTTP2MaxRequestsPerConnection = %d, want 5000", got)
 	}
@@ -517,14 +510,7 @@ func TestStartupTableAndSuites(t *testing.T) {
   - {ListenerProtocol: udp, ListenerPort: 9001, BackendServerPort: 80, ProxyProtocol: v2, HealthCheck: "off"}
   - {ListenerProtocol: tcp, ListenerPort: 9002, BackendServerPort: 80, ProxyProtocol: "off"}
 `
-	f, err := Parse("s.yaml", ".", []byte(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := planFile(f, testEnv(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, p := mustPlan(t, "s.yaml", data)
 	for i, want := range []string{"policy tls_cipher_policy_1_0,", "policy tls_cipher_policy_1_2_strict_with_1_3,", "", ", proxy v1", ", proxy v2", ""} {
 		got := describeListener(p.listeners[i])
 		if want != "" && !strings.Contains(got, want) || want == "" && strings.Contains(got, "proxy") {
@@ -546,4 +532,18 @@ func TestStartupTableAndSuites(t *testing.T) {
 			t.Errorf("line %d = %q, want it to end %q", i, lines[i], want[i])
 		}
 	}
+}
+
+// mustPlan parses and plans a configuration that must be valid.
+func mustPlan(t *testing.T, name, data string) (*File, *plan) {
+	t.Helper()
+	f, err := Parse(name, ".", []byte(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := planFile(f, testEnv(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, p
 }
