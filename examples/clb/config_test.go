@@ -547,3 +547,31 @@ func mustPlan(t *testing.T, name, data string) (*File, *plan) {
 	}
 	return f, p
 }
+
+// What only the library knows is reported with everything else: a
+// certificate that does not load does not hide the instance's bandwidth
+// sum, found on the scratch instance.
+func TestPlanGathersLibraryProblems(t *testing.T) {
+	data := `Bandwidth: 100
+ServerCertificates:
+  - {ServerCertificateId: www, CertificateFile: missing.pem, PrivateKeyFile: missing-key.pem}
+BackendServers: [{ServerId: a, ServerIp: 127.0.0.1}]
+Listeners:
+  - {ListenerProtocol: https, ListenerPort: 8443, BackendServerPort: 80, ServerCertificateId: www}
+  - {ListenerProtocol: tcp, ListenerPort: 9000, BackendServerPort: 80, Bandwidth: 60}
+  - {ListenerProtocol: tcp, ListenerPort: 9001, BackendServerPort: 80, Bandwidth: 60}
+`
+	f, err := Parse("g.yaml", t.TempDir(), []byte(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = planFile(f, testEnv(t))
+	got := strings.Split(fmt.Sprint(err), "\n")
+	want := []string{
+		`g.yaml:3: ServerCertificates[0].CertificateFile: "missing.pem": no such file or directory`,
+		"g.yaml:8: Listeners[2].Bandwidth: ",
+	}
+	if len(got) != 2 || got[0] != want[0] || !strings.HasPrefix(got[1], want[1]) || strings.Contains(got[1], "listener:") {
+		t.Errorf("errors:\n%v\nwant:\n%s…", err, strings.Join(want, "\n"))
+	}
+}
