@@ -202,6 +202,19 @@ var listenerProfile = []field{
 	intRow("UnhealthyThreshold", pAll, thresholdRange, func(l *Listener) int { return l.UnhealthyThreshold }),
 }
 
+// belongs and hints gather the rows of each field: the protocols it
+// belongs to, and the hint for the others.
+var belongs, hints = func() (map[string]proto, map[string]string) {
+	b, h := map[string]proto{}, map[string]string{}
+	for _, f := range listenerProfile {
+		b[f.key] |= f.protos
+		if f.hint != "" {
+			h[f.key] = f.hint
+		}
+	}
+	return b, h
+}()
+
 func policyNames() []string {
 	var names []string
 	for _, p := range tlspolicy.Policies() {
@@ -226,17 +239,9 @@ func (c checker) inRange(key string, v int, b bound) {
 // hcOn says whether the listener runs health checks.
 func checkProfile(c checker, l *Listener, hcOn bool) {
 	p := protoOf(l.ListenerProtocol)
-	belongs := map[string]proto{}
-	for _, f := range listenerProfile {
-		belongs[f.key] |= f.protos
-	}
-	hints := map[string]string{}
 	done := map[string]bool{}
 	for i := range listenerProfile {
 		f := &listenerProfile[i]
-		if f.hint != "" {
-			hints[f.key] = f.hint
-		}
 		if !f.set(l) || done[f.key] {
 			continue
 		}
