@@ -11,8 +11,11 @@ import (
 // package.
 type ConfigError = cfgerr.Error
 
-// ErrExists is wrapped by Instance.Add when a name or port is taken.
-var ErrExists = errors.New("listener: already exists")
+// ErrExists is wrapped by Instance.Add when a name or port is taken. Its
+// text has no package prefix because it only ever appears inside an
+// Instance.Add error that has one ("listener: Port 80: used by listener
+// \"tcp_80\": already exists").
+var ErrExists = errors.New("already exists")
 
 func configErr(field string, value any, reason string) error {
 	return cfgerr.New("listener", field, value, reason)

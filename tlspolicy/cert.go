@@ -100,11 +100,16 @@ func decodeAll(field string, data []byte) ([]*pem.Block, error) {
 	return blocks, nil
 }
 
+// describeRaw says in words what non-PEM input holds; the bytes
+// themselves mean nothing to a reader (and may be key material).
 func describeRaw(data []byte) string {
-	if len(data) == 0 {
+	switch {
+	case len(data) == 0:
 		return "empty input"
+	case data[0] == 0x30:
+		return fmt.Sprintf("%d bytes of binary data", len(data))
 	}
-	return fmt.Sprintf("%d bytes starting 0x%02x", len(data), data[0])
+	return fmt.Sprintf("%d bytes without a -----BEGIN line", len(data))
 }
 
 func notPEMReason(field string, data []byte) string {

@@ -186,3 +186,28 @@ func TestLoadCAPool(t *testing.T) {
 		}
 	}
 }
+
+// Refused non-PEM input is described in words, and messages point at
+// nothing outside the repository.
+func TestRefusedInputInWords(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cert []byte
+		want string
+	}{
+		{"DER", []byte{0x30, 0x82, 0x03, 0x42, 0x30}, `tlspolicy: Cert "5 bytes of binary data": not PEM but binary DER`},
+		{"text", []byte("hello"), `tlspolicy: Cert "5 bytes without a -----BEGIN line": no PEM block found`},
+		{"empty", nil, `tlspolicy: Cert "empty input": no PEM block found`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := tlspolicy.LoadCertificate(tc.cert, nil, nil)
+			if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+				t.Errorf("LoadCertificate = %v, want a message starting %q", err, tc.want)
+			}
+		})
+	}
+	_, err := tlspolicy.NewPolicy("p", []string{"1.2"}, []string{"NOPE"})
+	if err == nil || strings.Contains(err.Error(), "SPEC") || !strings.Contains(err.Error(), "ECDHE-RSA-AES128-GCM-SHA256") {
+		t.Errorf("NewPolicy(NOPE) = %v, want a message naming a valid suite and no outside document", err)
+	}
+}

@@ -160,7 +160,7 @@ func NewPolicy(name string, versions, suites []string) (*Policy, error) {
 	for _, n := range suites {
 		s, ok := suiteByName(n)
 		if !ok {
-			return nil, cfgNew("Suites", n, "unknown cipher suite; want an OpenSSL name such as ECDHE-RSA-AES128-GCM-SHA256 (see Suites)")
+			return nil, cfgNew("Suites", n, "unknown cipher suite; want an OpenSSL name from Suites(), e.g. ECDHE-RSA-AES128-GCM-SHA256")
 		}
 		if p.hasSuite(n) {
 			return nil, cfgNew("Suites", n, "listed twice")

@@ -6,11 +6,13 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strconv"
 	"time"
 
@@ -64,7 +66,8 @@ var listenerFields = map[string]string{
 	"listener.HTTP.IdleTimeout": "IdleTimeout", "listener.HTTP.RequestTimeout": "RequestTimeout",
 	"listener.HTTP.RedirectToPort": "ForwardPort", "listener.HTTP.Rules": "Rules",
 	"listener.HTTP.Domains": "DomainExtensions", "listener.HTTP.Certificate": "ServerCertificateId",
-	"session.CookieTimeout": "CookieTimeout", "session.CookieName": "Cookie",
+	"listener.HTTP.HTTP2MaxRequestsPerConnection": "Http2MaxRequestsPerConnection",
+	"session.CookieTimeout":                       "CookieTimeout", "session.CookieName": "Cookie",
 	"health.Port": "HealthCheckConnectPort", "health.Interval": "HealthCheckInterval",
 	"health.Timeout": "HealthCheckConnectTimeout", "health.HealthyThreshold": "HealthyThreshold",
 	"health.UnhealthyThreshold": "UnhealthyThreshold", "health.Domain": "HealthCheckDomain",
@@ -72,17 +75,23 @@ var listenerFields = map[string]string{
 	"health.Request": "HealthCheckReq", "health.Response": "HealthCheckExp", "health.Codes": "HealthCheckHttpCode",
 }
 
-// libProblem reports a library error against the key that caused it.
+// libProblem reports a library error against the key that caused it,
+// without the library's prefix.
 func libProblem(c checker, fallback string, err error) {
 	var ce *listener.ConfigError
 	key := fallback
 	if errors.As(err, &ce) {
 		if k, ok := listenerFields[ce.Pkg+"."+ce.Field]; ok {
 			key = k
+		} else if m := ruleField.FindStringSubmatch(ce.Field); m != nil {
+			key = "Rules[" + m[1] + "]." + map[string]string{"Host": "Domain", "Path": "Url", "Group": "VServerGroupId"}[m[2]]
 		}
 	}
-	c.bad(key, "%v", err)
+	c.lib(key, err)
 }
+
+// ruleField matches the library's name of a forwarding rule's field.
+var ruleField = regexp.MustCompile(`^HTTP\.Rules\[(\d+)\]\.(Host|Path|Group)$`)
 
 func sec(n int) time.Duration { return time.Duration(n) * time.Second }
 
@@ -98,8 +107,9 @@ func weight(w *int) int {
 
 // makePlan turns a checked File into listener configurations, loading
 // certificates and building groups, ACLs and policies. Every problem the
-// library finds is reported against the line that caused it.
-func makePlan(f *File, e *env) (*plan, error) {
+// library finds is reported against the line that caused it; the plan
+// holds the listeners that had none.
+func makePlan(f *File, e *env) (*plan, *problems) {
 	ps := &problems{file: f.name}
 	p := &plan{file: f, acls: map[string]*acl.Group{}}
 	p.inst = listener.InstanceConfig{ID: f.LoadBalancerId, Bandwidth: mbps(f.Bandwidth), Logger: e.log}
@@ -110,10 +120,7 @@ func makePlan(f *File, e *env) (*plan, error) {
 	if f.Address != "" {
 		p.inst.Address = netip.MustParseAddr(f.Address)
 	}
-	host := f.ListenAddress
-	if host == "" {
-		host = "127.0.0.1"
-	}
+	host := f.listenHost()
 	family := acl.IPv4
 	if netip.MustParseAddr(host).Is6() {
 		family = acl.IPv6
@@ -126,17 +133,17 @@ func makePlan(f *File, e *env) (*plan, error) {
 		keyPEM, err2 := os.ReadFile(f.path(sc.PrivateKeyFile))
 		switch {
 		case err1 != nil:
-			c.bad("CertificateFile", "%v", err1)
+			c.bad("CertificateFile", "%s", pemMessage(sc.CertificateFile, err1))
 		case err2 != nil:
-			c.bad("PrivateKeyFile", "%v", err2)
+			c.bad("PrivateKeyFile", "%s", pemMessage(sc.PrivateKeyFile, err2))
 		default:
 			cert, err := tlspolicy.LoadCertificate(certPEM, keyPEM, nil)
 			if err != nil {
 				var ce *tlspolicy.ConfigError
 				if errors.As(err, &ce) && ce.Field == "Key" {
-					c.bad("PrivateKeyFile", "%v", err)
+					c.bad("PrivateKeyFile", "%s", pemMessage(sc.PrivateKeyFile, err))
 				} else {
-					c.bad("CertificateFile", "%v", err)
+					c.bad("CertificateFile", "%s", pemMessage(sc.CertificateFile, err))
 				}
 				continue
 			}
@@ -154,7 +161,7 @@ func makePlan(f *File, e *env) (*plan, error) {
 				continue
 			}
 		}
-		c.bad("CACertificateFile", "%v", err)
+		c.bad("CACertificateFile", "%s", pemMessage(ca.CACertificateFile, err))
 	}
 	for i, a := range f.AccessControlLists {
 		c := checker{ps: ps, path: fmt.Sprintf("AccessControlLists[%d]", i), p: a.pos}
@@ -167,7 +174,7 @@ func makePlan(f *File, e *env) (*plan, error) {
 			ec := checker{ps: ps, path: fmt.Sprintf("%s.AclEntrys[%d]", c.path, j), p: ae.pos}
 			en, err := acl.ParseEntry(ae.AclEntryIP)
 			if err != nil {
-				ec.bad("AclEntryIP", "%v", err)
+				ec.lib("AclEntryIP", err)
 				continue
 			}
 			en.Comment = ae.AclEntryComment
@@ -179,7 +186,7 @@ func makePlan(f *File, e *env) (*plan, error) {
 		}
 		g, err := acl.NewGroup(name, fam, entries...)
 		if err != nil {
-			c.bad("AclEntrys", "%v", err)
+			c.lib("AclEntrys", err)
 			continue
 		}
 		p.acls[a.AclId] = g
@@ -192,11 +199,16 @@ func makePlan(f *File, e *env) (*plan, error) {
 	for _, g := range f.MasterSlaveServerGroups {
 		msgroups[g.MasterSlaveServerGroupId] = backends(g.MasterSlaveBackendServers, 0)
 	}
-	if len(ps.list) > 0 {
-		return nil, ps.err()
-	}
-
+	// Listeners whose certificate, CA or ACL failed above are still
+	// planned, so their other problems are reported too; a listener with
+	// any problem is left out of the plan.
 	for i, l := range f.Listeners {
+		before := len(ps.list)
+		// A certificate, CA or ACL that failed to load is reported once, at
+		// its own section; its listeners are left out of the plan.
+		broken := (l.ServerCertificateId != "" && certs[l.ServerCertificateId] == nil) ||
+			(l.CACertificateId != "" && cas[l.CACertificateId] == nil) ||
+			(switchOn(l.AclStatus, false) && p.acls[l.AclId] == nil)
 		c := checker{ps: ps, path: fmt.Sprintf("Listeners[%d]", i), p: l.pos}
 		s := &lspec{src: l, idx: i, sched: l.Scheduler}
 		if s.sched == "" {
@@ -234,18 +246,16 @@ func makePlan(f *File, e *env) (*plan, error) {
 		g, err := newGroup(s.sched, s.main)
 		if err != nil {
 			libProblem(c, "Scheduler", err)
-			continue
 		}
 		cfg.Group = g
-		if switchOn(l.AclStatus, false) {
+		if g := p.acls[l.AclId]; g != nil && switchOn(l.AclStatus, false) {
 			mode := acl.Whitelist
 			if l.AclType == "black" {
 				mode = acl.Blacklist
 			}
-			pol, err := acl.Bind(p.acls[l.AclId], mode, family)
+			pol, err := acl.Bind(g, mode, family)
 			if err != nil {
-				c.bad("AclId", "%v", err)
-				continue
+				c.lib("AclId", err)
 			}
 			cfg.ACL = pol
 		}
@@ -253,6 +263,7 @@ func makePlan(f *File, e *env) (*plan, error) {
 			h := &cfg.HTTP
 			h.IdleTimeout = sec(l.IdleTimeout)
 			h.RequestTimeout = sec(l.RequestTimeout)
+			h.HTTP2MaxRequestsPerConnection = l.Http2MaxRequestsPerConnection
 			h.NoGzip = !switchOn(l.Gzip, true)
 			h.NoXForwardedFor = !switchOn(l.XForwardedFor, true)
 			h.SLBID = switchOn(l.XForwardedFor_SLBID, false)
@@ -278,7 +289,7 @@ func makePlan(f *File, e *env) (*plan, error) {
 				members := vgroups[r.VServerGroupId]
 				rg, err := newGroup(s.sched, members)
 				if err != nil {
-					checker{ps: ps, path: fmt.Sprintf("%s.Rules[%d]", c.path, j), p: r.pos}.bad("VServerGroupId", "%v", err)
+					checker{ps: ps, path: fmt.Sprintf("%s.Rules[%d]", c.path, j), p: r.pos}.lib("VServerGroupId", err)
 					continue
 				}
 				s.rules = append(s.rules, members)
@@ -289,19 +300,20 @@ func makePlan(f *File, e *env) (*plan, error) {
 				h.NoHTTP2 = !switchOn(l.EnableHttp2, true)
 				if l.TLSCipherPolicy != "" {
 					pol, err := tlspolicy.Lookup(l.TLSCipherPolicy)
-					if err != nil {
-						c.bad("TLSCipherPolicy", "%v", err)
-					}
+					c.lib("TLSCipherPolicy", err)
 					h.TLSPolicy = pol
 				}
 				if l.CACertificateId != "" {
 					h.ClientCAs = cas[l.CACertificateId]
 				}
-				sel, _ := sni.NewSelector(h.Certificate)
+				sel, err := sni.NewSelector(h.Certificate)
 				for j, d := range l.DomainExtensions {
 					dc := checker{ps: ps, path: fmt.Sprintf("%s.DomainExtensions[%d]", c.path, j), p: d.pos}
+					if certs[d.ServerCertificateId] == nil || err != nil {
+						continue // its certificate's problem is reported
+					}
 					if err := sel.Set(d.Domain, certs[d.ServerCertificateId]); err != nil {
-						dc.bad("Domain", "%v", err)
+						dc.lib("Domain", err)
 						continue
 					}
 					if h.Domains == nil {
@@ -320,12 +332,29 @@ func makePlan(f *File, e *env) (*plan, error) {
 			}
 		}
 		s.cfg = cfg
-		p.listeners = append(p.listeners, s)
+		if len(ps.list) == before && !broken {
+			p.listeners = append(p.listeners, s)
+		}
 	}
-	if err := ps.err(); err != nil {
-		return nil, err
+	return p, ps
+}
+
+// pemMessage says what is wrong with the PEM file at path: its name as
+// given, what it holds, why that is refused.
+func pemMessage(path string, err error) string {
+	var ce *tlspolicy.ConfigError
+	if errors.As(err, &ce) {
+		what, uerr := strconv.Unquote(ce.Value)
+		if uerr != nil {
+			what = ce.Value
+		}
+		return fmt.Sprintf("%q: %s: %s", path, what, ce.Reason)
 	}
-	return p, nil
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return fmt.Sprintf("%q: %v", path, pe.Err)
+	}
+	return fmt.Sprintf("%q: %s", path, libMessage(err))
 }
 
 // path resolves a PEM path relative to the configuration file.
@@ -366,11 +395,7 @@ func newGroup(sched string, members []balancer.Backend) (*balancer.Group, error)
 
 // healthConfig builds a listener's health check and validates it.
 func healthConfig(l Listener) (*health.Config, error) {
-	kind := l.HealthCheckType
-	if kind == "" {
-		kind = map[string]string{"tcp": "tcp", "udp": "udp", "http": "http", "https": "http"}[l.ListenerProtocol]
-	}
-	k, err := health.ParseKind(kind)
+	k, err := health.ParseKind(healthKind(&l))
 	if err != nil {
 		return nil, err
 	}
@@ -392,10 +417,6 @@ func healthConfig(l Listener) (*health.Config, error) {
 			return nil, err
 		}
 	}
-	if k == health.KindUDP && (hc.Request == "" || hc.Response == "") {
-		return nil, &listener.ConfigError{Pkg: "health", Field: "Request", Value: `""`,
-			Reason: "udp health checks need HealthCheckReq and HealthCheckExp (or HealthCheck: off)"}
-	}
 	c, err := health.New(*hc)
 	if err != nil {
 		return nil, err
@@ -406,15 +427,14 @@ func healthConfig(l Listener) (*health.Config, error) {
 
 // check validates a plan the way Instance.Add will, on a scratch instance
 // whose listeners are never started: bandwidth sums, port clashes and
-// every field the library owns.
-func (p *plan) check() error {
-	ps := &problems{file: p.file.name}
+// what else only the library knows. It adds to ps.
+func (p *plan) check(ps *problems) {
 	scratchCfg := p.inst
 	scratchCfg.Logger = slog.New(slog.DiscardHandler)
 	scratch, err := listener.NewInstance(scratchCfg)
 	if err != nil {
-		checker{ps: ps, p: p.file.pos}.bad("LoadBalancerId", "%v", err)
-		return ps.err()
+		checker{ps: ps, p: p.file.pos}.lib("LoadBalancerId", err)
+		return
 	}
 	defer scratch.Stop(context.Background())
 	for _, s := range p.listeners {
@@ -424,7 +444,6 @@ func (p *plan) check() error {
 			libProblem(checker{ps: ps, path: fmt.Sprintf("Listeners[%d]", s.idx), p: s.src.pos}, "ListenerProtocol", err)
 		}
 	}
-	return ps.err()
 }
 
 // load reads, plans and checks a configuration file.
@@ -436,12 +455,11 @@ func load(path string, e *env) (*plan, error) {
 	return planFile(f, e)
 }
 
+// planFile plans and checks f, reporting the problems of both at once.
 func planFile(f *File, e *env) (*plan, error) {
-	p, err := makePlan(f, e)
-	if err != nil {
-		return nil, err
-	}
-	if err := p.check(); err != nil {
+	p, ps := makePlan(f, e)
+	p.check(ps)
+	if err := ps.err(); err != nil {
 		return nil, err
 	}
 	return p, nil

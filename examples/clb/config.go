@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -15,12 +16,17 @@ import (
 )
 
 // File is a clb configuration file. Field names follow the CLB API; see
-// README.md for the reference. The zero value of a field means its default.
+// README.md for the reference. An omitted field means its default; the
+// ranges are in profile.go.
 type File struct {
 	LoadBalancerId string // instance ID (SLB-ID header); default "lb-clb"
 	Address        string // service address (SLB-IP header); default 127.0.0.1
-	Bandwidth      int    // instance cap in Mbps; -1 or 0 = unlimited
+	Bandwidth      int    // instance cap in Mbps; omitted or -1 = unlimited
 	ListenAddress  string // address the listeners bind; default 127.0.0.1
+	// AdminAddress is where the admin status server listens (a clb
+	// extension): an IP and port, or "off". Omitted, there is none; the
+	// -admin flag overrides it.
+	AdminAddress string
 
 	BackendServers          []Server
 	VServerGroups           []VServerGroup
@@ -138,6 +144,11 @@ type Listener struct {
 
 	ProxyProtocol string
 
+	// Http2MaxRequestsPerConnection is how many requests an HTTP/2 client
+	// connection carries before GOAWAY (a clb extension; omitted, the
+	// library's default).
+	Http2MaxRequestsPerConnection int
+
 	HealthCheck               string
 	HealthCheckType           string
 	HealthCheckDomain         string
@@ -180,6 +191,12 @@ type Rule struct {
 type pos struct {
 	line int
 	keys map[string]int
+}
+
+// given reports whether the file has key in this mapping.
+func (p pos) given(key string) bool {
+	_, ok := p.keys[key]
+	return ok
 }
 
 // at returns the line of key, or of the mapping if the key is absent.
@@ -455,16 +472,14 @@ func (c checker) bad(key, format string, args ...any) {
 
 func (c checker) oneOf(key, val string, allowed ...string) {
 	if val != "" && !contains(allowed, val) {
-		c.bad(key, "%q: want %s", val, strings.Join(allowed, ", "))
+		c.notIn(key, val, allowed, "")
 	}
 }
 
-func (c checker) onOff(key, val string) { c.oneOf(key, val, on, off) }
-
-func (c checker) intRange(key string, v, lo, hi int, unit string) {
-	if v != 0 && (v < lo || v > hi) {
-		c.bad(key, "%d out of range %d–%d%s", v, lo, hi, unit)
-	}
+// notIn reports val at key as not one of allowed; where narrows the
+// list to some protocols (" on udp listeners").
+func (c checker) notIn(key, val string, allowed []string, where string) {
+	c.bad(key, "%q: want %s%s", val, orList(allowed, "or"), where)
 }
 
 func (c checker) required(key, val string) bool {
@@ -484,8 +499,9 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// validate checks what the library does not: switch values, enumerations,
-// CLB encodings such as -1, and references between sections.
+// validate checks the file against the CLB profile (profile.go) and the
+// references between sections, reporting every problem; makePlan and
+// check then ask the library only what it alone knows.
 func (f *File) validate(ps *problems) {
 	c := checker{ps: ps, p: f.pos}
 	if f.Address != "" {
@@ -493,13 +509,19 @@ func (f *File) validate(ps *problems) {
 			c.bad("Address", "%q: not an IP address", f.Address)
 		}
 	}
-	if f.ListenAddress != "" {
-		if _, err := netip.ParseAddr(f.ListenAddress); err != nil {
-			c.bad("ListenAddress", "%q: not an IP address", f.ListenAddress)
-		}
+	listenAddr, listenFamily := f.listenHost(), "ipv4"
+	if a, err := netip.ParseAddr(listenAddr); err != nil {
+		c.bad("ListenAddress", "%q: not an IP address", f.ListenAddress)
+	} else if a.Is6() {
+		listenFamily = "ipv6"
 	}
-	if f.Bandwidth < -1 {
-		c.bad("Bandwidth", "%d: want -1 (unlimited) or a cap in Mbps", f.Bandwidth)
+	if f.pos.given("Bandwidth") || f.Bandwidth != 0 {
+		c.inRange("Bandwidth", f.Bandwidth, instanceBandwidth)
+	}
+	if f.AdminAddress != "" && f.AdminAddress != off {
+		if _, err := netip.ParseAddrPort(f.AdminAddress); err != nil {
+			c.bad("AdminAddress", "%q: want an IP address and port, e.g. 127.0.0.1:8090, or off", f.AdminAddress)
+		}
 	}
 
 	ids := map[string]string{} // group ID → section, for duplicates
@@ -528,12 +550,12 @@ func (f *File) validate(ps *problems) {
 		}
 		checkServers(ps, gc.path+".MasterSlaveBackendServers", g.MasterSlaveBackendServers, true, true)
 	}
-	acls := map[string]bool{}
+	acls := map[string]string{} // ACL ID → address family
 	for i, a := range f.AccessControlLists {
 		ac := checker{ps: ps, path: fmt.Sprintf("AccessControlLists[%d]", i), p: a.pos}
 		if ac.required("AclId", a.AclId) {
 			dup(ac, "AclId", a.AclId, "acl")
-			acls[a.AclId] = true
+			acls[a.AclId] = cmp.Or(a.AddressIPVersion, "ipv4")
 		}
 		ac.oneOf("AddressIPVersion", a.AddressIPVersion, "ipv4", "ipv6")
 		for j, e := range a.AclEntrys {
@@ -572,117 +594,31 @@ func (f *File) validate(ps *problems) {
 		udp  bool
 	}
 	ports := map[portKey]int{} // first listener on each port
-	for i, l := range f.Listeners {
+	for i := range f.Listeners {
+		l := &f.Listeners[i]
 		lc := checker{ps: ps, path: fmt.Sprintf("Listeners[%d]", i), p: l.pos}
-		lc.oneOf("ListenerProtocol", l.ListenerProtocol, "tcp", "udp", "http", "https")
-		lc.required("ListenerProtocol", l.ListenerProtocol)
-		if l.ListenerPort == 0 {
-			lc.bad("ListenerPort", "required")
+		if lc.required("ListenerProtocol", l.ListenerProtocol) && protoOf(l.ListenerProtocol) == 0 {
+			lc.bad("ListenerProtocol", "%q: want tcp, udp, http or https", l.ListenerProtocol)
 		}
-		isHTTP := l.ListenerProtocol == "http" || l.ListenerProtocol == "https"
-		for _, k := range []struct{ key, val string }{
-			{"StickySession", l.StickySession}, {"ConnectionDrain", l.ConnectionDrain}, {"AclStatus", l.AclStatus},
-			{"Gzip", l.Gzip}, {"XForwardedFor", l.XForwardedFor}, {"XForwardedFor_SLBID", l.XForwardedFor_SLBID},
-			{"XForwardedFor_SLBIP", l.XForwardedFor_SLBIP}, {"XForwardedFor_proto", l.XForwardedFor_proto},
-			{"XForwardedFor_SLBPORT", l.XForwardedFor_SLBPORT}, {"XForwardedFor_ClientSrcPort", l.XForwardedFor_ClientSrcPort},
-			{"ListenerForward", l.ListenerForward}, {"EnableHttp2", l.EnableHttp2}, {"HealthCheck", l.HealthCheck},
-		} {
-			lc.onOff(k.key, k.val)
-		}
-		lc.oneOf("Scheduler", l.Scheduler, "wrr", "rr", "sch", "tch", "qch", "wlc")
-		lc.oneOf("StickySessionType", l.StickySessionType, "insert", "server")
-		lc.oneOf("AclType", l.AclType, "white", "black")
-		lc.oneOf("ProxyProtocol", l.ProxyProtocol, off, "v1", "v2")
-		lc.oneOf("HealthCheckType", l.HealthCheckType, "tcp", "http", "udp")
-		lc.intRange("ListenerPort", l.ListenerPort, 1, 65535, "")
-		lc.intRange("BackendServerPort", l.BackendServerPort, 1, 65535, "")
-		lc.intRange("ForwardPort", l.ForwardPort, 1, 65535, "")
-		lc.intRange("HealthCheckConnectPort", l.HealthCheckConnectPort, 1, 65535, "")
-		if l.Bandwidth < -1 {
-			lc.bad("Bandwidth", "%d: want -1 (unlimited) or 1–5120 Mbps", l.Bandwidth)
-		}
-		for _, k := range []struct {
-			key string
-			v   int
-		}{
-			{"CookieTimeout", l.CookieTimeout}, {"PersistenceTimeout", l.PersistenceTimeout},
-			{"EstablishedTimeout", l.EstablishedTimeout}, {"ConnectionDrainTimeout", l.ConnectionDrainTimeout},
-			{"IdleTimeout", l.IdleTimeout}, {"RequestTimeout", l.RequestTimeout},
-			{"HealthCheckInterval", l.HealthCheckInterval}, {"HealthCheckConnectTimeout", l.HealthCheckConnectTimeout},
-			{"HealthyThreshold", l.HealthyThreshold}, {"UnhealthyThreshold", l.UnhealthyThreshold},
-		} {
-			if k.v < 0 {
-				lc.bad(k.key, "%d: negative", k.v)
-			}
-		}
-
-		// Fields that belong to other protocols are refused, not ignored.
-		if !isHTTP {
-			for _, k := range []struct{ key, val string }{
-				{"StickySession", l.StickySession}, {"Cookie", l.Cookie}, {"StickySessionType", l.StickySessionType},
-				{"Gzip", l.Gzip}, {"ListenerForward", l.ListenerForward}, {"XForwardedFor", l.XForwardedFor},
-				{"XForwardedFor_SLBID", l.XForwardedFor_SLBID}, {"XForwardedFor_SLBIP", l.XForwardedFor_SLBIP},
-				{"XForwardedFor_proto", l.XForwardedFor_proto}, {"XForwardedFor_SLBPORT", l.XForwardedFor_SLBPORT},
-				{"XForwardedFor_ClientSrcPort", l.XForwardedFor_ClientSrcPort},
-			} {
-				if k.val != "" {
-					lc.bad(k.key, "only for http and https listeners")
-				}
-			}
-			if l.CookieTimeout != 0 || l.RequestTimeout != 0 || l.ForwardPort != 0 || len(l.Rules) > 0 {
-				for _, k := range []string{"CookieTimeout", "RequestTimeout", "ForwardPort", "Rules"} {
-					if _, ok := l.keys[k]; ok {
-						lc.bad(k, "only for http and https listeners")
-					}
-				}
-			}
-		}
-		if l.ListenerProtocol != "https" {
-			for _, k := range []struct{ key, val string }{
-				{"EnableHttp2", l.EnableHttp2}, {"TLSCipherPolicy", l.TLSCipherPolicy},
-				{"ServerCertificateId", l.ServerCertificateId}, {"CACertificateId", l.CACertificateId},
-			} {
-				if k.val != "" {
-					lc.bad(k.key, "only for https listeners")
-				}
-			}
-			if len(l.DomainExtensions) > 0 {
-				lc.bad("DomainExtensions", "only for https listeners")
-			}
-		} else if l.ServerCertificateId == "" {
-			lc.bad("ServerCertificateId", "required for https listeners")
-		}
-		if l.ListenerProtocol == "tcp" && l.IdleTimeout != 0 {
-			lc.bad("IdleTimeout", "not for tcp listeners; use EstablishedTimeout")
-		}
-		if l.ListenerProtocol != "tcp" {
-			for _, k := range []string{"EstablishedTimeout", "ConnectionDrain", "ConnectionDrainTimeout"} {
-				if _, ok := l.keys[k]; ok {
-					lc.bad(k, "only for tcp listeners")
-				}
-			}
-		}
-		if isHTTP && l.PersistenceTimeout != 0 {
-			lc.bad("PersistenceTimeout", "only for tcp and udp listeners; use StickySession")
-		}
-		if switchOn(l.ListenerForward, false) {
-			if l.ListenerProtocol != "http" {
-				lc.bad("ListenerForward", "only http listeners redirect")
-			} else if l.ForwardPort == 0 {
+		checkProfile(lc, l, switchOn(l.HealthCheck, true) && !switchOn(l.ListenerForward, false))
+		if switchOn(l.ListenerForward, false) && l.ListenerProtocol == "http" {
+			if l.ForwardPort == 0 {
 				lc.bad("ForwardPort", "required with ListenerForward on")
 			} else if !hasListener(f, "https", l.ForwardPort) {
 				lc.bad("ForwardPort", "%d: no https listener on that port", l.ForwardPort)
 			}
 		}
-		if switchOn(l.StickySession, false) && l.StickySessionType == "server" && l.Cookie == "" {
-			lc.bad("Cookie", "required with StickySessionType server")
-		}
 		if switchOn(l.AclStatus, false) {
-			if lc.required("AclId", l.AclId) && !acls[l.AclId] {
-				lc.bad("AclId", "%q: no such ACL in AccessControlLists", l.AclId)
+			if lc.required("AclId", l.AclId) {
+				switch fam, ok := acls[l.AclId]; {
+				case !ok:
+					lc.bad("AclId", "%q: no such ACL in AccessControlLists", l.AclId)
+				case fam != listenFamily:
+					lc.bad("AclId", "%q: an %s ACL cannot bind to a listener on %s (ListenAddress)", l.AclId, fam, listenAddr)
+				}
 			}
 			lc.required("AclType", l.AclType)
-		} else if l.AclId != "" && !acls[l.AclId] {
+		} else if _, ok := acls[l.AclId]; l.AclId != "" && !ok {
 			lc.bad("AclId", "%q: no such ACL in AccessControlLists", l.AclId)
 		}
 		if l.ServerCertificateId != "" && !certs[l.ServerCertificateId] {
@@ -726,13 +662,16 @@ func (f *File) validate(ps *problems) {
 		// Against the first listener on the port only: n listeners on
 		// one port make n-1 problems, not n²/2.
 		k := portKey{l.ListenerPort, l.ListenerProtocol == "udp"}
-		if j, ok := ports[k]; ok {
+		if j, ok := ports[k]; ok && l.ListenerPort != 0 {
 			lc.bad("ListenerPort", "%d already used by Listeners[%d] (line %d)", l.ListenerPort, j, f.Listeners[j].line)
 		} else {
 			ports[k] = i
 		}
 	}
 }
+
+// listenHost is the address the listeners bind.
+func (f *File) listenHost() string { return cmp.Or(f.ListenAddress, "127.0.0.1") }
 
 func hasListener(f *File, proto string, port int) bool {
 	for _, l := range f.Listeners {
@@ -760,15 +699,15 @@ func checkServers(ps *problems, path string, servers []Server, needPort, masterS
 			}
 		}
 		switch {
-		case needPort && s.Port == 0:
-			sc.bad("Port", "required")
-		case !needPort && s.Port != 0:
+		case !needPort && (s.Port != 0 || s.given("Port")):
 			sc.bad("Port", "default-group servers take the listener's BackendServerPort")
-		default:
-			sc.intRange("Port", s.Port, 1, 65535, "")
+		case needPort && s.Port == 0 && !s.given("Port"):
+			sc.bad("Port", "required")
+		case needPort:
+			sc.inRange("Port", s.Port, portRange)
 		}
-		if s.Weight != nil && (*s.Weight < 0 || *s.Weight > 100) {
-			sc.bad("Weight", "%d out of range 0–100", *s.Weight)
+		if s.Weight != nil {
+			sc.inRange("Weight", *s.Weight, weightRange)
 		}
 		if masterSlave {
 			sc.oneOf("ServerType", s.ServerType, "master", "slave")

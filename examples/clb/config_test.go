@@ -6,6 +6,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -83,8 +84,8 @@ VServerGroups:
       - {ServerId: b, ServerIp: 127.0.0.1, Port: 81}
 AccessControlLists:
   - AclId: acl-1
-    AclEntrys:
-      - {AclEntryIP: 10.0.0.0/8, AclEntryComment: office}
+    AclEntrys: [{AclEntryIP: 10.0.0.0/8, AclEntryComment: office}]
+  - {AclId: acl-6, AddressIPVersion: ipv6}
 Listeners:
 `
 
@@ -116,26 +117,26 @@ func TestConfigErrors(t *testing.T) {
     ListenerPort: 8080
     BackendServerPort: 80
     Gzip: yes please
-`, []string{`t.yaml:16: Listeners[0].Gzip: "yes please": want on, off`}},
+`, []string{`t.yaml:16: Listeners[0].Gzip: "yes please": want on or off`}},
 		{"library range", `
   - ListenerProtocol: tcp
     ListenerPort: 9000
     BackendServerPort: 80
     EstablishedTimeout: 5
-`, []string{"t.yaml:16: Listeners[0].EstablishedTimeout: listener: EstablishedTimeout 5s: out of range 10s–900s"}},
+`, []string{"t.yaml:16: Listeners[0].EstablishedTimeout: 5 out of range 10–900 (seconds)"}},
 		{"cookie range", `
   - ListenerProtocol: http
     ListenerPort: 8080
     BackendServerPort: 80
     StickySession: "on"
     CookieTimeout: 90000
-`, []string{"t.yaml:17: Listeners[0].CookieTimeout: session: CookieTimeout 25h0m0s: out of range 1s–86400s, whole seconds"}},
+`, []string{"t.yaml:17: Listeners[0].CookieTimeout: 90000 out of range 1–86400 (seconds)"}},
 		{"health range", `
   - ListenerProtocol: tcp
     ListenerPort: 9000
     BackendServerPort: 80
     HealthyThreshold: 11
-`, []string{"t.yaml:16: Listeners[0].HealthyThreshold: health: HealthyThreshold 11: out of range 2–10"}},
+`, []string{"t.yaml:16: Listeners[0].HealthyThreshold: 11 out of range 2–10"}},
 		{"dangling ids, all at once", `
   - ListenerProtocol: http
     ListenerPort: 8080
@@ -157,7 +158,7 @@ func TestConfigErrors(t *testing.T) {
     ListenerPort: 9000
     BackendServerPort: 80
     Bandwidth: 6000
-`, []string{"t.yaml:16: Listeners[0].Bandwidth: listener: Bandwidth 6000: out of range 1–5120 Mbps (0 = uncapped)"}},
+`, []string{"t.yaml:16: Listeners[0].Bandwidth: 6000 out of range -1 (unlimited) or 1–5120 (Mbps)"}},
 		{"port used twice", `
   - ListenerProtocol: tcp
     ListenerPort: 9000
@@ -177,7 +178,120 @@ func TestConfigErrors(t *testing.T) {
     ListenerPort: 4789
     BackendServerPort: 80
     HealthCheck: "off"
-`, []string{"t.yaml:14: Listeners[0].ListenerPort: listener: Port 4789: reserved for UDP (250, 4789, 4790)"}},
+`, []string{"t.yaml:14: Listeners[0].ListenerPort: 4789 reserved for udp (250, 4789, 4790)"}},
+
+		// Every problem at once, each at its own line.
+		{"two ranges in one listener", `
+  - ListenerProtocol: tcp
+    ListenerPort: 9000
+    BackendServerPort: 80
+    EstablishedTimeout: 5
+    PersistenceTimeout: 9999
+`, []string{
+			"t.yaml:16: Listeners[0].EstablishedTimeout: 5 out of range 10–900 (seconds)",
+			"t.yaml:17: Listeners[0].PersistenceTimeout: 9999 out of range 0–3600 (seconds)",
+		}},
+		{"reserved udp port and health check", `
+  - ListenerProtocol: udp
+    ListenerPort: 4789
+    BackendServerPort: 80
+`, []string{
+			"t.yaml:13: Listeners[0].HealthCheckReq: required for udp health checks (or HealthCheck: \"off\")",
+			"t.yaml:13: Listeners[0].HealthCheckExp: required for udp health checks (or HealthCheck: \"off\")",
+			"t.yaml:14: Listeners[0].ListenerPort: 4789 reserved for udp (250, 4789, 4790)",
+		}},
+		{"acl family and another listener", `
+  - ListenerProtocol: tcp
+    ListenerPort: 9000
+    BackendServerPort: 80
+    AclStatus: "on"
+    AclType: white
+    AclId: acl-6
+  - ListenerProtocol: http
+    ListenerPort: 8080
+    BackendServerPort: 80
+    RequestTimeout: 181
+`, []string{
+			`t.yaml:18: Listeners[0].AclId: "acl-6": an ipv6 ACL cannot bind to a listener on 127.0.0.1 (ListenAddress)`,
+			"t.yaml:22: Listeners[1].RequestTimeout: 181 out of range 1–180 (seconds)",
+		}},
+
+		// Values as typed, one template, no library prefixes.
+		{"cookie timeout as typed", `
+  - ListenerProtocol: http
+    ListenerPort: 8080
+    BackendServerPort: 80
+    StickySession: "on"
+    CookieTimeout: 86401
+`, []string{"t.yaml:17: Listeners[0].CookieTimeout: 86401 out of range 1–86400 (seconds)"}},
+		{"rule domain at the rule", `
+  - ListenerProtocol: http
+    ListenerPort: 8080
+    BackendServerPort: 80
+    Rules:
+      - {Domain: "a..example.com", Url: /x, VServerGroupId: vg}
+      - {Url: api, VServerGroupId: vg}
+`, []string{
+			`t.yaml:17: Listeners[0].Rules[0].Domain: "a..example.com": empty label`,
+			`t.yaml:18: Listeners[0].Rules[1].Url: "api": want a path starting with /`,
+		}},
+
+		// An explicit 0 is a value like any other; only an omitted field
+		// takes the default.
+		{"explicit zeros", `
+  - ListenerProtocol: http
+    ListenerPort: 0
+    BackendServerPort: 80
+    IdleTimeout: 0
+    RequestTimeout: 0
+    HealthCheckInterval: 0
+    HealthCheckConnectTimeout: 0
+    Bandwidth: 0
+    StickySession: "on"
+    CookieTimeout: 0
+`, []string{
+			"t.yaml:14: Listeners[0].ListenerPort: 0 out of range 1–65535",
+			"t.yaml:16: Listeners[0].IdleTimeout: 0 out of range 1–60 (seconds)",
+			"t.yaml:17: Listeners[0].RequestTimeout: 0 out of range 1–180 (seconds)",
+			"t.yaml:18: Listeners[0].HealthCheckInterval: 0 out of range 1–50 (seconds)",
+			"t.yaml:19: Listeners[0].HealthCheckConnectTimeout: 0 out of range 1–300 (seconds)",
+			"t.yaml:20: Listeners[0].Bandwidth: 0 out of range -1 (unlimited) or 1–5120 (Mbps)",
+			"t.yaml:22: Listeners[0].CookieTimeout: 0 out of range 1–86400 (seconds)",
+		}},
+		{"port omitted", `
+  - ListenerProtocol: tcp
+    BackendServerPort: 80
+`, []string{"t.yaml:13: Listeners[0].ListenerPort: required"}},
+
+		// PROXY protocol is for tcp and udp, and v1 for tcp only.
+		{"proxy protocol on http", `
+  - ListenerProtocol: http
+    ListenerPort: 8080
+    BackendServerPort: 80
+    ProxyProtocol: v2
+  - ListenerProtocol: udp
+    ListenerPort: 9001
+    BackendServerPort: 80
+    HealthCheck: "off"
+    ProxyProtocol: v1
+`, []string{
+			"t.yaml:16: Listeners[0].ProxyProtocol: only for tcp and udp listeners",
+			`t.yaml:21: Listeners[1].ProxyProtocol: "v1": want off or v2 on udp listeners`,
+		}},
+		{"http2 requests per connection", `
+  - ListenerProtocol: http
+    ListenerPort: 8080
+    BackendServerPort: 80
+    Http2MaxRequestsPerConnection: 500
+  - ListenerProtocol: https
+    ListenerPort: 8443
+    BackendServerPort: 80
+    ServerCertificateId: demo
+    Http2MaxRequestsPerConnection: 0
+`, []string{
+			"t.yaml:16: Listeners[0].Http2MaxRequestsPerConnection: only for https listeners",
+			"t.yaml:21: Listeners[1].Http2MaxRequestsPerConnection: 0 out of range 1–2147483647 (requests)",
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -225,7 +339,7 @@ Listeners:
 	if err == nil {
 		_, err = planFile(f, testEnv(t))
 	}
-	if err == nil || !strings.HasPrefix(err.Error(), "s.yaml:7: AccessControlLists[0].AclEntrys[0].AclEntryIP: acl: ") {
+	if err == nil || err.Error() != `s.yaml:7: AccessControlLists[0].AclEntrys[0].AclEntryIP: "10.0.0.1/8": host bits set; want 10.0.0.0/8` {
 		t.Fatalf("err = %v", err)
 	}
 }
@@ -280,9 +394,14 @@ func TestCertificateFiles(t *testing.T) {
 	}
 	writePEM(t, filepath.Join(dir, "certs", "www-key.pem"), "PRIVATE KEY", key)
 	writePEM(t, filepath.Join(dir, "certs", "ca.pem"), "CERTIFICATE", e.demoShopCert.Certificate[0])
+	der := e.demoCert.Certificate[0]
+	if err := os.WriteFile(filepath.Join(dir, "certs", "www.der"), der, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	cfg := `ServerCertificates:
   - {ServerCertificateId: www, CertificateFile: certs/www.pem, PrivateKeyFile: certs/www-key.pem}
   - {ServerCertificateId: swapped, CertificateFile: certs/www-key.pem, PrivateKeyFile: certs/www.pem}
+  - {ServerCertificateId: der, CertificateFile: certs/www.der, PrivateKeyFile: certs/www-key.pem}
 CACertificates:
   - {CACertificateId: ca, CACertificateFile: certs/ca.pem}
 BackendServers:
@@ -295,10 +414,15 @@ Listeners:
 		t.Fatal(err)
 	}
 	_, err = load(path, e)
-	if err == nil || !strings.HasPrefix(err.Error(), "lb.yaml:3: ServerCertificates[1].CertificateFile: tlspolicy: ") {
-		t.Fatalf("err = %v", err)
+	want := []string{
+		`lb.yaml:3: ServerCertificates[1].CertificateFile: "certs/www-key.pem": PRIVATE KEY: no CERTIFICATE block`,
+		fmt.Sprintf(`lb.yaml:4: ServerCertificates[2].CertificateFile: "certs/www.der": %d bytes of binary data: not PEM but binary DER (or PKCS#12); `, len(der)),
+	}
+	if got := strings.Split(fmt.Sprint(err), "\n"); len(got) != 2 || got[0] != want[0] || !strings.HasPrefix(got[1], want[1]) {
+		t.Fatalf("err = %v\nwant:\n%s…", err, strings.Join(want, "\n"))
 	}
 	cfg = strings.Replace(cfg, "  - {ServerCertificateId: swapped, CertificateFile: certs/www-key.pem, PrivateKeyFile: certs/www.pem}\n", "", 1)
+	cfg = strings.Replace(cfg, "  - {ServerCertificateId: der, CertificateFile: certs/www.der, PrivateKeyFile: certs/www-key.pem}\n", "", 1)
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -356,4 +480,98 @@ func equal(a, b []string) bool {
 		}
 	}
 	return true
+}
+
+// Http2MaxRequestsPerConnection reaches the library, and changing it
+// replaces the listener on reload (it is fixed while a listener runs).
+func TestHttp2MaxRequestsPerConnection(t *testing.T) {
+	data := goodBase + `  - {ListenerProtocol: https, ListenerPort: 8443, BackendServerPort: 80, ServerCertificateId: demo, Http2MaxRequestsPerConnection: 5000}
+`
+	f, p := mustPlan(t, "h.yaml", data)
+	if got := p.listeners[0].cfg.HTTP.HTTP2MaxRequestsPerConnection; got != 5000 {
+		t.Errorf("HTTP2MaxRequestsPerConnection = %d, want 5000", got)
+	}
+	changed := f.Listeners[0]
+	changed.Http2MaxRequestsPerConnection = 100
+	if sameHard(f.Listeners[0], changed) {
+		t.Error("a new Http2MaxRequestsPerConnection counts as a live change, want a listener restart")
+	}
+}
+
+// The start-up table shows each https listener's TLS policy (the default
+// one when unset) and each tcp/udp listener's PROXY protocol version;
+// suites a policy lists but crypto/tls cannot offer are logged once per
+// policy, not once per listener.
+func TestStartupTableAndSuites(t *testing.T) {
+	data := goodBase + `  - {ListenerProtocol: https, ListenerPort: 8443, BackendServerPort: 80, ServerCertificateId: demo}
+  - {ListenerProtocol: https, ListenerPort: 8444, BackendServerPort: 80, ServerCertificateId: demo, TLSCipherPolicy: tls_cipher_policy_1_2_strict_with_1_3}
+  - {ListenerProtocol: https, ListenerPort: 8445, BackendServerPort: 80, ServerCertificateId: demo, TLSCipherPolicy: tls_cipher_policy_1_2_strict_with_1_3}
+  - {ListenerProtocol: tcp, ListenerPort: 9000, BackendServerPort: 80, ProxyProtocol: v1}
+  - {ListenerProtocol: udp, ListenerPort: 9001, BackendServerPort: 80, ProxyProtocol: v2, HealthCheck: "off"}
+  - {ListenerProtocol: tcp, ListenerPort: 9002, BackendServerPort: 80, ProxyProtocol: "off"}
+`
+	_, p := mustPlan(t, "s.yaml", data)
+	for i, want := range []string{"policy tls_cipher_policy_1_0,", "policy tls_cipher_policy_1_2_strict_with_1_3,", "", ", proxy v1", ", proxy v2", ""} {
+		got := describeListener(p.listeners[i])
+		if want != "" && !strings.Contains(got, want) || want == "" && strings.Contains(got, "proxy") {
+			t.Errorf("%s: %q, want %q", p.listeners[i].name, got, want)
+		}
+	}
+	var logs bytes.Buffer
+	logUnsupportedSuites(slog.New(slog.NewTextHandler(&logs, nil)), p)
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	want := []string{
+		"policy=tls_cipher_policy_1_0 suites=ECDHE-ECDSA-AES256-SHA384,ECDHE-RSA-AES256-SHA384,AES256-SHA256",
+		"policy=tls_cipher_policy_1_2_strict_with_1_3 suites=ECDHE-ECDSA-AES256-SHA384,ECDHE-RSA-AES256-SHA384,TLS_AES_128_CCM_SHA256,TLS_AES_128_CCM_8_SHA256",
+	}
+	if len(lines) != len(want) {
+		t.Fatalf("logged %d lines, want %d:\n%s", len(lines), len(want), logs.String())
+	}
+	for i := range want {
+		if !strings.HasSuffix(lines[i], want[i]) {
+			t.Errorf("line %d = %q, want it to end %q", i, lines[i], want[i])
+		}
+	}
+}
+
+// mustPlan parses and plans a configuration that must be valid.
+func mustPlan(t *testing.T, name, data string) (*File, *plan) {
+	t.Helper()
+	f, err := Parse(name, ".", []byte(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := planFile(f, testEnv(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, p
+}
+
+// What only the library knows is reported with everything else: a
+// certificate that does not load does not hide the instance's bandwidth
+// sum, found on the scratch instance.
+func TestPlanGathersLibraryProblems(t *testing.T) {
+	data := `Bandwidth: 100
+ServerCertificates:
+  - {ServerCertificateId: www, CertificateFile: missing.pem, PrivateKeyFile: missing-key.pem}
+BackendServers: [{ServerId: a, ServerIp: 127.0.0.1}]
+Listeners:
+  - {ListenerProtocol: https, ListenerPort: 8443, BackendServerPort: 80, ServerCertificateId: www}
+  - {ListenerProtocol: tcp, ListenerPort: 9000, BackendServerPort: 80, Bandwidth: 60}
+  - {ListenerProtocol: tcp, ListenerPort: 9001, BackendServerPort: 80, Bandwidth: 60}
+`
+	f, err := Parse("g.yaml", t.TempDir(), []byte(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = planFile(f, testEnv(t))
+	got := strings.Split(fmt.Sprint(err), "\n")
+	want := []string{
+		`g.yaml:3: ServerCertificates[0].CertificateFile: "missing.pem": no such file or directory`,
+		"g.yaml:8: Listeners[2].Bandwidth: ",
+	}
+	if len(got) != 2 || got[0] != want[0] || !strings.HasPrefix(got[1], want[1]) || strings.Contains(got[1], "listener:") {
+		t.Errorf("errors:\n%v\nwant:\n%s…", err, strings.Join(want, "\n"))
+	}
 }

@@ -411,7 +411,7 @@ func TestReload(t *testing.T) {
 	write("0", "  - {ListenerProtocol: udp, ListenerPort: 4789, BackendServerPort: 1, HealthCheck: \"off\"}\n")
 	p.cmd.Process.Signal(syscall.SIGHUP)
 	waitLog(t, p, "reload refused", 1)
-	if !strings.Contains(p.stderr.String(), "Port 4789: reserved for UDP") {
+	if !strings.Contains(p.stderr.String(), "ListenerPort: 4789 reserved for udp") {
 		t.Errorf("refusal does not say why:\n%s", p.stderr)
 	}
 	if seen := names(3); seen["backend-a"] != 0 {

@@ -5,6 +5,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -21,6 +22,8 @@ import (
 	"time"
 
 	"github.com/lbkit/lbkit/examples/clb/admin"
+	"github.com/lbkit/lbkit/listener"
+	"github.com/lbkit/lbkit/tlspolicy"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -37,7 +40,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		logFormat    = fs.String("log-format", "text", "log format: text or json")
 		accessLog    = fs.Bool("access-log", true, "log one line per HTTP request (off for benchmarks)")
 		drainTimeout = fs.Duration("drain-timeout", 30*time.Second, "on SIGTERM or SIGINT, how long connections may finish")
-		adminFlag    = fs.String("admin", "", "admin status `address` (default 127.0.0.1:port-base+90; \"off\" for none)")
+		adminFlag    = fs.String("admin", "", "admin status `address`, or \"off\" for none (default: without -config 127.0.0.1:port-base+90; with -config the file's AdminAddress, else none)")
 		cpuProfile   = fs.String("cpuprofile", "", "write a CPU profile (go tool pprof) to `file` until clb stops")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -116,16 +119,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 
-	// The admin status server: off the public listeners, on loopback by
-	// default. It follows a.inst across reloads.
-	adminAddr := *adminFlag
-	if adminAddr == "" {
-		adminAddr = addrOf(host, *portBase+offAdmin)
-	}
-	if adminAddr != "off" {
+	// The admin status server: off the public listeners. It follows
+	// a.inst across reloads.
+	if adminAddr := adminAddress(*adminFlag, *config != "", p.file, addrOf(host, *portBase+offAdmin)); adminAddr != "" {
 		ln, err := net.Listen("tcp", adminAddr)
 		if err != nil {
-			fmt.Fprintf(stderr, "clb: admin status server %s: %v\n", adminAddr, err)
+			fmt.Fprintf(stderr, "clb: admin server: %v (set -admin or AdminAddress, or -admin off)\n", err)
 			ctx, cancel := context.WithTimeout(context.Background(), *drainTimeout)
 			a.stop(ctx)
 			cancel()
@@ -138,6 +137,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 
 	printTable(stdout, a, *config == "", backends != nil, host, *portBase)
+	logUnsupportedSuites(log, p)
 	log.Info("clb ready", "instance", p.inst.ID, "listeners", len(p.listeners), "config", *config)
 
 	sigs := make(chan os.Signal, 1)
@@ -173,6 +173,25 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	return 0
+}
+
+// adminAddress is where the admin server listens, "" for nowhere: the
+// -admin flag, else the file's AdminAddress with -config (none if
+// omitted, so two clb processes on one host need no flags), else the
+// demo's address.
+func adminAddress(flagValue string, withConfig bool, f *File, demo string) string {
+	addr := flagValue
+	switch {
+	case addr != "":
+	case withConfig:
+		addr = f.AdminAddress
+	default:
+		addr = demo
+	}
+	if addr == off {
+		return ""
+	}
+	return addr
 }
 
 // printTable prints what listens where and a few commands to try.
@@ -236,8 +255,11 @@ func describeListener(s *lspec) string {
 	if s.cfg.ACL != nil {
 		parts = append(parts, fmt.Sprintf("acl %s %s", l.AclType, l.AclId))
 	}
+	if v := s.cfg.ProxyProtocol; v != 0 {
+		parts = append(parts, fmt.Sprintf("proxy v%d", v))
+	}
 	if l.ListenerProtocol == "https" {
-		parts = append(parts, "cert "+l.ServerCertificateId)
+		parts = append(parts, "policy "+tlsPolicy(s).Name, "cert "+l.ServerCertificateId)
 		for _, d := range l.DomainExtensions {
 			parts = append(parts, d.Domain+"→"+d.ServerCertificateId)
 		}
@@ -251,6 +273,37 @@ func describeListener(s *lspec) string {
 		parts = append(parts, fmt.Sprintf("%d rules", len(l.Rules)))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// tlsPolicy is the TLS policy of an https listener: its own, or the
+// library's default.
+func tlsPolicy(s *lspec) *tlspolicy.Policy {
+	return cmp.Or(s.cfg.HTTP.TLSPolicy, tlspolicy.Default())
+}
+
+// logUnsupportedSuites logs, once per TLS policy the listeners use, the
+// suites of that policy crypto/tls cannot offer, which clients therefore
+// never get. It runs at start only: reloads do not repeat it.
+func logUnsupportedSuites(log *slog.Logger, p *plan) {
+	seen := map[string]bool{}
+	for _, s := range p.listeners {
+		if s.cfg.Protocol != listener.HTTPS {
+			continue
+		}
+		pol := tlsPolicy(s)
+		if seen[pol.Name] {
+			continue
+		}
+		seen[pol.Name] = true
+		var names []string
+		for _, u := range pol.Unsupported() {
+			names = append(names, u.Name)
+		}
+		if len(names) > 0 {
+			log.Warn("TLS policy lists cipher suites crypto/tls cannot offer; they are left out",
+				"policy", pol.Name, "suites", strings.Join(names, ","))
+		}
+	}
 }
 
 // startCPUProfile profiles the process into path until the returned
