@@ -83,7 +83,6 @@ func TestCitationPattern(t *testing.T) {
 	}
 }
 
-
 // trackedFiles lists the repository's files: git's tracked files when git
 // is there, otherwise every file outside hidden and generated directories
 // (a source archive has no .git).
