@@ -24,11 +24,13 @@
 // scheduler, and dialed with Config.ConnectTimeout; a failed dial tries
 // the next backend (up to three) and is reported to passive health
 // checking. An optional PROXY protocol v1 or v2 header carries the
-// client's address to the backend. The bytes then flow through the
+// client's address to the backend (TCP and UDP only: HTTP and HTTPS
+// listeners refuse it and send X-Forwarded-For instead). The bytes then flow through the
 // kernel's splice path: between chunks each direction waits for data
 // without reading it, so an idle connection holds no pipe and costs about
-// 8 KiB. A connection idle in both directions for
-// Config.EstablishedTimeout is reset on both sides. A client that shuts
+// 8 KiB and arms no timer. A connection idle in both directions for
+// Config.EstablishedTimeout is reset on both sides by the listener's one
+// idle sweeper, at most half a second late. A client that shuts
 // down its write side still gets the whole response. With
 // Config.ConnectionDrain, the connections of a backend that is removed
 // or set to weight 0 are closed once Config.ConnectionDrainTimeout has
