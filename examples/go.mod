@@ -4,7 +4,7 @@ go 1.26.0
 
 require (
 	github.com/chromedp/chromedp v0.23.0
-	github.com/lbkit/lbkit v0.0.0-20261203064416-7d34c5580434
+	github.com/lbkit/lbkit v0.0.0-00010101000000-000000000000
 	github.com/pires/go-proxyproto v0.15.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/prometheus/common v0.74.0
@@ -30,3 +30,6 @@ require (
 	golang.org/x/sys v0.49.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )
+
+// The examples build against the library in this repository, as grpc-go's do.
+replace github.com/lbkit/lbkit => ../
