@@ -3,6 +3,7 @@ package health
 import (
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -149,19 +150,15 @@ func (c StatusClasses) Match(code int) bool {
 	return c&(1<<(code/100-2)) != 0
 }
 
-// Defaults and bounds of Config: the CLB's (docs/model.md §11).
+// Defaults of Config are the CLB's (docs/model.md §11); its bounds are
+// only what a checker needs to work. The CLB's narrower ranges are the
+// clb example's.
 const (
 	defaultInterval    = 2 * time.Second
-	minInterval        = time.Second
-	maxInterval        = 50 * time.Second
+	minInterval        = time.Millisecond // a tighter loop only burns CPU
 	defaultTimeout     = 5 * time.Second
-	minTimeout         = time.Second
-	maxTimeout         = 300 * time.Second
 	defaultThreshold   = 3
-	minThreshold       = 2
-	maxThreshold       = 10
 	defaultConcurrency = 64
-	maxConcurrency     = 4096
 	maxUDPPayload      = 1024
 	maxDomainLen       = 253
 )
@@ -181,18 +178,22 @@ type Config struct {
 	// is used. Range 1–65535.
 	Port int
 	// Interval is the time between two probes of one target. If zero, 2s
-	// is used. Range 1s–50s. Each target's schedule is offset by a random
+	// is used. At least 1ms. Each target's schedule is offset by a random
 	// fraction of Interval so that probes of many targets do not align.
+	// The clb example enforces the CLB's 1–50 s.
 	Interval time.Duration
-	// Timeout bounds one probe. If zero, 5s is used. Range 1s–300s. For
-	// KindUDP a Timeout shorter than Interval is raised to Interval, as
-	// the CLB does, because silence is the only sign of a dead UDP service.
+	// Timeout bounds one probe. If zero, 5s is used; negative is refused.
+	// For KindUDP a Timeout shorter than Interval is raised to Interval,
+	// as the CLB does, because silence is the only sign of a dead UDP
+	// service. The clb example enforces the CLB's 1–300 s.
 	Timeout time.Duration
 	// HealthyThreshold is the number of consecutive passed probes that
-	// make an unhealthy target healthy. If zero, 3 is used. Range 2–10.
+	// make an unhealthy target healthy. If zero, 3 is used; negative is
+	// refused. The clb example enforces the CLB's 2–10.
 	HealthyThreshold int
 	// UnhealthyThreshold is the number of consecutive failed probes that
-	// make a healthy target unhealthy. If zero, 3 is used. Range 2–10.
+	// make a healthy target unhealthy. If zero, 3 is used; negative is
+	// refused. The clb example enforces the CLB's 2–10.
 	UnhealthyThreshold int
 	// StartHealthy makes new targets start healthy, as HAProxy assumes,
 	// so that they need UnhealthyThreshold failures to go down; pair it
@@ -227,7 +228,7 @@ type Config struct {
 
 	// Concurrency bounds the probes in flight at once, over all targets.
 	// If zero, 64 is used: enough to probe hundreds of backends every 2s
-	// while holding at most 64 sockets. Range 1–4096.
+	// while holding at most 64 sockets. Negative is refused.
 	Concurrency int
 
 	// Setter, if set, is told every change of a target's health:
@@ -260,14 +261,15 @@ type Config struct {
 type Passive struct {
 	// Failures is the number of consecutive ReportFailure calls, with no
 	// ReportSuccess between, that eject a target. If zero, nothing is
-	// ejected. Range 1–1000.
+	// ejected; negative is refused.
 	Failures int
 	// EjectTime is how long the first ejection lasts; the n-th ejection in
 	// a row (with no ReportSuccess between) lasts n times as long, up to
-	// MaxEjectTime. If zero, 30s is used (Envoy's default). Range 1s–1h.
+	// MaxEjectTime. If zero, 30s is used (Envoy's default); negative is
+	// refused.
 	EjectTime time.Duration
 	// MaxEjectTime caps one ejection. If zero, the larger of 300s and
-	// EjectTime is used. Range EjectTime–24h.
+	// EjectTime is used. At least EjectTime.
 	MaxEjectTime time.Duration
 	// MaxEjectedPercent caps the share of targets ejected at once; one
 	// target may always be ejected. If zero, 10 is used (Envoy's
@@ -283,23 +285,27 @@ func (cfg Config) normalize() (Config, error) {
 	if cfg.Port != 0 && (cfg.Port < 1 || cfg.Port > 65535) {
 		return cfg, configErr("Port", cfg.Port, "out of range 1–65535")
 	}
-	if err := durationField("Interval", &cfg.Interval, defaultInterval, minInterval, maxInterval); err != nil {
+	if err := durationField("Interval", &cfg.Interval, defaultInterval, minInterval); err != nil {
 		return cfg, err
 	}
-	if err := durationField("Timeout", &cfg.Timeout, defaultTimeout, minTimeout, maxTimeout); err != nil {
+	if err := durationField("Timeout", &cfg.Timeout, defaultTimeout, 1); err != nil {
 		return cfg, err
 	}
 	if cfg.Probe == nil && cfg.Kind == KindUDP && cfg.Timeout < cfg.Interval {
 		cfg.Timeout = cfg.Interval
 	}
-	if err := intField("HealthyThreshold", &cfg.HealthyThreshold, defaultThreshold, minThreshold, maxThreshold, "2–10"); err != nil {
-		return cfg, err
-	}
-	if err := intField("UnhealthyThreshold", &cfg.UnhealthyThreshold, defaultThreshold, minThreshold, maxThreshold, "2–10"); err != nil {
-		return cfg, err
-	}
-	if err := intField("Concurrency", &cfg.Concurrency, defaultConcurrency, 1, maxConcurrency, "1–4096"); err != nil {
-		return cfg, err
+	for _, f := range []struct {
+		name string
+		v    *int
+		def  int
+	}{
+		{"HealthyThreshold", &cfg.HealthyThreshold, defaultThreshold},
+		{"UnhealthyThreshold", &cfg.UnhealthyThreshold, defaultThreshold},
+		{"Concurrency", &cfg.Concurrency, defaultConcurrency},
+	} {
+		if err := intField(f.name, f.v, f.def, 1, math.MaxInt); err != nil {
+			return cfg, err
+		}
 	}
 	if cfg.Probe == nil && cfg.Kind == KindHTTP {
 		if err := cfg.normalizeHTTP(); err != nil {
@@ -372,47 +378,46 @@ func (p *Passive) normalize() error {
 	if p.Failures == 0 {
 		return nil
 	}
-	if p.Failures < 1 || p.Failures > 1000 {
-		return configErr("Passive.Failures", p.Failures, "out of range 1–1000")
+	if p.Failures < 0 {
+		return configErr("Passive.Failures", p.Failures, "negative (0 = off)")
 	}
-	if err := durationField("Passive.EjectTime", &p.EjectTime, 30*time.Second, time.Second, time.Hour); err != nil {
+	if err := durationField("Passive.EjectTime", &p.EjectTime, 30*time.Second, 1); err != nil {
 		return err
 	}
-	if err := durationField("Passive.MaxEjectTime", &p.MaxEjectTime, max(300*time.Second, p.EjectTime), p.EjectTime, 24*time.Hour); err != nil {
+	if err := durationField("Passive.MaxEjectTime", &p.MaxEjectTime, max(300*time.Second, p.EjectTime), p.EjectTime); err != nil {
 		return err
 	}
-	return intField("Passive.MaxEjectedPercent", &p.MaxEjectedPercent, 10, 1, 100, "1–100")
+	return intField("Passive.MaxEjectedPercent", &p.MaxEjectedPercent, 10, 1, 100)
 }
 
-func durationField(name string, v *time.Duration, def, lo, hi time.Duration) error {
+// durationField fills a zero *v with def and refuses a value below lo.
+func durationField(name string, v *time.Duration, def, lo time.Duration) error {
 	if *v == 0 {
 		*v = def
 	}
-	if *v < lo || *v > hi {
-		return configErr(name, durValue(*v), "out of range "+fmtDuration(lo)+"–"+fmtDuration(hi))
+	if *v < lo {
+		reason := "below " + lo.String()
+		if lo <= 1 {
+			reason = "negative"
+		}
+		return configErr(name, durValue(*v), reason)
 	}
 	return nil
 }
 
-func intField(name string, v *int, def, lo, hi int, bounds string) error {
+// intField fills a zero *v with def and refuses a value outside lo–hi;
+// hi math.MaxInt means no upper bound.
+func intField(name string, v *int, def, lo, hi int) error {
 	if *v == 0 {
 		*v = def
 	}
-	if *v < lo || *v > hi {
-		return configErr(name, *v, "out of range "+bounds)
-	}
-	return nil
-}
-
-// fmtDuration prints bounds as docs/model.md §11 does: 1s, 300s, 1h, 24h.
-func fmtDuration(d time.Duration) string {
 	switch {
-	case d >= time.Hour && d%time.Hour == 0:
-		return strconv.Itoa(int(d/time.Hour)) + "h"
-	case d%time.Second == 0:
-		return strconv.Itoa(int(d/time.Second)) + "s"
+	case hi == math.MaxInt && *v < lo:
+		return configErr(name, *v, "negative")
+	case *v < lo || *v > hi:
+		return configErr(name, *v, "out of range "+strconv.Itoa(lo)+"–"+strconv.Itoa(hi))
 	}
-	return d.String()
+	return nil
 }
 
 // durValue formats a refused duration unquoted in a ConfigError

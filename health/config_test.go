@@ -19,15 +19,14 @@ func TestNewRefuses(t *testing.T) {
 		targets []health.Target
 		want    string
 	}{
-		{"interval short", health.Config{Interval: 500 * time.Millisecond}, nil, `health: Interval 500ms: out of range 1s–50s`},
-		{"interval long", health.Config{Interval: 51 * time.Second}, nil, `health: Interval 51s: out of range 1s–50s`},
-		{"interval negative", health.Config{Interval: -time.Second}, nil, `health: Interval -1s: out of range 1s–50s`},
-		{"timeout long", health.Config{Timeout: 301 * time.Second}, nil, `health: Timeout 5m1s: out of range 1s–300s`},
-		{"healthy threshold", health.Config{HealthyThreshold: 1}, nil, `health: HealthyThreshold 1: out of range 2–10`},
-		{"unhealthy threshold", health.Config{UnhealthyThreshold: 11}, nil, `health: UnhealthyThreshold 11: out of range 2–10`},
+		{"interval short", health.Config{Interval: 500 * time.Microsecond}, nil, `health: Interval 500µs: below 1ms`},
+		{"interval negative", health.Config{Interval: -time.Second}, nil, `health: Interval -1s: below 1ms`},
+		{"timeout negative", health.Config{Timeout: -time.Second}, nil, `health: Timeout -1s: negative`},
+		{"healthy threshold", health.Config{HealthyThreshold: -1}, nil, `health: HealthyThreshold -1: negative`},
+		{"unhealthy threshold", health.Config{UnhealthyThreshold: -2}, nil, `health: UnhealthyThreshold -2: negative`},
 		{"port", health.Config{Port: 65536}, nil, `health: Port 65536: out of range 1–65535`},
 		{"kind", health.Config{Kind: 7}, nil, `health: Kind 7: unknown; want KindTCP, KindHTTP or KindUDP`},
-		{"concurrency", health.Config{Concurrency: -1}, nil, `health: Concurrency -1: out of range 1–4096`},
+		{"concurrency", health.Config{Concurrency: -1}, nil, `health: Concurrency -1: negative`},
 		{"method", health.Config{Kind: health.KindHTTP, Method: "POST"}, nil, `health: Method "POST": unknown; want head or get`},
 		{"uri", health.Config{Kind: health.KindHTTP, URI: "health"}, nil, `health: URI "health": does not start with /`},
 		{"domain", health.Config{Kind: health.KindHTTP, Domain: "a b"}, nil, `health: Domain "a b": want letters, digits, '-' and '.'`},
@@ -35,9 +34,9 @@ func TestNewRefuses(t *testing.T) {
 		{"codes", health.Config{Kind: health.KindHTTP, Codes: 16}, nil, `health: Codes 16: unknown status class bits`},
 		{"udp request", health.Config{Kind: health.KindUDP, Response: "pong"}, nil, `health: Request "": required for KindUDP`},
 		{"udp response", health.Config{Kind: health.KindUDP, Request: "ping"}, nil, `health: Response "": required for KindUDP`},
-		{"passive failures", udp(health.Config{Passive: health.Passive{Failures: 1001}}), nil, `health: Passive.Failures 1001: out of range 1–1000`},
-		{"passive eject", health.Config{Passive: health.Passive{Failures: 5, EjectTime: 2 * time.Hour}}, nil, `health: Passive.EjectTime 2h0m0s: out of range 1s–1h`},
-		{"passive max eject", health.Config{Passive: health.Passive{Failures: 5, EjectTime: time.Minute, MaxEjectTime: time.Second}}, nil, `health: Passive.MaxEjectTime 1s: out of range 60s–24h`},
+		{"passive failures", udp(health.Config{Passive: health.Passive{Failures: -1}}), nil, `health: Passive.Failures -1: negative (0 = off)`},
+		{"passive eject", health.Config{Passive: health.Passive{Failures: 5, EjectTime: -time.Second}}, nil, `health: Passive.EjectTime -1s: negative`},
+		{"passive max eject", health.Config{Passive: health.Passive{Failures: 5, EjectTime: time.Minute, MaxEjectTime: time.Second}}, nil, `health: Passive.MaxEjectTime 1s: below 1m0s`},
 		{"passive percent", health.Config{Passive: health.Passive{Failures: 5, MaxEjectedPercent: 101}}, nil, `health: Passive.MaxEjectedPercent 101: out of range 1–100`},
 		{"target addr", health.Config{}, []health.Target{{ID: "a", Addr: "localhost"}}, `health: Addr "localhost": not host:port`},
 		{"target port", health.Config{}, []health.Target{{ID: "a", Addr: "127.0.0.1:0"}}, `health: Addr "127.0.0.1:0": port out of range 1–65535`},
@@ -59,6 +58,24 @@ func TestNewRefuses(t *testing.T) {
 				t.Errorf("New error %T is not a *ConfigError", err)
 			}
 		})
+	}
+}
+
+// The library takes values beyond the CLB's ranges; the clb example
+// enforces those.
+func TestNewAcceptsBeyondCLB(t *testing.T) {
+	for _, cfg := range []health.Config{
+		{Interval: 200 * time.Millisecond, Timeout: 100 * time.Millisecond, HealthyThreshold: 1, UnhealthyThreshold: 1},
+		{Interval: 2 * time.Minute, Timeout: 10 * time.Minute, HealthyThreshold: 50, UnhealthyThreshold: 50},
+		{Interval: time.Millisecond, Concurrency: 10000},
+		{Passive: health.Passive{Failures: 5000, EjectTime: 100 * time.Millisecond, MaxEjectTime: 48 * time.Hour}},
+	} {
+		c, err := health.New(cfg)
+		if err != nil {
+			t.Errorf("New(%+v) = %v, want it accepted", cfg, err)
+			continue
+		}
+		c.Stop()
 	}
 }
 

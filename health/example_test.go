@@ -80,11 +80,11 @@ func ExampleNew() {
 	cfg := c.Config()
 	fmt.Println(cfg.Method, cfg.URI, cfg.Codes, cfg.Interval, cfg.Timeout, cfg.HealthyThreshold, cfg.UnhealthyThreshold)
 
-	_, err = health.New(health.Config{Interval: 100 * time.Second})
+	_, err = health.New(health.Config{Interval: -time.Second})
 	fmt.Println(err)
 	// Output:
 	// GET /healthz http_2xx,http_3xx 5s 5s 3 3
-	// health: Interval 1m40s: out of range 1s–50s
+	// health: Interval -1s: below 1ms
 }
 
 func ExampleChecker_CheckNow() {

@@ -72,10 +72,7 @@ func BenchmarkHTTPProxy(b *testing.B) {
 	b.Run("lbkit", func(b *testing.B) {
 		g, _ := balancer.New(balancer.Config{}, balancer.Backend{ID: "b", Addr: target.Host, Weight: 100})
 		in, _ := NewInstance(InstanceConfig{ID: "bench", Logger: discard()})
-		ln, _ := net.Listen("tcp", "127.0.0.1:0")
-		port := ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
-		l, err := in.Add(Config{Protocol: HTTP, Host: "127.0.0.1", Port: port, Group: g})
+		l, err := in.Add(Config{Protocol: HTTP, Host: "127.0.0.1", Group: g})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -169,8 +166,7 @@ func BenchmarkHTTPFastLane(b *testing.B) {
 	b.Run("lbkit", func(b *testing.B) {
 		g, _ := balancer.New(balancer.Config{}, balancer.Backend{ID: "b", Addr: backend.ln.Addr().String(), Weight: 100})
 		in, _ := NewInstance(InstanceConfig{ID: "bench", Logger: discard()})
-		port := freePort(b)
-		l, err := in.Add(Config{Protocol: HTTP, Host: "127.0.0.1", Port: port, Group: g})
+		l, err := in.Add(Config{Protocol: HTTP, Host: "127.0.0.1", Group: g})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -189,10 +185,7 @@ func BenchmarkHTTPSHandshake(b *testing.B) {
 	ca := newCA(b, "ca")
 	g, _ := balancer.New(balancer.Config{}, balancer.Backend{ID: "b", Addr: backend.Listener.Addr().String(), Weight: 100})
 	in, _ := NewInstance(InstanceConfig{ID: "bench", Logger: discard()})
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	l, err := in.Add(Config{Protocol: HTTPS, Host: "127.0.0.1", Port: port, Group: g,
+	l, err := in.Add(Config{Protocol: HTTPS, Host: "127.0.0.1", Group: g,
 		HTTP: HTTPOptions{Certificate: ca.issue(b, "default", "default.test")}})
 	if err != nil {
 		b.Fatal(err)

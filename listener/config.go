@@ -27,17 +27,15 @@ const (
 	HTTPS Protocol = "https"
 )
 
-// Bounds and defaults of Config, from the CLB listener model.
+// Defaults of Config: the CLB's values, which the library only uses for
+// zero fields. The CLB's ranges are the clb example's (docs/model.md §0).
 const (
-	DefaultEstablishedTimeout = 900 * time.Second
-	DefaultConnectTimeout     = 5 * time.Second
-	DefaultUDPIdleTimeout     = 90 * time.Second
-	DefaultMaxFlows           = 65536
-	MaxBandwidth              = 5120 // Mbps
+	DefaultEstablishedTimeout     = 900 * time.Second
+	DefaultConnectTimeout         = 5 * time.Second
+	DefaultUDPIdleTimeout         = 90 * time.Second
+	DefaultConnectionDrainTimeout = 300 * time.Second
+	DefaultMaxFlows               = 65536
 )
-
-// reservedUDPPorts are refused for UDP listeners (docs/model.md §1).
-var reservedUDPPorts = map[int]bool{250: true, 4789: true, 4790: true}
 
 // Config describes one listener. The zero value of each optional field
 // means its default; Protocol, Port and Group are required. A field whose
@@ -46,16 +44,21 @@ var reservedUDPPorts = map[int]bool{250: true, 4789: true, 4790: true}
 type Config struct {
 	// Protocol is tcp, udp, http or https. Required.
 	Protocol Protocol
-	// Port is the listening port, 1–65535. UDP ports 250, 4789 and 4790
-	// are reserved and refused. Required.
+	// Port is the listening port, 0–65535. Port 0 binds a port the
+	// system picks when the listener first starts; the listener keeps it
+	// across Stop and Start, and Port and Addrs report it. The clb
+	// example enforces the CLB's 1–65535 and refuses UDP ports 250, 4789
+	// and 4790, which the CLB reserves.
 	Port int
 	// EndPort, for TCP and UDP, makes the listener listen on every port
 	// from Port to EndPort ("all ports") and forward each to the same
 	// port on the chosen backend, ignoring the backend's own port. If
-	// zero, only Port is used.
+	// zero, only Port is used. Range Port–65535; refused with Port 0.
 	EndPort int
 	// Name names the listener: 1–256 characters, letters (CJK included),
-	// digits, '-', '/', '.', '_'. If empty, "protocol_port" is used.
+	// digits, '-', '/', '.', '_'. If empty, "protocol_port" is used; on
+	// port 0, "protocol_0", or "protocol_0.2", "protocol_0.3"… if the
+	// instance already has that name.
 	Name string
 	// Host is the address to listen on. If empty, all interfaces.
 	Host string
@@ -70,30 +73,32 @@ type Config struct {
 	ACL *acl.Policy
 	// PersistenceTimeout, for TCP and UDP, keeps a client IP on the
 	// backend it was last sent to for this long after its last
-	// connection or datagram. Range 0–3600 s; 0 (the default) is off.
+	// connection or datagram. 0 (the default) is off; negative is
+	// refused. The clb example enforces the CLB's 0–3600 s.
 	PersistenceTimeout time.Duration
 	// EstablishedTimeout, for TCP, is the idle timeout of a proxied
 	// connection: with no byte in either direction for this long, both
 	// sides are reset (RST), between EstablishedTimeout and
 	// EstablishedTimeout + 0.5 s after the last byte (one sweep of the
 	// listener's connections every 0.25 s, plus at most 0.25 s before a
-	// copy records its last byte). If zero, 900 s is used. Range
-	// 10–900 s.
+	// copy records its last byte). If zero, 900 s is used; negative is
+	// refused. The clb example enforces the CLB's 10–900 s.
 	EstablishedTimeout time.Duration
 	// IdleTimeout, for UDP, ends a flow that has seen no datagram in
-	// either direction for this long. If zero, 90 s is used. Range
-	// 1–3600 s.
+	// either direction for this long. If zero, 90 s is used; negative is
+	// refused. The clb example enforces the CLB's 1–3600 s.
 	IdleTimeout time.Duration
 	// ConnectTimeout bounds each backend connection attempt; after it
-	// the next backend is tried. If zero, 5 s is used. Range 1–60 s.
+	// the next backend is tried. If zero, 5 s is used; negative is
+	// refused.
 	ConnectTimeout time.Duration
 	// ConnectionDrain, for TCP, closes the established connections of a
 	// backend that is removed or set to weight 0 once
 	// ConnectionDrainTimeout has passed. If false, such connections go on
 	// until they end by themselves.
 	ConnectionDrain bool
-	// ConnectionDrainTimeout is the drain time. If zero, 300 s is used.
-	// Range 10–900 s.
+	// ConnectionDrainTimeout is the drain time. If zero, 300 s is used;
+	// negative is refused. The clb example enforces the CLB's 10–900 s.
 	ConnectionDrainTimeout time.Duration
 	// ProxyProtocol, for TCP and UDP, sends a PROXY protocol header
 	// carrying the client's address to the backend: 0 (off, the default),
@@ -102,8 +107,9 @@ type Config struct {
 	// in X-Forwarded-For (HTTPOptions).
 	ProxyProtocol int
 	// Bandwidth caps the listener's traffic in Mbps, each direction
-	// separately, shared by all its connections: 1–5120. If zero, the
-	// listener is uncapped and shares the instance's cap, if any.
+	// separately, shared by all its connections. If zero, the listener
+	// is uncapped and shares the instance's cap, if any; negative is
+	// refused. The clb example enforces the CLB's 1–5120 Mbps.
 	Bandwidth int
 	// QUICRouter, for UDP listeners with the qch scheduler, maps the
 	// destination connection ID of a flow's first packet to a backend ID
@@ -124,14 +130,15 @@ type Config struct {
 	// If nil, no checks run and members stay as the group says.
 	HealthCheck *health.Config
 	// MaxFlows, for UDP, bounds the flow table; datagrams that would
-	// start a flow beyond it are dropped and counted. If zero, 65536.
+	// start a flow beyond it are dropped and counted. If zero, 65536 is
+	// used; negative is refused.
 	MaxFlows int
 	// QUICConnIDLength, for UDP listeners routing by QUIC connection ID
 	// (qch), is the length in bytes of the connection IDs the backends
 	// issue: a short-header packet does not carry its destination
 	// connection ID's length, so the listener must be told. Set it to the
 	// servers' setting (quic-go's Transport.ConnectionIDLength defaults
-	// to 4). If zero, 8 is used. Range 1–20.
+	// to 4). If zero, 8 is used. Range 1–20 (RFC 9000 §17.2).
 	QUICConnIDLength int
 	// Stopped creates the listener stopped; by default it starts at once.
 	Stopped bool
@@ -147,21 +154,18 @@ func (c Config) effective() (Config, error) {
 	default:
 		return c, configErr("Protocol", string(c.Protocol), "want tcp, udp, http or https")
 	}
-	if c.Port < 1 || c.Port > 65535 {
-		return c, configErr("Port", c.Port, "out of range 1–65535")
+	if c.Port < 0 || c.Port > 65535 {
+		return c, configErr("Port", c.Port, "out of range 0–65535")
 	}
 	if err := c.protocolFields(); err != nil {
 		return c, err
 	}
-	if c.EndPort != 0 && (c.EndPort < c.Port || c.EndPort > 65535) {
+	switch {
+	case c.EndPort != 0 && c.Port == 0:
+		// An ephemeral port has no range after it.
+		return c, configErr("EndPort", c.EndPort, "needs a Port other than 0")
+	case c.EndPort != 0 && (c.EndPort < c.Port || c.EndPort > 65535):
 		return c, configErr("EndPort", c.EndPort, fmt.Sprintf("out of range %d–65535", c.Port))
-	}
-	if c.Protocol == UDP {
-		for p := c.Port; p <= max(c.Port, c.EndPort); p++ {
-			if reservedUDPPorts[p] {
-				return c, configErr("Port", p, "reserved for UDP (250, 4789, 4790)")
-			}
-		}
 	}
 	if c.Name == "" {
 		c.Name = string(c.Protocol) + "_" + strconv.Itoa(c.Port)
@@ -184,20 +188,15 @@ func (c Config) effective() (Config, error) {
 			return c, configErr("ACL", c.ACL.Group().Name(), fmt.Sprintf("an IPv%d group cannot bind to an IPv%d listener", got, want))
 		}
 	}
-	if c.PersistenceTimeout < 0 || c.PersistenceTimeout > time.Hour {
-		return c, configErr("PersistenceTimeout", c.PersistenceTimeout, "out of range 0s–3600s")
+	if c.PersistenceTimeout < 0 {
+		return c, configErr("PersistenceTimeout", c.PersistenceTimeout, "negative (0 = off)")
 	}
-	var err error
-	if c.EstablishedTimeout, err = inRange("EstablishedTimeout", c.EstablishedTimeout, DefaultEstablishedTimeout, 10*time.Second, 900*time.Second); err != nil {
-		return c, err
-	}
-	if c.IdleTimeout, err = inRange("IdleTimeout", c.IdleTimeout, DefaultUDPIdleTimeout, time.Second, time.Hour); err != nil {
-		return c, err
-	}
-	if c.ConnectTimeout, err = inRange("ConnectTimeout", c.ConnectTimeout, DefaultConnectTimeout, time.Second, time.Minute); err != nil {
-		return c, err
-	}
-	if c.ConnectionDrainTimeout, err = inRange("ConnectionDrainTimeout", c.ConnectionDrainTimeout, 300*time.Second, 10*time.Second, 900*time.Second); err != nil {
+	if err := timeouts(
+		timeout{"EstablishedTimeout", &c.EstablishedTimeout, DefaultEstablishedTimeout},
+		timeout{"IdleTimeout", &c.IdleTimeout, DefaultUDPIdleTimeout},
+		timeout{"ConnectTimeout", &c.ConnectTimeout, DefaultConnectTimeout},
+		timeout{"ConnectionDrainTimeout", &c.ConnectionDrainTimeout, DefaultConnectionDrainTimeout},
+	); err != nil {
 		return c, err
 	}
 	switch {
@@ -206,8 +205,8 @@ func (c Config) effective() (Config, error) {
 	case c.ProxyProtocol == 1 && c.Protocol == UDP:
 		return c, configErr("ProxyProtocol", c.ProxyProtocol, "udp carries only version 2")
 	}
-	if c.Bandwidth < 0 || c.Bandwidth > MaxBandwidth {
-		return c, configErr("Bandwidth", c.Bandwidth, "out of range 1–5120 Mbps (0 = uncapped)")
+	if err := checkBandwidth(c.Bandwidth); err != nil {
+		return c, err
 	}
 	if c.Protocol == HTTP || c.Protocol == HTTPS {
 		if err := c.HTTP.effective(&c); err != nil {
@@ -295,22 +294,34 @@ func schedulerFits(p Protocol, name string) error {
 	return nil
 }
 
-func inRange(field string, v, def, lo, hi time.Duration) (time.Duration, error) {
-	if v == 0 {
-		return def, nil
-	}
-	if v < lo || v > hi {
-		return v, configErr(field, v, fmt.Sprintf("out of range %s–%s", seconds(lo), seconds(hi)))
-	}
-	return v, nil
+// timeout is a duration field to fill or refuse: its name, where it
+// is, and the default of zero.
+type timeout struct {
+	field string
+	v     *time.Duration
+	def   time.Duration
 }
 
-// seconds formats a bound as the CLB documents it: "900s", not "15m0s".
-func seconds(d time.Duration) string {
-	if d%time.Second == 0 {
-		return fmt.Sprintf("%ds", d/time.Second)
+// timeouts fills each zero duration with its default and refuses the
+// first negative one: any positive timeout is the embedder's to choose.
+func timeouts(ts ...timeout) error {
+	for _, t := range ts {
+		switch {
+		case *t.v == 0:
+			*t.v = t.def
+		case *t.v < 0:
+			return configErr(t.field, *t.v, "negative")
+		}
 	}
-	return d.String()
+	return nil
+}
+
+// checkBandwidth refuses a negative cap; 0 is uncapped.
+func checkBandwidth(mbps int) error {
+	if mbps < 0 {
+		return configErr("Bandwidth", mbps, "negative (0 = uncapped)")
+	}
+	return nil
 }
 
 func validateName(name string) error {

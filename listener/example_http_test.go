@@ -14,7 +14,6 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"time"
 
@@ -53,16 +52,16 @@ func ExampleInstance_Add_http() {
 		balancer.Backend{ID: "b", Addr: b.Listener.Addr().String(), Weight: 100},
 	)
 	inst, _ := listener.NewInstance(listener.InstanceConfig{ID: "lb-demo", Logger: slog.New(slog.DiscardHandler)})
-	port := freePort()
-	_, err := inst.Add(listener.Config{
-		Protocol: listener.HTTP, Host: "127.0.0.1", Port: port, Group: group,
+	// Port 0: the system picks a free port; Addrs reports it.
+	l, err := inst.Add(listener.Config{
+		Protocol: listener.HTTP, Host: "127.0.0.1", Group: group,
 		HTTP: listener.HTTPOptions{StickySession: &session.Config{CookieTimeout: time.Hour}},
 	})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	url := "http://127.0.0.1:" + strconv.Itoa(port) + "/"
+	url := "http://" + l.Addrs()[0].String() + "/"
 	resp, err := http.Get(url)
 	if err != nil {
 		fmt.Println(err)
@@ -126,9 +125,8 @@ func ExampleInstance_Add_https() {
 	policy, _ := tlspolicy.Lookup(tlspolicy.Policy12)
 
 	inst, _ := listener.NewInstance(listener.InstanceConfig{ID: "lb-demo", Logger: slog.New(slog.DiscardHandler)})
-	port := freePort()
 	l, err := inst.Add(listener.Config{
-		Protocol: listener.HTTPS, Host: "127.0.0.1", Port: port, Group: group,
+		Protocol: listener.HTTPS, Host: "127.0.0.1", Group: group,
 		HTTP: listener.HTTPOptions{Certificate: def, TLSPolicy: policy, XForwardedProto: true},
 	})
 	if err != nil {
@@ -143,7 +141,7 @@ func ExampleInstance_Add_https() {
 	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "shop.example.com"}, ForceAttemptHTTP2: true}
 	defer tr.CloseIdleConnections()
 	c := &http.Client{Transport: tr}
-	resp, err := c.Get("https://127.0.0.1:" + strconv.Itoa(port) + "/")
+	resp, err := c.Get("https://" + l.Addrs()[0].String() + "/")
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -178,13 +176,13 @@ func ExampleHTTPOptions_middleware() {
 		})
 	}
 	inst, _ := listener.NewInstance(listener.InstanceConfig{ID: "lb-demo", Logger: slog.New(slog.DiscardHandler)})
-	port := freePort()
-	if _, err := inst.Add(listener.Config{Protocol: listener.HTTP, Host: "127.0.0.1", Port: port, Group: group,
-		HTTP: listener.HTTPOptions{Middleware: waf}}); err != nil {
+	l, err := inst.Add(listener.Config{Protocol: listener.HTTP, Host: "127.0.0.1", Group: group,
+		HTTP: listener.HTTPOptions{Middleware: waf}})
+	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	base := "http://127.0.0.1:" + strconv.Itoa(port)
+	base := "http://" + l.Addrs()[0].String()
 	fmt.Println(fetch(http.DefaultClient, base+"/?q=shoes"))
 	fmt.Print(fetch(http.DefaultClient, base+"/?q=<script>"))
 	http.DefaultClient.CloseIdleConnections()

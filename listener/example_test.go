@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"strconv"
 	"time"
 
 	"github.com/lbkit/lbkit/balancer"
@@ -33,16 +32,6 @@ func backend(name string) net.Listener {
 	return ln
 }
 
-// freePort returns a port on 127.0.0.1 that was free a moment ago.
-func freePort() int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // A TCP listener balancing two backends 3:1 with smooth weighted round
 // robin.
 func Example() {
@@ -63,15 +52,15 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
-	port := freePort()
-	l, err := inst.Add(listener.Config{Name: "web", Protocol: listener.TCP, Host: "127.0.0.1", Port: port, Group: group})
+	// Port 0: the system picks a free port; Addrs reports it.
+	l, err := inst.Add(listener.Config{Name: "web", Protocol: listener.TCP, Host: "127.0.0.1", Group: group})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 	counts := map[string]int{}
 	for range 8 {
-		c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		c, err := net.Dial("tcp", l.Addrs()[0].String())
 		if err != nil {
 			fmt.Println(err)
 			return
@@ -90,18 +79,22 @@ func Example() {
 	// <nil> stopped
 }
 
-// Every refused field is named, with its value and bound.
+// Every refused field is named, with its value and the rule it breaks.
+// The library refuses only what cannot work; the CLB's narrower ranges
+// are the clb example's.
 func ExampleInstance_Add() {
 	inst, _ := listener.NewInstance(listener.InstanceConfig{ID: "lb-demo"})
 	group, _ := balancer.New(balancer.Config{}, balancer.Backend{Addr: "127.0.0.1:8080", Weight: 100})
 	for _, cfg := range []listener.Config{
-		{Protocol: listener.UDP, Port: 4789, Group: group},
-		{Protocol: listener.TCP, Port: 80, Group: group, EstablishedTimeout: 5 * time.Second},
+		{Protocol: listener.UDP, Port: 70000, Group: group},
+		{Protocol: listener.TCP, Port: 80, Group: group, EstablishedTimeout: -5 * time.Second},
+		{Protocol: listener.TCP, EndPort: 90, Group: group},
 	} {
 		_, err := inst.Add(cfg)
 		fmt.Println(err)
 	}
 	// Output:
-	// listener: Port 4789: reserved for UDP (250, 4789, 4790)
-	// listener: EstablishedTimeout 5s: out of range 10s–900s
+	// listener: Port 70000: out of range 0–65535
+	// listener: EstablishedTimeout -5s: negative
+	// listener: EndPort 90: needs a Port other than 0
 }

@@ -2,7 +2,6 @@ package listener
 
 import (
 	"net/http"
-	"strconv"
 	"testing"
 	"time"
 
@@ -56,7 +55,7 @@ func TestTCPPersistence(t *testing.T) {
 func TestTCPHealthCheckMarksDeadBackend(t *testing.T) {
 	leaks(t)
 	live := startEcho(t, "live")
-	dead := balancer.Backend{ID: "dead", Addr: "127.0.0.1:" + strconv.Itoa(freePort(t)), Weight: 100}
+	dead := balancer.Backend{ID: "dead", Addr: deadAddr(t), Weight: 100}
 	g, err := balancer.New(balancer.Config{StartUnhealthy: true}, live.backend(100), dead)
 	if err != nil {
 		t.Fatal(err)
@@ -95,7 +94,7 @@ func TestTCPHealthCheckMarksDeadBackend(t *testing.T) {
 func TestTCPPassiveEjection(t *testing.T) {
 	leaks(t)
 	live := startEcho(t, "live")
-	dead := balancer.Backend{ID: "dead", Addr: "127.0.0.1:" + strconv.Itoa(freePort(t)), Weight: 100}
+	dead := balancer.Backend{ID: "dead", Addr: deadAddr(t), Weight: 100}
 	g := newGroup(t, balancer.RoundRobin(), live.backend(100), dead)
 	in := newInstance(t)
 	// Active checks every 50 s (so they stay out of the way); ejection

@@ -106,17 +106,6 @@ func acceptOnce(t *testing.T, handle func(c net.Conn)) string {
 	return ln.Addr().String()
 }
 
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 func newGroup(t *testing.T, sched balancer.Scheduler, bs ...balancer.Backend) *balancer.Group {
 	t.Helper()
 	g, err := balancer.New(balancer.Config{Scheduler: sched}, bs...)
@@ -140,14 +129,12 @@ func newInstance(t *testing.T) *Instance {
 	return in
 }
 
-// addListener adds cfg on 127.0.0.1 at a free port unless cfg sets one.
+// addListener adds cfg on 127.0.0.1 (unless cfg sets a Host), on a port
+// the system picks unless cfg sets one.
 func addListener(t *testing.T, in *Instance, cfg Config) *Listener {
 	t.Helper()
 	if cfg.Host == "" {
 		cfg.Host = "127.0.0.1"
-	}
-	if cfg.Port == 0 {
-		cfg.Port = freePort(t)
 	}
 	l, err := in.Add(cfg)
 	if err != nil {
@@ -157,7 +144,7 @@ func addListener(t *testing.T, in *Instance, cfg Config) *Listener {
 }
 
 func listenerAddr(l *Listener) string {
-	return net.JoinHostPort(l.cfg.Host, strconv.Itoa(l.cfg.Port))
+	return net.JoinHostPort(l.cfg.Host, strconv.Itoa(l.Port()))
 }
 
 // dialName connects through addr and returns the connection and the

@@ -17,7 +17,8 @@ import (
 	"github.com/lbkit/lbkit/tlspolicy"
 )
 
-// Defaults and bounds of HTTPOptions, from the CLB's HTTP listener.
+// Defaults of HTTPOptions, from the CLB's HTTP listener, used for zero
+// fields.
 const (
 	DefaultHTTPIdleTimeout      = 15 * time.Second
 	DefaultRequestTimeout       = 60 * time.Second
@@ -29,6 +30,10 @@ const (
 	// default: browsers multiplex hundreds of requests over one HTTP/2
 	// connection, so it is far above the HTTP/1.x limit.
 	DefaultHTTP2MaxRequestsPerConnection = 1000
+
+	// minHeaderBytes holds "GET / HTTP/1.1", a Host header of a short
+	// name and the blank line; below it no request could pass.
+	minHeaderBytes = 64
 )
 
 // HTTPOptions configures HTTP and HTTPS listeners (Config.HTTP). The zero
@@ -37,29 +42,33 @@ const (
 // stickiness and, on HTTPS, the tls_cipher_policy_1_0 policy with HTTP/2.
 type HTTPOptions struct {
 	// IdleTimeout closes a client's keep-alive connection after this long
-	// without a request. If zero, 15 s is used. Range 1–60 s.
+	// without a request. If zero, 15 s is used; negative is refused. The
+	// clb example enforces the CLB's 1–60 s.
 	IdleTimeout time.Duration
 	// RequestTimeout bounds the wait for a backend's response header once
 	// the request is sent; a backend silent that long gets the client a
-	// 504. If zero, 60 s is used. Range 1–180 s.
+	// 504. If zero, 60 s is used; negative is refused. The clb example
+	// enforces the CLB's 1–180 s.
 	RequestTimeout time.Duration
 	// HeaderTimeout bounds reading a client's request header, so a slow
 	// client cannot hold a connection open by trickling it. If zero, 10 s
-	// is used. Range 1–60 s.
+	// is used; negative is refused.
 	HeaderTimeout time.Duration
 	// MaxHeaderBytes bounds a request header (request line included);
-	// larger ones are answered 431. If zero, 64 KiB is used. Range
-	// 1 KiB–1 MiB.
+	// larger ones are answered 431. If zero, 64 KiB is used. At least
+	// 64 bytes, room for a request line and a Host header.
 	MaxHeaderBytes int
 	// MaxURIBytes bounds a request's target (path and query, as sent);
 	// longer ones are answered 414 URI Too Long without reaching a
 	// backend, as nginx does beyond its 8 KiB header buffers. If zero,
-	// 8 KiB is used. Range 256 bytes–MaxHeaderBytes.
+	// 8 KiB (or MaxHeaderBytes, if smaller) is used. Range
+	// 1–MaxHeaderBytes.
 	MaxURIBytes int
 	// MaxKeepAliveRequests is how many requests an HTTP/1.x client
 	// connection carries: the response to request MaxKeepAliveRequests
 	// carries "Connection: close" and the connection closes after it
-	// (the CLB's 100). If zero, 100 is used. Range 1–10000.
+	// (the CLB's 100). If zero, 100 is used; negative is refused; a
+	// large value is effectively unlimited.
 	MaxKeepAliveRequests int
 	// HTTP2MaxRequestsPerConnection is how many requests (streams) an
 	// HTTP/2 client connection carries: with the response to that
@@ -221,38 +230,39 @@ func matchPrefix(rs []route, path string) *balancer.Group {
 
 func (o *HTTPOptions) effective(c *Config) error {
 	var err error
-	if o.IdleTimeout, err = inRange("HTTP.IdleTimeout", o.IdleTimeout, DefaultHTTPIdleTimeout, time.Second, time.Minute); err != nil {
-		return err
-	}
-	if o.RequestTimeout, err = inRange("HTTP.RequestTimeout", o.RequestTimeout, DefaultRequestTimeout, time.Second, 180*time.Second); err != nil {
-		return err
-	}
-	if o.HeaderTimeout, err = inRange("HTTP.HeaderTimeout", o.HeaderTimeout, DefaultHeaderTimeout, time.Second, time.Minute); err != nil {
+	if err := timeouts(
+		timeout{"HTTP.IdleTimeout", &o.IdleTimeout, DefaultHTTPIdleTimeout},
+		timeout{"HTTP.RequestTimeout", &o.RequestTimeout, DefaultRequestTimeout},
+		timeout{"HTTP.HeaderTimeout", &o.HeaderTimeout, DefaultHeaderTimeout},
+	); err != nil {
 		return err
 	}
 	switch {
 	case o.MaxHeaderBytes == 0:
 		o.MaxHeaderBytes = DefaultMaxHeaderBytes
-	case o.MaxHeaderBytes < 1<<10 || o.MaxHeaderBytes > 1<<20:
-		return configErr("HTTP.MaxHeaderBytes", o.MaxHeaderBytes, "out of range 1024–1048576 bytes")
+	case o.MaxHeaderBytes < minHeaderBytes:
+		return configErr("HTTP.MaxHeaderBytes", o.MaxHeaderBytes, fmt.Sprintf("below %d bytes, too small for a request line and Host", minHeaderBytes))
 	}
 	switch {
 	case o.MaxURIBytes == 0:
 		o.MaxURIBytes = min(DefaultMaxURIBytes, o.MaxHeaderBytes)
-	case o.MaxURIBytes < 256 || o.MaxURIBytes > o.MaxHeaderBytes:
-		return configErr("HTTP.MaxURIBytes", o.MaxURIBytes, fmt.Sprintf("out of range 256–%d bytes (MaxHeaderBytes)", o.MaxHeaderBytes))
+	case o.MaxURIBytes < 1 || o.MaxURIBytes > o.MaxHeaderBytes:
+		return configErr("HTTP.MaxURIBytes", o.MaxURIBytes, fmt.Sprintf("out of range 1–%d bytes (MaxHeaderBytes)", o.MaxHeaderBytes))
 	}
-	switch {
-	case o.MaxKeepAliveRequests == 0:
-		o.MaxKeepAliveRequests = DefaultMaxKeepAliveRequests
-	case o.MaxKeepAliveRequests < 1 || o.MaxKeepAliveRequests > 10000:
-		return configErr("HTTP.MaxKeepAliveRequests", o.MaxKeepAliveRequests, "out of range 1–10000")
-	}
-	switch {
-	case o.HTTP2MaxRequestsPerConnection == 0:
-		o.HTTP2MaxRequestsPerConnection = DefaultHTTP2MaxRequestsPerConnection
-	case o.HTTP2MaxRequestsPerConnection < 0:
-		return configErr("HTTP.HTTP2MaxRequestsPerConnection", o.HTTP2MaxRequestsPerConnection, "must not be negative")
+	for _, n := range []struct {
+		field string
+		v     *int
+		def   int
+	}{
+		{"HTTP.MaxKeepAliveRequests", &o.MaxKeepAliveRequests, DefaultMaxKeepAliveRequests},
+		{"HTTP.HTTP2MaxRequestsPerConnection", &o.HTTP2MaxRequestsPerConnection, DefaultHTTP2MaxRequestsPerConnection},
+	} {
+		switch {
+		case *n.v == 0:
+			*n.v = n.def
+		case *n.v < 0:
+			return configErr(n.field, *n.v, "negative")
+		}
 	}
 	if o.RedirectToPort != 0 {
 		switch {

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -126,9 +125,16 @@ func addHTTP(t *testing.T, cfg Config, bs ...*httpBackend) *Listener {
 	return addListener(t, newInstance(t), cfg)
 }
 
-// deadAddr returns a loopback address nothing listens on.
-func deadAddr(t *testing.T) string {
-	return net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+// deadAddr returns a loopback address nothing listens on: one that was
+// bound a moment ago, so connections to it are refused.
+func deadAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }

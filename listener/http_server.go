@@ -102,7 +102,6 @@ func startHTTP(l *Listener) (server, error) {
 		stop:    make(chan struct{}),
 		tunnels: map[net.Conn]struct{}{},
 		slbID:   []string{l.inst.ID()},
-		port:    []string{strconv.Itoa(l.cfg.Port)},
 		proto:   []string{"http"},
 	}
 	if a := l.inst.Address(); a.IsValid() {
@@ -157,6 +156,8 @@ func startHTTP(l *Listener) (server, error) {
 		protos.SetHTTP2(s.st.tls.http2)
 	}
 	s.ln = ln
+	// The bound port: Config.Port, or the one the system picked for 0.
+	s.port = []string{strconv.Itoa(addrPort(ln.Addr()))}
 	s.srv = &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: o.HeaderTimeout,

@@ -177,11 +177,9 @@ func TestHTTPErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			in := newInstance(t)
-			l := addListener(t, in, Config{Protocol: HTTP, Group: tt.group, Stopped: true})
-			l.cfg.HTTP.RequestTimeout = 200 * time.Millisecond
-			if err := l.Start(); err != nil {
-				t.Fatal(err)
-			}
+			// 200 ms, below the CLB's 1 s: the library takes it.
+			l := addListener(t, in, Config{Protocol: HTTP, Group: tt.group,
+				HTTP: HTTPOptions{RequestTimeout: 200 * time.Millisecond}})
 			c := newClient(t)
 			start := time.Now()
 			code, body, _ := get(t, c, httpURL(l, "/"))
@@ -236,11 +234,7 @@ func rawGet(c net.Conn, r *bufio.Reader, path string) (*http.Response, error) {
 func TestHTTPIdleTimeout(t *testing.T) {
 	leaks(t)
 	b := startHTTPBackend(t, "b", nil)
-	l := addHTTP(t, Config{Stopped: true}, b)
-	l.cfg.HTTP.IdleTimeout = 200 * time.Millisecond
-	if err := l.Start(); err != nil {
-		t.Fatal(err)
-	}
+	l := addHTTP(t, Config{HTTP: HTTPOptions{IdleTimeout: 200 * time.Millisecond}}, b)
 	c, err := net.Dial("tcp", listenerAddr(l))
 	if err != nil {
 		t.Fatal(err)
@@ -263,11 +257,7 @@ func TestHTTPIdleTimeout(t *testing.T) {
 func TestHTTPHeaderLimits(t *testing.T) {
 	leaks(t)
 	b := startHTTPBackend(t, "b", nil)
-	l := addHTTP(t, Config{Stopped: true}, b)
-	l.cfg.HTTP.HeaderTimeout = 200 * time.Millisecond
-	if err := l.Start(); err != nil {
-		t.Fatal(err)
-	}
+	l := addHTTP(t, Config{HTTP: HTTPOptions{HeaderTimeout: 200 * time.Millisecond}}, b)
 	c := newClient(t)
 	code, _, _ := get(t, c, httpURL(l, "/"), "X-Big", strings.Repeat("x", DefaultMaxHeaderBytes+8<<10))
 	if code != http.StatusRequestHeaderFieldsTooLarge {
@@ -420,10 +410,12 @@ func TestHTTPRulesRefused(t *testing.T) {
 		{"relative path", HTTPOptions{Rules: []Rule{{Path: "a", Group: g}}}, HTTP, "HTTP.Rules[0].Path"},
 		{"bad host", HTTPOptions{Rules: []Rule{{Host: "a_b.com", Group: g}}}, HTTP, "HTTP.Rules[0].Host"},
 		{"hash scheduler", HTTPOptions{Rules: []Rule{{Path: "/a", Group: newGroup(t, sch)}}}, HTTP, "Scheduler"},
-		{"idle 61s", HTTPOptions{IdleTimeout: 61 * time.Second}, HTTP, "HTTP.IdleTimeout"},
-		{"request 181s", HTTPOptions{RequestTimeout: 181 * time.Second}, HTTP, "HTTP.RequestTimeout"},
-		{"header bytes", HTTPOptions{MaxHeaderBytes: 100}, HTTP, "HTTP.MaxHeaderBytes"},
-		{"URI bytes", HTTPOptions{MaxURIBytes: 100}, HTTP, "HTTP.MaxURIBytes"},
+		{"idle negative", HTTPOptions{IdleTimeout: -time.Second}, HTTP, "HTTP.IdleTimeout"},
+		{"request negative", HTTPOptions{RequestTimeout: -time.Second}, HTTP, "HTTP.RequestTimeout"},
+		{"header timeout negative", HTTPOptions{HeaderTimeout: -time.Second}, HTTP, "HTTP.HeaderTimeout"},
+		{"header bytes", HTTPOptions{MaxHeaderBytes: 63}, HTTP, "HTTP.MaxHeaderBytes"},
+		{"URI bytes", HTTPOptions{MaxURIBytes: -1}, HTTP, "HTTP.MaxURIBytes"},
+		{"negative keep-alive requests", HTTPOptions{MaxKeepAliveRequests: -1}, HTTP, "HTTP.MaxKeepAliveRequests"},
 		{"URI beyond header", HTTPOptions{MaxHeaderBytes: 2048, MaxURIBytes: 4096}, HTTP, "HTTP.MaxURIBytes"},
 		{"negative HTTP/2 requests", HTTPOptions{HTTP2MaxRequestsPerConnection: -1}, HTTPS, "HTTP.HTTP2MaxRequestsPerConnection"},
 		{"redirect on https", HTTPOptions{RedirectToPort: 443}, HTTPS, "HTTP.RedirectToPort"},

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
+	"strconv"
 	"sync"
 )
 
@@ -44,8 +45,8 @@ func NewInstance(cfg InstanceConfig) (*Instance, error) {
 	if n := len(cfg.ID); n < 1 || n > 256 {
 		return nil, configErr("ID", cfg.ID, "want 1–256 characters")
 	}
-	if cfg.Bandwidth < 0 {
-		return nil, configErr("Bandwidth", cfg.Bandwidth, "negative (0 = uncapped)")
+	if err := checkBandwidth(cfg.Bandwidth); err != nil {
+		return nil, err
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -65,26 +66,35 @@ func (in *Instance) Address() netip.Addr { return in.cfg.Address }
 // the instance's, or a bind failure refuses the listener and leaves the
 // instance as it was.
 func (in *Instance) Add(cfg Config) (*Listener, error) {
+	named := cfg.Name != ""
 	cfg, err := cfg.effective()
 	if err != nil {
 		return nil, err
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if !named && cfg.Port == 0 {
+		// Ephemeral listeners share the port 0 of their default name.
+		base := cfg.Name
+		for i := 2; in.named(cfg.Name); i++ {
+			cfg.Name = base + "." + strconv.Itoa(i)
+		}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = in.cfg.Logger
 	}
 	cfg.Logger = cfg.Logger.With("listener", cfg.Name)
 	l := &Listener{cfg: cfg, inst: in}
+	l.port.Store(int32(cfg.Port))
 	l.acl.p.Store(cfg.ACL)
 	if l.aff, err = newAffinity(cfg); err != nil {
 		return nil, err
 	}
-	in.mu.Lock()
-	defer in.mu.Unlock()
 	for _, o := range in.listeners {
 		if o.cfg.Name == cfg.Name {
 			return nil, fmt.Errorf("listener: Name %q: %w", cfg.Name, ErrExists)
 		}
-		if clash(o.cfg, cfg) {
+		if clash(o, cfg) {
 			return nil, fmt.Errorf("listener: Port %d: used by listener %q: %w", cfg.Port, o.cfg.Name, ErrExists)
 		}
 	}
@@ -106,13 +116,20 @@ func (in *Instance) Add(cfg Config) (*Listener, error) {
 	return l, nil
 }
 
-// clash reports whether two listeners would share a port: TCP, HTTP and
-// HTTPS share the TCP port space, UDP has its own.
-func clash(a, b Config) bool {
-	if (a.Protocol == UDP) != (b.Protocol == UDP) {
+// clash reports whether listener o and a new listener b would share a
+// port: TCP, HTTP and HTTPS share the TCP port space, UDP has its own.
+// Port 0 clashes with nothing: the system gives each its own port.
+func clash(o *Listener, b Config) bool {
+	oPort, oEnd := o.Port(), o.cfg.EndPort
+	if (o.cfg.Protocol == UDP) != (b.Protocol == UDP) || oPort == 0 || b.Port == 0 {
 		return false
 	}
-	return a.Port <= max(b.Port, b.EndPort) && b.Port <= max(a.Port, a.EndPort)
+	return oPort <= max(b.Port, b.EndPort) && b.Port <= max(oPort, oEnd)
+}
+
+// named reports whether a listener of the instance is called name.
+func (in *Instance) named(name string) bool {
+	return slices.ContainsFunc(in.listeners, func(l *Listener) bool { return l.cfg.Name == name })
 }
 
 func (in *Instance) checkBandwidth(l *Listener, mbps int) error {

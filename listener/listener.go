@@ -52,6 +52,7 @@ type Listener struct {
 	c    counters
 	aff  *session.Affinity // source-IP persistence, nil when off
 	hc   hcRef             // the running health checkers, if any
+	port atomic.Int32      // Config.Port, or the port a Port 0 listener bound
 
 	mu    sync.Mutex // serializes Start, Stop, SetBandwidth
 	state State
@@ -78,8 +79,10 @@ func (l *Listener) Name() string { return l.cfg.Name }
 // Protocol returns the listener's protocol.
 func (l *Listener) Protocol() Protocol { return l.cfg.Protocol }
 
-// Port returns the listener's (first) port.
-func (l *Listener) Port() int { return l.cfg.Port }
+// Port returns the listener's (first) port: Config.Port or, for Port 0,
+// the port the system picked when the listener first started (0 until
+// then).
+func (l *Listener) Port() int { return int(l.port.Load()) }
 
 // Group returns the listener's server group.
 func (l *Listener) Group() *balancer.Group { return l.cfg.Group }
@@ -101,8 +104,10 @@ func (l *Listener) Addrs() []net.Addr {
 	return l.srv.addrs()
 }
 
-// Start starts a stopped listener: it binds its ports and serves. A bind
-// failure leaves it stopped. Starting a running listener does nothing.
+// Start starts a stopped listener: it binds its ports and serves. A
+// listener on Port 0 binds a port the system picks the first time and the
+// same port on every later Start. A bind failure leaves it stopped.
+// Starting a running listener does nothing.
 func (l *Listener) Start() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -128,6 +133,7 @@ func (l *Listener) Start() error {
 		srv.shutdown(context.Background())
 		return err
 	}
+	l.keepPort(srv)
 	l.srv, l.state = srv, Running
 	l.cfg.Logger.Info("listener started", "protocol", l.cfg.Protocol, "addrs", srv.addrs())
 	return nil
@@ -163,13 +169,13 @@ func (l *Listener) SetACL(p *acl.Policy) error {
 	return nil
 }
 
-// SetBandwidth changes the listener's cap in Mbps (1–5120; 0 uncaps it,
-// sharing the instance's cap if it has one). The instance's total cap
-// still bounds the sum of its listeners' caps. Open connections follow the
-// new cap at once.
+// SetBandwidth changes the listener's cap in Mbps (0 uncaps it, sharing
+// the instance's cap if it has one; negative is refused). The instance's
+// total cap still bounds the sum of its listeners' caps. Open connections
+// follow the new cap at once.
 func (l *Listener) SetBandwidth(mbps int) error {
-	if mbps < 0 || mbps > MaxBandwidth {
-		return configErr("Bandwidth", mbps, "out of range 1–5120 Mbps (0 = uncapped)")
+	if err := checkBandwidth(mbps); err != nil {
+		return err
 	}
 	if err := l.inst.checkBandwidth(l, mbps); err != nil {
 		return err
@@ -214,9 +220,30 @@ func (l *Listener) Bandwidth() int {
 
 // Stats returns a snapshot of the listener's counters.
 func (l *Listener) Stats() Stats {
-	s := Stats{Name: l.cfg.Name, Protocol: l.cfg.Protocol, Port: l.cfg.Port, State: l.State()}
+	s := Stats{Name: l.cfg.Name, Protocol: l.cfg.Protocol, Port: l.Port(), State: l.State()}
 	l.c.snapshot(&s)
 	return s
+}
+
+// keepPort records the port the system picked for a Port 0 listener now
+// serving as srv, so Port reports it and a restart binds it again rather
+// than moving the listener. The caller holds l.mu or owns l alone.
+func (l *Listener) keepPort(srv server) {
+	if l.cfg.Port == 0 {
+		l.cfg.Port = addrPort(srv.addrs()[0])
+		l.port.Store(int32(l.cfg.Port))
+	}
+}
+
+// addrPort returns the port of a bound TCP or UDP address.
+func addrPort(a net.Addr) int {
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		return a.Port
+	case *net.UDPAddr:
+		return a.Port
+	}
+	return 0
 }
 
 // acceptLoop calls accept until the listener behind it is closed, giving

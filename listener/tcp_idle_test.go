@@ -25,7 +25,7 @@ func TestTCPIdleSweepBound(t *testing.T) {
 		// phase places a sweep relative to T+setting; the others follow
 		// every idleTick.
 		for _, phase := range []time.Duration{0, -time.Nanosecond, -idleTick / 2} {
-			t.Run(seconds(setting)+"/phase"+phase.String(), func(t *testing.T) {
+			t.Run(setting.String()+"/phase"+phase.String(), func(t *testing.T) {
 				c, s, client, backendErr := idleConn(t, setting)
 				lastByte := time.Now()
 				touched := lastByte.Add(copyBound) // the latest touch the copy allows
@@ -115,13 +115,13 @@ func wantReset(t *testing.T, client net.Conn, backendErr chan error) {
 	}
 }
 
-// The idle reset on real sockets at the smallest setting: between 10 s
-// and 11 s after the last byte, on both sides. It takes 10 s of wall
-// time, so it runs in parallel.
+// The idle reset on real sockets at a setting below the CLB's 10 s, which
+// the library takes: between 1 s and 2 s after the last byte, on both
+// sides. It takes a second of wall time, so it runs in parallel.
 func TestTCPIdleResetTiming(t *testing.T) {
 	t.Parallel()
 	leaks(t)
-	const setting = 10 * time.Second
+	const setting = time.Second
 	type result struct {
 		err error
 		at  time.Time
@@ -169,7 +169,6 @@ func TestTCPIdleResetTiming(t *testing.T) {
 			t.Logf("%s reset %v after the last byte", side.name, got)
 		}
 	}
-	if got := l.Stats().IdleResets; got != 1 {
-		t.Errorf("IdleResets = %d, want 1", got)
-	}
+	// The sweep counts a reset just after sending it.
+	eventually(t, "IdleResets to be 1", func() bool { return l.Stats().IdleResets == 1 })
 }

@@ -23,7 +23,7 @@ func BenchmarkUDPForward(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	l, err := in.Add(Config{Protocol: UDP, Host: "127.0.0.1", Port: freeUDPPort(b), Group: g})
+	l, err := in.Add(Config{Protocol: UDP, Host: "127.0.0.1", Group: g})
 	if err != nil {
 		b.Fatal(err)
 	}

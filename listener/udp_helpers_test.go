@@ -76,15 +76,16 @@ func (b *udpBackend) backend(weight int) balancer.Backend {
 	return balancer.Backend{ID: b.name, Addr: b.addr(), Weight: weight}
 }
 
-// freeUDPPort returns a UDP port on 127.0.0.1 that was free a moment ago.
-func freeUDPPort(t testing.TB) int {
+// deadUDPAddr returns a loopback UDP address nothing listens on: one that
+// was bound a moment ago, so datagrams to it draw ICMP port unreachable.
+func deadUDPAddr(t testing.TB) string {
 	t.Helper()
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer pc.Close()
-	return pc.LocalAddr().(*net.UDPAddr).Port
+	return pc.LocalAddr().String()
 }
 
 // newUDPInstance is newInstance whose listeners are stopped at cleanup
@@ -105,9 +106,6 @@ func newUDPInstance(t *testing.T) *Instance {
 func addUDPListener(t *testing.T, in *Instance, cfg Config) *Listener {
 	t.Helper()
 	cfg.Protocol = UDP
-	if cfg.Port == 0 {
-		cfg.Port = freeUDPPort(t)
-	}
 	return addListener(t, in, cfg)
 }
 
@@ -119,6 +117,7 @@ func startUDPServer(t *testing.T, l *Listener, opt udpOptions) *udpServer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	l.keepPort(s)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()

@@ -64,17 +64,12 @@ func TestUDPWeights(t *testing.T) {
 	}
 }
 
-// shortIdle adds a stopped UDP listener and starts it with an idle
-// timeout below the public range.
+// shortIdle adds a UDP listener with a short idle timeout, below the
+// CLB's 1 s, which the library takes.
 func shortIdle(t *testing.T, in *Instance, cfg Config, idle time.Duration) *Listener {
 	t.Helper()
-	cfg.Stopped = true
-	l := addUDPListener(t, in, cfg)
-	l.cfg.IdleTimeout = idle
-	if err := l.Start(); err != nil {
-		t.Fatal(err)
-	}
-	return l
+	cfg.IdleTimeout = idle
+	return addUDPListener(t, in, cfg)
 }
 
 func TestUDPIdleExpiryRepicks(t *testing.T) {
@@ -328,7 +323,7 @@ func TestUDPFlowTableFull(t *testing.T) {
 
 func TestUDPBackendPortClosed(t *testing.T) {
 	leaks(t)
-	dead := balancer.Backend{ID: "dead", Addr: "127.0.0.1:" + strconv.Itoa(freeUDPPort(t)), Weight: 100}
+	dead := balancer.Backend{ID: "dead", Addr: deadUDPAddr(t), Weight: 100}
 	live := startUDPEcho(t, "live")
 	g := newGroup(t, nil, dead)
 	in := newUDPInstance(t)
@@ -426,11 +421,10 @@ func TestUDPIPv6(t *testing.T) {
 	if err != nil {
 		t.Skip("no IPv6 loopback:", err)
 	}
-	port := probe.LocalAddr().(*net.UDPAddr).Port
 	probe.Close()
 	back := startUDPEchoOn(t, "v6", "[::1]:0")
 	in := newUDPInstance(t)
-	l := addListener(t, in, Config{Protocol: UDP, Host: "::1", Port: port, ProxyProtocol: 0, Group: newGroup(t, nil, back.backend(100))})
+	l := addListener(t, in, Config{Protocol: UDP, Host: "::1", ProxyProtocol: 0, Group: newGroup(t, nil, back.backend(100))})
 	c := udpDial(t, "", listenerAddr(l))
 	if got := udpAsk(t, c, "over v6"); got != "v6" {
 		t.Errorf("reached %q, want v6", got)
@@ -450,7 +444,14 @@ func TestUDPPortRange(t *testing.T) {
 			b.close()
 		}
 		backends = backends[:0]
-		base = freeUDPPort(t)
+		// A range needs known ports (Port 0 takes no EndPort): probe
+		// for one the system would give.
+		probe, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		base = probe.LocalAddr().(*net.UDPAddr).Port
+		probe.Close()
 		for i := range 3 {
 			free := func(host string) bool {
 				pc, err := net.ListenPacket("udp", host+":"+strconv.Itoa(base+i))

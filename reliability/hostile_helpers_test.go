@@ -68,8 +68,9 @@ func newGroup(t *testing.T, bs ...*backend) *balancer.Group {
 	return g
 }
 
-// addListener starts cfg on 127.0.0.1 at a free port in an instance of
-// its own, stopped when the test ends.
+// addListener starts cfg on 127.0.0.1 at a port the system picks (Port
+// 0, reported by Port) in an instance of its own, stopped when the test
+// ends.
 func addListener(t *testing.T, cfg listener.Config) *listener.Listener {
 	t.Helper()
 	in, err := listener.NewInstance(listener.InstanceConfig{ID: "lb-hostile", Logger: slog.New(slog.DiscardHandler)})
@@ -80,26 +81,9 @@ func addListener(t *testing.T, cfg listener.Config) *listener.Listener {
 		in.Stop(ctx)
 	})
 	cfg.Host = "127.0.0.1"
-	cfg.Port = freePort(t, cfg.Protocol == listener.UDP)
 	l, err := in.Add(cfg)
 	require.NoError(t, err)
 	return l
-}
-
-// freePort returns a TCP or UDP port on 127.0.0.1 that was free a moment
-// ago.
-func freePort(t *testing.T, udp bool) int {
-	t.Helper()
-	if udp {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-		require.NoError(t, err)
-		defer pc.Close()
-		return pc.LocalAddr().(*net.UDPAddr).Port
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 func addr(l *listener.Listener) string {

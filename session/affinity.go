@@ -13,7 +13,6 @@ const (
 	DefaultMaxEntries = 1 << 18
 	minEntries        = shardCount
 	maxEntries        = 1 << 26
-	maxPersistence    = 3600 * time.Second
 	shardCount        = 64
 )
 
@@ -22,7 +21,8 @@ const (
 type AffinityConfig struct {
 	// PersistenceTimeout is how long a source address stays bound to its
 	// backend after its last Set or Touch. Zero turns persistence off:
-	// Lookup always misses and Set stores nothing. Range 0, or 1s–3600s.
+	// Lookup always misses and Set stores nothing; negative is refused.
+	// The clb example enforces the CLB's 0–3600 s.
 	PersistenceTimeout time.Duration
 	// MaxEntries bounds the number of addresses remembered. If zero,
 	// 262144 is used. Range 64–67108864. The bound is split evenly over
@@ -94,9 +94,8 @@ type affEntry struct {
 
 // NewAffinity returns a table for cfg, or a *ConfigError.
 func NewAffinity(cfg AffinityConfig) (*Affinity, error) {
-	if cfg.PersistenceTimeout != 0 &&
-		(cfg.PersistenceTimeout < time.Second || cfg.PersistenceTimeout > maxPersistence) {
-		return nil, configErr("PersistenceTimeout", cfg.PersistenceTimeout, "out of range 0 (off) or 1s–3600s")
+	if cfg.PersistenceTimeout < 0 {
+		return nil, configErr("PersistenceTimeout", cfg.PersistenceTimeout, "negative (0 = off)")
 	}
 	n := cfg.MaxEntries
 	if n == 0 {

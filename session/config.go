@@ -40,9 +40,7 @@ const (
 	// Config.CookieTimeout is zero.
 	DefaultCookieTimeout = time.Hour
 
-	minCookieTimeout = time.Second
-	maxCookieTimeout = 86400 * time.Second
-	maxCookieName    = 200
+	maxCookieName = 200
 	// MinKeyLen is the shortest HMAC key accepted.
 	MinKeyLen = 16
 )
@@ -72,9 +70,11 @@ type Config struct {
 	// the balancer to honour it, whatever the client does with Max-Age.
 	// An active client's cookie is re-issued once it is half this old, so
 	// the session ends after this long without requests (sliding
-	// expiry). If zero, one hour is used. Range 1s–86400s, whole seconds.
+	// expiry). If zero, one hour is used. Positive whole seconds, as
+	// Max-Age counts them; others are refused. The clb example enforces
+	// the CLB's 1–86400 s.
 	//
-	// Rewrite mode ignores it (a nonzero value must still be in range):
+	// Rewrite mode ignores it (a nonzero value must still be valid):
 	// the application's cookie attributes decide how long the client
 	// keeps the cookie, and the token's age is not checked.
 	CookieTimeout time.Duration
@@ -136,9 +136,8 @@ func (c Config) withDefaults() (Config, error) {
 		c.CookieTimeout = DefaultCookieTimeout
 	}
 	if c.CookieTimeout != 0 {
-		if c.CookieTimeout < minCookieTimeout || c.CookieTimeout > maxCookieTimeout ||
-			c.CookieTimeout%time.Second != 0 {
-			return c, configErr("CookieTimeout", c.CookieTimeout, "out of range 1s–86400s, whole seconds")
+		if c.CookieTimeout < 0 || c.CookieTimeout%time.Second != 0 {
+			return c, configErr("CookieTimeout", c.CookieTimeout, "want positive whole seconds")
 		}
 	}
 	switch c.SameSite {

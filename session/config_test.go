@@ -31,7 +31,7 @@ func TestNewConfig(t *testing.T) {
 		{name: "unknown mode", cfg: Config{Mode: 7}, field: "Mode"},
 		{name: "timeout 1s", cfg: Config{CookieTimeout: time.Second}},
 		{name: "timeout 86400s", cfg: Config{CookieTimeout: 86400 * time.Second}},
-		{name: "timeout 86401s", cfg: Config{CookieTimeout: 86401 * time.Second}, field: "CookieTimeout"},
+		{name: "timeout 30 days, beyond the CLB", cfg: Config{CookieTimeout: 30 * 86400 * time.Second}},
 		{name: "timeout 500ms", cfg: Config{CookieTimeout: 500 * time.Millisecond}, field: "CookieTimeout"},
 		{name: "timeout 1.5s", cfg: Config{CookieTimeout: 1500 * time.Millisecond}, field: "CookieTimeout"},
 		{name: "timeout negative", cfg: Config{CookieTimeout: -time.Second}, field: "CookieTimeout"},
@@ -63,12 +63,12 @@ func TestNewConfig(t *testing.T) {
 }
 
 func TestConfigErrorMessage(t *testing.T) {
-	_, err := New(Config{CookieTimeout: 90000 * time.Second})
-	if got, want := err.Error(), `session: CookieTimeout 25h0m0s: out of range 1s–86400s, whole seconds`; got != want {
+	_, err := New(Config{CookieTimeout: 1500 * time.Millisecond})
+	if got, want := err.Error(), `session: CookieTimeout 1.5s: want positive whole seconds`; got != want {
 		t.Errorf("error = %q, want %q", got, want)
 	}
-	_, err = NewAffinity(AffinityConfig{PersistenceTimeout: time.Hour + time.Second})
-	if got, want := err.Error(), `session: PersistenceTimeout 1h0m1s: out of range 0 (off) or 1s–3600s`; got != want {
+	_, err = NewAffinity(AffinityConfig{PersistenceTimeout: -time.Second})
+	if got, want := err.Error(), `session: PersistenceTimeout -1s: negative (0 = off)`; got != want {
 		t.Errorf("error = %q, want %q", got, want)
 	}
 }

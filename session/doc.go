@@ -83,8 +83,8 @@
 //
 // # Source-IP persistence
 //
-// [Affinity] is the TCP and UDP listeners' table (PersistenceTimeout
-// 0–3600 s, 0 = off): a sharded map from source address to backend ID with
+// [Affinity] is the TCP and UDP listeners' table (any PersistenceTimeout,
+// 0 = off): a sharded map from source address to backend ID with
 // an idle timeout, bounded in size with per-shard LRU eviction, reclaimed
 // lazily and by [Affinity.Sweep] without any goroutine:
 //

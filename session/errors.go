@@ -9,7 +9,7 @@ import (
 // ConfigError reports a refused configuration value: the field, the value
 // as given and the reason, for example
 //
-//	session: CookieTimeout 0.5s: out of range 1s–86400s, whole seconds
+//	session: CookieTimeout 1.5s: want positive whole seconds
 //
 // New, NewAffinity, SetKeys and SetBackends return it. Key material is never
 // echoed: a refused key is reported by its length only.

@@ -73,13 +73,13 @@ func Example_rewrite() {
 }
 
 func ExampleNew() {
-	_, err := session.New(session.Config{CookieTimeout: 2 * 86400 * time.Second})
+	_, err := session.New(session.Config{CookieTimeout: 1500 * time.Millisecond})
 	var ce *session.ConfigError
 	fmt.Println(errors.As(err, &ce), ce.Field)
 	fmt.Println(err)
 	// Output:
 	// true CookieTimeout
-	// session: CookieTimeout 48h0m0s: out of range 1s–86400s, whole seconds
+	// session: CookieTimeout 1.5s: want positive whole seconds
 }
 
 func ExampleSticky_EncodeAt() {

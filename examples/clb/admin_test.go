@@ -8,11 +8,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/lbkit/lbkit/internal/exampletest"
 	"github.com/lbkit/lbkit/internal/leakcheck"
 )
 
@@ -22,22 +22,37 @@ func writeTCPConfig(t *testing.T, name, extra string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), name)
 	cfg := fmt.Sprintf("%sBackendServers: [{ServerId: a, ServerIp: 127.0.0.1}]\n"+
-		"Listeners: [{ListenerProtocol: tcp, ListenerPort: %s, BackendServerPort: 9, HealthCheck: \"off\"}]\n", extra, exampletest.FreePort(t))
+		"Listeners: [{ListenerProtocol: tcp, ListenerPort: %d, BackendServerPort: 9, HealthCheck: \"off\"}]\n", extra, configPort(t))
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return path
 }
 
-// With -config the admin server listens only where told, so two clb
-// processes with default flags run side by side; AdminAddress tells it.
-func TestTwoConfigsOneHost(t *testing.T) {
-	admin := "127.0.0.1:" + exampletest.FreePort(t)
-	first := startClb(t, "-config", writeTCPConfig(t, "a.yaml", "AdminAddress: "+admin+"\n"))
-	second := startClb(t, "-config", writeTCPConfig(t, "b.yaml", ""))
-	if want := "Admin: http://" + admin + "/"; !strings.Contains(first.stdout, want) {
-		t.Errorf("first clb's output lacks %q:\n%s", want, first.stdout)
+// configPort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// A clb file must name its ListenerPort (the CLB's profile refuses 0), so
+// these tests, unlike the library's, need a known port before the start.
+func configPort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// With -config the admin server listens only where told, so two clb
+// processes with default flags run side by side; AdminAddress tells it
+// (port 0: a free port, which the "Admin:" line reports).
+func TestTwoConfigsOneHost(t *testing.T) {
+	first := startClb(t, "-config", writeTCPConfig(t, "a.yaml", "AdminAddress: 127.0.0.1:0\n"))
+	second := startClb(t, "-config", writeTCPConfig(t, "b.yaml", ""))
+	m := regexp.MustCompile(`Admin: http://(127\.0\.0\.1:[1-9][0-9]*)/`).FindStringSubmatch(first.stdout)
+	if m == nil {
+		t.Fatalf("first clb's output lacks the admin address:\n%s", first.stdout)
+	}
+	admin := m[1]
 	if strings.Contains(second.stdout, "Admin:") {
 		t.Errorf("second clb started an admin server without being asked:\n%s", second.stdout)
 	}

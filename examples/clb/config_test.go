@@ -575,3 +575,71 @@ Listeners:
 		t.Errorf("errors:\n%v\nwant:\n%s…", err, strings.Join(want, "\n"))
 	}
 }
+
+// The CLB's ranges, which the library packages no longer enforce, are
+// refused here at both ends, with the CLB's messages, and their edges are
+// accepted.
+func TestCLBProfileRanges(t *testing.T) {
+	tests := []struct {
+		proto, key, extra string
+		lo, hi            int // the CLB's range
+		rng               string
+	}{
+		{"tcp", "ListenerPort", "", 1, 65535, "1–65535"},
+		{"tcp", "PersistenceTimeout", "", 0, 3600, "0–3600 (seconds)"},
+		{"udp", "PersistenceTimeout", "HealthCheck: \"off\"\n    ", 0, 3600, "0–3600 (seconds)"},
+		{"tcp", "EstablishedTimeout", "", 10, 900, "10–900 (seconds)"},
+		{"tcp", "ConnectionDrainTimeout", "ConnectionDrain: \"on\"\n    ", 10, 900, "10–900 (seconds)"},
+		{"udp", "IdleTimeout", "HealthCheck: \"off\"\n    ", 1, 3600, "1–3600 (seconds)"},
+		{"http", "IdleTimeout", "", 1, 60, "1–60 (seconds)"},
+		{"http", "RequestTimeout", "", 1, 180, "1–180 (seconds)"},
+		{"http", "CookieTimeout", "StickySession: \"on\"\n    ", 1, 86400, "1–86400 (seconds)"},
+		{"tcp", "Bandwidth", "", 1, 5120, "-1 (unlimited) or 1–5120 (Mbps)"},
+		{"tcp", "HealthCheckInterval", "", 1, 50, "1–50 (seconds)"},
+		{"tcp", "HealthCheckConnectTimeout", "", 1, 300, "1–300 (seconds)"},
+		{"tcp", "HealthyThreshold", "", 2, 10, "2–10"},
+		{"tcp", "UnhealthyThreshold", "", 2, 10, "2–10"},
+	}
+	load := func(t *testing.T, proto, key, extra string, v int) error {
+		t.Helper()
+		port := 9000
+		if key == "ListenerPort" {
+			port = v
+		}
+		yaml := fmt.Sprintf("  - ListenerProtocol: %s\n    ListenerPort: %d\n    BackendServerPort: 80\n    %s", proto, port, extra)
+		if key != "ListenerPort" {
+			yaml += fmt.Sprintf("%s: %d\n", key, v)
+		}
+		f, err := Parse("t.yaml", ".", []byte(goodBase+yaml))
+		if err == nil {
+			_, err = planFile(f, testEnv(t))
+		}
+		return err
+	}
+	for _, tt := range tests {
+		t.Run(tt.proto+"/"+tt.key, func(t *testing.T) {
+			for _, v := range []int{tt.lo - 1, tt.hi + 1} {
+				if tt.key == "Bandwidth" && v == 0 {
+					v = -2 // -1 is "unlimited"
+				}
+				err := load(t, tt.proto, tt.key, tt.extra, v)
+				want := fmt.Sprintf("Listeners[0].%s: %d out of range %s", tt.key, v, tt.rng)
+				if err == nil || !strings.Contains(err.Error(), want) {
+					t.Errorf("%s %d: error %v, want %q", tt.key, v, err, want)
+				}
+			}
+			for _, v := range []int{tt.lo, tt.hi} {
+				if err := load(t, tt.proto, tt.key, tt.extra, v); err != nil {
+					t.Errorf("%s %d (the CLB's edge): %v", tt.key, v, err)
+				}
+			}
+		})
+	}
+	for _, port := range []int{250, 4789, 4790} {
+		err := load(t, "udp", "ListenerPort", "HealthCheck: \"off\"\n    ", port)
+		want := fmt.Sprintf("Listeners[0].ListenerPort: %d reserved for udp (250, 4789, 4790)", port)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("udp port %d: error %v, want %q", port, err, want)
+		}
+	}
+}

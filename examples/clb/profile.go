@@ -149,7 +149,7 @@ func switchRow(key string, protos proto, get func(*Listener) string) field {
 var listenerProfile = []field{
 	intRow("ListenerPort", pAll, portRange, func(l *Listener) int { return l.ListenerPort }),
 	intRow("BackendServerPort", pAll, portRange, func(l *Listener) int { return l.BackendServerPort }),
-	intRow("Bandwidth", pAll, bound{lo: 1, hi: listener.MaxBandwidth, unit: "Mbps", unlimited: true}, func(l *Listener) int { return l.Bandwidth }),
+	intRow("Bandwidth", pAll, bound{lo: 1, hi: 5120, unit: "Mbps", unlimited: true}, func(l *Listener) int { return l.Bandwidth }),
 	strRow("Scheduler", pTCP, func(l *Listener) string { return l.Scheduler }, "wrr", "rr", "sch", "tch", "wlc"),
 	strRow("Scheduler", pUDP, func(l *Listener) string { return l.Scheduler }, "wrr", "rr", "sch", "tch", "qch", "wlc"),
 	strRow("Scheduler", pWeb, func(l *Listener) string { return l.Scheduler }, "wrr", "rr", "wlc"),

@@ -51,7 +51,7 @@ type config struct {
 func main() {
 	cfg := config{}
 	var backends string
-	flag.StringVar(&cfg.Listen, "listen", "127.0.0.1:8090", "listener `address`")
+	flag.StringVar(&cfg.Listen, "listen", "127.0.0.1:8090", "listener `address` (port 0: a free port, printed at start)")
 	flag.StringVar(&backends, "backends", "", "comma-separated backends `host:port`; empty starts demo backends")
 	flag.IntVar(&cfg.Requests, "requests", 300, "demo `requests` to send at start-up")
 	flag.Parse()
@@ -108,7 +108,7 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	addr := net.JoinHostPort(host, strconv.Itoa(port))
+	addr := net.JoinHostPort(host, strconv.Itoa(l.Port())) // the bound port, for -listen :0 too
 	fmt.Fprintf(out, "customscheduler: %s over %d backends on http://%s\n", sched.Name(), len(backends), addr)
 
 	feedCtx, stopFeed := context.WithCancel(ctx)

@@ -69,7 +69,7 @@ func TestCustomSchedulerListener(t *testing.T) {
 	defer cancel()
 	errc := make(chan error, 1)
 	go func() {
-		errc <- run(ctx, config{Listen: "127.0.0.1:" + exampletest.FreePort(t), Requests: 200, ready: func(a string) { ready <- a }}, &out)
+		errc <- run(ctx, config{Listen: "127.0.0.1:0", Requests: 200, ready: func(a string) { ready <- a }}, &out)
 	}()
 	var addr string
 	select {

@@ -74,7 +74,7 @@ var probes = []string{"a.example.test", "x.b.example.test", "b.example.test", "w
 func main() {
 	cfg := config{}
 	var backends string
-	flag.StringVar(&cfg.Listen, "listen", "127.0.0.1:8443", "listener `address`")
+	flag.StringVar(&cfg.Listen, "listen", "127.0.0.1:8443", "listener `address` (port 0: a free port, printed at start)")
 	flag.StringVar(&backends, "backends", "", "comma-separated backends `host:port`; empty starts a demo backend")
 	flag.BoolVar(&cfg.MTLS, "mtls", false, "require client certificates (mutual TLS)")
 	flag.StringVar(&cfg.Policy, "policy", tlspolicy.Policy12StrictWith13, "TLS security `policy`")
@@ -178,10 +178,11 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if _, err := inst.Add(listener.Config{Protocol: listener.HTTPS, Host: host, Port: port, Group: group, HTTP: opts}); err != nil {
+	l, err := inst.Add(listener.Config{Protocol: listener.HTTPS, Host: host, Port: port, Group: group, HTTP: opts})
+	if err != nil {
 		return err
 	}
-	addr := net.JoinHostPort(host, strconv.Itoa(port))
+	addr := net.JoinHostPort(host, strconv.Itoa(l.Port())) // the bound port, for -listen :0 too
 	mtls := "off"
 	if cfg.MTLS {
 		mtls = "on (client certificates from the demo CA)"

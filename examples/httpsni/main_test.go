@@ -31,7 +31,7 @@ func TestHTTPSNI(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			var out exampletest.Output
-			info, stop := start(t, config{Listen: "127.0.0.1:" + exampletest.FreePort(t), MTLS: mtls, Policy: tlspolicy.Policy12StrictWith13}, &out)
+			info, stop := start(t, config{Listen: "127.0.0.1:0", MTLS: mtls, Policy: tlspolicy.Policy12StrictWith13}, &out)
 
 			for _, want := range []string{
 				"a.example.test     → CN=a.example.test\n",

@@ -60,7 +60,7 @@ type config struct {
 
 func main() {
 	cfg := config{}
-	flag.StringVar(&cfg.Listen, "listen", "127.0.0.1:4433", "load balancer UDP `address`")
+	flag.StringVar(&cfg.Listen, "listen", "127.0.0.1:4433", "load balancer UDP `address` (port 0: a free port, printed at start)")
 	flag.IntVar(&cfg.Backends, "backends", 3, "number of QUIC backends (2–16)")
 	flag.DurationVar(&cfg.Timeout, "timeout", 15*time.Second, "bound on the whole demo")
 	flag.Parse()
@@ -183,7 +183,7 @@ func run(ctx context.Context, cfg config, out io.Writer) (err error) {
 			err = serr
 		}
 	}()
-	lbAddr := netip.AddrPortFrom(ip.Unmap(), uint16(port))
+	lbAddr := netip.AddrPortFrom(ip.Unmap(), uint16(l.Port())) // the bound port, for -listen :0 too
 	fmt.Fprintf(out, "load balancer on udp %s: qch with a QUIC-LB router (%s, %d-octet connection IDs)\n",
 		lbAddr, dec.Mode(), lbCfg.ConnIDLen())
 

@@ -55,7 +55,7 @@ type config struct {
 func main() {
 	cfg := config{}
 	var backends string
-	flag.StringVar(&cfg.Listen, "listen", "127.0.0.1:8000", "proxy `address`")
+	flag.StringVar(&cfg.Listen, "listen", "127.0.0.1:8000", "proxy `address` (port 0: a free port, printed at start)")
 	flag.StringVar(&backends, "backends", "", "comma-separated backends `host:port[=weight]`; empty starts demo backends")
 	flag.IntVar(&cfg.ProxyProtocol, "proxy-protocol", 0, "PROXY protocol `version` sent to backends: 0 (off), 1 or 2")
 	flag.DurationVar(&cfg.HealthInterval, "health-interval", 2*time.Second, "TCP health check `interval` (1s–50s)")
@@ -75,7 +75,7 @@ func main() {
 // run serves the proxy until ctx is done, then stops it gracefully.
 func run(ctx context.Context, cfg config, out io.Writer) error {
 	out = &syncWriter{w: out}
-	host, port, err := splitHostPort(cfg.Listen)
+	host, port, err := splitHostPort(cfg.Listen, 0)
 	if err != nil {
 		return fmt.Errorf("-listen: %w", err)
 	}
@@ -112,7 +112,7 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	_, err = inst.Add(listener.Config{
+	l, err := inst.Add(listener.Config{
 		Name:          "tcpproxy",
 		Protocol:      listener.TCP,
 		Host:          host,
@@ -136,7 +136,7 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 		return err
 	}
 
-	addr := net.JoinHostPort(host, strconv.Itoa(port))
+	addr := net.JoinHostPort(host, strconv.Itoa(l.Port())) // the bound port, for -listen :0 too
 	pp := "off"
 	if cfg.ProxyProtocol != 0 {
 		pp = "v" + strconv.Itoa(cfg.ProxyProtocol)
@@ -173,20 +173,20 @@ func parseBackend(s string) (balancer.Backend, error) {
 		}
 		b.Weight = w
 	}
-	if _, _, err := splitHostPort(addr); err != nil {
+	if _, _, err := splitHostPort(addr, 1); err != nil {
 		return b, fmt.Errorf("backend %q: %w", s, err)
 	}
 	return b, nil
 }
 
-func splitHostPort(s string) (string, int, error) {
+func splitHostPort(s string, lo int) (string, int, error) {
 	host, p, err := net.SplitHostPort(s)
 	if err != nil {
 		return "", 0, err
 	}
 	port, err := strconv.Atoi(p)
-	if err != nil || port < 1 || port > 65535 {
-		return "", 0, fmt.Errorf("port %q out of range 1–65535", p)
+	if err != nil || port < lo || port > 65535 {
+		return "", 0, fmt.Errorf("port %q out of range %d–65535", p, lo)
 	}
 	return host, port, nil
 }

@@ -27,7 +27,7 @@ func TestTCPProxy(t *testing.T) {
 			t.Parallel()
 			out := &exampletest.Output{}
 			addr, stop := start(t, config{
-				Listen:         "127.0.0.1:" + exampletest.FreePort(t),
+				Listen:         "127.0.0.1:0",
 				ProxyProtocol:  pp,
 				HealthInterval: time.Second,
 			}, out)
@@ -105,7 +105,7 @@ func TestTCPProxyBackends(t *testing.T) {
 	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "web") }))
 	defer web.Close()
 	addr, stop := start(t, config{
-		Listen:         "127.0.0.1:" + exampletest.FreePort(t),
+		Listen:         "127.0.0.1:0",
 		Backends:       []string{web.Listener.Addr().String() + "=80"},
 		HealthInterval: time.Second,
 	}, io.Discard)

@@ -60,7 +60,7 @@ type config struct {
 func main() {
 	cfg := config{}
 	var backends, methods string
-	flag.StringVar(&cfg.Listen, "listen", "127.0.0.1:8080", "listener `address`")
+	flag.StringVar(&cfg.Listen, "listen", "127.0.0.1:8080", "listener `address` (port 0: a free port, printed at start)")
 	flag.StringVar(&backends, "backends", "", "comma-separated backends `host:port`; empty starts a demo backend")
 	flag.StringVar(&methods, "methods", "GET,HEAD,POST", "allowed `methods`, comma-separated")
 	flag.IntVar(&cfg.MaxHeader, "max-header", 1024, "largest header field in `bytes` (name and value)")
@@ -124,7 +124,7 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	_, err = inst.Add(listener.Config{
+	l, err := inst.Add(listener.Config{
 		Protocol: listener.HTTP,
 		Host:     host,
 		Port:     port,
@@ -135,7 +135,7 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 		return err
 	}
 
-	addr := net.JoinHostPort(host, strconv.Itoa(port))
+	addr := net.JoinHostPort(host, strconv.Itoa(l.Port())) // the bound port, for -listen :0 too
 	u := "http://" + addr
 	fmt.Fprintf(out, "waf: listening on %s; methods %s, header fields ≤ %d bytes, %v req/s per client IP (burst %d)\n",
 		u, strings.Join(cfg.Methods, ","), cfg.MaxHeader, cfg.Rate, cfg.Burst)

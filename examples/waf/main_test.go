@@ -21,7 +21,7 @@ func TestWAF(t *testing.T) {
 	out := &exampletest.Output{}
 	const burst = 8
 	base, stop := start(t, config{
-		Listen:    "127.0.0.1:" + exampletest.FreePort(t),
+		Listen:    "127.0.0.1:0",
 		Methods:   []string{"GET", "HEAD", "POST"},
 		MaxHeader: 1024,
 		Rate:      0.01, // no refill during the test

@@ -1,12 +1,11 @@
 // Package exampletest runs lbkit's example programs in their tests: in
-// the background until the test ends, on a free loopback port, with
-// their output captured.
+// the background until the test ends, with their output captured. The
+// examples listen on port 0 and report the address they bound.
 package exampletest
 
 import (
 	"bytes"
 	"context"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -48,18 +47,6 @@ func Start[R any](t testing.TB, run func(ctx context.Context, ready func(R)) err
 	}
 	t.Cleanup(stop)
 	return r, stop
-}
-
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func FreePort(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	return port
 }
 
 // Output collects what a running example writes; it is safe for

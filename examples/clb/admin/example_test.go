@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 
@@ -32,7 +31,7 @@ func Example() {
 		return
 	}
 	defer inst.Stop(context.Background())
-	if _, err := inst.Add(listener.Config{Name: "web", Protocol: listener.TCP, Host: "127.0.0.1", Port: freePort(), Group: group}); err != nil {
+	if _, err := inst.Add(listener.Config{Name: "web", Protocol: listener.TCP, Host: "127.0.0.1", Group: group}); err != nil {
 		fmt.Println(err)
 		return
 	}
@@ -62,14 +61,4 @@ func Example() {
 	// lb-demo: web running, 2 backends
 	//   app-1 weight 100 healthy true
 	//   app-2 weight 100 healthy false
-}
-
-// freePort returns a port on 127.0.0.1 that was free a moment ago.
-func freePort() int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
