@@ -79,7 +79,20 @@ func TestH2Spec(t *testing.T) {
 	for run, got := range []map[string]string{first, runH2Spec(bin, l.cfg.Port, again)} {
 		for _, c := range cases {
 			_, goFailed := goServer[c.id]
-			if out, failed := got[c.id]; failed && !goFailed {
+			out, failed := got[c.id]
+			if failed && !goFailed && strings.Contains(out, "Timeout") {
+				// Sixteen h2spec processes at once can starve a
+				// listener under -race past h2spec's 2 s wait: a
+				// timeout counts only if the case also times out run
+				// alone with 10 s.
+				if again := runH2SpecCase(bin, l.cfg.Port, c, 10); again == "" {
+					t.Logf("run %d: h2spec %s timed out under load and passed alone", run+1, c.id)
+					continue
+				} else {
+					out = again
+				}
+			}
+			if failed && !goFailed {
 				t.Errorf("run %d: the listener fails h2spec %s (%s), which Go's server passes:\n%s", run+1, c.id, c.desc, out)
 			}
 		}
@@ -176,16 +189,26 @@ func runH2Spec(bin string, port int, cases []h2specCase) map[string]string {
 		slots <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-slots }()
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			out, err := exec.CommandContext(ctx, bin, "-t", "-k", "-h", "127.0.0.1", "-p", strconv.Itoa(port), "-o", "2", c.id).CombinedOutput()
-			if err != nil || !h2specOK.Match(out) {
+			if out := runH2SpecCase(bin, port, c, 2); out != "" {
 				mu.Lock()
-				failed[c.id] = string(out)
+				failed[c.id] = out
 				mu.Unlock()
 			}
 		})
 	}
 	wg.Wait()
 	return failed
+}
+
+// runH2SpecCase runs one case with h2spec waiting at most wait seconds
+// for each answer, and returns h2spec's output if the case failed, ""
+// if it passed or was skipped.
+func runH2SpecCase(bin string, port int, c h2specCase, wait int) string {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, "-t", "-k", "-h", "127.0.0.1", "-p", strconv.Itoa(port), "-o", strconv.Itoa(wait), c.id).CombinedOutput()
+	if err != nil || !h2specOK.Match(out) {
+		return string(out)
+	}
+	return ""
 }
