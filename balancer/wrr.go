@@ -1,135 +1,335 @@
 package balancer
 
 import (
-	"container/heap"
+	"cmp"
+	"math"
 	"math/rand/v2"
+	"slices"
+	"sync"
 	"sync/atomic"
 )
 
-// WeightedRoundRobin returns the wrr scheduler: smooth weighted round
-// robin. Over each cycle of sum(weights)/gcd(weights) picks every member is
-// picked in proportion to its weight, and its picks are spread through the
-// cycle rather than bunched: weights 5:1:1 give a a b a c a a.
+// WeightedRoundRobin returns the wrr scheduler: nginx's [smooth weighted
+// round robin]. Over each cycle of sum(weights)/gcd(weights) picks every
+// member is picked in proportion to its weight, and its picks are spread
+// through the cycle rather than bunched: weights 5:1:1 give a a b a c a a.
+// Each step adds every member's weight to its credit, picks the member
+// with the most credit (the first in ID order on a tie) and takes the
+// total weight back from it; the picks are exactly nginx's.
 //
-// The cycle is computed once per snapshot, so a pick is one atomic add and
-// one table read. For cycles up to smoothExactLimit steps × members the
-// sequence is exactly nginx's smooth weighted round robin; beyond that
-// (thousands of members with unequal weights) it is the equivalent
-// earliest-deadline order, which is as even but differs in tie-breaking.
+// A cycle of up to 64Ki picks (512 KiB) is computed once per snapshot, so
+// a pick is one atomic add and one table read. Longer cycles (thousands of members
+// with unequal weights: up to sum(weights) ≈ 650 million picks at 10,000
+// members) are computed lazily, 4096 picks at a time, into two reused
+// blocks, so memory stays O(members) whatever the weights (2.2 MB at
+// 10,000 members); a pick is still one atomic add and one table read, and
+// the first pick of each block computes the next under a lock, in
+// O(log² d) a step for d distinct weights (about 0.2 µs at 10,000 distinct
+// weights, 0.06 µs at 100), so a pick costs that much amortized and that
+// pick waits for 1024 steps. A long cycle starts at its beginning, as
+// nginx does after a reload; a short one at a random point, so that
+// frequent rebuilds do not favour the heaviest member.
+//
+// [smooth weighted round robin]: https://github.com/phusion/nginx/commit/27e94984486058d73157038f7950a0a36ecc6e35
 func WeightedRoundRobin() Scheduler { return wrrScheduler{} }
 
 type wrrScheduler struct{}
 
 func (wrrScheduler) Name() string { return NameWRR }
 
+const (
+	// wrrTableLimit is the longest cycle kept whole: 64Ki picks, 512 KiB.
+	wrrTableLimit = 1 << 16
+	// wrrBlockLen is the number of picks in one lazily computed block:
+	// large enough that the lock at a block boundary is rare, small
+	// enough that the one pick in a block that computes the next is not
+	// held up long (about 0.2 ms at 10,000 members of distinct weights).
+	wrrBlockLen = 1024
+)
+
 func (wrrScheduler) Build(members []*Member) (Picker, error) {
 	w := make([]int, len(members))
 	for i, m := range members {
-		w[i] = m.weight
+		w[i] = m.Weight()
 	}
-	p := &wrrPicker{members: append([]*Member(nil), members...), seq: smoothSequence(w)}
-	p.n, p.m = uint32(len(p.seq)), fastmodM(uint32(len(p.seq)))
-	p.next.Store(rand.Uint32())
-	return p, nil
+	return newWRRPicker(append([]*Member(nil), members...), w, wrrTableLimit), nil
 }
 
+// newWRRPicker returns a picker over members with the given weights,
+// keeping the whole cycle if it is at most tableLimit picks long.
+func newWRRPicker(members []*Member, weights []int, tableLimit int64) Picker {
+	gen := newSmoothWRR(weights)
+	if gen.total <= tableLimit {
+		p := &wrrPicker{seq: make([]*Member, gen.total)}
+		for i := range p.seq {
+			p.seq[i] = members[gen.next()]
+		}
+		p.n, p.m = uint32(len(p.seq)), fastmodM(uint32(len(p.seq)))
+		p.next.Store(rand.Uint32())
+		return p
+	}
+	p := &wrrLazyPicker{members: members, gen: gen}
+	for i := range p.blocks {
+		p.blocks[i].seq = make([]atomic.Uint32, wrrBlockLen)
+		p.blocks[i].start.Store(wrrNoBlock)
+	}
+	p.build(0)
+	p.build(1)
+	return p
+}
+
+// wrrPicker walks a whole precomputed cycle. It holds the members
+// themselves rather than indices, saving a dependent load per pick.
 type wrrPicker struct {
-	members []*Member
-	seq     []uint32 // indices into members, one cycle
-	n       uint32   // len(seq)
-	m       uint64   // fastmod multiplier for n
-	_       cacheLinePad
-	next    atomic.Uint32 // wraps every 2^32 picks: one uneven step
-	_       cacheLinePad
+	seq  []*Member // one cycle
+	n    uint32    // len(seq)
+	m    uint64    // fastmod multiplier for n
+	_    cacheLinePad
+	next atomic.Uint32 // wraps every 2^32 picks: one uneven step
+	_    cacheLinePad
 }
 
 func (p *wrrPicker) Pick(Key) *Member {
-	return p.members[p.seq[fastmod(p.next.Add(1), p.m, p.n)]]
+	return p.seq[fastmod(p.next.Add(1), p.m, p.n)]
 }
 
-// smoothExactLimit bounds the work (cycle length × members) of the exact
-// nginx algorithm, which costs O(members) per step.
-const smoothExactLimit = 1 << 22
+// wrrLazyPicker walks a long cycle through two blocks of it, computed on
+// demand. Block k (picks k·wrrBlockLen onwards) lives in blocks[k%2]; a
+// pick reads its entry between two loads of the block's start, like a
+// seqlock, so a block can be rewritten in place without a lock on the
+// read side and without allocating. The first pick of block k computes
+// block k+1, so that the picks after it rarely wait at the boundary.
+type wrrLazyPicker struct {
+	members []*Member
+	blocks  [2]wrrBlock
+	_       cacheLinePad
+	next    atomic.Uint64 // picks taken; does not wrap in practice
+	_       cacheLinePad
+	mu      sync.Mutex // serializes building blocks; guards gen and built
+	gen     *smoothWRR // positioned at the end of the newest block
+	built   uint64     // blocks built so far; the newest two are kept
+}
 
-// smoothSequence returns one cycle of smooth weighted round robin over
-// weights (all > 0).
-func smoothSequence(weights []int) []uint32 {
+type wrrBlock struct {
+	start atomic.Uint64   // position of seq[0], or wrrNoBlock while being written
+	seq   []atomic.Uint32 // indices into members
+}
+
+// wrrNoBlock marks a block being written.
+const wrrNoBlock = math.MaxUint64
+
+func (p *wrrLazyPicker) Pick(Key) *Member {
+	i := p.next.Add(1) - 1
+	start := i &^ (wrrBlockLen - 1)
+	if i == start {
+		p.buildTo(i/wrrBlockLen + 1)
+	}
+	b := &p.blocks[(i/wrrBlockLen)&1]
+	if b.start.Load() == start {
+		idx := b.seq[i-start].Load()
+		if b.start.Load() == start {
+			return p.members[idx]
+		}
+	}
+	return p.members[p.slowPick(i)]
+}
+
+// buildTo builds the blocks up to block k.
+func (p *wrrLazyPicker) buildTo(k uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for p.built <= k {
+		p.build(p.built)
+	}
+}
+
+// slowPick returns the entry for pick i when its block is not ready: it
+// builds the blocks up to i's. A pick that took its number more than a
+// block before the newest one was built has lost its place, which is
+// rewritten; it takes a new number instead.
+func (p *wrrLazyPicker) slowPick(i uint64) uint32 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for {
+		switch k := i / wrrBlockLen; {
+		case k >= p.built:
+			p.build(p.built)
+		case k+2 < p.built:
+			i = p.next.Add(1) - 1
+		default: // block k is one of the two kept, and only p.mu writes them
+			return p.blocks[k&1].seq[i%wrrBlockLen].Load()
+		}
+	}
+}
+
+// build computes block k, the next one, into its buffer. The caller holds
+// p.mu or owns p.
+func (p *wrrLazyPicker) build(k uint64) {
+	b := &p.blocks[k&1]
+	b.start.Store(wrrNoBlock)
+	for j := range b.seq {
+		b.seq[j].Store(p.gen.next())
+	}
+	b.start.Store(k * wrrBlockLen)
+	p.built = k + 1
+}
+
+// smoothWRR generates nginx's smooth weighted round robin sequence one
+// step at a time, in O(log² d) amortized per step for d distinct weights
+// rather than nginx's O(n), so that a cycle over thousands of members can
+// be walked without being stored.
+//
+// Before step s (1-based within the cycle) member i's credit is
+// s·w[i] − total·k[i], where k[i] counts its picks so far: a line in s
+// with slope w[i] and intercept −total·k[i]. A step picks the highest line
+// at s (the lowest index on a tie) and lowers its intercept by total.
+// Members of equal weight have parallel lines, so among them the one with
+// the fewest picks, then the lowest index, is the highest: they take
+// turns in index order, and one leaf per weight stands for them all. A
+// kinetic tournament tree over those leaves keeps the highest line: each
+// node holds its subtree's winner at the current step and the first step
+// at which any comparison below it may change (melt); advancing recomputes
+// only melted nodes, and a pick recomputes the picked leaf's path. After
+// total steps every member has been picked w[i] times, every credit is
+// zero again, and the cycle restarts.
+type smoothWRR struct {
+	nodes   []swNode  // heap order from 1; leaves from leaf, one per class
+	classes []swClass // one per weight, one per leaf
+	order   []int32   // member indices by weight, then index: the classes' members
+	leaf    int       // index of the first leaf: a power of two ≥ classes
+	total   int64     // sum of the weights over their gcd: the cycle length
+	s       int64     // steps taken in this cycle
+}
+
+// swClass is the members of one weight, order[lo:hi], which take turns.
+type swClass struct {
+	lo, hi int32
+	turn   int32 // position in order of the next to be picked
+	rounds int64 // completed turns through the class: each member's picks
+}
+
+// swNode is a node of the tournament tree, holding a copy of its winner's
+// line so that a comparison reads only the two children, which share a
+// cache line.
+type swNode struct {
+	w, b int64 // the winner's slope (weight) and intercept
+	melt int64 // the step at which a comparison in the subtree may change
+	win  int32 // the winning member, −1 for none (padding)
+	cls  int32 // the winner's class
+}
+
+const never = math.MaxInt64
+
+// newSmoothWRR returns the generator at the start of the cycle over
+// weights, all > 0.
+func newSmoothWRR(weights []int) *smoothWRR {
 	g := 0
 	for _, w := range weights {
 		g = gcd(g, w)
 	}
-	total := 0
-	for _, w := range weights {
-		total += w / g
+	sw := &smoothWRR{order: make([]int32, len(weights))}
+	for i, w := range weights {
+		sw.order[i] = int32(i)
+		sw.total += int64(w / g)
 	}
-	if total*len(weights) <= smoothExactLimit {
-		return nginxSequence(weights, g, total)
+	slices.SortStableFunc(sw.order, func(a, b int32) int { return cmp.Compare(weights[a], weights[b]) })
+	for i := range sw.order {
+		if i == 0 || weights[sw.order[i]] != weights[sw.order[i-1]] {
+			sw.classes = append(sw.classes, swClass{lo: int32(i)})
+		}
+		sw.classes[len(sw.classes)-1].hi = int32(i + 1)
 	}
-	return deadlineSequence(weights, g, total)
+	sw.leaf = 1
+	for sw.leaf < len(sw.classes) {
+		sw.leaf *= 2
+	}
+	sw.nodes = make([]swNode, 2*sw.leaf)
+	for c := range sw.leaf {
+		n := &sw.nodes[sw.leaf+c]
+		n.melt, n.win, n.cls = never, -1, int32(c)
+		if c < len(sw.classes) {
+			n.w = int64(weights[sw.order[sw.classes[c].lo]] / g)
+		}
+	}
+	sw.restart()
+	return sw
 }
 
-// nginxSequence is nginx's smooth weighted round robin: each step adds
-// every weight to its member's credit, picks the largest credit, and takes
-// the total back from it.
-func nginxSequence(weights []int, g, total int) []uint32 {
-	seq := make([]uint32, 0, total)
-	credit := make([]int, len(weights))
-	for range total {
-		best := 0
-		for i, w := range weights {
-			credit[i] += w / g
-			if credit[i] > credit[best] {
-				best = i
+// restart begins a new cycle: every credit zero.
+func (sw *smoothWRR) restart() {
+	sw.s = 0
+	for c := range sw.classes {
+		cl := &sw.classes[c]
+		cl.turn, cl.rounds = cl.lo, 0
+		n := &sw.nodes[sw.leaf+c]
+		n.win, n.b = sw.order[cl.lo], 0
+	}
+	for node := sw.leaf - 1; node >= 1; node-- {
+		sw.combine(node, 1)
+	}
+}
+
+// next takes one step and returns the member picked.
+func (sw *smoothWRR) next() uint32 {
+	s := sw.s + 1
+	sw.advance(1, s)
+	best, c := sw.nodes[1].win, sw.nodes[1].cls
+	cl := &sw.classes[c]
+	if cl.turn++; cl.turn == cl.hi {
+		cl.turn, cl.rounds = cl.lo, cl.rounds+1
+	}
+	leaf := sw.leaf + int(c)
+	sw.nodes[leaf].win, sw.nodes[leaf].b = sw.order[cl.turn], -sw.total*cl.rounds
+	for node := leaf / 2; node >= 1; node /= 2 {
+		sw.combine(node, s)
+	}
+	sw.s = s
+	if s == sw.total {
+		sw.restart()
+	}
+	return uint32(best)
+}
+
+// fill writes the next len(dst) picks to dst.
+func (sw *smoothWRR) fill(dst []uint32) {
+	for i := range dst {
+		dst[i] = sw.next()
+	}
+}
+
+// advance brings node's subtree up to date for step s.
+func (sw *smoothWRR) advance(node int, s int64) {
+	if sw.nodes[node].melt > s {
+		return
+	}
+	sw.advance(2*node, s)
+	sw.advance(2*node+1, s)
+	sw.combine(node, s)
+}
+
+// combine sets node's winner at step s from its children's, which must be
+// up to date, and the step at which that comparison next changes.
+func (sw *smoothWRR) combine(node int, s int64) {
+	x, y := &sw.nodes[2*node], &sw.nodes[2*node+1]
+	melt := min(x.melt, y.melt)
+	if y.win >= 0 { // else padding on the right: x, or nothing, wins
+		if vx, vy := s*x.w+x.b, s*y.w+y.b; vy > vx || vy == vx && y.win < x.win {
+			x, y = y, x
+		}
+		// x wins at s; y, if steeper, overtakes at the first s' with
+		// (y.w−x.w)s' > x.b−y.b, or ≥ if y wins ties.
+		if dw := y.w - x.w; dw > 0 {
+			d := x.b - y.b
+			if y.win < x.win {
+				melt = min(melt, (d+dw-1)/dw)
+			} else {
+				melt = min(melt, d/dw+1)
 			}
 		}
-		credit[best] -= total
-		seq = append(seq, uint32(best))
 	}
-	return seq
+	n := &sw.nodes[node]
+	n.w, n.b, n.win, n.cls, n.melt = x.w, x.b, x.win, x.cls, melt
 }
-
-// deadlineSequence orders every member's k-th pick by its ideal time
-// (k+½)/weight, the earliest-deadline-first schedule; ties go to the
-// heavier member, then the lower index.
-func deadlineSequence(weights []int, g, total int) []uint32 {
-	h := make(deadlineHeap, len(weights))
-	for i, w := range weights {
-		h[i] = deadline{idx: uint32(i), w: w / g}
-	}
-	heap.Init(&h)
-	seq := make([]uint32, 0, total)
-	for range total {
-		d := &h[0]
-		seq = append(seq, d.idx)
-		d.k++
-		heap.Fix(&h, 0)
-	}
-	return seq
-}
-
-type deadline struct {
-	idx uint32
-	w   int // reduced weight
-	k   int // picks so far
-}
-
-type deadlineHeap []deadline
-
-func (h deadlineHeap) Len() int { return len(h) }
-func (h deadlineHeap) Less(i, j int) bool {
-	// (2k_i+1)/w_i < (2k_j+1)/w_j, cross-multiplied.
-	a, b := (2*h[i].k+1)*h[j].w, (2*h[j].k+1)*h[i].w
-	if a != b {
-		return a < b
-	}
-	if h[i].w != h[j].w {
-		return h[i].w > h[j].w
-	}
-	return h[i].idx < h[j].idx
-}
-func (h deadlineHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *deadlineHeap) Push(any)     { panic("balancer: deadlineHeap is fixed-size") }
-func (h *deadlineHeap) Pop() any     { panic("balancer: deadlineHeap is fixed-size") }
 
 func gcd(a, b int) int {
 	for b != 0 {

@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"runtime"
+	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -25,10 +27,11 @@ type Options struct {
 	// Consistent says equal keys pick equal members and membership
 	// changes move few keys, as consistent hashing does.
 	Consistent bool
-	// Tolerance is the largest allowed relative difference between a
-	// member's share of picks and its expected share. If zero, 0.05 is
-	// used (5%, with Picks large enough that random keys stay well
-	// inside it).
+	// Tolerance is the largest allowed difference between a member's
+	// share of picks and its expected share, relative to the expected
+	// share: 0.05 lets a member due 10% of the picks get 9.5–10.5%. If
+	// zero, 0.05 is used (with Picks large enough that random keys stay
+	// well inside it).
 	Tolerance float64
 	// Picks is the number of picks of the weights check. If zero, 60000.
 	Picks int
@@ -77,6 +80,9 @@ func TestScheduler(t *testing.T, newScheduler func() balancer.Scheduler, opts Op
 			continue
 		}
 		t.Run(c.name, func(t *testing.T) {
+			// A helper too, so that a failure is reported at the
+			// caller's line rather than here.
+			t.Helper()
 			if problems := runBounded(c, newScheduler, opts); len(problems) > 0 {
 				t.Errorf("%s: %d problem(s):\n\t%s", c.name, len(problems), strings.Join(problems, "\n\t"))
 			}
@@ -107,7 +113,7 @@ func runBounded(c check, newScheduler func() balancer.Scheduler, o Options) (pro
 	go func() {
 		defer func() {
 			if r := recover(); r != nil {
-				done <- []string{fmt.Sprintf("panic: %v", r)}
+				done <- []string{panicProblem(r)}
 			}
 		}()
 		done <- c.run(newScheduler, o)
@@ -185,26 +191,34 @@ func checkContract(newScheduler func() balancer.Scheduler, _ Options) (problems 
 		return append(problems, fmt.Sprintf("New with 5 members: %v", err))
 	}
 	members := g.Members()
-	p, err := newScheduler().Build(members[1:4])
+	for _, given := range [][]*balancer.Member{members[:1], members[1:3], members[1:4]} {
+		problems = append(problems, checkPicker(newScheduler, given)...)
+	}
+	return problems
+}
+
+// checkPicker builds a picker over given directly and checks that it
+// returns only those members, and never nil: the Picker contract allows
+// nil only when the picker cannot choose, and these are idle members of
+// weight > 0.
+func checkPicker(newScheduler func() balancer.Scheduler, given []*balancer.Member) (problems []string) {
+	p, err := newScheduler().Build(given)
 	if err != nil {
-		return append(problems, fmt.Sprintf("Build(3 members): %v", err))
+		return []string{fmt.Sprintf("Build(%d members): %v", len(given), err)}
 	}
 	if p == nil {
-		return append(problems, "Build(3 members) returned a nil Picker and no error")
+		return []string{fmt.Sprintf("Build(%d members) returned a nil Picker and no error", len(given))}
 	}
-	allowed := map[*balancer.Member]bool{members[1]: true, members[2]: true, members[3]: true}
 	for i, k := range keys(3000, 1) {
 		m := p.Pick(k)
 		if m == nil {
-			problems = append(problems, fmt.Sprintf("Pick(step %d) = nil from a picker of 3 members", i))
-			break
+			return []string{fmt.Sprintf("Pick(step %d) = nil from a picker of %d idle members", i, len(given))}
 		}
-		if !allowed[m] {
-			problems = append(problems, fmt.Sprintf("Pick(step %d) = %s, not one of the members given to Build", i, m.ID()))
-			break
+		if !slices.Contains(given, m) {
+			return []string{fmt.Sprintf("Pick(step %d) = %s, not one of the %d members given to Build", i, m.ID(), len(given))}
 		}
 	}
-	return problems
+	return nil
 }
 
 func checkEmpty(newScheduler func() balancer.Scheduler, _ Options) (problems []string) {
@@ -239,22 +253,39 @@ func checkEmpty(newScheduler func() balancer.Scheduler, _ Options) (problems []s
 		}
 	}
 	expectNone("only unhealthy members", g)
+
+	g, err = newGroup(newScheduler, backends(1, 100)...)
+	if err != nil {
+		return append(problems, fmt.Sprintf("New with 1 member: %v", err))
+	}
+	if err := g.SetHealthy("b00", false); err != nil {
+		return append(problems, fmt.Sprintf("SetHealthy(b00, false): %v", err))
+	}
+	expectNone("one unhealthy member", g)
 	return problems
 }
 
 func checkWeights(newScheduler func() balancer.Scheduler, o Options) (problems []string) {
-	weights := []int{10, 20, 30, 40, 100}
+	for _, weights := range [][]int{{100}, {25, 75}, {10, 20, 30, 40, 100}} {
+		problems = append(problems, checkShares(newScheduler, o, weights)...)
+	}
+	return problems
+}
+
+// checkShares checks each member's share of o.Picks picks in a group with
+// the given weights, within o.Tolerance relative to the expected share.
+func checkShares(newScheduler func() balancer.Scheduler, o Options, weights []int) (problems []string) {
 	bs := backends(len(weights), weights...)
 	g, err := newGroup(newScheduler, bs...)
 	if err != nil {
-		return []string{fmt.Sprintf("New: %v", err)}
+		return []string{fmt.Sprintf("New(weights %v): %v", weights, err)}
 	}
 	counts := map[string]int{}
 	var picked []*balancer.Member
 	for i, k := range keys(o.Picks, 3) {
 		m, err := g.Pick(k)
 		if err != nil {
-			return []string{fmt.Sprintf("Pick(step %d): %v", i, err)}
+			return []string{fmt.Sprintf("weights %v: Pick(step %d): %v", weights, i, err)}
 		}
 		// Count the pick as a connection that stays open, as a
 		// listener would; least-connections schedulers balance on it.
@@ -276,15 +307,29 @@ func checkWeights(newScheduler func() balancer.Scheduler, o Options) (problems [
 		}
 		got := float64(counts[b.ID]) / float64(o.Picks)
 		if math.Abs(got-want) > o.Tolerance*want {
-			problems = append(problems, fmt.Sprintf("member %s (weight %d) got %.2f%% of %d picks, want %.2f%% ± %.0f%%",
-				b.ID, b.Weight, 100*got, o.Picks, 100*want, 100*o.Tolerance))
+			problems = append(problems, fmt.Sprintf("weights %v: member %s got %.2f%% of %d picks, want %.2f%% ± %.0f%% of it (%.2f–%.2f%%)",
+				weights, b.ID, 100*got, o.Picks, 100*want, 100*o.Tolerance, 100*want*(1-o.Tolerance), 100*want*(1+o.Tolerance)))
 		}
 	}
 	return problems
 }
 
 func checkDrain(newScheduler func() balancer.Scheduler, _ Options) (problems []string) {
-	g, err := newGroup(newScheduler, backends(6, 100, 50)...)
+	// Two members, one drained: every pick goes to the other.
+	g, err := newGroup(newScheduler, backends(2, 100)...)
+	if err != nil {
+		return []string{fmt.Sprintf("New with 2 members: %v", err)}
+	}
+	if err := g.SetWeight("b00", 0); err != nil {
+		return []string{fmt.Sprintf("SetWeight(b00, 0): %v", err)}
+	}
+	for i, k := range keys(2000, 4) {
+		if m, err := g.Pick(k); err != nil || m.ID() != "b01" {
+			return []string{fmt.Sprintf("2 members, b00 at weight 0: Pick(step %d) = %s, %v; want b01", i, id(m), err)}
+		}
+	}
+
+	g, err = newGroup(newScheduler, backends(6, 100, 50)...)
 	if err != nil {
 		return []string{fmt.Sprintf("New: %v", err)}
 	}
@@ -475,10 +520,16 @@ func assign(g *balancer.Group, ks []balancer.Key) []string {
 func safePick(g *balancer.Group, k balancer.Key) (m *balancer.Member, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			m, err = nil, fmt.Errorf("panic: %v", r)
+			m, err = nil, errors.New(panicProblem(r))
 		}
 	}()
 	return g.Pick(k)
+}
+
+// panicProblem describes a recovered panic with the stack that raised it,
+// so that the scheduler's failing line is in the report.
+func panicProblem(r any) string {
+	return fmt.Sprintf("panic: %v\n%s", r, debug.Stack())
 }
 
 func moved(a, b []string) int {

@@ -1,6 +1,13 @@
 package balancertest
 
 import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"runtime"
+	"sort"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -41,12 +48,18 @@ func TestKitCatchesBrokenSchedulers(t *testing.T) {
 		wantText  string
 	}{
 		{"ignores weights", func() balancer.Scheduler { return broken{kind: "even"} }, Options{}, "weights:", "got"},
-		{"picks a stranger", func() balancer.Scheduler { return broken{kind: "stranger"} }, Options{}, "contract:", "not one of the members"},
+		{"picks a stranger", func() balancer.Scheduler { return broken{kind: "stranger"} }, Options{}, "contract:", "members given to Build"},
 		{"returns nil", func() balancer.Scheduler { return broken{kind: "nil"} }, Options{}, "contract:", "nil"},
+		{"returns nil for one member", func() balancer.Scheduler { return broken{kind: "nil-single"} }, Options{}, "contract:", "= nil from a picker of 1 idle members"},
+		{"sticks to the first of two, weights", func() balancer.Scheduler { return broken{kind: "first-of-two"} }, Options{}, "weights:", "weights [25 75]: member b00 got 100.00%"},
+		// 1.5× the smallest member's weight gives it 7.3% where 5% is
+		// due: inside an absolute reading of "± 5%", 46% off relative.
+		{"tolerance is relative", func() balancer.Scheduler { return broken{kind: "skewed"} }, Options{}, "weights:", "weights [10 20 30 40 100]: member b00 got 7."},
+		{"build panics, with its stack", func() balancer.Scheduler { return broken{kind: "build-panic"} }, Options{}, "contract:", "balancertest.broken.Build"},
 		{"not consistent", func() balancer.Scheduler { return broken{kind: "even"} }, Options{IgnoresWeights: true, Consistent: true}, "consistent:", "moved"},
 		{"modulo hash disrupts", func() balancer.Scheduler { return broken{kind: "modulo"} }, Options{IgnoresWeights: true, Consistent: true}, "consistent:", "removing 1 of 20"},
 		{"hangs", func() balancer.Scheduler { return broken{kind: "hang"} }, Options{Timeout: 200 * time.Millisecond}, "contract:", "did not finish"},
-		{"panics", func() balancer.Scheduler { return broken{kind: "panic"} }, Options{}, "contract:", "panic"},
+		{"pick panics, with its stack", func() balancer.Scheduler { return broken{kind: "panic"} }, Options{}, "contract:", "(*brokenPicker).Pick"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -66,7 +79,19 @@ type broken struct{ kind string }
 func (b broken) Name() string { return "broken-" + b.kind }
 
 func (b broken) Build(members []*balancer.Member) (balancer.Picker, error) {
-	return &brokenPicker{kind: b.kind, members: append([]*balancer.Member(nil), members...), stranger: strangers(members)}, nil
+	if b.kind == "build-panic" {
+		panic("broken build")
+	}
+	p := &brokenPicker{kind: b.kind, members: append([]*balancer.Member(nil), members...), stranger: strangers(members)}
+	for i, m := range members {
+		w := m.Weight()
+		if i == 0 {
+			w += w / 2
+		}
+		p.total += w
+		p.cumulative = append(p.cumulative, p.total)
+	}
+	return p, nil
 }
 
 // strangers builds a member from another group, to be returned wrongly.
@@ -82,6 +107,9 @@ type brokenPicker struct {
 	stranger *balancer.Member
 	n        atomic.Uint64
 	calls    atomic.Uint64
+	// skewed: cumulative weights, the first member's 1.5× its own
+	cumulative []int
+	total      int
 }
 
 func (p *brokenPicker) Pick(k balancer.Key) *balancer.Member {
@@ -92,6 +120,16 @@ func (p *brokenPicker) Pick(k balancer.Key) *balancer.Member {
 		}
 	case "nil":
 		return nil
+	case "nil-single":
+		if len(p.members) == 1 {
+			return nil
+		}
+	case "first-of-two":
+		if len(p.members) == 2 {
+			return p.members[0]
+		}
+	case "skewed":
+		return p.members[sort.SearchInts(p.cumulative, rand.IntN(p.total)+1)]
 	case "modulo":
 		return p.members[k.SourceIPHash()%uint64(len(p.members))]
 	case "hang":
@@ -100,4 +138,28 @@ func (p *brokenPicker) Pick(k balancer.Key) *balancer.Member {
 		panic("broken picker")
 	}
 	return p.members[p.n.Add(1)%uint64(len(p.members))]
+}
+
+// TestScheduler reports a failing check at the line that called it. The
+// failing run happens in a child process, since it must fail.
+func TestKitReportsAtCallerLine(t *testing.T) {
+	if os.Getenv("BALANCERTEST_CHILD") == "1" {
+		_, _, line, _ := runtime.Caller(0)
+		fmt.Printf("TestScheduler called at line %d\n", line+2)
+		TestScheduler(t, func() balancer.Scheduler { return broken{kind: "even"} }, Options{})
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestKitReportsAtCallerLine$", "-test.v")
+	cmd.Env = append(os.Environ(), "BALANCERTEST_CHILD=1")
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("the child passed a broken scheduler:\n%s", out)
+	}
+	var line int
+	if _, err := fmt.Sscanf(string(out[bytes.Index(out, []byte("TestScheduler called at line")):]), "TestScheduler called at line %d", &line); err != nil {
+		t.Fatalf("no call line in the child's output (%v):\n%s", err, out)
+	}
+	if want := fmt.Sprintf("kit_test.go:%d: weights:", line); !bytes.Contains(out, []byte(want)) {
+		t.Errorf("the weights failure is not reported at the caller's line (want %q):\n%s", want, out)
+	}
 }
