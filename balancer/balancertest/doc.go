@@ -11,13 +11,13 @@
 // The checks drive the scheduler through a real balancer.Group:
 //
 //   - contract: Pick returns only members its Build was given;
-//   - empty: no members, only weight-0 members or only unhealthy members
+//   - empty: no members, only draining members or only unhealthy members
 //     give balancer.ErrNoBackend;
 //   - weights: over many picks with varied keys, each member's share of
 //     picks is within Options.Tolerance of its share of the total weight
 //     (of 1/N when Options.IgnoresWeights is set);
-//   - drain: weight-0 and unhealthy members are never picked, including
-//     right after they become so;
+//   - drain: draining, maintenance and unhealthy members are never
+//     picked, including right after they become so;
 //   - concurrent: picks from several goroutines while another changes the
 //     group return current members or ErrNoBackend (run under -race);
 //   - consistent (Options.Consistent): the same key picks the same member,
