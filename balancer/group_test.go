@@ -350,10 +350,12 @@ func TestLeastConnectionsPrefersIdle(t *testing.T) {
 }
 
 func TestParseScheduler(t *testing.T) {
-	for _, name := range []string{"wrr", "rr", "sch", "tch", "qch", "wlc"} {
-		s, err := ParseScheduler(name)
-		if err != nil || s.Name() != name {
-			t.Errorf("ParseScheduler(%q) = %v, %v", name, s, err)
+	for _, name := range []string{"wrr", "rr", "sch", "tch", "qch", "wlc", "hash", "ewma"} {
+		for _, spelled := range []string{name, strings.ToUpper(name)} {
+			s, err := ParseScheduler(spelled)
+			if err != nil || s.Name() != name {
+				t.Errorf("ParseScheduler(%q) = %v, %v; want %s", spelled, s, err, name)
+			}
 		}
 	}
 	_, err := ParseScheduler("lc")
