@@ -86,7 +86,7 @@ func TestUDPReportsOutcomes(t *testing.T) {
 		t.Errorf("a live flow: outstanding %d, want 1", n)
 	}
 	ctx, cancel := context.WithCancel(t.Context())
-	cancel()    // no grace: cut the flow now
+	cancel()        // no grace: cut the flow now
 	_ = l.Stop(ctx) // reports the cut, which is the point
 	eventually(t, "the flow's pick to be Done", func() bool { return outstanding(g) == 0 })
 	if ma.Total() != 1 || ma.LastLatency() <= 0 || ma.Failures() != 0 {
