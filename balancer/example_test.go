@@ -3,8 +3,11 @@ package balancer_test
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"time"
+
+	"github.com/cespare/xxhash/v2"
 
 	"github.com/lbkit/lbkit/balancer"
 )
@@ -161,4 +164,51 @@ func ExampleGroup_PickNext() {
 	// Output:
 	// true
 	// balancer: no backend available
+}
+
+func ExamplePeakEWMA() {
+	// A fake clock and a seeded source make the example repeatable; a
+	// real group uses balancer.PeakEWMA().
+	now := time.Unix(0, 0)
+	r := rand.New(rand.NewPCG(1, 2))
+	s, _ := balancer.NewPeakEWMA(balancer.PeakEWMAConfig{Now: func() time.Time { return now }, Rand: r.Uint64})
+	g, _ := balancer.New(balancer.Config{Scheduler: s},
+		balancer.Backend{ID: "a", Addr: "127.0.0.1:8001"},
+		balancer.Backend{ID: "b", Addr: "127.0.0.1:8002"},
+		balancer.Backend{ID: "slow", Addr: "127.0.0.1:8003"},
+	)
+	latency := map[string]time.Duration{"a": 10 * time.Millisecond, "b": 10 * time.Millisecond, "slow": 100 * time.Millisecond}
+	counts := map[string]int{}
+	for i := range 300 {
+		p, _ := g.Pick(balancer.Key{})
+		now = now.Add(latency[p.Member.ID()]) // one request at a time
+		p.Done(balancer.DoneInfo{Latency: latency[p.Member.ID()]})
+		if i >= 100 { // after learning
+			counts[p.Member.ID()]++
+		}
+	}
+	fmt.Println("slow member's picks after learning:", counts["slow"])
+	// Output: slow member's picks after learning: 0
+}
+
+func ExampleMaglev_hashKey() {
+	g, _ := balancer.New(balancer.Config{Scheduler: balancer.Maglev{By: balancer.HashKey}},
+		balancer.Backend{ID: "a", Addr: "127.0.0.1:8001"},
+		balancer.Backend{ID: "b", Addr: "127.0.0.1:8002"},
+	)
+	// The caller hashes what identifies the request, here a user header.
+	pick := func(user string) string {
+		k := balancer.Key{Src: netip.MustParseAddrPort("192.0.2.10:40000")}
+		if user != "" {
+			k.Hash, k.HasHash = xxhash.Sum64String(user), true
+		}
+		p, _ := g.Pick(k)
+		defer p.Done(balancer.DoneInfo{})
+		return p.Member.ID()
+	}
+	fmt.Println("same user, same backend:", pick("alice") == pick("alice"))
+	fmt.Println("no header: by source IP:", pick("") == pick(""))
+	// Output:
+	// same user, same backend: true
+	// no header: by source IP: true
 }
