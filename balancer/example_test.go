@@ -206,8 +206,10 @@ func ExampleMaglev_hashKey() {
 		defer p.Done(balancer.DoneInfo{})
 		return p.Member.ID()
 	}
-	fmt.Println("same user, same backend:", pick("alice") == pick("alice"))
-	fmt.Println("no header: by source IP:", pick("") == pick(""))
+	first, again := pick("alice"), pick("alice")
+	fmt.Println("same user, same backend:", first == again)
+	first, again = pick(""), pick("")
+	fmt.Println("no header: by source IP:", first == again)
 	// Output:
 	// same user, same backend: true
 	// no header: by source IP: true
