@@ -88,12 +88,12 @@
 // refused), passes the optional HTTPOptions.Middleware (where a WAF plugs
 // in), is routed by the forwarding rules (host pattern as for extension
 // domains, then the longest path prefix; Config.Group otherwise), placed
-// by its session cookie or the scheduler (wrr, rr, wlc, hash, ewma), and
-// sent over HTTP/1.1 on a kept-alive backend connection (HTTP/1.0 on a
-// connection of its own for HTTP/1.0 clients). Hop-by-hop fields are
-// removed both ways (RFC 9110 §7.6.1); X-Forwarded-For (on by default),
-// SLB-ID, SLB-IP, X-Forwarded-Proto, X-Forwarded-Port and
-// X-Forwarded-Client-srcport are independent switches. A backend that cannot be connected to within
+// by its session cookie or the scheduler (wrr, rr, wlc, hash, ewma), and sent over
+// HTTP/1.1 on a kept-alive backend connection (HTTP/1.0 on a connection of
+// its own for HTTP/1.0 clients). Hop-by-hop fields are removed both ways
+// (RFC 9110 §7.6.1); X-Forwarded-For (on by default), SLB-ID, SLB-IP,
+// X-Forwarded-Proto, X-Forwarded-Port and X-Forwarded-Client-srcport are
+// independent switches. A backend that cannot be connected to within
 // Config.ConnectTimeout is reported to passive health checking and the
 // next one is tried (up to three); so is any backend failure of a bodiless
 // idempotent request. A request that cannot be sent twice (a POST, say)
