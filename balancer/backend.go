@@ -4,24 +4,26 @@ import (
 	"net"
 	"strconv"
 	"sync/atomic"
+	"time"
 )
 
-// Weight bounds. The CLB's default weight is DefaultWeight; there is no
-// implicit default in Backend, because weight 0 is meaningful (drain).
+// Weight bounds. Weights only matter relative to each other within a
+// group; the bound keeps sums and products of weights well inside an int.
 const (
-	MinWeight     = 0
-	MaxWeight     = 100
+	// DefaultWeight is the weight of a Backend whose Weight is zero, the
+	// CLB's default.
 	DefaultWeight = 100
+	// MaxWeight is the largest weight, as in HAProxy and Envoy (whose
+	// largest is higher, but 65535 already spans every useful ratio).
+	MaxWeight = 65535
 )
 
 // maxIDLen bounds Backend.ID.
 const maxIDLen = 256
 
-// Backend describes one backend server as configured.
-//
-// Weight has no implicit default: the zero value 0 means "drain" (no new
-// connections; existing ones and sticky sessions carry on), so set it
-// explicitly, usually to DefaultWeight.
+// Backend describes one backend server as configured. Only Addr is
+// required: the zero Weight is DefaultWeight and the zero State is Ready,
+// so Backend{Addr: "10.0.0.1:80"} takes traffic.
 type Backend struct {
 	// ID names the backend uniquely within its group. Session cookies,
 	// health reports and the Group methods refer to a member by ID, and
@@ -31,18 +33,26 @@ type Backend struct {
 	// Addr is the backend's address as host:port, port 1–65535. Several
 	// backends may share an address if their IDs differ.
 	Addr string
-	// Weight is 0–100. A member receives new work in proportion to its
-	// weight; weight 0 drains it.
+	// Weight is the share of new work the member receives relative to the
+	// others. If zero, DefaultWeight (100) is used. Range 1–65535.
+	// Draining is a State, not a weight.
 	Weight int
+	// State is Ready (the default), Drain (no new work; existing
+	// connections and sticky sessions carry on) or Maint (no work at all,
+	// and no health probes).
+	State State
 	// Standby puts the member in the standby tier of a primary/standby
 	// group: it gets new work only while no primary member can take it.
 	Standby bool
 }
 
-// normalize fills the ID default and validates b.
+// normalize fills the ID and Weight defaults and validates b.
 func (b Backend) normalize() (Backend, error) {
 	if b.ID == "" {
 		b.ID = b.Addr
+	}
+	if b.Weight == 0 {
+		b.Weight = DefaultWeight
 	}
 	if len(b.ID) > maxIDLen {
 		return b, configErr("ID", b.ID, "longer than 256 bytes")
@@ -50,10 +60,26 @@ func (b Backend) normalize() (Backend, error) {
 	if err := validateAddr(b.Addr); err != nil {
 		return b, err
 	}
-	if b.Weight < MinWeight || b.Weight > MaxWeight {
-		return b, configErr("Weight", b.Weight, "out of range 0–100")
+	if err := checkWeight(b.Weight); err != nil {
+		return b, err
+	}
+	if err := b.State.check(); err != nil {
+		return b, err
 	}
 	return b, nil
+}
+
+// checkWeight is the one weight rule, shared by Backend (after its zero
+// became DefaultWeight) and SetWeight, where a 0 is someone draining the
+// old way.
+func checkWeight(w int) error {
+	if w == 0 {
+		return configErr("Weight", w, "out of range 1–65535; use SetState(id, Drain) to drain")
+	}
+	if w < 1 || w > MaxWeight {
+		return configErr("Weight", w, "out of range 1–65535")
+	}
+	return nil
 }
 
 func validateAddr(addr string) error {
@@ -72,16 +98,19 @@ func validateAddr(addr string) error {
 }
 
 // Member is one backend as a snapshot of its group sees it: an immutable
-// view of its configuration and health, plus live counters that outlive
-// snapshots. Schedulers receive members in Build and return them from Pick.
+// view of its configuration, state and health, plus live counters that
+// outlive snapshots. Schedulers receive members in Build and return them
+// from Pick; they read Weight, and Outstanding for load.
 //
-// A *Member is safe for concurrent use. Callers that track connections call
-// Begin when they start using a picked member and End when they finish;
-// least-connections scheduling and the counters read those calls.
+// The counters are fed by Group.Pick and Picked.Done; Begin and End are the
+// lower-level calls those make, for callers that count work of their own.
+//
+// A *Member is safe for concurrent use.
 type Member struct {
 	id      string
 	addr    string
 	weight  int
+	state   State
 	standby bool
 	healthy bool
 	sticky  bool // may keep existing sessions (see Group.PickSticky)
@@ -92,9 +121,11 @@ type Member struct {
 // for that backend and padded so that busy neighbours do not share a
 // cache line.
 type stats struct {
-	active atomic.Int64
-	total  atomic.Uint64
-	_      [48]byte
+	outstanding atomic.Int64
+	ended       atomic.Uint64 // Total is ended + outstanding: a pick pays one atomic add, not two
+	failures    atomic.Uint64
+	latency     atomic.Int64 // nanoseconds, of the last outcome that had one
+	_           [32]byte
 }
 
 // ID returns the member's ID.
@@ -103,8 +134,12 @@ func (m *Member) ID() string { return m.id }
 // Addr returns the member's host:port.
 func (m *Member) Addr() string { return m.addr }
 
-// Weight returns the member's weight, 0–100.
+// Weight returns the member's weight, 1–65535.
 func (m *Member) Weight() int { return m.weight }
+
+// State returns the member's state: Ready, Drain or Maint. Health checkers
+// skip members in Maint.
+func (m *Member) State() State { return m.state }
 
 // Standby reports whether the member is in the standby tier.
 func (m *Member) Standby() bool { return m.standby }
@@ -113,17 +148,31 @@ func (m *Member) Standby() bool { return m.standby }
 // taken.
 func (m *Member) Healthy() bool { return m.healthy }
 
-// Begin records that a connection or request to the member started.
-func (m *Member) Begin() {
-	m.stats.active.Add(1)
-	m.stats.total.Add(1)
+// Begin records that a connection or request to the member started:
+// Outstanding and Total go up by one. Group.Pick calls it; call it
+// yourself only for work you count without a pick, and pair it with End.
+func (m *Member) Begin() { m.stats.outstanding.Add(1) }
+
+// End records that work begun with Begin ended. Picked.Done calls it.
+func (m *Member) End() {
+	m.stats.outstanding.Add(-1)
+	m.stats.ended.Add(1)
 }
 
-// End records that a connection or request begun with Begin ended.
-func (m *Member) End() { m.stats.active.Add(-1) }
+// Outstanding returns the number of connections or requests begun and not
+// yet ended: picked and not yet Done. Least-connections and latency-aware
+// schedulers balance on it.
+func (m *Member) Outstanding() int64 { return m.stats.outstanding.Load() }
 
-// Active returns the number of connections begun and not yet ended.
-func (m *Member) Active() int64 { return m.stats.active.Load() }
+// Total returns the number of connections or requests ever begun. Read
+// while work ends concurrently, it may be one low for an instant.
+func (m *Member) Total() uint64 {
+	return m.stats.ended.Load() + uint64(m.stats.outstanding.Load())
+}
 
-// Total returns the number of connections ever begun.
-func (m *Member) Total() uint64 { return m.stats.total.Load() }
+// Failures returns the number of outcomes reported with an error.
+func (m *Member) Failures() uint64 { return m.stats.failures.Load() }
+
+// LastLatency returns the latency of the last outcome reported with one
+// (DoneInfo.Latency), or 0 if none was.
+func (m *Member) LastLatency() time.Duration { return time.Duration(m.stats.latency.Load()) }

@@ -3,6 +3,7 @@ package balancer
 import (
 	"fmt"
 	"testing"
+	"time"
 )
 
 var schedulers = []struct {
@@ -15,6 +16,8 @@ var schedulers = []struct {
 	{"tch", Maglev{By: HashFourTuple}},
 	{"qch", Maglev{By: HashConnID}},
 	{"wlc", LeastConnections()},
+	{"hash", Maglev{By: HashKey}},
+	{"ewma", PeakEWMA()},
 }
 
 var sizes = []int{10, 100, 1000, 10000}
@@ -33,11 +36,21 @@ func benchGroup(b *testing.B, s Scheduler, n int) *Group {
 	return g
 }
 
-func BenchmarkPick(b *testing.B) {
+// benchKeys returns 1024 keys with a four-tuple, a connection ID and a
+// request hash, so that every scheduler has its input.
+func benchKeys() []Key {
 	ks := fourTuples(1024)
 	for i := range ks {
 		ks[i].ConnID = []byte{byte(i), byte(i >> 8), 3, 4, 5, 6, 7, 8}
+		ks[i].Hash, ks[i].HasHash = uint64(i)*0x9e3779b97f4a7c15, true
 	}
+	return ks
+}
+
+// BenchmarkPick measures the pick alone: Pick counts the work begun, and
+// the benchmark never ends it.
+func BenchmarkPick(b *testing.B) {
+	ks := benchKeys()
 	for _, sc := range schedulers {
 		for _, n := range sizes {
 			b.Run(fmt.Sprintf("%s/n=%d", sc.name, n), func(b *testing.B) {
@@ -55,11 +68,31 @@ func BenchmarkPick(b *testing.B) {
 	}
 }
 
-func BenchmarkPickParallel(b *testing.B) {
-	ks := fourTuples(1024)
-	for i := range ks {
-		ks[i].ConnID = []byte{byte(i), byte(i >> 8), 3, 4, 5, 6, 7, 8}
+// BenchmarkPickDone measures a pick and its Done, what a request costs
+// the balancer.
+func BenchmarkPickDone(b *testing.B) {
+	ks := benchKeys()
+	for _, sc := range schedulers {
+		for _, n := range []int{10, 10000} {
+			b.Run(fmt.Sprintf("%s/n=%d", sc.name, n), func(b *testing.B) {
+				g := benchGroup(b, sc.s, n)
+				b.ReportAllocs()
+				i := 0
+				for b.Loop() {
+					p, err := g.Pick(ks[i&1023])
+					if err != nil {
+						b.Fatal(err)
+					}
+					p.Done(DoneInfo{Latency: time.Millisecond})
+					i++
+				}
+			})
+		}
 	}
+}
+
+func BenchmarkPickParallel(b *testing.B) {
+	ks := benchKeys()
 	for _, sc := range schedulers {
 		for _, n := range sizes {
 			b.Run(fmt.Sprintf("%s/n=%d", sc.name, n), func(b *testing.B) {

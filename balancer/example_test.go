@@ -1,8 +1,13 @@
 package balancer_test
 
 import (
+	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
 
 	"github.com/lbkit/lbkit/balancer"
 )
@@ -21,21 +26,20 @@ func Example() {
 	// weight, interleaved (a a b a c a a, from a random point of the cycle).
 	counts := map[string]int{}
 	for range 7 {
-		m, err := g.Pick(balancer.Key{})
+		p, err := g.Pick(balancer.Key{}) // a request to p.Member starts …
 		if err != nil {
 			fmt.Println(err)
 			return
 		}
-		m.Begin() // a connection to m starts …
-		counts[m.ID()]++
-		m.End() // … and ends
+		counts[p.Member.ID()]++
+		p.Done(balancer.DoneInfo{Latency: 3 * time.Millisecond}) // … and ends
 	}
 	fmt.Println(counts)
 	// Output: map[a:5 b:1 c:1]
 }
 
 func ExampleParseScheduler() {
-	for _, name := range []string{"wrr", "sch", "lc"} {
+	for _, name := range []string{"wrr", "SCH", "lc"} {
 		s, err := balancer.ParseScheduler(name)
 		if err != nil {
 			fmt.Println(err)
@@ -46,7 +50,7 @@ func ExampleParseScheduler() {
 	// Output:
 	// wrr
 	// sch
-	// balancer: Scheduler "lc": unknown; want wrr, rr, sch, tch, qch or wlc
+	// balancer: Scheduler "lc": unknown; want wrr, rr, sch, tch, qch, wlc, hash or ewma
 }
 
 func ExampleMaglev() {
@@ -56,8 +60,10 @@ func ExampleMaglev() {
 	)
 	client := netip.MustParseAddr("192.0.2.10")
 	first, _ := g.Pick(balancer.Key{Src: netip.AddrPortFrom(client, 40000)})
+	first.Done(balancer.DoneInfo{})
 	again, _ := g.Pick(balancer.Key{Src: netip.AddrPortFrom(client, 40001)})
-	fmt.Println("same backend for the same client:", first.ID() == again.ID())
+	again.Done(balancer.DoneInfo{})
+	fmt.Println("same backend for the same client:", first.Member == again.Member)
 	// Output: same backend for the same client: true
 }
 
@@ -66,18 +72,24 @@ func ExampleGroup_PickSticky() {
 		balancer.Backend{ID: "a", Addr: "127.0.0.1:8001", Weight: 100},
 		balancer.Backend{ID: "b", Addr: "127.0.0.1:8002", Weight: 100},
 	)
-	// A cookie said "b". Draining b keeps its sessions; taking it out of
-	// service does not.
-	_ = g.SetWeight("b", 0)
-	m, _ := g.PickSticky("b", balancer.Key{})
-	fmt.Println("draining:", m.ID())
+	// A cookie said "b". Draining b keeps its sessions; maintenance or
+	// ill health does not.
+	show := func(what, id string) {
+		p, _ := g.PickSticky(id, balancer.Key{})
+		fmt.Println(what, p.Member.ID())
+		p.Done(balancer.DoneInfo{})
+	}
+	_ = g.SetState("b", balancer.Drain)
+	show("draining:", "b")
+	_ = g.SetState("b", balancer.Maint)
+	show("maintenance:", "b")
+	_ = g.SetState("b", balancer.Ready)
 	_ = g.SetHealthy("b", false)
-	m, _ = g.PickSticky("b", balancer.Key{})
-	fmt.Println("unhealthy:", m.ID())
-	m, _ = g.PickSticky("forged", balancer.Key{})
-	fmt.Println("forged:", m.ID())
+	show("unhealthy:", "b")
+	show("forged:", "forged")
 	// Output:
 	// draining: b
+	// maintenance: a
 	// unhealthy: a
 	// forged: a
 }
@@ -88,12 +100,13 @@ func ExampleGroup_SetHealthy() {
 		balancer.Backend{ID: "standby", Addr: "127.0.0.1:8002", Weight: 100, Standby: true},
 	)
 	show := func() {
-		m, err := g.Pick(balancer.Key{})
+		p, err := g.Pick(balancer.Key{})
 		if err != nil {
 			fmt.Println(err)
 			return
 		}
-		fmt.Println(m.ID())
+		fmt.Println(p.Member.ID())
+		p.Done(balancer.DoneInfo{})
 	}
 	show()
 	_ = g.SetHealthy("primary", false)
@@ -112,24 +125,24 @@ func ExampleGroup_SetHealthy() {
 func ExampleGroup_Changed() {
 	g, _ := balancer.New(balancer.Config{}, balancer.Backend{ID: "a", Addr: "127.0.0.1:8001", Weight: 100})
 	changed := g.Changed()
-	_ = g.SetWeight("a", 0)
+	_ = g.SetState("a", balancer.Drain)
 	<-changed // closed by the change: a watcher now reads Members
 	for _, m := range g.Members() {
-		fmt.Println(m.ID(), "weight", m.Weight())
+		fmt.Println(m.ID(), m.State())
 	}
-	// Output: a weight 0
+	// Output: a drain
 }
 
 func ExampleGroup_Replace() {
 	g, _ := balancer.New(balancer.Config{}, balancer.Backend{ID: "a", Addr: "127.0.0.1:8001", Weight: 100})
 	err := g.Replace([]balancer.Backend{
 		{ID: "a", Addr: "127.0.0.1:8001", Weight: 50},
-		{ID: "b", Addr: "127.0.0.1:8002", Weight: 101},
+		{ID: "b", Addr: "127.0.0.1:8002", Weight: 65536},
 	})
 	fmt.Println(err)
 	fmt.Println(g) // unchanged: nothing is half applied
 	// Output:
-	// balancer: Weight 101: out of range 0–100
+	// balancer: Weight 65536: out of range 1–65535
 	// balancer.Group{a(127.0.0.1:8001 w=100)}
 }
 
@@ -140,12 +153,64 @@ func ExampleGroup_PickNext() {
 	)
 	k := balancer.Key{Src: netip.MustParseAddrPort("192.0.2.10:40000")}
 	first, _ := g.Pick(k)
-	// Connecting to first failed: the same key now gets the other member.
-	next, _ := g.PickNext(k, []*balancer.Member{first})
-	fmt.Println(first.ID() != next.ID())
-	_, err := g.PickNext(k, []*balancer.Member{first, next})
+	// Connecting to first failed: report it, and the same key now gets the
+	// other member.
+	first.Done(balancer.DoneInfo{Err: errors.New("connection refused")})
+	next, _ := g.PickNext(k, []*balancer.Member{first.Member})
+	fmt.Println(first.Member.ID() != next.Member.ID())
+	next.Done(balancer.DoneInfo{Err: errors.New("connection refused")})
+	_, err := g.PickNext(k, []*balancer.Member{first.Member, next.Member})
 	fmt.Println(err)
 	// Output:
 	// true
 	// balancer: no backend available
+}
+
+func ExamplePeakEWMA() {
+	// A fake clock and a seeded source make the example repeatable; a
+	// real group uses balancer.PeakEWMA().
+	now := time.Unix(0, 0)
+	r := rand.New(rand.NewPCG(1, 2))
+	s, _ := balancer.NewPeakEWMA(balancer.PeakEWMAConfig{Now: func() time.Time { return now }, Rand: r.Uint64})
+	g, _ := balancer.New(balancer.Config{Scheduler: s},
+		balancer.Backend{ID: "a", Addr: "127.0.0.1:8001"},
+		balancer.Backend{ID: "b", Addr: "127.0.0.1:8002"},
+		balancer.Backend{ID: "slow", Addr: "127.0.0.1:8003"},
+	)
+	latency := map[string]time.Duration{"a": 10 * time.Millisecond, "b": 10 * time.Millisecond, "slow": 100 * time.Millisecond}
+	counts := map[string]int{}
+	for i := range 300 {
+		p, _ := g.Pick(balancer.Key{})
+		now = now.Add(latency[p.Member.ID()]) // one request at a time
+		p.Done(balancer.DoneInfo{Latency: latency[p.Member.ID()]})
+		if i >= 100 { // after learning
+			counts[p.Member.ID()]++
+		}
+	}
+	fmt.Println("slow member's picks after learning:", counts["slow"])
+	// Output: slow member's picks after learning: 0
+}
+
+func ExampleMaglev_hashKey() {
+	g, _ := balancer.New(balancer.Config{Scheduler: balancer.Maglev{By: balancer.HashKey}},
+		balancer.Backend{ID: "a", Addr: "127.0.0.1:8001"},
+		balancer.Backend{ID: "b", Addr: "127.0.0.1:8002"},
+	)
+	// The caller hashes what identifies the request, here a user header.
+	pick := func(user string) string {
+		k := balancer.Key{Src: netip.MustParseAddrPort("192.0.2.10:40000")}
+		if user != "" {
+			k.Hash, k.HasHash = xxhash.Sum64String(user), true
+		}
+		p, _ := g.Pick(k)
+		defer p.Done(balancer.DoneInfo{})
+		return p.Member.ID()
+	}
+	first, again := pick("alice"), pick("alice")
+	fmt.Println("same user, same backend:", first == again)
+	first, again = pick(""), pick("")
+	fmt.Println("no header: by source IP:", first == again)
+	// Output:
+	// same user, same backend: true
+	// no header: by source IP: true
 }

@@ -17,8 +17,8 @@ type Config struct {
 	Scheduler Scheduler
 	// FailOpen decides what happens when no member is healthy. If false
 	// (the default, as HAProxy does), picks return ErrNoBackend. If true
-	// (as nginx does), picks ignore health and use every member of
-	// weight > 0, on the reasoning that a health check that fails
+	// (as nginx does), picks ignore health and use every Ready member,
+	// on the reasoning that a health check that fails
 	// everywhere is more often wrong than every backend.
 	FailOpen bool
 	// StartUnhealthy makes members start unhealthy, so that they get no
@@ -33,17 +33,21 @@ type Config struct {
 // members is a primary/standby group, whose standby tier takes new work
 // only while no primary member can.
 //
-// Every change — Add, Remove, SetWeight, SetHealthy, Replace, SetScheduler
-// — is serialized and builds a new immutable snapshot with a fresh Picker,
-// published with one atomic store. Pick and PickSticky only load the
-// current snapshot: they take no lock and allocate nothing. Changes are
-// all-or-nothing: a change that fails validation or whose scheduler build
-// fails leaves the group as it was.
+// Every change — Add, Remove, SetWeight, SetState, SetHealthy, Replace,
+// SetScheduler — is serialized and builds a new immutable snapshot with a
+// fresh Picker, published with one atomic store. Pick, PickSticky and
+// PickNext only load the current snapshot: they take no lock and allocate
+// nothing. Changes are all-or-nothing: a change that fails validation or
+// whose scheduler build fails leaves the group as it was.
 //
-// Eligible members are those with weight > 0 that are healthy, in the
+// Eligible members are those in State Ready that are healthy, in the
 // primary tier if any primary is eligible, else in the standby tier. When
 // none is eligible the group fails closed (ErrNoBackend) unless
 // Config.FailOpen is set.
+//
+// A pick returns a Picked, counting the work as begun on the member; its
+// Done reports the outcome and ends the work. Most callers want Pick, or
+// PickSticky for a client with a session.
 //
 // Create a Group with New. A Group is safe for concurrent use and must not
 // be copied.
@@ -68,7 +72,8 @@ type snapshot struct {
 	members  []*Member // every member, sorted by ID
 	eligible []*Member // those the picker was built with
 	byID     map[string]*Member
-	picker   Picker // noPicker when nothing is eligible
+	picker   Picker   // noPicker when nothing is eligible
+	obs      Observer // picker, if it observes outcomes
 	changed  chan struct{}
 }
 
@@ -95,27 +100,25 @@ func New(cfg Config, backends ...Backend) (*Group, error) {
 	return g, nil
 }
 
-// Pick chooses a member for new work described by k. It returns
-// ErrNoBackend if no member is eligible. Pick does not count the work:
-// callers that track it call Begin and End on the member.
-func (g *Group) Pick(k Key) (*Member, error) {
-	if m := g.snap.Load().picker.Pick(k); m != nil {
-		return m, nil
-	}
-	return nil, ErrNoBackend
+// Pick chooses a member for new work described by k and counts the work as
+// begun on it; call Done on the result when the work ends. It returns
+// ErrNoBackend if no member is eligible.
+func (g *Group) Pick(k Key) (Picked, error) {
+	return g.snap.Load().pick(k)
 }
 
 // PickSticky is Pick for a client that was placed on member id before (by a
 // session cookie or a source-IP affinity entry). It returns that member if
 // it is still in the group, healthy, and in the tier now taking traffic —
-// even at weight 0, because draining lets existing sessions finish —
-// and otherwise a fresh pick. A forged or stale id can therefore only ever
-// yield a current member. Compare the result's ID with id to learn whether
-// the session held.
-func (g *Group) PickSticky(id string, k Key) (*Member, error) {
+// even in State Drain, because draining lets existing sessions finish, but
+// not in Maint — and otherwise a fresh pick. A forged or stale id can
+// therefore only ever yield a current member. Compare the result's ID with
+// id to learn whether the session held. Like Pick, it counts the work as
+// begun; call Done on the result.
+func (g *Group) PickSticky(id string, k Key) (Picked, error) {
 	s := g.snap.Load()
 	if m := s.byID[id]; m != nil && m.sticky {
-		return m, nil
+		return s.begin(m), nil
 	}
 	return s.pick(k)
 }
@@ -125,8 +128,9 @@ func (g *Group) PickSticky(id string, k Key) (*Member, error) {
 // asks the scheduler first and, if that keeps answering with tried members
 // (as a hash scheduler does for the same key), takes the next untried
 // eligible member after the last one in tried, in ID order. It returns
-// ErrNoBackend when every eligible member has been tried.
-func (g *Group) PickNext(k Key, tried []*Member) (*Member, error) {
+// ErrNoBackend when every eligible member has been tried. Like Pick, it
+// counts the work as begun; call Done on the result.
+func (g *Group) PickNext(k Key, tried []*Member) (Picked, error) {
 	s := g.snap.Load()
 	if len(tried) == 0 {
 		return s.pick(k)
@@ -140,29 +144,36 @@ func (g *Group) PickNext(k Key, tried []*Member) (*Member, error) {
 		return false
 	}
 	for range 4 {
-		m, err := s.pick(k)
-		if err != nil {
-			return nil, err
+		m := s.picker.Pick(k)
+		if m == nil {
+			return Picked{}, ErrNoBackend
 		}
 		if !isTried(m) {
-			return m, nil
+			return s.begin(m), nil
 		}
 	}
 	last := tried[len(tried)-1].id
 	start, _ := slices.BinarySearchFunc(s.eligible, last, func(m *Member, id string) int { return strings.Compare(m.id, id) })
 	for i := range s.eligible {
 		if m := s.eligible[(start+i)%len(s.eligible)]; !isTried(m) {
-			return m, nil
+			return s.begin(m), nil
 		}
 	}
-	return nil, ErrNoBackend
+	return Picked{}, ErrNoBackend
 }
 
-func (s *snapshot) pick(k Key) (*Member, error) {
+func (s *snapshot) pick(k Key) (Picked, error) {
 	if m := s.picker.Pick(k); m != nil {
-		return m, nil
+		return s.begin(m), nil
 	}
-	return nil, ErrNoBackend
+	return Picked{}, ErrNoBackend
+}
+
+// begin counts work on m and pairs it with the snapshot's observer, so that
+// Done reaches the picker that made the pick even after a rebuild.
+func (s *snapshot) begin(m *Member) Picked {
+	m.Begin()
+	return Picked{Member: m, obs: s.obs}
 }
 
 // Member returns the current view of member id.
@@ -222,20 +233,24 @@ func (g *Group) Remove(ids ...string) error {
 	})
 }
 
-// SetWeight changes a member's weight (0–100; 0 drains it).
+// SetWeight changes a member's weight, 1–65535. Weight 0 is refused: to
+// take a member out of rotation, use SetState(id, Drain).
 func (g *Group) SetWeight(id string, weight int) error {
-	if weight < MinWeight || weight > MaxWeight {
-		return configErr("Weight", weight, "out of range 0–100")
+	if err := checkWeight(weight); err != nil {
+		return err
 	}
-	return g.change(func(next map[string]entry) error {
-		e, ok := next[id]
-		if !ok {
-			return unknown(id)
-		}
-		e.b.Weight = weight
-		next[id] = e
-		return nil
-	})
+	return g.update(id, func(e *entry) { e.b.Weight = weight })
+}
+
+// SetState puts a member in State Ready, Drain or Maint. Drain stops new
+// work but lets the member's connections and sticky sessions carry on;
+// Maint stops all work, moves its sticky sessions, and tells health
+// checkers (through Member.State) to stop probing it.
+func (g *Group) SetState(id string, s State) error {
+	if err := s.check(); err != nil {
+		return err
+	}
+	return g.update(id, func(e *entry) { e.b.State = s })
 }
 
 // SetHealthy records a member's health: an unhealthy member gets no new
@@ -248,15 +263,7 @@ func (g *Group) SetHealthy(id string, healthy bool) error {
 	if ok && e.healthy == healthy {
 		return nil
 	}
-	return g.change(func(next map[string]entry) error {
-		e, ok := next[id]
-		if !ok {
-			return unknown(id)
-		}
-		e.healthy = healthy
-		next[id] = e
-		return nil
-	})
+	return g.update(id, func(e *entry) { e.healthy = healthy })
 }
 
 // Replace makes backends the group's whole membership, as a configuration
@@ -306,6 +313,20 @@ func (g *Group) SetScheduler(s Scheduler) error {
 	return nil
 }
 
+// update applies edit to member id's entry, or fails with
+// ErrUnknownBackend.
+func (g *Group) update(id string, edit func(e *entry)) error {
+	return g.change(func(next map[string]entry) error {
+		e, ok := next[id]
+		if !ok {
+			return unknown(id)
+		}
+		edit(&e)
+		next[id] = e
+		return nil
+	})
+}
+
 // change applies edit to a copy of the configuration, builds the snapshot
 // and publishes both, or leaves everything as it was if either step fails.
 func (g *Group) change(edit func(next map[string]entry) error) error {
@@ -342,7 +363,7 @@ func build(entries map[string]entry, sched Scheduler, failOpen bool) (*snapshot,
 	}
 	for _, id := range ids {
 		e := entries[id]
-		m := &Member{id: id, addr: e.b.Addr, weight: e.b.Weight, standby: e.b.Standby, healthy: e.healthy, stats: e.stats}
+		m := &Member{id: id, addr: e.b.Addr, weight: e.b.Weight, state: e.b.State, standby: e.b.Standby, healthy: e.healthy, stats: e.stats}
 		s.members = append(s.members, m)
 		s.byID[id] = m
 	}
@@ -350,11 +371,11 @@ func build(entries map[string]entry, sched Scheduler, failOpen bool) (*snapshot,
 	if len(eligible) == 0 && failOpen {
 		eligible, standbyActive = choose(s.members, func(*Member) bool { return true })
 		for _, m := range s.members {
-			m.sticky = !m.standby || standbyActive
+			m.sticky = m.state != Maint && (!m.standby || standbyActive)
 		}
 	} else {
 		for _, m := range s.members {
-			m.sticky = m.healthy && (!m.standby || standbyActive)
+			m.sticky = m.state != Maint && m.healthy && (!m.standby || standbyActive)
 		}
 	}
 	if len(eligible) > 0 {
@@ -366,6 +387,7 @@ func build(entries map[string]entry, sched Scheduler, failOpen bool) (*snapshot,
 			return nil, fmt.Errorf("balancer: scheduler %q built a nil Picker", sched.Name())
 		}
 		s.picker = p
+		s.obs, _ = p.(Observer)
 		s.eligible = eligible
 	}
 	return s, nil
@@ -376,13 +398,13 @@ type noPicker struct{}
 
 func (noPicker) Pick(Key) *Member { return nil }
 
-// choose returns the members of weight > 0 that pass ok, from the primary
-// tier if it has any, else from the standby tier, and whether the standby
-// tier is the one taking traffic.
+// choose returns the Ready members that pass ok, from the primary tier if
+// it has any, else from the standby tier, and whether the standby tier is
+// the one taking traffic.
 func choose(members []*Member, ok func(*Member) bool) (eligible []*Member, standby bool) {
 	var primaries, standbys []*Member
 	for _, m := range members {
-		if m.weight == 0 || !ok(m) {
+		if m.state != Ready || !ok(m) {
 			continue
 		}
 		if m.standby {
@@ -398,7 +420,7 @@ func choose(members []*Member, ok func(*Member) bool) (eligible []*Member, stand
 }
 
 func unknown(id string) error {
-	return fmt.Errorf("balancer: backend %q: %w", id, ErrUnknownBackend)
+	return wrap(fmt.Sprintf("backend %q", id), ErrUnknownBackend)
 }
 
 // String describes the group's members for logs and debugging.
@@ -410,6 +432,9 @@ func (g *Group) String() string {
 			b.WriteString(", ")
 		}
 		fmt.Fprintf(&b, "%s(%s w=%d", m.id, m.addr, m.weight)
+		if m.state != Ready {
+			b.WriteString(" " + m.state.String())
+		}
 		if m.standby {
 			b.WriteString(" standby")
 		}

@@ -20,6 +20,15 @@ func be(id string, weight int) Backend {
 	return Backend{ID: id, Addr: "127.0.0.1:8080", Weight: weight}
 }
 
+// member ends a pick at once and returns its member, for tests about
+// which member is chosen rather than about counting.
+func member(p Picked, err error) (*Member, error) {
+	if err == nil {
+		p.Done(DoneInfo{})
+	}
+	return p.Member, err
+}
+
 var anyKey = Key{Src: netip.MustParseAddrPort("192.0.2.7:5000"), Dst: netip.MustParseAddrPort("192.0.2.1:80")}
 
 // picks returns how often each member was picked in n picks.
@@ -27,7 +36,7 @@ func picks(t *testing.T, g *Group, n int) map[string]int {
 	t.Helper()
 	got := map[string]int{}
 	for i := range n {
-		m, err := g.Pick(anyKey)
+		m, err := member(g.Pick(anyKey))
 		if err != nil {
 			t.Fatalf("Pick(step %d): %v", i, err)
 		}
@@ -43,8 +52,9 @@ func TestBackendValidation(t *testing.T) {
 		field   string
 		message string
 	}{
-		{"weight too high", Backend{Addr: "10.0.0.1:80", Weight: 101}, "Weight", `balancer: Weight 101: out of range 0–100`},
-		{"weight negative", Backend{Addr: "10.0.0.1:80", Weight: -1}, "Weight", `balancer: Weight -1: out of range 0–100`},
+		{"weight too high", Backend{Addr: "10.0.0.1:80", Weight: 65536}, "Weight", `balancer: Weight 65536: out of range 1–65535`},
+		{"weight negative", Backend{Addr: "10.0.0.1:80", Weight: -1}, "Weight", `balancer: Weight -1: out of range 1–65535`},
+		{"unknown state", Backend{Addr: "10.0.0.1:80", State: 3}, "State", `balancer: State 3: unknown; want Ready, Drain or Maint`},
 		{"no port", Backend{Addr: "10.0.0.1", Weight: 1}, "Addr", `balancer: Addr "10.0.0.1": not host:port`},
 		{"port 0", Backend{Addr: "10.0.0.1:0", Weight: 1}, "Addr", `balancer: Addr "10.0.0.1:0": port out of range 1–65535`},
 		{"port 65536", Backend{Addr: "10.0.0.1:65536", Weight: 1}, "Addr", `balancer: Addr "10.0.0.1:65536": port out of range 1–65535`},
@@ -80,12 +90,15 @@ func TestChangesAreAllOrNothing(t *testing.T) {
 		change func() error
 		is     error
 	}{
-		{"Add with one bad", func() error { return g.Add(be("b", 100), be("c", 300)) }, nil},
+		{"Add with one bad", func() error { return g.Add(be("b", 100), be("c", 70000)) }, nil},
 		{"Add duplicate in call", func() error { return g.Add(be("b", 100), be("b", 100)) }, nil},
 		{"Add existing", func() error { return g.Add(be("a", 50)) }, nil},
 		{"Remove with unknown", func() error { return g.Remove("a", "zz") }, ErrUnknownBackend},
 		{"SetWeight unknown", func() error { return g.SetWeight("zz", 10) }, ErrUnknownBackend},
-		{"SetWeight out of range", func() error { return g.SetWeight("a", 101) }, nil},
+		{"SetWeight out of range", func() error { return g.SetWeight("a", 65536) }, nil},
+		{"SetWeight 0", func() error { return g.SetWeight("a", 0) }, nil},
+		{"SetState unknown", func() error { return g.SetState("zz", Drain) }, ErrUnknownBackend},
+		{"SetState invalid", func() error { return g.SetState("a", -1) }, nil},
 		{"SetHealthy unknown", func() error { return g.SetHealthy("zz", false) }, ErrUnknownBackend},
 		{"Replace with bad", func() error { return g.Replace([]Backend{be("x", 1), {Addr: "nope"}}) }, nil},
 		{"Replace duplicate", func() error { return g.Replace([]Backend{be("x", 1), be("x", 2)}) }, nil},
@@ -111,22 +124,22 @@ func TestChangesAreAllOrNothing(t *testing.T) {
 	}
 }
 
-func TestWeightZeroDrains(t *testing.T) {
+func TestDrain(t *testing.T) {
 	g := mustNew(t, Config{}, be("a", 100), be("b", 100))
-	if err := g.SetWeight("a", 0); err != nil {
+	if err := g.SetState("a", Drain); err != nil {
 		t.Fatal(err)
 	}
 	if got := picks(t, g, 100); got["a"] != 0 {
 		t.Errorf("drained member a picked %d times of 100", got["a"])
 	}
 	// A sticky client of a keeps it while it drains.
-	if m, err := g.PickSticky("a", anyKey); err != nil || m.ID() != "a" {
+	if m, err := member(g.PickSticky("a", anyKey)); err != nil || m.ID() != "a" {
 		t.Errorf("PickSticky(a) while a drains = %v, %v; want a", id(m), err)
 	}
-	if err := g.SetWeight("b", 0); err != nil {
+	if err := g.SetState("b", Drain); err != nil {
 		t.Fatal(err)
 	}
-	if m, err := g.Pick(anyKey); !errors.Is(err, ErrNoBackend) {
+	if m, err := member(g.Pick(anyKey)); !errors.Is(err, ErrNoBackend) {
 		t.Errorf("Pick with every member drained = %v, %v; want ErrNoBackend", id(m), err)
 	}
 }
@@ -145,9 +158,9 @@ func TestPrimaryStandby(t *testing.T) {
 		{"primary healthy", nil, "primary", "primary", nil},
 		{"primary down", func() error { return g.SetHealthy("primary", false) }, "standby", "standby", nil},
 		{"primary back", func() error { return g.SetHealthy("primary", true) }, "primary", "primary", nil},
-		{"primary drained", func() error { return g.SetWeight("primary", 0) }, "standby", "standby", nil},
+		{"primary drained", func() error { return g.SetState("primary", Drain) }, "standby", "standby", nil},
 		{"both down", func() error {
-			if err := g.SetWeight("primary", 100); err != nil {
+			if err := g.SetState("primary", Ready); err != nil {
 				return err
 			}
 			if err := g.SetHealthy("primary", false); err != nil {
@@ -165,13 +178,13 @@ func TestPrimaryStandby(t *testing.T) {
 			}
 		}
 		for range 10 {
-			m, err := g.Pick(anyKey)
+			m, err := member(g.Pick(anyKey))
 			if !errors.Is(err, s.wantErr) || (err == nil && m.ID() != s.want) {
 				t.Fatalf("%s: Pick = %v, %v; want %q, %v", s.name, id(m), err, s.want, s.wantErr)
 			}
 		}
 		// A session on the standby returns to the primary when it is back.
-		m, err := g.PickSticky("standby", anyKey)
+		m, err := member(g.PickSticky("standby", anyKey))
 		if !errors.Is(err, s.wantErr) || (err == nil && m.ID() != s.sticky) {
 			t.Fatalf("%s: PickSticky(standby) = %v, %v; want %q", s.name, id(m), err, s.sticky)
 		}
@@ -196,7 +209,7 @@ func TestPickSticky(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			for range 20 {
-				m, err := g.PickSticky(tt.id, anyKey)
+				m, err := member(g.PickSticky(tt.id, anyKey))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -212,36 +225,36 @@ func TestPickSticky(t *testing.T) {
 	if err := g.Remove("b"); err != nil {
 		t.Fatal(err)
 	}
-	if m, _ := g.PickSticky("b", anyKey); m.ID() == "b" {
+	if m, _ := member(g.PickSticky("b", anyKey)); m.ID() == "b" {
 		t.Error("PickSticky(b) after Remove(b) returned b")
 	}
 }
 
 func TestFailOpen(t *testing.T) {
 	for _, failOpen := range []bool{false, true} {
-		g := mustNew(t, Config{FailOpen: failOpen}, be("a", 100), be("b", 0))
+		g := mustNew(t, Config{FailOpen: failOpen}, be("a", 100), Backend{ID: "b", Addr: "127.0.0.1:8080", State: Drain})
 		if err := g.SetHealthy("a", false); err != nil {
 			t.Fatal(err)
 		}
-		m, err := g.Pick(anyKey)
+		m, err := member(g.Pick(anyKey))
 		switch {
 		case !failOpen && !errors.Is(err, ErrNoBackend):
 			t.Errorf("FailOpen=false, all unhealthy: Pick = %v, %v; want ErrNoBackend", id(m), err)
 		case failOpen && (err != nil || m.ID() != "a"):
-			t.Errorf("FailOpen=true, all unhealthy: Pick = %v, %v; want a (b has weight 0)", id(m), err)
+			t.Errorf("FailOpen=true, all unhealthy: Pick = %v, %v; want a (b drains)", id(m), err)
 		}
 	}
 }
 
 func TestStartUnhealthy(t *testing.T) {
 	g := mustNew(t, Config{StartUnhealthy: true}, be("a", 100))
-	if _, err := g.Pick(anyKey); !errors.Is(err, ErrNoBackend) {
+	if _, err := member(g.Pick(anyKey)); !errors.Is(err, ErrNoBackend) {
 		t.Fatalf("Pick before any health report = %v, want ErrNoBackend", err)
 	}
 	if err := g.SetHealthy("a", true); err != nil {
 		t.Fatal(err)
 	}
-	if m, err := g.Pick(anyKey); err != nil || m.ID() != "a" {
+	if m, err := member(g.Pick(anyKey)); err != nil || m.ID() != "a" {
 		t.Fatalf("Pick after SetHealthy(a, true) = %v, %v", id(m), err)
 	}
 }
@@ -259,12 +272,12 @@ func TestReplaceKeepsState(t *testing.T) {
 		t.Fatal(err)
 	}
 	a, _ := g.Member("a")
-	if a.Healthy() || a.Weight() != 50 || a.Active() != 1 {
-		t.Errorf("a after Replace: healthy=%v weight=%d active=%d; want false, 50, 1 (state kept)", a.Healthy(), a.Weight(), a.Active())
+	if a.Healthy() || a.Weight() != 50 || a.Outstanding() != 1 {
+		t.Errorf("a after Replace: healthy=%v weight=%d outstanding=%d; want false, 50, 1 (state kept)", a.Healthy(), a.Weight(), a.Outstanding())
 	}
 	b, _ := g.Member("b")
-	if !b.Healthy() || b.Active() != 0 {
-		t.Errorf("b with a new Addr after Replace: healthy=%v active=%d; want a fresh member", b.Healthy(), b.Active())
+	if !b.Healthy() || b.Outstanding() != 0 {
+		t.Errorf("b with a new Addr after Replace: healthy=%v outstanding=%d; want a fresh member", b.Healthy(), b.Outstanding())
 	}
 	if len(g.Members()) != 3 {
 		t.Errorf("Members() = %d, want 3", len(g.Members()))
@@ -331,16 +344,18 @@ func TestLeastConnectionsPrefersIdle(t *testing.T) {
 	for range 50 {
 		busy.End()
 	}
-	if busy.Active() != 0 || busy.Total() != 50 {
-		t.Errorf("busy Active=%d Total=%d, want 0 and 50", busy.Active(), busy.Total())
+	if want := uint64(50 + got["busy"]); busy.Outstanding() != 0 || busy.Total() != want {
+		t.Errorf("busy Outstanding=%d Total=%d, want 0 and %d (50 begun, %d picked)", busy.Outstanding(), busy.Total(), want, got["busy"])
 	}
 }
 
 func TestParseScheduler(t *testing.T) {
-	for _, name := range []string{"wrr", "rr", "sch", "tch", "qch", "wlc"} {
-		s, err := ParseScheduler(name)
-		if err != nil || s.Name() != name {
-			t.Errorf("ParseScheduler(%q) = %v, %v", name, s, err)
+	for _, name := range []string{"wrr", "rr", "sch", "tch", "qch", "wlc", "hash", "ewma"} {
+		for _, spelled := range []string{name, strings.ToUpper(name)} {
+			s, err := ParseScheduler(spelled)
+			if err != nil || s.Name() != name {
+				t.Errorf("ParseScheduler(%q) = %v, %v; want %s", spelled, s, err, name)
+			}
 		}
 	}
 	_, err := ParseScheduler("lc")
@@ -352,8 +367,7 @@ func TestParseScheduler(t *testing.T) {
 
 func TestAliasTable(t *testing.T) {
 	ms := members(1, 2, 3, 94)
-	prob, alias := aliasTable(ms)
-	p := &wlcPicker{members: ms, prob: prob, alias: alias}
+	p := newWeighted(ms)
 	counts := make([]int, len(ms))
 	// Walk the 32-bit spaces on a grid instead of drawing at random.
 	const steps = 1000
@@ -385,7 +399,7 @@ func TestPickNext(t *testing.T) {
 			var tried []*Member
 			seen := map[string]bool{}
 			for step := range 3 {
-				m, err := g.PickNext(anyKey, tried)
+				m, err := member(g.PickNext(anyKey, tried))
 				if err != nil {
 					t.Fatalf("PickNext(step %d, tried %d): %v", step, len(tried), err)
 				}
@@ -398,7 +412,7 @@ func TestPickNext(t *testing.T) {
 				seen[m.ID()] = true
 				tried = append(tried, m)
 			}
-			if m, err := g.PickNext(anyKey, tried); !errors.Is(err, ErrNoBackend) {
+			if m, err := member(g.PickNext(anyKey, tried)); !errors.Is(err, ErrNoBackend) {
 				t.Errorf("PickNext with every primary tried = %v, %v; want ErrNoBackend", id(m), err)
 			}
 		})

@@ -22,6 +22,10 @@ const (
 	// HashConnID hashes the QUIC connection ID (qch), falling back to the
 	// four-tuple when a packet has none.
 	HashConnID
+	// HashKey hashes Key.Hash, a hash the caller computed from the
+	// request (hash): one header, cookie or path value, one backend.
+	// A Key without HasHash falls back to the source IP, as sch.
+	HashKey
 )
 
 // DefaultTableSize is the Maglev lookup-table size used when
@@ -33,7 +37,7 @@ const DefaultTableSize = 65537
 const maxTableSize = 1 << 24
 
 // Maglev is a consistent-hash scheduler built on [Maglev] lookup tables,
-// weighted, hashed with xxhash: sch, tch or qch depending on By.
+// weighted, hashed with xxhash: sch, tch, qch or hash depending on By.
 //
 // Each snapshot fills a table of TableSize slots: every member walks its
 // own permutation of the slots (offset and skip from the xxhash of its
@@ -52,8 +56,8 @@ const maxTableSize = 1 << 24
 //
 // [Maglev]: https://research.google/pubs/maglev-a-fast-and-reliable-software-network-load-balancer/
 type Maglev struct {
-	// By selects the key: HashSourceIP (sch), HashFourTuple (tch) or
-	// HashConnID (qch).
+	// By selects the key: HashSourceIP (sch), HashFourTuple (tch),
+	// HashConnID (qch) or HashKey (hash).
 	By HashBy
 	// TableSize is the number of lookup slots M. It must be prime, at
 	// most 16777216, and at least the number of members. The paper
@@ -65,13 +69,15 @@ type Maglev struct {
 	TableSize int
 }
 
-// Name returns "sch", "tch" or "qch".
+// Name returns "sch", "tch", "qch" or "hash".
 func (s Maglev) Name() string {
 	switch s.By {
 	case HashFourTuple:
 		return NameTCH
 	case HashConnID:
 		return NameQCH
+	case HashKey:
+		return NameHash
 	}
 	return NameSCH
 }
@@ -85,7 +91,7 @@ func (s Maglev) size() int {
 
 // Validate checks By and TableSize.
 func (s Maglev) Validate() error {
-	if s.By < HashSourceIP || s.By > HashConnID {
+	if s.By < HashSourceIP || s.By > HashKey {
 		return configErr("HashBy", int(s.By), "unknown")
 	}
 	m := s.size()
@@ -130,8 +136,10 @@ func (p *maglevPicker) Pick(k Key) *Member {
 		h = sourceIPHash(&k)
 	case HashFourTuple:
 		h = fourTupleHash(&k)
-	default:
+	case HashConnID:
 		h = connIDHash(&k)
+	default:
+		h = keyHash(&k)
 	}
 	return p.members[p.table[slot(h, p.size)]]
 }

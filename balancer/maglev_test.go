@@ -241,3 +241,38 @@ func TestKeyHashes(t *testing.T) {
 		t.Error("ConnIDHash depends on the address when a connection ID is present")
 	}
 }
+
+func TestMaglevHashKey(t *testing.T) {
+	bs := []Backend{be("a", 100), be("b", 100), be("c", 100)}
+	g := mustNew(t, Config{Scheduler: Maglev{By: HashKey}}, bs...)
+	sch := mustNew(t, Config{Scheduler: Maglev{By: HashSourceIP}}, bs...)
+	ks := fourTuples(300)
+	// One hash, any client: one member.
+	first, _ := member(g.Pick(Key{Src: ks[0].Src, Hash: 7, HasHash: true}))
+	for i, k := range ks {
+		k.Hash, k.HasHash = 7, true
+		if m, _ := member(g.Pick(k)); m != first {
+			t.Fatalf("Pick(client %d, Hash 7) = %s, want %s as for every client", i, id(m), id(first))
+		}
+	}
+	// Small consecutive hashes still spread: the scheduler mixes them.
+	got := map[string]int{}
+	for h := range uint64(300) {
+		m, _ := member(g.Pick(Key{Hash: h, HasHash: true}))
+		got[m.ID()]++
+	}
+	for _, b := range bs {
+		if got[b.ID] < 60 {
+			t.Errorf("hashes 0–299: %s got %d, want about 100 (%v)", b.ID, got[b.ID], got)
+		}
+	}
+	// Without HasHash, the source IP decides, as sch.
+	for i, k := range ks {
+		k.Hash = 7
+		m, _ := member(g.Pick(k))
+		want, _ := member(sch.Pick(k))
+		if m.ID() != want.ID() {
+			t.Fatalf("Pick(client %d, no HasHash) = %s, want %s as sch", i, m.ID(), want.ID())
+		}
+	}
+}

@@ -6,7 +6,7 @@ import (
 )
 
 // RoundRobin returns the rr scheduler: each eligible member in turn, in ID
-// order, ignoring weights except that weight-0 members are never picked.
+// order, ignoring weights.
 // A pick is one atomic add.
 func RoundRobin() Scheduler { return rrScheduler{} }
 

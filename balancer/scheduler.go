@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math/bits"
 	"net/netip"
+	"strings"
 )
 
 // Key is the input of a pick: what the caller knows about the connection,
@@ -17,6 +18,15 @@ type Key struct {
 	// ConnID is a QUIC destination connection ID, or nil. The qch
 	// scheduler hashes it; it is not retained after the pick.
 	ConnID []byte
+	// Hash is a caller-computed hash of whatever identifies the request
+	// (a header, a cookie, the path, a query parameter…), used by
+	// Maglev{By: HashKey}. Any 64-bit value will do: the scheduler mixes
+	// it before use. Computing it is the caller's, so a pick still
+	// allocates nothing.
+	Hash uint64
+	// HasHash says Hash is set. Without it HashKey falls back to the
+	// source IP, as when a request lacks the hashed header.
+	HasHash bool
 }
 
 // SourceIPHash returns the hash the sch scheduler uses: XXH64 of the
@@ -49,6 +59,16 @@ func fourTupleHash(k *Key) uint64 {
 		bits.ReverseBytes32(ports))
 }
 
+// keyHash is the hash the hash scheduler uses: Key.Hash mixed by
+// splitmix64's finalizer, so that callers' small or patterned values
+// spread over the table, or the source-IP hash when HasHash is false.
+func keyHash(k *Key) uint64 {
+	if !k.HasHash {
+		return sourceIPHash(k)
+	}
+	return mix64(k.Hash)
+}
+
 func connIDHash(k *Key) uint64 {
 	if len(k.ConnID) == 0 {
 		return fourTupleHash(k)
@@ -67,7 +87,7 @@ type Scheduler interface {
 	// Name returns the scheduler's configuration name, such as "wrr".
 	Name() string
 	// Build returns a Picker over members. members is non-empty, sorted
-	// by ID, and every member in it has weight > 0 and may take new work.
+	// by ID, and every member in it is Ready and may take new work.
 	// Build must not retain or modify the slice after it returns unless it
 	// copies it; the Members themselves may be kept. An error refuses the
 	// change that led to the build, which the group then does not apply.
@@ -98,11 +118,18 @@ const (
 	NameWLC = "wlc" // weighted least connections
 )
 
-// ParseScheduler returns the built-in scheduler for a CLB scheduler name:
-// "wrr", "rr", "sch", "tch", "qch" or "wlc". Hash schedulers get the
-// default Maglev table size.
+// Names of the built-in schedulers beyond the CLB's.
+const (
+	NameHash = "hash" // consistent hash of Key.Hash, falling back to the source IP
+	NameEWMA = "ewma" // peak-EWMA latency by the power of two choices
+)
+
+// ParseScheduler returns the built-in scheduler for a name: the CLB's
+// "wrr", "rr", "sch", "tch", "qch" and "wlc", or "hash" and "ewma". Case
+// does not matter. Hash schedulers get the default Maglev table size,
+// ewma the defaults of PeakEWMAConfig.
 func ParseScheduler(name string) (Scheduler, error) {
-	switch name {
+	switch strings.ToLower(name) {
 	case NameWRR:
 		return WeightedRoundRobin(), nil
 	case NameRR:
@@ -115,8 +142,12 @@ func ParseScheduler(name string) (Scheduler, error) {
 		return Maglev{By: HashConnID}, nil
 	case NameWLC:
 		return LeastConnections(), nil
+	case NameHash:
+		return Maglev{By: HashKey}, nil
+	case NameEWMA:
+		return PeakEWMA(), nil
 	}
-	return nil, configErr("Scheduler", name, "unknown; want wrr, rr, sch, tch, qch or wlc")
+	return nil, configErr("Scheduler", name, "unknown; want wrr, rr, sch, tch, qch, wlc, hash or ewma")
 }
 
 // cacheLinePad keeps a hot atomic counter off the cache line of read-only

@@ -7,10 +7,10 @@ import (
 
 // LeastConnections returns the wlc scheduler: weighted least connections
 // by the power of two choices. Each pick draws two members at random in
-// proportion to their weights and takes the one with fewer active
-// connections per unit of weight (Member.Active / Member.Weight). It
-// balances on the Begin and End calls that callers make; a member nobody
-// reports on looks idle.
+// proportion to their weights and takes the one with fewer outstanding
+// connections or requests per unit of weight (Member.Outstanding /
+// Member.Weight). It balances on picks not yet Done; a member whose work
+// nobody counts looks idle.
 //
 // Two weighted draws instead of a scan keep a pick O(1) at any group size
 // and avoid the herd that a strict "least" causes when many picks see the
@@ -25,15 +25,12 @@ type wlcScheduler struct{}
 func (wlcScheduler) Name() string { return NameWLC }
 
 func (wlcScheduler) Build(members []*Member) (Picker, error) {
-	p := &wlcPicker{members: append([]*Member(nil), members...)}
-	p.prob, p.alias = aliasTable(members)
-	return p, nil
+	return &wlcPicker{members: append([]*Member(nil), members...), weighted: newWeighted(members)}, nil
 }
 
 type wlcPicker struct {
 	members []*Member
-	prob    []uint32 // Vose alias method, probabilities scaled to 2^32
-	alias   []uint32
+	weighted
 }
 
 func (p *wlcPicker) Pick(Key) *Member {
@@ -42,21 +39,43 @@ func (p *wlcPicker) Pick(Key) *Member {
 		return a
 	}
 	b := p.members[p.sample(rand.Uint64())]
-	// a.Active/a.weight <= b.Active/b.weight, cross-multiplied.
-	if a.Active()*int64(b.weight) <= b.Active()*int64(a.weight) {
+	// a.Outstanding/a.weight <= b.Outstanding/b.weight, cross-multiplied.
+	if a.Outstanding()*int64(b.weight) <= b.Outstanding()*int64(a.weight) {
 		return a
 	}
 	return b
 }
 
+// weighted draws member indices in proportion to weight by Vose's alias
+// method: a draw is one multiplication and one comparison at any group
+// size. The power-of-two-choices schedulers (wlc, ewma) draw their pairs
+// with it.
+type weighted struct {
+	prob  []uint32 // probabilities scaled to 2^32
+	alias []uint32
+}
+
+func newWeighted(members []*Member) weighted {
+	prob, alias := aliasTable(members)
+	return weighted{prob: prob, alias: alias}
+}
+
 // sample draws an index in proportion to weight from 64 random bits: the
 // high half chooses a column, the low half the coin.
-func (p *wlcPicker) sample(r uint64) uint32 {
-	col, _ := bits.Mul32(uint32(r>>32), uint32(len(p.prob)))
-	if uint32(r) < p.prob[col] {
+func (w *weighted) sample(r uint64) uint32 {
+	col, _ := bits.Mul32(uint32(r>>32), uint32(len(w.prob)))
+	if uint32(r) < w.prob[col] {
 		return col
 	}
-	return p.alias[col]
+	return w.alias[col]
+}
+
+// other draws an index other than i (of n > 1), uniformly, from 64 random
+// bits: a pair of distinct members, so that a member is never compared
+// with itself, which would hand it the pick whatever its load.
+func other(i uint32, n int, r uint64) uint32 {
+	k, _ := bits.Mul32(uint32(r), uint32(n-1))
+	return (i + 1 + k) % uint32(n)
 }
 
 // aliasTable builds Vose's alias tables for sampling members in proportion

@@ -98,11 +98,12 @@ func newMaglev(nodes []string, ks *Keys) (Placer, error) {
 }
 
 func (p *maglevPlacer) Place(i int) string {
-	m, err := p.g.Pick(p.ks.Keys[i])
+	picked, err := p.g.Pick(p.ks.Keys[i])
 	if err != nil {
 		return ""
 	}
-	return m.ID()
+	picked.Done(balancer.DoneInfo{})
+	return picked.Member.ID()
 }
 
 type stathatPlacer struct {
@@ -254,11 +255,12 @@ func newOurWRR(weights []int) (func() int, error) {
 		return nil, err
 	}
 	return func() int {
-		m, err := g.Pick(balancer.Key{})
+		p, err := g.Pick(balancer.Key{})
 		if err != nil {
 			return -1
 		}
-		return index[m.ID()]
+		p.Done(balancer.DoneInfo{})
+		return index[p.Member.ID()]
 	}, nil
 }
 

@@ -138,10 +138,11 @@ func TestGroupFollowsChecker(t *testing.T) {
 	}
 	round(t, c)
 	for i := range 4 {
-		m, err := g.Pick(balancer.Key{})
-		if err != nil || m.ID() != "up" {
-			t.Fatalf("Pick(%d) after one round = %v, %v; want up", i, m, err)
+		p, err := g.Pick(balancer.Key{})
+		if err != nil || p.Member.ID() != "up" {
+			t.Fatalf("Pick(%d) after one round = %v, %v; want up", i, p.Member, err)
 		}
+		p.Done(balancer.DoneInfo{})
 	}
 	for _, ev := range rec.takeEvents() {
 		if ev.SetErr != nil {

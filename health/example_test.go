@@ -53,8 +53,9 @@ func Example() {
 	// and after each backend connection c.ReportFailure or c.ReportSuccess.
 	c.CheckNow(context.Background())
 
-	m, _ := g.Pick(balancer.Key{})
-	fmt.Println("picked:", m.ID())
+	p, _ := g.Pick(balancer.Key{})
+	fmt.Println("picked:", p.Member.ID())
+	p.Done(balancer.DoneInfo{})
 	// Output:
 	// web-1: pending → healthy (passed first check)
 	// web-2: pending → unhealthy (connection refused)

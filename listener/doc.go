@@ -32,9 +32,10 @@
 // Config.EstablishedTimeout is reset on both sides by the listener's one
 // idle sweeper, at most half a second late. A client that shuts
 // down its write side still gets the whole response. With
-// Config.ConnectionDrain, the connections of a backend that is removed
-// or set to weight 0 are closed once Config.ConnectionDrainTimeout has
-// passed; without it they carry on until they end.
+// Config.ConnectionDrain, the connections of a backend that is removed,
+// drained or put in maintenance (balancer.Group.SetState) are closed once
+// Config.ConnectionDrainTimeout has passed; without it they carry on until
+// they end.
 //
 // # UDP
 //
@@ -87,7 +88,7 @@
 // refused), passes the optional HTTPOptions.Middleware (where a WAF plugs
 // in), is routed by the forwarding rules (host pattern as for extension
 // domains, then the longest path prefix; Config.Group otherwise), placed
-// by its session cookie or the scheduler (wrr, rr, wlc), and sent over
+// by its session cookie or the scheduler (wrr, rr, wlc, hash, ewma), and sent over
 // HTTP/1.1 on a kept-alive backend connection (HTTP/1.0 on a connection of
 // its own for HTTP/1.0 clients). Hop-by-hop fields are removed both ways
 // (RFC 9110 §7.6.1); X-Forwarded-For (on by default), SLB-ID, SLB-IP,
@@ -117,12 +118,12 @@
 // Cookie persistence (HTTPOptions.StickySession) inserts a SERVERID
 // cookie or rewrites the application's, as package session describes; a
 // cookie naming a backend that is gone, unhealthy or forged gets a fresh
-// pick, and a backend at weight 0 keeps its sessions but gets no new
-// ones. Unlike the CLB, which sets no cookie on 3xx and 4xx responses and
-// so loses stickiness across a login redirect, the listener handles the
-// cookie on every status: in insert mode a 302 or 404 carries the cookie
-// too; in rewrite mode the token rides on whatever cookie the application
-// sets, on any status.
+// pick, and a draining backend (balancer.Drain) keeps its sessions but
+// gets no new ones. Unlike the CLB, which sets no cookie on 3xx and 4xx
+// responses and so loses stickiness across a login redirect, the listener
+// handles the cookie on every status: in insert mode a 302 or 404 carries
+// the cookie too; in rewrite mode the token rides on whatever cookie the
+// application sets, on any status.
 //
 // An HTTPS listener adds TLS termination: a default certificate
 // (HTTPOptions.Certificate), extension domains chosen by SNI

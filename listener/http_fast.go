@@ -120,35 +120,40 @@ func (cc *clientConn) serveRequest() bool {
 	)
 	for range maxConnectAttempts {
 		var (
-			m   *balancer.Member
+			p   balancer.Picked
 			err error
 		)
 		switch {
 		case len(tried) > 0:
-			m, err = g.PickNext(k, tried)
+			p, err = g.PickNext(k, tried)
 		case cc.sess.ID != "":
-			m, err = g.PickSticky(cc.sess.ID, k)
+			p, err = g.PickSticky(cc.sess.ID, k)
 		default:
-			m, err = g.Pick(k)
+			p, err = g.Pick(k)
 		}
 		if err != nil {
 			break
 		}
+		m := p.Member
 		bc := s.backend(m.ID())
-		m.Begin()
 		bc.active.Add(1)
 		bc.new.Add(1)
 		sent := time.Now()
 		bk, err := cc.exchange(m.Addr())
 		if err == nil {
+			head := time.Since(sent)
 			l.reportConnect(g, m.ID(), nil)
 			keep = cc.respond(bk, m.ID(), bc, sent, start, keep)
 			bc.active.Add(-1)
-			m.End()
+			p.Done(balancer.DoneInfo{Latency: head})
 			return keep
 		}
 		bc.active.Add(-1)
-		m.End()
+		outcome := err
+		if s.ctx.Err() != nil {
+			outcome = nil // the client left or the listener is stopping: not the backend's doing
+		}
+		p.Done(balancer.DoneInfo{Err: outcome})
 		lastErr = err
 		tried = append(tried, m)
 		if s.ctx.Err() != nil {

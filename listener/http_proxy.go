@@ -485,22 +485,22 @@ func (s *httpServer) proxy(w http.ResponseWriter, r *http.Request) {
 	)
 	for range maxConnectAttempts {
 		var (
-			m   *balancer.Member
+			p   balancer.Picked
 			err error
 		)
 		switch {
 		case len(tried) > 0:
-			m, err = g.PickNext(k, tried)
+			p, err = g.PickNext(k, tried)
 		case sess.ID != "":
-			m, err = g.PickSticky(sess.ID, k)
+			p, err = g.PickSticky(sess.ID, k)
 		default:
-			m, err = g.Pick(k)
+			p, err = g.Pick(k)
 		}
 		if err != nil {
 			break
 		}
+		m := p.Member
 		bc := s.backend(m.ID())
-		m.Begin()
 		bc.active.Add(1)
 		bc.new.Add(1)
 		start := time.Now()
@@ -520,14 +520,19 @@ func (s *httpServer) proxy(w http.ResponseWriter, r *http.Request) {
 			resp, err = s.tr.RoundTrip(newOut(r, m.Addr(), body))
 		}
 		if err == nil {
+			head := time.Since(start)
 			l.reportConnect(g, m.ID(), nil)
 			s.respond(w, r, resp, m, bc, sess, start)
 			bc.active.Add(-1)
-			m.End()
+			p.Done(balancer.DoneInfo{Latency: head})
 			return
 		}
 		bc.active.Add(-1)
-		m.End()
+		outcome := err
+		if r.Context().Err() != nil {
+			outcome = nil // the client left or the listener is stopping: not the backend's doing
+		}
+		p.Done(balancer.DoneInfo{Err: outcome})
 		lastErr = err
 		tried = append(tried, m)
 		if r.Context().Err() != nil {

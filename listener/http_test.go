@@ -469,15 +469,15 @@ func TestHTTPStickyInsert(t *testing.T) {
 	}(); strings.Contains(hd.Get("Cookie"), "SERVERID") {
 		t.Errorf("backend saw the balancer's cookie: %q", hd.Get("Cookie"))
 	}
-	// Weight 0 keeps the session; removal moves it.
-	g.SetWeight(first, 0)
+	// Draining keeps the session; removal moves it.
+	g.SetState(first, balancer.Drain)
 	if _, body, _ := get(t, c, httpURL(l, "/")); body != first {
-		t.Errorf("at weight 0 the session moved to %s", body)
+		t.Errorf("while draining the session moved to %s", body)
 	}
 	fresh := newClient(t)
 	for range 6 {
 		if _, body, _ := get(t, fresh, httpURL(l, "/")); body == first {
-			t.Errorf("a new client reached %s at weight 0", first)
+			t.Errorf("a new client reached draining %s", first)
 		}
 	}
 	g.Remove(first)

@@ -57,8 +57,8 @@ func parseQUICDestConnID(b []byte, shortLen int) (dcid []byte, ok bool) {
 // the backend whose server ID the ID encodes. A UDP listener with a
 // router asks it first, then confirms the answer with
 // balancer.Group.PickSticky, which keeps the flow on that backend while it
-// is in the group, healthy and in the active tier (even at weight 0, as a
-// connection that migrated is not new work). Otherwise — ok false (an ID
+// is in the group, healthy and in the active tier (even while it drains,
+// as a connection that migrated is not new work). Otherwise — ok false (an ID
 // the router cannot decode or map, such as a client-chosen Initial DCID)
 // or a backend no longer eligible — the flow takes the usual first pick
 // with the Key's ConnID cleared, which is the draft's fallback: the

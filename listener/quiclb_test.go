@@ -487,11 +487,12 @@ func four(tr *quic.Transport, ln netip.AddrPort) balancer.Key {
 
 func pickID(t *testing.T, g *balancer.Group, k balancer.Key) string {
 	t.Helper()
-	m, err := g.Pick(k)
+	p, err := g.Pick(k)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return m.ID()
+	p.Done(balancer.DoneInfo{})
+	return p.Member.ID()
 }
 
 // FuzzQUICLBRouterPath feeds arbitrary first datagrams through a new
@@ -539,9 +540,11 @@ func FuzzQUICLBRouterPath(f *testing.F) {
 			t.Fatalf("pickKey(%x): ConnID %x with a router, want none", first, k.ConnID)
 		}
 		if !routed {
-			if _, err := g.Pick(k); err != nil {
+			p, err := g.Pick(k)
+			if err != nil {
 				t.Fatal(err)
 			}
+			p.Done(balancer.DoneInfo{})
 			return
 		}
 		dcid, ok := parseQUICDestConnID(first, cfg.ConnIDLen())
@@ -549,10 +552,12 @@ func FuzzQUICLBRouterPath(f *testing.F) {
 		if !ok || !decoded || ids[sid] != routeID {
 			t.Fatalf("pickKey(%x) routed to %q; DCID %x decodes to %v, %v", first, routeID, dcid, sid, decoded)
 		}
-		m, err := g.PickSticky(routeID, k)
+		p, err := g.PickSticky(routeID, k)
 		if err != nil {
 			t.Fatal(err)
 		}
+		p.Done(balancer.DoneInfo{})
+		m := p.Member
 		if _, in := g.Member(routeID); in != (m.ID() == routeID) {
 			t.Fatalf("PickSticky(%q) = %s, member of the group: %v", routeID, m.ID(), in)
 		}

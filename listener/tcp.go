@@ -99,11 +99,12 @@ func (s *tcpServer) handle(client *net.TCPConn, port int) {
 		resetConn(client)
 		return
 	}
-	backend, m, err := s.connect(balancer.Key{Src: src, Dst: dst}, port)
+	backend, p, connectTime, err := s.connect(balancer.Key{Src: src, Dst: dst}, port)
 	if err != nil {
 		resetConn(client)
 		return
 	}
+	m := p.Member
 	c := &tcpConn{s: s, client: client, backend: backend, member: m, bc: l.c.backend(m.ID())}
 	c.ctx, c.cancel = context.WithCancel(s.ctx)
 	if v := l.cfg.ProxyProtocol; v > 0 {
@@ -112,10 +113,10 @@ func (s *tcpServer) handle(client *net.TCPConn, port int) {
 			l.cfg.Logger.Debug("writing PROXY header failed", "backend", m.ID(), "err", err)
 			resetConn(client)
 			resetConn(backend)
+			p.Done(balancer.DoneInfo{Err: err})
 			return
 		}
 	}
-	m.Begin()
 	l.c.active.Add(1)
 	l.c.new.Add(1)
 	c.bc.active.Add(1)
@@ -130,12 +131,14 @@ func (s *tcpServer) handle(client *net.TCPConn, port int) {
 	}
 	c.bc.active.Add(-1)
 	l.c.active.Add(-1)
-	m.End()
+	p.Done(balancer.DoneInfo{Latency: connectTime})
 }
 
 // connect picks a backend and dials it, trying up to maxConnectAttempts
-// backends. It returns ErrNoBackend-wrapped errors when none could be had.
-func (s *tcpServer) connect(k balancer.Key, port int) (*net.TCPConn, *balancer.Member, error) {
+// backends, and returns the connection, its pick (to be Done when the
+// connection ends) and the connect time. It returns ErrNoBackend-wrapped
+// errors when none could be had.
+func (s *tcpServer) connect(k balancer.Key, port int) (*net.TCPConn, balancer.Picked, time.Duration, error) {
 	l := s.l
 	g := l.cfg.Group
 	var triedBuf [maxConnectAttempts]*balancer.Member
@@ -143,42 +146,46 @@ func (s *tcpServer) connect(k balancer.Key, port int) (*net.TCPConn, *balancer.M
 	d := net.Dialer{Timeout: l.cfg.ConnectTimeout}
 	for range maxConnectAttempts {
 		var (
-			m   *balancer.Member
+			p   balancer.Picked
 			err error
 		)
 		if len(tried) == 0 {
-			m, err = l.pickFirst(k)
+			p, err = l.pickFirst(k)
 		} else {
-			m, err = g.PickNext(k, tried)
+			p, err = g.PickNext(k, tried)
 		}
 		if err != nil {
 			if len(tried) == 0 {
 				l.c.noBackend.Add(1)
 			}
-			return nil, nil, err
+			return nil, balancer.Picked{}, 0, err
 		}
+		m := p.Member
 		addr := m.Addr()
 		if l.cfg.EndPort != 0 {
 			addr = withPort(addr, port)
 		}
+		start := time.Now()
 		conn, err := d.DialContext(s.ctx, "tcp", addr)
 		if s.ctx.Err() != nil { // stopping: not the backend's fault
 			if conn != nil {
 				conn.Close()
 			}
-			return nil, nil, s.ctx.Err()
+			p.Done(balancer.DoneInfo{})
+			return nil, balancer.Picked{}, 0, s.ctx.Err()
 		}
 		l.reportConnect(g, m.ID(), err)
 		if err == nil {
 			l.persist(k.Src.Addr(), m.ID())
-			return conn.(*net.TCPConn), m, nil
+			return conn.(*net.TCPConn), p, time.Since(start), nil
 		}
+		p.Done(balancer.DoneInfo{Err: err})
 		l.c.connectFailures.Add(1)
 		l.c.backend(m.ID()).connectFailures.Add(1)
 		l.cfg.Logger.Debug("backend connect failed", "backend", m.ID(), "addr", addr, "err", err)
 		tried = append(tried, m)
 	}
-	return nil, nil, balancer.ErrNoBackend
+	return nil, balancer.Picked{}, 0, balancer.ErrNoBackend
 }
 
 // withPort replaces the port of host:port.
@@ -211,8 +218,8 @@ func (s *tcpServer) track(c *tcpConn, add bool) {
 	}
 }
 
-// groupChanged drains the connections of backends that were removed or
-// set to weight 0, when connection drain is on.
+// groupChanged drains the connections of backends that were removed,
+// drained or put in maintenance, when connection drain is on.
 func (s *tcpServer) groupChanged() {
 	if s.l.cfg.ConnectionDrain {
 		s.checkDrain()
@@ -220,10 +227,10 @@ func (s *tcpServer) groupChanged() {
 }
 
 // gone reports whether backend id may no longer take its connections:
-// removed, or weight 0.
+// removed, draining or in maintenance.
 func (s *tcpServer) gone(id string) bool {
 	m, ok := s.l.cfg.Group.Member(id)
-	return !ok || m.Weight() == 0
+	return !ok || m.State() != balancer.Ready
 }
 
 // checkDrain starts a drain timer for every backend that went away and

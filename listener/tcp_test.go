@@ -41,7 +41,7 @@ func TestTCPWeights(t *testing.T) {
 	eventually(t, "active to reach 0", func() bool { return l.Stats().Active == 0 })
 }
 
-func TestTCPWeightZeroDrains(t *testing.T) {
+func TestTCPDrainState(t *testing.T) {
 	leaks(t)
 	a, b := startEcho(t, "a"), startEcho(t, "b")
 	g := newGroup(t, balancer.RoundRobin(), a.backend(100), b.backend(100))
@@ -59,14 +59,14 @@ func TestTCPWeightZeroDrains(t *testing.T) {
 		conns[name], readers[name] = c, r
 		defer c.Close()
 	}
-	if err := g.SetWeight("a", 0); err != nil {
+	if err := g.SetState("a", balancer.Drain); err != nil {
 		t.Fatal(err)
 	}
 	for range 20 {
 		c, _, name := dialName(t, listenerAddr(l))
 		c.Close()
 		if name == "a" {
-			t.Fatal("a new connection went to backend a at weight 0")
+			t.Fatal("a new connection went to draining backend a")
 		}
 	}
 	// The established connection to a keeps working (no drain configured).
@@ -415,7 +415,7 @@ func TestTCPLiveReweightNoFailures(t *testing.T) {
 	for i := range 50 {
 		switch i % 5 {
 		case 0:
-			g.SetWeight("a", i%100)
+			g.SetWeight("a", 1+i%100)
 		case 1:
 			g.Add(c.backend(30))
 		case 2:

@@ -251,7 +251,7 @@ func (s *udpServer) remove(f *udpFlow) {
 // to maxConnectAttempts backends. Dialing a UDP socket fails only for
 // local reasons (or a host name that does not resolve); a backend's
 // closed port shows later, as an ICMP error on the flow's socket.
-func (s *udpServer) connect(f *udpFlow, first []byte) (*net.UDPConn, *balancer.Member, error) {
+func (s *udpServer) connect(f *udpFlow, first []byte) (*net.UDPConn, balancer.Picked, error) {
 	l := s.l
 	g := l.cfg.Group
 	k, routeID, routed := s.pickKey(f.key.src, f.dst, first)
@@ -260,23 +260,24 @@ func (s *udpServer) connect(f *udpFlow, first []byte) (*net.UDPConn, *balancer.M
 	d := net.Dialer{Timeout: l.cfg.ConnectTimeout}
 	for range maxConnectAttempts {
 		var (
-			m   *balancer.Member
+			p   balancer.Picked
 			err error
 		)
 		switch {
 		case routed && len(tried) == 0:
-			m, err = g.PickSticky(routeID, k)
+			p, err = g.PickSticky(routeID, k)
 		case len(tried) == 0:
-			m, err = l.pickFirst(k) // source-IP persistence, if on
+			p, err = l.pickFirst(k) // source-IP persistence, if on
 		default:
-			m, err = g.PickNext(k, tried)
+			p, err = g.PickNext(k, tried)
 		}
 		if err != nil {
 			if len(tried) == 0 {
 				l.c.noBackend.Add(1)
 			}
-			return nil, nil, err
+			return nil, balancer.Picked{}, err
 		}
+		m := p.Member
 		addr := m.Addr()
 		if l.cfg.EndPort != 0 {
 			addr = withPort(addr, int(f.key.port))
@@ -286,7 +287,8 @@ func (s *udpServer) connect(f *udpFlow, first []byte) (*net.UDPConn, *balancer.M
 			if c != nil {
 				c.Close()
 			}
-			return nil, nil, s.ctx.Err()
+			p.Done(balancer.DoneInfo{})
+			return nil, balancer.Picked{}, s.ctx.Err()
 		}
 		if err == nil {
 			l.persist(k.Src.Addr(), m.ID())
@@ -297,15 +299,16 @@ func (s *udpServer) connect(f *udpFlow, first []byte) (*net.UDPConn, *balancer.M
 					l.c.quicFallback.Add(1)
 				}
 			}
-			return c.(*net.UDPConn), m, nil
+			return c.(*net.UDPConn), p, nil
 		}
+		p.Done(balancer.DoneInfo{Err: err})
 		l.reportConnect(l.cfg.Group, m.ID(), err)
 		l.c.connectFailures.Add(1)
 		l.c.backend(m.ID()).connectFailures.Add(1)
 		l.cfg.Logger.Debug("backend dial failed", "backend", m.ID(), "addr", addr, "err", err)
 		tried = append(tried, m)
 	}
-	return nil, nil, balancer.ErrNoBackend
+	return nil, balancer.Picked{}, balancer.ErrNoBackend
 }
 
 // pickKey returns the balancer key of a new flow from src to dst whose
@@ -376,10 +379,14 @@ type udpFlow struct {
 	last atomic.Int64   // unix nanoseconds of the last datagram either way
 
 	// Set by run before ready, read-only after.
-	up  *net.UDPConn // connected to the backend
-	m   *balancer.Member
-	bc  *backendCounters
-	hdr []byte // PROXY v2 header, or nil
+	up     *net.UDPConn // connected to the backend
+	m      *balancer.Member
+	dialed time.Time // when up was dialed: the first reply's latency counts from it
+
+	firstReply atomic.Int64 // nanoseconds from dialed to the first reply, 0 before it
+	failed     atomic.Bool  // the backend was unreachable
+	bc         *backendCounters
+	hdr        []byte // PROXY v2 header, or nil
 
 	ready  atomic.Bool // up, m, bc, hdr set and pending flushed
 	closed atomic.Bool
@@ -396,7 +403,8 @@ func (f *udpFlow) run(first []byte) {
 	s := f.s
 	l := s.l
 	defer s.flowWG.Done()
-	up, m, err := s.connect(f, first[udpHeadroom:])
+	dialed := time.Now()
+	up, p, err := s.connect(f, first[udpHeadroom:])
 	var hdr []byte
 	if err == nil && l.cfg.ProxyProtocol == 2 {
 		if hdr, err = proxyHeaderV2(f.key.src, f.dst); err != nil {
@@ -411,13 +419,14 @@ func (f *udpFlow) run(first []byte) {
 		if up != nil {
 			up.Close()
 		}
+		p.Done(balancer.DoneInfo{}) // not the backend's doing; a no-op if the connect failed
 		s.remove(f)
 		return
 	}
-	f.up, f.m, f.bc, f.hdr = up, m, l.c.backend(m.ID()), hdr
+	m := p.Member
+	f.up, f.m, f.dialed, f.bc, f.hdr = up, m, dialed, l.c.backend(m.ID()), hdr
 	// Counted before the first datagram leaves, so a client that has its
 	// answer sees the flow in Stats.
-	m.Begin()
 	l.c.active.Add(1)
 	l.c.new.Add(1)
 	f.bc.active.Add(1)
@@ -447,7 +456,11 @@ func (f *udpFlow) run(first []byte) {
 	}
 	f.bc.active.Add(-1)
 	l.c.active.Add(-1)
-	m.End()
+	var outcome error
+	if f.failed.Load() {
+		outcome = errUnreachable
+	}
+	p.Done(balancer.DoneInfo{Err: outcome, Latency: time.Duration(f.firstReply.Load())})
 }
 
 // forward sends a client frame to the backend, or holds a copy while the
@@ -527,6 +540,7 @@ func (f *udpFlow) relay() {
 			// A reply is UDP's proof of a working backend, as an
 			// established connection is TCP's.
 			answered = true
+			f.firstReply.Store(int64(max(time.Since(f.dialed), 1)))
 			l.reportConnect(l.cfg.Group, f.m.ID(), nil)
 		}
 		f.reply((*buf)[:n])
@@ -572,6 +586,7 @@ func (f *udpFlow) unreachable(err error) {
 		return
 	}
 	l := f.s.l
+	f.failed.Store(true)
 	l.c.connectFailures.Add(1)
 	f.bc.connectFailures.Add(1)
 	l.reportConnect(l.cfg.Group, f.m.ID(), err)

@@ -195,7 +195,7 @@ func (l *Listener) reportConnect(g *balancer.Group, id string, err error) {
 
 // pickFirst makes the first pick for a client: its persisted backend if it
 // has one that may still take it, else the scheduler's choice.
-func (l *Listener) pickFirst(k balancer.Key) (*balancer.Member, error) {
+func (l *Listener) pickFirst(k balancer.Key) (balancer.Picked, error) {
 	if l.aff != nil {
 		if id, ok := l.aff.Lookup(k.Src.Addr()); ok {
 			return l.cfg.Group.PickSticky(id, k)

@@ -119,20 +119,21 @@ func TestLiveChangeUnderLoad(t *testing.T) {
 	var steps []string
 	step := func(s string) { steps = append(steps, s) }
 
-	// Backends: add d, remove a, drain b with weight 0 and bring it back.
+	// Backends: add d, remove a, drain b and bring it back at weight 30.
 	require.NoError(t, g.Add(d.member(100)))
 	eventually(t, 10*time.Second, "the added backend to get traffic", func() bool { return d.hits.Load() > 0 })
 	step("added d: traffic")
 	require.NoError(t, g.Remove(a.name))
 	aLeft := quiesce(a)
 	step("removed a: none after in-flight")
-	require.NoError(t, g.SetWeight(b.name, 0))
+	require.NoError(t, g.SetState(b.name, balancer.Drain))
 	bDrained := quiesce(b)
 	after(200)
-	assert.Equal(t, bDrained, b.hits.Load(), "b's requests at weight 0")
+	assert.Equal(t, bDrained, b.hits.Load(), "b's requests while draining")
 	require.NoError(t, g.SetWeight(b.name, 30))
+	require.NoError(t, g.SetState(b.name, balancer.Ready))
 	eventually(t, 10*time.Second, "b to get traffic again at weight 30", func() bool { return b.hits.Load() > bDrained })
-	step("b weight 0: none after in-flight; weight 30: traffic")
+	step("b draining: none after in-flight; ready at weight 30: traffic")
 
 	// ACL: a whitelist of 127.0.0.1, edited to let 127.0.0.2 in, then
 	// swapped for a blacklist of 127.0.0.2, edited to let it in again.

@@ -75,9 +75,10 @@
 // # HTTP listener
 //
 //	sess := st.Request(req.Header)           // before forwarding; fixes Cookie in place
-//	m, err := group.PickSticky(sess.ID, key) // "" or a stale ID: a fresh pick
-//	// … forward to m, get resp …
-//	st.Response(resp.Header, sess, m.ID, isHTTPS) // before writing the response
+//	p, err := group.PickSticky(sess.ID, key) // "" or a stale ID: a fresh pick
+//	// … forward to p.Member, get resp …
+//	st.Response(resp.Header, sess, p.Member.ID(), isHTTPS) // before writing the response
+//	p.Done(balancer.DoneInfo{Latency: head})                // when the request ends
 //
 // and st.SetBackends(ids...) whenever the group's membership changes.
 //
@@ -89,9 +90,11 @@
 // lazily and by [Affinity.Sweep] without any goroutine:
 //
 //	id, _ := aff.Lookup(src)            // on a new connection or flow
-//	m, err := group.PickSticky(id, key)
-//	aff.Set(src, m.ID)                  // bind, restart the idle time
-//	aff.Touch(src)                      // when the connection or flow ends
+//	p, err := group.PickSticky(id, key)
+//	aff.Set(src, p.Member.ID())         // bind, restart the idle time
+//	// … when the connection or flow ends:
+//	aff.Touch(src)                      // restart the idle time
+//	p.Done(balancer.DoneInfo{Latency: connectTime})
 //	aff.Sweep()                         // periodically; aff.Delete(id) on removal
 //
 // See the package Example, and the NewAffinity example for the TCP side.

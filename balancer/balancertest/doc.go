@@ -14,18 +14,18 @@
 //     members, returns only members its Build was given, and never nil.
 //     The Picker contract lets Pick return nil only when it cannot choose
 //     (the group then reports balancer.ErrNoBackend); the kit's members
-//     are idle, healthy and of weight > 0, so every check counts a nil
-//     there as a problem;
-//   - empty: no members, only weight-0 members, only unhealthy members
+//     are idle, healthy and ready, so every check counts a nil there as a
+//     problem;
+//   - empty: no members, only draining members, only unhealthy members
 //     or one unhealthy member give balancer.ErrNoBackend;
 //   - weights: in groups of one, two (weights 25 and 75) and five members,
 //     over many picks with varied keys, each member's share of picks is
 //     within Options.Tolerance of its share of the total weight (of 1/N
 //     when Options.IgnoresWeights is set). The tolerance is relative: at
 //     the default 5%, a member due 10% of the picks must get 9.5–10.5%;
-//   - drain: weight-0 and unhealthy members are never picked, including
-//     right after they become so, and of two members with one at weight
-//     0 the other gets every pick;
+//   - drain: draining, maintenance and unhealthy members are never
+//     picked, including right after they become so, and of two members
+//     with one draining the other gets every pick;
 //   - concurrent: picks from several goroutines while another changes the
 //     group return current members or ErrNoBackend (run under -race);
 //   - consistent (Options.Consistent): the same key picks the same member,

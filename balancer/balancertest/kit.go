@@ -22,7 +22,7 @@ import (
 // with the default tolerance and timeout.
 type Options struct {
 	// IgnoresWeights says the scheduler spreads picks evenly over the
-	// members of weight > 0, as round robin does.
+	// eligible members whatever their weights, as round robin does.
 	IgnoresWeights bool
 	// Consistent says equal keys pick equal members and membership
 	// changes move few keys, as consistent hashing does.
@@ -225,8 +225,9 @@ func checkEmpty(newScheduler func() balancer.Scheduler, _ Options) (problems []s
 	k := keys(1, 2)[0]
 	expectNone := func(what string, g *balancer.Group) {
 		for i := range 100 {
-			if m, err := g.Pick(k); !errors.Is(err, balancer.ErrNoBackend) {
-				problems = append(problems, fmt.Sprintf("%s: Pick(step %d) = %v, %v; want ErrNoBackend", what, i, id(m), err))
+			if p, err := g.Pick(k); !errors.Is(err, balancer.ErrNoBackend) {
+				p.Done(balancer.DoneInfo{})
+				problems = append(problems, fmt.Sprintf("%s: Pick(step %d) = %v, %v; want ErrNoBackend", what, i, id(p.Member), err))
 				return
 			}
 		}
@@ -237,11 +238,15 @@ func checkEmpty(newScheduler func() balancer.Scheduler, _ Options) (problems []s
 	}
 	expectNone("no members", g)
 
-	g, err = newGroup(newScheduler, backends(3, 0)...)
-	if err != nil {
-		return append(problems, fmt.Sprintf("New with weight-0 members: %v", err))
+	bs := backends(3, 100)
+	for i := range bs {
+		bs[i].State = balancer.Drain
 	}
-	expectNone("only weight-0 members", g)
+	g, err = newGroup(newScheduler, bs...)
+	if err != nil {
+		return append(problems, fmt.Sprintf("New with draining members: %v", err))
+	}
+	expectNone("only draining members", g)
 
 	g, err = newGroup(newScheduler, backends(3, 100)...)
 	if err != nil {
@@ -281,20 +286,19 @@ func checkShares(newScheduler func() balancer.Scheduler, o Options, weights []in
 		return []string{fmt.Sprintf("New(weights %v): %v", weights, err)}
 	}
 	counts := map[string]int{}
-	var picked []*balancer.Member
+	var picked []balancer.Picked
 	for i, k := range keys(o.Picks, 3) {
-		m, err := g.Pick(k)
+		p, err := g.Pick(k)
 		if err != nil {
 			return []string{fmt.Sprintf("weights %v: Pick(step %d): %v", weights, i, err)}
 		}
-		// Count the pick as a connection that stays open, as a
-		// listener would; least-connections schedulers balance on it.
-		m.Begin()
-		picked = append(picked, m)
-		counts[m.ID()]++
+		// Keep the pick open, as a listener keeps a connection;
+		// least-connections schedulers balance on it.
+		picked = append(picked, p)
+		counts[p.Member.ID()]++
 	}
-	for _, m := range picked {
-		m.End()
+	for _, p := range picked {
+		p.Done(balancer.DoneInfo{})
 	}
 	total := 0
 	for _, w := range weights {
@@ -320,12 +324,12 @@ func checkDrain(newScheduler func() balancer.Scheduler, _ Options) (problems []s
 	if err != nil {
 		return []string{fmt.Sprintf("New with 2 members: %v", err)}
 	}
-	if err := g.SetWeight("b00", 0); err != nil {
-		return []string{fmt.Sprintf("SetWeight(b00, 0): %v", err)}
+	if err := g.SetState("b00", balancer.Drain); err != nil {
+		return []string{fmt.Sprintf("SetState(b00, Drain): %v", err)}
 	}
 	for i, k := range keys(2000, 4) {
-		if m, err := g.Pick(k); err != nil || m.ID() != "b01" {
-			return []string{fmt.Sprintf("2 members, b00 at weight 0: Pick(step %d) = %s, %v; want b01", i, id(m), err)}
+		if m, err := pickDone(g, k); err != nil || m.ID() != "b01" {
+			return []string{fmt.Sprintf("2 members, b00 draining: Pick(step %d) = %s, %v; want b01", i, id(m), err)}
 		}
 	}
 
@@ -333,20 +337,20 @@ func checkDrain(newScheduler func() balancer.Scheduler, _ Options) (problems []s
 	if err != nil {
 		return []string{fmt.Sprintf("New: %v", err)}
 	}
-	if err := g.SetWeight("b01", 0); err != nil {
-		return []string{fmt.Sprintf("SetWeight(b01, 0): %v", err)}
+	if err := g.SetState("b01", balancer.Drain); err != nil {
+		return []string{fmt.Sprintf("SetState(b01, Drain): %v", err)}
 	}
 	if err := g.SetHealthy("b02", false); err != nil {
 		return []string{fmt.Sprintf("SetHealthy(b02, false): %v", err)}
 	}
-	banned := map[string]string{"b01": "weight 0", "b02": "unhealthy"}
+	banned := map[string]string{"b01": "draining", "b02": "unhealthy"}
 	seen := map[string]bool{}
 	for i, k := range keys(20000, 4) {
 		if i == 10000 {
 			// Change the banned set mid-way: the very next pick
 			// must respect it.
-			if err := g.SetWeight("b03", 0); err != nil {
-				return append(problems, fmt.Sprintf("SetWeight(b03, 0): %v", err))
+			if err := g.SetState("b03", balancer.Maint); err != nil {
+				return append(problems, fmt.Sprintf("SetState(b03, Maint): %v", err))
 			}
 			if err := g.SetHealthy("b02", true); err != nil {
 				return append(problems, fmt.Sprintf("SetHealthy(b02, true): %v", err))
@@ -354,9 +358,9 @@ func checkDrain(newScheduler func() balancer.Scheduler, _ Options) (problems []s
 			if err := g.SetHealthy("b04", false); err != nil {
 				return append(problems, fmt.Sprintf("SetHealthy(b04, false): %v", err))
 			}
-			banned = map[string]string{"b01": "weight 0", "b03": "weight 0", "b04": "unhealthy"}
+			banned = map[string]string{"b01": "draining", "b03": "in maintenance", "b04": "unhealthy"}
 		}
-		m, err := g.Pick(k)
+		m, err := pickDone(g, k)
 		if err != nil {
 			return append(problems, fmt.Sprintf("Pick(step %d): %v", i, err))
 		}
@@ -419,9 +423,6 @@ func checkConcurrent(newScheduler func() balancer.Scheduler, _ Options) (problem
 					report(fmt.Sprintf("Pick(goroutine %d, step %d): unexpected error %v", w, i, err))
 				case !valid[m.ID()]:
 					report(fmt.Sprintf("Pick(goroutine %d, step %d) = %s, never a member", w, i, m.ID()))
-				default:
-					m.Begin()
-					m.End()
 				}
 			}
 		})
@@ -432,7 +433,7 @@ func checkConcurrent(newScheduler func() balancer.Scheduler, _ Options) (problem
 		var err error
 		switch i % 4 {
 		case 0:
-			err = g.SetWeight(b.ID, r.IntN(101))
+			err = g.SetWeight(b.ID, 1+r.IntN(100))
 		case 1:
 			err = g.SetHealthy(b.ID, r.IntN(3) > 0)
 		case 2:
@@ -515,7 +516,7 @@ func assign(g *balancer.Group, ks []balancer.Key) []string {
 	return ids
 }
 
-// safePick is g.Pick with a panic turned into an error, for picks on
+// safePick is pickDone with a panic turned into an error, for picks on
 // goroutines other than the check's own.
 func safePick(g *balancer.Group, k balancer.Key) (m *balancer.Member, err error) {
 	defer func() {
@@ -523,7 +524,17 @@ func safePick(g *balancer.Group, k balancer.Key) (m *balancer.Member, err error)
 			m, err = nil, errors.New(panicProblem(r))
 		}
 	}()
-	return g.Pick(k)
+	return pickDone(g, k)
+}
+
+// pickDone picks for k and reports the work done at once.
+func pickDone(g *balancer.Group, k balancer.Key) (*balancer.Member, error) {
+	p, err := g.Pick(k)
+	if err != nil {
+		return nil, err
+	}
+	p.Done(balancer.DoneInfo{})
+	return p.Member, nil
 }
 
 // panicProblem describes a recovered panic with the stack that raised it,

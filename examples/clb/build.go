@@ -98,11 +98,16 @@ func sec(n int) time.Duration { return time.Duration(n) * time.Second }
 // mbps reads a CLB bandwidth: -1 (unlimited) is the library's 0.
 func mbps(n int) int { return max(n, 0) }
 
-func weight(w *int) int {
-	if w == nil {
-		return balancer.DefaultWeight
+// weight reads a CLB weight: absent is the default, and 0 means drain,
+// which the library expresses as a State (its weights start at 1).
+func weight(w *int) (int, balancer.State) {
+	switch {
+	case w == nil:
+		return balancer.DefaultWeight, balancer.Ready
+	case *w == 0:
+		return balancer.DefaultWeight, balancer.Drain
 	}
-	return *w
+	return *w, balancer.Ready
 }
 
 // makePlan turns a checked File into listener configurations, loading
@@ -372,10 +377,12 @@ func backends(servers []Server, port int) []balancer.Backend {
 		if port != 0 {
 			pt = port
 		}
+		w, state := weight(s.Weight)
 		bs = append(bs, balancer.Backend{
 			ID:      s.ServerId,
 			Addr:    netip.AddrPortFrom(netip.MustParseAddr(s.ServerIp), uint16(pt)).String(),
-			Weight:  weight(s.Weight),
+			Weight:  w,
+			State:   state,
 			Standby: s.ServerType == "slave",
 		})
 	}

@@ -45,11 +45,12 @@ func TestSchedulerPrefersFast(t *testing.T) {
 	const picks = 9000
 	counts := map[string]int{}
 	for range picks {
-		m, err := g.Pick(balancer.Key{})
+		p, err := g.Pick(balancer.Key{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		counts[m.ID()]++
+		p.Done(balancer.DoneInfo{})
+		counts[p.Member.ID()]++
 	}
 	for id, want := range map[string]float64{"fast": 5.0 / 9, "medium": 3.0 / 9, "slow": 1.0 / 9} {
 		if got := float64(counts[id]) / picks; got < want-0.04 || got > want+0.04 {
@@ -114,7 +115,10 @@ func TestPickAllocs(t *testing.T) {
 		balancer.Backend{ID: "b", Addr: "127.0.0.1:2", Weight: 50},
 	)
 	s.Observe("a", time.Millisecond)
-	if n := testing.AllocsPerRun(1000, func() { g.Pick(balancer.Key{}) }); n != 0 {
-		t.Errorf("Pick allocates %v times, want 0", n)
+	if n := testing.AllocsPerRun(1000, func() {
+		p, _ := g.Pick(balancer.Key{})
+		p.Done(balancer.DoneInfo{})
+	}); n != 0 {
+		t.Errorf("Pick and Done allocate %v times, want 0", n)
 	}
 }

@@ -106,5 +106,5 @@ func (p *latencyPicker) draw() int {
 }
 
 func (p *latencyPicker) cost(i int) int64 {
-	return p.lat[i].Load() * (p.members[i].Active() + 1)
+	return p.lat[i].Load() * (p.members[i].Outstanding() + 1)
 }

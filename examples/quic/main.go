@@ -215,11 +215,12 @@ func run(ctx context.Context, cfg config, out io.Writer) (err error) {
 		if next, err = cl.transport(); err != nil {
 			return err
 		}
-		m, err := group.Pick(balancer.Key{Src: localAddr(next), Dst: lbAddr})
+		p, err := group.Pick(balancer.Key{Src: localAddr(next), Dst: lbAddr})
 		if err != nil {
 			return err
 		}
-		if hashed = m.ID(); hashed != before {
+		p.Done(balancer.DoneInfo{}) // only asked where it would go
+		if hashed = p.Member.ID(); hashed != before {
 			break
 		}
 	}

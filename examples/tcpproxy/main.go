@@ -40,8 +40,9 @@ import (
 type config struct {
 	// Listen is the proxy's address, host:port.
 	Listen string
-	// Backends are host:port[=weight] entries (weight 0–100, default
-	// 100). If empty, demo backends are started on loopback.
+	// Backends are host:port[=weight] entries (weight 1–65535, default
+	// 100; 0 drains the backend). If empty, demo backends are started on
+	// loopback.
 	Backends []string
 	// ProxyProtocol is 0 (off), 1 or 2.
 	ProxyProtocol int
@@ -162,7 +163,8 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 	return nil
 }
 
-// parseBackend reads host:port[=weight]; the ID is host:port.
+// parseBackend reads host:port[=weight]; the ID is host:port. Weight 0
+// drains the backend, as in a CLB configuration.
 func parseBackend(s string) (balancer.Backend, error) {
 	addr, weight, found := strings.Cut(strings.TrimSpace(s), "=")
 	b := balancer.Backend{ID: addr, Addr: addr, Weight: balancer.DefaultWeight}
@@ -172,6 +174,9 @@ func parseBackend(s string) (balancer.Backend, error) {
 			return b, fmt.Errorf("backend %q: weight %q is not a number", s, weight)
 		}
 		b.Weight = w
+		if w == 0 {
+			b.Weight, b.State = balancer.DefaultWeight, balancer.Drain
+		}
 	}
 	if _, _, err := splitHostPort(addr, 1); err != nil {
 		return b, fmt.Errorf("backend %q: %w", s, err)

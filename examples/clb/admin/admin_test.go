@@ -126,15 +126,15 @@ func TestStatusFollowsGroup(t *testing.T) {
 	if err := g.SetHealthy("a", false); err != nil {
 		t.Fatal(err)
 	}
-	if err := g.SetWeight("b", 0); err != nil {
+	if err := g.SetState("b", balancer.Drain); err != nil {
 		t.Fatal(err)
 	}
 	if err := g.Remove("a"); err != nil {
 		t.Fatal(err)
 	}
 	bs := s.Status().Listeners[0].Backends
-	if len(bs) != 2 || bs[0].ID != "b" || bs[0].Weight != 0 || !bs[0].Member || bs[1].ID != "a" || bs[1].Member || bs[1].New != 1 {
-		t.Errorf("backends after removing a and draining b = %+v, want b (weight 0), then a (not a member, 1 connection)", bs)
+	if len(bs) != 2 || bs[0].ID != "b" || bs[0].Weight != 50 || !bs[0].Member || bs[1].ID != "a" || bs[1].Member || bs[1].New != 1 {
+		t.Errorf("backends after removing a and draining b = %+v, want b (draining, its weight 50 kept), then a (not a member, 1 connection)", bs)
 	}
 	if err := f.web.Stop(t.Context()); err != nil {
 		t.Fatal(err)
@@ -149,7 +149,7 @@ func TestPage(t *testing.T) {
 	f := newFixture(t)
 	f.traffic(t, 2)
 	hostile := `x"><script>alert(1)</script>`
-	if err := f.web.Group().Add(balancer.Backend{ID: hostile, Addr: "127.0.0.1:9", Weight: 0}); err != nil {
+	if err := f.web.Group().Add(balancer.Backend{ID: hostile, Addr: "127.0.0.1:9", State: balancer.Drain}); err != nil {
 		t.Fatal(err)
 	}
 	f.tcp.Group().SetHealthy("b", false)
