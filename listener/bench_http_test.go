@@ -163,16 +163,21 @@ func BenchmarkHTTPFastLane(b *testing.B) {
 		})
 		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "req/s")
 	}
-	b.Run("lbkit", func(b *testing.B) {
-		g, _ := balancer.New(balancer.Config{}, balancer.Backend{ID: "b", Addr: backend.ln.Addr().String(), Weight: 100})
-		in, _ := NewInstance(InstanceConfig{ID: "bench", Logger: discard()})
-		l, err := in.Add(Config{Protocol: HTTP, Host: "127.0.0.1", Group: g})
-		if err != nil {
-			b.Fatal(err)
+	lbkit := func(sched balancer.Scheduler, opts HTTPOptions) func(b *testing.B) {
+		return func(b *testing.B) {
+			g, _ := balancer.New(balancer.Config{Scheduler: sched}, balancer.Backend{ID: "b", Addr: backend.ln.Addr().String(), Weight: 100})
+			in, _ := NewInstance(InstanceConfig{ID: "bench", Logger: discard()})
+			l, err := in.Add(Config{Protocol: HTTP, Host: "127.0.0.1", Group: g, HTTP: opts})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer in.Stop(b.Context())
+			run(b, listenerAddr(l))
 		}
-		defer in.Stop(b.Context())
-		run(b, listenerAddr(l))
-	})
+	}
+	b.Run("lbkit", lbkit(nil, HTTPOptions{}))
+	// With a header hashed the lane still allocates nothing.
+	b.Run("lbkit-hash", lbkit(balancer.Maglev{By: balancer.HashKey}, HTTPOptions{HashBy: HashPolicy{Header: "User-Agent"}}))
 	b.Run("direct", func(b *testing.B) { run(b, backend.ln.Addr().String()) })
 }
 

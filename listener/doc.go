@@ -88,9 +88,10 @@
 // refused), passes the optional HTTPOptions.Middleware (where a WAF plugs
 // in), is routed by the forwarding rules (host pattern as for extension
 // domains, then the longest path prefix; Config.Group otherwise), placed
-// by its session cookie or the scheduler (wrr, rr, wlc, hash, ewma), and sent over
-// HTTP/1.1 on a kept-alive backend connection (HTTP/1.0 on a connection of
-// its own for HTTP/1.0 clients). Hop-by-hop fields are removed both ways
+// by its session cookie or the scheduler (wrr, rr, wlc, hash, ewma; hash
+// reads the header, cookie, path or query parameter HTTPOptions.HashBy
+// names), and sent over HTTP/1.1 on a kept-alive backend connection
+// (HTTP/1.0 on a connection of its own for HTTP/1.0 clients). Hop-by-hop fields are removed both ways
 // (RFC 9110 §7.6.1); X-Forwarded-For (on by default), SLB-ID, SLB-IP,
 // X-Forwarded-Proto, X-Forwarded-Port and X-Forwarded-Client-srcport are
 // independent switches. A backend that cannot be connected to within

@@ -191,3 +191,40 @@ func ExampleHTTPOptions_middleware() {
 	// 200 web (X-Forwarded-For: 127.0.0.1)
 	// 403 blocked by WAF
 }
+
+// Request-aware hashing: the hash scheduler places each request by the
+// value of its "user" query parameter, so a user's requests all reach the
+// same backend, on any connection, while users spread over the backends.
+// (Set HashPolicy.Header, Cookie or Path instead to hash those.)
+func ExampleHashPolicy() {
+	var members []balancer.Backend
+	for _, name := range []string{"a", "b", "c"} {
+		web := webBackend(name)
+		defer web.Close()
+		members = append(members, balancer.Backend{ID: name, Addr: web.Listener.Addr().String()})
+	}
+	group, _ := balancer.New(balancer.Config{Scheduler: balancer.Maglev{By: balancer.HashKey}}, members...)
+	inst, _ := listener.NewInstance(listener.InstanceConfig{ID: "lb-demo", Logger: slog.New(slog.DiscardHandler)})
+	l, err := inst.Add(listener.Config{Protocol: listener.HTTP, Host: "127.0.0.1", Group: group,
+		HTTP: listener.HTTPOptions{HashBy: listener.HashPolicy{Query: "user"}}})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	base := "http://" + l.Addrs()[0].String()
+	for _, user := range []string{"alice", "bob", "dave", "alice", "bob", "dave"} {
+		fmt.Println(user, fetch(http.DefaultClient, base+"/cart?user="+user))
+	}
+	// Without the parameter, the client's source IP decides.
+	fmt.Println("none", fetch(http.DefaultClient, base+"/cart"))
+	http.DefaultClient.CloseIdleConnections()
+	inst.Stop(context.Background())
+	// Output:
+	// alice 200 a (X-Forwarded-For: 127.0.0.1)
+	// bob 200 c (X-Forwarded-For: 127.0.0.1)
+	// dave 200 b (X-Forwarded-For: 127.0.0.1)
+	// alice 200 a (X-Forwarded-For: 127.0.0.1)
+	// bob 200 c (X-Forwarded-For: 127.0.0.1)
+	// dave 200 b (X-Forwarded-For: 127.0.0.1)
+	// none 200 b (X-Forwarded-For: 127.0.0.1)
+}

@@ -117,13 +117,22 @@ type HTTPOptions struct {
 	// narrowest wildcard, as for extension domains) and, among that
 	// host's rules, whose Path is the longest prefix of its path; then
 	// to the rules without a Host; else to Config.Group. Every group
-	// must use an HTTP scheduler (wrr, rr, wlc).
+	// must use an HTTP scheduler (wrr, rr, wlc, hash, ewma).
 	Rules []Rule
+
+	// HashBy chooses what of a request the hash scheduler hashes: a
+	// header, a cookie, the path or a query parameter (see HashPolicy).
+	// It matters to groups whose scheduler reads Key.Hash — hash, or
+	// your own — and is ignored by the others; a request without the
+	// value is placed by its source IP, and a valid sticky-session
+	// cookie wins over it. If zero, the hash scheduler places every
+	// request by its source IP, as sch.
+	HashBy HashPolicy
 
 	// StickySession turns on cookie persistence (session.Insert or
 	// session.Rewrite). A cookie naming a backend that is missing,
-	// unhealthy or forged gets a fresh pick; a backend at weight 0 keeps
-	// its sessions but gets no new ones. The cookie is handled on every
+	// unhealthy or forged gets a fresh pick; a draining backend
+	// (balancer.Drain) keeps its sessions but gets no new ones. The cookie is handled on every
 	// status, redirects and errors included (see package session, "3xx
 	// and 4xx responses"). If nil, every request is balanced afresh.
 	StickySession *session.Config
@@ -186,6 +195,7 @@ type Rule struct {
 // cookie keys, routes and TLS material.
 type httpState struct {
 	sticky *session.Sticky
+	hash   *hashPolicy // nil: no HashBy
 	routes routes
 	tls    *tlsState // HTTPS only
 }
@@ -276,6 +286,9 @@ func (o *HTTPOptions) effective(c *Config) error {
 	}
 	st := &httpState{}
 	if st.routes, err = buildRoutes(c.Group, o.Rules); err != nil {
+		return err
+	}
+	if st.hash, err = o.HashBy.compile(); err != nil {
 		return err
 	}
 	if o.StickySession != nil {

@@ -112,7 +112,7 @@ func (cc *clientConn) serveRequest() bool {
 		cc.sess = st.Request(h)
 		cc.cookies = h["Cookie"]
 	}
-	k := balancer.Key{Src: cc.hc.src, Dst: cc.hc.dst}
+	k := s.st.hash.key(cc.hc.src, cc.hc.dst, (*h1View)(q))
 	var (
 		triedBuf [maxConnectAttempts]*balancer.Member
 		tried    = triedBuf[:0]

@@ -450,6 +450,7 @@ func (s *httpServer) proxy(w http.ResponseWriter, r *http.Request) {
 	l := s.l
 	hc := connOf(r)
 	g := s.st.routes.group(r.Host, r.URL.Path, l.cfg.Group)
+	k := s.st.hash.key(hc.src, hc.dst, (*stdRequest)(r)) // before the session and prepare edit the header
 	var sess session.Session
 	if st := s.st.sticky; st != nil {
 		sess = st.Request(r.Header)
@@ -477,7 +478,6 @@ func (s *httpServer) proxy(w http.ResponseWriter, r *http.Request) {
 		body = br
 	}
 	fast := !http10 && !upgrade && fastPath(r)
-	k := balancer.Key{Src: hc.src, Dst: hc.dst}
 	var (
 		triedBuf [maxConnectAttempts]*balancer.Member
 		tried    = triedBuf[:0]

@@ -67,7 +67,9 @@ var listenerFields = map[string]string{
 	"listener.HTTP.RedirectToPort": "ForwardPort", "listener.HTTP.Rules": "Rules",
 	"listener.HTTP.Domains": "DomainExtensions", "listener.HTTP.Certificate": "ServerCertificateId",
 	"listener.HTTP.HTTP2MaxRequestsPerConnection": "Http2MaxRequestsPerConnection",
-	"session.CookieTimeout":                       "CookieTimeout", "session.CookieName": "Cookie",
+	"listener.HTTP.HashBy":                        "HashBy", "listener.HTTP.HashBy.Header": "HashKey",
+	"listener.HTTP.HashBy.Cookie": "HashKey", "listener.HTTP.HashBy.Query": "HashKey",
+	"session.CookieTimeout": "CookieTimeout", "session.CookieName": "Cookie",
 	"health.Port": "HealthCheckConnectPort", "health.Interval": "HealthCheckInterval",
 	"health.Timeout": "HealthCheckConnectTimeout", "health.HealthyThreshold": "HealthyThreshold",
 	"health.UnhealthyThreshold": "UnhealthyThreshold", "health.Domain": "HealthCheckDomain",
@@ -277,6 +279,7 @@ func makePlan(f *File, e *env) (*plan, *problems) {
 			h.XForwardedPort = switchOn(l.XForwardedFor_SLBPORT, false)
 			h.XForwardedClientSrcPort = switchOn(l.XForwardedFor_ClientSrcPort, false)
 			h.AccessLog = e.accessLog
+			h.HashBy = hashPolicy(l.HashBy, l.HashKey)
 			if redirect {
 				h.RedirectToPort = l.ForwardPort
 			}
@@ -387,6 +390,21 @@ func backends(servers []Server, port int) []balancer.Backend {
 		})
 	}
 	return bs
+}
+
+// hashPolicy is the library's form of HashBy and HashKey.
+func hashPolicy(by, key string) listener.HashPolicy {
+	switch by {
+	case "header":
+		return listener.HashPolicy{Header: key}
+	case "cookie":
+		return listener.HashPolicy{Cookie: key}
+	case "uri":
+		return listener.HashPolicy{Path: true}
+	case "url_param":
+		return listener.HashPolicy{Query: key}
+	}
+	return listener.HashPolicy{}
 }
 
 // newGroup builds a listener's own server group. Members start healthy

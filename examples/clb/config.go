@@ -107,6 +107,12 @@ type Listener struct {
 	Description       string
 
 	Scheduler string
+	// HashBy and HashKey (clb extensions) choose what the hash
+	// scheduler hashes on http and https listeners: HashBy header,
+	// cookie or url_param with the field, cookie or parameter named by
+	// HashKey, or uri (the path).
+	HashBy  string
+	HashKey string
 
 	StickySession     string
 	StickySessionType string

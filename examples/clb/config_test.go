@@ -643,3 +643,65 @@ func TestCLBProfileRanges(t *testing.T) {
 		}
 	}
 }
+
+// HashBy and HashKey reach the library as a HashPolicy; the profile keeps
+// them to the hash scheduler on http and https and asks HashKey where the
+// source names something; the library checks the names.
+func TestHashBy(t *testing.T) {
+	const web = "{ListenerProtocol: http, ListenerPort: 8080, BackendServerPort: 80, "
+	tests := []struct {
+		name, listener string
+		want           listener.HashPolicy
+		err            string // "" = accepted
+	}{
+		{"header", web + "Scheduler: hash, HashBy: header, HashKey: X-User}", listener.HashPolicy{Header: "X-User"}, ""},
+		{"cookie https", "{ListenerProtocol: https, ListenerPort: 8443, BackendServerPort: 80, ServerCertificateId: demo, Scheduler: hash, HashBy: cookie, HashKey: uid}",
+			listener.HashPolicy{Cookie: "uid"}, ""},
+		{"uri", web + "Scheduler: hash, HashBy: uri}", listener.HashPolicy{Path: true}, ""},
+		{"url_param", web + "Scheduler: hash, HashBy: url_param, HashKey: id}", listener.HashPolicy{Query: "id"}, ""},
+		{"hash alone", web + "Scheduler: hash}", listener.HashPolicy{}, ""},
+		{"ewma", web + "Scheduler: ewma}", listener.HashPolicy{}, ""},
+		{"tcp hash", "{ListenerProtocol: tcp, ListenerPort: 9000, BackendServerPort: 80, Scheduler: hash}", listener.HashPolicy{}, ""},
+		{"udp hash", `{ListenerProtocol: udp, ListenerPort: 9000, BackendServerPort: 80, Scheduler: hash, HealthCheck: "off"}`, listener.HashPolicy{}, ""},
+		{"tcp ewma", "{ListenerProtocol: tcp, ListenerPort: 9000, BackendServerPort: 80, Scheduler: ewma}", listener.HashPolicy{},
+			`Listeners[0].Scheduler: "ewma": want wrr, rr, sch, tch, wlc or hash on tcp listeners`},
+		{"without hash", web + "HashBy: uri}", listener.HashPolicy{}, "Listeners[0].HashBy: only with Scheduler hash"},
+		{"unknown source", web + "Scheduler: hash, HashBy: body}", listener.HashPolicy{},
+			`Listeners[0].HashBy: "body": want header, cookie, uri or url_param`},
+		{"key missing", web + "Scheduler: hash, HashBy: header}", listener.HashPolicy{}, "Listeners[0].HashKey: required with HashBy header"},
+		{"key with uri", web + "Scheduler: hash, HashBy: uri, HashKey: x}", listener.HashPolicy{}, "Listeners[0].HashKey: not with HashBy uri (the path is hashed)"},
+		{"key alone", web + "Scheduler: hash, HashKey: x}", listener.HashPolicy{}, "Listeners[0].HashKey: only with HashBy"},
+		{"bad header name", web + `Scheduler: hash, HashBy: header, HashKey: "X User"}`, listener.HashPolicy{},
+			`Listeners[0].HashKey: "X User": not a header field name`},
+		{"bad parameter name", web + `Scheduler: hash, HashBy: url_param, HashKey: "a&b"}`, listener.HashPolicy{},
+			`Listeners[0].HashKey: "a&b": want letters, digits and "-._~"`},
+		{"on tcp", "{ListenerProtocol: tcp, ListenerPort: 9000, BackendServerPort: 80, Scheduler: hash, HashBy: uri}", listener.HashPolicy{},
+			"Listeners[0].HashBy: only for http and https listeners"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := Parse("h.yaml", ".", []byte(goodBase+"  - "+tt.listener+"\n"))
+			var p *plan
+			if err == nil {
+				p, err = planFile(f, testEnv(t))
+			}
+			switch {
+			case tt.err == "" && err != nil:
+				t.Fatalf("error %v, want none", err)
+			case tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err) || strings.Count(err.Error(), "\n") > 0):
+				t.Fatalf("error %v, want only %q", err, tt.err)
+			case tt.err == "":
+				if got := p.listeners[0].cfg.HTTP.HashBy; got != tt.want {
+					t.Errorf("HashBy = %+v, want %+v", got, tt.want)
+				}
+			}
+		})
+	}
+	// HashBy is fixed while a listener runs: a reload replaces it.
+	f, _ := mustPlan(t, "h.yaml", goodBase+"  - "+web+"Scheduler: hash, HashBy: header, HashKey: X-User}\n")
+	changed := f.Listeners[0]
+	changed.HashKey = "X-Tenant"
+	if sameHard(f.Listeners[0], changed) {
+		t.Error("a new HashKey counts as a live change, want a listener restart")
+	}
+}

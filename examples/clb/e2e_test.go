@@ -442,3 +442,64 @@ func waitLog(t *testing.T, p *proc, msg string, n int) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// A clb http listener with the hash scheduler and HashBy header keeps
+// each X-User on one backend, over new connections too, and spreads the
+// users over the backends; requests without the header stay on one
+// backend (the client's source IP).
+func TestHashByHeader(t *testing.T) {
+	base := portBase(t)
+	path := filepath.Join(t.TempDir(), "lb.yaml")
+	cfg := strings.NewReplacer("HTTP", strconv.Itoa(base+offHTTP), "BH1", strconv.Itoa(base+offBackendHTTP),
+		"BH2", strconv.Itoa(base+offBackendHTTP+1), "BH3", strconv.Itoa(base+offBackendHTTP+2), "TCP", strconv.Itoa(base+offTCP),
+		"BE", strconv.Itoa(base+offBackendEcho)).Replace(reloadConfig)
+	cfg = strings.Replace(cfg, "Scheduler: wrr,", "Scheduler: hash, HashBy: header, HashKey: X-User,", 1)
+	cfg = strings.Replace(cfg, "Weight: WA", "Weight: 100", 1)
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := startClb(t, "-config", path, "-demo-backends", "-port-base", strconv.Itoa(base))
+	web := fmt.Sprintf("http://127.0.0.1:%d/", base+offHTTP)
+	backend := func(user string) string {
+		t.Helper()
+		c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+		req, _ := http.NewRequest(http.MethodGet, web, nil)
+		if user != "" {
+			req.Header.Set("X-User", user)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		name, _, _ := strings.Cut(string(body), "\n")
+		if !isBackend(name) {
+			t.Fatalf("X-User %q: answered %d %q", user, resp.StatusCode, body)
+		}
+		return name
+	}
+	first := map[string]string{}
+	spread := map[string]int{}
+	for round := range 3 {
+		for i := range 12 {
+			user := fmt.Sprintf("user-%d", i)
+			got := backend(user)
+			if round == 0 {
+				first[user] = got
+				spread[got]++
+			} else if got != first[user] {
+				t.Fatalf("round %d: %s went to %s, before to %s", round, user, got, first[user])
+			}
+		}
+		if round == 0 {
+			first[""] = backend("")
+		} else if got := backend(""); got != first[""] {
+			t.Fatalf("round %d: no X-User went to %s, before to %s", round, got, first[""])
+		}
+	}
+	if len(spread) < 2 {
+		t.Errorf("12 users all went to %v, want them spread", spread)
+	}
+	p.stop(t)
+}

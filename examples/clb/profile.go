@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/lbkit/lbkit/balancer"
 	"github.com/lbkit/lbkit/health"
 	"github.com/lbkit/lbkit/listener"
 	"github.com/lbkit/lbkit/sni"
@@ -150,9 +151,11 @@ var listenerProfile = []field{
 	intRow("ListenerPort", pAll, portRange, func(l *Listener) int { return l.ListenerPort }),
 	intRow("BackendServerPort", pAll, portRange, func(l *Listener) int { return l.BackendServerPort }),
 	intRow("Bandwidth", pAll, bound{lo: 1, hi: 5120, unit: "Mbps", unlimited: true}, func(l *Listener) int { return l.Bandwidth }),
-	strRow("Scheduler", pTCP, func(l *Listener) string { return l.Scheduler }, "wrr", "rr", "sch", "tch", "wlc"),
-	strRow("Scheduler", pUDP, func(l *Listener) string { return l.Scheduler }, "wrr", "rr", "sch", "tch", "qch", "wlc"),
-	strRow("Scheduler", pWeb, func(l *Listener) string { return l.Scheduler }, "wrr", "rr", "wlc"),
+	strRow("Scheduler", pTCP, func(l *Listener) string { return l.Scheduler }, "wrr", "rr", "sch", "tch", "wlc", "hash"),
+	strRow("Scheduler", pUDP, func(l *Listener) string { return l.Scheduler }, "wrr", "rr", "sch", "tch", "qch", "wlc", "hash"),
+	strRow("Scheduler", pWeb, func(l *Listener) string { return l.Scheduler }, "wrr", "rr", "wlc", "hash", "ewma"),
+	strRow("HashBy", pWeb, func(l *Listener) string { return l.HashBy }, hashByNames...),
+	strRow("HashKey", pWeb, func(l *Listener) string { return l.HashKey }),
 	switchRow("AclStatus", pAll, func(l *Listener) string { return l.AclStatus }),
 	strRow("AclType", pAll, func(l *Listener) string { return l.AclType }, "white", "black"),
 
@@ -282,6 +285,9 @@ func checkProfile(c checker, l *Listener, hcOn bool) {
 	if switchOn(l.StickySession, false) && l.StickySessionType == "server" && l.Cookie == "" {
 		c.bad("Cookie", "required with StickySessionType server")
 	}
+	if p&pWeb != 0 {
+		checkHash(c, l)
+	}
 	if p == pHTTPS && l.ServerCertificateId == "" {
 		c.bad("ServerCertificateId", "required for https listeners")
 	}
@@ -318,6 +324,27 @@ func checkProfile(c checker, l *Listener, hcOn bool) {
 				c.bad(k.key, `required for udp health checks (or HealthCheck: "off")`)
 			}
 		}
+	}
+}
+
+// hashByNames are the values of HashBy, as HAProxy names its balance
+// algorithms (hdr, uri, url_param).
+var hashByNames = []string{"header", "cookie", "uri", "url_param"}
+
+// checkHash checks that HashBy comes with the hash scheduler and HashKey
+// with the sources that name something. The names themselves are the
+// library's to check.
+func checkHash(c checker, l *Listener) {
+	if l.HashBy != "" && l.Scheduler != balancer.NameHash {
+		c.bad("HashBy", "only with Scheduler hash")
+	}
+	switch {
+	case l.HashBy == "" && l.HashKey != "":
+		c.bad("HashKey", "only with HashBy")
+	case l.HashBy == "uri" && l.HashKey != "":
+		c.bad("HashKey", "not with HashBy uri (the path is hashed)")
+	case l.HashBy != "" && l.HashBy != "uri" && l.HashKey == "" && contains(hashByNames, l.HashBy):
+		c.bad("HashKey", "required with HashBy %s", l.HashBy)
 	}
 }
 
