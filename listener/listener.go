@@ -199,7 +199,7 @@ func (l *Listener) SetBandwidth(mbps int) error {
 }
 
 // SetScheduler switches the listener's group to scheduler s, refusing a
-// built-in scheduler the protocol does not offer (qch on TCP, hashing on
+// built-in scheduler the protocol does not offer (qch on TCP; sch, tch or qch on
 // HTTP). Established connections keep their backends.
 func (l *Listener) SetScheduler(s balancer.Scheduler) error {
 	if s == nil {
