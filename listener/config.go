@@ -64,8 +64,8 @@ type Config struct {
 	Host string
 	// Group is the server group traffic is balanced over; the listener
 	// follows its changes live. Its scheduler must suit the protocol:
-	// TCP takes all but qch, UDP all, HTTP and HTTPS wrr, rr and wlc
-	// (custom schedulers are allowed everywhere). Required.
+	// TCP takes all but qch, UDP all, HTTP and HTTPS wrr, rr, wlc, hash
+	// and ewma (custom schedulers are allowed everywhere). Required.
 	Group *balancer.Group
 	// ACL filters clients before any byte reaches a backend. Bind the
 	// acl.Group to this listener's address family. If nil, every client
@@ -93,7 +93,8 @@ type Config struct {
 	// refused.
 	ConnectTimeout time.Duration
 	// ConnectionDrain, for TCP, closes the established connections of a
-	// backend that is removed or set to weight 0 once
+	// backend that is removed, drained or put in maintenance
+	// (balancer.Group.SetState) once
 	// ConnectionDrainTimeout has passed. If false, such connections go on
 	// until they end by themselves.
 	ConnectionDrain bool
