@@ -136,7 +136,10 @@ func TestEveryProtocolReportsTheSame(t *testing.T) {
 			return g, l, func(t *testing.T, ok bool) {
 				c, err := net.Dial("tcp", listenerAddr(l))
 				if err != nil {
-					t.Fatal(err)
+					if ok {
+						t.Fatal(err)
+					}
+					return // reset already: no backend
 				}
 				defer c.Close()
 				if _, err := c.Write([]byte("ping\n")); err != nil {
