@@ -17,8 +17,8 @@ type PeakEWMAConfig struct {
 	// Linkerd's default). It must not be negative.
 	Tau time.Duration
 	// DefaultLatency is the estimate of a member before its first
-	// outcome. It decays like any estimate, so a new member is tried
-	// soon even among faster ones. If zero, 30ms is used (Linkerd's
+	// outcome, which replaces it. Until then it decays like any
+	// estimate, so a new member is tried soon even among faster ones. If zero, 30ms is used (Linkerd's
 	// default RTT). It must not be negative.
 	DefaultLatency time.Duration
 	// Now returns the current time. If nil, time.Now is used. Tests pass a
@@ -146,6 +146,7 @@ type ewmaState struct {
 	est   atomic.Uint64
 	stamp atomic.Int64
 	mu    sync.Mutex
+	seen  bool // an outcome has been observed; guarded by mu
 	_     cacheLinePad
 }
 
@@ -163,7 +164,11 @@ func (st *ewmaState) observe(rtt float64, now int64, invTau float64) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	cur := st.at(now, invTau)
-	if rtt < cur {
+	// The first outcome replaces DefaultLatency outright, as Finagle's
+	// estimate starting at zero does: the default is a guess for a member
+	// without data, and decaying it over Tau would let a guess outweigh
+	// measurements for seconds.
+	if rtt < cur && st.seen {
 		w := 1.0
 		if dt := now - st.stamp.Load(); dt > 0 {
 			w = math.Exp(-float64(dt) * invTau)
@@ -172,6 +177,7 @@ func (st *ewmaState) observe(rtt float64, now int64, invTau float64) {
 	}
 	st.est.Store(math.Float64bits(rtt))
 	st.stamp.Store(now)
+	st.seen = true
 }
 
 type ewmaPicker struct {

@@ -195,3 +195,32 @@ func TestNewPeakEWMA(t *testing.T) {
 		t.Errorf("NewPeakEWMA(zero) = %v, %v; want the ewma scheduler", s, err)
 	}
 }
+
+// The first outcome replaces DefaultLatency: one 1 ms answer is enough to
+// prefer a member with a request in flight (cost 1 ms × 2) over one with
+// no data (30 ms × 1). Blended into the default instead, that answer
+// would leave the estimate near 30 ms for seconds (Tau 10 s).
+func TestPeakEWMAFirstOutcomeReplacesDefault(t *testing.T) {
+	now := time.Unix(0, 0)
+	s := peakEWMA(func() time.Time { return now }, rand.New(rand.NewPCG(1, 2)).Uint64)
+	g, err := balancer.New(balancer.Config{Scheduler: s},
+		balancer.Backend{ID: "a", Addr: "127.0.0.1:1"}, balancer.Backend{ID: "b", Addr: "127.0.0.1:2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := g.PickSticky("a", balancer.Key{})
+	now = now.Add(time.Millisecond)
+	p.Done(balancer.DoneInfo{Latency: time.Millisecond})
+	held, _ := g.PickSticky("a", balancer.Key{}) // one request in flight on a
+	defer held.Done(balancer.DoneInfo{})
+	for i := range 10 {
+		p, err := g.Pick(balancer.Key{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id := p.Member.ID(); id != "a" {
+			t.Errorf("Pick(step %d) = %s, want a", i, id)
+		}
+		p.Done(balancer.DoneInfo{})
+	}
+}

@@ -2,8 +2,10 @@ package listener
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/lbkit/lbkit/balancer"
@@ -100,4 +102,106 @@ func outstanding(g *balancer.Group) int64 {
 		n += m.Outstanding()
 	}
 	return n
+}
+
+// observing is a scheduler that always picks its first member and counts
+// the outcomes Picked.Done hands it.
+type observing struct{ seen atomic.Int64 }
+
+func (s *observing) Name() string { return "observing" }
+
+func (s *observing) Build(ms []*balancer.Member) (balancer.Picker, error) {
+	return observingPicker{s: s, m: ms[0]}, nil
+}
+
+type observingPicker struct {
+	s *observing
+	m *balancer.Member
+}
+
+func (p observingPicker) Pick(balancer.Key) *balancer.Member          { return p.m }
+func (p observingPicker) Observe(*balancer.Member, balancer.DoneInfo) { p.s.seen.Add(1) }
+
+// Every protocol runs the same attempt loop: each pick is observed once
+// (Done once), nothing stays outstanding, and a client turned away for
+// want of a backend is counted once as NoBackend.
+func TestEveryProtocolReportsTheSame(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		start func(t *testing.T, s balancer.Scheduler) (g *balancer.Group, l *Listener, send func(t *testing.T, ok bool))
+	}{
+		{"TCP", func(t *testing.T, s balancer.Scheduler) (*balancer.Group, *Listener, func(*testing.T, bool)) {
+			g := newGroup(t, s, startEcho(t, "a").backend(100))
+			l := addListener(t, newInstance(t), Config{Protocol: TCP, Group: g})
+			return g, l, func(t *testing.T, ok bool) {
+				c, err := net.Dial("tcp", listenerAddr(l))
+				if err != nil {
+					if ok {
+						t.Fatal(err)
+					}
+					return // reset already: no backend
+				}
+				defer c.Close()
+				if _, err := c.Write([]byte("ping\n")); err != nil {
+					return
+				}
+				c.Read(make([]byte, 16)) // an answer, or the reset
+			}
+		}},
+		{"UDP", func(t *testing.T, s balancer.Scheduler) (*balancer.Group, *Listener, func(*testing.T, bool)) {
+			g := newGroup(t, s, startUDPEcho(t, "a").backend(100))
+			l := addUDPListener(t, newUDPInstance(t), Config{Group: g})
+			return g, l, func(t *testing.T, ok bool) {
+				c := udpDial(t, "", listenerAddr(l))
+				if ok {
+					udpAsk(t, c, "ping")
+				} else {
+					c.Write([]byte("ping"))
+				}
+			}
+		}},
+		{"HTTP GET", func(t *testing.T, s balancer.Scheduler) (*balancer.Group, *Listener, func(*testing.T, bool)) {
+			g := newGroup(t, s, startHTTPBackend(t, "a", nil).backend(100))
+			l := addHTTP(t, Config{Group: g})
+			c := newClient(t)
+			return g, l, func(t *testing.T, ok bool) { get(t, c, httpURL(l, "/")) }
+		}},
+		{"HTTP POST", func(t *testing.T, s balancer.Scheduler) (*balancer.Group, *Listener, func(*testing.T, bool)) {
+			g := newGroup(t, s, startHTTPBackend(t, "a", nil).backend(100))
+			l := addHTTP(t, Config{Group: g})
+			c := newClient(t)
+			return g, l, func(t *testing.T, ok bool) {
+				resp, err := c.Post(httpURL(l, "/"), "text/plain", strings.NewReader("body"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+			}
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			leaks(t)
+			s := &observing{}
+			g, l, send := tt.start(t, s)
+			for range 3 {
+				send(t, true)
+			}
+			if err := g.SetState("a", balancer.Maint); err != nil {
+				t.Fatal(err)
+			}
+			send(t, false)
+			eventually(t, "NoBackend 1", func() bool { return l.Stats().NoBackend == 1 })
+			ctx, cancel := context.WithCancel(t.Context())
+			cancel() // end UDP flows now
+			_ = l.Stop(ctx)
+			eventually(t, "every pick to be Done", func() bool { return outstanding(g) == 0 })
+			ma, _ := g.Member("a")
+			if got, want := s.seen.Load(), int64(ma.Total()); got != want || want < 3 {
+				t.Errorf("observed %d outcomes of %d picks, want one per pick, ≥ 3", got, want)
+			}
+			if st := l.Stats(); st.NoBackend != 1 || st.ConnectFailures != 0 {
+				t.Errorf("NoBackend %d, ConnectFailures %d; want 1, 0", st.NoBackend, st.ConnectFailures)
+			}
+		})
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"unsafe"
 
 	"github.com/lbkit/lbkit/balancer"
+	"github.com/lbkit/lbkit/internal/attempt"
 	"github.com/lbkit/lbkit/session"
 )
 
@@ -113,64 +114,35 @@ func (cc *clientConn) serveRequest() bool {
 		cc.cookies = h["Cookie"]
 	}
 	k := s.st.hash.key(cc.hc.src, cc.hc.dst, (*h1View)(q))
-	var (
-		triedBuf [maxConnectAttempts]*balancer.Member
-		tried    = triedBuf[:0]
-		lastErr  error
-	)
-	for range maxConnectAttempts {
-		var (
-			p   balancer.Picked
-			err error
-		)
-		switch {
-		case len(tried) > 0:
-			p, err = g.PickNext(k, tried)
-		case cc.sess.ID != "":
-			p, err = g.PickSticky(cc.sess.ID, k)
-		default:
-			p, err = g.Pick(k)
-		}
-		if err != nil {
-			break
-		}
-		m := p.Member
+	a := attempt.Loop{Group: g, Key: k, Sticky: cc.sess.ID, Stop: s.ctx, Env: l.env()}
+	for a.Next() {
+		m := a.Member()
 		bc := s.backend(m.ID())
 		bc.active.Add(1)
 		bc.new.Add(1)
-		sent := time.Now()
 		bk, err := cc.exchange(m.Addr())
-		if err == nil {
-			head := time.Since(sent)
-			l.reportConnect(g, m.ID(), nil)
-			keep = cc.respond(bk, m.ID(), bc, sent, start, keep)
+		if err != nil {
 			bc.active.Add(-1)
-			p.Done(balancer.DoneInfo{Latency: head})
-			return keep
+			a.Fail(err, requestFailure(err, true))
+			continue
 		}
-		bc.active.Add(-1)
-		outcome := err
-		if s.ctx.Err() != nil {
-			outcome = nil // the client left or the listener is stopping: not the backend's doing
-		}
-		p.Done(balancer.DoneInfo{Err: outcome})
-		lastErr = err
-		tried = append(tried, m)
-		if s.ctx.Err() != nil {
+		at, ok := a.Connected()
+		if !ok { // the listener is cutting requests
+			cc.back.Store(nil)
+			bk.c.Close()
+			bc.active.Add(-1)
 			return false
 		}
-		dial := isDialErr(err)
-		if dial {
-			l.reportConnect(g, m.ID(), err)
-			l.c.connectFailures.Add(1)
-			bc.connectFailures.Add(1)
-		}
-		l.cfg.Logger.Debug("backend request failed", "backend", m.ID(), "err", err)
-		if !dial && isTimeout(err) {
-			break
-		}
+		head := at.Succeeded()
+		keep = cc.respond(bk, m.ID(), bc, at.Start(), start, keep)
+		bc.active.Add(-1)
+		at.Done(balancer.DoneInfo{Latency: head})
+		return keep
 	}
-	code, msg := s.failure(lastErr)
+	if a.Stopped() {
+		return false
+	}
+	code, msg := s.failure(a.Err())
 	return cc.fail(code, msg, keep, start)
 }
 

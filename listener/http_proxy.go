@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/lbkit/lbkit/balancer"
+	"github.com/lbkit/lbkit/internal/attempt"
 	"github.com/lbkit/lbkit/session"
 	"github.com/lbkit/lbkit/sni"
 	"github.com/lbkit/lbkit/tlspolicy"
@@ -444,6 +445,21 @@ func isDialErr(err error) bool {
 	return errors.As(err, &op) && op.Op == "dial"
 }
 
+// requestFailure classifies a failed attempt to get a response head, for
+// both HTTP lanes: a backend that could not be dialed is unreachable; one
+// that was silent for the request timeout would only be repeated by
+// another; a request that may have reached the backend goes elsewhere
+// only if replay says it may.
+func requestFailure(err error, replay bool) attempt.Failure {
+	switch {
+	case isDialErr(err):
+		return attempt.Unreachable
+	case isTimeout(err) || !replay:
+		return attempt.Final
+	}
+	return attempt.Retry
+}
+
 // proxy forwards r to a backend of its group and streams the response
 // back.
 func (s *httpServer) proxy(w http.ResponseWriter, r *http.Request) {
@@ -478,39 +494,23 @@ func (s *httpServer) proxy(w http.ResponseWriter, r *http.Request) {
 		body = br
 	}
 	fast := !http10 && !upgrade && fastPath(r)
-	var (
-		triedBuf [maxConnectAttempts]*balancer.Member
-		tried    = triedBuf[:0]
-		lastErr  error
-	)
-	for range maxConnectAttempts {
-		var (
-			p   balancer.Picked
-			err error
-		)
-		switch {
-		case len(tried) > 0:
-			p, err = g.PickNext(k, tried)
-		case sess.ID != "":
-			p, err = g.PickSticky(sess.ID, k)
-		default:
-			p, err = g.Pick(k)
-		}
-		if err != nil {
-			break
-		}
-		m := p.Member
+	a := attempt.Loop{Group: g, Key: k, Sticky: sess.ID, Stop: r.Context(), Env: l.env()}
+	replay := replayable(r)
+	for a.Next() {
+		m := a.Member()
 		bc := s.backend(m.ID())
 		bc.active.Add(1)
 		bc.new.Add(1)
-		start := time.Now()
-		var resp *http.Response
+		var (
+			resp *http.Response
+			err  error
+		)
 		switch {
 		case fast:
 			resp, err = s.pool.roundTrip(r, m.Addr())
 		case http10:
 			resp, err = s.roundTrip10(newOut(r, m.Addr(), body))
-		case !replayable(r):
+		case !replay:
 			// On a kept-alive connection the backend may be closing
 			// as the request goes out, and then the request cannot be
 			// sent again: it gets a connection of its own, which the
@@ -519,55 +519,44 @@ func (s *httpServer) proxy(w http.ResponseWriter, r *http.Request) {
 		default:
 			resp, err = s.tr.RoundTrip(newOut(r, m.Addr(), body))
 		}
-		if err == nil {
-			head := time.Since(start)
-			l.reportConnect(g, m.ID(), nil)
-			s.respond(w, r, resp, m, bc, sess, start)
+		if err != nil {
 			bc.active.Add(-1)
-			p.Done(balancer.DoneInfo{Latency: head})
+			a.Fail(err, requestFailure(err, replay))
+			continue
+		}
+		at, ok := a.Connected()
+		if !ok { // the client left, or the listener is stopping
+			resp.Body.Close()
+			bc.active.Add(-1)
 			return
 		}
+		head := at.Succeeded()
+		s.respond(w, r, resp, m, bc, sess, at.Start())
 		bc.active.Add(-1)
-		outcome := err
-		if r.Context().Err() != nil {
-			outcome = nil // the client left or the listener is stopping: not the backend's doing
-		}
-		p.Done(balancer.DoneInfo{Err: outcome})
-		lastErr = err
-		tried = append(tried, m)
-		if r.Context().Err() != nil {
-			return // the client left, or the listener is stopping
-		}
-		dial := isDialErr(err)
-		if dial {
-			l.reportConnect(g, m.ID(), err)
-			l.c.connectFailures.Add(1)
-			bc.connectFailures.Add(1)
-		}
-		l.cfg.Logger.Debug("backend request failed", "backend", m.ID(), "err", err)
-		if !dial && (isTimeout(err) || !replayable(r)) {
-			break
-		}
+		at.Done(balancer.DoneInfo{Latency: head})
+		return
+	}
+	if a.Stopped() {
+		return // the client left, or the listener is stopping
 	}
 	if br != nil && br.bad != nil {
 		s.fail(w, r, http.StatusBadRequest, msgBadBody)
 		return
 	}
-	code, msg := s.failure(lastErr)
+	code, msg := s.failure(a.Err())
 	s.fail(w, r, code, msg)
 }
 
 const msgBadBody = "400 Bad Request: the request body is malformed or cut short\n"
 
-// failure is the answer to a request no backend served, lastErr being
-// the last attempt's error: 503 if no backend was available, 504 if one
-// was silent for the request timeout, 502 otherwise.
-func (s *httpServer) failure(lastErr error) (code int, msg string) {
+// failure is the answer to a request no backend served, err being the
+// attempt loop's: 503 if no backend was available, 504 if one was silent
+// for the request timeout, 502 otherwise.
+func (s *httpServer) failure(err error) (code int, msg string) {
 	switch {
-	case lastErr == nil:
-		s.l.c.noBackend.Add(1)
+	case err == nil || errors.Is(err, balancer.ErrNoBackend):
 		return http.StatusServiceUnavailable, "503 Service Unavailable: no backend available\n"
-	case isTimeout(lastErr):
+	case isTimeout(err):
 		return http.StatusGatewayTimeout, "504 Gateway Timeout: the backend did not answer in time\n"
 	default:
 		return http.StatusBadGateway, "502 Bad Gateway: the backend refused or reset the connection\n"

@@ -14,10 +14,6 @@ import (
 	proxyproto "github.com/pires/go-proxyproto"
 )
 
-// maxConnectAttempts bounds the backends tried for one client connection,
-// as HAProxy's default "retries 3" does.
-const maxConnectAttempts = 3
-
 // The idle timeout's precision. A connection's last activity is recorded
 // when data becomes readable and when a chunk copy returns; a copy waits
 // for more data for at most copyBound, so the record lags the last byte by
@@ -99,12 +95,15 @@ func (s *tcpServer) handle(client *net.TCPConn, port int) {
 		resetConn(client)
 		return
 	}
-	backend, p, connectTime, err := s.connect(balancer.Key{Src: src, Dst: dst}, port)
+	conn, at, err := l.connect(s.ctx, "tcp", balancer.Key{Src: src, Dst: dst}, "", port)
 	if err != nil {
 		resetConn(client)
 		return
 	}
-	m := p.Member
+	// An established connection is TCP's proof of a working backend.
+	connectTime := at.Succeeded()
+	backend := conn.(*net.TCPConn)
+	m := at.Member()
 	c := &tcpConn{s: s, client: client, backend: backend, member: m, bc: l.c.backend(m.ID())}
 	c.ctx, c.cancel = context.WithCancel(s.ctx)
 	if v := l.cfg.ProxyProtocol; v > 0 {
@@ -113,7 +112,7 @@ func (s *tcpServer) handle(client *net.TCPConn, port int) {
 			l.cfg.Logger.Debug("writing PROXY header failed", "backend", m.ID(), "err", err)
 			resetConn(client)
 			resetConn(backend)
-			p.Done(balancer.DoneInfo{Err: err})
+			at.Done(balancer.DoneInfo{Err: err})
 			return
 		}
 	}
@@ -131,61 +130,7 @@ func (s *tcpServer) handle(client *net.TCPConn, port int) {
 	}
 	c.bc.active.Add(-1)
 	l.c.active.Add(-1)
-	p.Done(balancer.DoneInfo{Latency: connectTime})
-}
-
-// connect picks a backend and dials it, trying up to maxConnectAttempts
-// backends, and returns the connection, its pick (to be Done when the
-// connection ends) and the connect time. It returns ErrNoBackend-wrapped
-// errors when none could be had.
-func (s *tcpServer) connect(k balancer.Key, port int) (*net.TCPConn, balancer.Picked, time.Duration, error) {
-	l := s.l
-	g := l.cfg.Group
-	var triedBuf [maxConnectAttempts]*balancer.Member
-	tried := triedBuf[:0]
-	d := net.Dialer{Timeout: l.cfg.ConnectTimeout}
-	for range maxConnectAttempts {
-		var (
-			p   balancer.Picked
-			err error
-		)
-		if len(tried) == 0 {
-			p, err = l.pickFirst(k)
-		} else {
-			p, err = g.PickNext(k, tried)
-		}
-		if err != nil {
-			if len(tried) == 0 {
-				l.c.noBackend.Add(1)
-			}
-			return nil, balancer.Picked{}, 0, err
-		}
-		m := p.Member
-		addr := m.Addr()
-		if l.cfg.EndPort != 0 {
-			addr = withPort(addr, port)
-		}
-		start := time.Now()
-		conn, err := d.DialContext(s.ctx, "tcp", addr)
-		if s.ctx.Err() != nil { // stopping: not the backend's fault
-			if conn != nil {
-				conn.Close()
-			}
-			p.Done(balancer.DoneInfo{})
-			return nil, balancer.Picked{}, 0, s.ctx.Err()
-		}
-		l.reportConnect(g, m.ID(), err)
-		if err == nil {
-			l.persist(k.Src.Addr(), m.ID())
-			return conn.(*net.TCPConn), p, time.Since(start), nil
-		}
-		p.Done(balancer.DoneInfo{Err: err})
-		l.c.connectFailures.Add(1)
-		l.c.backend(m.ID()).connectFailures.Add(1)
-		l.cfg.Logger.Debug("backend connect failed", "backend", m.ID(), "addr", addr, "err", err)
-		tried = append(tried, m)
-	}
-	return nil, balancer.Picked{}, 0, balancer.ErrNoBackend
+	at.Done(balancer.DoneInfo{Latency: connectTime})
 }
 
 // withPort replaces the port of host:port.

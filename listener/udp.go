@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/lbkit/lbkit/balancer"
+	"github.com/lbkit/lbkit/internal/attempt"
 	proxyproto "github.com/pires/go-proxyproto"
 )
 
@@ -247,68 +248,30 @@ func (s *udpServer) remove(f *udpFlow) {
 	s.mu.Unlock()
 }
 
-// connect picks a backend for f's first datagram and dials it, trying up
-// to maxConnectAttempts backends. Dialing a UDP socket fails only for
-// local reasons (or a host name that does not resolve); a backend's
-// closed port shows later, as an ICMP error on the flow's socket.
-func (s *udpServer) connect(f *udpFlow, first []byte) (*net.UDPConn, balancer.Picked, error) {
+// connect dials a backend for f's first datagram (Listener.connect).
+// Dialing a UDP socket fails only for local reasons (or a host name that
+// does not resolve); a backend's closed port shows later, as an ICMP
+// error on the flow's socket (udpFlow.unreachable), and its first reply
+// is the proof that it works (udpFlow.relay).
+func (s *udpServer) connect(f *udpFlow, first []byte) (*net.UDPConn, attempt.Attempt, error) {
 	l := s.l
-	g := l.cfg.Group
 	k, routeID, routed := s.pickKey(f.key.src, f.dst, first)
-	var triedBuf [maxConnectAttempts]*balancer.Member
-	tried := triedBuf[:0]
-	d := net.Dialer{Timeout: l.cfg.ConnectTimeout}
-	for range maxConnectAttempts {
-		var (
-			p   balancer.Picked
-			err error
-		)
-		switch {
-		case routed && len(tried) == 0:
-			p, err = g.PickSticky(routeID, k)
-		case len(tried) == 0:
-			p, err = l.pickFirst(k) // source-IP persistence, if on
-		default:
-			p, err = g.PickNext(k, tried)
-		}
-		if err != nil {
-			if len(tried) == 0 {
-				l.c.noBackend.Add(1)
-			}
-			return nil, balancer.Picked{}, err
-		}
-		m := p.Member
-		addr := m.Addr()
-		if l.cfg.EndPort != 0 {
-			addr = withPort(addr, int(f.key.port))
-		}
-		c, err := d.DialContext(s.ctx, "udp", addr)
-		if s.ctx.Err() != nil { // stopping: not the backend's fault
-			if c != nil {
-				c.Close()
-			}
-			p.Done(balancer.DoneInfo{})
-			return nil, balancer.Picked{}, s.ctx.Err()
-		}
-		if err == nil {
-			l.persist(k.Src.Addr(), m.ID())
-			if s.route != nil {
-				if routed && len(tried) == 0 && m.ID() == routeID {
-					l.c.quicRouted.Add(1)
-				} else {
-					l.c.quicFallback.Add(1)
-				}
-			}
-			return c.(*net.UDPConn), p, nil
-		}
-		p.Done(balancer.DoneInfo{Err: err})
-		l.reportConnect(l.cfg.Group, m.ID(), err)
-		l.c.connectFailures.Add(1)
-		l.c.backend(m.ID()).connectFailures.Add(1)
-		l.cfg.Logger.Debug("backend dial failed", "backend", m.ID(), "addr", addr, "err", err)
-		tried = append(tried, m)
+	sticky := "" // source-IP persistence, if on
+	if routed {
+		sticky = routeID
 	}
-	return nil, balancer.Picked{}, balancer.ErrNoBackend
+	c, at, err := l.connect(s.ctx, "udp", k, sticky, int(f.key.port))
+	if err != nil {
+		return nil, at, err
+	}
+	if s.route != nil {
+		if routed && !at.Retried() && at.Member().ID() == routeID {
+			l.c.quicRouted.Add(1)
+		} else {
+			l.c.quicFallback.Add(1)
+		}
+	}
+	return c.(*net.UDPConn), at, nil
 }
 
 // pickKey returns the balancer key of a new flow from src to dst whose
@@ -379,11 +342,11 @@ type udpFlow struct {
 	last atomic.Int64   // unix nanoseconds of the last datagram either way
 
 	// Set by run before ready, read-only after.
-	up     *net.UDPConn // connected to the backend
-	m      *balancer.Member
-	dialed time.Time // when up was dialed: the first reply's latency counts from it
+	up *net.UDPConn // connected to the backend
+	at attempt.Attempt
+	m  *balancer.Member // at.Member()
 
-	firstReply atomic.Int64 // nanoseconds from dialed to the first reply, 0 before it
+	firstReply atomic.Int64 // nanoseconds from the pick to the first reply, 0 before it
 	failed     atomic.Bool  // the backend was unreachable
 	bc         *backendCounters
 	hdr        []byte // PROXY v2 header, or nil
@@ -403,8 +366,7 @@ func (f *udpFlow) run(first []byte) {
 	s := f.s
 	l := s.l
 	defer s.flowWG.Done()
-	dialed := time.Now()
-	up, p, err := s.connect(f, first[udpHeadroom:])
+	up, at, err := s.connect(f, first[udpHeadroom:])
 	var hdr []byte
 	if err == nil && l.cfg.ProxyProtocol == 2 {
 		if hdr, err = proxyHeaderV2(f.key.src, f.dst); err != nil {
@@ -419,12 +381,12 @@ func (f *udpFlow) run(first []byte) {
 		if up != nil {
 			up.Close()
 		}
-		p.Done(balancer.DoneInfo{}) // not the backend's doing; a no-op if the connect failed
+		at.Done(balancer.DoneInfo{}) // not the backend's doing; a no-op if the connect failed
 		s.remove(f)
 		return
 	}
-	m := p.Member
-	f.up, f.m, f.dialed, f.bc, f.hdr = up, m, dialed, l.c.backend(m.ID()), hdr
+	m := at.Member()
+	f.up, f.at, f.m, f.bc, f.hdr = up, at, m, l.c.backend(m.ID()), hdr
 	// Counted before the first datagram leaves, so a client that has its
 	// answer sees the flow in Stats.
 	l.c.active.Add(1)
@@ -460,7 +422,7 @@ func (f *udpFlow) run(first []byte) {
 	if f.failed.Load() {
 		outcome = errUnreachable
 	}
-	p.Done(balancer.DoneInfo{Err: outcome, Latency: time.Duration(f.firstReply.Load())})
+	at.Done(balancer.DoneInfo{Err: outcome, Latency: time.Duration(f.firstReply.Load())})
 }
 
 // forward sends a client frame to the backend, or holds a copy while the
@@ -540,8 +502,7 @@ func (f *udpFlow) relay() {
 			// A reply is UDP's proof of a working backend, as an
 			// established connection is TCP's.
 			answered = true
-			f.firstReply.Store(int64(max(time.Since(f.dialed), 1)))
-			l.reportConnect(l.cfg.Group, f.m.ID(), nil)
+			f.firstReply.Store(int64(f.at.Succeeded()))
 		}
 		f.reply((*buf)[:n])
 		r.release(buf)
@@ -585,12 +546,8 @@ func (f *udpFlow) unreachable(err error) {
 	if f.closed.Swap(true) {
 		return
 	}
-	l := f.s.l
 	f.failed.Store(true)
-	l.c.connectFailures.Add(1)
-	f.bc.connectFailures.Add(1)
-	l.reportConnect(l.cfg.Group, f.m.ID(), err)
-	l.cfg.Logger.Debug("backend unreachable", "backend", f.m.ID(), "err", err)
+	f.at.Failed(err)
 	f.closeUp()
 }
 

@@ -1,7 +1,6 @@
 package listener
 
 import (
-	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -177,38 +176,6 @@ func (l *Listener) targets(g *balancer.Group) []health.Target {
 		ts[i] = health.Target{ID: m.ID(), Addr: addr}
 	}
 	return ts
-}
-
-// reportConnect feeds passive health checking with the outcome of a
-// connection attempt to member id of group g.
-func (l *Listener) reportConnect(g *balancer.Group, id string, err error) {
-	hc := l.checker(g)
-	if hc == nil {
-		return
-	}
-	if err != nil {
-		hc.ReportFailure(id)
-	} else {
-		hc.ReportSuccess(id)
-	}
-}
-
-// pickFirst makes the first pick for a client: its persisted backend if it
-// has one that may still take it, else the scheduler's choice.
-func (l *Listener) pickFirst(k balancer.Key) (balancer.Picked, error) {
-	if l.aff != nil {
-		if id, ok := l.aff.Lookup(k.Src.Addr()); ok {
-			return l.cfg.Group.PickSticky(id, k)
-		}
-	}
-	return l.cfg.Group.Pick(k)
-}
-
-// persist records that src now goes to id.
-func (l *Listener) persist(src netip.Addr, id string) {
-	if l.aff != nil {
-		l.aff.Set(src, id)
-	}
 }
 
 // newAffinity returns the persistence table for cfg, or nil when
