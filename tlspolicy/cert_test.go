@@ -206,8 +206,8 @@ func TestRefusedInputInWords(t *testing.T) {
 			}
 		})
 	}
-	_, err := tlspolicy.NewPolicy("p", []string{"1.2"}, []string{"NOPE"})
+	_, err := tlspolicy.New(tlspolicy.Config{Name: "p", Versions: []string{"1.2"}, Suites: []string{"NOPE"}})
 	if err == nil || strings.Contains(err.Error(), "SPEC") || !strings.Contains(err.Error(), "ECDHE-RSA-AES128-GCM-SHA256") {
-		t.Errorf("NewPolicy(NOPE) = %v, want a message naming a valid suite and no outside document", err)
+		t.Errorf("New(NOPE) = %v, want a message naming a valid suite and no outside document", err)
 	}
 }

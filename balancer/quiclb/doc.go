@@ -81,7 +81,7 @@
 // the router and the connection ID length:
 //
 //	dec, _ := quiclb.NewDecoder(cfg)
-//	r := quiclb.NewRouter(dec, quiclb.ServerIDs{idA: "a", idB: "b"})
+//	r, _ := quiclb.NewRouter(quiclb.RouterConfig{Decoder: dec, ServerIDs: quiclb.ServerIDs{idA: "a", idB: "b"}})
 //	qch, _ := balancer.ParseScheduler(balancer.NameQCH)
 //	group, _ := balancer.New(balancer.Config{Scheduler: qch}, backends...)
 //	l, _ := inst.Add(listener.Config{
