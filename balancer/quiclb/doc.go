@@ -104,7 +104,9 @@
 // (QUICRouted, QUICFallback). When backends change, update the group and
 // call Router.SetServerIDs.
 //
-// See ExampleGenerator, ExampleDecoder and ExampleRouter.
+// See ExampleGenerator, ExampleDecoder and ExampleRouter, and the listener
+// package's ExampleConfig_quicRouter for a quic-go server behind a UDP
+// listener, through a client's migration.
 //
 // [draft-ietf-quic-load-balancers]: https://datatracker.ietf.org/doc/draft-ietf-quic-load-balancers/
 package quiclb
