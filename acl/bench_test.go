@@ -42,11 +42,11 @@ func benchPolicy(b *testing.B, fam acl.Family, n int) (*acl.Policy, []netip.Addr
 		p, _ := a.Prefix(bits)
 		es[i] = acl.Entry{Prefix: p}
 	}
-	g, err := acl.NewGroup("bench", fam, es...)
+	g, err := acl.NewGroup(acl.GroupConfig{Name: "bench", Family: fam}, es...)
 	if err != nil {
 		b.Fatal(err)
 	}
-	p, err := acl.Bind(g, acl.Whitelist, fam)
+	p, err := acl.NewPolicy(acl.PolicyConfig{Group: g, Mode: acl.Whitelist, Family: fam})
 	if err != nil {
 		b.Fatal(err)
 	}

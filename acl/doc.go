@@ -6,9 +6,9 @@
 // is created. Entries may duplicate or overlap each other; a source matches
 // when any entry covers it.
 //
-// A listener binds a group with [Bind] as a [Whitelist] (only covered
+// A listener binds a group with [NewPolicy] as a [Whitelist] (only covered
 // sources pass) or a [Blacklist] (covered sources are refused), getting a
-// [Policy]. Bind refuses a group whose family differs from the listener's,
+// [Policy]. NewPolicy refuses a group whose family differs from the listener's,
 // so the mismatch is a configuration error at build time. The listener then
 // calls [Policy.Allow] for each accepted TCP connection, UDP datagram or
 // HTTP request before any byte reaches a backend: it closes, drops or

@@ -14,12 +14,12 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	group, err := acl.NewGroup("office", acl.IPv4, office...)
+	group, err := acl.NewGroup(acl.GroupConfig{Name: "office", Family: acl.IPv4}, office...)
 	if err != nil {
 		panic(err)
 	}
 	// At listener build time: the family check happens here.
-	policy, err := acl.Bind(group, acl.Whitelist, acl.IPv4)
+	policy, err := acl.NewPolicy(acl.PolicyConfig{Group: group, Mode: acl.Whitelist, Family: acl.IPv4})
 	if err != nil {
 		panic(err)
 	}
@@ -66,10 +66,10 @@ func ExampleEntry_String() {
 }
 
 func ExampleNewGroup() {
-	g, err := acl.NewGroup("lab", acl.IPv6)
+	g, err := acl.NewGroup(acl.GroupConfig{Name: "lab", Family: acl.IPv6})
 	fmt.Println(g.Name(), g.Family(), g.Len(), err)
 
-	_, err = acl.NewGroup("my lab", acl.IPv6)
+	_, err = acl.NewGroup(acl.GroupConfig{Name: "my lab", Family: acl.IPv6})
 	fmt.Println(err)
 	// Output:
 	// lab IPv6 0 <nil>
@@ -77,7 +77,7 @@ func ExampleNewGroup() {
 }
 
 func ExampleGroup_Add() {
-	g, _ := acl.NewGroup("blocked", acl.IPv4)
+	g, _ := acl.NewGroup(acl.GroupConfig{Name: "blocked", Family: acl.IPv4})
 	batch, _ := acl.ParseEntries("198.51.100.0/24", "2001:db8::1")
 	err := g.Add(batch...) // the IPv6 entry is refused, so nothing is added
 	fmt.Println(err)
@@ -89,7 +89,7 @@ func ExampleGroup_Add() {
 
 func ExampleGroup_Remove() {
 	es, _ := acl.ParseEntries("10.0.0.0/8 # a", "10.0.0.0/8 # duplicate", "192.0.2.0/24")
-	g, _ := acl.NewGroup("g", acl.IPv4, es...)
+	g, _ := acl.NewGroup(acl.GroupConfig{Name: "g", Family: acl.IPv4}, es...)
 	err := g.Remove(netip.MustParsePrefix("10.0.0.0/8"))
 	fmt.Println(g.Entries(), err)
 
@@ -102,8 +102,8 @@ func ExampleGroup_Remove() {
 
 func ExampleGroup_Replace() {
 	old, _ := acl.ParseEntries("10.0.0.0/8")
-	g, _ := acl.NewGroup("g", acl.IPv4, old...)
-	p, _ := acl.Bind(g, acl.Whitelist, acl.IPv4)
+	g, _ := acl.NewGroup(acl.GroupConfig{Name: "g", Family: acl.IPv4}, old...)
+	p, _ := acl.NewPolicy(acl.PolicyConfig{Group: g, Mode: acl.Whitelist, Family: acl.IPv4})
 	src := netip.MustParseAddr("203.0.113.9")
 
 	fmt.Println(p.Allow(src))
@@ -120,7 +120,7 @@ func ExampleGroup_Replace() {
 
 func ExampleGroup_Contains() {
 	es, _ := acl.ParseEntries("10.0.0.0/8")
-	g, _ := acl.NewGroup("g", acl.IPv4, es...)
+	g, _ := acl.NewGroup(acl.GroupConfig{Name: "g", Family: acl.IPv4}, es...)
 	fmt.Println(g.Contains(netip.MustParseAddr("10.9.9.9")))
 	fmt.Println(g.Contains(netip.MustParseAddr("::ffff:10.9.9.9")))
 	fmt.Println(g.Contains(netip.MustParseAddr("11.0.0.1")))
@@ -132,7 +132,7 @@ func ExampleGroup_Contains() {
 
 func ExampleGroup_Entries() {
 	es, _ := acl.ParseEntries("2001:db8::/32 # lab", "::1")
-	g, _ := acl.NewGroup("v6", acl.IPv6, es...)
+	g, _ := acl.NewGroup(acl.GroupConfig{Name: "v6", Family: acl.IPv6}, es...)
 	for _, e := range g.Entries() {
 		fmt.Println(e)
 	}
@@ -141,13 +141,14 @@ func ExampleGroup_Entries() {
 	// ::1/128
 }
 
-func ExampleBind() {
-	g, _ := acl.NewGroup("lab", acl.IPv6)
-	_, err := acl.Bind(g, acl.Blacklist, acl.IPv4)
+func ExampleNewPolicy() {
+	g, _ := acl.NewGroup(acl.GroupConfig{Name: "lab", Family: acl.IPv6})
+	_, err := acl.NewPolicy(acl.PolicyConfig{Group: g, Mode: acl.Blacklist, Family: acl.IPv4})
 	fmt.Println(err)
 	fmt.Println(errors.Is(err, acl.ErrFamily))
 
-	p, err := acl.Bind(g, acl.Blacklist, acl.IPv6)
+	// A zero Family means the group's.
+	p, err := acl.NewPolicy(acl.PolicyConfig{Group: g, Mode: acl.Blacklist})
 	fmt.Println(p.Group().Name(), p.Mode(), err)
 	// Output:
 	// acl: Family "IPv4": listener cannot use IPv6 group "lab"
@@ -157,8 +158,8 @@ func ExampleBind() {
 
 func ExamplePolicy_Allow() {
 	es, _ := acl.ParseEntries("2001:db8:bad::/48")
-	g, _ := acl.NewGroup("abusers", acl.IPv6, es...)
-	p, _ := acl.Bind(g, acl.Blacklist, acl.IPv6)
+	g, _ := acl.NewGroup(acl.GroupConfig{Name: "abusers", Family: acl.IPv6}, es...)
+	p, _ := acl.NewPolicy(acl.PolicyConfig{Group: g, Mode: acl.Blacklist, Family: acl.IPv6})
 	fmt.Println(p.Allow(netip.MustParseAddr("2001:db8:bad::1")))
 	fmt.Println(p.Allow(netip.MustParseAddr("2001:db8:600d::1")))
 	// A dual-stack listener's IPv4 client: no IPv6 entry lists it.
@@ -175,8 +176,8 @@ func ExamplePolicy_Allow() {
 
 func ExamplePolicy_Check() {
 	es, _ := acl.ParseEntries("10.0.0.0/8")
-	g, _ := acl.NewGroup("office", acl.IPv4, es...)
-	p, _ := acl.Bind(g, acl.Whitelist, acl.IPv4)
+	g, _ := acl.NewGroup(acl.GroupConfig{Name: "office", Family: acl.IPv4}, es...)
+	p, _ := acl.NewPolicy(acl.PolicyConfig{Group: g, Mode: acl.Whitelist, Family: acl.IPv4})
 	err := p.Check(netip.MustParseAddr("203.0.113.9"))
 	fmt.Println(err, errors.Is(err, acl.ErrDenied))
 	// Output:

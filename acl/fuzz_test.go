@@ -43,7 +43,7 @@ func FuzzParseEntry(f *testing.F) {
 		if e.Prefix.Addr().Is4() {
 			fam = acl.IPv4
 		}
-		if _, err := acl.NewGroup("fuzz", fam, e); err != nil {
+		if _, err := acl.NewGroup(acl.GroupConfig{Name: "fuzz", Family: fam}, e); err != nil {
 			t.Fatalf("NewGroup(%v) = %v, want nil", e, err)
 		}
 	})
@@ -77,7 +77,7 @@ func FuzzAllow(f *testing.F) {
 		}
 		src, _ := netip.AddrFromSlice(srcBytes) // invalid unless 4 or 16 bytes
 
-		g, err := acl.NewGroup("fuzz", fam, es...)
+		g, err := acl.NewGroup(acl.GroupConfig{Name: "fuzz", Family: fam}, es...)
 		if err != nil {
 			t.Fatalf("NewGroup: %v", err)
 		}
@@ -85,9 +85,9 @@ func FuzzAllow(f *testing.F) {
 		if whitelist {
 			mode = acl.Whitelist
 		}
-		p, err := acl.Bind(g, mode, fam)
+		p, err := acl.NewPolicy(acl.PolicyConfig{Group: g, Mode: mode, Family: fam})
 		if err != nil {
-			t.Fatalf("Bind: %v", err)
+			t.Fatalf("NewPolicy: %v", err)
 		}
 		check := func(es []acl.Entry) {
 			t.Helper()

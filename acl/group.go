@@ -39,7 +39,7 @@ const persistMax = 64
 // before or wholly after an update. Updates are serialized by a mutex.
 //
 // The zero value is not usable; create groups with [NewGroup]. Most callers
-// want NewGroup, then [Bind] for each listener that uses the group.
+// want NewGroup, then [NewPolicy] for each listener that uses the group.
 //
 // A Group is safe for concurrent use and must not be copied.
 //
@@ -78,19 +78,28 @@ type snapshot struct {
 	empty bool
 }
 
-// NewGroup returns a group of the given family holding entries.
-//
-// The name must be 1 to [MaxNameLen] bytes of Unicode letters, digits and
-// the punctuation "-_.:/" (no spaces). The family must be [IPv4] or [IPv6],
-// and every entry must be valid (see [Entry]) and of that family.
-func NewGroup(name string, family Family, entries ...Entry) (*Group, error) {
-	if reason := nameProblem(name); reason != "" {
-		return nil, cfgerr.New(pkg, "Name", name, reason)
+// GroupConfig configures a [Group]. Both fields are required: a group has
+// no default name, and no default family, because guessing one would turn
+// every entry of the other family into an error.
+type GroupConfig struct {
+	// Name is 1 to [MaxNameLen] bytes of Unicode letters, digits and the
+	// punctuation "-_.:/" (no spaces).
+	Name string
+	// Family is [IPv4] or [IPv6]; every entry must be of it.
+	Family Family
+}
+
+// NewGroup returns a group configured by cfg holding entries, or a
+// *[ConfigError] naming the first refused field or entry. Every entry must
+// be valid (see [Entry]) and of cfg.Family.
+func NewGroup(cfg GroupConfig, entries ...Entry) (*Group, error) {
+	if reason := nameProblem(cfg.Name); reason != "" {
+		return nil, cfgerr.New(pkg, "Name", cfg.Name, reason)
 	}
-	if !family.valid() {
-		return nil, cfgerr.New(pkg, "Family", family, "want IPv4 or IPv6")
+	if !cfg.Family.valid() {
+		return nil, cfgerr.New(pkg, "Family", cfg.Family, "want IPv4 or IPv6")
 	}
-	g := &Group{name: name, family: family}
+	g := &Group{name: cfg.Name, family: cfg.Family}
 	if err := g.check(entries); err != nil {
 		return nil, err
 	}

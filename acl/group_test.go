@@ -40,7 +40,7 @@ func TestNewGroup(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			g, err := acl.NewGroup(tt.group, tt.family, tt.entries...)
+			g, err := acl.NewGroup(acl.GroupConfig{Name: tt.group, Family: tt.family}, tt.entries...)
 			if tt.wantErr == "" {
 				if err != nil {
 					t.Fatalf("NewGroup(%q) error = %v", tt.group, err)
@@ -114,7 +114,7 @@ func TestGroupUpdates(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			g, err := acl.NewGroup("g", tt.family, entries(t, tt.start...)...)
+			g, err := acl.NewGroup(acl.GroupConfig{Name: "g", Family: tt.family}, entries(t, tt.start...)...)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -151,7 +151,7 @@ func TestGroupUpdates(t *testing.T) {
 }
 
 func TestRemoveNotFoundIs(t *testing.T) {
-	g, _ := acl.NewGroup("g", acl.IPv4)
+	g, _ := acl.NewGroup(acl.GroupConfig{Name: "g", Family: acl.IPv4})
 	err := g.Remove(netip.MustParsePrefix("10.0.0.0/8"))
 	if !errors.Is(err, acl.ErrNotFound) {
 		t.Fatalf("Remove(absent) = %v, want ErrNotFound", err)
@@ -164,7 +164,7 @@ func TestRemoveNotFoundIs(t *testing.T) {
 func TestGroupContainsAcrossBatchSizes(t *testing.T) {
 	for _, n := range []int{1, 10, 64, 65, 500} {
 		t.Run(fmt.Sprintf("n=%d", n), func(t *testing.T) {
-			g, _ := acl.NewGroup("g", acl.IPv4)
+			g, _ := acl.NewGroup(acl.GroupConfig{Name: "g", Family: acl.IPv4})
 			var es []acl.Entry
 			var ps []netip.Prefix
 			for i := range n {
@@ -200,7 +200,7 @@ func TestGroupContainsAcrossBatchSizes(t *testing.T) {
 }
 
 func TestEntriesIsACopy(t *testing.T) {
-	g, _ := acl.NewGroup("g", acl.IPv4, entry("10.0.0.0/8", "a"))
+	g, _ := acl.NewGroup(acl.GroupConfig{Name: "g", Family: acl.IPv4}, entry("10.0.0.0/8", "a"))
 	es := g.Entries()
 	es[0].Comment = "changed"
 	if got := g.Entries()[0].Comment; got != "a" {

@@ -29,11 +29,11 @@ func TestLiveUpdate(t *testing.T) {
 				return ps
 			}
 			a, b := batch(10), batch(11)
-			g, err := NewGroup("live", IPv4, a...)
+			g, err := NewGroup(GroupConfig{Name: "live", Family: IPv4}, a...)
 			if err != nil {
 				t.Fatal(err)
 			}
-			pol, err := Bind(g, Whitelist, IPv4)
+			pol, err := NewPolicy(PolicyConfig{Group: g, Mode: Whitelist, Family: IPv4})
 			if err != nil {
 				t.Fatal(err)
 			}

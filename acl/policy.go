@@ -62,7 +62,7 @@ func ParseMode(s string) (Mode, error) {
 //     blacklist denies it.
 //
 // The policy follows live updates of its group; it holds no state of its
-// own. The zero value is not usable: create policies with [Bind]. A nil
+// own. The zero value is not usable: create policies with [NewPolicy]. A nil
 // *Policy allows everything, which stands for "no ACL configured". Most
 // callers want [Policy.Allow].
 //
@@ -72,22 +72,40 @@ type Policy struct {
 	whitelist bool
 }
 
-// Bind returns the policy a listener of the given family applies, using
-// group in the given mode. A listener calls it when it is built, so a
-// group of the wrong family is a configuration error (wrapping
-// [ErrFamily]) rather than a silent mismatch at run time.
-func Bind(group *Group, mode Mode, listener Family) (*Policy, error) {
+// PolicyConfig configures a [Policy]: which group a listener uses, how,
+// and the listener's own address family.
+type PolicyConfig struct {
+	// Group is the group whose entries the policy checks. Required.
+	Group *Group
+	// Mode is [Whitelist] or [Blacklist]. Required: neither is a safe
+	// guess, one locks out every source the group misses and the other
+	// lets in every source it names.
+	Mode Mode
+	// Family is the address family of the listener applying the policy.
+	// It must equal the group's, so that a mismatch is a configuration
+	// error (wrapping [ErrFamily]) when the listener is built rather than
+	// a silent one at run time. If zero, the group's family is used.
+	Family Family
+}
+
+// NewPolicy returns the policy cfg describes, or a *[ConfigError] naming
+// the first refused field. A listener calls it when it is built.
+func NewPolicy(cfg PolicyConfig) (*Policy, error) {
+	group, mode, family := cfg.Group, cfg.Mode, cfg.Family
 	if group == nil {
 		return nil, cfgerr.New(pkg, "Group", "", "no group given")
 	}
 	if mode != Whitelist && mode != Blacklist {
 		return nil, cfgerr.New(pkg, "Mode", mode, "want whitelist or blacklist")
 	}
-	if !listener.valid() {
-		return nil, cfgerr.New(pkg, "Family", listener, "want IPv4 or IPv6")
+	if family == 0 {
+		family = group.family
 	}
-	if group.family != listener {
-		return nil, cfgerr.Wrap(pkg, "Family", listener,
+	if !family.valid() {
+		return nil, cfgerr.New(pkg, "Family", family, "want IPv4 or IPv6")
+	}
+	if group.family != family {
+		return nil, cfgerr.Wrap(pkg, "Family", family,
 			fmt.Sprintf("listener cannot use %s group %q", group.family, group.name), ErrFamily)
 	}
 	return &Policy{group: group, whitelist: mode == Whitelist}, nil

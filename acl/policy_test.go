@@ -53,11 +53,11 @@ func TestAllow(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			g, err := acl.NewGroup("g", tt.family, entries(t, tt.entries...)...)
+			g, err := acl.NewGroup(acl.GroupConfig{Name: "g", Family: tt.family}, entries(t, tt.entries...)...)
 			if err != nil {
 				t.Fatal(err)
 			}
-			p, err := acl.Bind(g, tt.mode, tt.family)
+			p, err := acl.NewPolicy(acl.PolicyConfig{Group: g, Mode: tt.mode, Family: tt.family})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -89,9 +89,9 @@ func TestNilPolicyAllows(t *testing.T) {
 	}
 }
 
-func TestBind(t *testing.T) {
-	g4, _ := acl.NewGroup("office", acl.IPv4)
-	g6, _ := acl.NewGroup("lab", acl.IPv6)
+func TestNewPolicy(t *testing.T) {
+	g4, _ := acl.NewGroup(acl.GroupConfig{Name: "office", Family: acl.IPv4})
+	g6, _ := acl.NewGroup(acl.GroupConfig{Name: "lab", Family: acl.IPv6})
 	tests := []struct {
 		name     string
 		group    *acl.Group
@@ -102,6 +102,7 @@ func TestBind(t *testing.T) {
 	}{
 		{name: "v4 whitelist", group: g4, mode: acl.Whitelist, listener: acl.IPv4},
 		{name: "v6 blacklist", group: g6, mode: acl.Blacklist, listener: acl.IPv6},
+		{name: "zero family is the group's", group: g6, mode: acl.Blacklist},
 		{name: "v6 group on v4 listener", group: g6, mode: acl.Whitelist, listener: acl.IPv4,
 			wantErr: `acl: Family "IPv4": listener cannot use IPv6 group "lab"`, isFam: true},
 		{name: "v4 group on v6 listener", group: g4, mode: acl.Blacklist, listener: acl.IPv6,
@@ -112,22 +113,22 @@ func TestBind(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, err := acl.Bind(tt.group, tt.mode, tt.listener)
+			p, err := acl.NewPolicy(acl.PolicyConfig{Group: tt.group, Mode: tt.mode, Family: tt.listener})
 			if tt.wantErr == "" {
 				if err != nil {
-					t.Fatalf("Bind error = %v", err)
+					t.Fatalf("NewPolicy error = %v", err)
 				}
 				if p.Group() != tt.group || p.Mode() != tt.mode {
-					t.Fatalf("Bind = group %v mode %v, want %v %v", p.Group(), p.Mode(), tt.group, tt.mode)
+					t.Fatalf("NewPolicy = group %v mode %v, want %v %v", p.Group(), p.Mode(), tt.group, tt.mode)
 				}
 				return
 			}
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Fatalf("Bind error = %v, want %q", err, tt.wantErr)
+				t.Fatalf("NewPolicy error = %v, want %q", err, tt.wantErr)
 			}
 			var ce *acl.ConfigError
 			if !errors.As(err, &ce) {
-				t.Fatalf("Bind error %T, want *ConfigError", err)
+				t.Fatalf("NewPolicy error %T, want *ConfigError", err)
 			}
 			if got := errors.Is(err, acl.ErrFamily); got != tt.isFam {
 				t.Fatalf("errors.Is(%v, ErrFamily) = %v, want %v", err, got, tt.isFam)

@@ -67,9 +67,9 @@ type Config struct {
 	// TCP takes all but qch, UDP all, HTTP and HTTPS wrr, rr, wlc, hash
 	// and ewma (custom schedulers are allowed everywhere). Required.
 	Group *balancer.Group
-	// ACL filters clients before any byte reaches a backend. Bind the
-	// acl.Group to this listener's address family. If nil, every client
-	// is allowed.
+	// ACL filters clients before any byte reaches a backend. Build it
+	// with acl.NewPolicy for this listener's address family. If nil,
+	// every client is allowed.
 	ACL *acl.Policy
 	// PersistenceTimeout, for TCP and UDP, keeps a client IP on the
 	// backend it was last sent to for this long after its last

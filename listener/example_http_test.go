@@ -13,10 +13,12 @@ import (
 	"log/slog"
 	"math/big"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"strings"
 	"time"
 
+	"github.com/lbkit/lbkit/acl"
 	"github.com/lbkit/lbkit/balancer"
 	"github.com/lbkit/lbkit/listener"
 	"github.com/lbkit/lbkit/session"
@@ -29,6 +31,23 @@ func webBackend(name string) *httptest.Server {
 	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "%s (X-Forwarded-For: %s)", name, r.Header.Get("X-Forwarded-For"))
 	}))
+}
+
+// webBackends starts a webBackend for each name and returns a round-robin
+// group of them, and a function that stops them.
+func webBackends(names ...string) (*balancer.Group, func()) {
+	group, _ := balancer.New(balancer.Config{Scheduler: balancer.RoundRobin()})
+	var servers []*httptest.Server
+	for _, name := range names {
+		s := webBackend(name)
+		servers = append(servers, s)
+		group.Add(balancer.Backend{ID: name, Addr: s.Listener.Addr().String()})
+	}
+	return group, func() {
+		for _, s := range servers {
+			s.Close()
+		}
+	}
 }
 
 func fetch(c *http.Client, url string) string {
@@ -44,13 +63,8 @@ func fetch(c *http.Client, url string) string {
 // An HTTP listener with cookie persistence: the first response sets the
 // SERVERID cookie, and a client that sends it back stays on its backend.
 func ExampleInstance_Add_http() {
-	a, b := webBackend("a"), webBackend("b")
-	defer a.Close()
-	defer b.Close()
-	group, _ := balancer.New(balancer.Config{Scheduler: balancer.RoundRobin()},
-		balancer.Backend{ID: "a", Addr: a.Listener.Addr().String(), Weight: 100},
-		balancer.Backend{ID: "b", Addr: b.Listener.Addr().String(), Weight: 100},
-	)
+	group, closeBackends := webBackends("a", "b")
+	defer closeBackends()
 	inst, _ := listener.NewInstance(listener.InstanceConfig{ID: "lb-demo", Logger: slog.New(slog.DiscardHandler)})
 	// Port 0: the system picks a free port; Addrs reports it.
 	l, err := inst.Add(listener.Config{
@@ -119,7 +133,7 @@ func ExampleInstance_Add_https() {
 		fmt.Fprintf(w, "backend got %s, X-Forwarded-Proto %s", r.Proto, r.Header.Get("X-Forwarded-Proto"))
 	}))
 	defer web.Close()
-	group, _ := balancer.New(balancer.Config{}, balancer.Backend{ID: "web", Addr: web.Listener.Addr().String(), Weight: 100})
+	group, _ := balancer.New(balancer.Config{}, balancer.Backend{ID: "web", Addr: web.Listener.Addr().String()})
 	def, pool := selfSigned("default.test")
 	shop, _ := selfSigned("shop.example.com")
 	policy, _ := tlspolicy.Lookup(tlspolicy.Policy12)
@@ -165,7 +179,7 @@ func ExampleInstance_Add_https() {
 func ExampleHTTPOptions_middleware() {
 	web := webBackend("web")
 	defer web.Close()
-	group, _ := balancer.New(balancer.Config{}, balancer.Backend{ID: "web", Addr: web.Listener.Addr().String(), Weight: 100})
+	group, _ := balancer.New(balancer.Config{}, balancer.Backend{ID: "web", Addr: web.Listener.Addr().String()})
 	waf := func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if strings.Contains(r.URL.RawQuery, "<script") {
@@ -190,6 +204,52 @@ func ExampleHTTPOptions_middleware() {
 	// Output:
 	// 200 web (X-Forwarded-For: 127.0.0.1)
 	// 403 blocked by WAF
+}
+
+// An HTTPS listener with cookie persistence and an ACL: a client that
+// sends its cookie back stays on its backend, and a blacklist set live
+// answers 403 before any byte reaches a backend.
+func ExampleInstance_Add_httpsStickyACL() {
+	group, closeBackends := webBackends("a", "b")
+	defer closeBackends()
+	office, _ := acl.ParseEntries("127.0.0.0/8 # loopback")
+	allow, _ := acl.NewGroup(acl.GroupConfig{Name: "office", Family: acl.IPv4}, office...)
+	whitelist, _ := acl.NewPolicy(acl.PolicyConfig{Group: allow, Mode: acl.Whitelist})
+	cert, roots := selfSigned("shop.test")
+
+	inst, _ := listener.NewInstance(listener.InstanceConfig{ID: "lb-demo", Logger: slog.New(slog.DiscardHandler)})
+	l, err := inst.Add(listener.Config{
+		Protocol: listener.HTTPS, Host: "127.0.0.1", Group: group, ACL: whitelist,
+		HTTP: listener.HTTPOptions{Certificate: cert, StickySession: &session.Config{}},
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: "shop.test"}, ForceAttemptHTTP2: true}
+	defer tr.CloseIdleConnections()
+	jar, _ := cookiejar.New(nil) // sends the SERVERID cookie back
+	c := &http.Client{Transport: tr, Jar: jar}
+	url := "https://" + l.Addrs()[0].String() + "/"
+	first := fetch(c, url)
+	for range 3 {
+		fmt.Println("same backend:", fetch(c, url) == first)
+	}
+
+	blocked, _ := acl.NewGroup(acl.GroupConfig{Name: "blocked", Family: acl.IPv4}, office...)
+	blacklist, _ := acl.NewPolicy(acl.PolicyConfig{Group: blocked, Mode: acl.Blacklist})
+	l.SetACL(blacklist)
+	fmt.Println(fetch(c, url)[:3])
+	tr.CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	fmt.Println(inst.Stop(ctx))
+	// Output:
+	// same backend: true
+	// same backend: true
+	// same backend: true
+	// 403
+	// <nil>
 }
 
 // Request-aware hashing: the hash scheduler places each request by the

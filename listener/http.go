@@ -157,7 +157,7 @@ type HTTPOptions struct {
 	// live with Listener.Certificates.
 	Domains map[string]*tls.Certificate
 	// TLSPolicy is an HTTPS listener's TLS security policy (see
-	// tlspolicy.Lookup and tlspolicy.NewPolicy). If nil,
+	// tlspolicy.Lookup and tlspolicy.New). If nil,
 	// tls_cipher_policy_1_0. Change it live with Listener.SetTLSPolicy.
 	TLSPolicy *tlspolicy.Policy
 	// ClientCAs turns on mutual TLS: clients must present a certificate

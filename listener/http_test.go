@@ -199,10 +199,10 @@ func TestHTTPErrors(t *testing.T) {
 func TestHTTPACL(t *testing.T) {
 	leaks(t)
 	b := startHTTPBackend(t, "b", nil)
-	grp, _ := acl.NewGroup("deny-local", acl.IPv4)
+	grp, _ := acl.NewGroup(acl.GroupConfig{Name: "deny-local", Family: acl.IPv4})
 	entry, _ := acl.ParseEntry("127.0.0.0/8")
 	grp.Add(entry)
-	pol, _ := acl.Bind(grp, acl.Blacklist, acl.IPv4)
+	pol, _ := acl.NewPolicy(acl.PolicyConfig{Group: grp, Mode: acl.Blacklist, Family: acl.IPv4})
 	l := addHTTP(t, Config{ACL: pol}, b)
 	c := newClient(t)
 	if code, _, _ := get(t, c, httpURL(l, "/")); code != 403 {

@@ -29,7 +29,7 @@ func newTLSState(o *HTTPOptions) (*tlsState, error) {
 	if o.Certificate == nil {
 		return nil, configErr("HTTP.Certificate", "nil", "required for https")
 	}
-	sel, err := sni.NewSelector(o.Certificate)
+	sel, err := sni.NewSelector(sni.SelectorConfig{Default: o.Certificate})
 	if err != nil {
 		return nil, configErr("HTTP.Certificate", "default", err.Error())
 	}

@@ -55,14 +55,16 @@ func newQUICLBCluster(t *testing.T, names ...string) *quicLBCluster {
 		if err != nil {
 			t.Fatal(err)
 		}
-		gen, err := quiclb.NewGenerator(c.cfg, id)
+		gen, err := quiclb.NewGenerator(quiclb.GeneratorConfig{Config: c.cfg, ServerID: id})
 		if err != nil {
 			t.Fatal(err)
 		}
 		c.ids[id] = name
 		c.backends = append(c.backends, c.startServer(t, name, gen))
 	}
-	c.router = quiclb.NewRouter(dec, c.ids)
+	if c.router, err = quiclb.NewRouter(quiclb.RouterConfig{Decoder: dec, ServerIDs: c.ids}); err != nil {
+		t.Fatal(err)
+	}
 	return c
 }
 
@@ -513,7 +515,7 @@ func FuzzQUICLBRouterPath(f *testing.F) {
 		name := fmt.Sprintf("q%d", i+1)
 		ids[id] = name
 		backends = append(backends, balancer.Backend{ID: name, Addr: fmt.Sprintf("127.0.0.1:%d", 9000+i), Weight: 100})
-		gen, err := quiclb.NewGenerator(cfg, id)
+		gen, err := quiclb.NewGenerator(quiclb.GeneratorConfig{Config: cfg, ServerID: id})
 		if err != nil {
 			f.Fatal(err)
 		}
@@ -530,7 +532,10 @@ func FuzzQUICLBRouterPath(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	r := quiclb.NewRouter(dec, ids)
+	r, err := quiclb.NewRouter(quiclb.RouterConfig{Decoder: dec, ServerIDs: ids})
+	if err != nil {
+		f.Fatal(err)
+	}
 	s := &udpServer{l: &Listener{cfg: Config{QUICConnIDLength: cfg.ConnIDLen()}}, route: r.Route}
 	src := netip.MustParseAddrPort("192.0.2.1:4433")
 	dst := netip.MustParseAddrPort("198.51.100.1:443")

@@ -242,11 +242,11 @@ func TestTCPACL(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			leaks(t)
 			b := startEcho(t, "b")
-			grp, err := acl.NewGroup("g", acl.IPv4, tt.entries...)
+			grp, err := acl.NewGroup(acl.GroupConfig{Name: "g", Family: acl.IPv4}, tt.entries...)
 			if err != nil {
 				t.Fatal(err)
 			}
-			pol, err := acl.Bind(grp, tt.mode, acl.IPv4)
+			pol, err := acl.NewPolicy(acl.PolicyConfig{Group: grp, Mode: tt.mode, Family: acl.IPv4})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -575,11 +575,11 @@ func TestConfigErrors(t *testing.T) {
 	g := newGroup(t, nil, b)
 	qch := newGroup(t, balancer.Maglev{By: balancer.HashConnID}, b)
 	sch := newGroup(t, balancer.Maglev{}, b)
-	v6, err := acl.NewGroup("v6", acl.IPv6)
+	v6, err := acl.NewGroup(acl.GroupConfig{Name: "v6", Family: acl.IPv6})
 	if err != nil {
 		t.Fatal(err)
 	}
-	v6pol, err := acl.Bind(v6, acl.Whitelist, acl.IPv6)
+	v6pol, err := acl.NewPolicy(acl.PolicyConfig{Group: v6, Mode: acl.Whitelist, Family: acl.IPv6})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -740,8 +740,8 @@ func TestTCPSetACLLive(t *testing.T) {
 	l := addListener(t, in, Config{Protocol: TCP, Group: newGroup(t, nil, b.backend(100))})
 	c, r, _ := dialName(t, listenerAddr(l))
 	defer c.Close()
-	grp, _ := acl.NewGroup("deny-local", acl.IPv4)
-	pol, _ := acl.Bind(grp, acl.Blacklist, acl.IPv4)
+	grp, _ := acl.NewGroup(acl.GroupConfig{Name: "deny-local", Family: acl.IPv4})
+	pol, _ := acl.NewPolicy(acl.PolicyConfig{Group: grp, Mode: acl.Blacklist, Family: acl.IPv4})
 	if err := l.SetACL(pol); err != nil {
 		t.Fatal(err)
 	}

@@ -271,11 +271,11 @@ func TestUDPQCHForwardsNonQUIC(t *testing.T) {
 func TestUDPACL(t *testing.T) {
 	leaks(t)
 	back := startUDPEcho(t, "b")
-	grp, err := acl.NewGroup("deny-local", acl.IPv4)
+	grp, err := acl.NewGroup(acl.GroupConfig{Name: "deny-local", Family: acl.IPv4})
 	if err != nil {
 		t.Fatal(err)
 	}
-	pol, err := acl.Bind(grp, acl.Blacklist, acl.IPv4)
+	pol, err := acl.NewPolicy(acl.PolicyConfig{Group: grp, Mode: acl.Blacklist, Family: acl.IPv4})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,9 +35,9 @@ func TestHTTPForgedForwardedForACL(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			entries, err := acl.ParseEntries(tt.entry)
 			require.NoError(t, err)
-			g, err := acl.NewGroup("hostile", acl.IPv4, entries...)
+			g, err := acl.NewGroup(acl.GroupConfig{Name: "hostile", Family: acl.IPv4}, entries...)
 			require.NoError(t, err)
-			pol, err := acl.Bind(g, tt.mode, acl.IPv4)
+			pol, err := acl.NewPolicy(acl.PolicyConfig{Group: g, Mode: tt.mode, Family: acl.IPv4})
 			require.NoError(t, err)
 			b := startBackend(t, "b")
 			l := addListener(t, listener.Config{Protocol: listener.HTTP, Group: newGroup(t, b), ACL: pol})

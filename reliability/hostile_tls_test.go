@@ -38,7 +38,7 @@ func TestHTTPSHostileClients(t *testing.T) {
 	require.NoError(t, tlsGet(addr(l), tls11), "TLS 1.1 under the default policy, tls_cipher_policy_1_0")
 	before := measure()
 
-	policy, err := tlspolicy.NewPolicy("hostile", []string{"1.2"}, []string{"ECDHE-ECDSA-AES256-GCM-SHA384"})
+	policy, err := tlspolicy.New(tlspolicy.Config{Name: "hostile", Versions: []string{"1.2"}, Suites: []string{"ECDHE-ECDSA-AES256-GCM-SHA384"}})
 	require.NoError(t, err)
 	require.NoError(t, l.SetTLSPolicy(policy))
 	trusted, untrusted := clientCert(t, "trusted"), clientCert(t, "untrusted")

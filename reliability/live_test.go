@@ -140,9 +140,9 @@ func TestLiveChangeUnderLoad(t *testing.T) {
 	entry := func(s string) acl.Entry { return acl.Entry{Prefix: netip.MustParsePrefix(s)} }
 	bind := func(name string, mode acl.Mode, e acl.Entry) (*acl.Group, *acl.Policy) {
 		t.Helper()
-		grp, err := acl.NewGroup(name, acl.IPv4, e)
+		grp, err := acl.NewGroup(acl.GroupConfig{Name: name, Family: acl.IPv4}, e)
 		require.NoError(t, err)
-		p, err := acl.Bind(grp, mode, acl.IPv4)
+		p, err := acl.NewPolicy(acl.PolicyConfig{Group: grp, Mode: mode, Family: acl.IPv4})
 		require.NoError(t, err)
 		require.NoError(t, l.SetACL(p))
 		return grp, p

@@ -88,7 +88,7 @@ func BenchmarkMatchParallel(b *testing.B) {
 // BenchmarkGetCertificate measures the handshake hook on a wildcard hit
 // and on the default.
 func BenchmarkGetCertificate(b *testing.B) {
-	s, err := sni.NewSelector(mustCert("default.test"))
+	s, err := sni.NewSelector(sni.SelectorConfig{Default: mustCert("default.test")})
 	if err != nil {
 		b.Fatal(err)
 	}

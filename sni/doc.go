@@ -50,8 +50,9 @@
 // must cover the domain it is bound to ([ConfigError] otherwise); clients
 // without SNI ([RFC 6066] §3) or with an unmatched name get the default.
 //
-// See ExampleSelector for a listener's setup and ExampleTable for
-// host-based rules.
+// See ExampleSelector for a listener's setup, Example_tlsConfig for a
+// Selector and a tlspolicy.Policy in your own tls.Config, and ExampleTable
+// for host-based rules.
 //
 // [RFC 1035]: https://www.rfc-editor.org/rfc/rfc1035#section-2.3.4
 // [RFC 1123]: https://www.rfc-editor.org/rfc/rfc1123#section-2.1

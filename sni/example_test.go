@@ -14,7 +14,7 @@ import (
 // certificate, the default serves everything else. (mustCert makes a
 // throw-away self-signed certificate for the names given.)
 func ExampleSelector() {
-	s, err := sni.NewSelector(mustCert("default.test"))
+	s, err := sni.NewSelector(sni.SelectorConfig{Default: mustCert("default.test")})
 	if err != nil {
 		panic(err)
 	}
@@ -75,7 +75,7 @@ func ExampleSelector_Set() {
 // Editing a domain binds a new certificate; deleting it falls back to the
 // next best match.
 func ExampleSelector_Delete() {
-	s, _ := sni.NewSelector(mustCert("default.test"))
+	s, _ := sni.NewSelector(sni.SelectorConfig{Default: mustCert("default.test")})
 	_ = s.Set("www.example.com", mustCert("www.example.com"))
 	_ = s.Set("www.example.com", mustCert("www.example.com", "renewed.example.com")) // edit
 	fmt.Println(s.Get("www.example.com").Leaf.DNSNames)

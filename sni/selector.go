@@ -42,11 +42,19 @@ type Selector struct {
 	table Table[*tls.Certificate]
 }
 
-// NewSelector returns a Selector whose default certificate is def (nil for
-// none).
-func NewSelector(def *tls.Certificate) (*Selector, error) {
+// SelectorConfig configures a [Selector].
+type SelectorConfig struct {
+	// Default is the certificate served to clients without SNI or whose
+	// name matches no domain; it must hold a certificate chain and a
+	// private key. If nil, such handshakes fail with [ErrNoCertificate].
+	Default *tls.Certificate
+}
+
+// NewSelector returns a Selector configured by cfg, or a *ConfigError if
+// cfg.Default is not usable (see [Selector.SetDefault]).
+func NewSelector(cfg SelectorConfig) (*Selector, error) {
 	s := &Selector{}
-	if err := s.SetDefault(def); err != nil {
+	if err := s.SetDefault(cfg.Default); err != nil {
 		return nil, err
 	}
 	return s, nil

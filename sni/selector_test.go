@@ -76,7 +76,7 @@ func TestSelectorCoverage(t *testing.T) {
 
 func TestSelectorDefault(t *testing.T) {
 	def := mustCert("default.test")
-	if _, err := sni.NewSelector(&tls.Certificate{}); err == nil {
+	if _, err := sni.NewSelector(sni.SelectorConfig{Default: &tls.Certificate{}}); err == nil {
 		t.Error("NewSelector(empty certificate) = nil error")
 	}
 	var s sni.Selector
@@ -96,7 +96,7 @@ func TestSelectorDefault(t *testing.T) {
 
 func TestSelectorUpdate(t *testing.T) {
 	a, b := mustCert("a.example.com"), mustCert("b.example.com")
-	s, err := sni.NewSelector(nil)
+	s, err := sni.NewSelector(sni.SelectorConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +179,7 @@ func TestSelectorHandshake(t *testing.T) {
 	narrow := mustCert("*.market.example.com")
 	wide := mustCert("*.example.com")
 	apex := mustCert("example.com")
-	s, err := sni.NewSelector(def)
+	s, err := sni.NewSelector(sni.SelectorConfig{Default: def})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +241,7 @@ func TestSelectorLive(t *testing.T) {
 	def := mustCert("default.test")
 	wide := mustCert("*.example.com")
 	editions := []*tls.Certificate{mustCert("live.example.com"), mustCert("live.example.com", "other.example.com")}
-	s, err := sni.NewSelector(def)
+	s, err := sni.NewSelector(sni.SelectorConfig{Default: def})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/lbkit/lbkit/internal/errtest"
 	"github.com/lbkit/lbkit/tlspolicy"
 )
 
@@ -150,6 +151,7 @@ func TestLoadCertificateRefused(t *testing.T) {
 			if !errors.As(err, &ce) || ce.Field != tc.field {
 				t.Fatalf("LoadCertificate = %#v, want a ConfigError for %s", err, tc.field)
 			}
+			errtest.OnePrefix(t, "tlspolicy", map[string]error{tc.name: err})
 			msg := err.Error()
 			if !strings.HasPrefix(msg, "tlspolicy: "+tc.field) || !strings.Contains(msg, tc.mention) {
 				t.Fatalf("message %q: want prefix %q and %q", msg, "tlspolicy: "+tc.field, tc.mention)
@@ -181,9 +183,11 @@ func TestLoadCAPool(t *testing.T) {
 		{"DH", pem.EncodeToMemory(&pem.Block{Type: "DH PARAMETERS", Bytes: []byte{1}}), tlspolicy.ErrDHParams},
 		{"key only", pemKey(t, testKey(t, "p256"), false), tlspolicy.ErrNoCertificate},
 	} {
-		if _, err := tlspolicy.LoadCAPool(tc.in); !errors.Is(err, tc.want) {
+		_, err := tlspolicy.LoadCAPool(tc.in)
+		if !errors.Is(err, tc.want) {
 			t.Errorf("LoadCAPool(%s) = %v, want %v", tc.name, err, tc.want)
 		}
+		errtest.OnePrefix(t, "tlspolicy", map[string]error{tc.name: err})
 	}
 }
 
@@ -206,8 +210,8 @@ func TestRefusedInputInWords(t *testing.T) {
 			}
 		})
 	}
-	_, err := tlspolicy.NewPolicy("p", []string{"1.2"}, []string{"NOPE"})
+	_, err := tlspolicy.New(tlspolicy.Config{Name: "p", Versions: []string{"1.2"}, Suites: []string{"NOPE"}})
 	if err == nil || strings.Contains(err.Error(), "SPEC") || !strings.Contains(err.Error(), "ECDHE-RSA-AES128-GCM-SHA256") {
-		t.Errorf("NewPolicy(NOPE) = %v, want a message naming a valid suite and no outside document", err)
+		t.Errorf("New(NOPE) = %v, want a message naming a valid suite and no outside document", err)
 	}
 }

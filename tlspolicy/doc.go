@@ -15,7 +15,7 @@
 //	tls_cipher_policy_1_2_strict           1.2             12 ECDHE-* only
 //	tls_cipher_policy_1_2_strict_with_1_3  1.2, 1.3        12 ECDHE-* and 5 TLS 1.3
 //
-// [Lookup] finds one by name, [NewPolicy] defines a custom one (a
+// [Lookup] finds one by name, [New] defines a custom one (a
 // contiguous range of TLS 1.0–1.3 and up to 32 suites from [Suites]), and
 // [Policy.Config] or [Policy.Apply] turns it into a tls.Config. Each
 // [Suite] carries its crypto/tls ID and a [Support] marker, computed at

@@ -177,14 +177,18 @@ func ExamplePolicies() {
 	// tls_cipher_policy_1_2_strict_with_1_3 (TLS 1.2, TLS 1.3): 17 suites, 4 not offered by Go
 }
 
-func ExampleNewPolicy() {
-	p, err := tlspolicy.NewPolicy("modern", []string{"1.2", "1.3"}, []string{
-		"ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-RSA-AES256-GCM-SHA384",
-		"TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256",
+func ExampleNew() {
+	p, err := tlspolicy.New(tlspolicy.Config{
+		Name:     "modern",
+		Versions: []string{"1.2", "1.3"},
+		Suites: []string{
+			"ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-RSA-AES256-GCM-SHA384",
+			"TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256",
+		},
 	})
 	fmt.Println(p, err)
 
-	_, err = tlspolicy.NewPolicy("bad", []string{"1.2"}, []string{"ECDHE-RSA-CHACHA20-POLY1305"})
+	_, err = tlspolicy.New(tlspolicy.Config{Name: "bad", Versions: []string{"1.2"}, Suites: []string{"ECDHE-RSA-CHACHA20-POLY1305"}})
 	var ce *tlspolicy.ConfigError
 	if errors.As(err, &ce) {
 		fmt.Println(ce.Field, ce.Value)

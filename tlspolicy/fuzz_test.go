@@ -74,9 +74,9 @@ func checkLoadError(t *testing.T, err error) {
 	t.Fatalf("error %v wraps none of the sentinels", err)
 }
 
-// FuzzNewPolicy checks that NewPolicy never panics and that any policy it
+// FuzzNew checks that New never panics and that any policy it
 // accepts configures only suites crypto/tls has.
-func FuzzNewPolicy(f *testing.F) {
+func FuzzNew(f *testing.F) {
 	f.Add("1.2", "ECDHE-RSA-AES128-GCM-SHA256,AES128-SHA")
 	f.Add("1.0,1.1,1.2", "DES-CBC3-SHA")
 	f.Add("1.2,1.3", "ECDHE-ECDSA-AES128-SHA,TLS_AES_128_GCM_SHA256,TLS_AES_256_GCM_SHA384,TLS_CHACHA20_POLY1305_SHA256,TLS_AES_128_CCM_SHA256")
@@ -84,7 +84,7 @@ func FuzzNewPolicy(f *testing.F) {
 	f.Add("1.0,1.2", "AES128-SHA")
 	f.Add("", "")
 	f.Fuzz(func(t *testing.T, versions, suites string) {
-		p, err := tlspolicy.NewPolicy("fuzz", strings.Split(versions, ","), strings.Split(suites, ","))
+		p, err := tlspolicy.New(tlspolicy.Config{Name: "fuzz", Versions: strings.Split(versions, ","), Suites: strings.Split(suites, ",")})
 		if err != nil {
 			var ce *tlspolicy.ConfigError
 			if !errors.As(err, &ce) {

@@ -37,7 +37,7 @@ type Policy struct {
 	Name     string   // e.g. "tls_cipher_policy_1_2"
 	Versions []uint16 // allowed TLS versions, ascending (tls.VersionTLS10…tls.VersionTLS13)
 	Suites   []Suite  // allowed cipher suites, in the CLB's order
-	Custom   bool     // defined with NewPolicy rather than built in
+	Custom   bool     // defined with New rather than built in
 }
 
 var (
@@ -105,23 +105,25 @@ func policyNames() []string {
 	return names
 }
 
-// NewPolicy defines a custom policy from TLS versions ("1.0", "1.1", "1.2",
-// "1.3"; "TLSv1.2" and "TLS1.2" are accepted too) and up to MaxCustomSuites
-// cipher suites by the OpenSSL names of Suites. name must not be a built-in
-// policy's name; "" becomes "custom".
+// New defines a custom policy from cfg, or returns a *ConfigError naming
+// the first refused value.
 //
 // Because crypto/tls negotiates a version range and fixes the TLS 1.3
-// suites, NewPolicy refuses, with a *ConfigError naming the value:
-//   - an unknown or repeated version or suite name;
+// suites, New refuses:
+//   - a Name that is a built-in policy's;
+//   - an empty, unknown or repeated version or suite name;
 //   - a version set with a gap, such as 1.0 and 1.2 without 1.1;
+//   - more than [MaxCustomSuites] suites;
 //   - TLS 1.3 without all three suites Go always enables with it
 //     (TLS_AES_128_GCM_SHA256, TLS_AES_256_GCM_SHA384,
 //     TLS_CHACHA20_POLY1305_SHA256), or TLS 1.3 suites without TLS 1.3;
 //   - a TLS 1.0–1.2 version with no listed suite Go can use at it.
 //
 // Suites Go cannot offer (the CCM suites, for example) are accepted and
-// kept with Support == NotOffered, like in the built-in policies.
-func NewPolicy(name string, versions, suites []string) (*Policy, error) {
+// kept with Support == NotOffered, like in the built-in policies. For a
+// built-in policy use [Lookup].
+func New(cfg Config) (*Policy, error) {
+	name, versions, suites := cfg.Name, cfg.Versions, cfg.Suites
 	if name == "" {
 		name = "custom"
 	}
@@ -295,4 +297,33 @@ func (p *Policy) String() string {
 
 func cfgNew(field string, value any, reason string) error {
 	return cfgerr.New(pkg, field, value, reason)
+}
+
+// Apply sets cfg's MinVersion, MaxVersion and CipherSuites to the policy,
+// leaving every other field alone. CipherSuites gets exactly the policy's
+// configurable suites, never nil, so crypto/tls's own default list (which
+// changes between Go releases) never applies; TLS 1.0, TLS 1.1, 3DES and
+// the RSA-key-exchange suites work wherever the policy allows them without
+// any GODEBUG setting, because they are configured explicitly.
+//
+// The TLS 1.3 suites are not configurable in crypto/tls: when the policy
+// allows TLS 1.3, Go enables TLS_AES_128_GCM_SHA256, TLS_AES_256_GCM_SHA384
+// and TLS_CHACHA20_POLY1305_SHA256, and nothing else.
+func (p *Policy) Apply(cfg *tls.Config) {
+	p = p.orDefault()
+	cfg.MinVersion = p.Versions[0]
+	cfg.MaxVersion = p.Versions[len(p.Versions)-1]
+	cfg.CipherSuites = p.CipherSuiteIDs()
+}
+
+// Config returns a new server tls.Config for the policy: Apply plus session
+// resumption limited to SessionLifetime (see LimitSessionLifetime). The
+// caller adds certificates (Certificates or GetCertificate) and, for mutual
+// TLS, RequireClientCert.
+func (p *Policy) Config() *tls.Config {
+	cfg := &tls.Config{}
+	p.Apply(cfg)
+	// SessionLifetime is in range, so this cannot fail.
+	_ = LimitSessionLifetime(cfg, SessionLifetime)
+	return cfg
 }

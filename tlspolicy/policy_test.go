@@ -126,7 +126,7 @@ func TestUnsupportedMatchesDocs(t *testing.T) {
 	}
 }
 
-func TestNewPolicy(t *testing.T) {
+func TestNew(t *testing.T) {
 	tls13 := []string{"TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"}
 	many := slices.Repeat([]string{"AES128-SHA"}, 33)
 	for _, tc := range []struct {
@@ -158,19 +158,19 @@ func TestNewPolicy(t *testing.T) {
 		{"built-in name", tlspolicy.Policy12, []string{"1.2"}, []string{"AES128-SHA"}, "Name", `"tls_cipher_policy_1_2"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p, err := tlspolicy.NewPolicy(tc.pname, tc.versions, tc.suites)
+			p, err := tlspolicy.New(tlspolicy.Config{Name: tc.pname, Versions: tc.versions, Suites: tc.suites})
 			if tc.field == "" {
 				if err != nil {
-					t.Fatalf("NewPolicy = %v, want success", err)
+					t.Fatalf("New = %v, want success", err)
 				}
 				if !p.Custom || len(p.Versions) != len(tc.versions) || len(p.Suites) != len(tc.suites) {
-					t.Fatalf("NewPolicy = %+v", p)
+					t.Fatalf("New = %+v", p)
 				}
 				return
 			}
 			var ce *tlspolicy.ConfigError
 			if !errors.As(err, &ce) || ce.Field != tc.field || ce.Value != tc.value {
-				t.Fatalf("NewPolicy = %v, want ConfigError %s %s", err, tc.field, tc.value)
+				t.Fatalf("New = %v, want ConfigError %s %s", err, tc.field, tc.value)
 			}
 		})
 	}
@@ -180,7 +180,7 @@ func TestNewPolicy(t *testing.T) {
 // what it lists is negotiated.
 func TestCustomPolicyHandshake(t *testing.T) {
 	f := pki(t)
-	p, err := tlspolicy.NewPolicy("legacy", []string{"1.0", "1.1"}, []string{"DES-CBC3-SHA"})
+	p, err := tlspolicy.New(tlspolicy.Config{Name: "legacy", Versions: []string{"1.0", "1.1"}, Suites: []string{"DES-CBC3-SHA"}})
 	if err != nil {
 		t.Fatal(err)
 	}

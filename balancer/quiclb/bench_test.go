@@ -10,7 +10,7 @@ func BenchmarkQUICLBDecode(b *testing.B) {
 	for _, m := range modes {
 		b.Run(m.name, func(b *testing.B) {
 			id := mustID(b, strings.Repeat("a5", m.cfg.ServerIDLen))
-			g, err := NewGenerator(m.cfg, id)
+			g, err := NewGenerator(GeneratorConfig{Config: m.cfg, ServerID: id})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -35,7 +35,7 @@ func BenchmarkQUICLBDecode(b *testing.B) {
 func BenchmarkQUICLBGenerate(b *testing.B) {
 	for _, m := range modes {
 		b.Run(m.name, func(b *testing.B) {
-			g, err := NewGenerator(m.cfg, mustID(b, strings.Repeat("a5", m.cfg.ServerIDLen)))
+			g, err := NewGenerator(GeneratorConfig{Config: m.cfg, ServerID: mustID(b, strings.Repeat("a5", m.cfg.ServerIDLen))})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -69,7 +69,7 @@ func BenchmarkRouterRoute(b *testing.B) {
 					ids[id] = "backend-" + strconv.Itoa(i)
 					last = id
 				}
-				g, err := NewGenerator(m.cfg, last)
+				g, err := NewGenerator(GeneratorConfig{Config: m.cfg, ServerID: last})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -79,7 +79,7 @@ func BenchmarkRouterRoute(b *testing.B) {
 				}
 				cid, _ := g.GenerateConnectionID()
 				dcid := cid.Bytes()
-				r := NewRouter(d, ids)
+				r := mustRouter(b, d, ids)
 				b.ReportAllocs()
 				b.RunParallel(func(pb *testing.PB) {
 					for pb.Next() {

@@ -81,7 +81,7 @@
 // the router and the connection ID length:
 //
 //	dec, _ := quiclb.NewDecoder(cfg)
-//	r := quiclb.NewRouter(dec, quiclb.ServerIDs{idA: "a", idB: "b"})
+//	r, _ := quiclb.NewRouter(quiclb.RouterConfig{Decoder: dec, ServerIDs: quiclb.ServerIDs{idA: "a", idB: "b"}})
 //	qch, _ := balancer.ParseScheduler(balancer.NameQCH)
 //	group, _ := balancer.New(balancer.Config{Scheduler: qch}, backends...)
 //	l, _ := inst.Add(listener.Config{
@@ -104,7 +104,9 @@
 // (QUICRouted, QUICFallback). When backends change, update the group and
 // call Router.SetServerIDs.
 //
-// See ExampleGenerator, ExampleDecoder and ExampleRouter.
+// See ExampleGenerator, ExampleDecoder and ExampleRouter, and the listener
+// package's ExampleConfig_quicRouter for a quic-go server behind a UDP
+// listener, through a client's migration.
 //
 // [draft-ietf-quic-load-balancers]: https://datatracker.ietf.org/doc/draft-ietf-quic-load-balancers/
 package quiclb

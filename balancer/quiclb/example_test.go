@@ -27,7 +27,7 @@ func ExampleGenerator() {
 		Rand: bytes.NewReader([]byte{0xee, 0x08, 0x0d, 0xbf}),
 	}
 	id, _ := quiclb.ParseServerID("ed793a")
-	gen, err := quiclb.NewGenerator(cfg, id)
+	gen, err := quiclb.NewGenerator(quiclb.GeneratorConfig{Config: cfg, ServerID: id})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -90,7 +90,11 @@ func ExampleRouter() {
 		return
 	}
 	a, _ := quiclb.ParseServerID("ed793a")
-	r := quiclb.NewRouter(dec, quiclb.ServerIDs{a: "backend-a"})
+	r, err := quiclb.NewRouter(quiclb.RouterConfig{Decoder: dec, ServerIDs: quiclb.ServerIDs{a: "backend-a"}})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	// With the listener:
 	//	listener.Config{Protocol: listener.UDP, Group: qchGroup,
 	//		QUICRouter: r, QUICConnIDLength: dec.ConnIDLen(), ...}
@@ -99,9 +103,10 @@ func ExampleRouter() {
 	fmt.Println(r.Route(dcid))
 
 	// backend-a leaves: its connections fall back to the four-tuple.
-	r.SetServerIDs(quiclb.ServerIDs{})
+	fmt.Println(r.SetServerIDs(quiclb.ServerIDs{}))
 	fmt.Println(r.Route(dcid))
 	// Output:
 	// backend-a true
+	// <nil>
 	//  false
 }

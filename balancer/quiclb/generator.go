@@ -40,11 +40,22 @@ type Generator struct {
 
 var _ quic.ConnectionIDGenerator = (*Generator)(nil)
 
-// NewGenerator returns a generator for the server whose ID is id under cfg,
-// or a *ConfigError naming the first refused field (ServerID if id is not
-// cfg.ServerIDLen octets long). It reads the nonce start, and in plaintext
-// mode a private key, from cfg.Rand.
-func NewGenerator(cfg Config, id ServerID) (*Generator, error) {
+// GeneratorConfig configures a [Generator]: the configuration every
+// server and load balancer shares, and this server's own ID.
+type GeneratorConfig struct {
+	// Config is the shared QUIC-LB configuration; its zero value is a
+	// usable plaintext one (see [Config]).
+	Config Config
+	// ServerID is this server's ID, Config.ServerIDLen octets long (after
+	// defaults). Required.
+	ServerID ServerID
+}
+
+// NewGenerator returns a generator configured by cfg, or a *ConfigError
+// naming the first refused field. It reads the nonce start, and in
+// plaintext mode a private key, from cfg.Config.Rand.
+func NewGenerator(gc GeneratorConfig) (*Generator, error) {
+	cfg, id := gc.Config, gc.ServerID
 	c, err := newCodec(cfg)
 	if err != nil {
 		return nil, err

@@ -101,7 +101,7 @@ func TestQUICGoServer(t *testing.T) {
 			leakcheck.Check(t)
 			serverTLS, clientTLS := testTLS(t)
 			id := mustID(t, strings.Repeat("5a", m.cfg.ServerIDLen))
-			gen, err := NewGenerator(m.cfg, id)
+			gen, err := NewGenerator(GeneratorConfig{Config: m.cfg, ServerID: id})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -35,7 +35,7 @@ func TestConfigValidate(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			err := tt.cfg.Validate()
 			_, derr := NewDecoder(tt.cfg)
-			_, gerr := NewGenerator(tt.cfg, mustID(t, "0102"))
+			_, gerr := NewGenerator(GeneratorConfig{Config: tt.cfg, ServerID: mustID(t, "0102")})
 			if tt.field == "" {
 				if err != nil || derr != nil {
 					t.Fatalf("Validate() = %v, NewDecoder: %v, want nil", err, derr)
@@ -77,6 +77,15 @@ func mustID(t testing.TB, s string) ServerID {
 	return id
 }
 
+func mustRouter(t testing.TB, d *Decoder, ids ServerIDs) *Router {
+	t.Helper()
+	r, err := NewRouter(RouterConfig{Decoder: d, ServerIDs: ids})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
 func TestServerID(t *testing.T) {
 	id := mustID(t, "0a:1b:2c")
 	if id.Len() != 3 || id.String() != "0a1b2c" || !bytes.Equal(id.Bytes(), []byte{0x0a, 0x1b, 0x2c}) {
@@ -94,15 +103,15 @@ func TestServerID(t *testing.T) {
 }
 
 func TestGeneratorServerIDLength(t *testing.T) {
-	_, err := NewGenerator(Config{ServerIDLen: 3}, mustID(t, "0102"))
+	_, err := NewGenerator(GeneratorConfig{Config: Config{ServerIDLen: 3}, ServerID: mustID(t, "0102")})
 	var ce *ConfigError
 	if !errors.As(err, &ce) || ce.Field != "ServerID" {
-		t.Fatalf("NewGenerator(3-octet config, 2-octet ID) = %v, want a ServerID ConfigError", err)
+		t.Fatalf("NewGenerator(GeneratorConfig{Config: 3-octet config, ServerID: 2-octet ID}) = %v, want a ServerID ConfigError", err)
 	}
 }
 
 func TestGeneratorRandError(t *testing.T) {
-	_, err := NewGenerator(Config{Rand: bytes.NewReader(nil)}, mustID(t, "0102"))
+	_, err := NewGenerator(GeneratorConfig{Config: Config{Rand: bytes.NewReader(nil)}, ServerID: mustID(t, "0102")})
 	if err == nil {
 		t.Fatal("NewGenerator with an empty Rand = nil error")
 	}
@@ -130,7 +139,7 @@ func TestGeneratorRoundTrip(t *testing.T) {
 				cfg := m.cfg
 				cfg.EncodeLength = encLen
 				id := mustID(t, strings.Repeat("a5", cfg.ServerIDLen))
-				g, err := NewGenerator(cfg, id)
+				g, err := NewGenerator(GeneratorConfig{Config: cfg, ServerID: id})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -179,7 +188,7 @@ func TestGeneratorRoundTrip(t *testing.T) {
 // counter, yet stay unique.
 func TestGeneratorPlaintextNoncesScrambled(t *testing.T) {
 	cfg := Config{ServerIDLen: 1, NonceLen: 4, EncodeLength: true}
-	g, err := NewGenerator(cfg, mustID(t, "07"))
+	g, err := NewGenerator(GeneratorConfig{Config: cfg, ServerID: mustID(t, "07")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +205,7 @@ func TestGeneratorNonceExhausted(t *testing.T) {
 	cfg := Config{NonceLen: 4, Key: []byte("0123456789abcdef")}
 	start := []byte{0xff, 0xff, 0xff, 0xfe}
 	cfg.Rand = bytes.NewReader(start)
-	g, err := NewGenerator(cfg, mustID(t, "0102"))
+	g, err := NewGenerator(GeneratorConfig{Config: cfg, ServerID: mustID(t, "0102")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +256,7 @@ func TestAddBE(t *testing.T) {
 
 func TestGeneratorConcurrent(t *testing.T) {
 	cfg := modes[2].cfg
-	g, err := NewGenerator(cfg, mustID(t, "0102"))
+	g, err := NewGenerator(GeneratorConfig{Config: cfg, ServerID: mustID(t, "0102")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,7 +291,7 @@ func TestDecoderUnroutable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := NewGenerator(cfg, mustID(t, "010203"))
+	g, err := NewGenerator(GeneratorConfig{Config: cfg, ServerID: mustID(t, "010203")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -324,7 +333,7 @@ func TestDecoderBackend(t *testing.T) {
 	d, _ := NewDecoder(cfg)
 	ids := ServerIDs{mustID(t, "01"): "a", mustID(t, "02"): "b"}
 	for _, sid := range []string{"01", "02", "03"} {
-		g, err := NewGenerator(cfg, mustID(t, sid))
+		g, err := NewGenerator(GeneratorConfig{Config: cfg, ServerID: mustID(t, sid)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -348,7 +357,7 @@ func TestAllocs(t *testing.T) {
 	for _, m := range modes {
 		id := mustID(t, strings.Repeat("a5", m.cfg.ServerIDLen))
 		ids[id] = "backend"
-		g, _ := NewGenerator(m.cfg, id)
+		g, _ := NewGenerator(GeneratorConfig{Config: m.cfg, ServerID: id})
 		d, _ := NewDecoder(m.cfg)
 		cid, _ := g.GenerateConnectionID()
 		b := cid.Bytes()

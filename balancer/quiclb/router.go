@@ -1,6 +1,9 @@
 package quiclb
 
-import "sync/atomic"
+import (
+	"fmt"
+	"sync/atomic"
+)
 
 // Router routes QUIC packets to backends by the server ID in their
 // destination connection ID: a Decoder and a ServerIDs table behind one
@@ -19,14 +22,31 @@ type Router struct {
 	ids atomic.Pointer[ServerIDs]
 }
 
-// NewRouter returns a router that decodes with dec and maps server IDs to
-// backends with ids. The router keeps ids: the caller must not modify it
-// afterwards (see ServerIDs); call SetServerIDs with a new table instead.
-// A nil dec routes nothing.
-func NewRouter(dec *Decoder, ids ServerIDs) *Router {
-	r := &Router{dec: dec}
-	r.ids.Store(&ids)
-	return r
+// RouterConfig configures a [Router].
+type RouterConfig struct {
+	// Decoder reads server IDs out of connection IDs. Required.
+	Decoder *Decoder
+
+	// ServerIDs maps each server ID to its backend. Every ID must have the
+	// decoder's ServerIDLen, since one of another length would never be
+	// decoded, and every backend ID must be non-empty. The router keeps
+	// the map: the caller must not modify it afterwards (see [ServerIDs]);
+	// call [Router.SetServerIDs] with a new table instead. If nil, nothing
+	// routes until SetServerIDs.
+	ServerIDs ServerIDs
+}
+
+// NewRouter returns a router configured by cfg, or a *ConfigError naming
+// the first refused field.
+func NewRouter(cfg RouterConfig) (*Router, error) {
+	if cfg.Decoder == nil {
+		return nil, configErr("Decoder", "", "no decoder given")
+	}
+	r := &Router{dec: cfg.Decoder}
+	if err := r.SetServerIDs(cfg.ServerIDs); err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
 // Route returns the backend whose server ID dcid, a destination
@@ -44,8 +64,24 @@ func (r *Router) Route(dcid []byte) (backendID string, ok bool) {
 
 // SetServerIDs replaces the table of server IDs, for instance when a
 // backend joins or leaves: flows started afterwards see the new table.
-// The router keeps ids; the caller must not modify it afterwards.
-func (r *Router) SetServerIDs(ids ServerIDs) { r.ids.Store(&ids) }
+// The router keeps ids; the caller must not modify it afterwards. A table
+// that breaks a rule of [RouterConfig.ServerIDs] is refused with a
+// *ConfigError, and the router keeps its current table.
+func (r *Router) SetServerIDs(ids ServerIDs) error {
+	if r.dec != nil {
+		want := r.dec.c.cfg.ServerIDLen
+		for id, backend := range ids {
+			if id.Len() != want {
+				return configErr("ServerIDs", id.String(), fmt.Sprintf("length %d octets, want the decoder's ServerIDLen %d", id.Len(), want))
+			}
+			if backend == "" {
+				return configErr("ServerIDs", id.String(), "empty backend ID")
+			}
+		}
+	}
+	r.ids.Store(&ids)
+	return nil
+}
 
 // ServerIDs returns the current table. It must not be modified.
 func (r *Router) ServerIDs() ServerIDs {

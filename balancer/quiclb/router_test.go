@@ -11,11 +11,11 @@ func TestRouter(t *testing.T) {
 		t.Run(m.name, func(t *testing.T) {
 			a := mustID(t, strings.Repeat("a5", m.cfg.ServerIDLen))
 			b := mustID(t, strings.Repeat("5a", m.cfg.ServerIDLen))
-			ga, err := NewGenerator(m.cfg, a)
+			ga, err := NewGenerator(GeneratorConfig{Config: m.cfg, ServerID: a})
 			if err != nil {
 				t.Fatal(err)
 			}
-			gb, err := NewGenerator(m.cfg, b)
+			gb, err := NewGenerator(GeneratorConfig{Config: m.cfg, ServerID: b})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -25,7 +25,7 @@ func TestRouter(t *testing.T) {
 			}
 			ca, _ := ga.GenerateConnectionID()
 			cb, _ := gb.GenerateConnectionID()
-			r := NewRouter(d, ServerIDs{a: "A", b: "B"})
+			r := mustRouter(t, d, ServerIDs{a: "A", b: "B"})
 			steps := []struct {
 				name string
 				ids  ServerIDs // replaces the table when not nil
@@ -44,7 +44,9 @@ func TestRouter(t *testing.T) {
 			}
 			for i, s := range steps {
 				if s.ids != nil {
-					r.SetServerIDs(s.ids)
+					if err := r.SetServerIDs(s.ids); err != nil {
+						t.Fatalf("SetServerIDs(step %d, %s) = %v", i, s.name, err)
+					}
 				}
 				if got, ok := r.Route(s.dcid); got != s.want || ok != s.ok {
 					t.Errorf("Route(step %d, %s) = %q, %v, want %q, %v", i, s.name, got, ok, s.want, s.ok)
@@ -59,8 +61,38 @@ func TestRouterZero(t *testing.T) {
 	if id, ok := r.Route([]byte{0, 1, 2, 3, 4, 5, 6, 7}); ok {
 		t.Errorf("zero Router: Route = %q, true, want false", id)
 	}
-	if got := NewRouter(nil, ServerIDs{}).ServerIDs(); got == nil {
+	d, _ := NewDecoder(Config{})
+	if got := mustRouter(t, d, ServerIDs{}).ServerIDs(); got == nil {
 		t.Error("ServerIDs() = nil, want the table")
+	}
+}
+
+// NewRouter and SetServerIDs refuse, in one rule, what could never route.
+func TestRouterRefuses(t *testing.T) {
+	d, _ := NewDecoder(Config{}) // 2-octet server IDs
+	good, short := mustID(t, "0102"), mustID(t, "01")
+	if _, err := NewRouter(RouterConfig{}); err == nil || err.Error() != `quiclb: Decoder "": no decoder given` {
+		t.Errorf("NewRouter(no decoder) = %v", err)
+	}
+	for _, tt := range []struct {
+		name string
+		ids  ServerIDs
+		want string
+	}{
+		{"wrong length", ServerIDs{good: "a", short: "b"}, `quiclb: ServerIDs "01": length 1 octets, want the decoder's ServerIDLen 2`},
+		{"empty backend", ServerIDs{good: ""}, `quiclb: ServerIDs "0102": empty backend ID`},
+	} {
+		_, err := NewRouter(RouterConfig{Decoder: d, ServerIDs: tt.ids})
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("NewRouter(%s) = %v, want %s", tt.name, err, tt.want)
+		}
+		r := mustRouter(t, d, ServerIDs{good: "a"})
+		if err := r.SetServerIDs(tt.ids); err == nil || err.Error() != tt.want {
+			t.Errorf("SetServerIDs(%s) = %v, want %s", tt.name, err, tt.want)
+		}
+		if got := r.ServerIDs()[good]; got != "a" {
+			t.Errorf("after a refused SetServerIDs(%s): table maps %s to %q, want the old %q", tt.name, good, got, "a")
+		}
 	}
 }
 
@@ -68,10 +100,10 @@ func TestRouterZero(t *testing.T) {
 func TestRouterConcurrentSwap(t *testing.T) {
 	cfg := modes[2].cfg
 	a := mustID(t, "a5a5")
-	g, _ := NewGenerator(cfg, a)
+	g, _ := NewGenerator(GeneratorConfig{Config: cfg, ServerID: a})
 	d, _ := NewDecoder(cfg)
 	cid, _ := g.GenerateConnectionID()
-	r := NewRouter(d, ServerIDs{a: "A"})
+	r := mustRouter(t, d, ServerIDs{a: "A"})
 	var wg sync.WaitGroup
 	for range 4 {
 		wg.Go(func() {
@@ -99,11 +131,11 @@ func TestRouterAllocs(t *testing.T) {
 	}
 	for _, m := range modes {
 		a := mustID(t, strings.Repeat("a5", m.cfg.ServerIDLen))
-		g, _ := NewGenerator(m.cfg, a)
+		g, _ := NewGenerator(GeneratorConfig{Config: m.cfg, ServerID: a})
 		d, _ := NewDecoder(m.cfg)
 		cid, _ := g.GenerateConnectionID()
 		dcid := cid.Bytes()
-		r := NewRouter(d, ServerIDs{a: "A"})
+		r := mustRouter(t, d, ServerIDs{a: "A"})
 		if n := testing.AllocsPerRun(100, func() { r.Route(dcid) }); n != 0 {
 			t.Errorf("%s: Route allocates %v times, want 0", m.name, n)
 		}

@@ -79,7 +79,7 @@ func TestDraftVectors(t *testing.T) {
 				t.Fatal(err)
 			}
 			cfg.Rand = bytes.NewReader(append(append([]byte(nil), nonce...), make([]byte, KeyLen)...))
-			g, err := NewGenerator(cfg, id)
+			g, err := NewGenerator(GeneratorConfig{Config: cfg, ServerID: id})
 			if err != nil {
 				t.Fatal(err)
 			}

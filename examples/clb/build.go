@@ -191,7 +191,7 @@ func makePlan(f *File, e *env) (*plan, *problems) {
 		if name == "" {
 			name = a.AclId
 		}
-		g, err := acl.NewGroup(name, fam, entries...)
+		g, err := acl.NewGroup(acl.GroupConfig{Name: name, Family: fam}, entries...)
 		if err != nil {
 			c.lib("AclEntrys", err)
 			continue
@@ -260,7 +260,7 @@ func makePlan(f *File, e *env) (*plan, *problems) {
 			if l.AclType == "black" {
 				mode = acl.Blacklist
 			}
-			pol, err := acl.Bind(g, mode, family)
+			pol, err := acl.NewPolicy(acl.PolicyConfig{Group: g, Mode: mode, Family: family})
 			if err != nil {
 				c.lib("AclId", err)
 			}
@@ -314,7 +314,7 @@ func makePlan(f *File, e *env) (*plan, *problems) {
 				if l.CACertificateId != "" {
 					h.ClientCAs = cas[l.CACertificateId]
 				}
-				sel, err := sni.NewSelector(h.Certificate)
+				sel, err := sni.NewSelector(sni.SelectorConfig{Default: h.Certificate})
 				for j, d := range l.DomainExtensions {
 					dc := checker{ps: ps, path: fmt.Sprintf("%s.DomainExtensions[%d]", c.path, j), p: d.pos}
 					if certs[d.ServerCertificateId] == nil || err != nil {

@@ -57,7 +57,7 @@ func (a *app) add(s *lspec) error {
 	cfg.Stopped = true
 	if s.src.AclId != "" && cfg.ACL != nil {
 		// Bind to the app's group, which reloads update in place.
-		cfg.ACL, _ = acl.Bind(a.acls[s.src.AclId], cfg.ACL.Mode(), cfg.ACL.Group().Family())
+		cfg.ACL, _ = acl.NewPolicy(acl.PolicyConfig{Group: a.acls[s.src.AclId], Mode: cfg.ACL.Mode(), Family: cfg.ACL.Group().Family()})
 	}
 	l, err := a.inst.Add(cfg)
 	if err != nil {
@@ -188,7 +188,7 @@ func (a *app) update(r *running, s *lspec) error {
 	}
 	pol := s.cfg.ACL
 	if pol != nil {
-		pol, _ = acl.Bind(a.acls[s.src.AclId], pol.Mode(), pol.Group().Family())
+		pol, _ = acl.NewPolicy(acl.PolicyConfig{Group: a.acls[s.src.AclId], Mode: pol.Mode(), Family: pol.Group().Family()})
 	}
 	if err := l.SetACL(pol); err != nil {
 		return err

@@ -129,7 +129,7 @@ func run(ctx context.Context, cfg config, out io.Writer) (err error) {
 		if err != nil {
 			return err
 		}
-		gen, err := quiclb.NewGenerator(lbCfg, id)
+		gen, err := quiclb.NewGenerator(quiclb.GeneratorConfig{Config: lbCfg, ServerID: id})
 		if err != nil {
 			return err
 		}
@@ -147,7 +147,10 @@ func run(ctx context.Context, cfg config, out io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	router := quiclb.NewRouter(dec, ids)
+	router, err := quiclb.NewRouter(quiclb.RouterConfig{Decoder: dec, ServerIDs: ids})
+	if err != nil {
+		return err
+	}
 	qch, err := balancer.ParseScheduler(balancer.NameQCH)
 	if err != nil {
 		return err
