@@ -466,7 +466,9 @@ func TestUDPQUICLBBackendLeaves(t *testing.T) {
 			ids[id] = name
 		}
 	}
-	c.router.SetServerIDs(ids)
+	if err := c.router.SetServerIDs(ids); err != nil {
+		t.Fatal(err)
+	}
 	if err := stays.migrate(ctx, newClientTransport(t)); err != nil {
 		t.Fatalf("%s's connection: migrate: %v", staysOn, err)
 	}
