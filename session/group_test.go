@@ -42,6 +42,13 @@ func TestStickyFollowsGroup(t *testing.T) {
 	if !decodes("b") {
 		t.Error("b added to the group: its token does not decode")
 	}
+	// A change that is not of membership keeps the set.
+	if err := g.SetHealthy("b", false); err != nil {
+		t.Fatal(err)
+	}
+	if !decodes("b") || decodes("x") {
+		t.Error("after a health change: b no longer decodes, or x does")
+	}
 	if err := g.Remove("a"); err != nil {
 		t.Fatal(err)
 	}

@@ -162,10 +162,14 @@ func (s *Sticky) refresh(old *table) *table {
 		return cur
 	}
 	changed := s.watch()
-	t, err := buildTable(old.raw[0], old.raw[1], groupIDs(s.groups))
-	if err != nil {
-		// A member ID the table refuses (empty): keep the last good set
-		// and look again at the next change.
+	ids := groupIDs(s.groups)
+	t, err := old, error(nil)
+	if !sameIDs(old, ids) { // most changes are of health or weight, not membership
+		t, err = buildTable(old.raw[0], old.raw[1], ids)
+	}
+	if t == old || err != nil {
+		// Same members, or an ID the table refuses (empty): keep the
+		// tags, and look again at the next change.
 		t = &table{keys: old.keys, byTag: old.byTag, tags: old.tags, ids: old.ids, raw: old.raw}
 	}
 	t.changed = changed
@@ -210,6 +214,22 @@ func buildTable(key, prev []byte, ids []string) (*table, error) {
 		t.byTag = append(t.byTag, m)
 	}
 	return t, nil
+}
+
+// sameIDs reports whether ids (possibly repeated) are exactly t's IDs.
+func sameIDs(t *table, ids []string) bool {
+	n := 0
+	seen := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		if _, ok := t.tags[id]; !ok {
+			return false
+		}
+		if !seen[id] {
+			seen[id] = true
+			n++
+		}
+	}
+	return n == len(t.tags)
 }
 
 // SetBackends replaces the set of backend IDs that tokens may name, for a
