@@ -2,6 +2,7 @@ package balancer
 
 import (
 	"fmt"
+	"iter"
 	"maps"
 	"slices"
 	"strings"
@@ -10,7 +11,9 @@ import (
 )
 
 // Config configures a Group. The zero value is a weighted-round-robin group
-// whose new members start healthy and which fails closed.
+// that fails closed; its members are healthy until reported otherwise, or,
+// while a health checker follows the group, from their first passed probe
+// (see Group.HealthChecked).
 type Config struct {
 	// Scheduler picks among eligible members. If nil,
 	// WeightedRoundRobin() is used.
@@ -21,10 +24,6 @@ type Config struct {
 	// on the reasoning that a health check that fails
 	// everywhere is more often wrong than every backend.
 	FailOpen bool
-	// StartUnhealthy makes members start unhealthy, so that they get no
-	// traffic until something (a health checker) calls SetHealthy(id,
-	// true). If false, members start healthy, as in HAProxy and Envoy.
-	StartUnhealthy bool
 }
 
 // Group is a server group: the members one listener (or one forwarding
@@ -45,6 +44,12 @@ type Config struct {
 // none is eligible the group fails closed (ErrNoBackend) unless
 // Config.FailOpen is set.
 //
+// Health is what SetHealthy last reported. A member nobody has reported on
+// — one just added, or one just out of Maint — is healthy in a group left
+// to itself, and unhealthy while a health checker follows the group
+// (HealthChecked), so that a new backend gets traffic only after it has
+// passed a probe (docs/model.md §11).
+//
 // A pick returns a Picked, counting the work as begun on the member; its
 // Done reports the outcome and ends the work. Most callers want Pick, or
 // PickSticky for a client with a session.
@@ -52,19 +57,29 @@ type Config struct {
 // Create a Group with New. A Group is safe for concurrent use and must not
 // be copied.
 type Group struct {
-	mu        sync.Mutex // serializes changes
-	sched     Scheduler
-	failOpen  bool
-	startDown bool
-	entries   map[string]entry // the configuration; replaced, never mutated
-	snap      atomic.Pointer[snapshot]
+	mu       sync.Mutex // serializes changes
+	sched    Scheduler
+	failOpen bool
+	checkers int              // health checkers following the group (HealthChecked)
+	entries  map[string]entry // the configuration; replaced, never mutated
+	snap     atomic.Pointer[snapshot]
 }
 
 // entry is one backend's configuration and state; stored by value.
 type entry struct {
-	b       Backend
-	healthy bool
-	stats   *stats
+	b        Backend
+	healthy  bool // as last reported, if reported
+	reported bool // SetHealthy was called since the member joined or left Maint
+	stats    *stats
+}
+
+// health is the entry's health as picks see it; unreported is that of a
+// member nobody reported on (see Group.HealthChecked).
+func (e entry) health(unreported bool) bool {
+	if e.reported {
+		return e.healthy
+	}
+	return unreported
 }
 
 // snapshot is what picks read: immutable once published.
@@ -80,10 +95,9 @@ type snapshot struct {
 // New returns a group with the given members.
 func New(cfg Config, backends ...Backend) (*Group, error) {
 	g := &Group{
-		sched:     cfg.Scheduler,
-		failOpen:  cfg.FailOpen,
-		startDown: cfg.StartUnhealthy,
-		entries:   map[string]entry{},
+		sched:    cfg.Scheduler,
+		failOpen: cfg.FailOpen,
+		entries:  map[string]entry{},
 	}
 	if g.sched == nil {
 		g.sched = WeightedRoundRobin()
@@ -194,6 +208,56 @@ func (g *Group) Scheduler() Scheduler {
 	return g.sched
 }
 
+// IDs returns every member's ID, sorted: the backends a session cookie may
+// name (session.Config.Groups reads it).
+func (g *Group) IDs() []string {
+	ms := g.snap.Load().members
+	ids := make([]string, len(ms))
+	for i, m := range ms {
+		ids[i] = m.id
+	}
+	return ids
+}
+
+// HealthTargets yields the ID and address of every member a health checker
+// should probe — all but those in Maint — in ID order (health.Follow reads
+// it).
+func (g *Group) HealthTargets() iter.Seq2[string, string] {
+	ms := g.snap.Load().members
+	return func(yield func(id, addr string) bool) {
+		for _, m := range ms {
+			if m.state != Maint && !yield(m.id, m.addr) {
+				return
+			}
+		}
+	}
+}
+
+// HealthChecked tells the group that a health checker reports its members'
+// health from now until release is called. Meanwhile a member whose health
+// has not been reported — every member already there and never reported,
+// each member added later, and each member leaving Maint — is unhealthy,
+// so it gets new work only once the checker has seen it pass. health.Follow
+// calls it; call it yourself if your own checker calls SetHealthy. Calls
+// nest; release is idempotent.
+func (g *Group) HealthChecked() (release func()) {
+	g.setCheckers(+1)
+	var once sync.Once
+	return func() { once.Do(func() { g.setCheckers(-1) }) }
+}
+
+func (g *Group) setCheckers(delta int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.checkers += delta
+	// Only the default health of unreported members changed, and a
+	// scheduler that built the current snapshot builds this one.
+	snap, err := build(g.entries, g.sched, g.failOpen, g.checkers == 0)
+	if err == nil {
+		g.publish(snap)
+	}
+}
+
 // Changed returns a channel that is closed at the next change of the
 // group. Watchers (a listener draining connections of removed members)
 // wait on it, then read Members and call Changed again.
@@ -213,7 +277,7 @@ func (g *Group) Add(backends ...Backend) error {
 			if _, dup := next[b.ID]; dup {
 				return configErr("ID", b.ID, "already in the group")
 			}
-			next[b.ID] = entry{b: b, healthy: !g.startDown, stats: new(stats)}
+			next[b.ID] = entry{b: b, stats: new(stats)}
 		}
 		return nil
 	})
@@ -244,26 +308,40 @@ func (g *Group) SetWeight(id string, weight int) error {
 
 // SetState puts a member in State Ready, Drain or Maint. Drain stops new
 // work but lets the member's connections and sticky sessions carry on;
-// Maint stops all work, moves its sticky sessions, and tells health
-// checkers (through Member.State) to stop probing it.
+// Maint stops all work, moves its sticky sessions, and takes the member
+// out of HealthTargets, so health checkers stop probing it. A member
+// leaving Maint has no reported health: while a checker follows the group
+// it gets new work again once it has passed a probe.
 func (g *Group) SetState(id string, s State) error {
 	if err := s.check(); err != nil {
 		return err
 	}
-	return g.update(id, func(e *entry) { e.b.State = s })
+	return g.update(id, func(e *entry) {
+		if e.b.State == Maint && s != Maint {
+			e.reported = false
+		}
+		e.b.State = s
+	})
 }
 
 // SetHealthy records a member's health: an unhealthy member gets no new
-// work until it is healthy again. Setting the state it already has is a
-// no-op that publishes nothing.
+// work until it is healthy again. Reporting the health it already has
+// publishes nothing.
 func (g *Group) SetHealthy(id string, healthy bool) error {
 	g.mu.Lock()
 	e, ok := g.entries[id]
-	g.mu.Unlock()
-	if ok && e.healthy == healthy {
+	if ok && e.health(g.checkers == 0) == healthy {
+		if !e.reported {
+			// Picks see no change, but a checker following later will.
+			e.healthy, e.reported = healthy, true
+			g.entries = maps.Clone(g.entries)
+			g.entries[id] = e
+		}
+		g.mu.Unlock()
 		return nil
 	}
-	return g.update(id, func(e *entry) { e.healthy = healthy })
+	g.mu.Unlock()
+	return g.update(id, func(e *entry) { e.healthy, e.reported = healthy, true })
 }
 
 // Replace makes backends the group's whole membership, as a configuration
@@ -283,7 +361,7 @@ func (g *Group) Replace(backends []Backend) error {
 			}
 			e, kept := old[b.ID]
 			if !kept || e.b.Addr != b.Addr {
-				e = entry{healthy: !g.startDown, stats: new(stats)}
+				e = entry{stats: new(stats)}
 			}
 			e.b = b
 			next[b.ID] = e
@@ -304,7 +382,7 @@ func (g *Group) SetScheduler(s Scheduler) error {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	snap, err := build(g.entries, s, g.failOpen)
+	snap, err := build(g.entries, s, g.failOpen, g.checkers == 0)
 	if err != nil {
 		return err
 	}
@@ -336,7 +414,7 @@ func (g *Group) change(edit func(next map[string]entry) error) error {
 	if err := edit(next); err != nil {
 		return err
 	}
-	snap, err := build(next, g.sched, g.failOpen)
+	snap, err := build(next, g.sched, g.failOpen, g.checkers == 0)
 	if err != nil {
 		return err
 	}
@@ -352,8 +430,9 @@ func (g *Group) publish(snap *snapshot) {
 	close(old.changed)
 }
 
-// build makes a snapshot of entries.
-func build(entries map[string]entry, sched Scheduler, failOpen bool) (*snapshot, error) {
+// build makes a snapshot of entries; unreported says the health of a
+// member nobody reported on (see HealthChecked).
+func build(entries map[string]entry, sched Scheduler, failOpen, unreported bool) (*snapshot, error) {
 	ids := slices.Sorted(maps.Keys(entries))
 	s := &snapshot{
 		picker:  noPicker{},
@@ -363,7 +442,7 @@ func build(entries map[string]entry, sched Scheduler, failOpen bool) (*snapshot,
 	}
 	for _, id := range ids {
 		e := entries[id]
-		m := &Member{id: id, addr: e.b.Addr, weight: e.b.Weight, state: e.b.State, standby: e.b.Standby, healthy: e.healthy, stats: e.stats}
+		m := &Member{id: id, addr: e.b.Addr, weight: e.b.Weight, state: e.b.State, standby: e.b.Standby, healthy: e.health(unreported), stats: e.stats}
 		s.members = append(s.members, m)
 		s.byID[id] = m
 	}

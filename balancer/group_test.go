@@ -3,6 +3,7 @@ package balancer
 import (
 	"errors"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -246,16 +247,87 @@ func TestFailOpen(t *testing.T) {
 	}
 }
 
-func TestStartUnhealthy(t *testing.T) {
-	g := mustNew(t, Config{StartUnhealthy: true}, be("a", 100))
-	if _, err := member(g.Pick(anyKey)); !errors.Is(err, ErrNoBackend) {
-		t.Fatalf("Pick before any health report = %v, want ErrNoBackend", err)
+// pickable reports whether member id can get new work now.
+func pickable(t *testing.T, g *Group, id string) bool {
+	t.Helper()
+	m, ok := g.Member(id)
+	if !ok {
+		t.Fatalf("Member(%q) missing", id)
 	}
-	if err := g.SetHealthy("a", true); err != nil {
+	return m.Healthy()
+}
+
+// While a checker follows the group, a member nobody reported on gets no
+// work: those already there, those added, those leaving Maint.
+func TestHealthChecked(t *testing.T) {
+	g := mustNew(t, Config{}, be("a", 100), be("b", 100))
+	if err := g.SetHealthy("b", false); err != nil {
 		t.Fatal(err)
 	}
-	if m, err := member(g.Pick(anyKey)); err != nil || m.ID() != "a" {
-		t.Fatalf("Pick after SetHealthy(a, true) = %v, %v", id(m), err)
+	if !pickable(t, g, "a") {
+		t.Fatal("a unhealthy in a group no checker follows")
+	}
+	ch := g.Changed()
+	release := g.HealthChecked()
+	select {
+	case <-ch:
+	default:
+		t.Error("HealthChecked did not publish a change")
+	}
+	if _, err := member(g.Pick(anyKey)); !errors.Is(err, ErrNoBackend) {
+		t.Fatalf("Pick with a checker and no report = %v, want ErrNoBackend", err)
+	}
+	if err := g.Add(be("c", 100)); err != nil {
+		t.Fatal(err)
+	}
+	if pickable(t, g, "c") {
+		t.Error("c added under a checker is healthy before any report")
+	}
+	if err := g.SetHealthy("c", true); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := member(g.Pick(anyKey)); err != nil || m.ID() != "c" {
+		t.Fatalf("Pick after SetHealthy(c, true) = %v, %v; want c", id(m), err)
+	}
+	// Maint forgets the report: back to Ready, c waits for a probe again.
+	for _, s := range []State{Maint, Ready} {
+		if err := g.SetState("c", s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if pickable(t, g, "c") {
+		t.Error("c out of Maint under a checker is healthy before any report")
+	}
+	// A report of the health picks already see publishes nothing, but is
+	// kept: c stays down after the checker leaves.
+	ch = g.Changed()
+	if err := g.SetHealthy("c", false); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ch:
+		t.Error("SetHealthy(c, false) on an unhealthy member published a change")
+	default:
+	}
+	release()
+	release() // idempotent
+	if !pickable(t, g, "a") || pickable(t, g, "b") || pickable(t, g, "c") {
+		t.Errorf("after release: a, b, c healthy = %v %v %v; want true false false (reports kept)",
+			pickable(t, g, "a"), pickable(t, g, "b"), pickable(t, g, "c"))
+	}
+}
+
+func TestHealthTargetsAndIDs(t *testing.T) {
+	g := mustNew(t, Config{}, be("a", 100), Backend{ID: "b", Addr: "127.0.0.1:2", State: Maint}, Backend{ID: "c", Addr: "127.0.0.1:3", State: Drain})
+	var got []string
+	for id, addr := range g.HealthTargets() {
+		got = append(got, id+"="+addr)
+	}
+	if want := []string{"a=127.0.0.1:8080", "c=127.0.0.1:3"}; !slices.Equal(got, want) {
+		t.Errorf("HealthTargets = %v, want %v (Maint skipped, Drain probed)", got, want)
+	}
+	if got, want := g.IDs(), []string{"a", "b", "c"}; !slices.Equal(got, want) {
+		t.Errorf("IDs = %v, want %v", got, want)
 	}
 }
 

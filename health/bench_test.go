@@ -17,7 +17,7 @@ func BenchmarkReport(b *testing.B) {
 		for i := range ts {
 			ts[i] = health.Target{Addr: fmt.Sprintf("10.%d.%d.%d:80", i>>16, i>>8&255, i&255)}
 		}
-		c, err := health.New(health.Config{Probe: ok, StartHealthy: true, Passive: health.Passive{Failures: 5}}, ts...)
+		c, err := health.New(health.Config{Probe: ok, TrustNew: true, Passive: health.Passive{Failures: 5}}, ts...)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -2,6 +2,8 @@ package health
 
 import (
 	"context"
+	"errors"
+	"iter"
 	"maps"
 	"math/rand/v2"
 	"net"
@@ -19,6 +21,28 @@ type StatusSetter interface {
 	SetHealthy(id string, healthy bool) error
 }
 
+// Group is a server group a Checker follows (see Follow): the members to
+// probe, their changes, and where their health goes. *balancer.Group
+// satisfies it; it is defined here so that health does not import
+// balancer.
+type Group interface {
+	// SetHealthy records a member's health; see StatusSetter.
+	StatusSetter
+	// Changed returns a channel closed at the group's next change.
+	Changed() <-chan struct{}
+	// HealthTargets yields the ID and address of every member to probe:
+	// all but those in maintenance.
+	HealthTargets() iter.Seq2[string, string]
+	// HealthChecked tells the group that a checker reports its members'
+	// health until release is called, so that the group gives a member it
+	// has no report on no new work meanwhile.
+	HealthChecked() (release func())
+}
+
+// ErrFollowing is returned by SetTargets on a Checker made by Follow,
+// whose targets are its group's members.
+var ErrFollowing = errors.New("health: the checker follows a group, which sets its targets")
+
 // Target is one backend to check.
 type Target struct {
 	// ID names the backend in SetHealthy calls and events; use the
@@ -27,6 +51,65 @@ type Target struct {
 	// Addr is the backend's address, host:port with port 1–65535.
 	// Config.Port, if set, replaces the port for probes.
 	Addr string
+}
+
+// Follow returns a Checker that probes the members of g and reports their
+// health to g, and keeps its targets in step with g's membership until
+// Stop: a member added is probed, one removed or put in maintenance is
+// forgotten. It is New for a group, with the group's Changed loop built
+// in; most callers want it. Like New, it does not probe until Start (or
+// CheckNow); Stop ends the following too.
+//
+// The health model (docs/model.md §11): from Follow until Stop, a member
+// of g gets new work only after its first passed probe — the members g has
+// now as well as those added later — because Follow tells g that a checker
+// decides (HealthChecked). With Config.TrustNew, members are trusted
+// instead: they take traffic at once and need UnhealthyThreshold failures
+// to go down.
+//
+// Follow refuses a Config.Setter (g is the setter) with a *ConfigError,
+// and returns one if a member's ID or address is refused as a Target
+// (which a *balancer.Group never holds). A later change with a refused
+// member keeps the previous targets.
+func Follow(g Group, cfg Config) (*Checker, error) {
+	if cfg.Setter != nil {
+		return nil, configErr("Setter", "set", "not with Follow, which reports to the group")
+	}
+	cfg.Setter = g
+	changed := g.Changed()
+	c, err := newChecker(cfg, g, func() []Target { return groupTargets(g) })
+	if err != nil {
+		return nil, err
+	}
+	if !cfg.TrustNew {
+		c.release = g.HealthChecked()
+	}
+	c.wg.Add(1)
+	go c.follow(g, changed)
+	return c, nil
+}
+
+// follow keeps the targets in step with g until Stop; changed is the
+// channel of the membership the targets were last set from.
+func (c *Checker) follow(g Group, changed <-chan struct{}) {
+	defer c.wg.Done()
+	for {
+		select {
+		case <-changed:
+		case <-c.ctx.Done():
+			return
+		}
+		changed = g.Changed()
+		_ = c.setTargets(groupTargets(g)) // refused: keep the last good set (see Follow)
+	}
+}
+
+func groupTargets(g Group) []Target {
+	var ts []Target
+	for id, addr := range g.HealthTargets() {
+		ts = append(ts, Target{ID: id, Addr: addr})
+	}
+	return ts
 }
 
 // State is a target's health as the active probes see it.
@@ -99,31 +182,39 @@ type Result struct {
 // probes do not align. A target changes state only after
 // Config.HealthyThreshold consecutive passes or Config.UnhealthyThreshold
 // consecutive failures, as in HAProxy; a new target is pending until its
-// first probe, as in Envoy (or healthy, with Config.StartHealthy). The
+// first probe, as in Envoy (or healthy, with Config.TrustNew). The
 // listener can also report real connection failures (ReportFailure), which
 // eject a target for a while once Config.Passive.Failures of them come in a
 // row. Every change of health reaches Config.Setter and Config.OnChange.
 //
-// The zero Checker is not usable; create one with New, keep it current with
-// SetTargets, run it with Start and end it with Stop. CheckNow runs one
-// round of probes synchronously, for tests and for callers that schedule
-// probes themselves.
+// The zero Checker is not usable. Most callers want Follow, which keeps
+// the targets in step with a server group; New takes targets you keep
+// current with SetTargets. Run it with Start and end it with Stop.
+// CheckNow runs one round of probes synchronously, for tests and for
+// callers that schedule probes themselves; Probed tells when every target
+// has been probed once.
 //
-// New and SetTargets return a *ConfigError for a refused value; Start
+// New, Follow and SetTargets return a *ConfigError for a refused value;
+// SetTargets returns ErrFollowing on a Checker made by Follow; Start
 // returns ErrStopped after Stop. Probe failures are not returned but
 // reported in Events, Results and Status.
 //
 // A Checker is safe for concurrent use and must not be copied.
 type Checker struct {
-	cfg       Config
-	probe     Probe
-	closeIdle func()
-	now       func() time.Time
-	sem       chan struct{} // bounds the probes in flight
-	wake      chan struct{} // pokes the loop after a change
-	ctx       context.Context
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup // the loop, probes, deliveries
+	cfg        Config
+	probe      Probe
+	closeIdle  func()
+	now        func() time.Time
+	sem        chan struct{} // bounds the probes in flight
+	wake       chan struct{} // pokes the loop after a change
+	ctx        context.Context
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup // the loop, probes, deliveries, the follower
+	following  bool           // made by Follow: SetTargets is refused
+	release    func()         // ends Follow's HealthChecked; nil if none
+	probed     chan struct{}  // closed once every target has a counted probe (see Probed)
+	probedDue  bool           // the close is queued
+	probedOnce sync.Once
 
 	mu         sync.Mutex
 	rnd        *rand.Rand
@@ -166,15 +257,22 @@ const (
 
 // note is a queued event; set says whether to call the StatusSetter, and
 // quiet that it only repeats what the setter heard, for the setter alone.
+// A probed note carries no event: it closes Checker.probed.
 type note struct {
-	ev         Event
-	set, quiet bool
+	ev                 Event
+	set, quiet, probed bool
 }
 
 // New returns a Checker for cfg and the given targets. It validates
 // everything, returning a *ConfigError for the first refused value. The
 // Checker does not probe until Start (or CheckNow).
 func New(cfg Config, targets ...Target) (*Checker, error) {
+	return newChecker(cfg, nil, func() []Target { return targets })
+}
+
+// newChecker makes the Checker of New and Follow: g is the group followed,
+// if any, and targets reads the first targets once the Checker is set up.
+func newChecker(cfg Config, g Group, targets func() []Target) (*Checker, error) {
 	cfg, err := cfg.normalize()
 	if err != nil {
 		return nil, err
@@ -186,6 +284,7 @@ func New(cfg Config, targets ...Target) (*Checker, error) {
 		wake:    make(chan struct{}, 1),
 		rnd:     cfg.Rand,
 		targets: map[string]*target{},
+		probed:  make(chan struct{}),
 	}
 	c.probe, c.closeIdle = builtinProbe(cfg)
 	if c.now == nil {
@@ -195,7 +294,8 @@ func New(cfg Config, targets ...Target) (*Checker, error) {
 		c.rnd = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	if err := c.SetTargets(targets); err != nil {
+	c.following = g != nil
+	if err := c.setTargets(targets()); err != nil {
 		c.cancel()
 		return nil, err
 	}
@@ -211,12 +311,20 @@ func (c *Checker) Config() Config { return c.cfg }
 // state, counters and schedule, and the StatusSetter is told their health
 // again (OnChange is not called): the group may have removed such a member
 // and added it back, at its default health, since the last call. New
-// targets start pending (or healthy, with Config.StartHealthy) at a random
-// offset within the interval; removed ones are forgotten, and a probe of
-// theirs still in flight is ignored. A refused target (bad address,
-// duplicate ID) refuses the whole call with a *ConfigError and changes
-// nothing.
+// targets start pending at a random offset within the interval (with
+// Config.TrustNew they start healthy, and the StatusSetter is told so);
+// removed ones are forgotten, and a probe of theirs still in flight is
+// ignored. A refused target (bad address, duplicate ID) refuses the whole
+// call with a *ConfigError and changes nothing. A Checker made by Follow
+// sets its own targets: SetTargets returns ErrFollowing.
 func (c *Checker) SetTargets(ts []Target) error {
+	if c.following {
+		return ErrFollowing
+	}
+	return c.setTargets(ts)
+}
+
+func (c *Checker) setTargets(ts []Target) error {
 	norm := make([]Target, len(ts))
 	seen := make(map[string]bool, len(ts))
 	for i, t := range ts {
@@ -246,8 +354,9 @@ func (c *Checker) SetTargets(ts []Target) error {
 			host, _, _ := net.SplitHostPort(t.Addr)
 			nt.probeAddr = net.JoinHostPort(host, strconv.Itoa(c.cfg.Port))
 		}
-		if c.cfg.StartHealthy {
+		if c.cfg.TrustNew {
 			nt.state, nt.told = StateHealthy, toldHealthy
+			c.queue = append(c.queue, note{ev: Event{Target: t, Healthy: true}, set: true, quiet: true})
 		}
 		nt.next = now.Add(time.Duration(c.rnd.Int64N(int64(c.cfg.Interval))))
 		next[t.ID] = nt
@@ -260,6 +369,7 @@ func (c *Checker) SetTargets(ts []Target) error {
 			c.nEjected++
 		}
 	}
+	c.checkProbedLocked()
 	c.mu.Unlock()
 	c.flush()
 	c.poke()
@@ -315,7 +425,34 @@ func (c *Checker) Stop() {
 	c.mu.Unlock()
 	c.cancel()
 	c.wg.Wait()
+	c.probedOnce.Do(func() { close(c.probed) })
+	if c.release != nil {
+		c.release()
+	}
 	c.closeIdle()
+}
+
+// Probed returns a channel that is closed once every target has had a
+// probe counted and the StatusSetter has been told the result — the first
+// round, which decides each new target's health — or at once if there
+// are no targets, or at Stop. A target added before then is waited for
+// too; one removed is not. A service can report itself ready when it is
+// closed: after Start that takes at most Interval plus Timeout.
+func (c *Checker) Probed() <-chan struct{} { return c.probed }
+
+// checkProbedLocked queues the close of probed if every target has been
+// probed, behind the events of those probes.
+func (c *Checker) checkProbedLocked() {
+	if c.probedDue {
+		return
+	}
+	for _, t := range c.targets {
+		if t.probes == 0 {
+			return
+		}
+	}
+	c.probedDue = true
+	c.queue = append(c.queue, note{probed: true})
 }
 
 // CheckNow probes every target once, now, with at most Config.Concurrency
@@ -434,6 +571,7 @@ func (c *Checker) applyLocked(t *target, err error, now time.Time) {
 		return // stopped, or t was removed or replaced while probed
 	}
 	t.probes++
+	defer c.checkProbedLocked() // after the event: Probed follows what the setter heard
 	t.lastErr = err
 	if err == nil {
 		t.passes, t.fails = t.passes+1, 0
@@ -486,6 +624,10 @@ func (c *Checker) flush() {
 		c.queue = nil
 		c.mu.Unlock()
 		for _, n := range q {
+			if n.probed {
+				c.probedOnce.Do(func() { close(c.probed) })
+				continue
+			}
 			if n.set && c.cfg.Setter != nil {
 				n.ev.SetErr = c.cfg.Setter.SetHealthy(n.ev.ID, n.ev.Healthy)
 			}

@@ -69,13 +69,13 @@ func TestThresholds(t *testing.T) {
 			"1:pending>healthy/1 3:healthy>unhealthy/2 7:unhealthy>healthy/2 9:healthy>unhealthy/2", "b=true b=false b=true b=false"},
 		{"thresholds 10 and 5", health.Config{HealthyThreshold: 5, UnhealthyThreshold: 10}, "+ ---------- +++++",
 			"1:pending>healthy/1 11:healthy>unhealthy/10 16:unhealthy>healthy/5", "b=true b=false b=true"},
-		{"thresholds 1, below the CLB: every probe decides", health.Config{StartHealthy: true, HealthyThreshold: 1, UnhealthyThreshold: 1}, "+ - + + - -",
-			"2:healthy>unhealthy/1 3:unhealthy>healthy/1 5:healthy>unhealthy/1", "b=false b=true b=false"},
-		{"thresholds 20, beyond the CLB", health.Config{StartHealthy: true, UnhealthyThreshold: 20}, "------------------- + --------------------",
-			"40:healthy>unhealthy/20", "b=false"},
-		{"start healthy needs 3 failures", health.Config{StartHealthy: true}, "- - - + + +",
-			"3:healthy>unhealthy/3 6:unhealthy>healthy/3", "b=false b=true"},
-		{"start healthy, passes tell nothing", health.Config{StartHealthy: true}, "+ + -", "", ""},
+		{"thresholds 1, below the CLB: every probe decides", health.Config{TrustNew: true, HealthyThreshold: 1, UnhealthyThreshold: 1}, "+ - + + - -",
+			"2:healthy>unhealthy/1 3:unhealthy>healthy/1 5:healthy>unhealthy/1", "b=true b=false b=true b=false"},
+		{"thresholds 20, beyond the CLB", health.Config{TrustNew: true, UnhealthyThreshold: 20}, "------------------- + --------------------",
+			"40:healthy>unhealthy/20", "b=true b=false"},
+		{"trusted needs 3 failures", health.Config{TrustNew: true}, "- - - + + +",
+			"3:healthy>unhealthy/3 6:unhealthy>healthy/3", "b=true b=false b=true"},
+		{"trusted: told at once, passes tell nothing", health.Config{TrustNew: true}, "+ + -", "", "b=true"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -124,13 +124,16 @@ func TestGroupFollowsChecker(t *testing.T) {
 	leakcheck.Check(t)
 	up, _ := tcpServer(t, false)
 	down := closedTCP(t)
-	g, err := balancer.New(balancer.Config{StartUnhealthy: true},
+	g, err := balancer.New(balancer.Config{},
 		balancer.Backend{ID: "up", Addr: up, Weight: 100},
 		balancer.Backend{ID: "down", Addr: down, Weight: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
 	rec := newRecorder()
+	// The group reports to the Checker's Setter, but no Follow: say that
+	// a checker decides, as Follow would.
+	defer g.HealthChecked()()
 	c := newChecker(t, health.Config{Setter: g, OnChange: rec.onChange},
 		health.Target{ID: "up", Addr: up}, health.Target{ID: "down", Addr: down})
 	if _, err := g.Pick(balancer.Key{}); !errors.Is(err, balancer.ErrNoBackend) {

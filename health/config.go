@@ -165,7 +165,7 @@ const (
 
 // Config configures a Checker. The zero value checks with a TCP connect
 // every 2s, a 5s timeout, and 3 consecutive results to change a state; new
-// targets are pending until their first probe.
+// targets are pending until their first probe, which decides their state.
 type Config struct {
 	// Kind selects the built-in probe: KindTCP (the zero value), KindHTTP
 	// or KindUDP. Ignored if Probe is set.
@@ -195,15 +195,13 @@ type Config struct {
 	// make a healthy target unhealthy. If zero, 3 is used; negative is
 	// refused. The clb example enforces the CLB's 2–10.
 	UnhealthyThreshold int
-	// StartHealthy makes new targets start healthy, as HAProxy assumes,
-	// so that they need UnhealthyThreshold failures to go down; pair it
-	// with balancer.Config{StartUnhealthy: false}. If false (the default,
-	// as Envoy does), new targets are pending: the first probe decides
-	// their state on its own (one pass ⇒ healthy, one failure ⇒
-	// unhealthy) and the StatusSetter is told either way; pair it with
-	// balancer.Config{StartUnhealthy: true} so that no traffic reaches a
-	// backend before it has passed once.
-	StartHealthy bool
+	// TrustNew trusts new targets, as HAProxy does: they start healthy,
+	// the StatusSetter is told so at once, and they need
+	// UnhealthyThreshold failures to go down. If false (the default, as
+	// Envoy does), a new target is pending: the first probe decides its
+	// state on its own (one pass ⇒ healthy, one failure ⇒ unhealthy), and
+	// with Follow the group gives it no traffic before it has passed once.
+	TrustNew bool
 
 	// Method is the HTTP method, HEAD or GET in any case (CLB's head and
 	// get). If empty, HEAD is used.
@@ -234,7 +232,8 @@ type Config struct {
 	// Setter, if set, is told every change of a target's health:
 	// SetHealthy(id, false) when it goes down or is ejected,
 	// SetHealthy(id, true) when it is healthy again. A *balancer.Group
-	// satisfies it.
+	// satisfies it. Follow sets it to the group it follows, and refuses
+	// another.
 	Setter StatusSetter
 	// OnChange, if set, is called with every Event, after Setter. Events
 	// are delivered one at a time, in order. OnChange may call the

@@ -16,10 +16,10 @@
 // consecutive passes or UnhealthyThreshold consecutive failures (default 3
 // each), so one lost packet does not flap it. Like [Envoy], a new target is
 // pending until its first probe, which decides its state on its own: a
-// backend added to a live group gets no traffic before it has passed once
-// (pair this with balancer.Config{StartUnhealthy: true}), yet does not wait
-// for three passes. Config.StartHealthy chooses HAProxy's assumption
-// instead: new targets start healthy and need three failures to go down.
+// backend added to a followed group gets no traffic before it has passed
+// once, yet does not wait for three passes. Config.TrustNew chooses
+// HAProxy's assumption instead: new targets start healthy and need three
+// failures to go down.
 //
 // Passive checking follows Envoy's [outlier detection]: a listener reports
 // each real connection's outcome (ReportFailure, ReportSuccess), and
@@ -44,15 +44,19 @@
 // either way and keeps probing, so the group recovers as soon as any
 // backend passes again.
 //
-// # Wiring it to a listener
+// # Following a group
 //
-// Create the group with StartUnhealthy, the Checker with the group as its
-// Setter and the group's members as targets, and Start it. On every change
-// of the group's membership (balancer.Group.Changed), call SetTargets with
-// the members again; kept targets keep their state, and the group is told
-// it again in case it removed and re-added one meanwhile. Report each backend
-// connection's outcome with ReportFailure or ReportSuccess, and Stop the
-// Checker when the listener stops. See the package example.
+// Follow(g, cfg) makes a Checker for a server group (a *balancer.Group, or
+// anything with the small Group interface): it probes the group's members,
+// reports their health to the group, and keeps its targets in step with
+// the group's membership on its own until Stop. Members in maintenance
+// (balancer.Maint) are not probed; draining ones are. While it follows,
+// the group gives a member it has no report on — at start, when added, on
+// leaving maintenance — no traffic until it passes a probe; Probed tells
+// when the first round is done, for a service that reports itself ready.
+// Start it, report each backend connection's outcome with ReportFailure or
+// ReportSuccess, and Stop it when the listener stops. See the package
+// example. New and SetTargets serve checkers that report elsewhere.
 //
 // [HAProxy]: https://docs.haproxy.org/3.0/configuration.html#5.2-check
 // [Envoy]: https://www.envoyproxy.io/docs/envoy/latest/intro/arch_overview/upstream/health_checking

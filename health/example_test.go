@@ -13,9 +13,9 @@ import (
 	"github.com/lbkit/lbkit/health"
 )
 
-// Example wires a Checker to a balancer.Group as a listener does: the group
-// starts members unhealthy, the Checker is its StatusSetter, and one round
-// of probes lets traffic reach only the backend that answers.
+// Example follows a balancer.Group as a listener does: the Checker probes
+// the group's members and keeps in step with its membership, and no member
+// gets traffic before it has passed a probe.
 func Example() {
 	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
 	defer web.Close()
@@ -23,40 +23,32 @@ func Example() {
 	deadAddr := dead.Addr().String()
 	dead.Close()
 
-	backends := []balancer.Backend{
-		{ID: "web-1", Addr: web.Listener.Addr().String(), Weight: 100},
-		{ID: "web-2", Addr: deadAddr, Weight: 100},
-	}
-	g, _ := balancer.New(balancer.Config{StartUnhealthy: true}, backends...)
-
-	targets := func() []health.Target {
-		var ts []health.Target
-		for _, m := range g.Members() {
-			ts = append(ts, health.Target{ID: m.ID(), Addr: m.Addr()})
-		}
-		return ts
-	}
-	c, err := health.New(health.Config{
-		Kind:   health.KindHTTP,
-		Setter: g,
+	g, _ := balancer.New(balancer.Config{},
+		balancer.Backend{ID: "web-1", Addr: web.Listener.Addr().String()},
+		balancer.Backend{ID: "web-2", Addr: deadAddr})
+	c, err := health.Follow(g, health.Config{
+		Kind: health.KindHTTP,
 		OnChange: func(ev health.Event) {
 			fmt.Printf("%s: %s → %s (%s)\n", ev.ID, ev.From, ev.To, ev.Reason)
 		},
-	}, targets()...)
+	})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	defer c.Stop() // when the listener stops
-	// A listener calls c.Start() here; the example runs one round instead.
-	// On every group change (<-g.Changed()) it calls c.SetTargets(targets()),
-	// and after each backend connection c.ReportFailure or c.ReportSuccess.
+	defer c.Stop() // ends the following too
+	_, err = g.Pick(balancer.Key{})
+	fmt.Println("before any probe:", err)
+	// A listener calls c.Start() here, and c.ReportFailure or
+	// c.ReportSuccess after each backend connection; the example runs
+	// one round instead.
 	c.CheckNow(context.Background())
 
 	p, _ := g.Pick(balancer.Key{})
 	fmt.Println("picked:", p.Member.ID())
 	p.Done(balancer.DoneInfo{})
 	// Output:
+	// before any probe: balancer: no backend available
 	// web-1: pending → healthy (passed first check)
 	// web-2: pending → unhealthy (connection refused)
 	// picked: web-1
@@ -93,7 +85,7 @@ func ExampleChecker_CheckNow() {
 		w.WriteHeader(http.StatusInternalServerError)
 	}))
 	defer srv.Close()
-	c, _ := health.New(health.Config{Kind: health.KindHTTP, StartHealthy: true},
+	c, _ := health.New(health.Config{Kind: health.KindHTTP, TrustNew: true},
 		health.Target{ID: "app", Addr: srv.Listener.Addr().String()})
 	defer c.Stop()
 	for i := 1; i <= 3; i++ {
@@ -150,7 +142,7 @@ func ExampleChecker_Start() {
 func ExampleChecker_ReportFailure() {
 	ok := health.ProbeFunc(func(context.Context, string) error { return nil })
 	c, _ := health.New(health.Config{
-		Probe: ok, StartHealthy: true,
+		Probe: ok, TrustNew: true,
 		Passive: health.Passive{Failures: 3, EjectTime: 30 * time.Second},
 		OnChange: func(ev health.Event) {
 			fmt.Println(ev.ID, ev.Reason, "healthy:", ev.Healthy)

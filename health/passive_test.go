@@ -20,7 +20,7 @@ func TestPassiveEjection(t *testing.T) {
 	rec := newRecorder()
 	pass := health.ProbeFunc(func(context.Context, string) error { return nil })
 	c := newChecker(t, health.Config{
-		Probe: pass, StartHealthy: true, Now: clk.now, Setter: rec, OnChange: rec.onChange,
+		Probe: pass, TrustNew: true, Now: clk.now, Setter: rec, OnChange: rec.onChange,
 		Passive: health.Passive{Failures: 3, EjectTime: 10 * time.Second, MaxEjectTime: 25 * time.Second, MaxEjectedPercent: 50},
 	}, health.Target{ID: "a", Addr: "192.0.2.1:80"}, health.Target{ID: "b", Addr: "192.0.2.2:80"},
 		health.Target{ID: "c", Addr: "192.0.2.3:80"})
@@ -39,6 +39,7 @@ func TestPassiveEjection(t *testing.T) {
 			}
 		}
 	}
+	step("trusted targets told healthy", func() {}, "a=true b=true c=true")
 	step("2 failures", fail("a", 2), "")
 	step("success resets", func() { c.ReportSuccess("a") }, "")
 	step("2 more failures", fail("a", 2), "")
@@ -102,7 +103,8 @@ func TestPassiveEjectedTargetRemoved(t *testing.T) {
 	rec := newRecorder()
 	ok := health.ProbeFunc(func(context.Context, string) error { return nil })
 	ts := []health.Target{{ID: "a", Addr: "192.0.2.1:80"}, {ID: "b", Addr: "192.0.2.2:80"}, {ID: "c", Addr: "192.0.2.3:80"}}
-	c := newChecker(t, health.Config{Probe: ok, StartHealthy: true, Setter: rec, Passive: health.Passive{Failures: 1}}, ts...)
+	c := newChecker(t, health.Config{Probe: ok, TrustNew: true, Setter: rec, Passive: health.Passive{Failures: 1}}, ts...)
+	rec.takeSets() // trusted: told healthy
 	c.ReportFailure("a")
 	c.ReportFailure("b") // 10% of 3: only one at a time
 	if got := strings.Join(rec.takeSets(), " "); got != "a=false" {

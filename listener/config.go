@@ -123,12 +123,13 @@ type Config struct {
 	HTTP HTTPOptions
 	// HealthCheck, if set, runs active health checks on the members of
 	// every group the listener sends to (Group, and an HTTP listener's
-	// rule groups: one checker per group) while the listener runs,
-	// marking them healthy or not in their group (unless
-	// HealthCheck.Setter names another target), and feeds the listener's
-	// backend connection failures to passive checking. The listener keeps
-	// the targets in step with the groups.
-	// If nil, no checks run and members stay as the group says.
+	// rule groups: one checker per group, made by health.Follow) while the
+	// listener runs, marking them healthy or not in their group, and feeds
+	// the listener's backend connection failures to passive checking. A
+	// member gets traffic after its first passed probe, unless
+	// HealthCheck.TrustNew; WaitProbed waits for the first round.
+	// HealthCheck.Setter must be nil: each group is told. If nil, no
+	// checks run and members stay as the group says.
 	HealthCheck *health.Config
 	// MaxFlows, for UDP, bounds the flow table; datagrams that would
 	// start a flow beyond it are dropped and counted. If zero, 65536 is
@@ -215,6 +216,9 @@ func (c Config) effective() (Config, error) {
 		}
 	}
 	if c.HealthCheck != nil {
+		if c.HealthCheck.Setter != nil {
+			return c, configErr("HealthCheck.Setter", "set", "must be nil: the listener tells each group")
+		}
 		// Validate now, so a bad check refuses the listener.
 		hc, err := health.New(*c.HealthCheck)
 		if err != nil {

@@ -1,6 +1,7 @@
 package listener
 
 import (
+	"context"
 	"net/http"
 	"testing"
 	"time"
@@ -56,17 +57,22 @@ func TestTCPHealthCheckMarksDeadBackend(t *testing.T) {
 	leaks(t)
 	live := startEcho(t, "live")
 	dead := balancer.Backend{ID: "dead", Addr: deadAddr(t), Weight: 100}
-	g, err := balancer.New(balancer.Config{StartUnhealthy: true}, live.backend(100), dead)
+	g, err := balancer.New(balancer.Config{}, live.backend(100), dead)
 	if err != nil {
 		t.Fatal(err)
 	}
 	in := newInstance(t)
 	l := addListener(t, in, Config{Protocol: TCP, Group: g, HealthCheck: &health.Config{Interval: time.Second}})
-	// New members start unhealthy; the first probe decides each one.
-	eventually(t, "live to pass its first check", func() bool {
-		m, _ := g.Member("live")
-		return m.Healthy()
-	})
+	// Members get traffic after their first passed probe; WaitProbed
+	// returns once every member has had one.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := l.WaitProbed(ctx); err != nil {
+		t.Fatalf("WaitProbed: %v", err)
+	}
+	if m, _ := g.Member("live"); !m.Healthy() {
+		t.Fatal("live unhealthy after the first probe round")
+	}
 	if m, _ := g.Member("dead"); m.Healthy() {
 		t.Error("dead backend marked healthy")
 	}
@@ -99,7 +105,7 @@ func TestTCPPassiveEjection(t *testing.T) {
 	in := newInstance(t)
 	// Active checks every 50 s (so they stay out of the way); ejection
 	// after 2 connect failures.
-	hc := &health.Config{Interval: 50 * time.Second, StartHealthy: true, Passive: health.Passive{Failures: 2, EjectTime: time.Minute, MaxEjectedPercent: 50}}
+	hc := &health.Config{Interval: 50 * time.Second, TrustNew: true, Passive: health.Passive{Failures: 2, EjectTime: time.Minute, MaxEjectedPercent: 50}}
 	l := addListener(t, in, Config{Protocol: TCP, Group: g, HealthCheck: hc})
 	for range 6 {
 		c, _, name := dialName(t, listenerAddr(l))
@@ -128,7 +134,7 @@ func TestHTTPHealthChecksRuleGroups(t *testing.T) {
 	leaks(t)
 	def := startHTTPBackend(t, "default", nil)
 	api := startHTTPBackend(t, "api", nil)
-	ruleGroup, err := balancer.New(balancer.Config{Scheduler: balancer.RoundRobin(), StartUnhealthy: true},
+	ruleGroup, err := balancer.New(balancer.Config{Scheduler: balancer.RoundRobin()},
 		api.backend(100), balancer.Backend{ID: "api-dead", Addr: deadAddr(t), Weight: 100})
 	if err != nil {
 		t.Fatal(err)

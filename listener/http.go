@@ -293,7 +293,11 @@ func (o *HTTPOptions) effective(c *Config) error {
 	}
 	if o.StickySession != nil {
 		sc := *o.StickySession
-		sc.Backends = nil
+		// The cookie may name a member of any of the listener's groups.
+		sc.Backends, sc.Groups = nil, make([]session.Group, len(st.routes.groups))
+		for i, g := range st.routes.groups {
+			sc.Groups[i] = g
+		}
 		if st.sticky, err = session.New(sc); err != nil {
 			return err
 		}

@@ -208,25 +208,17 @@ func (s *httpServer) backend(id string) *backendCounters {
 	return bc
 }
 
-// groupChanged keeps the cookie backends in step with the groups and
-// closes the pooled connections of backends that left. The listener's
-// watcher calls it for the default group; the rule groups have watchers
-// of their own.
+// groupChanged closes the pooled connections of backends that left. The
+// listener's watcher calls it for the default group; the rule groups have
+// watchers of their own. (The sticky session follows the groups itself.)
 func (s *httpServer) groupChanged() {
-	var ids []string
 	addrs := map[string]bool{}
 	for _, g := range s.st.routes.groups {
 		for _, m := range g.Members() {
-			ids = append(ids, m.ID())
 			addrs[m.Addr()] = true
 		}
 	}
 	s.pool.prune(addrs)
-	if st := s.st.sticky; st != nil {
-		if err := st.SetBackends(ids...); err != nil {
-			s.l.cfg.Logger.Warn("updating cookie backends failed", "err", err)
-		}
-	}
 }
 
 func (s *httpServer) connContext(ctx context.Context, c net.Conn) context.Context {

@@ -114,6 +114,9 @@ func (l *Listener) Start() error {
 	if l.state == Running {
 		return nil
 	}
+	if err := l.startCheckers(); err != nil {
+		return err
+	}
 	var (
 		srv server
 		err error
@@ -127,12 +130,10 @@ func (l *Listener) Start() error {
 		srv, err = startHTTP(l)
 	}
 	if err != nil {
+		l.stopWatch()
 		return err
 	}
-	if err := l.startWatch(srv); err != nil {
-		srv.shutdown(context.Background())
-		return err
-	}
+	l.startWatch(srv)
 	l.keepPort(srv)
 	l.srv, l.state = srv, Running
 	l.cfg.Logger.Info("listener started", "protocol", l.cfg.Protocol, "addrs", srv.addrs())

@@ -622,6 +622,7 @@ func TestConfigErrors(t *testing.T) {
 		{"drain negative", Config{Protocol: TCP, Port: 80, Group: g, ConnectionDrainTimeout: -time.Second}, "ConnectionDrainTimeout"},
 		{"max flows negative", Config{Protocol: UDP, Port: 80, Group: g, MaxFlows: -1}, "MaxFlows"},
 		{"host", Config{Protocol: TCP, Port: 80, Group: g, Host: "example.com"}, "Host"},
+		{"health setter", Config{Protocol: TCP, Port: 80, Group: g, HealthCheck: &health.Config{Setter: g}}, "HealthCheck.Setter"},
 	}
 	in := newInstance(t)
 	for _, tt := range tests {

@@ -1,7 +1,7 @@
 package listener
 
 import (
-	"sync"
+	"context"
 	"sync/atomic"
 	"time"
 
@@ -16,41 +16,49 @@ type groupWatcher interface {
 	groupChanged()
 }
 
-// watcher runs while a listener runs: it follows the group's changes
-// (health targets, the server's drain), and sweeps the persistence table.
+// watcher runs while a listener runs: it follows the default group's
+// changes for the server (TCP connection drain, the HTTP pool), and sweeps
+// the persistence table. Health checkers follow their groups themselves.
 type watcher struct {
 	l    *Listener
 	stop chan struct{}
 	done chan struct{}
 }
 
-// startWatch starts the health checkers, if configured, and the watcher
-// goroutines for srv. Called with l.mu held.
-func (l *Listener) startWatch(srv server) error {
-	if l.cfg.HealthCheck != nil {
-		set := checkers{}
-		for _, g := range l.groups() {
-			hc, err := l.newChecker(g)
-			if err == nil {
-				if err = hc.Start(); err != nil {
-					hc.Stop()
-				}
-			}
-			if err != nil {
-				set.stop()
-				return err
-			}
-			set[g] = hc
-		}
-		l.hc.Store(&set)
+// startCheckers starts the health checkers, if configured: one per group,
+// following it. They start before the server so that no connection
+// reaches a member before the group knows a checker decides its health.
+// Called with l.mu held.
+func (l *Listener) startCheckers() error {
+	if l.cfg.HealthCheck == nil {
+		return nil
 	}
-	w := &watcher{l: l, stop: make(chan struct{}), done: make(chan struct{})}
-	l.watch = w
-	go w.run(srv)
+	set := checkers{}
+	for _, g := range l.groups() {
+		hc, err := l.newChecker(g)
+		if err == nil {
+			if err = hc.Start(); err != nil {
+				hc.Stop()
+			}
+		}
+		if err != nil {
+			set.stop()
+			return err
+		}
+		set[g] = hc
+	}
+	l.hc.Store(&set)
 	return nil
 }
 
-// stopWatch stops the watchers and the health checkers. Called with l.mu
+// startWatch starts the watcher goroutine for srv. Called with l.mu held.
+func (l *Listener) startWatch(srv server) {
+	w := &watcher{l: l, stop: make(chan struct{}), done: make(chan struct{})}
+	l.watch = w
+	go w.run(srv)
+}
+
+// stopWatch stops the watcher and the health checkers. Called with l.mu
 // held.
 func (l *Listener) stopWatch() {
 	if w := l.watch; w != nil {
@@ -74,6 +82,27 @@ func (set checkers) stop() {
 	}
 }
 
+// WaitProbed waits until the listener's health checkers have probed every
+// member of its groups once and told the groups the results, so that the
+// members that passed take traffic: at most one HealthCheck.Interval plus
+// HealthCheck.Timeout after Start. It returns nil then, or at once for a
+// listener without HealthCheck or not running, and ctx's error if ctx
+// ends first. A service reports itself ready after it.
+func (l *Listener) WaitProbed(ctx context.Context) error {
+	set := l.hc.Load()
+	if set == nil {
+		return nil
+	}
+	for _, hc := range *set {
+		select {
+		case <-hc.Probed():
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
 // groups returns every server group the listener sends traffic to: its
 // own, then an HTTP listener's rule groups.
 func (l *Listener) groups() []*balancer.Group {
@@ -86,15 +115,6 @@ func (l *Listener) groups() []*balancer.Group {
 func (w *watcher) run(srv server) {
 	defer close(w.done)
 	l := w.l
-	var followers sync.WaitGroup
-	defer followers.Wait()
-	if set := l.hc.Load(); set != nil {
-		for g := range *set {
-			if g != l.cfg.Group {
-				followers.Go(func() { w.follow(g) })
-			}
-		}
-	}
 	var sweep <-chan time.Time
 	if l.aff != nil {
 		t := time.NewTicker(l.cfg.PersistenceTimeout)
@@ -104,7 +124,6 @@ func (w *watcher) run(srv server) {
 	gw, _ := srv.(groupWatcher)
 	for {
 		changed := l.cfg.Group.Changed()
-		l.updateTargets(l.cfg.Group)
 		if gw != nil {
 			gw.groupChanged()
 		}
@@ -118,28 +137,6 @@ func (w *watcher) run(srv server) {
 	}
 }
 
-// follow keeps the health targets of rule group g in step with it.
-func (w *watcher) follow(g *balancer.Group) {
-	for {
-		changed := g.Changed()
-		w.l.updateTargets(g)
-		select {
-		case <-changed:
-		case <-w.stop:
-			return
-		}
-	}
-}
-
-// updateTargets hands g's current members to its health checker.
-func (l *Listener) updateTargets(g *balancer.Group) {
-	if hc := l.checker(g); hc != nil {
-		if err := hc.SetTargets(l.targets(g)); err != nil {
-			l.cfg.Logger.Warn("updating health targets failed", "err", err)
-		}
-	}
-}
-
 func (l *Listener) checker(g *balancer.Group) *health.Checker {
 	if set := l.hc.Load(); set != nil {
 		return (*set)[g]
@@ -147,12 +144,13 @@ func (l *Listener) checker(g *balancer.Group) *health.Checker {
 	return nil
 }
 
-// newChecker builds the health checker of group g from the listener's
-// config. Unless the config names its own Setter, results go to g.
+// newChecker builds the health checker following group g from the
+// listener's config. A port-range listener probes its first port, where
+// its traffic goes.
 func (l *Listener) newChecker(g *balancer.Group) (*health.Checker, error) {
 	cfg := *l.cfg.HealthCheck
-	if cfg.Setter == nil {
-		cfg.Setter = g
+	if l.cfg.EndPort != 0 && cfg.Port == 0 {
+		cfg.Port = l.cfg.Port
 	}
 	if cfg.OnChange == nil {
 		log := l.cfg.Logger
@@ -160,22 +158,7 @@ func (l *Listener) newChecker(g *balancer.Group) (*health.Checker, error) {
 			log.Info("backend health changed", "backend", ev.ID, "healthy", ev.Healthy, "reason", ev.Reason)
 		}
 	}
-	return health.New(cfg, l.targets(g)...)
-}
-
-// targets lists g's members as health targets, at the address traffic
-// goes to (a port-range listener's first port).
-func (l *Listener) targets(g *balancer.Group) []health.Target {
-	ms := g.Members()
-	ts := make([]health.Target, len(ms))
-	for i, m := range ms {
-		addr := m.Addr()
-		if l.cfg.EndPort != 0 {
-			addr = withPort(addr, l.cfg.Port)
-		}
-		ts[i] = health.Target{ID: m.ID(), Addr: addr}
-	}
-	return ts
+	return health.Follow(g, cfg)
 }
 
 // newAffinity returns the persistence table for cfg, or nil when

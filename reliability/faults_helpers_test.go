@@ -61,7 +61,7 @@ const local = "127.0.0.1:0"
 // while: a pending target's first failure would take it out at once.
 func fastHealth(kind health.Kind) *health.Config {
 	return &health.Config{Kind: kind, URI: healthPath, Interval: time.Second, Timeout: 3 * time.Second,
-		HealthyThreshold: 2, UnhealthyThreshold: 2, StartHealthy: true}
+		HealthyThreshold: 2, UnhealthyThreshold: 2, TrustNew: true}
 }
 
 // healthPath is the path of HTTP health probes, which backends do not

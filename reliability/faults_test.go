@@ -207,10 +207,10 @@ func TestHealthEjectionAndRecovery(t *testing.T) {
 }
 
 // A backend removed and added back at once (same ID and address, as a
-// reload that drops and restores it) comes back at the group's default
-// health, while the health checker keeps what it knew of it: the checker
-// must tell the group again, or a dead backend stays in rotation (a live
-// one out of it) until its health next changes.
+// reload that drops and restores it) comes back with no reported health —
+// out of rotation, since a checker follows the group — while the health
+// checker keeps what it knew of it: the checker must tell the group again,
+// or a live backend stays out of rotation until its health next changes.
 func TestHealthAfterReAdd(t *testing.T) {
 	for _, tt := range []struct {
 		name  string
@@ -223,10 +223,8 @@ func TestHealthAfterReAdd(t *testing.T) {
 				x.kill()
 			}
 			hc := fastHealth(health.KindTCP)
-			hc.StartHealthy = false // the first probe decides
-			// New members start at the opposite of x's health, so that
-			// the re-added x is wrong until the checker corrects it.
-			g := newGroup(t, balancer.Config{StartUnhealthy: tt.alive}, a, x)
+			hc.TrustNew = false // the first probe decides
+			g := newGroup(t, balancer.Config{}, a, x)
 			addListener(t, listener.Config{Protocol: listener.TCP, Group: g, HealthCheck: hc})
 			healthy := func() bool { m, ok := g.Member(x.name); return ok && m.Healthy() }
 			right := func() bool { return healthy() == tt.alive }
@@ -236,7 +234,7 @@ func TestHealthAfterReAdd(t *testing.T) {
 			readded, start := healthy(), time.Now()
 			eventually(t, 5*time.Second, "the checker to correct the re-added x", right)
 			Record(t, fmt.Sprintf("TCP listener with TCP health checks every 1 s; %s x removed from the group and added back at once", tt.name),
-				"re-added x healthy=%v (the group's default); back to healthy=%v after %s", readded, tt.alive, time.Since(start).Round(time.Millisecond))
+				"re-added x healthy=%v (no report yet, under a checker); healthy=%v after %s", readded, tt.alive, time.Since(start).Round(time.Millisecond))
 		})
 	}
 }

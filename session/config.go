@@ -3,6 +3,7 @@ package session
 import (
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -107,9 +108,21 @@ type Config struct {
 	// response. At least 16 bytes.
 	PreviousKey []byte
 
-	// Backends are the IDs of the backends tokens may name; see
-	// [Sticky.SetBackends], which replaces the set later. A token whose
-	// backend is not in the set decodes as "no session".
+	// Groups are the server groups whose members tokens may name —
+	// usually the one group the handler balances over; an HTTP listener
+	// passes its default group and its rules' groups. The Sticky follows
+	// their membership itself: a token naming a member removed decodes
+	// as "no session", one naming a member added decodes from the next
+	// request on. A *balancer.Group is a Group. Either Groups or Backends
+	// is required, not both.
+	Groups []Group
+
+	// Backends are the IDs of the backends tokens may name, for a caller
+	// without a group to follow; [Sticky.SetBackends] replaces the set
+	// later. A token whose backend is not in the set decodes as "no
+	// session". An empty, non-nil set is a set (no token decodes yet);
+	// nil, without Groups, is refused: a Sticky that knows no backend
+	// would set a cookie on every response and never honour one.
 	Backends []string
 
 	// Now returns the current time. If nil, time.Now is used. Tests set it.
@@ -144,6 +157,17 @@ func (c Config) withDefaults() (Config, error) {
 	case 0, http.SameSiteDefaultMode, http.SameSiteLaxMode, http.SameSiteStrictMode, http.SameSiteNoneMode:
 	default:
 		return c, configErr("SameSite", int(c.SameSite), "unknown mode, want 0 or an http.SameSite constant")
+	}
+	switch {
+	case c.Groups == nil && c.Backends == nil:
+		return c, nilErr("Backends", "required: the backend IDs tokens may name, or Groups to follow")
+	case c.Groups != nil && c.Backends != nil:
+		return c, configErr("Backends", strings.Join(c.Backends, ","), "not with Groups, which set the backends")
+	}
+	for i, g := range c.Groups {
+		if g == nil {
+			return c, nilErr("Groups["+strconv.Itoa(i)+"]", "not a group")
+		}
 	}
 	if c.Now == nil {
 		c.Now = time.Now

@@ -10,9 +10,10 @@ import (
 
 func TestNewConfig(t *testing.T) {
 	for _, tc := range []struct {
-		name  string
-		cfg   Config
-		field string // "" means accepted
+		name       string
+		cfg        Config
+		noBackends bool   // leave Backends nil
+		field      string // "" means accepted
 	}{
 		{name: "zero value", cfg: Config{}},
 		{name: "insert name with tchars", cfg: Config{CookieName: "lb_srv-1.x"}},
@@ -42,9 +43,17 @@ func TestNewConfig(t *testing.T) {
 		{name: "key empty non-nil", cfg: Config{Key: []byte{}}, field: "Key"},
 		{name: "previous key 15", cfg: Config{Key: testKey, PreviousKey: make([]byte, 15)}, field: "PreviousKey"},
 		{name: "empty backend", cfg: Config{Backends: []string{"a", ""}}, field: "Backends"},
+		{name: "no backends, no groups", cfg: Config{}, noBackends: true, field: "Backends"},
+		{name: "groups and backends", cfg: Config{Groups: []Group{fixedGroup{"a"}}, Backends: []string{"a"}}, field: "Backends"},
+		{name: "nil group", cfg: Config{Groups: []Group{fixedGroup{"a"}, nil}}, noBackends: true, field: "Groups[1]"},
+		{name: "groups", cfg: Config{Groups: []Group{fixedGroup{"a"}}}, noBackends: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := New(tc.cfg)
+			cfg := tc.cfg
+			if cfg.Backends == nil && !tc.noBackends {
+				cfg.Backends = []string{}
+			}
+			s, err := New(cfg)
 			if tc.field == "" {
 				if err != nil || s == nil {
 					t.Fatalf("New = %v, %v; want success", s, err)
@@ -62,8 +71,18 @@ func TestNewConfig(t *testing.T) {
 	}
 }
 
+// fixedGroup is a Group whose members never change.
+type fixedGroup []string
+
+func (g fixedGroup) IDs() []string            { return g }
+func (g fixedGroup) Changed() <-chan struct{} { return nil }
+
 func TestConfigErrorMessage(t *testing.T) {
-	_, err := New(Config{CookieTimeout: 1500 * time.Millisecond})
+	_, err := New(Config{})
+	if got, want := err.Error(), `session: Backends nil: required: the backend IDs tokens may name, or Groups to follow`; got != want {
+		t.Errorf("error = %q, want %q", got, want)
+	}
+	_, err = New(Config{CookieTimeout: 1500 * time.Millisecond, Backends: []string{}})
 	if got, want := err.Error(), `session: CookieTimeout 1.5s: want positive whole seconds`; got != want {
 		t.Errorf("error = %q, want %q", got, want)
 	}

@@ -21,7 +21,7 @@ func (s *Sticky) Lookup(h http.Header) Session { return s.LookupAt(h, s.now()) }
 // are unwrapped. A missing, forged, stale or unknown token yields the zero
 // Session. It allocates nothing.
 func (s *Sticky) LookupAt(h http.Header, now time.Time) Session {
-	t := s.tab.Load()
+	t := s.table()
 	sec := now.Unix()
 	for _, line := range h["Cookie"] {
 		for line != "" {

@@ -40,9 +40,12 @@
 // (HMAC-SHA-256 under a key derived from Config.Key) and a 128-bit
 // HMAC-SHA-256 of the rest, compared in constant time. Neither the
 // backend's address nor its ID (which often is its address) appears: a
-// token is mapped back to an ID through the set of known backends that
-// the listener keeps current with [Sticky.SetBackends]. Decoding takes no
-// lock and allocates nothing. A forged, truncated, altered, foreign-key
+// token is mapped back to an ID through the set of known backends — the
+// members of Config.Groups, which the Sticky follows by itself (a
+// *balancer.Group is a [Group]), or a fixed set in Config.Backends. One of
+// them is required: a Sticky that knows no backend would set a cookie on
+// every response and never honour one. Decoding takes no lock and
+// allocates nothing. A forged, truncated, altered, foreign-key
 // or unknown-backend token decodes as "no session", never as an error.
 //
 // The issue time lets the balancer enforce CookieTimeout itself, even on a
@@ -80,7 +83,8 @@
 //	st.Response(resp.Header, sess, p.Member.ID(), isHTTPS) // before writing the response
 //	p.Done(balancer.DoneInfo{Latency: head})                // when the request ends
 //
-// and st.SetBackends(ids...) whenever the group's membership changes.
+// with st made by New(Config{Groups: []Group{group}}), so that it follows
+// the group's membership.
 //
 // # Source-IP persistence
 //

@@ -19,6 +19,11 @@ func configErr(field string, value any, reason string) error {
 	return cfgerr.New("session", field, value, reason)
 }
 
+// nilErr reports a missing value, shown bare: "Backends nil".
+func nilErr(field, reason string) error {
+	return &cfgerr.Error{Pkg: "session", Field: field, Value: "nil", Reason: reason}
+}
+
 // keyErr reports a refused key without revealing it.
 func keyErr(field string, key []byte, reason string) error {
 	return &cfgerr.Error{Pkg: "session", Field: field, Value: keyLenString(len(key)), Reason: reason}

@@ -8,15 +8,20 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/lbkit/lbkit/balancer"
 	"github.com/lbkit/lbkit/session"
 )
 
 // The HTTP listener's calls in Insert mode: Request on the way in,
-// PickSticky on the group, Response on the way out.
+// PickSticky on the group, Response on the way out. The Sticky follows the
+// group's membership itself.
 func Example() {
+	g, _ := balancer.New(balancer.Config{Scheduler: balancer.RoundRobin()},
+		balancer.Backend{ID: "web-1", Addr: "10.0.0.1:80"},
+		balancer.Backend{ID: "web-2", Addr: "10.0.0.2:80"})
 	st, err := session.New(session.Config{
-		Key:      bytes.Repeat([]byte{7}, 32), // share it between processes
-		Backends: []string{"web-1", "web-2"},  // the group's member IDs
+		Key:    bytes.Repeat([]byte{7}, 32), // share it between processes
+		Groups: []session.Group{g},
 	})
 	if err != nil {
 		panic(err)
@@ -26,23 +31,24 @@ func Example() {
 	req := http.Header{}
 	sess := st.Request(req)
 	fmt.Printf("session: %q\n", sess.ID)
-	picked := "web-2" // group.PickSticky(sess.ID, key) chose web-2
+	p, _ := g.PickSticky(sess.ID, balancer.Key{})
 	resp := http.Header{}
-	st.Response(resp, sess, picked, true)
+	st.Response(resp, sess, p.Member.ID(), true)
+	p.Done(balancer.DoneInfo{})
 	c, _ := http.ParseSetCookie(resp.Get("Set-Cookie"))
 	fmt.Println(c.Name, c.Path, c.MaxAge, c.HttpOnly, c.Secure, c.SameSite == http.SameSiteNoneMode)
 
 	// Next request carries the cookie; the backend does not see it.
 	req = http.Header{"Cookie": {"lang=en; " + c.Name + "=" + c.Value}}
 	sess = st.Request(req)
-	fmt.Printf("session: %q, forwarded Cookie: %q\n", sess.ID, req.Get("Cookie"))
+	fmt.Printf("session on the picked backend: %v, forwarded Cookie: %q\n", sess.ID == p.Member.ID(), req.Get("Cookie"))
 	resp = http.Header{}
 	st.Response(resp, sess, sess.ID, true) // the session held: nothing to set
 	fmt.Println("Set-Cookie lines:", len(resp["Set-Cookie"]))
 	// Output:
 	// session: ""
 	// SERVERID / 3600 true true true
-	// session: "web-2", forwarded Cookie: "lang=en"
+	// session on the picked backend: true, forwarded Cookie: "lang=en"
 	// Set-Cookie lines: 0
 }
 
@@ -70,6 +76,14 @@ func Example_rewrite() {
 	// Output:
 	// true /shop true
 	// session: "app-1", forwarded Cookie: "JSESSIONID=s3cr3t"
+}
+
+// A Sticky that knows no backends would set a cookie on every response and
+// never honour one, so New refuses it.
+func ExampleNew_noBackends() {
+	_, err := session.New(session.Config{})
+	fmt.Println(err)
+	// Output: session: Backends nil: required: the backend IDs tokens may name, or Groups to follow
 }
 
 func ExampleNew() {

@@ -116,7 +116,7 @@ func get(t *testing.T, c *http.Client, u string) (status int, body string) {
 }
 
 func TestLiveInsert(t *testing.T) {
-	st, err := session.New(session.Config{})
+	st, err := session.New(session.Config{Backends: []string{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +171,7 @@ func TestLiveInsert(t *testing.T) {
 }
 
 func TestLiveRewrite(t *testing.T) {
-	st, err := session.New(session.Config{Mode: session.Rewrite, CookieName: "APPSESSION"})
+	st, err := session.New(session.Config{Mode: session.Rewrite, CookieName: "APPSESSION", Backends: []string{}})
 	if err != nil {
 		t.Fatal(err)
 	}

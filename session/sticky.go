@@ -8,6 +8,17 @@ import (
 	"time"
 )
 
+// Group is a server group whose members a Sticky's tokens may name (see
+// Config.Groups): its member IDs, and when they change. *balancer.Group
+// satisfies it; it is defined here so that session does not import
+// balancer.
+type Group interface {
+	// IDs returns every member's ID.
+	IDs() []string
+	// Changed returns a channel closed at the group's next change.
+	Changed() <-chan struct{}
+}
+
 // Sticky keeps HTTP clients on one backend with a cookie, in [Insert] or
 // [Rewrite] mode. It maps cookies to backend IDs and back; it never picks a
 // backend: the listener asks its server group for the member a cookie
@@ -16,16 +27,20 @@ import (
 //
 // The cookie carries an opaque token (see [Sticky.Encode]): an HMAC-derived
 // tag of the backend ID, the issue time and a MAC. Decoding maps the tag
-// back to an ID through the set of known backends given to
-// [Sticky.SetBackends], so a token never reveals an ID or an address, and
+// back to an ID through the set of known backends — the members of
+// Config.Groups, which the Sticky follows on its own, or the IDs given to
+// Config.Backends and [Sticky.SetBackends] — so a token never reveals an
+// ID or an address, and
 // a token for a backend not in the set, or one that is forged, truncated,
 // altered, too old or made with another key, decodes as "no session".
 //
 // Most callers want [Sticky.Request] on each request and [Sticky.Response]
-// on each response. Keys and backends change through SetKeys and
-// SetBackends, which build a new immutable table and publish it with one
-// atomic store; the per-request methods only load it, take no lock and
-// (Lookup, Decode) allocate nothing.
+// on each response. Keys and backends change through SetKeys, SetBackends
+// and the groups' changes, which build a new immutable table and publish
+// it with one atomic store; the per-request methods only load it, take no
+// lock and (Lookup, Decode) allocate nothing. A group's change is noticed
+// by the first call after it (a non-blocking look at its Changed channel),
+// which rebuilds the table: no goroutine, nothing to stop.
 //
 // Create a Sticky with [New]. A Sticky is safe for concurrent use and must
 // not be copied.
@@ -37,7 +52,9 @@ type Sticky struct {
 	sameSite http.SameSite
 	now      func() time.Time
 
-	mu  sync.Mutex // serializes SetKeys and SetBackends
+	groups []Group // followed, from Config.Groups; nil with Config.Backends
+
+	mu  sync.Mutex // serializes SetKeys, SetBackends and refreshes
 	tab atomic.Pointer[table]
 }
 
@@ -48,6 +65,8 @@ type table struct {
 	tags  map[string]tag   // backend ID → tag under the current key
 	ids   []string         // the known IDs
 	raw   [2][]byte        // the keys as configured, to rebuild on SetBackends
+
+	changed []<-chan struct{} // per followed group: closed when ids may be stale
 }
 
 // Session is what a request's cookie said. The zero value means "no
@@ -64,7 +83,7 @@ type Session struct {
 }
 
 // New returns a Sticky for cfg, or a *ConfigError naming the first refused
-// field.
+// field. Config.Groups or Config.Backends is required.
 func New(cfg Config) (*Sticky, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -76,6 +95,7 @@ func New(cfg Config) (*Sticky, error) {
 		timeout:  int64(cfg.CookieTimeout / time.Second),
 		sameSite: cfg.SameSite,
 		now:      cfg.Now,
+		groups:   cfg.Groups,
 	}
 	if s.mode == Rewrite {
 		s.timeout = 0
@@ -86,12 +106,75 @@ func New(cfg Config) (*Sticky, error) {
 	if key == nil {
 		key = randomKey()
 	}
-	tab, err := buildTable(key, cfg.PreviousKey, cfg.Backends)
+	ids, changed := cfg.Backends, s.watch()
+	if s.groups != nil {
+		ids = groupIDs(s.groups)
+	}
+	tab, err := buildTable(key, cfg.PreviousKey, ids)
 	if err != nil {
 		return nil, err
 	}
+	tab.changed = changed
 	s.tab.Store(tab)
 	return s, nil
+}
+
+// watch returns the groups' Changed channels, read before their IDs so
+// that a change in between is noticed.
+func (s *Sticky) watch() []<-chan struct{} {
+	var chs []<-chan struct{}
+	for _, g := range s.groups {
+		chs = append(chs, g.Changed())
+	}
+	return chs
+}
+
+func groupIDs(groups []Group) []string {
+	var ids []string
+	for _, g := range groups {
+		ids = append(ids, g.IDs()...)
+	}
+	return ids
+}
+
+// table returns the current table, first rebuilding it if a followed
+// group changed since it was built. While another call rebuilds, it
+// returns the old table rather than wait: the change raced with the
+// request either way.
+func (s *Sticky) table() *table {
+	t := s.tab.Load()
+	for _, ch := range t.changed {
+		select {
+		case <-ch:
+			return s.refresh(t)
+		default:
+		}
+	}
+	return t
+}
+
+func (s *Sticky) refresh(old *table) *table {
+	if !s.mu.TryLock() {
+		return old
+	}
+	defer s.mu.Unlock()
+	if cur := s.tab.Load(); cur != old {
+		return cur
+	}
+	changed := s.watch()
+	ids := groupIDs(s.groups)
+	t, err := old, error(nil)
+	if !sameIDs(old, ids) { // most changes are of health or weight, not membership
+		t, err = buildTable(old.raw[0], old.raw[1], ids)
+	}
+	if t == old || err != nil {
+		// Same members, or an ID the table refuses (empty): keep the
+		// tags, and look again at the next change.
+		t = &table{keys: old.keys, byTag: old.byTag, tags: old.tags, ids: old.ids, raw: old.raw}
+	}
+	t.changed = changed
+	s.tab.Store(t)
+	return t
 }
 
 func buildTable(key, prev []byte, ids []string) (*table, error) {
@@ -133,12 +216,31 @@ func buildTable(key, prev []byte, ids []string) (*table, error) {
 	return t, nil
 }
 
-// SetBackends replaces the set of backend IDs that tokens may name. Call it
-// with the group's member IDs whenever membership changes (watch the
-// group's Changed channel). Tokens of a backend left out decode as "no
-// session"; a backend added later is honoured again from then on. On error
-// nothing changes.
+// sameIDs reports whether ids (possibly repeated) are exactly t's IDs.
+func sameIDs(t *table, ids []string) bool {
+	n := 0
+	seen := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		if _, ok := t.tags[id]; !ok {
+			return false
+		}
+		if !seen[id] {
+			seen[id] = true
+			n++
+		}
+	}
+	return n == len(t.tags)
+}
+
+// SetBackends replaces the set of backend IDs that tokens may name, for a
+// Sticky made with Config.Backends; one that follows Config.Groups keeps
+// its set itself, and SetBackends returns a *ConfigError. Tokens of a
+// backend left out decode as "no session"; a backend added later is
+// honoured again from then on. On error nothing changes.
 func (s *Sticky) SetBackends(ids ...string) error {
+	if s.groups != nil {
+		return configErr("Backends", "SetBackends", "the Sticky follows Config.Groups")
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old := s.tab.Load()
@@ -160,10 +262,12 @@ func (s *Sticky) SetKeys(key, previous []byte) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t, err := buildTable(key, previous, s.tab.Load().ids)
+	old := s.tab.Load()
+	t, err := buildTable(key, previous, old.ids)
 	if err != nil {
 		return err
 	}
+	t.changed = old.changed
 	s.tab.Store(t)
 	return nil
 }
@@ -182,7 +286,7 @@ func (s *Sticky) Encode(id string) string { return s.EncodeAt(id, s.now()) }
 // nor any address. An id not in the backend set still gets a token, which
 // decodes once SetBackends includes id.
 func (s *Sticky) EncodeAt(id string, now time.Time) string {
-	t := s.tab.Load()
+	t := s.table()
 	tg, ok := t.tags[id]
 	if !ok {
 		tg = t.keys[0].tagOf(id)
@@ -211,7 +315,7 @@ func (s *Sticky) Decode(token string) (id string, ok bool) {
 // CookieTimeout or more before now (or more than a minute after it). It
 // allocates nothing: id is the string given to SetBackends.
 func (s *Sticky) DecodeAt(token string, now time.Time) (id string, ok bool) {
-	sess, ok := s.decode(s.tab.Load(), token, now.Unix())
+	sess, ok := s.decode(s.table(), token, now.Unix())
 	return sess.ID, ok
 }
 

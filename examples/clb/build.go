@@ -288,7 +288,11 @@ func makePlan(f *File, e *env) (*plan, *problems) {
 				if l.StickySessionType == "server" {
 					sc.Mode = session.Rewrite
 				}
-				if _, err := session.New(*sc); err != nil {
+				// The cookie settings alone: the listener gives the
+				// Sticky its groups.
+				check := *sc
+				check.Backends = []string{}
+				if _, err := session.New(check); err != nil {
 					libProblem(c, "StickySessionType", err)
 				}
 				h.StickySession = sc
@@ -425,7 +429,7 @@ func healthConfig(l Listener) (*health.Config, error) {
 		return nil, err
 	}
 	hc := &health.Config{
-		Kind: k, StartHealthy: true,
+		Kind:               k,
 		Port:               l.HealthCheckConnectPort,
 		Interval:           sec(l.HealthCheckInterval),
 		Timeout:            sec(l.HealthCheckConnectTimeout),
@@ -447,6 +451,9 @@ func healthConfig(l Listener) (*health.Config, error) {
 		return nil, err
 	}
 	c.Stop()
+	// The effective values (a UDP timeout is raised to the interval), from
+	// which the start-up wait is bounded.
+	hc.Interval, hc.Timeout = c.Config().Interval, c.Config().Timeout
 	return hc, nil
 }
 

@@ -10,12 +10,14 @@ import (
 	"net"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -500,6 +502,66 @@ func TestHashByHeader(t *testing.T) {
 	}
 	if len(spread) < 2 {
 		t.Errorf("12 users all went to %v, want them spread", spread)
+	}
+	p.stop(t)
+}
+
+const probedConfig = `LoadBalancerId: lb-probed
+VServerGroups:
+  - VServerGroupId: web
+    BackendServers:
+      - {ServerId: live, ServerIp: 127.0.0.1, Port: LIVE, Weight: 100}
+      - {ServerId: dead, ServerIp: 127.0.0.1, Port: DEAD, Weight: 100}
+Listeners:
+  - ListenerProtocol: http
+    ListenerPort: HTTP
+    VServerGroupId: web
+    Scheduler: rr
+    HealthCheck: "on"
+    HealthCheckType: http
+    HealthCheckURI: /health
+    HealthCheckInterval: 5
+    HealthCheckConnectTimeout: 2
+`
+
+// clb says "ready" only after the first round of health checks: by then
+// every backend has been probed, and the one that passed takes requests at
+// once while the dead one is never tried.
+func TestReadyAfterFirstProbe(t *testing.T) {
+	var probes, requests atomic.Int64
+	live := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/health" {
+			probes.Add(1)
+			return
+		}
+		requests.Add(1)
+		fmt.Fprintln(w, "live")
+	}))
+	defer live.Close()
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadPort := dead.Addr().(*net.TCPAddr).Port
+	dead.Close()
+	base := portBase(t)
+	path := filepath.Join(t.TempDir(), "lb.yaml")
+	cfg := strings.NewReplacer("LIVE", strconv.Itoa(live.Listener.Addr().(*net.TCPAddr).Port), "DEAD", strconv.Itoa(deadPort),
+		"HTTP", strconv.Itoa(base+offHTTP)).Replace(probedConfig)
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := startClb(t, "-config", path, "-port-base", strconv.Itoa(base))
+	if n := probes.Load(); n == 0 {
+		t.Fatal(`"clb: ready" before the live backend's first health probe`)
+	}
+	c := &http.Client{Timeout: 5 * time.Second}
+	defer c.CloseIdleConnections()
+	for i := range 4 {
+		resp, name := firstLine(t, c, fmt.Sprintf("http://127.0.0.1:%d/", base+offHTTP))
+		if resp.StatusCode != http.StatusOK || name != "live" {
+			t.Fatalf("request %d right after ready = %d %q, want 200 from live", i, resp.StatusCode, name)
+		}
 	}
 	p.stop(t)
 }

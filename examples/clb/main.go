@@ -118,6 +118,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "clb:", err)
 		return 1
 	}
+	a.waitProbed() // ready means the backends that passed take traffic
 
 	// The admin status server: off the public listeners. It follows
 	// a.inst across reloads.

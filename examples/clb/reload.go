@@ -51,6 +51,28 @@ func start(p *plan, e *env) (*app, error) {
 	return a, nil
 }
 
+// waitProbed waits until every listener's health checks have probed each
+// backend once, so that "ready" means the backends that passed take
+// traffic (a backend gets none before its first passed probe). The wait
+// is bounded by the time a first round takes, the longest health-check
+// interval plus timeout of the listeners; past it, clb logs and goes on.
+func (a *app) waitProbed() {
+	var bound time.Duration
+	for _, r := range a.running {
+		if hc := r.spec.cfg.HealthCheck; hc != nil {
+			bound = max(bound, hc.Interval+hc.Timeout)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), bound+time.Second)
+	defer cancel()
+	for _, r := range a.running {
+		if err := r.l.WaitProbed(ctx); err != nil {
+			a.log.Warn("health checks: first round not finished; ready anyway", "listener", r.l.Name(), "waited", bound+time.Second)
+			return
+		}
+	}
+}
+
 // add adds and starts the listener s.
 func (a *app) add(s *lspec) error {
 	cfg := s.cfg

@@ -100,9 +100,9 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 		}
 	}
 
-	// Members start unhealthy: none gets a connection before its first
-	// health check has passed.
-	group, err := balancer.New(balancer.Config{Scheduler: balancer.WeightedRoundRobin(), StartUnhealthy: true}, backends...)
+	// With the listener's health check following the group, no member
+	// gets a connection before its first health check has passed.
+	group, err := balancer.New(balancer.Config{Scheduler: balancer.WeightedRoundRobin()}, backends...)
 	if err != nil {
 		return err
 	}
