@@ -56,7 +56,9 @@ func PeakEWMA() Scheduler {
 // slow answer), a lower one pulls it down as an exponentially weighted
 // moving average with time constant Tau, and with no outcomes it decays
 // toward zero with the same time constant, so that a member once slow is
-// tried again after a while and recovers its share when it has recovered.
+// tried again after a while and recovers its share when it has recovered:
+// its fast answers pull the estimate down with time constant Tau, so a
+// 10× slowdown is forgotten within a few Tau, as in Finagle and Linkerd.
 // An outcome with an error counts as at least 10 × DefaultLatency; an
 // outcome with neither error nor latency is not observed. A member starts
 // at DefaultLatency.
