@@ -56,7 +56,9 @@ func PeakEWMA() Scheduler {
 // slow answer), a lower one pulls it down as an exponentially weighted
 // moving average with time constant Tau, and with no outcomes it decays
 // toward zero with the same time constant, so that a member once slow is
-// tried again after a while and recovers its share when it has recovered.
+// tried again after a while and recovers its share when it has recovered:
+// its fast answers pull the estimate down with time constant Tau, so a
+// 10× slowdown is forgotten within a few Tau, as in Finagle and Linkerd.
 // An outcome with an error counts as at least 10 × DefaultLatency; an
 // outcome with neither error nor latency is not observed. A member starts
 // at DefaultLatency.
@@ -163,17 +165,21 @@ func (st *ewmaState) at(now int64, invTau float64) float64 {
 func (st *ewmaState) observe(rtt float64, now int64, invTau float64) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	cur := st.at(now, invTau)
+	w := 1.0 // the weight of the old estimate after the time since stamp
+	if dt := now - st.stamp.Load(); dt > 0 {
+		w = math.Exp(-float64(dt) * invTau)
+	}
+	// cur is the old estimate decayed to now: Finagle's estimate treats
+	// the time since the last update as latency zero, so an outcome adds
+	// rtt in the place of that zero, est·w + rtt·(1−w), and is not
+	// weighted a second time.
+	cur := math.Float64frombits(st.est.Load()) * w
 	// The first outcome replaces DefaultLatency outright, as Finagle's
 	// estimate starting at zero does: the default is a guess for a member
 	// without data, and decaying it over Tau would let a guess outweigh
 	// measurements for seconds.
 	if rtt < cur && st.seen {
-		w := 1.0
-		if dt := now - st.stamp.Load(); dt > 0 {
-			w = math.Exp(-float64(dt) * invTau)
-		}
-		rtt = cur*w + rtt*(1-w)
+		rtt = cur + rtt*(1-w)
 	}
 	st.est.Store(math.Float64bits(rtt))
 	st.stamp.Store(now)

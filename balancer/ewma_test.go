@@ -132,13 +132,15 @@ func TestPeakEWMAAvoidsSlowMemberAndRecovers(t *testing.T) {
 		t.Errorf("c 10× slower: its share over picks %d–%d after the slowdown = %.3f, want < 0.05 (%v)", bound, bound+window, sh, slow)
 	}
 
-	// c recovers; its old estimate decays (Tau 10s) until it is tried
-	// again and its fast answers bring it back.
+	// c recovers; its 100 ms peak decays (Tau 10s) until it is tried
+	// again, and its fast answers pull the estimate down with the same
+	// time constant: about a third after 10 s, all of it within a few
+	// Tau (Finagle's and Linkerd's pace).
 	s.latency["c"] = 10 * time.Millisecond
-	s.run(t, int(30*time.Second/s.interval)) // 30 s of traffic
+	s.run(t, int(90*time.Second/s.interval)) // 90 s of traffic
 	back := s.run(t, window)
 	if sh := share(back, "c"); sh < (1-tol)/3 || sh > (1+tol)/3 {
-		t.Errorf("c fast again, 30s later: share = %.3f over %d picks, want 1/3 ± %.0f%% (%v)", sh, window, 100*tol, back)
+		t.Errorf("c fast again, 90s later: share = %.3f over %d picks, want 1/3 ± %.0f%% (%v)", sh, window, 100*tol, back)
 	}
 	t.Logf("shares of c: warm %.3f, slow %.3f, recovered %.3f", share(warm, "c"), share(slow, "c"), share(back, "c"))
 }
@@ -220,6 +222,49 @@ func TestPeakEWMAFirstOutcomeReplacesDefault(t *testing.T) {
 		}
 		if id := p.Member.ID(); id != "a" {
 			t.Errorf("Pick(step %d) = %s, want a", i, id)
+		}
+		p.Done(balancer.DoneInfo{})
+	}
+}
+
+// A lower outcome moves the estimate as Finagle's does: the old estimate
+// decays over the time since its last update and the outcome takes the
+// weight that decay freed, est·e^(−Δt/Tau) + rtt·(1 − e^(−Δt/Tau)); it is
+// not decayed twice. a answers in 100 ms, then in 1 ns one Tau later, so
+// its estimate is 100/e ≈ 36.8 ms (decayed twice it would be 100/e² ≈
+// 13.5 ms); b answers in 20 ms at that moment, and is picked.
+func TestPeakEWMALowerOutcomeDecaysOnce(t *testing.T) {
+	const tau = 10 * time.Second
+	now := time.Unix(0, 0)
+	s, err := balancer.NewPeakEWMA(balancer.PeakEWMAConfig{Tau: tau, Now: func() time.Time { return now },
+		Rand: rand.New(rand.NewPCG(1, 2)).Uint64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := balancer.New(balancer.Config{Scheduler: s},
+		balancer.Backend{ID: "a", Addr: "127.0.0.1:1"}, balancer.Backend{ID: "b", Addr: "127.0.0.1:2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	report := func(id string, d time.Duration) {
+		t.Helper()
+		p, err := g.PickSticky(id, balancer.Key{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Done(balancer.DoneInfo{Latency: d})
+	}
+	report("a", 100*time.Millisecond)
+	now = now.Add(tau)
+	report("a", 1)
+	report("b", 20*time.Millisecond)
+	for i := range 10 {
+		p, err := g.Pick(balancer.Key{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id := p.Member.ID(); id != "b" {
+			t.Errorf("Pick(step %d) = %s, want b (a ≈ 36.8ms, b 20ms)", i, id)
 		}
 		p.Done(balancer.DoneInfo{})
 	}

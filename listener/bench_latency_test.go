@@ -2,6 +2,7 @@ package listener
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -17,40 +18,87 @@ import (
 
 // BenchmarkHTTPLatencySchedulers measures what a client sees when one of
 // three backends slows down: every backend answers in 1 ms until half the
-// requests are sent, then one answers in 10 ms. latencyClients clients,
-// each with one request in flight, send latencyRequests GETs through an
-// HTTP listener per iteration; p50-ms to p99-ms are the client-side
-// latency percentiles over every request of every iteration, per
+// requests are sent, then one answers in 10 ms. Clients, each with one
+// request in flight, send latencyRequests GETs through an HTTP listener
+// per iteration, after latencyWarmup unmeasured ones that open the
+// connections and give every scheduler its start. p50-ms to p99-ms are
+// the client-side latency percentiles over every measured request, per
 // scheduler; slow-% is the slow backend's share of the requests after it
 // slowed down. A scheduler that learns from outcomes sends it little; one
 // that does not sends it its share.
+//
+// Two kinds of backend, as sub-benchmark names say:
+//
+//   - sleep: a handler that sleeps its service time, any number at once,
+//     so a backend's latency does not grow with its load. This is the
+//     case where weighing latency by requests in flight (ewma's cost)
+//     overrates a busy fast backend.
+//   - pool: a server with latencyWorkers workers; a request waits for a
+//     free one, then holds it for the service time, so latency grows
+//     with load and the slow backend has a tenth of a fast one's
+//     capacity, as a real server's would be.
+//
+// and two loads: 4 clients (about one request in flight per backend) and
+// 16 (more than the three pools' workers together).
 func BenchmarkHTTPLatencySchedulers(b *testing.B) {
-	for _, name := range []string{balancer.NameEWMA, balancer.NameWRR, balancer.NameWLC} {
-		b.Run(name, func(b *testing.B) {
-			s, err := balancer.ParseScheduler(name)
-			if err != nil {
-				b.Fatal(err)
+	for _, kind := range []string{"sleep", "pool"} {
+		for _, clients := range []int{4, 16} {
+			for _, name := range []string{balancer.NameEWMA, balancer.NameWRR, balancer.NameWLC} {
+				b.Run(fmt.Sprintf("%s/clients=%d/%s", kind, clients, name), func(b *testing.B) {
+					s, err := balancer.ParseScheduler(name)
+					if err != nil {
+						b.Fatal(err)
+					}
+					workers := 0
+					if kind == "pool" {
+						workers = latencyWorkers
+					}
+					benchLatency(b, s, clients, workers)
+				})
 			}
-			benchLatency(b, s)
-		})
+		}
 	}
 }
 
 const (
+	latencyWarmup   = 300
 	latencyRequests = 3000
-	latencyClients  = 16
+	latencyWorkers  = 4
 	latencyFast     = time.Millisecond
 	latencySlow     = 10 * time.Millisecond
 )
 
-func benchLatency(b *testing.B, s balancer.Scheduler) {
-	var delays [3]atomic.Int64
+// latencyBackend is one backend of the benchmark: it answers after its
+// service time, with a pool of workers if workers is not nil.
+type latencyBackend struct {
+	delay   atomic.Int64
+	workers chan struct{} // a token per busy worker; nil for no limit
+}
+
+func (lb *latencyBackend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if lb.workers != nil {
+		select {
+		case lb.workers <- struct{}{}:
+		case <-r.Context().Done():
+			return
+		}
+		defer func() { <-lb.workers }()
+	}
+	time.Sleep(time.Duration(lb.delay.Load()))
+	io.WriteString(w, "ok")
+}
+
+func benchLatency(b *testing.B, s balancer.Scheduler, clients, workers int) {
+	var backends [3]*latencyBackend
 	var bs []balancer.Backend
-	for i := range delays {
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			time.Sleep(time.Duration(delays[i].Load())) // the backend's service time
-			io.WriteString(w, "ok")
-		}))
+	for i := range backends {
+		lb := &latencyBackend{}
+		if workers > 0 {
+			lb.workers = make(chan struct{}, workers)
+		}
+		lb.delay.Store(int64(latencyFast))
+		backends[i] = lb
+		srv := httptest.NewServer(lb)
 		defer srv.Close()
 		bs = append(bs, balancer.Backend{ID: string(rune('a' + i)), Addr: srv.Listener.Addr().String()})
 	}
@@ -68,37 +116,29 @@ func benchLatency(b *testing.B, s balancer.Scheduler) {
 		b.Fatal(err)
 	}
 	url := "http://" + listenerAddr(l) + "/"
-	tr := &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: latencyClients}
+	tr := &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: clients}
 	defer tr.CloseIdleConnections()
 	c := &http.Client{Transport: tr}
 
-	slow, _ := g.Member("c")
-	var (
-		all       []time.Duration
-		slowAfter uint64 // the slow backend's requests after the switch
-	)
-	b.ResetTimer()
-	for range b.N {
-		for i := range delays {
-			delays[i].Store(int64(latencyFast))
-		}
+	// send sends n requests from the clients and returns their
+	// latencies; halfway, if slowdown is set, it calls it.
+	send := func(n int, slowdown func()) []time.Duration {
 		var (
-			sent   atomic.Int64
-			atSwap atomic.Uint64
-			mu     sync.Mutex
-			wg     sync.WaitGroup
+			sent atomic.Int64
+			mu   sync.Mutex
+			all  []time.Duration
+			wg   sync.WaitGroup
 		)
-		for range latencyClients {
+		for range clients {
 			wg.Go(func() {
 				var mine []time.Duration
 				for {
-					n := sent.Add(1)
-					if n > latencyRequests {
+					k := sent.Add(1)
+					if k > int64(n) {
 						break
 					}
-					if n == latencyRequests/2 {
-						atSwap.Store(slow.Total())
-						delays[2].Store(int64(latencySlow))
+					if k == int64(n/2) && slowdown != nil {
+						slowdown()
 					}
 					start := time.Now()
 					resp, err := c.Get(url)
@@ -120,7 +160,26 @@ func benchLatency(b *testing.B, s balancer.Scheduler) {
 			})
 		}
 		wg.Wait()
-		slowAfter += slow.Total() - atSwap.Load()
+		return all
+	}
+
+	slow, _ := g.Member("c")
+	var (
+		all       []time.Duration
+		slowAfter uint64 // the slow backend's requests after the slowdown
+	)
+	send(latencyWarmup, nil)
+	b.ResetTimer()
+	for range b.N {
+		for _, lb := range backends {
+			lb.delay.Store(int64(latencyFast))
+		}
+		var atSlowdown uint64
+		all = append(all, send(latencyRequests, func() {
+			atSlowdown = slow.Total()
+			backends[2].delay.Store(int64(latencySlow))
+		})...)
+		slowAfter += slow.Total() - atSlowdown
 	}
 	b.StopTimer()
 	slices.Sort(all)

@@ -1,7 +1,7 @@
 // Command customscheduler plugs a user-written scheduler into an lbkit
 // server group and HTTP listener: "p2c-latency", the power of two random
-// choices by observed latency (scheduler.go), fed with the upstream
-// latencies the listener measures (Listener.Stats).
+// choices by observed latency (scheduler.go), which learns each
+// request's latency from the listener through Picked.Done.
 //
 // Without -backends it starts three demo backends that answer after 5, 20
 // and 80 ms, sends them some requests through the listener and prints how
@@ -111,11 +111,6 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 	addr := net.JoinHostPort(host, strconv.Itoa(l.Port())) // the bound port, for -listen :0 too
 	fmt.Fprintf(out, "customscheduler: %s over %d backends on http://%s\n", sched.Name(), len(backends), addr)
 
-	feedCtx, stopFeed := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Go(func() { feed(feedCtx, l, sched) })
-	defer func() { stopFeed(); wg.Wait() }()
-
 	if cfg.Requests > 0 {
 		counts, err := load(ctx, "http://"+addr+"/", cfg.Requests, 8)
 		if err != nil {
@@ -145,33 +140,6 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 		return err
 	}
 	return nil
-}
-
-// feed turns the listener's per-backend upstream latency counters into
-// samples for the scheduler: every 50 ms, each backend's mean latency
-// over the responses since the last look.
-func feed(ctx context.Context, l *listener.Listener, s *latencyScheduler) {
-	type seen struct {
-		n   uint64
-		sum time.Duration
-	}
-	last := map[string]seen{}
-	t := time.NewTicker(50 * time.Millisecond)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		for id, b := range l.Stats().Backends {
-			prev := last[id]
-			if n := b.UpstreamResponses - prev.n; n > 0 {
-				s.Observe(id, (b.Upstream-prev.sum)/time.Duration(n))
-			}
-			last[id] = seen{b.UpstreamResponses, b.Upstream}
-		}
-	}
 }
 
 // load sends n GET requests to url, conc at a time, and counts the

@@ -22,8 +22,10 @@ func TestSchedulerConformance(t *testing.T) {
 		balancertest.Options{Tolerance: 0.1, Timeout: 20 * time.Second})
 }
 
-// With estimates, the cheaper of two draws wins: of three equal members
-// the fastest gets about 5/9 of the picks, the slowest about 1/9.
+// Outcomes reported through Picked.Done reach the picker (an Observer)
+// and make the estimates; with them, the cheaper of two draws wins: of
+// three equal members the fastest gets about 5/9 of the picks, the
+// slowest about 1/9.
 func TestSchedulerPrefersFast(t *testing.T) {
 	s := newLatencyScheduler()
 	g, err := balancer.New(balancer.Config{Scheduler: s},
@@ -35,9 +37,9 @@ func TestSchedulerPrefersFast(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 10 {
-		s.Observe("fast", 5*time.Millisecond)
-		s.Observe("medium", 20*time.Millisecond)
-		s.Observe("slow", 80*time.Millisecond)
+		observe(t, g, "fast", 5*time.Millisecond)
+		observe(t, g, "medium", 20*time.Millisecond)
+		observe(t, g, "slow", 80*time.Millisecond)
 	}
 	if got := s.Estimate("slow"); got < 79*time.Millisecond || got > 81*time.Millisecond {
 		t.Errorf("Estimate(slow) = %v, want about 80ms", got)
@@ -107,18 +109,29 @@ func TestCustomSchedulerListener(t *testing.T) {
 	}
 }
 
-// A pick allocates nothing.
+// A pick and its Done, which the picker observes, allocate nothing.
 func TestPickAllocs(t *testing.T) {
 	s := newLatencyScheduler()
 	g, _ := balancer.New(balancer.Config{Scheduler: s},
 		balancer.Backend{ID: "a", Addr: "127.0.0.1:1", Weight: 100},
 		balancer.Backend{ID: "b", Addr: "127.0.0.1:2", Weight: 50},
 	)
-	s.Observe("a", time.Millisecond)
+	observe(t, g, "a", time.Millisecond)
 	if n := testing.AllocsPerRun(1000, func() {
 		p, _ := g.Pick(balancer.Key{})
-		p.Done(balancer.DoneInfo{})
+		p.Done(balancer.DoneInfo{Latency: time.Millisecond})
 	}); n != 0 {
 		t.Errorf("Pick and Done allocate %v times, want 0", n)
 	}
+}
+
+// observe reports one outcome of latency d on backend id as the listener
+// does: a pick, then Done.
+func observe(t *testing.T, g *balancer.Group, id string, d time.Duration) {
+	t.Helper()
+	p, err := g.PickSticky(id, balancer.Key{})
+	if err != nil || p.Member.ID() != id {
+		t.Fatalf("PickSticky(%s) = %v, %v", id, p.Member, err)
+	}
+	p.Done(balancer.DoneInfo{Latency: d})
 }

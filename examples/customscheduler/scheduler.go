@@ -18,9 +18,11 @@ import (
 // A member with no estimate yet costs nothing, so new members get tried.
 // With no estimates at all, picks follow the weights.
 //
-// Latency comes from outside through Observe, which keeps an exponentially
-// weighted moving average per backend ID; estimates outlive the snapshots
-// a group builds. Picks take no lock and allocate nothing.
+// Its pickers are balancer.Observers: the outcome of every pick, reported
+// by the listener through Picked.Done, arrives in Observe and moves the
+// member's moving average. The estimates are kept by backend ID in the
+// scheduler, so they outlive the snapshots a group builds. Picks take no
+// lock and allocate nothing.
 //
 // A latencyScheduler serves one group; it is safe for concurrent use.
 type latencyScheduler struct {
@@ -37,55 +39,42 @@ func (*latencyScheduler) Name() string { return "p2c-latency" }
 
 // Build makes a picker over members, sharing the latency estimates.
 func (s *latencyScheduler) Build(members []*balancer.Member) (balancer.Picker, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	p := &latencyPicker{
-		members: append([]*balancer.Member(nil), members...),
-		lat:     make([]*atomic.Int64, len(members)),
+		members:  append([]*balancer.Member(nil), members...),
+		lat:      make([]*atomic.Int64, len(members)),
+		byMember: make(map[*balancer.Member]*atomic.Int64, len(members)),
 	}
 	for i, m := range members {
 		p.total += m.Weight()
 		p.cumulative = append(p.cumulative, p.total)
-		p.lat[i] = s.estimate(m.ID())
+		e := s.lat[m.ID()]
+		if e == nil {
+			e = new(atomic.Int64)
+			s.lat[m.ID()] = e
+		}
+		p.lat[i], p.byMember[m] = e, e
 	}
 	return p, nil
 }
 
-// Observe feeds one latency sample (or the mean of several) for backend
-// id into its estimate: estimate += (sample − estimate) / 4.
-func (s *latencyScheduler) Observe(id string, sample time.Duration) {
-	e := s.estimate(id)
-	for {
-		old := e.Load()
-		next := int64(sample)
-		if old != 0 {
-			next = old + (int64(sample)-old)/4
-		}
-		if e.CompareAndSwap(old, next) {
-			return
-		}
-	}
-}
-
 // Estimate returns backend id's latency estimate, 0 if none.
 func (s *latencyScheduler) Estimate(id string) time.Duration {
-	return time.Duration(s.estimate(id).Load())
-}
-
-func (s *latencyScheduler) estimate(id string) *atomic.Int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e := s.lat[id]
-	if e == nil {
-		e = new(atomic.Int64)
-		s.lat[id] = e
+	if e := s.lat[id]; e != nil {
+		return time.Duration(e.Load())
 	}
-	return e
+	return 0
 }
 
 // latencyPicker is one snapshot's picker: immutable except for the
 // estimates and the members' live counters it reads.
 type latencyPicker struct {
 	members    []*balancer.Member
-	lat        []*atomic.Int64
+	lat        []*atomic.Int64 // parallel to members
+	byMember   map[*balancer.Member]*atomic.Int64
 	cumulative []int
 	total      int
 }
@@ -96,6 +85,27 @@ func (p *latencyPicker) Pick(balancer.Key) *balancer.Member {
 		a = b
 	}
 	return p.members[a]
+}
+
+// Observe folds the latency of one outcome into its member's estimate:
+// estimate += (latency − estimate) / 4. Outcomes without a latency (a
+// backend that could not be reached) and members this snapshot does not
+// hold (a draining one finishing its sessions) are ignored.
+func (p *latencyPicker) Observe(m *balancer.Member, d balancer.DoneInfo) {
+	e := p.byMember[m]
+	if e == nil || d.Latency <= 0 {
+		return
+	}
+	for {
+		old := e.Load()
+		next := int64(d.Latency)
+		if old != 0 {
+			next = old + (next-old)/4
+		}
+		if e.CompareAndSwap(old, next) {
+			return
+		}
+	}
 }
 
 // draw returns a member index with probability proportional to its
