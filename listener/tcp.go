@@ -273,15 +273,17 @@ func (s *tcpServer) sweepIdleAt(now time.Time) int {
 	defer s.mu.Unlock()
 	for _, set := range s.byBackend {
 		for c := range set {
-			if c.idleAt(now, timeout) && c.abort() {
+			if c.idleAt(now, timeout) && c.abortCounting(s.countIdle) {
 				n++
-				s.l.c.idle.Add(1)
 				s.l.cfg.Logger.Debug("idle timeout", "backend", c.member.ID(), "timeout", timeout)
 			}
 		}
 	}
 	return n
 }
+
+// countIdle counts one idle reset.
+func (s *tcpServer) countIdle() { s.l.c.idle.Add(1) }
 
 // tcpConn is one proxied connection.
 type tcpConn struct {
@@ -322,10 +324,16 @@ func (c *tcpConn) idleAt(now time.Time, timeout time.Duration) bool {
 
 // abort resets both sides (RST, not FIN): used for the idle timeout,
 // drain, hard stop and errors. It reports whether this call did it, so
-// that a connection is counted once.
-func (c *tcpConn) abort() bool {
+// that a connection is counted once; count, if not nil, runs first, so
+// that a peer that sees the reset also sees it counted.
+func (c *tcpConn) abort() bool { return c.abortCounting(nil) }
+
+func (c *tcpConn) abortCounting(count func()) bool {
 	if c.closed.Swap(true) {
 		return false
+	}
+	if count != nil {
+		count()
 	}
 	c.cancel()
 	resetConn(c.client)
