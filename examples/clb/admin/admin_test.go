@@ -133,8 +133,14 @@ func TestStatusFollowsGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	bs := s.Status().Listeners[0].Backends
-	if len(bs) != 2 || bs[0].ID != "b" || bs[0].Weight != 50 || !bs[0].Member || bs[1].ID != "a" || bs[1].Member || bs[1].New != 1 {
-		t.Errorf("backends after removing a and draining b = %+v, want b (draining, its weight 50 kept), then a (not a member, 1 connection)", bs)
+	if len(bs) != 2 || bs[0].ID != "b" || bs[0].Weight != 0 || bs[0].State != "drain" || !bs[0].Member || bs[1].ID != "a" || bs[1].Member || bs[1].New != 1 {
+		t.Errorf("backends after removing a and draining b = %+v, want b (draining: CLB weight 0, state drain), then a (not a member, 1 connection)", bs)
+	}
+	if err := g.SetState("b", balancer.Ready); err != nil {
+		t.Fatal(err)
+	}
+	if b := s.Status().Listeners[0].Backends[0]; b.Weight != 50 || b.State != "ready" {
+		t.Errorf("b ready again = %+v, want its weight 50 back, state ready", b)
 	}
 	if err := f.web.Stop(t.Context()); err != nil {
 		t.Fatal(err)

@@ -63,7 +63,7 @@ func NewCollector(inst *listener.Instance) prometheus.Collector {
 		upstream:   desc("lbkit_listener_upstream_latency_seconds", "Time from sending requests to backends to receiving their response headers.", l),
 
 		bUp:       desc("lbkit_backend_up", "Whether the backend is healthy (1) or not (0).", b),
-		bWeight:   desc("lbkit_backend_weight", "The backend's weight, 0–100; 0 drains it.", b),
+		bWeight:   desc("lbkit_backend_weight", "The backend's weight as the CLB reports it, 0–100: 0 while it drains or is in maintenance.", b),
 		bStandby:  desc("lbkit_backend_standby", "Whether the backend is in the standby tier (1) or the primary tier (0).", b),
 		bActive:   desc("lbkit_backend_connections_active", "Connections to the backend open now (HTTP: requests in flight).", b),
 		bTotal:    desc("lbkit_backend_connections_total", "Connections made to the backend (HTTP: requests sent).", b),
@@ -157,7 +157,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			for _, m := range g.Members() {
 				bv := []string{s.Name, m.ID()}
 				gauge(c.bUp, b2f(m.Healthy()), bv...)
-				gauge(c.bWeight, float64(m.Weight()), bv...)
+				gauge(c.bWeight, float64(clbWeight(m)), bv...)
 				gauge(c.bStandby, b2f(m.Standby()), bv...)
 				backend(m.ID())
 			}

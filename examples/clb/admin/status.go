@@ -4,6 +4,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/lbkit/lbkit/balancer"
 	"github.com/lbkit/lbkit/listener"
 )
 
@@ -66,10 +67,13 @@ type BackendStatus struct {
 	// A backend that is not — one removed since it carried traffic, or
 	// one of a forwarding rule's group — has counters but no Weight,
 	// Standby or Healthy.
-	Member  bool `json:"member"`
-	Weight  int  `json:"weight"`
-	Standby bool `json:"standby,omitempty"`
-	Healthy bool `json:"healthy"`
+	Member bool `json:"member"`
+	// Weight is the CLB's: 0 while the backend drains or is in
+	// maintenance, whose State then says which.
+	Weight  int    `json:"weight"`
+	State   string `json:"state,omitempty"`
+	Standby bool   `json:"standby,omitempty"`
+	Healthy bool   `json:"healthy"`
 
 	// Active and New count this listener's connections (HTTP and HTTPS:
 	// requests) to the backend in flight and sent in all.
@@ -163,7 +167,7 @@ func listenerStatus(l *listener.Listener) ListenerStatus {
 		for _, m := range g.Members() {
 			members[m.ID()] = true
 			b := BackendStatus{ID: m.ID(), Addr: m.Addr(), Member: true,
-				Weight: m.Weight(), Standby: m.Standby(), Healthy: m.Healthy()}
+				Weight: clbWeight(m), State: m.State().String(), Standby: m.Standby(), Healthy: m.Healthy()}
 			counted(&b)
 			ls.Backends = append(ls.Backends, b)
 		}
@@ -181,4 +185,14 @@ func listenerStatus(l *listener.Listener) ListenerStatus {
 		ls.Backends = append(ls.Backends, b)
 	}
 	return ls
+}
+
+// clbWeight is a member's weight as the CLB reports it: 0 while it drains
+// or is in maintenance (the library keeps its weight for when it is ready
+// again).
+func clbWeight(m *balancer.Member) int {
+	if m.State() != balancer.Ready {
+		return 0
+	}
+	return m.Weight()
 }
