@@ -179,7 +179,8 @@ type Result struct {
 //
 // Every Config.Interval it probes each target (TCP connect, HTTP request,
 // UDP exchange or your Probe), with a per-target random offset so that
-// probes do not align. A target changes state only after
+// probes do not align; a new target is first probed within 100 ms, so it
+// need not wait an interval for its first verdict. A target changes state only after
 // Config.HealthyThreshold consecutive passes or Config.UnhealthyThreshold
 // consecutive failures, as in HAProxy; a new target is pending until its
 // first probe, as in Envoy (or healthy, with Config.TrustNew). The
@@ -239,6 +240,7 @@ type target struct {
 	told      told
 	next      time.Time // next scheduled probe
 	running   bool      // a scheduled probe is in flight
+	first     bool      // next is the first probe, soon after the target came
 
 	passiveFails int
 	ejections    int // ejections in a row, for the growing eject time
@@ -311,7 +313,8 @@ func (c *Checker) Config() Config { return c.cfg }
 // state, counters and schedule, and the StatusSetter is told their health
 // again (OnChange is not called): the group may have removed such a member
 // and added it back, at its default health, since the last call. New
-// targets start pending at a random offset within the interval (with
+// targets start pending, are first probed within 100 ms, then every
+// interval from a random offset within it (with
 // Config.TrustNew they start healthy, and the StatusSetter is told so);
 // removed ones are forgotten, and a probe of theirs still in flight is
 // ignored. A refused target (bad address, duplicate ID) refuses the whole
@@ -358,7 +361,10 @@ func (c *Checker) setTargets(ts []Target) error {
 			nt.state, nt.told = StateHealthy, toldHealthy
 			c.queue = append(c.queue, note{ev: Event{Target: t, Healthy: true}, set: true, quiet: true})
 		}
-		nt.next = now.Add(time.Duration(c.rnd.Int64N(int64(c.cfg.Interval))))
+		// The first probe comes soon, so a new backend need not wait an
+		// interval for traffic; the next at a random point of the
+		// interval after it, which spreads the probes of many targets.
+		nt.next, nt.first = now.Add(c.jitter(min(c.cfg.Interval, firstProbeSpread))), true
 		next[t.ID] = nt
 	}
 	c.targets = next
@@ -396,8 +402,8 @@ func (t Target) normalize() (Target, error) {
 	return t, nil
 }
 
-// Start starts probing in the background: each target every
-// Config.Interval from its own random offset, at most Config.Concurrency
+// Start starts probing in the background: each target first within
+// 100 ms, then every Config.Interval from its own random offset, at most Config.Concurrency
 // probes at once. Starting a started Checker does nothing; starting a
 // stopped one returns ErrStopped.
 func (c *Checker) Start() error {
@@ -685,6 +691,15 @@ func (c *Checker) loop() {
 	}
 }
 
+// firstProbeSpread bounds how long a new target waits for its first
+// probe: the first probes of many targets spread over it.
+const firstProbeSpread = 100 * time.Millisecond
+
+// jitter returns a random duration in [0, d).
+func (c *Checker) jitter(d time.Duration) time.Duration {
+	return time.Duration(c.rnd.Int64N(int64(d)))
+}
+
 // dueLocked marks the targets due at now as running, moves their schedule
 // on by whole intervals (keeping each target's offset), and returns them
 // with the time until the next thing to do.
@@ -701,7 +716,11 @@ func (c *Checker) dueLocked(now time.Time) (due []*target, wait time.Duration) {
 		}
 		if !t.next.After(now) {
 			t.running = true
-			t.next = t.next.Add((now.Sub(t.next)/iv + 1) * iv)
+			if t.first {
+				t.next, t.first = now.Add(c.jitter(iv)+1), false
+			} else {
+				t.next = t.next.Add((now.Sub(t.next)/iv + 1) * iv)
+			}
 			due = append(due, t)
 		}
 		wait = min(wait, t.next.Sub(now))

@@ -270,13 +270,42 @@ func TestJitter(t *testing.T) {
 	next := health.NextProbesForTest(c)
 	distinct := map[time.Time]bool{}
 	for id, at := range next {
-		if off := at.Sub(now); off < 0 || off >= 10*time.Second {
-			t.Errorf("target %s: first probe at +%s, want within [0, 10s)", id, off)
+		// A new target is probed soon, so it need not wait an interval
+		// for traffic.
+		if off := at.Sub(now); off < 0 || off >= 100*time.Millisecond {
+			t.Errorf("target %s: first probe at +%s, want within [0, 100ms)", id, off)
 		}
 		distinct[at] = true
 	}
 	if len(distinct) < 95 {
 		t.Errorf("100 targets share %d start times, want them spread", len(distinct))
+	}
+	// After the first probe, each goes on from its own random point of the
+	// interval, so the probes of many targets do not align.
+	first := now.Add(100 * time.Millisecond)
+	if due := health.DueForTest(c, first); len(due) != 100 {
+		t.Fatalf("%d targets due 100ms after they came, want 100", len(due))
+	}
+	second := health.NextProbesForTest(c)
+	spread := map[time.Duration]bool{}
+	for id, at := range second {
+		off := at.Sub(first)
+		if off <= 0 || off > 10*time.Second {
+			t.Errorf("target %s: second probe at +%s after the first round, want within (0, 10s]", id, off)
+		}
+		spread[off/time.Second] = true
+	}
+	if len(spread) < 8 {
+		t.Errorf("second probes fall in %d of the interval's 10 seconds, want them spread over it", len(spread))
+	}
+	third := health.NextProbesForTest(c)
+	if due := health.DueForTest(c, first.Add(10*time.Second)); len(due) != 100 {
+		t.Fatalf("%d targets due one interval after the first round, want 100", len(due))
+	}
+	for id, at := range health.NextProbesForTest(c) {
+		if got := at.Sub(third[id]); got != 10*time.Second {
+			t.Errorf("target %s: third probe %s after the second, want the interval, 10s", id, got)
+		}
 	}
 	cfg.Rand = rand.New(rand.NewPCG(1, 2))
 	again := health.NextProbesForTest(newChecker(t, cfg, ts...))
@@ -304,6 +333,7 @@ func TestScheduledLoop(t *testing.T) {
 	rec := newRecorder()
 	c := newChecker(t, health.Config{Probe: tcp, Interval: time.Second, Setter: rec, OnChange: rec.onChange},
 		health.Target{ID: "up", Addr: up}, health.Target{ID: "down", Addr: closedTCP(t)})
+	started := time.Now()
 	if err := c.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -323,20 +353,27 @@ func TestScheduledLoop(t *testing.T) {
 	if !got["up"] || got["down"] {
 		t.Errorf("health after the first probes = %v, want up true, down false", got)
 	}
-	// Wait for a second probe of "up" and check the spacing.
+	// A new target's first probe comes within 100 ms, its second at a
+	// random point of the interval after it, then one every interval.
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		mu.Lock()
 		p := append([]time.Time(nil), probes[up]...)
 		mu.Unlock()
-		if len(p) >= 2 {
-			if gap := p[1].Sub(p[0]); gap < 900*time.Millisecond || gap > 1500*time.Millisecond {
+		if len(p) >= 3 {
+			if gap := p[0].Sub(started); gap > 600*time.Millisecond {
+				t.Errorf("first probe of up %s after Start, want within 100 ms", gap)
+			}
+			if gap := p[1].Sub(p[0]); gap > 1500*time.Millisecond {
+				t.Errorf("first two probes of up %s apart, want at most about 1s", gap)
+			}
+			if gap := p[2].Sub(p[1]); gap < 900*time.Millisecond || gap > 1500*time.Millisecond {
 				t.Errorf("probes of up %s apart, want about 1s", gap)
 			}
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("one probe of up in 5s, want two")
+			t.Fatalf("%d probes of up in 5s, want three", len(p))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

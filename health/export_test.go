@@ -17,3 +17,17 @@ func NextProbesForTest(c *Checker) map[string]time.Time {
 	}
 	return m
 }
+
+// DueForTest takes the targets due at now as the scheduled loop does
+// (their probes are not run) and returns their IDs.
+func DueForTest(c *Checker, now time.Time) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	due, _ := c.dueLocked(now)
+	ids := make([]string, len(due))
+	for i, t := range due {
+		t.running = false
+		ids[i] = t.ID
+	}
+	return ids
+}

@@ -411,9 +411,9 @@ func hashPolicy(by, key string) listener.HashPolicy {
 	return listener.HashPolicy{}
 }
 
-// newGroup builds a listener's own server group. Members start healthy
-// (HAProxy's assumption), so traffic flows at once and a dead backend
-// leaves after UnhealthyThreshold failed checks.
+// newGroup builds a listener's own server group. With a health check the
+// listener's checker follows it, so each member takes traffic from its
+// first passed probe; without one, members are healthy.
 func newGroup(sched string, members []balancer.Backend) (*balancer.Group, error) {
 	s, err := balancer.ParseScheduler(sched)
 	if err != nil {
