@@ -341,7 +341,7 @@ func buildRoutes(def *balancer.Group, rules []Rule) (routes, error) {
 		}
 		d, err := sni.ParseDomain(r.Host)
 		if err != nil {
-			return rs, configErr(field+".Host", r.Host, err.Error())
+			return rs, configErr(field+".Host", r.Host, reasonOf(err))
 		}
 		byHost[d.String()] = append(byHost[d.String()], route{p, r.Group})
 	}

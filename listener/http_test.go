@@ -18,6 +18,7 @@ import (
 
 	"github.com/lbkit/lbkit/acl"
 	"github.com/lbkit/lbkit/balancer"
+	"github.com/lbkit/lbkit/internal/errtest"
 	"github.com/lbkit/lbkit/session"
 )
 
@@ -425,6 +426,7 @@ func TestHTTPRulesRefused(t *testing.T) {
 		{"sticky", HTTPOptions{StickySession: &session.Config{Mode: session.Rewrite}}, HTTP, "CookieName"},
 	}
 	in := newInstance(t)
+	own := map[string]error{} // the listener's own refusals: one prefix each
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := in.Add(Config{Protocol: tt.proto, Port: 80, Group: g, HTTP: tt.opts, Stopped: true})
@@ -432,8 +434,12 @@ func TestHTTPRulesRefused(t *testing.T) {
 			if !errors.As(err, &ce) || ce.Field != tt.field {
 				t.Fatalf("Add = %v, want a ConfigError on %s", err, tt.field)
 			}
+			if ce.Pkg == "listener" {
+				own[tt.name] = err
+			}
 		})
 	}
+	errtest.OnePrefix(t, "listener", own)
 }
 
 // cookieClient is a client with a cookie jar, like curl -c/-b.

@@ -31,7 +31,7 @@ func newTLSState(o *HTTPOptions) (*tlsState, error) {
 	}
 	sel, err := sni.NewSelector(sni.SelectorConfig{Default: o.Certificate})
 	if err != nil {
-		return nil, configErr("HTTP.Certificate", "default", err.Error())
+		return nil, configErr("HTTP.Certificate", "default", reasonOf(err))
 	}
 	err = sel.Update(func(b *sni.Batch[*tls.Certificate]) error {
 		for d, c := range o.Domains {
