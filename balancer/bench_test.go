@@ -41,8 +41,7 @@ func benchGroup(b *testing.B, s Scheduler, n int) *Group {
 func benchKeys() []Key {
 	ks := fourTuples(1024)
 	for i := range ks {
-		ks[i].ConnID = []byte{byte(i), byte(i >> 8), 3, 4, 5, 6, 7, 8}
-		ks[i].Hash, ks[i].HasHash = uint64(i)*0x9e3779b97f4a7c15, true
+		ks[i].Hash, ks[i].HasHash = HashQUICConnID([]byte{byte(i), byte(i >> 8), 3, 4, 5, 6, 7, 8}), true
 	}
 	return ks
 }

@@ -35,10 +35,12 @@ func TestXXH64Small(t *testing.T) {
 
 // The Key hashes are XXH64 of the documented byte layouts.
 func TestKeyHashLayout(t *testing.T) {
+	id := []byte{1, 2, 3, 4, 5, 6, 7, 8}
 	k := Key{
-		Src:    netip.MustParseAddrPort("192.0.2.1:1234"),
-		Dst:    netip.MustParseAddrPort("[2001:db8::1]:443"),
-		ConnID: []byte{1, 2, 3, 4, 5, 6, 7, 8},
+		Src:     netip.MustParseAddrPort("192.0.2.1:1234"),
+		Dst:     netip.MustParseAddrPort("[2001:db8::1]:443"),
+		Hash:    HashQUICConnID(id),
+		HasHash: true,
 	}
 	s, d := k.Src.Addr().As16(), k.Dst.Addr().As16()
 	var tuple [36]byte
@@ -52,7 +54,7 @@ func TestKeyHashLayout(t *testing.T) {
 	if got, want := k.FourTupleHash(), xxhash.Sum64(tuple[:]); got != want {
 		t.Errorf("FourTupleHash = %x, want %x", got, want)
 	}
-	if got, want := k.ConnIDHash(), xxhash.Sum64(k.ConnID); got != want {
+	if got, want := k.ConnIDHash(), xxhash.Sum64(id); got != want {
 		t.Errorf("ConnIDHash = %x, want %x", got, want)
 	}
 }

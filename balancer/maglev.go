@@ -19,8 +19,9 @@ const (
 	// HashFourTuple hashes source and destination address and port
 	// (tch): one connection, one backend.
 	HashFourTuple
-	// HashConnID hashes the QUIC connection ID (qch), falling back to the
-	// four-tuple when a packet has none.
+	// HashConnID places by the QUIC connection ID (qch): Key.Hash as
+	// HashQUICConnID computes it, falling back to the four-tuple when a
+	// packet has none (HasHash false).
 	HashConnID
 	// HashKey hashes Key.Hash, a hash the caller computed from the
 	// request (hash): one header, cookie or path value, one backend.

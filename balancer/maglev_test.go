@@ -236,7 +236,8 @@ func TestKeyHashes(t *testing.T) {
 		t.Error("ConnIDHash without a connection ID is not the four-tuple hash")
 	}
 	a, b := v4, mapped
-	a.ConnID, b.ConnID = []byte{1, 2, 3, 4}, []byte{1, 2, 3, 4}
+	a.Hash, a.HasHash = HashQUICConnID([]byte{1, 2, 3, 4}), true
+	b.Hash, b.HasHash = HashQUICConnID([]byte{1, 2, 3, 4}), true
 	if a.ConnIDHash() != b.ConnIDHash() {
 		t.Error("ConnIDHash depends on the address when a connection ID is present")
 	}

@@ -9,25 +9,29 @@ import (
 
 // Key is the input of a pick: what the caller knows about the connection,
 // request or datagram being placed. Schedulers use what they need and
-// ignore the rest. A Key is a small value; building one allocates nothing.
+// ignore the rest. A Key is a small value (80 bytes, passed by value to
+// every Picker: its size is a pick's cost); building one allocates nothing.
 type Key struct {
 	// Src is the client's address and port.
 	Src netip.AddrPort
 	// Dst is the address and port the client connected to.
 	Dst netip.AddrPort
-	// ConnID is a QUIC destination connection ID, or nil. The qch
-	// scheduler hashes it; it is not retained after the pick.
-	ConnID []byte
-	// Hash is a caller-computed hash of whatever identifies the request
-	// (a header, a cookie, the path, a query parameter…), used by
-	// Maglev{By: HashKey}. Any 64-bit value will do: the scheduler mixes
-	// it before use. Computing it is the caller's, so a pick still
+	// Hash is a caller-computed hash of whatever identifies the flow or
+	// request: for qch (Maglev{By: HashConnID}), HashQUICConnID of the
+	// QUIC destination connection ID, as a UDP listener sets it; for hash
+	// (Maglev{By: HashKey}), anything — a header, a cookie, the path, a
+	// query parameter. Computing it is the caller's, so a pick still
 	// allocates nothing.
 	Hash uint64
-	// HasHash says Hash is set. Without it HashKey falls back to the
-	// source IP, as when a request lacks the hashed header.
+	// HasHash says Hash is set. Without it qch falls back to the
+	// four-tuple (a packet with no connection ID) and hash to the source
+	// IP (a request without the hashed header).
 	HasHash bool
 }
+
+// HashQUICConnID returns the Key.Hash the qch scheduler expects for a QUIC
+// destination connection ID: its XXH64.
+func HashQUICConnID(id []byte) uint64 { return xxhSmall(id) }
 
 // SourceIPHash returns the hash the sch scheduler uses: XXH64 of the
 // source address in its 16-byte form, so an IPv4 address and its
@@ -39,12 +43,13 @@ func (k Key) SourceIPHash() uint64 { return sourceIPHash(&k) }
 // destination port (big-endian).
 func (k Key) FourTupleHash() uint64 { return fourTupleHash(&k) }
 
-// ConnIDHash returns the hash the qch scheduler uses: XXH64 of ConnID, or
-// FourTupleHash when ConnID is empty (a packet with no connection ID).
+// ConnIDHash returns the hash the qch scheduler uses: Hash (the
+// connection ID's, HashQUICConnID), or FourTupleHash when HasHash is false
+// (a packet with no connection ID).
 func (k Key) ConnIDHash() uint64 { return connIDHash(&k) }
 
 // The hashes take *Key so that pickers, which hold the Key they were
-// passed, hash it in place instead of copying 88 bytes once more.
+// passed, hash it in place instead of copying it once more.
 
 func sourceIPHash(k *Key) uint64 {
 	a := k.Src.Addr().As16()
@@ -70,10 +75,10 @@ func keyHash(k *Key) uint64 {
 }
 
 func connIDHash(k *Key) uint64 {
-	if len(k.ConnID) == 0 {
+	if !k.HasHash {
 		return fourTupleHash(k)
 	}
-	return xxhSmall(k.ConnID)
+	return k.Hash
 }
 
 // A Scheduler turns a group's eligible members into a Picker. The group

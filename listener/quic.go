@@ -61,7 +61,7 @@ func parseQUICDestConnID(b []byte, shortLen int) (dcid []byte, ok bool) {
 // as a connection that migrated is not new work). Otherwise — ok false (an ID
 // the router cannot decode or map, such as a client-chosen Initial DCID)
 // or a backend no longer eligible — the flow takes the usual first pick
-// with the Key's ConnID cleared, which is the draft's fallback: the
+// with no connection-ID hash in the Key, which is the draft's fallback: the
 // client's persisted backend if PersistenceTimeout is on, else the
 // scheduler, which for qch then hashes the four-tuple; the flow table
 // keeps such a flow on its backend. Stats.QUICRouted and

@@ -543,8 +543,8 @@ func FuzzQUICLBRouterPath(f *testing.F) {
 	dst := netip.MustParseAddrPort("198.51.100.1:443")
 	f.Fuzz(func(t *testing.T, first []byte) {
 		k, routeID, routed := s.pickKey(src, dst, first)
-		if len(k.ConnID) != 0 {
-			t.Fatalf("pickKey(%x): ConnID %x with a router, want none", first, k.ConnID)
+		if k.HasHash {
+			t.Fatalf("pickKey(%x): a connection-ID hash %x with a router, want none", first, k.Hash)
 		}
 		if !routed {
 			p, err := g.Pick(k)

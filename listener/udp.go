@@ -278,17 +278,18 @@ func (s *udpServer) connect(f *udpFlow, first []byte) (*net.UDPConn, attempt.Att
 // first datagram is first, and the backend the connection-ID router names
 // for it (routed true), if any. Every new flow asks the router, a
 // migrated client's too: its new address is a new flow, whose DCID the
-// router maps back to the server that issued it. With a router, the key
-// carries no ConnID: what the router cannot place goes by four-tuple, as
-// the QUIC-LB draft asks (qch hashes the four-tuple for an empty ConnID),
+// router maps back to the server that issued it. Without a router the
+// key's Hash is the DCID's (HashQUICConnID), which qch places by. With a
+// router, the key carries no hash: what the router cannot place goes by
+// four-tuple, as the QUIC-LB draft asks (qch hashes the four-tuple then),
 // and the flow table keeps it there; a PickSticky that finds the routed
 // backend gone falls back the same way.
 func (s *udpServer) pickKey(src, dst netip.AddrPort, first []byte) (k balancer.Key, routeID string, routed bool) {
 	k = balancer.Key{Src: src, Dst: dst}
 	dcid, ok := parseQUICDestConnID(first, s.l.cfg.QUICConnIDLength)
 	if s.route == nil {
-		if ok {
-			k.ConnID = dcid
+		if ok && len(dcid) > 0 {
+			k.Hash, k.HasHash = balancer.HashQUICConnID(dcid), true
 		}
 		return k, "", false
 	}

@@ -164,9 +164,10 @@ func keys(n int, seed uint64) []balancer.Key {
 			id[j] = byte(r.Uint32())
 		}
 		ks[i] = balancer.Key{
-			Src:    netip.AddrPortFrom(src, uint16(1024+r.IntN(60000))),
-			Dst:    dst,
-			ConnID: id,
+			Src:     netip.AddrPortFrom(src, uint16(1024+r.IntN(60000))),
+			Dst:     dst,
+			Hash:    balancer.HashQUICConnID(id),
+			HasHash: true,
 		}
 	}
 	return ks
