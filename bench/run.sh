@@ -539,8 +539,10 @@ suite_idle() {
         echo "conns $IDLE_CONNS"
         echo "rss_before_kib $before"
         echo "rss_after_kib $after"
-        awk '/^closed-by-peer/{print "closed_by_peer " $2}' "$WORK/$name-hold.log"
+        # idleconns prints it after SIGTERM; "unknown" if it did not.
+        awk '/^closed-by-peer/{c=$2} END{print "closed_by_peer " (c == "" ? "unknown" : c)}' "$WORK/$name-hold.log"
       } >"$out"
+      cp "$WORK/$name-hold.log" "$out.log"
       log "idle $mode $name #$r: $before KiB → $after KiB: $(awk -v a="$before" -v b="$after" -v n="$IDLE_CONNS" 'BEGIN{printf "%.1f KiB per connection", (b-a)/n}') ($(grep closed "$out"))"
       stop "$PROXY"
     done

@@ -53,6 +53,7 @@ type Sample struct {
 	// The idle suite's: RSS growth per held connection, KiB, and the
 	// connections the proxy closed while they were held.
 	KiBPerConn float64
+	Unknown    bool // the idle client did not report closed_by_peer
 }
 
 // Cores is the proxy's average CPU use during the load.
@@ -220,9 +221,14 @@ func parseH2load(s string) (Sample, error) {
 // "rss_after_kib N", "closed_by_peer N".
 func parseIdle(text string) (Sample, error) {
 	v := map[string]float64{}
+	unknown := false
 	for _, l := range strings.Split(strings.TrimSpace(text), "\n") {
 		k, x, ok := strings.Cut(l, " ")
 		if !ok {
+			continue
+		}
+		if k == "closed_by_peer" && x == "unknown" {
+			unknown = true
 			continue
 		}
 		f, err := strconv.ParseFloat(x, 64)
@@ -234,7 +240,7 @@ func parseIdle(text string) (Sample, error) {
 	if v["conns"] <= 0 || v["rss_after_kib"] <= 0 {
 		return Sample{}, fmt.Errorf("no conns or rss_after_kib line")
 	}
-	return Sample{KiBPerConn: (v["rss_after_kib"] - v["rss_before_kib"]) / v["conns"], Failed: int(v["closed_by_peer"])}, nil
+	return Sample{KiBPerConn: (v["rss_after_kib"] - v["rss_before_kib"]) / v["conns"], Failed: int(v["closed_by_peer"]), Unknown: unknown}, nil
 }
 
 func parseIperf(b []byte) (Sample, error) {
@@ -280,6 +286,7 @@ type Stat struct {
 	Failed              int
 	PerOpMin, PerOpMx   float64
 	KiB, KiBMin, KiBMax float64 // idle: RSS growth per connection
+	Unknown             int     // idle: runs whose closed count is unknown
 }
 
 func median(xs []float64) float64 {
@@ -309,6 +316,9 @@ func (r *Results) stat(suite, key string) (Stat, bool) {
 		perop = append(perop, s.PerOp())
 		kib = append(kib, s.KiBPerConn)
 		st.Failed += s.Failed
+		if s.Unknown {
+			st.Unknown++
+		}
 	}
 	st.Rate, st.Min, st.Max = median(rate), slices.Min(rate), slices.Max(rate)
 	st.P50, st.P99 = median(p50), median(p99)

@@ -76,7 +76,7 @@ func render(r *Results, chart string) string {
 		meta["go"], meta["nginx"], meta["haproxy"], meta["caddy"], meta["wrk"], meta["h2load"], meta["iperf3"])
 	w("- Everything on 127.0.0.1. Load generator, proxy and backend share the %s cores; nothing is pinned. One proxy runs at a time, over the same backends.\n", meta["cores"])
 	w("- Each figure is the **median of %s runs**; *spread* is (max − min) ÷ median of the rate. Proxy CPU is utime+stime from `/proc/<pid>/stat` of the proxy process and its children (nginx's master and worker, clb, haproxy, caddy, the Go baselines) over the load, divided by the load's wall time (cores) and by its rate (µs per operation).\n", meta["repeats"])
-	w("- Configs: [bench/configs](bench/configs). nginx: 1 worker; HAProxy: `nbthread 1`; Caddy, clb and the Go baselines: Go's default GOMAXPROCS (%s). No proxy logs requests (clb runs with `-access-log=false`); clb's Gzip, X-Forwarded-For and health checks are off, as the others do neither. (With Gzip on, requests from clients that accept gzip are served by net/http's lane rather than lbkit's fast lane; see the listener package doc.)\n\n", meta["cores"])
+	w("- Configs: [bench/configs](bench/configs). nginx: 1 worker; HAProxy: `nbthread 1`; Caddy, clb and the Go baselines: Go's default GOMAXPROCS (%s). No proxy logs requests (clb runs with `-access-log=false`); clb's Gzip, X-Forwarded-For and health checks are off, as the others do neither, except in the L7 CLB-defaults suite, where every proxy compresses and appends X-Forwarded-For.\n\n", meta["cores"])
 
 	// --- L7
 	if _, ok := r.Meta["l7"]; ok {
@@ -174,7 +174,7 @@ func render(r *Results, chart string) string {
 	// --- Idle
 	if m, ok := r.Meta["idle"]; ok {
 		w("## Idle connections: memory\n\n")
-		w("[`bench/bin/idleconns hold -n %s`](bench/cmd/idleconns) opens %s connections through the proxy and holds them idle: HTTP — one `GET /1k` each, then an idle keep-alive connection (clb and nginx run their L7 configs); TCP — one byte echoed each through the proxy to an echo server, then idle. The figure is the growth of the proxy's RSS (VmRSS of the process and its children, from `/proc/PID/status`) from before the connections (after a 64-connection warm-up) to 2 s after they are all open, divided by their number; a fresh proxy each run. *closed* counts connections the proxy closed while held (0 means every one was still open).\n\n", m["idle_conns"], m["idle_conns"])
+		w("[`bench/bin/idleconns hold -n %s`](bench/cmd/idleconns) opens %s connections through the proxy and holds them idle: HTTP — one `GET /1k` each, then an idle keep-alive connection (clb and nginx run their L7 configs); TCP — one byte echoed each through the proxy to an echo server, then idle. The figure is the growth of the proxy's RSS (VmRSS of the process and its children, from `/proc/PID/status`) from before the connections (after a 64-connection warm-up) to 2 s after they are all open, divided by their number; a fresh proxy each run. *closed* counts connections the proxy closed while held, over the runs (0 means every one was still open; *unknown in N* where the client did not report, see the run's `.idle.log`).\n\n", m["idle_conns"], m["idle_conns"])
 		w("| proxy | idle HTTP keep-alive KiB/conn | range | closed | idle proxied TCP KiB/conn | range | closed |\n|---|---:|---:|---:|---:|---:|---:|\n")
 		for _, n := range idleNames {
 			h, ok1 := r.stat("idle", n+".http")
@@ -182,7 +182,7 @@ func render(r *Results, chart string) string {
 			if !ok1 || !ok2 {
 				continue
 			}
-			w("| %s | %.1f | %.1f–%.1f | %d | %.1f | %.1f–%.1f | %d |\n", display[n], h.KiB, h.KiBMin, h.KiBMax, h.Failed, t.KiB, t.KiBMin, t.KiBMax, t.Failed)
+			w("| %s | %.1f | %.1f–%.1f | %s | %.1f | %.1f–%.1f | %s |\n", display[n], h.KiB, h.KiBMin, h.KiBMax, closed(h), t.KiB, t.KiBMin, t.KiBMax, closed(t))
 		}
 		w("\n")
 	}
@@ -263,4 +263,12 @@ func wrkTable(w func(string, ...any), r *Results, suite string, names []string) 
 		w("| %s | %s | %.1f%% | %s | %s | %s | %s | %s | %d |\n", display[n], f0(s.Rate), s.Spread(), ratio(s.Rate, nginx.Rate), f2(s.P50), f2(s.P99), cores, cpu, s.Failed)
 	}
 	w("\n")
+}
+
+// closed is an idle Stat's count of connections the proxy closed.
+func closed(s Stat) string {
+	if s.Unknown > 0 {
+		return fmt.Sprintf("%d (unknown in %d of %d runs)", s.Failed, s.Unknown, s.N)
+	}
+	return fmt.Sprint(s.Failed)
 }
