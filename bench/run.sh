@@ -4,17 +4,18 @@
 # same backends, each load bounded in time.
 #
 #   bash bench/setup.sh            # once: apt packages, bench/bin/*
-#   bash bench/run.sh [l7|l4|tls|udp|all]...
+#   bash bench/run.sh [l7|l4|tls|udp|l7gzip|h2|idle|all]...
 #
 # Raw outputs go to bench/out/<suite>/ (wrk text, h2load text, iperf3 JSON,
-# udpload JSON, and for each run <name>.<rep>.cpu: the proxy's CPU seconds
+# udpload JSON, the idle suite's .idle RSS files, and for each run <name>.<rep>.cpu: the proxy's CPU seconds
 # during the load, from /proc/<pid>/stat utime+stime of the proxy and its
 # children, and the load's wall-clock seconds). bench/cmd/report then rewrites BENCHMARKS.md and the chart from
 # everything in bench/out/.
 #
 # Environment: BENCH_REPEATS (3), BENCH_SECONDS (5: wrk and h2load; iperf3
 # and udp use one second less plus one omitted second), BENCH_CONNS (64),
-# BENCH_HANDSHAKES (4000 new TLS connections per tls handshake run).
+# BENCH_HANDSHAKES (4000 new TLS connections per tls handshake run),
+# BENCH_IDLE_CONNS (4000 idle connections per idle run).
 set -euo pipefail
 
 BENCH=$(cd "$(dirname "$0")" && pwd)
@@ -25,17 +26,18 @@ REPS=${BENCH_REPEATS:-3}
 SECS=${BENCH_SECONDS:-5}
 CONNS=${BENCH_CONNS:-64}
 HANDSHAKES=${BENCH_HANDSHAKES:-4000}
+IDLE_CONNS=${BENCH_IDLE_CONNS:-4000}
 KA_REQS=$((SECS * 12000))
 HZ=$(getconf CLK_TCK)
 START=$(date +%s)
 
 suites=("$@")
 if [ ${#suites[@]} -eq 0 ] || [ "${suites[0]}" = all ]; then
-  suites=(l7 l4 tls udp)
+  suites=(l7 l4 tls udp l7gzip h2 idle)
 fi
 for s in "${suites[@]}"; do
-  case $s in l7 | l4 | tls | udp) ;; *)
-    echo "usage: run.sh [l7|l4|tls|udp|all]..." >&2
+  case $s in l7 | l4 | tls | udp | l7gzip | h2 | idle) ;; *)
+    echo "usage: run.sh [l7|l4|tls|udp|l7gzip|h2|idle|all]..." >&2
     exit 2
     ;;
   esac
@@ -84,7 +86,16 @@ fi
 log "building clb and the bench helpers"
 mkdir -p "$BIN"
 (cd "$ROOT" && go build -o "$BIN/clb" ./examples/clb)
-(cd "$BENCH" && go build -o "$BIN/" ./cmd/httputilproxy ./cmd/iocopyproxy ./cmd/udpload ./cmd/report)
+(cd "$BENCH" && go build -o "$BIN/" ./cmd/httputilproxy ./cmd/iocopyproxy ./cmd/udpload ./cmd/idleconns ./cmd/report)
+
+# The idle suite holds IDLE_CONNS connections: the client one fd each, a
+# proxy two (client and backend side). Raise the soft fd limit to the hard
+# one; size the suite down if even that is short.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+if [ $((2 * IDLE_CONNS + 1000)) -gt "$(ulimit -n)" ]; then
+  IDLE_CONNS=$((($(ulimit -n) - 1000) / 2))
+  log "fd limit $(ulimit -n): the idle suite holds $IDLE_CONNS connections, not 4000"
+fi
 
 # --- helpers -----------------------------------------------------------------
 
@@ -224,6 +235,8 @@ start_proxy() {
 
 mkdir -p "$WORK/www"
 head -c 1024 /dev/zero | tr '\0' 'x' >"$WORK/www/1k"
+# For clb's default health check (HEAD /, expecting 2xx) in l7gzip.
+echo ok >"$WORK/www/index.html"
 BACKEND=""
 need_http_backends() {
   [ -n "$BACKEND" ] && return 0
@@ -253,17 +266,22 @@ L7=(
   "direct - 18001"
 )
 
-suite_l7() {
-  local d=$OUT/l7 line name kind port r url
+# wrk_suite SUITE TABLE [HEADER]: the keep-alive HTTP/1.1 runs of SUITE over
+# the contenders in array TABLE ("name kind port [config]"), with HEADER
+# sent on every request (and checked to be answered with gzip).
+wrk_suite() {
+  local suite=$1 d=$OUT/$1 line name kind port cfg r url hdr=()
+  local -n table=$2
+  [ $# -lt 3 ] || hdr=(-H "$3")
   rm -rf "$d" && mkdir -p "$d"
   need_http_backends
-  for line in "${L7[@]}"; do
-    read -r name kind port <<<"$line"
+  for line in "${table[@]}"; do
+    read -r name kind port cfg <<<"$line"
     if [ "$kind" = caddy ] && [ $HAVE_CADDY = 0 ]; then continue; fi
     case $kind in
     -) PROXY=- ;;
-    go) start_proxy go "$name" l7 "$BIN/httputilproxy" -listen "127.0.0.1:$port" -backends 127.0.0.1:18001,127.0.0.1:18002 ;;
-    *) start_proxy "$kind" "$name" l7 ;;
+    go) start_proxy go "$name" "$suite" "$BIN/httputilproxy" -listen "127.0.0.1:$port" -backends 127.0.0.1:18001,127.0.0.1:18002 ;;
+    *) start_proxy "$kind" "$name" "${cfg:-$suite}" ;;
     esac
     [ "$PROXY" = - ] || wait_tcp "$port" "$PROXY" "$name"
     url=http://127.0.0.1:$port/1k
@@ -272,14 +290,32 @@ suite_l7() {
       cat "$WORK/$name.log" >&2
       exit 1
     }
-    wrk -t1 -c"$CONNS" -d1s "$url" >/dev/null # warm-up: connection pools
+    if [ ${#hdr[@]} -gt 0 ] && ! curl -fsS "${hdr[@]}" -D - -o /dev/null "$url" | grep -qi '^content-encoding: gzip'; then
+      echo "run.sh: $name: GET $url with ${hdr[*]} was not answered with gzip" >&2
+      exit 1
+    fi
+    wrk -t1 -c"$CONNS" -d1s "${hdr[@]}" "$url" >/dev/null # warm-up: connection pools
     for r in $(seq "$REPS"); do
-      measure "$d/$name.$r.wrk" "$PROXY" wrk -t1 -c"$CONNS" -d"${SECS}s" --latency "$url"
-      log "l7 $name #$r: $(awk '/Requests\/sec/{print $2" req/s"}' "$d/$name.$r.wrk") $(cat "$d/$name.$r.cpu" 2>/dev/null || true)"
+      measure "$d/$name.$r.wrk" "$PROXY" wrk -t1 -c"$CONNS" -d"${SECS}s" "${hdr[@]}" --latency "$url"
+      log "$suite $name #$r: $(awk '/Requests\/sec/{print $2" req/s"}' "$d/$name.$r.wrk") $(cat "$d/$name.$r.cpu" 2>/dev/null || true)"
     done
     [ "$PROXY" = - ] || stop "$PROXY"
   done
 }
+
+suite_l7() { wrk_suite l7 L7; }
+
+# --- l7gzip: CLB defaults, browser-like client ----------------------------------
+
+# clb with the CLB's shipped defaults (gzip, X-Forwarded-For, HTTP health
+# check) beside nginx and HAProxy configured to do the same.
+L7GZIP=(
+  "lbkit clb 19090 l7-defaults"
+  "nginx nginx 19091"
+  "haproxy haproxy 19092"
+)
+
+suite_l7gzip() { wrk_suite l7gzip L7GZIP 'Accept-Encoding: gzip, deflate, br'; }
 
 # --- tls ------------------------------------------------------------------------
 
@@ -392,6 +428,128 @@ suite_udp() {
   stop "$echo"
 }
 
+# --- h2: HTTP/2 over TLS 1.3 ------------------------------------------------------
+
+H2=(
+  "lbkit clb 19543"
+  "nginx nginx 19544"
+  "haproxy haproxy 19545"
+  "httputil go 19546"
+)
+
+suite_h2() {
+  local d=$OUT/h2 line name kind port r url n
+  rm -rf "$d" && mkdir -p "$d"
+  need_http_backends
+  need_cert
+  for line in "${H2[@]}"; do
+    read -r name kind port <<<"$line"
+    case $kind in
+    go) start_proxy go "$name" h2 "$BIN/httputilproxy" -listen "127.0.0.1:$port" -cert "$WORK/cert.pem" -key "$WORK/key.pem" -backends 127.0.0.1:18001,127.0.0.1:18002 ;;
+    *) start_proxy "$kind" "$name" h2 ;;
+    esac
+    wait_tcp "$port" "$PROXY" "$name"
+    url=https://127.0.0.1:$port/1k
+    # A one-second warm-up that also sizes the runs: -n is about SECS
+    # seconds at the warm-up's rate (h2load -D hung at its end in testing;
+    # a count ends cleanly). Every client connection lives the whole run:
+    # h2load does not reconnect after a GOAWAY, so each proxy's HTTP/2
+    # request limit is raised in its config.
+    timeout 60 h2load -c16 -m16 -D 1 "$url" >"$WORK/$name.warm" 2>&1 || true
+    if ! grep -q '^TLS Protocol: TLSv1.3' "$WORK/$name.warm" || ! grep -q '^Application protocol: h2' "$WORK/$name.warm"; then
+      echo "run.sh: $name: h2load did not get HTTP/2 over TLS 1.3; its output:" >&2
+      cat "$WORK/$name.warm" >&2
+      exit 1
+    fi
+    n=$(awk -v s="$SECS" '/^finished in/{r=$4+0} END{n=int(r*s/1000)*1000; print (n < 16000 ? 16000 : n)}' "$WORK/$name.warm")
+    for r in $(seq "$REPS"); do
+      measure "$d/$name.$r.h2load" "$PROXY" timeout 60 h2load -c16 -m16 -n "$n" "$url"
+      log "h2 $name #$r: $(awk '/^finished in/{print $4" req/s"}' "$d/$name.$r.h2load") $(cat "$d/$name.$r.cpu")"
+    done
+    stop "$PROXY"
+  done
+}
+
+# --- idle: memory per idle connection ----------------------------------------------
+
+# name kind port config mode. The HTTP contenders run their l7 configs (clb's
+# keep-alive idle timeout is its maximum, 60 s) except HAProxy, whose l7
+# maxconn is 4000; the TCP ones proxy to an echo server on the l4 port.
+IDLE=(
+  "lbkit clb 19080 l7 http"
+  "nginx nginx 19081 l7 http"
+  "haproxy haproxy 19082 idle-http http"
+  "lbkit clb 19180 l4 tcp"
+  "nginx nginx 19181 idle-tcp tcp"
+  "haproxy haproxy 19182 idle-tcp tcp"
+)
+
+# rss PID: VmRSS of PID and its children, KiB (nginx: master and worker).
+rss() {
+  local t=0 p v
+  for p in "$1" $(pgrep -P "$1" || true); do
+    v=$(awk '/^VmRSS:/{print $2}' "/proc/$p/status" 2>/dev/null || true)
+    t=$((t + ${v:-0}))
+  done
+  echo "$t"
+}
+
+# hold NAME PORT MODE N: starts idleconns holding N connections; sets HOLDER
+# once it reports them ready (60 s).
+hold() {
+  local _
+  start "$1" "$BIN/idleconns" hold -target "127.0.0.1:$2" -mode "$3" -n "$4"
+  HOLDER=$STARTED
+  for _ in $(seq 600); do
+    grep -q '^ready' "$WORK/$1.log" && return 0
+    kill -0 "$HOLDER" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "run.sh: $1: $4 connections to 127.0.0.1:$2 not ready; its log:" >&2
+  cat "$WORK/$1.log" >&2
+  exit 1
+}
+
+suite_idle() {
+  local d=$OUT/idle line name kind port cfg mode r before after echo="" out
+  rm -rf "$d" && mkdir -p "$d"
+  need_http_backends
+  start idleecho "$BIN/idleconns" echo -listen 127.0.0.1:15201
+  echo=$STARTED
+  wait_tcp 15201 "$echo" idleecho
+  for line in "${IDLE[@]}"; do
+    read -r name kind port cfg mode <<<"$line"
+    # A fresh proxy each run: a Go heap does not give memory back at once
+    # when connections close, so a second run would start from a high mark.
+    for r in $(seq "$REPS"); do
+      start_proxy "$kind" "$name" "$cfg"
+      wait_tcp "$port" "$PROXY" "$name"
+      # Warm-up: 64 connections used and released, so pools, buffers and
+      # goroutines every connection shares exist before "before".
+      hold "$name-warm" "$port" "$mode" 64
+      stop "$HOLDER"
+      sleep 1
+      before=$(rss "$PROXY")
+      hold "$name-hold" "$port" "$mode" "$IDLE_CONNS"
+      sleep 2 # let the proxy finish its accepts and settle
+      after=$(rss "$PROXY")
+      stop "$HOLDER"
+      out=$d/$name.$mode.$r.idle
+      {
+        echo "conns $IDLE_CONNS"
+        echo "rss_before_kib $before"
+        echo "rss_after_kib $after"
+        # idleconns prints it after SIGTERM; "unknown" if it did not.
+        awk '/^closed-by-peer/{c=$2} END{print "closed_by_peer " (c == "" ? "unknown" : c)}' "$WORK/$name-hold.log"
+      } >"$out"
+      cp "$WORK/$name-hold.log" "$out.log"
+      log "idle $mode $name #$r: $before KiB → $after KiB: $(awk -v a="$before" -v b="$after" -v n="$IDLE_CONNS" 'BEGIN{printf "%.1f KiB per connection", (b-a)/n}') ($(grep closed "$out"))"
+      stop "$PROXY"
+    done
+  done
+  stop "$echo"
+}
+
 # --- run --------------------------------------------------------------------------
 
 mkdir -p "$OUT"
@@ -413,6 +571,7 @@ mkdir -p "$OUT"
   echo "conns: $CONNS"
   echo "handshakes: $HANDSHAKES"
   echo "ka_reqs: $KA_REQS"
+  echo "idle_conns: $IDLE_CONNS"
 } >"$WORK/meta"
 
 for s in "${suites[@]}"; do

@@ -29,5 +29,5 @@ done
 
 mkdir -p bin
 (cd .. && go build -o bench/bin/clb ./examples/clb)
-go build -o bin/ ./cmd/httputilproxy ./cmd/iocopyproxy ./cmd/udpload ./cmd/report
+go build -o bin/ ./cmd/httputilproxy ./cmd/iocopyproxy ./cmd/udpload ./cmd/idleconns ./cmd/report
 echo "setup: done: bin/ has $(find bin -type f | wc -l) programs"

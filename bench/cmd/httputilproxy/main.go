@@ -21,6 +21,8 @@ import (
 func main() {
 	listen := flag.String("listen", "127.0.0.1:19084", "listen `address`")
 	backends := flag.String("backends", "127.0.0.1:18001", "comma-separated backend `host:port` list")
+	cert := flag.String("cert", "", "certificate PEM `file`: serve HTTPS (and HTTP/2) with -key")
+	key := flag.String("key", "", "private key PEM `file` for -cert")
 	flag.Parse()
 
 	var targets []*url.URL
@@ -44,5 +46,8 @@ func main() {
 		Transport: tr,
 	}
 	srv := &http.Server{Addr: *listen, Handler: rp, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second}
+	if *cert != "" {
+		log.Fatal(srv.ListenAndServeTLS(*cert, *key))
+	}
 	log.Fatal(srv.ListenAndServe())
 }

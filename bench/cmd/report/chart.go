@@ -30,6 +30,12 @@ func writeChart(r *Results, path string) error {
 		{"HTTPS proxy CPU per full handshake", "µs", "tls", tlsNames, ".hs", func(s Stat) float64 { return s.PerOp }},
 		{"HTTPS keep-alive", "k req/s", "tls", tlsNames, ".ka", func(s Stat) float64 { return s.Rate / 1000 }},
 		{"UDP through the proxy", "k datagrams/s", "udp", udpNames, "", func(s Stat) float64 { return 2 * s.Rate / 1000 }},
+		{"L7 CLB defaults, browser-like client (gzip)", "k req/s", "l7gzip", gzNames, "", func(s Stat) float64 { return s.Rate / 1000 }},
+		{"L7 gzip: proxy CPU per request", "µs", "l7gzip", gzNames, "", func(s Stat) float64 { return s.PerOp }},
+		{"HTTP/2 over TLS 1.3 (h2load -c16 -m16)", "k req/s", "h2", h2Names, "", func(s Stat) float64 { return s.Rate / 1000 }},
+		{"HTTP/2: proxy CPU per request", "µs", "h2", h2Names, "", func(s Stat) float64 { return s.PerOp }},
+		{"Idle HTTP keep-alive connection", "KiB RSS", "idle", idleNames, ".http", func(s Stat) float64 { return s.KiB }},
+		{"Idle proxied TCP connection", "KiB RSS", "idle", idleNames, ".tcp", func(s Stat) float64 { return s.KiB }},
 	}
 	var plots []*plot.Plot
 	for _, pn := range panels {

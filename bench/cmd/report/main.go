@@ -50,6 +50,10 @@ type Sample struct {
 	Wall     float64 // load wall-clock seconds
 	HasCPU   bool
 	Failed   int // failed requests (h2load)
+	// The idle suite's: RSS growth per held connection, KiB, and the
+	// connections the proxy closed while they were held.
+	KiBPerConn float64
+	Unknown    bool // the idle client did not report closed_by_peer
 }
 
 // Cores is the proxy's average CPU use during the load.
@@ -86,7 +90,7 @@ func load(dir string) (*Results, error) {
 			}
 		}
 	}
-	for _, suite := range []string{"l7", "l4", "tls", "udp"} {
+	for _, suite := range suites {
 		d := filepath.Join(dir, suite)
 		meta, err := readMeta(filepath.Join(d, "meta.txt"))
 		if err != nil {
@@ -98,7 +102,7 @@ func load(dir string) (*Results, error) {
 		for _, f := range files {
 			name := f.Name()
 			ext := filepath.Ext(name)
-			if ext != ".wrk" && ext != ".h2load" && ext != ".json" {
+			if ext != ".wrk" && ext != ".h2load" && ext != ".json" && ext != ".idle" {
 				continue
 			}
 			base := strings.TrimSuffix(name, ext)
@@ -117,6 +121,8 @@ func load(dir string) (*Results, error) {
 				s, err = parseWrk(string(b))
 			case ".h2load":
 				s, err = parseH2load(string(b))
+			case ".idle":
+				s, err = parseIdle(string(b))
 			case ".json":
 				if suite == "l4" {
 					s, err = parseIperf(b)
@@ -211,6 +217,32 @@ func parseH2load(s string) (Sample, error) {
 	return out, nil
 }
 
+// parseIdle reads run.sh's idle file: "conns N", "rss_before_kib N",
+// "rss_after_kib N", "closed_by_peer N".
+func parseIdle(text string) (Sample, error) {
+	v := map[string]float64{}
+	unknown := false
+	for _, l := range strings.Split(strings.TrimSpace(text), "\n") {
+		k, x, ok := strings.Cut(l, " ")
+		if !ok {
+			continue
+		}
+		if k == "closed_by_peer" && x == "unknown" {
+			unknown = true
+			continue
+		}
+		f, err := strconv.ParseFloat(x, 64)
+		if err != nil {
+			return Sample{}, fmt.Errorf("%s: %v", k, err)
+		}
+		v[k] = f
+	}
+	if v["conns"] <= 0 || v["rss_after_kib"] <= 0 {
+		return Sample{}, fmt.Errorf("no conns or rss_after_kib line")
+	}
+	return Sample{KiBPerConn: (v["rss_after_kib"] - v["rss_before_kib"]) / v["conns"], Failed: int(v["closed_by_peer"]), Unknown: unknown}, nil
+}
+
 func parseIperf(b []byte) (Sample, error) {
 	var v struct {
 		End struct {
@@ -246,13 +278,15 @@ func parseUDP(b []byte) (Sample, error) {
 
 // Stat is the median of a key's samples and their spread.
 type Stat struct {
-	N                 int
-	Rate, Min, Max    float64
-	P50, P99          float64
-	Cores, PerOp      float64
-	HasCPU            bool
-	Failed            int
-	PerOpMin, PerOpMx float64
+	N                   int
+	Rate, Min, Max      float64
+	P50, P99            float64
+	Cores, PerOp        float64
+	HasCPU              bool
+	Failed              int
+	PerOpMin, PerOpMx   float64
+	KiB, KiBMin, KiBMax float64 // idle: RSS growth per connection
+	Unknown             int     // idle: runs whose closed count is unknown
 }
 
 func median(xs []float64) float64 {
@@ -272,7 +306,7 @@ func (r *Results) stat(suite, key string) (Stat, bool) {
 	if len(ss) == 0 {
 		return Stat{}, false
 	}
-	var rate, p50, p99, cores, perop []float64
+	var rate, p50, p99, cores, perop, kib []float64
 	st := Stat{N: len(ss), HasCPU: ss[0].HasCPU}
 	for _, s := range ss {
 		rate = append(rate, s.Rate)
@@ -280,12 +314,17 @@ func (r *Results) stat(suite, key string) (Stat, bool) {
 		p99 = append(p99, s.P99)
 		cores = append(cores, s.Cores())
 		perop = append(perop, s.PerOp())
+		kib = append(kib, s.KiBPerConn)
 		st.Failed += s.Failed
+		if s.Unknown {
+			st.Unknown++
+		}
 	}
 	st.Rate, st.Min, st.Max = median(rate), slices.Min(rate), slices.Max(rate)
 	st.P50, st.P99 = median(p50), median(p99)
 	st.Cores, st.PerOp = median(cores), median(perop)
 	st.PerOpMin, st.PerOpMx = slices.Min(perop), slices.Max(perop)
+	st.KiB, st.KiBMin, st.KiBMax = median(kib), slices.Min(kib), slices.Max(kib)
 	return st, true
 }
 
