@@ -531,11 +531,6 @@ func TestHTTPStickyRewrite(t *testing.T) {
 	}
 }
 
-func TestHTTPWebSocketEcho(t *testing.T) {
-	leaks(t)
-	testWebSocketEcho(t)
-}
-
 func TestHTTPRetryOnDeadBackend(t *testing.T) {
 	leaks(t)
 	a, b := startHTTPBackend(t, "a", nil), startHTTPBackend(t, "b", nil)

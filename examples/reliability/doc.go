@@ -3,7 +3,7 @@
 // over loopback sockets, with real backends and clients, and record the
 // figures they measure. Run
 //
-//	LBKIT_RELIABILITY_REPORT=$PWD/RELIABILITY.md go test -count=1 ./reliability
+//	LBKIT_RELIABILITY_REPORT=$PWD/RELIABILITY.md go test -count=1 ./examples/reliability
 //
-// from the module root to rewrite RELIABILITY.md from a fresh run.
+// from the repository root to rewrite RELIABILITY.md from a fresh run.
 package reliability

@@ -16,9 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lbkit/lbkit/examples/reliability"
 	"github.com/lbkit/lbkit/internal/testpki"
 	"github.com/lbkit/lbkit/listener"
-	"github.com/lbkit/lbkit/reliability"
 	"github.com/lbkit/lbkit/tlspolicy"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"

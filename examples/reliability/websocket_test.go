@@ -1,4 +1,4 @@
-package listener
+package reliability
 
 import (
 	"context"
@@ -8,13 +8,17 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/lbkit/lbkit/balancer"
+	"github.com/lbkit/lbkit/internal/leakcheck"
+	"github.com/lbkit/lbkit/listener"
 )
 
-// testWebSocketEcho runs a WebSocket echo through an HTTP listener with a
-// real WebSocket client and server: messages both ways, and a message the
-// server sends first.
-func testWebSocketEcho(t *testing.T) {
-	b := startHTTPBackend(t, "ws", func(w http.ResponseWriter, r *http.Request) {
+// A WebSocket goes through an HTTP listener with a real WebSocket client
+// and server: messages both ways, and a message the server sends first.
+func TestWebSocketEcho(t *testing.T) {
+	leakcheck.Check(t)
+	b := startHTTP(t, "ws", local, func(w http.ResponseWriter, r *http.Request) {
 		c, err := websocket.Accept(w, r, nil)
 		if err != nil {
 			return
@@ -34,11 +38,10 @@ func testWebSocketEcho(t *testing.T) {
 			}
 		}
 	})
-	l := addHTTP(t, Config{}, b)
+	l, _, addr := addListener(t, listener.Config{Protocol: listener.HTTP, Group: newGroup(t, balancer.Config{}, b)})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	client := newClient(t)
-	c, resp, err := websocket.Dial(ctx, "ws://"+listenerAddr(l)+"/ws", &websocket.DialOptions{HTTPClient: client})
+	c, resp, err := websocket.Dial(ctx, "ws://"+addr+"/ws", &websocket.DialOptions{HTTPClient: httpClient(t, &http.Transport{})})
 	if err != nil {
 		t.Fatalf("dial through the listener: %v", err)
 	}
@@ -64,11 +67,10 @@ func testWebSocketEcho(t *testing.T) {
 	}
 }
 
-// TestHTTPWebSocketStop: an open WebSocket holds a graceful Stop until its
-// deadline, then is cut.
-func TestHTTPWebSocketStop(t *testing.T) {
-	leaks(t)
-	b := startHTTPBackend(t, "ws", func(w http.ResponseWriter, r *http.Request) {
+// An open WebSocket holds a graceful Stop until its deadline, then is cut.
+func TestWebSocketStop(t *testing.T) {
+	leakcheck.Check(t)
+	b := startHTTP(t, "ws", local, func(w http.ResponseWriter, r *http.Request) {
 		c, err := websocket.Accept(w, r, nil)
 		if err != nil {
 			return
@@ -76,10 +78,10 @@ func TestHTTPWebSocketStop(t *testing.T) {
 		defer c.CloseNow()
 		c.Read(r.Context())
 	})
-	l := addHTTP(t, Config{}, b)
+	l, _, addr := addListener(t, listener.Config{Protocol: listener.HTTP, Group: newGroup(t, balancer.Config{}, b)})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, _, err := websocket.Dial(ctx, "ws://"+listenerAddr(l)+"/", &websocket.DialOptions{HTTPClient: newClient(t)})
+	c, _, err := websocket.Dial(ctx, "ws://"+addr+"/", &websocket.DialOptions{HTTPClient: httpClient(t, &http.Transport{})})
 	if err != nil {
 		t.Fatal(err)
 	}

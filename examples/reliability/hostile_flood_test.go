@@ -18,9 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lbkit/lbkit/examples/reliability"
 	"github.com/lbkit/lbkit/internal/leakcheck"
 	"github.com/lbkit/lbkit/listener"
-	"github.com/lbkit/lbkit/reliability"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )

@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lbkit/lbkit/examples/reliability"
 	"github.com/lbkit/lbkit/listener"
-	"github.com/lbkit/lbkit/reliability"
 	"github.com/stretchr/testify/assert"
 )
 

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/lbkit/lbkit/balancer"
+	"github.com/lbkit/lbkit/examples/reliability"
 	"github.com/lbkit/lbkit/listener"
-	"github.com/lbkit/lbkit/reliability"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )

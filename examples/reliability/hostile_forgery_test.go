@@ -9,8 +9,8 @@ import (
 	"testing"
 
 	"github.com/lbkit/lbkit/acl"
+	"github.com/lbkit/lbkit/examples/reliability"
 	"github.com/lbkit/lbkit/listener"
-	"github.com/lbkit/lbkit/reliability"
 	"github.com/lbkit/lbkit/session"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
