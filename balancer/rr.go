@@ -15,12 +15,17 @@ type rrScheduler struct{}
 func (rrScheduler) Name() string { return NameRR }
 
 func (rrScheduler) Build(members []*Member) (Picker, error) {
-	p := &rrPicker{members: append([]*Member(nil), members...)}
+	return newRRPicker(append([]*Member(nil), members...)), nil
+}
+
+// newRRPicker returns a picker that walks members in turn; wrr's stored
+// cycle is walked by it too. It starts at a random place so that
+// frequent rebuilds do not favour the first member.
+func newRRPicker(members []*Member) *rrPicker {
+	p := &rrPicker{members: members}
 	p.n, p.m = uint32(len(members)), fastmodM(uint32(len(members)))
-	// Start each snapshot at a random place so that frequent rebuilds do
-	// not favour the first member.
 	p.next.Store(rand.Uint32())
-	return p, nil
+	return p
 }
 
 type rrPicker struct {

@@ -3,7 +3,6 @@ package balancer
 import (
 	"cmp"
 	"math"
-	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -60,13 +59,14 @@ func (wrrScheduler) Build(members []*Member) (Picker, error) {
 func newWRRPicker(members []*Member, weights []int, tableLimit int64) Picker {
 	gen := newSmoothWRR(weights)
 	if gen.total <= tableLimit {
-		p := &wrrPicker{seq: make([]*Member, gen.total)}
-		for i := range p.seq {
-			p.seq[i] = members[gen.next()]
+		// A stored cycle (the members themselves, not indices: one
+		// dependent load less per pick) is walked in turn, as rr walks
+		// its members.
+		seq := make([]*Member, gen.total)
+		for i := range seq {
+			seq[i] = members[gen.next()]
 		}
-		p.n, p.m = uint32(len(p.seq)), fastmodM(uint32(len(p.seq)))
-		p.next.Store(rand.Uint32())
-		return p
+		return newRRPicker(seq)
 	}
 	p := &wrrLazyPicker{members: members, gen: gen}
 	for i := range p.blocks {
@@ -76,21 +76,6 @@ func newWRRPicker(members []*Member, weights []int, tableLimit int64) Picker {
 	p.build(0)
 	p.build(1)
 	return p
-}
-
-// wrrPicker walks a whole precomputed cycle. It holds the members
-// themselves rather than indices, saving a dependent load per pick.
-type wrrPicker struct {
-	seq  []*Member // one cycle
-	n    uint32    // len(seq)
-	m    uint64    // fastmod multiplier for n
-	_    cacheLinePad
-	next atomic.Uint32 // wraps every 2^32 picks: one uneven step
-	_    cacheLinePad
-}
-
-func (p *wrrPicker) Pick(Key) *Member {
-	return p.seq[fastmod(p.next.Add(1), p.m, p.n)]
 }
 
 // wrrLazyPicker walks a long cycle through two blocks of it, computed on

@@ -227,8 +227,8 @@ func TestWRRTablePickerIsARotation(t *testing.T) {
 	weights := []int{9, 4, 4, 2, 1}
 	members := testMembers(t, len(weights))
 	p := newWRRPicker(members, weights, wrrTableLimit)
-	if _, ok := p.(*wrrPicker); !ok {
-		t.Fatalf("newWRRPicker = %T, want *wrrPicker", p)
+	if _, ok := p.(*rrPicker); !ok {
+		t.Fatalf("newWRRPicker = %T, want the stored cycle walked by *rrPicker", p)
 	}
 	idx := indexOf(members)
 	got := make([]uint32, 2*20)
