@@ -18,13 +18,7 @@ import (
 // and server: messages both ways, and a message the server sends first.
 func TestWebSocketEcho(t *testing.T) {
 	leakcheck.Check(t)
-	b := startHTTP(t, "ws", local, func(w http.ResponseWriter, r *http.Request) {
-		c, err := websocket.Accept(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.CloseNow()
-		ctx := r.Context()
+	b := startWebSocket(t, func(ctx context.Context, c *websocket.Conn) {
 		if err := c.Write(ctx, websocket.MessageText, []byte("hello")); err != nil {
 			return
 		}
@@ -70,14 +64,7 @@ func TestWebSocketEcho(t *testing.T) {
 // An open WebSocket holds a graceful Stop until its deadline, then is cut.
 func TestWebSocketStop(t *testing.T) {
 	leakcheck.Check(t)
-	b := startHTTP(t, "ws", local, func(w http.ResponseWriter, r *http.Request) {
-		c, err := websocket.Accept(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.CloseNow()
-		c.Read(r.Context())
-	})
+	b := startWebSocket(t, func(ctx context.Context, c *websocket.Conn) { c.Read(ctx) })
 	l, _, addr := addListener(t, listener.Config{Protocol: listener.HTTP, Group: newGroup(t, balancer.Config{}, b)})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -94,4 +81,17 @@ func TestWebSocketStop(t *testing.T) {
 	if _, _, err := c.Read(ctx); err == nil {
 		t.Error("the WebSocket survived a hard stop")
 	}
+}
+
+// startWebSocket starts a backend that accepts a WebSocket on every
+// request and hands it to serve, closing it when serve returns.
+func startWebSocket(t *testing.T, serve func(context.Context, *websocket.Conn)) *backend {
+	return startHTTP(t, "ws", local, func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		serve(r.Context(), c)
+	})
 }
