@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/lbkit/lbkit/balancer"
+	"github.com/lbkit/lbkit/httpproxy"
 )
 
 // byteBufferPool is the httputil.BufferPool of the baseline.
@@ -177,7 +178,7 @@ func BenchmarkHTTPFastLane(b *testing.B) {
 	}
 	b.Run("lbkit", lbkit(nil, HTTPOptions{}))
 	// With a header hashed the lane still allocates nothing.
-	b.Run("lbkit-hash", lbkit(balancer.Maglev{By: balancer.HashKey}, HTTPOptions{HashBy: HashPolicy{Header: "User-Agent"}}))
+	b.Run("lbkit-hash", lbkit(balancer.Maglev{By: balancer.HashKey}, HTTPOptions{Options: httpproxy.Options{HashBy: HashPolicy{Header: "User-Agent"}}}))
 	b.Run("direct", func(b *testing.B) { run(b, backend.ln.Addr().String()) })
 }
 

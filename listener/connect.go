@@ -53,12 +53,12 @@ type attemptEnv Listener
 
 func (l *Listener) env() attempt.Env { return (*attemptEnv)(l) }
 
-func (e *attemptEnv) NoBackend() { e.c.noBackend.Add(1) }
+func (e *attemptEnv) NoBackend() { e.c.NoBackend.Add(1) }
 
 func (e *attemptEnv) Failed(m *balancer.Member, err error, connect bool) {
 	if connect {
-		e.c.connectFailures.Add(1)
-		e.c.backend(m.ID()).connectFailures.Add(1)
+		e.c.ConnectFailures.Add(1)
+		e.c.Backend(m.ID()).ConnectFailures.Add(1)
 	}
 	e.cfg.Logger.Debug("backend attempt failed", "backend", m.ID(), "connect", connect, "err", err)
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/lbkit/lbkit/acl"
 	"github.com/lbkit/lbkit/balancer"
+	"github.com/lbkit/lbkit/httpproxy"
 	"github.com/lbkit/lbkit/listener"
 	"github.com/lbkit/lbkit/session"
 	"github.com/lbkit/lbkit/tlspolicy"
@@ -69,7 +70,7 @@ func ExampleInstance_Add_http() {
 	// Port 0: the system picks a free port; Addrs reports it.
 	l, err := inst.Add(listener.Config{
 		Protocol: listener.HTTP, Host: "127.0.0.1", Group: group,
-		HTTP: listener.HTTPOptions{StickySession: &session.Config{CookieTimeout: time.Hour}},
+		HTTP: listener.HTTPOptions{Options: httpproxy.Options{StickySession: &session.Config{CookieTimeout: time.Hour}}},
 	})
 	if err != nil {
 		fmt.Println(err)
@@ -141,7 +142,7 @@ func ExampleInstance_Add_https() {
 	inst, _ := listener.NewInstance(listener.InstanceConfig{ID: "lb-demo", Logger: slog.New(slog.DiscardHandler)})
 	l, err := inst.Add(listener.Config{
 		Protocol: listener.HTTPS, Host: "127.0.0.1", Group: group,
-		HTTP: listener.HTTPOptions{Certificate: def, TLSPolicy: policy, XForwardedProto: true},
+		HTTP: listener.HTTPOptions{Certificate: def, TLSPolicy: policy, Options: httpproxy.Options{XForwardedProto: true}},
 	})
 	if err != nil {
 		fmt.Println(err)
@@ -220,7 +221,7 @@ func ExampleInstance_Add_httpsStickyACL() {
 	inst, _ := listener.NewInstance(listener.InstanceConfig{ID: "lb-demo", Logger: slog.New(slog.DiscardHandler)})
 	l, err := inst.Add(listener.Config{
 		Protocol: listener.HTTPS, Host: "127.0.0.1", Group: group, ACL: whitelist,
-		HTTP: listener.HTTPOptions{Certificate: cert, StickySession: &session.Config{}},
+		HTTP: listener.HTTPOptions{Certificate: cert, Options: httpproxy.Options{StickySession: &session.Config{}}},
 	})
 	if err != nil {
 		fmt.Println(err)
@@ -266,7 +267,7 @@ func ExampleHashPolicy() {
 	group, _ := balancer.New(balancer.Config{Scheduler: balancer.Maglev{By: balancer.HashKey}}, members...)
 	inst, _ := listener.NewInstance(listener.InstanceConfig{ID: "lb-demo", Logger: slog.New(slog.DiscardHandler)})
 	l, err := inst.Add(listener.Config{Protocol: listener.HTTP, Host: "127.0.0.1", Group: group,
-		HTTP: listener.HTTPOptions{HashBy: listener.HashPolicy{Query: "user"}}})
+		HTTP: listener.HTTPOptions{Options: httpproxy.Options{HashBy: listener.HashPolicy{Query: "user"}}}})
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 
 	"github.com/lbkit/lbkit/balancer"
+	"github.com/lbkit/lbkit/httpproxy"
 	"github.com/lbkit/lbkit/listener"
 	"github.com/lbkit/lbkit/session"
 )
@@ -42,7 +43,7 @@ func Example_readme() {
 		Protocol: listener.HTTP,
 		Host:     "127.0.0.1", // Port 0: an ephemeral port, which l.Addrs reports
 		Group:    group,       // live: Add, Remove, SetWeight, SetState, SetHealthy
-		HTTP:     listener.HTTPOptions{StickySession: &session.Config{}},
+		HTTP:     listener.HTTPOptions{Options: httpproxy.Options{StickySession: &session.Config{}}},
 	})
 	if err != nil {
 		log.Fatal(err)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/lbkit/lbkit/balancer"
 	"github.com/lbkit/lbkit/health"
+	"github.com/lbkit/lbkit/httpproxy"
 )
 
 func TestTCPPersistence(t *testing.T) {
@@ -141,7 +142,7 @@ func TestHTTPHealthChecksRuleGroups(t *testing.T) {
 	}
 	l := addHTTP(t, Config{
 		HealthCheck: &health.Config{Interval: time.Second},
-		HTTP:        HTTPOptions{Rules: []Rule{{Path: "/api", Group: ruleGroup}}},
+		HTTP:        HTTPOptions{Options: httpproxy.Options{Rules: []Rule{{Path: "/api", Group: ruleGroup}}}},
 	}, def)
 	eventually(t, "the rule group's live backend to pass its first check", func() bool {
 		m, _ := ruleGroup.Member("api")

@@ -1,55 +1,66 @@
 package listener
 
 import (
-	"cmp"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
-	"slices"
-	"strings"
+	"net/netip"
+	"strconv"
 	"time"
 
-	"github.com/lbkit/lbkit/balancer"
-	"github.com/lbkit/lbkit/session"
-	"github.com/lbkit/lbkit/sni"
+	"github.com/lbkit/lbkit/httpproxy"
+	"github.com/lbkit/lbkit/internal/attempt"
+	"github.com/lbkit/lbkit/internal/cfgerr"
+	"github.com/lbkit/lbkit/internal/stats"
 	"github.com/lbkit/lbkit/tlspolicy"
 )
 
 // Defaults of HTTPOptions, from the CLB's HTTP listener, used for zero
 // fields.
 const (
-	DefaultHTTPIdleTimeout      = 15 * time.Second
-	DefaultRequestTimeout       = 60 * time.Second
-	DefaultHeaderTimeout        = 10 * time.Second
-	DefaultMaxHeaderBytes       = 64 << 10
-	DefaultMaxURIBytes          = 8 << 10
-	DefaultMaxKeepAliveRequests = 100
-	// DefaultHTTP2MaxRequestsPerConnection is nginx's keepalive_requests
-	// default: browsers multiplex hundreds of requests over one HTTP/2
-	// connection, so it is far above the HTTP/1.x limit.
-	DefaultHTTP2MaxRequestsPerConnection = 1000
+	DefaultHTTPIdleTimeout               = httpproxy.DefaultIdleTimeout
+	DefaultRequestTimeout                = httpproxy.DefaultRequestTimeout
+	DefaultHeaderTimeout                 = httpproxy.DefaultHeaderTimeout
+	DefaultMaxHeaderBytes                = httpproxy.DefaultMaxHeaderBytes
+	DefaultMaxURIBytes                   = httpproxy.DefaultMaxURIBytes
+	DefaultMaxKeepAliveRequests          = httpproxy.DefaultMaxKeepAliveRequests
+	DefaultHTTP2MaxRequestsPerConnection = httpproxy.DefaultHTTP2MaxRequestsPerConnection
 
 	// minHeaderBytes holds "GET / HTTP/1.1", a Host header of a short
 	// name and the blank line; below it no request could pass.
 	minHeaderBytes = 64
 )
 
-// HTTPOptions configures HTTP and HTTPS listeners (Config.HTTP). The zero
+// A Rule is a forwarding rule of an HTTP or HTTPS listener (see
+// httpproxy.Rule).
+type Rule = httpproxy.Rule
+
+// HashPolicy chooses what of an HTTP request the hash scheduler hashes
+// (see httpproxy.HashPolicy).
+type HashPolicy = httpproxy.HashPolicy
+
+// HTTPOptions configures HTTP and HTTPS listeners (Config.HTTP): the
+// proxy (httpproxy.Options: headers, compression, rules, hashing,
+// stickiness, hooks, access log) and what the listener does with client
+// connections (timeouts, limits, redirect, middleware, TLS). The zero
 // value of every field is its default: a reverse proxy with
 // X-Forwarded-For and gzip on, the other headers off, no rules, no
 // stickiness and, on HTTPS, the tls_cipher_policy_1_0 policy with HTTP/2.
 type HTTPOptions struct {
+	// Options configure the proxy. RequestTimeout: the clb example
+	// enforces the CLB's 1–180 s. ConnectTimeout is ignored: the
+	// listener uses Config.ConnectTimeout.
+	httpproxy.Options
+
 	// IdleTimeout closes a client's keep-alive connection after this long
 	// without a request. If zero, 15 s is used; negative is refused. The
 	// clb example enforces the CLB's 1–60 s.
 	IdleTimeout time.Duration
-	// RequestTimeout bounds the wait for a backend's response header once
-	// the request is sent; a backend silent that long gets the client a
-	// 504. If zero, 60 s is used; negative is refused. The clb example
-	// enforces the CLB's 1–180 s.
-	RequestTimeout time.Duration
 	// HeaderTimeout bounds reading a client's request header, so a slow
 	// client cannot hold a connection open by trickling it. If zero, 10 s
 	// is used; negative is refused.
@@ -81,30 +92,6 @@ type HTTPOptions struct {
 	// used; a large value is effectively unlimited. Must not be negative.
 	HTTP2MaxRequestsPerConnection int
 
-	// NoXForwardedFor turns off X-Forwarded-For, which is on by default:
-	// the client's IP is appended to any X-Forwarded-For the request
-	// came with ("a, b, client").
-	NoXForwardedFor bool
-	// SLBID sets the SLB-ID header to the instance's ID.
-	SLBID bool
-	// SLBIP sets the SLB-IP header to the instance's address.
-	SLBIP bool
-	// XForwardedProto sets X-Forwarded-Proto to "http" or "https".
-	XForwardedProto bool
-	// XForwardedPort sets X-Forwarded-Port to the listener's port.
-	XForwardedPort bool
-	// XForwardedClientSrcPort sets X-Forwarded-Client-srcport to the
-	// client's source port.
-	XForwardedClientSrcPort bool
-
-	// NoGzip turns off response compression, which is on by default: a
-	// response of type text/xml, text/plain, text/css,
-	// application/javascript, application/x-javascript,
-	// application/rss+xml, application/atom+xml, application/xml or
-	// application/json of at least 1 KiB is gzip-compressed for a client
-	// that accepts gzip, unless the backend already encoded it.
-	NoGzip bool
-
 	// RedirectToPort, on an HTTP listener, answers every request with a
 	// redirect to https://<same host>:<RedirectToPort><same path and
 	// query> (301 for GET and HEAD, 308 otherwise, which keeps the
@@ -112,40 +99,10 @@ type HTTPOptions struct {
 	// listener. No backend is contacted. Range 1–65535; 0 is off.
 	RedirectToPort int
 
-	// Rules are forwarding rules: a request goes to the group of the rule
-	// whose Host pattern matches its Host header best (exact, then the
-	// narrowest wildcard, as for extension domains) and, among that
-	// host's rules, whose Path is the longest prefix of its path; then
-	// to the rules without a Host; else to Config.Group. Every group
-	// must use an HTTP scheduler (wrr, rr, wlc, hash, ewma).
-	Rules []Rule
-
-	// HashBy chooses what of a request the hash scheduler hashes: a
-	// header, a cookie, the path or a query parameter (see HashPolicy).
-	// It matters to groups whose scheduler reads Key.Hash — hash, or
-	// your own — and is ignored by the others; a request without the
-	// value is placed by its source IP, and a valid sticky-session
-	// cookie wins over it. If zero, the hash scheduler places every
-	// request by its source IP, as sch.
-	HashBy HashPolicy
-
-	// StickySession turns on cookie persistence (session.Insert or
-	// session.Rewrite). A cookie naming a backend that is missing,
-	// unhealthy or forged gets a fresh pick; a draining backend
-	// (balancer.Drain) keeps its sessions but gets no new ones. The cookie is handled on every
-	// status, redirects and errors included (see package session, "3xx
-	// and 4xx responses"). If nil, every request is balanced afresh.
-	StickySession *session.Config
-
 	// Middleware, if set, wraps the proxy: every request that passed the
 	// ACL goes through it, so a WAF or request filter can answer it
 	// itself or pass it on. If nil, requests go straight to the proxy.
 	Middleware func(http.Handler) http.Handler
-
-	// AccessLog, if set, receives one Info record per request (client,
-	// method, host, path, status, bytes, duration, backend, upstream
-	// latency). If nil, there is no access log.
-	AccessLog *slog.Logger
 
 	// Certificate is an HTTPS listener's default server certificate,
 	// served when no extension domain matches the client's SNI name (see
@@ -164,12 +121,6 @@ type HTTPOptions struct {
 	// that chains to one of these CAs (tlspolicy.LoadCAPool) or the
 	// handshake fails. If nil, client certificates are not asked for.
 	ClientCAs *x509.CertPool
-	// ClientCertHeaders, with ClientCAs, sends the backend the client
-	// certificate's X-Client-Cert-Subject-DN, X-Client-Cert-Issuer-DN,
-	// X-Client-Cert-Fingerprint (SHA-256, hex) and X-Client-Cert-Verify
-	// (SUCCESS, FAILED or NONE); copies of these sent by the client are
-	// always removed.
-	ClientCertHeaders bool
 	// NoHTTP2 turns off HTTP/2 on an HTTPS listener (offered by ALPN by
 	// default). Backends always get HTTP/1.1.
 	NoHTTP2 bool
@@ -177,69 +128,14 @@ type HTTPOptions struct {
 	st *httpState // built by effective, shared by copies of the Config
 }
 
-// A Rule is a forwarding rule of an HTTP or HTTPS listener: requests for
-// Host whose path starts with Path go to Group.
-type Rule struct {
-	// Host is a domain pattern, exact ("www.example.com") or wildcard
-	// ("*.example.com"), matched against the Host header without its
-	// port. If empty, the rule applies to every host.
-	Host string
-	// Path is a path prefix starting with '/', matched byte for byte
-	// ("/api" matches "/api", "/api/v1" and "/apiv2"). If empty, "/".
-	Path string
-	// Group receives the matching requests. Required.
-	Group *balancer.Group
-}
-
 // httpState is what an HTTP listener keeps across Stop and Start: its
-// cookie keys, routes and TLS material.
+// proxy (routes, cookie keys) and TLS material.
 type httpState struct {
-	sticky *session.Sticky
-	hash   *hashPolicy // nil: no HashBy
-	routes routes
-	tls    *tlsState // HTTPS only
-}
-
-// routes are the forwarding rules, immutable once built.
-type routes struct {
-	hosts  *sni.Table[[]route] // nil when no rule names a host
-	any    []route             // rules without a host
-	groups []*balancer.Group   // every group, the default first
-}
-
-type route struct {
-	prefix string
-	g      *balancer.Group
-}
-
-// group returns the group for a request's host and path.
-func (rs *routes) group(host, path string, def *balancer.Group) *balancer.Group {
-	if rs.hosts != nil {
-		if r, ok := rs.hosts.Match(sni.StripPort(host)); ok {
-			if g := matchPrefix(r, path); g != nil {
-				return g
-			}
-		}
-	}
-	if g := matchPrefix(rs.any, path); g != nil {
-		return g
-	}
-	return def
-}
-
-// matchPrefix returns the group of the first route (longest prefix first)
-// whose prefix path has.
-func matchPrefix(rs []route, path string) *balancer.Group {
-	for _, r := range rs {
-		if strings.HasPrefix(path, r.prefix) {
-			return r.g
-		}
-	}
-	return nil
+	proxy *httpproxy.Proxy
+	tls   *tlsState // HTTPS only
 }
 
 func (o *HTTPOptions) effective(c *Config) error {
-	var err error
 	if err := timeouts(
 		timeout{"HTTP.IdleTimeout", &o.IdleTimeout, DefaultHTTPIdleTimeout},
 		timeout{"HTTP.RequestTimeout", &o.RequestTimeout, DefaultRequestTimeout},
@@ -284,24 +180,20 @@ func (o *HTTPOptions) effective(c *Config) error {
 			return configErr("HTTP.RedirectToPort", o.RedirectToPort, "is this listener's own port")
 		}
 	}
-	st := &httpState{}
-	if st.routes, err = buildRoutes(c.Group, o.Rules); err != nil {
-		return err
-	}
-	if st.hash, err = o.HashBy.compile(); err != nil {
-		return err
-	}
-	if o.StickySession != nil {
-		sc := *o.StickySession
-		// The cookie may name a member of any of the listener's groups.
-		sc.Backends, sc.Groups = nil, make([]session.Group, len(st.routes.groups))
-		for i, g := range st.routes.groups {
-			sc.Groups[i] = g
-		}
-		if st.sticky, err = session.New(sc); err != nil {
-			return err
+	for _, r := range o.Rules {
+		if r.Group != nil {
+			if err := schedulerFits(HTTP, r.Group.Scheduler().Name()); err != nil {
+				return err
+			}
 		}
 	}
+	po := o.Options
+	po.ConnectTimeout = c.ConnectTimeout
+	p, err := httpproxy.New(c.Group, po)
+	if err != nil {
+		return asListenerErr(err)
+	}
+	st := &httpState{proxy: p}
 	if c.Protocol == HTTPS {
 		if st.tls, err = newTLSState(o); err != nil {
 			return err
@@ -316,45 +208,78 @@ func (o *HTTPOptions) effective(c *Config) error {
 	return nil
 }
 
-// buildRoutes validates rules and indexes them.
-func buildRoutes(def *balancer.Group, rules []Rule) (routes, error) {
-	rs := routes{groups: []*balancer.Group{def}}
-	byHost := map[string][]route{}
-	for i, r := range rules {
-		field := fmt.Sprintf("HTTP.Rules[%d]", i)
-		if r.Group == nil {
-			return rs, configErr(field+".Group", "nil", "required")
-		}
-		if err := schedulerFits(HTTP, r.Group.Scheduler().Name()); err != nil {
-			return rs, err
-		}
-		p := cmp.Or(r.Path, "/")
-		if p[0] != '/' {
-			return rs, configErr(field+".Path", r.Path, "must start with /")
-		}
-		if !slices.Contains(rs.groups, r.Group) {
-			rs.groups = append(rs.groups, r.Group)
-		}
-		if r.Host == "" {
-			rs.any = append(rs.any, route{p, r.Group})
-			continue
-		}
-		d, err := sni.ParseDomain(r.Host)
-		if err != nil {
-			return rs, configErr(field+".Host", r.Host, reasonOf(err))
-		}
-		byHost[d.String()] = append(byHost[d.String()], route{p, r.Group})
+// asListenerErr turns httpproxy's refusals into the listener's: one
+// prefix, the field as Config names it ("HTTP.Rules[0].Group").
+func asListenerErr(err error) error {
+	var errs []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	} else {
+		errs = []error{err}
 	}
-	longestFirst := func(a, b route) int { return cmp.Compare(len(b.prefix), len(a.prefix)) }
-	slices.SortStableFunc(rs.any, longestFirst)
-	if len(byHost) > 0 {
-		rs.hosts = new(sni.Table[[]route])
-		for h, r := range byHost {
-			slices.SortStableFunc(r, longestFirst)
-			if err := rs.hosts.Set(h, r); err != nil {
-				return rs, err
-			}
+	for i, e := range errs {
+		if ce, ok := errors.AsType[*ConfigError](e); ok && ce.Pkg == "httpproxy" {
+			errs[i] = &cfgerr.Error{Pkg: "listener", Field: "HTTP." + ce.Field, Value: ce.Value, Reason: ce.Reason, Err: ce.Err}
 		}
 	}
-	return rs, nil
+	return errors.Join(errs...)
 }
+
+// httpServer is a running HTTP or HTTPS listener: the proxy's listener
+// tier, fed by the listener's socket.
+type httpServer struct {
+	*httpproxy.Server
+}
+
+func (s httpServer) shutdown(ctx context.Context) error { return s.Shutdown(ctx) }
+func (s httpServer) addrs() []net.Addr                  { return []net.Addr{s.Addr()} }
+
+func startHTTP(l *Listener) (server, error) {
+	o := &l.cfg.HTTP
+	ln, err := net.Listen("tcp", net.JoinHostPort(l.cfg.Host, strconv.Itoa(l.cfg.Port)))
+	if err != nil {
+		return nil, err
+	}
+	sc := httpproxy.ServerConfig{
+		IdleTimeout:                   o.IdleTimeout,
+		HeaderTimeout:                 o.HeaderTimeout,
+		MaxHeaderBytes:                o.MaxHeaderBytes,
+		MaxURIBytes:                   o.MaxURIBytes,
+		MaxKeepAliveRequests:          o.MaxKeepAliveRequests,
+		HTTP2MaxRequestsPerConnection: o.HTTP2MaxRequestsPerConnection,
+		RedirectToPort:                o.RedirectToPort,
+		Middleware:                    o.Middleware,
+		NoFastLane:                    noFastLane,
+		Identity:                      httpproxy.Identity{ID: l.inst.ID()},
+	}
+	if a := l.inst.Address(); a.IsValid() {
+		sc.Identity.Addr = a.String()
+	}
+	if ts := o.st.tls; ts != nil {
+		sc.TLS = ts.serverConfig()
+	}
+	return httpServer{o.st.proxy.NewServer(ln, sc, (*httpHost)(l))}, nil
+}
+
+// noFastLane turns the fast lane off, so tests can compare the lanes.
+var noFastLane = false
+
+// httpHost is the listener as its HTTP server sees it (httpproxy.Host):
+// a pointer conversion, so handing it over allocates nothing.
+type httpHost Listener
+
+func (h *httpHost) Allow(src netip.Addr) bool { return h.acl.allow(src) }
+
+func (h *httpHost) Pay(ctx context.Context, out bool, n int) {
+	if lims := h.lim.load(); lims != nil && n > 0 {
+		if out {
+			pay(ctx, lims.out, n)
+		} else {
+			pay(ctx, lims.in, n)
+		}
+	}
+}
+
+func (h *httpHost) Logger() *slog.Logger      { return h.cfg.Logger }
+func (h *httpHost) Counters() *stats.Counters { return &h.c }
+func (h *httpHost) Attempts() attempt.Env     { return (*Listener)(h).env() }

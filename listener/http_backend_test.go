@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/lbkit/lbkit/balancer"
+	"github.com/lbkit/lbkit/httpproxy"
 )
 
 // TestHTTPBackendPool covers the kept-alive GET and HEAD path: framing of
@@ -118,7 +119,7 @@ func TestHTTPAccessLog(t *testing.T) {
 	leaks(t)
 	b := startHTTPBackend(t, "b", nil)
 	var buf syncBuffer
-	l := addHTTP(t, Config{HTTP: HTTPOptions{AccessLog: slog.New(slog.NewTextHandler(&buf, nil))}}, b)
+	l := addHTTP(t, Config{HTTP: HTTPOptions{Options: httpproxy.Options{AccessLog: slog.New(slog.NewTextHandler(&buf, nil))}}}, b)
 	c := newClient(t)
 	get(t, c, httpURL(l, "/x?y=1"))
 	got := buf.String()
@@ -160,41 +161,5 @@ func TestHTTPBandwidth(t *testing.T) {
 	// 64 KiB beyond the burst at 125 kB/s take about 0.5 s.
 	if d := time.Since(start); d < 300*time.Millisecond {
 		t.Errorf("320 KiB at 1 Mbps took %v, want about 0.5s", d)
-	}
-}
-
-// TestHTTPBackendPoolPrune: the pooled connections of a removed backend
-// are closed.
-func TestHTTPBackendPoolPrune(t *testing.T) {
-	leaks(t)
-	a, b := startHTTPBackend(t, "a", nil), startHTTPBackend(t, "b", nil)
-	g := newGroup(t, balancer.RoundRobin(), a.backend(100), b.backend(100))
-	l := addHTTP(t, Config{Group: g})
-	c := newClient(t)
-	for range 4 {
-		get(t, c, httpURL(l, "/"))
-	}
-	idle := func(addr string) int {
-		l.mu.Lock()
-		s := l.srv.(*httpServer)
-		l.mu.Unlock()
-		v, ok := s.pool.hosts.Load(addr)
-		if !ok {
-			return 0
-		}
-		il := v.(*idleList)
-		il.mu.Lock()
-		defer il.mu.Unlock()
-		return len(il.conns)
-	}
-	if idle(a.addr()) == 0 {
-		t.Fatal("no pooled connection to a")
-	}
-	if err := g.Remove("a"); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "a's pooled connections to close", func() bool { return idle(a.addr()) == 0 })
-	if idle(b.addr()) == 0 {
-		t.Error("b's pooled connections were closed too")
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/lbkit/lbkit/balancer"
+	"github.com/lbkit/lbkit/httpproxy"
 )
 
 // rawResponse is a response read by rawExchange, with its body.
@@ -65,10 +66,6 @@ func TestFastLanePipelinedAndHandedOff(t *testing.T) {
 	leaks(t)
 	b := startHTTPBackend(t, "b", echoPath)
 	l := addHTTP(t, Config{}, b)
-	f := l.srv.(*httpServer).front
-	if f == nil {
-		t.Fatal("HTTP listener without its front door")
-	}
 	// Three GETs in one write, then a POST (net/http's lane) and a GET
 	// after it on the same connection.
 	req := "GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\nGET /3?x=%20 HTTP/1.1\r\nHost: a\r\n\r\n" +
@@ -84,7 +81,7 @@ func TestFastLanePipelinedAndHandedOff(t *testing.T) {
 	if !resps[4].Close {
 		t.Error("Connection: close was not honoured")
 	}
-	if s, h := f.served.Load(), f.handedOff.Load(); s != 3 || h != 1 {
+	if s, h := lanes(l); s != 3 || h != 1 {
 		t.Errorf("fast lane served %d requests and handed off %d connections, want 3 and 1", s, h)
 	}
 	hdr, _ := b.lastHeader()
@@ -104,7 +101,7 @@ func TestFastLaneHeaders(t *testing.T) {
 			b := startHTTPBackend(t, "b", nil)
 			in := newInstance(t)
 			l := addListener(t, in, Config{Protocol: HTTP, Group: newGroup(t, nil, b.backend(100)),
-				HTTP: HTTPOptions{SLBID: true, XForwardedProto: true, XForwardedPort: true, XForwardedClientSrcPort: true}})
+				HTTP: HTTPOptions{Options: httpproxy.Options{SLBID: true, XForwardedProto: true, XForwardedPort: true, XForwardedClientSrcPort: true}}})
 			r := rawExchange(t, l, "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 10.0.0.1\r\nSLB-ID: forged\r\n"+
 				"X-Forwarded-Proto: forged\r\nKeep-Alive: 1\r\nProxy-Connection: x\r\nTE: trailers\r\nX-Kept: yes\r\n\r\n")[0]
 			if r.StatusCode != http.StatusOK || r.Header.Get("X-Backend") != "b" || r.Header.Get("Date") == "" {
@@ -113,7 +110,7 @@ func TestFastLaneHeaders(t *testing.T) {
 			h, _ := b.lastHeader()
 			for k, want := range map[string]string{
 				"X-Forwarded-For": "10.0.0.1, 127.0.0.1", "Slb-Id": in.ID(), "X-Forwarded-Proto": "http", "Host": "h",
-				"X-Forwarded-Port": l.srv.(*httpServer).port[0], "X-Kept": "yes", "Keep-Alive": "", "Proxy-Connection": "", "Te": "",
+				"X-Forwarded-Port": strconv.Itoa(l.Port()), "X-Kept": "yes", "Keep-Alive": "", "Proxy-Connection": "", "Te": "",
 			} {
 				if got := strings.Join(h.Values(k), ","); got != want {
 					t.Errorf("backend saw %s %q, want %q", k, got, want)
@@ -122,7 +119,7 @@ func TestFastLaneHeaders(t *testing.T) {
 			if h.Get("X-Forwarded-Client-Srcport") == "" {
 				t.Error("no X-Forwarded-Client-srcport")
 			}
-			if served := l.srv.(*httpServer).front.served.Load(); (served == 1) != (lane == "fast") {
+			if served := served(l); (served == 1) != (lane == "fast") {
 				t.Errorf("the fast lane served %d requests", served)
 			}
 		})
@@ -294,7 +291,7 @@ func TestLanesAgree(t *testing.T) {
 	listeners := map[string]*Listener{}
 	for _, lane := range []string{"fast", "net/http"} {
 		noFastLane = lane != "fast"
-		listeners[lane] = addHTTP(t, Config{HTTP: HTTPOptions{NoGzip: true, SLBIP: true, XForwardedProto: true}}, b)
+		listeners[lane] = addHTTP(t, Config{HTTP: HTTPOptions{Options: httpproxy.Options{NoGzip: true, SLBIP: true, XForwardedProto: true}}}, b)
 		noFastLane = false
 	}
 	tests := []struct{ name, req string }{
@@ -334,7 +331,7 @@ func TestLanesAgree(t *testing.T) {
 			}
 		})
 	}
-	if listeners["fast"].srv.(*httpServer).front.served.Load() != uint64(len(tests)) {
-		t.Errorf("the fast lane served %d of the %d requests", listeners["fast"].srv.(*httpServer).front.served.Load(), len(tests))
+	if served(listeners["fast"]) != uint64(len(tests)) {
+		t.Errorf("the fast lane served %d of the %d requests", served(listeners["fast"]), len(tests))
 	}
 }

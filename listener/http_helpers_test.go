@@ -140,3 +140,17 @@ func deadAddr(t testing.TB) string {
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
 
 func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// lanes reports how many requests l's fast lane served and how many
+// connections it handed to net/http.
+func lanes(l *Listener) (served, handedOff uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.srv.(httpServer).Lanes()
+}
+
+// served is how many requests l's fast lane answered.
+func served(l *Listener) uint64 {
+	s, _ := lanes(l)
+	return s
+}

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/lbkit/lbkit/httpproxy"
 )
 
 // keepAliveRequest returns request i (from 1) of kind k: g is a GET the
@@ -102,8 +104,7 @@ func TestHTTPKeepAliveLimit(t *testing.T) {
 			if _, err := r.ReadByte(); err != io.EOF {
 				t.Errorf("after response %d: read %v, want EOF (the connection closed)", last, err)
 			}
-			f := l.srv.(*httpServer).front
-			if s, h := f.served.Load(), f.handedOff.Load(); s != tt.served || h != tt.hands {
+			if s, h := lanes(l); s != tt.served || h != tt.hands {
 				t.Errorf("the fast lane served %d requests and handed off %d connections, want %d and %d", s, h, tt.served, tt.hands)
 			}
 		})
@@ -129,7 +130,7 @@ func TestHTTP2RequestLimit(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			ports.reset()
-			l := addHTTPS(t, ca, HTTPOptions{HTTP2MaxRequestsPerConnection: limit, XForwardedClientSrcPort: true}, b)
+			l := addHTTPS(t, ca, HTTPOptions{HTTP2MaxRequestsPerConnection: limit, Options: httpproxy.Options{XForwardedClientSrcPort: true}}, b)
 			c := httpsClient(t, ca, nil, true)
 			if errs := getMany(c, httpsURL(l, "/"), 3*limit, tt.workers); len(errs) > 0 {
 				t.Fatalf("%d of %d requests failed, first: %v", len(errs), 3*limit, errs[0])
@@ -148,7 +149,7 @@ func TestHTTP2RequestLimit(t *testing.T) {
 	}
 	t.Run("default 1000", func(t *testing.T) {
 		ports.reset()
-		l := addHTTPS(t, ca, HTTPOptions{XForwardedClientSrcPort: true}, b)
+		l := addHTTPS(t, ca, HTTPOptions{Options: httpproxy.Options{XForwardedClientSrcPort: true}}, b)
 		if got := l.cfg.HTTP.HTTP2MaxRequestsPerConnection; got != 1000 {
 			t.Fatalf("HTTP2MaxRequestsPerConnection = %d, want 1000", got)
 		}
@@ -208,7 +209,7 @@ type portCounter struct {
 func newPortCounter() *portCounter { return &portCounter{n: map[string]int{}} }
 
 func (p *portCounter) handler(w http.ResponseWriter, r *http.Request) {
-	port := r.Header.Get(hdrSrcPort)
+	port := r.Header.Get("X-Forwarded-Client-srcport")
 	p.mu.Lock()
 	if p.n[port] == 0 {
 		p.order = append(p.order, port)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/lbkit/lbkit/acl"
 	"github.com/lbkit/lbkit/balancer"
+	"github.com/lbkit/lbkit/httpproxy"
 	"github.com/lbkit/lbkit/internal/errtest"
 	"github.com/lbkit/lbkit/session"
 )
@@ -76,16 +77,16 @@ func TestHTTPHeaders(t *testing.T) {
 		want   string // "" = absent
 	}{
 		{"xff default", HTTPOptions{}, "X-Forwarded-For", "127.0.0.1"},
-		{"xff off", HTTPOptions{NoXForwardedFor: true}, "X-Forwarded-For", ""},
-		{"slb-id on", HTTPOptions{SLBID: true}, "SLB-ID", "lb-test"},
+		{"xff off", HTTPOptions{Options: httpproxy.Options{NoXForwardedFor: true}}, "X-Forwarded-For", ""},
+		{"slb-id on", HTTPOptions{Options: httpproxy.Options{SLBID: true}}, "SLB-ID", "lb-test"},
 		{"slb-id off", HTTPOptions{}, "SLB-ID", ""},
-		{"slb-ip on", HTTPOptions{SLBIP: true}, "SLB-IP", "192.0.2.10"},
+		{"slb-ip on", HTTPOptions{Options: httpproxy.Options{SLBIP: true}}, "SLB-IP", "192.0.2.10"},
 		{"slb-ip off", HTTPOptions{}, "SLB-IP", ""},
-		{"proto on", HTTPOptions{XForwardedProto: true}, "X-Forwarded-Proto", "http"},
+		{"proto on", HTTPOptions{Options: httpproxy.Options{XForwardedProto: true}}, "X-Forwarded-Proto", "http"},
 		{"proto off", HTTPOptions{}, "X-Forwarded-Proto", ""},
-		{"port on", HTTPOptions{XForwardedPort: true}, "X-Forwarded-Port", "PORT"},
+		{"port on", HTTPOptions{Options: httpproxy.Options{XForwardedPort: true}}, "X-Forwarded-Port", "PORT"},
 		{"port off", HTTPOptions{}, "X-Forwarded-Port", ""},
-		{"srcport on", HTTPOptions{XForwardedClientSrcPort: true}, "X-Forwarded-Client-srcport", "SRCPORT"},
+		{"srcport on", HTTPOptions{Options: httpproxy.Options{XForwardedClientSrcPort: true}}, "X-Forwarded-Client-srcport", "SRCPORT"},
 		{"srcport off", HTTPOptions{}, "X-Forwarded-Client-srcport", ""},
 	}
 	in, err := NewInstance(InstanceConfig{ID: "lb-test", Address: mustAddr("192.0.2.10"), Logger: discard()})
@@ -180,7 +181,7 @@ func TestHTTPErrors(t *testing.T) {
 			in := newInstance(t)
 			// 200 ms, below the CLB's 1 s: the library takes it.
 			l := addListener(t, in, Config{Protocol: HTTP, Group: tt.group,
-				HTTP: HTTPOptions{RequestTimeout: 200 * time.Millisecond}})
+				HTTP: HTTPOptions{Options: httpproxy.Options{RequestTimeout: 200 * time.Millisecond}}})
 			c := newClient(t)
 			start := time.Now()
 			code, body, _ := get(t, c, httpURL(l, "/"))
@@ -315,7 +316,7 @@ func TestHTTPGzip(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			l := addHTTP(t, Config{HTTP: HTTPOptions{NoGzip: tt.noGzip}}, b)
+			l := addHTTP(t, Config{HTTP: HTTPOptions{Options: httpproxy.Options{NoGzip: tt.noGzip}}}, b)
 			c := newClient(t)
 			var hdr []string
 			if tt.accept != "" {
@@ -371,13 +372,13 @@ func TestHTTPRules(t *testing.T) {
 	narrow := startHTTPBackend(t, "narrow", nil)
 	wide := startHTTPBackend(t, "wide", nil)
 	grp := func(b *httpBackend) *balancer.Group { return newGroup(t, nil, b.backend(100)) }
-	l := addHTTP(t, Config{Group: grp(def), HTTP: HTTPOptions{Rules: []Rule{
+	l := addHTTP(t, Config{Group: grp(def), HTTP: HTTPOptions{Options: httpproxy.Options{Rules: []Rule{
 		{Path: "/api", Group: grp(api)},
 		{Path: "/api/v2", Group: grp(apiV2)},
 		{Host: "www.example.com", Group: grp(exact)},
 		{Host: "*.market.example.com", Group: grp(narrow)},
 		{Host: "*.example.com", Path: "/shop", Group: grp(wide)},
-	}}})
+	}}}})
 	c := newClient(t)
 	tests := []struct{ host, path, want string }{
 		{"other.test", "/", "default"},
@@ -407,12 +408,12 @@ func TestHTTPRulesRefused(t *testing.T) {
 		proto Protocol
 		field string
 	}{
-		{"rule without group", HTTPOptions{Rules: []Rule{{Path: "/a"}}}, HTTP, "HTTP.Rules[0].Group"},
-		{"relative path", HTTPOptions{Rules: []Rule{{Path: "a", Group: g}}}, HTTP, "HTTP.Rules[0].Path"},
-		{"bad host", HTTPOptions{Rules: []Rule{{Host: "a_b.com", Group: g}}}, HTTP, "HTTP.Rules[0].Host"},
-		{"hash scheduler", HTTPOptions{Rules: []Rule{{Path: "/a", Group: newGroup(t, sch)}}}, HTTP, "Scheduler"},
+		{"rule without group", HTTPOptions{Options: httpproxy.Options{Rules: []Rule{{Path: "/a"}}}}, HTTP, "HTTP.Rules[0].Group"},
+		{"relative path", HTTPOptions{Options: httpproxy.Options{Rules: []Rule{{Path: "a", Group: g}}}}, HTTP, "HTTP.Rules[0].Path"},
+		{"bad host", HTTPOptions{Options: httpproxy.Options{Rules: []Rule{{Host: "a_b.com", Group: g}}}}, HTTP, "HTTP.Rules[0].Host"},
+		{"hash scheduler", HTTPOptions{Options: httpproxy.Options{Rules: []Rule{{Path: "/a", Group: newGroup(t, sch)}}}}, HTTP, "Scheduler"},
 		{"idle negative", HTTPOptions{IdleTimeout: -time.Second}, HTTP, "HTTP.IdleTimeout"},
-		{"request negative", HTTPOptions{RequestTimeout: -time.Second}, HTTP, "HTTP.RequestTimeout"},
+		{"request negative", HTTPOptions{Options: httpproxy.Options{RequestTimeout: -time.Second}}, HTTP, "HTTP.RequestTimeout"},
 		{"header timeout negative", HTTPOptions{HeaderTimeout: -time.Second}, HTTP, "HTTP.HeaderTimeout"},
 		{"header bytes", HTTPOptions{MaxHeaderBytes: 63}, HTTP, "HTTP.MaxHeaderBytes"},
 		{"URI bytes", HTTPOptions{MaxURIBytes: -1}, HTTP, "HTTP.MaxURIBytes"},
@@ -422,8 +423,8 @@ func TestHTTPRulesRefused(t *testing.T) {
 		{"redirect on https", HTTPOptions{RedirectToPort: 443}, HTTPS, "HTTP.RedirectToPort"},
 		{"redirect to self", HTTPOptions{RedirectToPort: 80}, HTTP, "HTTP.RedirectToPort"},
 		{"https without cert", HTTPOptions{}, HTTPS, "HTTP.Certificate"},
-		{"cert on http", HTTPOptions{ClientCertHeaders: true}, HTTP, "HTTP.ClientCertHeaders"},
-		{"sticky", HTTPOptions{StickySession: &session.Config{Mode: session.Rewrite}}, HTTP, "CookieName"},
+		{"cert on http", HTTPOptions{Options: httpproxy.Options{ClientCertHeaders: true}}, HTTP, "HTTP.ClientCertHeaders"},
+		{"sticky", HTTPOptions{Options: httpproxy.Options{StickySession: &session.Config{Mode: session.Rewrite}}}, HTTP, "CookieName"},
 	}
 	in := newInstance(t)
 	own := map[string]error{} // the listener's own refusals: one prefix each
@@ -453,7 +454,7 @@ func TestHTTPStickyInsert(t *testing.T) {
 	leaks(t)
 	a, b, cc := startHTTPBackend(t, "a", nil), startHTTPBackend(t, "b", nil), startHTTPBackend(t, "c", nil)
 	g := newGroup(t, balancer.RoundRobin(), a.backend(100), b.backend(100), cc.backend(100))
-	l := addHTTP(t, Config{Group: g, HTTP: HTTPOptions{StickySession: &session.Config{Key: bytes.Repeat([]byte("k"), 32)}}})
+	l := addHTTP(t, Config{Group: g, HTTP: HTTPOptions{Options: httpproxy.Options{StickySession: &session.Config{Key: bytes.Repeat([]byte("k"), 32)}}}})
 	c := cookieClient(t)
 	_, first, h := get(t, c, httpURL(l, "/"))
 	if !strings.HasPrefix(h.Get("Set-Cookie"), "SERVERID=") {
@@ -512,7 +513,7 @@ func TestHTTPStickyRewrite(t *testing.T) {
 		})
 	}
 	a, b := mk("a"), mk("b")
-	l := addHTTP(t, Config{HTTP: HTTPOptions{StickySession: &session.Config{Mode: session.Rewrite, CookieName: "app"}}}, a, b)
+	l := addHTTP(t, Config{HTTP: HTTPOptions{Options: httpproxy.Options{StickySession: &session.Config{Mode: session.Rewrite, CookieName: "app"}}}}, a, b)
 	c := cookieClient(t)
 	_, first, h := get(t, c, httpURL(l, "/"))
 	if sc := h.Get("Set-Cookie"); !strings.HasPrefix(sc, "app=v-"+first+"~") {
@@ -526,7 +527,7 @@ func TestHTTPStickyRewrite(t *testing.T) {
 	if v, _ := seen.Load(first); v != "v-"+first {
 		t.Errorf("backend saw app=%v, want its own value v-%s", v, first)
 	}
-	if n := l.srv.(*httpServer).front.served.Load(); n != 11 {
+	if n := served(l); n != 11 {
 		t.Errorf("the fast lane served %d of the 11 requests", n)
 	}
 }

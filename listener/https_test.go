@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lbkit/lbkit/httpproxy"
 	"github.com/lbkit/lbkit/tlspolicy"
 )
 
@@ -118,7 +119,7 @@ func TestHTTPSProxy(t *testing.T) {
 		{"h2 off", true, "HTTP/1.1"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			l := addHTTPS(t, ca, HTTPOptions{NoHTTP2: tt.noHTTP2, XForwardedProto: true}, b)
+			l := addHTTPS(t, ca, HTTPOptions{NoHTTP2: tt.noHTTP2, Options: httpproxy.Options{XForwardedProto: true}}, b)
 			c := httpsClient(t, ca, nil, true)
 			resp, err := c.Get(httpsURL(l, "/"))
 			if err != nil {
@@ -201,7 +202,7 @@ func TestHTTPSMutualTLS(t *testing.T) {
 	leaks(t)
 	ca, clientCA, other := newCA(t, "ca"), newCA(t, "client-ca"), newCA(t, "other-ca")
 	b := startHTTPBackend(t, "b", nil)
-	l := addHTTPS(t, ca, HTTPOptions{ClientCAs: clientCA.pool, ClientCertHeaders: true}, b)
+	l := addHTTPS(t, ca, HTTPOptions{ClientCAs: clientCA.pool, Options: httpproxy.Options{ClientCertHeaders: true}}, b)
 	good := clientCA.issue(t, "alice")
 	c := httpsClient(t, ca, good, true)
 	code, _, _ := get(t, c, httpsURL(l, "/"), "X-Client-Cert-Verify", "FORGED")

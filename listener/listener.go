@@ -2,17 +2,15 @@ package listener
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/lbkit/lbkit/acl"
 	"github.com/lbkit/lbkit/balancer"
+	"github.com/lbkit/lbkit/internal/stats"
 	"github.com/lbkit/lbkit/session"
 )
 
@@ -49,7 +47,7 @@ type Listener struct {
 	acl  aclRef
 	lim  limiterRef
 	own  *limits // the listener's own cap, nil when uncapped
-	c    counters
+	c    stats.Counters
 	aff  *session.Affinity // source-IP persistence, nil when off
 	hc   hcRef             // the running health checkers, if any
 	port atomic.Int32      // Config.Port, or the port a Port 0 listener bound
@@ -222,7 +220,7 @@ func (l *Listener) Bandwidth() int {
 // Stats returns a snapshot of the listener's counters.
 func (l *Listener) Stats() Stats {
 	s := Stats{Name: l.cfg.Name, Protocol: l.cfg.Protocol, Port: l.Port(), State: l.State()}
-	l.c.snapshot(&s)
+	snapshot(&l.c, &s)
 	return s
 }
 
@@ -245,26 +243,4 @@ func addrPort(a net.Addr) int {
 		return a.Port
 	}
 	return 0
-}
-
-// acceptLoop calls accept until the listener behind it is closed, giving
-// each connection to handle. Other accept errors (out of file
-// descriptors and the like) are logged and waited out, backing off as
-// net/http does, so the listener keeps serving once they pass.
-func acceptLoop[C net.Conn](log *slog.Logger, accept func() (C, error), handle func(C)) {
-	var backoff time.Duration
-	for {
-		c, err := accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			log.Warn("accept failed", "err", err, "retry_in", backoff)
-			time.Sleep(backoff)
-			continue
-		}
-		backoff = 0
-		handle(c)
-	}
 }

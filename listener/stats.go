@@ -1,10 +1,9 @@
 package listener
 
 import (
-	"maps"
-	"sync"
-	"sync/atomic"
 	"time"
+
+	"github.com/lbkit/lbkit/internal/stats"
 )
 
 // Stats is a snapshot of a listener's counters. Bytes "in" travel from
@@ -73,90 +72,37 @@ func (s Stats) UpstreamLatency() time.Duration {
 	return s.Upstream / time.Duration(s.UpstreamResponses)
 }
 
-// counters are a listener's live counters.
-type counters struct {
-	active                                                         atomic.Int64
-	new                                                            atomic.Uint64
-	bytesIn, bytesOut                                              atomic.Uint64
-	refusedACL, connectFailures, noBackend, dropped, drained, idle atomic.Uint64
-	quicRouted, quicFallback                                       atomic.Uint64
-	status                                                         [5]atomic.Uint64
-	upstreamN                                                      atomic.Uint64
-	upstreamNS                                                     atomic.Int64
-
-	mu       sync.RWMutex
-	backends map[string]*backendCounters
-}
-
-type backendCounters struct {
-	active            atomic.Int64
-	new               atomic.Uint64
-	bytesIn, bytesOut atomic.Uint64
-	connectFailures   atomic.Uint64
-	status            [5]atomic.Uint64
-	upstreamN         atomic.Uint64
-	upstreamNS        atomic.Int64
-}
-
-func (b *backendCounters) countStatus(code int) {
-	if c := code/100 - 1; c >= 0 && c < len(b.status) {
-		b.status[c].Add(1)
+// snapshot reads the listener's live counters into s.
+func snapshot(c *stats.Counters, s *Stats) {
+	s.Active = c.Active.Load()
+	s.New = c.New.Load()
+	s.BytesIn, s.BytesOut = c.BytesIn.Load(), c.BytesOut.Load()
+	s.RefusedACL = c.RefusedACL.Load()
+	s.ConnectFailures = c.ConnectFailures.Load()
+	s.NoBackend = c.NoBackend.Load()
+	s.Dropped = c.Dropped.Load()
+	s.Drained = c.Drained.Load()
+	s.IdleResets = c.Idle.Load()
+	s.QUICRouted, s.QUICFallback = c.QUICRouted.Load(), c.QUICFallback.Load()
+	for i := range c.Status {
+		s.Status[i] = c.Status[i].Load()
 	}
-}
-
-// backend returns the counters of backend id, creating them on first use.
-func (c *counters) backend(id string) *backendCounters {
-	c.mu.RLock()
-	b := c.backends[id]
-	c.mu.RUnlock()
-	if b != nil {
-		return b
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.backends == nil {
-		c.backends = map[string]*backendCounters{}
-	}
-	if b = c.backends[id]; b == nil {
-		b = new(backendCounters)
-		c.backends[id] = b
-	}
-	return b
-}
-
-func (c *counters) snapshot(s *Stats) {
-	s.Active = c.active.Load()
-	s.New = c.new.Load()
-	s.BytesIn, s.BytesOut = c.bytesIn.Load(), c.bytesOut.Load()
-	s.RefusedACL = c.refusedACL.Load()
-	s.ConnectFailures = c.connectFailures.Load()
-	s.NoBackend = c.noBackend.Load()
-	s.Dropped = c.dropped.Load()
-	s.Drained = c.drained.Load()
-	s.IdleResets = c.idle.Load()
-	s.QUICRouted, s.QUICFallback = c.quicRouted.Load(), c.quicFallback.Load()
-	for i := range c.status {
-		s.Status[i] = c.status[i].Load()
-	}
-	s.UpstreamResponses = c.upstreamN.Load()
-	s.Upstream = time.Duration(c.upstreamNS.Load())
-	c.mu.RLock()
-	backends := maps.Clone(c.backends)
-	c.mu.RUnlock()
-	s.Backends = make(map[string]BackendStats, len(backends))
-	for id, b := range backends {
+	s.UpstreamResponses = c.UpstreamN.Load()
+	s.Upstream = time.Duration(c.UpstreamNS.Load())
+	s.Backends = map[string]BackendStats{}
+	c.Backends(func(id string, b *stats.Backend) {
 		bs := BackendStats{
-			Active:            b.active.Load(),
-			New:               b.new.Load(),
-			BytesIn:           b.bytesIn.Load(),
-			BytesOut:          b.bytesOut.Load(),
-			ConnectFailures:   b.connectFailures.Load(),
-			UpstreamResponses: b.upstreamN.Load(),
-			Upstream:          time.Duration(b.upstreamNS.Load()),
+			Active:            b.Active.Load(),
+			New:               b.New.Load(),
+			BytesIn:           b.BytesIn.Load(),
+			BytesOut:          b.BytesOut.Load(),
+			ConnectFailures:   b.ConnectFailures.Load(),
+			UpstreamResponses: b.UpstreamN.Load(),
+			Upstream:          time.Duration(b.UpstreamNS.Load()),
 		}
-		for i := range b.status {
-			bs.Status[i] = b.status[i].Load()
+		for i := range b.Status {
+			bs.Status[i] = b.Status[i].Load()
 		}
 		s.Backends[id] = bs
-	}
+	})
 }

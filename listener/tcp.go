@@ -2,7 +2,6 @@ package listener
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net"
 	"strconv"
@@ -11,6 +10,8 @@ import (
 	"time"
 
 	"github.com/lbkit/lbkit/balancer"
+	"github.com/lbkit/lbkit/internal/netx"
+	"github.com/lbkit/lbkit/internal/stats"
 	proxyproto "github.com/pires/go-proxyproto"
 )
 
@@ -78,7 +79,7 @@ func (s *tcpServer) addrs() []net.Addr {
 }
 
 func (s *tcpServer) serve(ln *net.TCPListener, port int) {
-	acceptLoop(s.l.cfg.Logger, ln.AcceptTCP, func(c *net.TCPConn) {
+	netx.AcceptLoop(s.l.cfg.Logger, ln.AcceptTCP, func(c *net.TCPConn) {
 		s.conns.Add(1)
 		go s.handle(c, port)
 	})
@@ -91,7 +92,7 @@ func (s *tcpServer) handle(client *net.TCPConn, port int) {
 	src := client.RemoteAddr().(*net.TCPAddr).AddrPort()
 	dst := client.LocalAddr().(*net.TCPAddr).AddrPort()
 	if !l.acl.allow(src.Addr().Unmap()) {
-		l.c.refusedACL.Add(1)
+		l.c.RefusedACL.Add(1)
 		resetConn(client)
 		return
 	}
@@ -104,7 +105,7 @@ func (s *tcpServer) handle(client *net.TCPConn, port int) {
 	connectTime := at.Succeeded()
 	backend := conn.(*net.TCPConn)
 	m := at.Member()
-	c := &tcpConn{s: s, client: client, backend: backend, member: m, bc: l.c.backend(m.ID())}
+	c := &tcpConn{s: s, client: client, backend: backend, member: m, bc: l.c.Backend(m.ID())}
 	c.ctx, c.cancel = context.WithCancel(s.ctx)
 	if v := l.cfg.ProxyProtocol; v > 0 {
 		h := proxyproto.HeaderProxyFromAddrs(byte(v), client.RemoteAddr(), client.LocalAddr())
@@ -116,10 +117,10 @@ func (s *tcpServer) handle(client *net.TCPConn, port int) {
 			return
 		}
 	}
-	l.c.active.Add(1)
-	l.c.new.Add(1)
-	c.bc.active.Add(1)
-	c.bc.new.Add(1)
+	l.c.Active.Add(1)
+	l.c.New.Add(1)
+	c.bc.Active.Add(1)
+	c.bc.New.Add(1)
 	s.track(c, true)
 
 	c.run()
@@ -128,8 +129,8 @@ func (s *tcpServer) handle(client *net.TCPConn, port int) {
 	if l.aff != nil {
 		l.aff.Touch(src.Addr())
 	}
-	c.bc.active.Add(-1)
-	l.c.active.Add(-1)
+	c.bc.Active.Add(-1)
+	l.c.Active.Add(-1)
 	at.Done(balancer.DoneInfo{Latency: connectTime})
 }
 
@@ -206,7 +207,7 @@ func (s *tcpServer) drain(id string) {
 		return
 	}
 	for c := range s.byBackend[id] {
-		s.l.c.drained.Add(1)
+		s.l.c.Drained.Add(1)
 		c.abort()
 	}
 }
@@ -283,14 +284,14 @@ func (s *tcpServer) sweepIdleAt(now time.Time) int {
 }
 
 // countIdle counts one idle reset.
-func (s *tcpServer) countIdle() { s.l.c.idle.Add(1) }
+func (s *tcpServer) countIdle() { s.l.c.Idle.Add(1) }
 
 // tcpConn is one proxied connection.
 type tcpConn struct {
 	s               *tcpServer
 	client, backend *net.TCPConn
 	member          *balancer.Member
-	bc              *backendCounters
+	bc              *stats.Backend
 
 	ctx    context.Context // cancelled by abort, ends bandwidth waits
 	cancel context.CancelFunc
@@ -378,7 +379,7 @@ func (c *tcpConn) pipe(dst, src *net.TCPConn, in bool) {
 			c.count(int(n), in)
 		}
 		if err != nil {
-			if isTimeout(err) && !c.closed.Load() {
+			if netx.IsTimeout(err) && !c.closed.Load() {
 				continue
 			}
 			c.abort()
@@ -403,23 +404,18 @@ func (c *tcpConn) count(n int, in bool) {
 	l := c.s.l
 	lims := l.lim.load()
 	if in {
-		l.c.bytesIn.Add(uint64(n))
-		c.bc.bytesIn.Add(uint64(n))
+		l.c.BytesIn.Add(uint64(n))
+		c.bc.BytesIn.Add(uint64(n))
 		if lims != nil {
 			pay(c.ctx, lims.in, n)
 		}
 		return
 	}
-	l.c.bytesOut.Add(uint64(n))
-	c.bc.bytesOut.Add(uint64(n))
+	l.c.BytesOut.Add(uint64(n))
+	c.bc.BytesOut.Add(uint64(n))
 	if lims != nil {
 		pay(c.ctx, lims.out, n)
 	}
-}
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // resetConn closes c with SO_LINGER 0, so the peer gets an RST.

@@ -16,6 +16,7 @@ import (
 	"github.com/lbkit/lbkit/acl"
 	"github.com/lbkit/lbkit/balancer"
 	"github.com/lbkit/lbkit/health"
+	"github.com/lbkit/lbkit/httpproxy"
 	proxyproto "github.com/pires/go-proxyproto"
 )
 
@@ -668,8 +669,8 @@ func TestConfigAcceptsBeyondCLB(t *testing.T) {
 		{"drain 1h", Config{Protocol: TCP, Port: 1008, ConnectionDrainTimeout: time.Hour}},
 		{"persistence 1 day", Config{Protocol: TCP, Port: 1009, PersistenceTimeout: 24 * time.Hour}},
 		{"bandwidth 100 Gbps", Config{Protocol: TCP, Port: 1010, Bandwidth: 100000}},
-		{"http request 500ms", Config{Protocol: HTTP, Port: 1011, HTTP: HTTPOptions{RequestTimeout: 500 * time.Millisecond}}},
-		{"http request 10m", Config{Protocol: HTTP, Port: 1012, HTTP: HTTPOptions{RequestTimeout: 10 * time.Minute}}},
+		{"http request 500ms", Config{Protocol: HTTP, Port: 1011, HTTP: HTTPOptions{Options: httpproxy.Options{RequestTimeout: 500 * time.Millisecond}}}},
+		{"http request 10m", Config{Protocol: HTTP, Port: 1012, HTTP: HTTPOptions{Options: httpproxy.Options{RequestTimeout: 10 * time.Minute}}}},
 		{"http idle 200ms", Config{Protocol: HTTP, Port: 1013, HTTP: HTTPOptions{IdleTimeout: 200 * time.Millisecond}}},
 		{"http idle 5m", Config{Protocol: HTTP, Port: 1014, HTTP: HTTPOptions{IdleTimeout: 5 * time.Minute}}},
 		{"http header 300ms", Config{Protocol: HTTP, Port: 1015, HTTP: HTTPOptions{HeaderTimeout: 300 * time.Millisecond}}},

@@ -13,6 +13,8 @@ import (
 
 	"github.com/lbkit/lbkit/balancer"
 	"github.com/lbkit/lbkit/internal/attempt"
+	"github.com/lbkit/lbkit/internal/netx"
+	"github.com/lbkit/lbkit/internal/stats"
 	proxyproto "github.com/pires/go-proxyproto"
 )
 
@@ -178,15 +180,15 @@ func (s *udpServer) handle(ln *net.UDPConn, dst netip.AddrPort, port int, src ne
 	l := s.l
 	n := len(frame) - udpHeadroom
 	if n == 0 || n > s.max || src.Port() == 0 {
-		l.c.dropped.Add(1)
+		l.c.Dropped.Add(1)
 		return
 	}
 	if !l.acl.allow(src.Addr().Unmap()) {
-		l.c.refusedACL.Add(1)
+		l.c.RefusedACL.Add(1)
 		return
 	}
 	if lims := l.lim.load(); lims != nil && !lims.in.AllowN(time.Now(), n) {
-		l.c.dropped.Add(1)
+		l.c.Dropped.Add(1)
 		return
 	}
 	key := flowKey{src: src, port: uint16(port)}
@@ -195,7 +197,7 @@ func (s *udpServer) handle(ln *net.UDPConn, dst netip.AddrPort, port int, src ne
 	for range 2 {
 		f, created := s.flow(key, ln, dst, frame)
 		if f == nil {
-			l.c.dropped.Add(1)
+			l.c.Dropped.Add(1)
 			return
 		}
 		if created {
@@ -210,11 +212,11 @@ func (s *udpServer) handle(ln *net.UDPConn, dst netip.AddrPort, port int, src ne
 			f.unreachable(err)
 			return // counted as a connect failure
 		default:
-			l.c.dropped.Add(1)
+			l.c.Dropped.Add(1)
 			return
 		}
 	}
-	l.c.dropped.Add(1)
+	l.c.Dropped.Add(1)
 }
 
 // flow returns key's flow, or starts one with frame as its first pending
@@ -266,9 +268,9 @@ func (s *udpServer) connect(f *udpFlow, first []byte) (*net.UDPConn, attempt.Att
 	}
 	if s.route != nil {
 		if routed && !at.Retried() && at.Member().ID() == routeID {
-			l.c.quicRouted.Add(1)
+			l.c.QUICRouted.Add(1)
 		} else {
-			l.c.quicFallback.Add(1)
+			l.c.QUICFallback.Add(1)
 		}
 	}
 	return c.(*net.UDPConn), at, nil
@@ -349,7 +351,7 @@ type udpFlow struct {
 
 	firstReply atomic.Int64 // nanoseconds from the pick to the first reply, 0 before it
 	failed     atomic.Bool  // the backend was unreachable
-	bc         *backendCounters
+	bc         *stats.Backend
 	hdr        []byte // PROXY v2 header, or nil
 
 	ready  atomic.Bool // up, m, bc, hdr set and pending flushed
@@ -387,20 +389,20 @@ func (f *udpFlow) run(first []byte) {
 		return
 	}
 	m := at.Member()
-	f.up, f.at, f.m, f.bc, f.hdr = up, at, m, l.c.backend(m.ID()), hdr
+	f.up, f.at, f.m, f.bc, f.hdr = up, at, m, l.c.Backend(m.ID()), hdr
 	// Counted before the first datagram leaves, so a client that has its
 	// answer sees the flow in Stats.
-	l.c.active.Add(1)
-	l.c.new.Add(1)
-	f.bc.active.Add(1)
-	f.bc.new.Add(1)
+	l.c.Active.Add(1)
+	l.c.New.Add(1)
+	f.bc.Active.Add(1)
+	f.bc.New.Add(1)
 	var sendErr error
 	for _, fr := range f.pending {
 		if err := f.send(fr); errors.Is(err, errUnreachable) {
 			sendErr = err
 			break
 		} else if err != nil {
-			l.c.dropped.Add(1)
+			l.c.Dropped.Add(1)
 		}
 	}
 	f.pending = nil
@@ -417,8 +419,8 @@ func (f *udpFlow) run(first []byte) {
 	if l.aff != nil {
 		l.aff.Touch(f.key.src.Addr())
 	}
-	f.bc.active.Add(-1)
-	l.c.active.Add(-1)
+	f.bc.Active.Add(-1)
+	l.c.Active.Add(-1)
 	var outcome error
 	if f.failed.Load() {
 		outcome = errUnreachable
@@ -465,8 +467,8 @@ func (f *udpFlow) send(frame []byte) error {
 	}
 	f.touch()
 	n := uint64(len(frame) - udpHeadroom)
-	f.s.l.c.bytesIn.Add(n)
-	f.bc.bytesIn.Add(n)
+	f.s.l.c.BytesIn.Add(n)
+	f.bc.BytesIn.Add(n)
 	return nil
 }
 
@@ -484,7 +486,7 @@ func (f *udpFlow) relay() {
 		if err != nil {
 			switch {
 			case f.closed.Load():
-			case isTimeout(err):
+			case netx.IsTimeout(err):
 				// The deadline only wakes us to look at the clock: the
 				// client may have sent meanwhile.
 				deadline := time.Unix(0, f.last.Load()).Add(idle)
@@ -515,21 +517,21 @@ func (f *udpFlow) relay() {
 func (f *udpFlow) reply(b []byte) {
 	l := f.s.l
 	if len(b) > f.s.max {
-		l.c.dropped.Add(1)
+		l.c.Dropped.Add(1)
 		return
 	}
 	f.touch()
 	if lims := l.lim.load(); lims != nil && !lims.out.AllowN(time.Now(), len(b)) {
-		l.c.dropped.Add(1)
+		l.c.Dropped.Add(1)
 		return
 	}
 	if _, err := f.ln.WriteToUDPAddrPort(b, f.key.src); err != nil {
-		l.c.dropped.Add(1)
+		l.c.Dropped.Add(1)
 		return
 	}
 	n := uint64(len(b))
-	l.c.bytesOut.Add(n)
-	f.bc.bytesOut.Add(n)
+	l.c.BytesOut.Add(n)
+	f.bc.BytesOut.Add(n)
 }
 
 // end closes the flow; its goroutine then finishes. Safe to call more than

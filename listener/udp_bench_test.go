@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/lbkit/lbkit/balancer"
+	"github.com/lbkit/lbkit/internal/netx"
 )
 
 // BenchmarkUDPForward measures datagram round trips per second between a
@@ -68,7 +69,7 @@ func benchUDPRoundTrips(b *testing.B, addr string) {
 			c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
 		}
 		if _, err := c.Read(buf); err != nil {
-			if !isTimeout(err) {
+			if !netx.IsTimeout(err) {
 				b.Fatal(err)
 			}
 			// Whatever is in flight is lost: refill the window.

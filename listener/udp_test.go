@@ -374,7 +374,7 @@ func TestUDPGracefulStop(t *testing.T) {
 	})
 	// A new client is dropped at once...
 	udpSend(t, udpDial(t, "", listenerAddr(l)), []byte("new"))
-	eventually(t, "the new client to be dropped", func() bool { return s.l.c.dropped.Load() == 1 })
+	eventually(t, "the new client to be dropped", func() bool { return s.l.c.Dropped.Load() == 1 })
 	// ...while the open flow goes on until it idles out.
 	udpAsk(t, c, "during")
 	select {

@@ -107,7 +107,7 @@ func (l *Listener) WaitProbed(ctx context.Context) error {
 // own, then an HTTP listener's rule groups.
 func (l *Listener) groups() []*balancer.Group {
 	if st := l.cfg.HTTP.st; st != nil && (l.cfg.Protocol == HTTP || l.cfg.Protocol == HTTPS) {
-		return st.routes.groups
+		return st.proxy.Groups()
 	}
 	return []*balancer.Group{l.cfg.Group}
 }

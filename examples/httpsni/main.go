@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/lbkit/lbkit/balancer"
+	"github.com/lbkit/lbkit/httpproxy"
 	"github.com/lbkit/lbkit/listener"
 	"github.com/lbkit/lbkit/tlspolicy"
 )
@@ -162,10 +163,10 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 	}
 
 	opts := listener.HTTPOptions{
-		Certificate:     def,
-		Domains:         certs,
-		TLSPolicy:       policy,
-		XForwardedProto: true,
+		Certificate: def,
+		Domains:     certs,
+		TLSPolicy:   policy,
+		Options:     httpproxy.Options{XForwardedProto: true},
 	}
 	if cfg.MTLS {
 		opts.ClientCAs = ca.pool()

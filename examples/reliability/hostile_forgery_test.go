@@ -10,6 +10,7 @@ import (
 
 	"github.com/lbkit/lbkit/acl"
 	"github.com/lbkit/lbkit/examples/reliability"
+	"github.com/lbkit/lbkit/httpproxy"
 	"github.com/lbkit/lbkit/listener"
 	"github.com/lbkit/lbkit/session"
 	"github.com/stretchr/testify/assert"
@@ -70,9 +71,9 @@ func TestHTTPForgedSessionCookies(t *testing.T) {
 	a, b, c, d := startBackend(t, "a"), startBackend(t, "b"), startBackend(t, "c"), startBackend(t, "d")
 	group := newGroup(t, a, b, c, d)
 	l := addListener(t, listener.Config{Protocol: listener.HTTP, Group: group,
-		HTTP: listener.HTTPOptions{StickySession: &session.Config{}}})
+		HTTP: listener.HTTPOptions{Options: httpproxy.Options{StickySession: &session.Config{}}}})
 	other := addListener(t, listener.Config{Protocol: listener.HTTP, Group: newGroup(t, startBackend(t, "x")),
-		HTTP: listener.HTTPOptions{StickySession: &session.Config{}}})
+		HTTP: listener.HTTPOptions{Options: httpproxy.Options{StickySession: &session.Config{}}}})
 	client := newClient(t)
 	// cookies maps backend ID to a SERVERID value issued for it.
 	cookies := map[string]string{}

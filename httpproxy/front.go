@@ -1,4 +1,4 @@
-package listener
+package httpproxy
 
 import (
 	"bytes"
@@ -7,12 +7,11 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/netip"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/lbkit/lbkit/internal/netx"
 	"github.com/lbkit/lbkit/session"
 )
 
@@ -34,7 +33,7 @@ const (
 // frontDoor is a listener's accept loop and the connections it has not
 // given to net/http.
 type frontDoor struct {
-	s          *httpServer
+	s          *server
 	ln         net.Listener
 	tls        *tls.Config // nil on HTTP
 	lane       bool        // the fast lane is on
@@ -51,36 +50,33 @@ type frontDoor struct {
 }
 
 // newFrontDoor returns the listener's front door.
-func newFrontDoor(s *httpServer, ln net.Listener) *frontDoor {
-	o := &s.o
+func newFrontDoor(s *server, ln net.Listener) *frontDoor {
+	o := &s.sc
 	f := &frontDoor{
-		s:    s,
-		ln:   ln,
-		lane: o.Middleware == nil && o.RedirectToPort == 0 && !o.ClientCertHeaders && !noFastLane,
+		s:  s,
+		ln: ln,
+		lane: o.Middleware == nil && o.RedirectToPort == 0 && !o.NoFastLane &&
+			!s.c.o.ClientCertHeaders && !s.c.o.hooked(),
 		opts: h1Options{
 			maxHead: min(o.MaxHeaderBytes, len(clientConn{}.in)),
 			maxURI:  o.MaxURIBytes,
-			gzip:    s.gz != nil,
-			sticky:  s.st.sticky != nil,
-			xff:     !o.NoXForwardedFor,
-			slbID:   o.SLBID, slbIP: o.SLBIP, proto: o.XForwardedProto, port: o.XForwardedPort,
-			srcPort: o.XForwardedClientSrcPort,
+			gzip:    !s.c.o.NoGzip,
+			sticky:  s.c.sticky != nil,
+			plan:    &s.c.plan,
 		},
 		handoff:    &handoffListener{addr: ln.Addr(), conns: make(chan net.Conn), done: make(chan struct{})},
 		acceptDone: make(chan struct{}),
 		open:       map[*clientConn]struct{}{},
 	}
-	if s.https {
-		f.tls = s.st.tls.serverConfig()
-	}
+	f.tls = o.TLS
 	return f
 }
 
 // accept runs the lane's accept loop until its listener is closed.
 func (f *frontDoor) accept() {
 	defer close(f.acceptDone)
-	acceptLoop(f.s.l.cfg.Logger, f.ln.Accept, func(c net.Conn) {
-		cc := &clientConn{f: f, c: c, raw: c, hc: newHTTPConn(c)}
+	netx.AcceptLoop(f.s.log, f.ln.Accept, func(c net.Conn) {
+		cc := &clientConn{f: f, c: c, raw: c, hc: connInfoOf(c, f.tls != nil)}
 		f.mu.Lock()
 		f.open[cc] = struct{}{}
 		f.mu.Unlock()
@@ -131,7 +127,7 @@ type clientConn struct {
 	f     *frontDoor
 	c     net.Conn // raw, or the TLS connection over it
 	raw   net.Conn
-	hc    *httpConn
+	hc    *connInfo
 	state atomic.Int32
 	back  atomic.Pointer[backendConn] // in use, for a forced stop to cut
 
@@ -154,9 +150,9 @@ func (cc *clientConn) start() {
 	defer f.conns.Done()
 	if f.tls != nil {
 		tc := tls.Server(cc.c, f.tls)
-		tc.SetDeadline(time.Now().Add(f.s.o.HeaderTimeout))
+		tc.SetDeadline(time.Now().Add(f.s.sc.HeaderTimeout))
 		if err := tc.HandshakeContext(f.s.ctx); err != nil {
-			f.s.l.cfg.Logger.Debug("TLS handshake failed", "client", cc.hc.src, "err", err)
+			f.s.log.Debug("TLS handshake failed", "client", cc.hc.src, "err", err)
 			cc.c.Close()
 			cc.forget()
 			return
@@ -172,8 +168,8 @@ func (cc *clientConn) start() {
 			return
 		}
 	}
-	f.s.l.c.active.Add(1)
-	f.s.l.c.new.Add(1)
+	f.s.m.Active.Add(1)
+	f.s.m.New.Add(1)
 	cc.counted = true
 	if !f.lane {
 		cc.handOff(nil)
@@ -186,7 +182,7 @@ func (cc *clientConn) close() {
 	cc.c.Close()
 	cc.forget()
 	if cc.counted {
-		cc.f.s.l.c.active.Add(-1)
+		cc.f.s.m.Active.Add(-1)
 	}
 }
 
@@ -254,7 +250,7 @@ func (h *handoffListener) push(c net.Conn) bool {
 type handoffConn struct {
 	net.Conn
 	guard *requestGuard
-	hc    *httpConn
+	hc    *connInfo
 }
 
 func (c *handoffConn) Read(p []byte) (int, error) { return c.guard.Read(p) }
@@ -266,20 +262,4 @@ func (c *handoffConn) CloseWrite() error {
 		return cw.CloseWrite()
 	}
 	return nil
-}
-
-// newHTTPConn describes a client connection.
-func newHTTPConn(c net.Conn) *httpConn {
-	hc := &httpConn{}
-	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
-		ap := a.AddrPort()
-		hc.src = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-	}
-	if a, ok := c.LocalAddr().(*net.TCPAddr); ok {
-		ap := a.AddrPort()
-		hc.dst = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-	}
-	hc.ip = []string{hc.src.Addr().String()}
-	hc.port = []string{strconv.Itoa(int(hc.src.Port()))}
-	return hc
 }

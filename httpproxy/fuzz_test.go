@@ -1,4 +1,4 @@
-package listener
+package httpproxy
 
 import (
 	"strings"
@@ -76,7 +76,7 @@ func FuzzHTTPRoutes(f *testing.F) {
 		return def
 	}
 	f.Fuzz(func(t *testing.T, host, path string) {
-		if got, want := rs.group(host, path, def), reference(host, path); got != want {
+		if got, want := rs.group(host, path), reference(host, path); got != want {
 			t.Errorf("group(%q, %q) = %v, want %v", host, path, got, want)
 		}
 	})

@@ -1,4 +1,4 @@
-package listener
+package httpproxy
 
 import (
 	"bufio"
@@ -9,7 +9,10 @@ import (
 	"testing"
 )
 
-var testH1Options = h1Options{maxHead: 4096, maxURI: 256, gzip: true, sticky: true, xff: true, slbID: true, proto: true}
+var (
+	testPlan      = newHeaderPlan(&Options{SLBID: true, XForwardedProto: true})
+	testH1Options = h1Options{maxHead: 4096, maxURI: 256, gzip: true, sticky: true, plan: &testPlan}
+)
 
 func TestParseRequest(t *testing.T) {
 	const get = "GET / HTTP/1.1\r\nHost: a.example\r\n"

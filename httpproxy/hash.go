@@ -1,4 +1,4 @@
-package listener
+package httpproxy
 
 import (
 	"bytes"
@@ -68,13 +68,13 @@ func (p HashPolicy) compile() (*hashPolicy, error) {
 	var set []*hashPolicy
 	if p.Header != "" {
 		if !isToken([]byte(p.Header)) {
-			return nil, configErr("HTTP.HashBy.Header", p.Header, "not a header field name")
+			return nil, configErr("HashBy.Header", p.Header, "not a header field name")
 		}
 		set = append(set, &hashPolicy{hashHeader, strings.ToLower(p.Header), http.CanonicalHeaderKey(p.Header)})
 	}
 	if p.Cookie != "" {
 		if !isToken([]byte(p.Cookie)) {
-			return nil, configErr("HTTP.HashBy.Cookie", p.Cookie, "not a cookie name")
+			return nil, configErr("HashBy.Cookie", p.Cookie, "not a cookie name")
 		}
 		set = append(set, &hashPolicy{src: hashCookie, name: p.Cookie})
 	}
@@ -83,7 +83,7 @@ func (p HashPolicy) compile() (*hashPolicy, error) {
 	}
 	if p.Query != "" {
 		if !unreserved(p.Query) {
-			return nil, configErr("HTTP.HashBy.Query", p.Query, `want letters, digits and "-._~"`)
+			return nil, configErr("HashBy.Query", p.Query, `want letters, digits and "-._~"`)
 		}
 		set = append(set, &hashPolicy{src: hashQuery, name: p.Query})
 	}
@@ -93,7 +93,7 @@ func (p HashPolicy) compile() (*hashPolicy, error) {
 	case 1:
 		return set[0], nil
 	}
-	return nil, configErr("HTTP.HashBy", p.String(), "set one of Header, Cookie, Path and Query")
+	return nil, configErr("HashBy", p.String(), "set one of Header, Cookie, Path and Query")
 }
 
 // String renders the policy as a config shows it: "header X-User",

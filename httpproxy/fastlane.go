@@ -1,4 +1,4 @@
-package listener
+package httpproxy
 
 import (
 	"bufio"
@@ -11,6 +11,8 @@ import (
 
 	"github.com/lbkit/lbkit/balancer"
 	"github.com/lbkit/lbkit/internal/attempt"
+	"github.com/lbkit/lbkit/internal/netx"
+	"github.com/lbkit/lbkit/internal/stats"
 	"github.com/lbkit/lbkit/session"
 )
 
@@ -34,14 +36,11 @@ import (
 // headers. With sticky sessions it reads and rewrites the session
 // cookie as net/http's lane does (package session).
 
-// noFastLane turns the fast lane off, so tests can compare the lanes.
-var noFastLane = false
-
 // serve reads and answers requests until the connection ends or leaves
 // for net/http.
 func (cc *clientConn) serve() {
 	f := cc.f
-	o := &f.s.o
+	o := &f.s.sc
 	buf := cc.in[:]
 	r, w := 0, 0
 	wait := o.HeaderTimeout // for the first request, as net/http
@@ -77,7 +76,7 @@ func (cc *clientConn) serve() {
 			}
 			w += n
 		}
-		if v == h1Decline || !f.s.l.acl.allow(cc.hc.src.Addr()) {
+		if v == h1Decline || !f.s.host.Allow(cc.hc.src.Addr()) {
 			cc.handOff(buf[r:w])
 			return
 		}
@@ -97,13 +96,12 @@ func (cc *clientConn) serve() {
 // connection may carry another.
 func (cc *clientConn) serveRequest() bool {
 	s := cc.f.s
-	l := s.l
 	q := &cc.req
 	start := time.Now()
-	keep := !cc.hc.lastRequest(&s.o, 1) && !q.close
-	g := s.st.routes.group(unsafeString(q.host), unsafeString(q.path), l.cfg.Group)
+	keep := !s.lastRequest(cc.hc, 1) && !q.close
+	g := s.c.routes.group(unsafeString(q.host), unsafeString(q.path))
 	cc.sess, cc.cookies = session.Session{}, nil
-	if st := s.st.sticky; st != nil {
+	if st := s.c.sticky; st != nil {
 		// The session package works on header maps: only the Cookie
 		// fields go into one, and what it leaves is forwarded.
 		h := http.Header{}
@@ -113,16 +111,16 @@ func (cc *clientConn) serveRequest() bool {
 		cc.sess = st.Request(h)
 		cc.cookies = h["Cookie"]
 	}
-	k := s.st.hash.key(cc.hc.src, cc.hc.dst, (*h1View)(q))
-	a := attempt.Loop{Group: g, Key: k, Sticky: cc.sess.ID, Stop: s.ctx, Env: l.env()}
+	k := s.c.hash.key(cc.hc.src, cc.hc.dst, (*h1View)(q))
+	a := attempt.Loop{Group: g, Key: k, Sticky: cc.sess.ID, Stop: s.ctx, Env: s.env}
 	for a.Next() {
 		m := a.Member()
 		bc := s.backend(m.ID())
-		bc.active.Add(1)
-		bc.new.Add(1)
+		bc.Active.Add(1)
+		bc.New.Add(1)
 		bk, err := cc.exchange(m.Addr())
 		if err != nil {
-			bc.active.Add(-1)
+			bc.Active.Add(-1)
 			a.Fail(err, requestFailure(err, true))
 			continue
 		}
@@ -130,12 +128,12 @@ func (cc *clientConn) serveRequest() bool {
 		if !ok { // the listener is cutting requests
 			cc.back.Store(nil)
 			bk.c.Close()
-			bc.active.Add(-1)
+			bc.Active.Add(-1)
 			return false
 		}
 		head := at.Succeeded()
 		keep = cc.respond(bk, m.ID(), bc, at.Start(), start, keep)
-		bc.active.Add(-1)
+		bc.Active.Add(-1)
 		at.Done(balancer.DoneInfo{Latency: head})
 		return keep
 	}
@@ -168,7 +166,7 @@ func (cc *clientConn) exchange(addr string) (*backendConn, error) {
 		}
 		cc.back.Store(nil)
 		bk.c.Close()
-		if !reused || isTimeout(err) || cc.f.s.ctx.Err() != nil {
+		if !reused || netx.IsTimeout(err) || cc.f.s.ctx.Err() != nil {
 			return nil, err
 		}
 		bk = nil
@@ -182,7 +180,7 @@ var errInformational = errors.New("listener: unexpected informational response f
 func (cc *clientConn) send(bk *backendConn) error {
 	s := cc.f.s
 	q := &cc.req
-	bk.c.SetDeadline(time.Now().Add(s.o.RequestTimeout))
+	bk.c.SetDeadline(time.Now().Add(s.c.o.RequestTimeout))
 	w := bk.bw
 	if q.head {
 		w.WriteString("HEAD ")
@@ -199,8 +197,8 @@ func (cc *clientConn) send(bk *backendConn) error {
 		w.WriteString(v)
 		w.WriteString("\r\n")
 	}
-	o := &cc.f.opts
-	if o.xff {
+	p := &s.c.plan
+	if p.xff {
 		w.WriteString("X-Forwarded-For: ")
 		for _, v := range q.xff[:q.nxff] {
 			w.Write(q.raw[v.start:v.end])
@@ -209,26 +207,12 @@ func (cc *clientConn) send(bk *backendConn) error {
 		w.WriteString(cc.hc.ip[0])
 		w.WriteString("\r\n")
 	}
-	header := func(k string, v []string) {
-		w.WriteString(k)
+	for i := range p.set {
+		f := &p.set[i]
+		w.WriteString(f.name)
 		w.WriteString(": ")
-		w.WriteString(v[0])
+		w.WriteString(p.value(f, cc.hc, &s.who)[0])
 		w.WriteString("\r\n")
-	}
-	if o.slbID {
-		header(hdrSLBID, s.slbID)
-	}
-	if o.slbIP {
-		header(hdrSLBIP, s.slbIP)
-	}
-	if o.proto {
-		header("X-Forwarded-Proto", s.proto)
-	}
-	if o.port {
-		header("X-Forwarded-Port", s.port)
-	}
-	if o.srcPort {
-		header(hdrSrcPort, cc.hc.port)
 	}
 	w.WriteString("\r\n")
 	if err := w.Flush(); err != nil {
@@ -272,21 +256,20 @@ func (cc *clientConn) send(bk *backendConn) error {
 
 // respond sends the response read by send to the client and reports
 // whether the client connection may carry another request.
-func (cc *clientConn) respond(bk *backendConn, id string, bc *backendCounters, sent, start time.Time, keep bool) bool {
+func (cc *clientConn) respond(bk *backendConn, id string, bc *stats.Backend, sent, start time.Time, keep bool) bool {
 	s := cc.f.s
-	l := s.l
 	keep = keep && !cc.f.draining.Load() // a stopping listener closes after the response
 	up := time.Since(sent)
-	l.c.upstreamN.Add(1)
-	l.c.upstreamNS.Add(int64(up))
-	bc.upstreamN.Add(1)
-	bc.upstreamNS.Add(int64(up))
+	s.m.UpstreamN.Add(1)
+	s.m.UpstreamNS.Add(int64(up))
+	bc.UpstreamN.Add(1)
+	bc.UpstreamNS.Add(int64(up))
 	if cc.generic != nil {
 		return cc.respondGeneric(bk, id, bc, up, start, keep)
 	}
 	p := &cc.resp
-	s.countStatus(p.status)
-	bc.countStatus(p.status)
+	s.m.CountStatus(p.status)
+	bc.CountStatus(p.status)
 	br := bk.br
 	head, _ := br.Peek(p.len)
 
@@ -295,7 +278,7 @@ func (cc *clientConn) respond(bk *backendConn, id string, bc *backendCounters, s
 	out := append((*bp)[:0], "HTTP/1.1"...)
 	out = append(out, p.line...)
 	out = append(out, "\r\n"...)
-	st := s.st.sticky
+	st := s.c.sticky
 	var setCookies []string // with sticky sessions, the Set-Cookie fields
 	for _, ln := range p.keep[:p.nkeep] {
 		line := head[ln.start:ln.end]
@@ -348,7 +331,7 @@ func (cc *clientConn) respond(bk *backendConn, id string, bc *backendCounters, s
 	}
 	err := cc.write(out, int(inline), bc)
 	for err == nil && left > 0 {
-		bk.c.SetReadDeadline(time.Now().Add(s.o.RequestTimeout))
+		bk.c.SetReadDeadline(time.Now().Add(s.c.o.RequestTimeout))
 		n, rerr := br.Read((*bp)[:min(int64(cap(*bp)), left)])
 		left -= int64(n)
 		sentBody += int64(n)
@@ -385,14 +368,12 @@ func (cc *clientConn) release(bk *backendConn, reuse bool) {
 
 // write sends out, whose last n bytes are body, to the client, counting
 // the body first and pacing it after.
-func (cc *clientConn) write(out []byte, n int, bc *backendCounters) error {
-	l := cc.f.s.l
-	l.c.bytesOut.Add(uint64(n))
-	bc.bytesOut.Add(uint64(n))
+func (cc *clientConn) write(out []byte, n int, bc *stats.Backend) error {
+	s := cc.f.s
+	s.m.BytesOut.Add(uint64(n))
+	bc.BytesOut.Add(uint64(n))
 	_, err := cc.c.Write(out)
-	if lims := l.lim.load(); lims != nil && n > 0 {
-		pay(cc.f.s.ctx, lims.out, n)
-	}
+	cc.f.s.host.Pay(cc.f.s.ctx, true, n)
 	return err
 }
 
@@ -400,15 +381,15 @@ func (cc *clientConn) write(out []byte, n int, bc *backendCounters) error {
 // (re-chunked to the client, trailers included), unframed (sent until
 // the backend closes, then the client connection closes too) or with a
 // head parseResponse declined.
-func (cc *clientConn) respondGeneric(bk *backendConn, id string, bc *backendCounters, up time.Duration, start time.Time, keep bool) bool {
+func (cc *clientConn) respondGeneric(bk *backendConn, id string, bc *stats.Backend, up time.Duration, start time.Time, keep bool) bool {
 	s := cc.f.s
 	resp := cc.generic
 	cc.generic = nil
-	s.countStatus(resp.StatusCode)
-	bc.countStatus(resp.StatusCode)
+	s.m.CountStatus(resp.StatusCode)
+	bc.CountStatus(resp.StatusCode)
 	h := make(http.Header, len(resp.Header)+1)
 	copyResponseHeader(h, resp.Header)
-	if st := s.st.sticky; st != nil {
+	if st := s.c.sticky; st != nil {
 		st.Response(h, cc.sess, id, s.https)
 	}
 	for k := range resp.Trailer {
@@ -450,7 +431,7 @@ func (cc *clientConn) respondGeneric(bk *backendConn, id string, bc *backendCoun
 type genericBody struct {
 	cc  *clientConn
 	bk  *backendConn
-	bc  *backendCounters
+	bc  *stats.Backend
 	rc  io.ReadCloser
 	cw  *bufio.Writer
 	n   int64
@@ -463,15 +444,13 @@ func (b *genericBody) Read(p []byte) (int, error) {
 			return 0, err
 		}
 	}
-	b.bk.c.SetReadDeadline(time.Now().Add(b.cc.f.s.o.RequestTimeout))
+	b.bk.c.SetReadDeadline(time.Now().Add(b.cc.f.s.c.o.RequestTimeout))
 	n, err := b.rc.Read(p)
 	b.n += int64(n)
-	l := b.cc.f.s.l
-	l.c.bytesOut.Add(uint64(n))
-	b.bc.bytesOut.Add(uint64(n))
-	if lims := l.lim.load(); lims != nil && n > 0 {
-		pay(b.cc.f.s.ctx, lims.out, n)
-	}
+	s := b.cc.f.s
+	s.m.BytesOut.Add(uint64(n))
+	b.bc.BytesOut.Add(uint64(n))
+	b.cc.f.s.host.Pay(b.cc.f.s.ctx, true, n)
 	b.eof = err == io.EOF
 	return n, err
 }
@@ -498,7 +477,7 @@ func (cc *clientConn) fail(code int, msg string, keep bool, start time.Time) boo
 	if !cc.req.head {
 		out = append(out, msg...)
 	}
-	cc.f.s.countStatus(code) // before the client can see it
+	cc.f.s.m.CountStatus(code) // before the client can see it
 	cc.log(code, int64(len(msg)), "", 0, start)
 	_, err := cc.c.Write(out)
 	return keep && err == nil
@@ -517,7 +496,7 @@ func (cc *clientConn) appendDate(out []byte, t time.Time) []byte {
 // log writes the access-log record of a request, if the log is on.
 func (cc *clientConn) log(status int, n int64, backend string, up time.Duration, start time.Time) {
 	s := cc.f.s
-	if s.o.AccessLog == nil {
+	if s.c.o.AccessLog == nil {
 		return
 	}
 	method := http.MethodGet

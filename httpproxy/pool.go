@@ -1,4 +1,4 @@
-package listener
+package httpproxy
 
 import (
 	"bufio"
@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/lbkit/lbkit/internal/netx"
 )
 
 // backendPool is the listener's fast path to backends for GET and HEAD
@@ -185,7 +187,7 @@ func (p *backendPool) roundTrip(r *http.Request, addr string) (*http.Response, e
 			return resp, nil
 		}
 		bc.c.Close()
-		if !reused || isTimeout(err) || ctx.Err() != nil {
+		if !reused || netx.IsTimeout(err) || ctx.Err() != nil {
 			return nil, err
 		}
 		// The backend closed the idle connection: try a fresh one.

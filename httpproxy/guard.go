@@ -1,8 +1,10 @@
-package listener
+package httpproxy
 
 import (
 	"bytes"
 	"io"
+
+	"github.com/lbkit/lbkit/internal/netx"
 )
 
 // requestGuard stands between an HTTP/1 client connection and net/http's
@@ -84,7 +86,7 @@ func (g *requestGuard) Read(p []byte) (int, error) {
 		g.feed(g.in[:n])
 		switch {
 		case err == nil:
-		case isTimeout(err):
+		case netx.IsTimeout(err):
 			// A deadline (net/http's own, or its way of interrupting a
 			// read): nothing is lost, net/http may read again.
 			if len(g.out) == 0 {

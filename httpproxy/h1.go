@@ -1,4 +1,4 @@
-package listener
+package httpproxy
 
 import "bytes"
 
@@ -44,12 +44,12 @@ type h1Request struct {
 	ncookie int
 }
 
-// h1Options are the listener settings the request parser applies.
+// h1Options are the settings the request parser applies.
 type h1Options struct {
-	maxHead, maxURI                         int
-	gzip                                    bool // requests accepting gzip go to net/http's lane
-	sticky                                  bool // Cookie fields are the session's to rewrite
-	xff, slbID, slbIP, proto, port, srcPort bool
+	maxHead, maxURI int
+	gzip            bool // requests accepting gzip go to net/http's lane
+	sticky          bool // Cookie fields are the session's to rewrite
+	plan            *headerPlan
 }
 
 var crlf2 = []byte("\r\n\r\n")
@@ -110,8 +110,6 @@ func parseRequest(b []byte, o *h1Options, q *h1Request) h1Verdict {
 		vs := int32(pos + colon + 1 + off)
 		keep := true
 		switch n := line[:colon]; len(n) {
-		case 2:
-			keep = !equalFold(n, "te")
 		case 4:
 			if equalFold(n, "host") {
 				if hosts++; hosts > 1 || !validHost(v) {
@@ -123,10 +121,6 @@ func parseRequest(b []byte, o *h1Options, q *h1Request) h1Verdict {
 			switch {
 			case equalFold(n, "expect"):
 				return h1Decline
-			case equalFold(n, "slb-id"):
-				keep = !o.slbID
-			case equalFold(n, "slb-ip"):
-				keep = !o.slbIP
 			case equalFold(n, "cookie") && o.sticky:
 				if q.ncookie == len(q.cookie) {
 					return h1Decline
@@ -146,8 +140,6 @@ func parseRequest(b []byte, o *h1Options, q *h1Request) h1Verdict {
 					return h1Decline
 				}
 				keep = false
-			case equalFold(n, "keep-alive"):
-				keep = false
 			}
 		case 14:
 			if equalFold(n, "content-length") || equalFold(n, "http2-settings") {
@@ -157,7 +149,7 @@ func parseRequest(b []byte, o *h1Options, q *h1Request) h1Verdict {
 			if equalFold(n, "accept-encoding") && o.gzip && bytes.Contains(v, []byte("gzip")) {
 				return h1Decline // gzip is net/http's lane
 			}
-			if equalFold(n, "x-forwarded-for") && o.xff {
+			if equalFold(n, "x-forwarded-for") && o.plan.xff {
 				if q.nxff == len(q.xff) {
 					return h1Decline
 				}
@@ -165,19 +157,13 @@ func parseRequest(b []byte, o *h1Options, q *h1Request) h1Verdict {
 				q.nxff++
 				keep = false
 			}
-		case 16:
-			keep = !(equalFold(n, "proxy-connection") || equalFold(n, "x-forwarded-port") && o.port)
 		case 17:
 			if equalFold(n, "transfer-encoding") {
 				return h1Decline
 			}
-			keep = !(equalFold(n, "x-forwarded-proto") && o.proto)
-		case 18:
-			keep = !equalFold(n, "proxy-authenticate")
-		case 19:
-			keep = !equalFold(n, "proxy-authorization")
-		case 26:
-			keep = !(equalFold(n, "x-forwarded-client-srcport") && o.srcPort)
+		}
+		if keep && o.plan.drops(line[:colon]) {
+			keep = false
 		}
 		if keep {
 			if q.nkeep == maxH1Lines {
@@ -252,8 +238,6 @@ func parseResponse(b []byte, p *h1Response) h1Verdict {
 		}
 		keep := true
 		switch n := line[:colon]; len(n) {
-		case 2:
-			keep = !equalFold(n, "te")
 		case 4:
 			p.hasDate = p.hasDate || equalFold(n, "date")
 		case 7:
@@ -267,8 +251,6 @@ func parseResponse(b []byte, p *h1Response) h1Verdict {
 					return h1Decline
 				}
 				keep = false
-			case equalFold(n, "keep-alive"):
-				keep = false
 			}
 		case 14:
 			if equalFold(n, "content-length") {
@@ -278,16 +260,13 @@ func parseResponse(b []byte, p *h1Response) h1Verdict {
 				}
 				p.length = l
 			}
-		case 16:
-			keep = !equalFold(n, "proxy-connection")
 		case 17:
 			if equalFold(n, "transfer-encoding") {
 				return h1Decline
 			}
-		case 18:
-			keep = !equalFold(n, "proxy-authenticate")
-		case 19:
-			keep = !equalFold(n, "proxy-authorization")
+		}
+		if keep && hopNames.has(line[:colon]) {
+			keep = false
 		}
 		if keep {
 			if p.nkeep == maxH1Lines {

@@ -1,0 +1,72 @@
+// Package httpproxy is lbkit's HTTP reverse proxy: HTTP/1.1 and HTTP/2
+// clients, HTTP/1.1 backends chosen from a balancer.Group.
+//
+// # Two tiers
+//
+// The handler tier is one line: New(group, Options) returns a *Proxy,
+// an http.Handler to mount in any net/http server (or behind any
+// router or middleware):
+//
+//	p, err := httpproxy.New(group, httpproxy.Options{})
+//	http.ListenAndServe(":8080", p)
+//
+// The listener tier is what package listener runs for its HTTP and HTTPS
+// listeners: Proxy.NewServer owns the client connections — accept, the
+// TLS handshake, HTTP/2 through net/http's server, the fast lane for
+// HTTP/1.1 — and adds what only the owner of a connection can do: the
+// ACL at accept (Host.Allow), keep-alive request limits, idle and header
+// timeouts, the URI length limit, the HTTPS redirect, a middleware, and
+// the request guard that refuses ambiguous framing (Content-Length with
+// Transfer-Encoding, duplicate lengths, obs-fold) before net/http reads
+// it. Every Options field works in both tiers; ServerConfig's work only
+// in the listener tier.
+//
+// # One request pipeline
+//
+// Every request, in either tier and either lane, takes the same steps:
+// routing (Options.Rules: the best host pattern, then the longest path
+// prefix), the sticky-session cookie, the hash key (Options.HashBy), the
+// header plan, the shared attempt loop (a pick, then up to two more
+// backends for a request that may be replayed, passive health, the
+// pick's Done with the time to the response head), and the error
+// mapping. The header plan is computed once from the Options: it removes
+// the hop-by-hop fields (and those a Connection field names), the fields
+// the proxy sets, and forged client-certificate fields; appends the
+// client to X-Forwarded-For; and sets SLB-ID, SLB-IP, X-Forwarded-Proto,
+// X-Forwarded-Port and X-Forwarded-Client-srcport as asked. The general
+// lane writes the plan into an http.Header, the fast lane while it
+// copies a request head byte for byte.
+//
+// # Lanes
+//
+// The fast lane serves HTTP/1.1 GET and HEAD without net/http: each
+// connection's goroutine parses the request head in place, writes it to
+// a pooled backend connection, parses the response head the same way
+// and sends head and body back, allocating nothing for the common
+// shapes. Anything else — bodies, other methods, upgrades, HTTP/1.0,
+// unusual or malformed heads — is handed, before a byte of it is
+// consumed, with its connection to net/http's server, which serves it
+// from then on. The lane is off when a hook (Rewrite, Transport,
+// ModifyResponse, ErrorHandler), a middleware, a redirect or client
+// certificate headers are set: they need http.Request and
+// http.Response. HTTP/2 requests take the general lane after net/http's
+// HTTP/2 server decodes them.
+//
+// # Errors
+//
+// A request no backend served is answered 503 when no backend was
+// available, 504 when the chosen one was silent for RequestTimeout and
+// 502 otherwise, with a short plain-text body; a request body the client
+// cut short or malformed within its first 64 KiB is answered 400 and
+// reaches no backend. Options.ErrorHandler replaces these answers.
+//
+// # Compression
+//
+// With gzip on (the default), a response of one of nine text types
+// (text/xml, text/plain, text/css, application/javascript,
+// application/x-javascript, application/rss+xml, application/atom+xml,
+// application/xml, application/json; parameters such as charset
+// allowed) of at least 1 KiB, not already encoded, is gzip-compressed
+// for a client whose Accept-Encoding accepts gzip; Vary:
+// Accept-Encoding is added.
+package httpproxy

@@ -1,0 +1,346 @@
+package httpproxy
+
+import (
+	"cmp"
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/lbkit/lbkit/internal/attempt"
+	"github.com/lbkit/lbkit/internal/stats"
+)
+
+// Defaults of ServerConfig, used for zero fields.
+const (
+	DefaultIdleTimeout          = 15 * time.Second
+	DefaultHeaderTimeout        = 10 * time.Second
+	DefaultMaxHeaderBytes       = 64 << 10
+	DefaultMaxURIBytes          = 8 << 10
+	DefaultMaxKeepAliveRequests = 100
+	// DefaultHTTP2MaxRequestsPerConnection is nginx's keepalive_requests
+	// default: browsers multiplex hundreds of requests over one HTTP/2
+	// connection, so it is far above the HTTP/1.x limit.
+	DefaultHTTP2MaxRequestsPerConnection = 1000
+)
+
+// ServerConfig configures the listener tier: what only the owner of the
+// client connections decides. Zero fields take the defaults above; the
+// caller (package listener) validates the values.
+type ServerConfig struct {
+	IdleTimeout                   time.Duration // closes an idle keep-alive connection
+	HeaderTimeout                 time.Duration // bounds reading a request head and the TLS handshake
+	MaxHeaderBytes                int           // a larger request head is answered 431
+	MaxURIBytes                   int           // a longer request target is answered 414
+	MaxKeepAliveRequests          int           // requests per HTTP/1.x connection
+	HTTP2MaxRequestsPerConnection int           // requests (streams) per HTTP/2 connection
+	// RedirectToPort, if not 0, answers every request with a redirect to
+	// https on that port, contacting no backend.
+	RedirectToPort int
+	// Middleware, if set, wraps the proxy: every request that passed the
+	// ACL goes through it. It takes requests off the fast lane.
+	Middleware func(http.Handler) http.Handler
+	// TLS, if set, makes the server HTTPS: its handshakes use this
+	// config, whose NextProtos decide whether HTTP/2 is offered.
+	TLS *tls.Config
+	// Identity, if set, replaces Options.Identity: package listener
+	// names its instance here.
+	Identity Identity
+	// NoFastLane serves every request through net/http, for comparisons
+	// and as a way out should the fast lane ever misbehave.
+	NoFastLane bool
+}
+
+func (c *ServerConfig) defaults() {
+	c.IdleTimeout = cmp.Or(c.IdleTimeout, DefaultIdleTimeout)
+	c.HeaderTimeout = cmp.Or(c.HeaderTimeout, DefaultHeaderTimeout)
+	c.MaxHeaderBytes = cmp.Or(c.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	c.MaxURIBytes = cmp.Or(c.MaxURIBytes, min(DefaultMaxURIBytes, c.MaxHeaderBytes))
+	c.MaxKeepAliveRequests = cmp.Or(c.MaxKeepAliveRequests, DefaultMaxKeepAliveRequests)
+	c.HTTP2MaxRequestsPerConnection = cmp.Or(c.HTTP2MaxRequestsPerConnection, DefaultHTTP2MaxRequestsPerConnection)
+}
+
+// Host is what a Server asks of, and reports to, the one that runs it:
+// package listener's Listener, which hands it this narrow view rather
+// than itself. Every method must be safe for concurrent use.
+type Host interface {
+	// Allow reports whether the access control list lets src in.
+	Allow(src netip.Addr) bool
+	// Pay waits until the bandwidth cap lets n more bytes through,
+	// towards the client (out) or the backend; it returns at once when
+	// there is no cap or ctx is done.
+	Pay(ctx context.Context, out bool, n int)
+	// Logger receives the server's own records.
+	Logger() *slog.Logger
+	// Counters are where requests, bytes and statuses are counted.
+	Counters() *stats.Counters
+	// Attempts is where the attempt loop reports (connect failures,
+	// passive health).
+	Attempts() attempt.Env
+}
+
+// server runs a proxy: its backend transports, counters and goroutines.
+// The handler tier (Proxy) has one without a front door; the listener
+// tier (Server) adds the front door, the fast lane and net/http's server.
+type server struct {
+	c     *compiled
+	host  Host
+	log   *slog.Logger
+	m     *stats.Counters
+	env   attempt.Env
+	sc    ServerConfig
+	who   identity // SLB-ID and SLB-IP
+	https bool
+	tr    http.RoundTripper // the general lane's: Options.Transport, or ours
+	own   *http.Transport   // ours, nil with Options.Transport
+	once  *http.Transport   // ours without keep-alive, for requests that cannot be replayed
+	pool  *backendPool      // GET and HEAD without a body
+	bcs   sync.Map          // backend ID -> *stats.Backend, read without a lock
+	chain http.Handler      // middleware, then redirect or proxy
+	front *frontDoor        // the listener tier's front door; nil in the handler tier
+	srv   *http.Server      // the listener tier's net/http server
+	ln    net.Listener
+
+	ctx      context.Context // cancelled when requests must be cut
+	cancel   context.CancelFunc
+	handlers sync.WaitGroup // requests in flight, tunnels included
+	served   chan struct{}  // Serve returned
+	stop     chan struct{}  // ends the group watchers
+	watchers sync.WaitGroup
+
+	mu      sync.Mutex
+	tunnels map[net.Conn]struct{} // hijacked client connections
+}
+
+// newServer makes the parts both tiers share and starts the group
+// watchers that prune the pool.
+func newServer(c *compiled, h Host, https bool) *server {
+	s := &server{
+		c:       c,
+		host:    h,
+		log:     h.Logger(),
+		m:       h.Counters(),
+		env:     h.Attempts(),
+		https:   https,
+		who:     newIdentity(c.o.Identity),
+		served:  make(chan struct{}),
+		stop:    make(chan struct{}),
+		tunnels: map[net.Conn]struct{}{},
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	o := &c.o
+	if o.Transport != nil {
+		s.tr = o.Transport
+	} else {
+		dialer := &net.Dialer{Timeout: o.ConnectTimeout, KeepAlive: 30 * time.Second}
+		s.own = &http.Transport{
+			DialContext:           dialer.DialContext,
+			MaxIdleConns:          0,
+			MaxIdleConnsPerHost:   1024,
+			IdleConnTimeout:       90 * time.Second,
+			ResponseHeaderTimeout: o.RequestTimeout,
+			ExpectContinueTimeout: time.Second,
+			// The client's Accept-Encoding goes to the backend as is; the
+			// transport must neither add its own nor decompress.
+			DisableCompression: true,
+		}
+		s.once = s.own.Clone()
+		s.once.DisableKeepAlives = true
+		s.tr = s.own
+	}
+	s.pool = newBackendPool(o.ConnectTimeout, o.RequestTimeout)
+	s.groupChanged()
+	for _, g := range c.groups() {
+		s.watchers.Go(func() {
+			for {
+				changed := g.Changed()
+				s.groupChanged()
+				select {
+				case <-changed:
+				case <-s.stop:
+					return
+				}
+			}
+		})
+	}
+	return s
+}
+
+// backend returns backend id's counters, cached here to keep the
+// counters' map lock off the request path.
+func (s *server) backend(id string) *stats.Backend {
+	if v, ok := s.bcs.Load(id); ok {
+		return v.(*stats.Backend)
+	}
+	bc := s.m.Backend(id)
+	s.bcs.Store(id, bc)
+	return bc
+}
+
+// groupChanged closes the pooled connections of backends that left any
+// of the proxy's groups. (The sticky session follows the groups itself.)
+func (s *server) groupChanged() {
+	addrs := map[string]bool{}
+	for _, g := range s.c.groups() {
+		for _, m := range g.Members() {
+			addrs[m.Addr()] = true
+		}
+	}
+	s.pool.prune(addrs)
+}
+
+// lastRequest counts one more request on the connection and reports
+// whether it is the last the connection may carry, so its response must
+// say "Connection: close": the MaxKeepAliveRequests-th of an HTTP/1.x
+// connection, the HTTP2MaxRequestsPerConnection-th of an HTTP/2 one.
+// On HTTP/2 net/http turns that header into a graceful GOAWAY: streams
+// the server has seen (later requests too, which also answer true)
+// finish, and the client opens a new connection for its next ones. Both
+// lanes call it, so a connection's count spans the lanes it passes.
+func (s *server) lastRequest(hc *connInfo, protoMajor int) bool {
+	limit := s.sc.MaxKeepAliveRequests
+	if protoMajor == 2 {
+		limit = s.sc.HTTP2MaxRequestsPerConnection
+	}
+	return hc.reqs.Add(1) >= int64(limit)
+}
+
+// close ends what both tiers have: the watchers, the idle backend
+// connections. Requests still in flight finish on their connections.
+func (s *server) close() {
+	close(s.stop)
+	s.watchers.Wait()
+	s.cancel()
+	if s.own != nil {
+		s.own.CloseIdleConnections()
+		s.once.CloseIdleConnections()
+	}
+	s.pool.closeIdle()
+}
+
+// A Server is the listener tier of a proxy: it accepts client
+// connections itself, does the TLS handshake, serves HTTP/1.1 GET and
+// HEAD in its fast lane and the rest through net/http's server (HTTP/2
+// included), applying the ACL, keep-alive limits and timeouts of its
+// ServerConfig. Package listener runs one per HTTP or HTTPS listener;
+// most embedders use that, or the handler tier (New).
+type Server struct{ s *server }
+
+// NewServer starts serving ln with proxy p: the listener tier. It
+// returns at once; Shutdown stops it.
+func (p *Proxy) NewServer(ln net.Listener, sc ServerConfig, h Host) *Server {
+	sc.defaults()
+	s := newServer(p.c, h, sc.TLS != nil)
+	s.sc = sc
+	if sc.Identity != (Identity{}) {
+		s.who = newIdentity(sc.Identity)
+	}
+	s.ln = ln
+	s.chain = s.handler()
+	var protos http.Protocols
+	protos.SetHTTP1(true)
+	if sc.TLS != nil {
+		protos.SetHTTP2(true)
+	}
+	s.srv = &http.Server{
+		Handler:           http.HandlerFunc(s.serveFront),
+		ReadHeaderTimeout: sc.HeaderTimeout,
+		IdleTimeout:       sc.IdleTimeout,
+		MaxHeaderBytes:    sc.MaxHeaderBytes,
+		Protocols:         &protos,
+		ConnState:         s.connState,
+		ConnContext:       s.connContext,
+		BaseContext:       func(net.Listener) context.Context { return s.ctx },
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	s.front = newFrontDoor(s, ln)
+	go s.front.accept()
+	go func() {
+		defer close(s.served)
+		if err := s.srv.Serve(s.front.handoff); !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("http server stopped", "err", err)
+		}
+	}()
+	return &Server{s}
+}
+
+// Addr returns the address the server accepts on.
+func (s *Server) Addr() net.Addr { return s.s.ln.Addr() }
+
+// Lanes reports how many requests the fast lane answered and how many
+// connections it handed to net/http.
+func (s *Server) Lanes() (fast, handedOff uint64) {
+	return s.s.front.served.Load(), s.s.front.handedOff.Load()
+}
+
+// Shutdown stops accepting, lets requests in flight (and WebSocket
+// tunnels) finish until ctx is done, then cuts the rest and waits for
+// every goroutine of the server.
+func (s *Server) Shutdown(ctx context.Context) error {
+	v := s.s
+	err := v.front.shutdown(ctx)
+	if e := v.srv.Shutdown(ctx); e != nil {
+		v.srv.Close()
+		err = cmp.Or(err, e)
+	}
+	done := make(chan struct{})
+	go func() {
+		v.handlers.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+		v.cancel()
+		v.closeTunnels()
+		<-done
+	}
+	<-v.served
+	v.close()
+	return err
+}
+
+func (s *server) connContext(ctx context.Context, c net.Conn) context.Context {
+	if hc, ok := c.(*handoffConn); ok {
+		return withConn(ctx, hc.hc)
+	}
+	return withConn(ctx, connInfoOf(c, s.https))
+}
+
+func (s *server) connState(c net.Conn, st http.ConnState) {
+	_, handedOff := c.(*handoffConn) // counted by the front door
+	switch st {
+	case http.StateNew:
+		if handedOff {
+			return
+		}
+		s.m.Active.Add(1)
+		s.m.New.Add(1)
+	case http.StateClosed, http.StateHijacked:
+		s.m.Active.Add(-1)
+	}
+}
+
+func (s *server) closeTunnels() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.tunnels {
+		c.Close()
+	}
+}
+
+func (s *server) track(c net.Conn, add bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if add {
+		s.tunnels[c] = struct{}{}
+	} else {
+		delete(s.tunnels, c)
+	}
+}
