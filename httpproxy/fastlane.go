@@ -41,6 +41,11 @@ import (
 func (cc *clientConn) serve() {
 	f := cc.f
 	o := &f.s.sc
+	cc.reqState = reqStatePool.Get().(*reqState)
+	defer func() {
+		reqStatePool.Put(cc.reqState)
+		cc.reqState = nil
+	}()
 	buf := cc.in[:]
 	r, w := 0, 0
 	wait := o.HeaderTimeout // for the first request, as net/http
@@ -48,6 +53,19 @@ func (cc *clientConn) serve() {
 		if r == w {
 			r, w = 0, 0
 			cc.c.SetReadDeadline(time.Now().Add(wait))
+			if cc.c == cc.raw {
+				// Plain HTTP: wait for the next request without a
+				// buffer, so an idle connection holds none.
+				reqStatePool.Put(cc.reqState)
+				cc.reqState = nil
+				err := waitReadable(cc.raw)
+				cc.reqState = reqStatePool.Get().(*reqState)
+				buf = cc.in[:]
+				if err != nil {
+					cc.close()
+					return
+				}
+			}
 			n, _ := cc.c.Read(buf)
 			if n == 0 {
 				cc.close()

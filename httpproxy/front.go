@@ -58,7 +58,7 @@ func newFrontDoor(s *server, ln net.Listener) *frontDoor {
 		lane: o.Middleware == nil && o.RedirectToPort == 0 && !o.NoFastLane &&
 			!s.c.o.ClientCertHeaders && !s.c.o.hooked(),
 		opts: h1Options{
-			maxHead: min(o.MaxHeaderBytes, len(clientConn{}.in)),
+			maxHead: min(o.MaxHeaderBytes, len(reqState{}.in)),
 			maxURI:  o.MaxURIBytes,
 			gzip:    !s.c.o.NoGzip,
 			sticky:  s.c.sticky != nil,
@@ -132,16 +132,27 @@ type clientConn struct {
 	back  atomic.Pointer[backendConn] // in use, for a forced stop to cut
 
 	counted bool // in the listener's connection counts
+	dateSec int64
+	date    []byte
 
+	// The exchange in progress, nil while the connection waits for a
+	// request with nothing buffered: an idle connection holds no buffer.
+	*reqState
+}
+
+// reqState is what a fast-lane connection needs only while it reads and
+// answers requests: its read buffer and the parse of a request and of
+// its response. Pooled, and dropped by a connection while it idles.
+type reqState struct {
 	sess    session.Session // the request's, with sticky sessions
 	cookies []string        // its Cookie fields for the backend
 	req     h1Request
 	resp    h1Response
 	generic *http.Response // a response head parseResponse declined
-	dateSec int64
-	date    []byte
 	in      [4 << 10]byte
 }
+
+var reqStatePool = sync.Pool{New: func() any { return new(reqState) }}
 
 // start does the TLS handshake on HTTPS, then gives the connection to
 // net/http (HTTP/2, or HTTP/1 when the fast lane is off) or serves it.

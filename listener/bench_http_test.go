@@ -266,3 +266,78 @@ func (cb *cannedBackend) close() {
 	cb.ln.Close()
 	cb.wg.Wait()
 }
+
+// BenchmarkHTTPIdleMemory opens 2,000 keep-alive connections to an HTTP
+// listener, sends one GET on each and leaves them idle, and reports the
+// memory (heap and stacks) the process gained per connection beyond the
+// same number of connections held open by a bare acceptor: what the
+// listener spends on an idle keep-alive connection. It fails nothing.
+// Run with -benchtime=1x.
+func BenchmarkHTTPIdleMemory(b *testing.B) {
+	const n = 2000
+	backend := startCannedBackend(b, bytes.Repeat([]byte("x"), 1024))
+	defer backend.close()
+	req := []byte("GET / HTTP/1.1\r\nHost: bench\r\n\r\n")
+	// hold opens n connections to addr, with one GET each if get is set,
+	// and reports the memory gained once they idle.
+	hold := func(addr string, get bool) (uint64, func()) {
+		before := memInUse()
+		conns := make([]net.Conn, 0, n)
+		buf := make([]byte, 4<<10)
+		for i := range n {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				b.Fatalf("conn %d: %v", i, err)
+			}
+			conns = append(conns, c)
+			if !get {
+				continue
+			}
+			if _, err := c.Write(req); err != nil {
+				b.Fatal(err)
+			}
+			// The canned response is small: one read has it whole.
+			if _, err := c.Read(buf); err != nil {
+				b.Fatal(err)
+			}
+		}
+		time.Sleep(200 * time.Millisecond) // let the listener's goroutines park
+		return memInUse() - before, func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		}
+	}
+	for range b.N {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		var held []net.Conn
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				held = append(held, c)
+			}
+		}()
+		bare, cleanup := hold(ln.Addr().String(), false)
+		cleanup()
+		ln.Close()
+		<-done
+		for _, c := range held {
+			c.Close()
+		}
+
+		g, _ := balancer.New(balancer.Config{}, balancer.Backend{ID: "b", Addr: backend.ln.Addr().String()})
+		l, stop := benchListener(b, Config{Protocol: HTTP, Group: g})
+		proxied, cleanup := hold(listenerAddr(l), true)
+		b.ReportMetric(float64(int64(proxied)-int64(bare))/n, "B/idle-conn")
+		cleanup()
+		stop()
+	}
+}
