@@ -53,20 +53,13 @@ func (cc *clientConn) serve() {
 		if r == w {
 			r, w = 0, 0
 			cc.c.SetReadDeadline(time.Now().Add(wait))
+			var n int
 			if cc.c == cc.raw {
-				// Plain HTTP: wait for the next request without a
-				// buffer, so an idle connection holds none.
-				reqStatePool.Put(cc.reqState)
-				cc.reqState = nil
-				err := waitReadable(cc.raw)
-				cc.reqState = reqStatePool.Get().(*reqState)
-				buf = cc.in[:]
-				if err != nil {
-					cc.close()
-					return
-				}
+				n = cc.readIdle() // plain HTTP: idle without a buffer
+			} else {
+				n = cc.readPlain() // a TLS record may already be buffered
 			}
-			n, _ := cc.c.Read(buf)
+			buf = cc.in[:]
 			if n == 0 {
 				cc.close()
 				return
@@ -108,6 +101,13 @@ func (cc *clientConn) serve() {
 		}
 		wait = o.IdleTimeout
 	}
+}
+
+// readPlain reads the start of the next request into the connection's
+// buffer.
+func (cc *clientConn) readPlain() int {
+	n, _ := cc.c.Read(cc.in[:])
+	return n
 }
 
 // serveRequest proxies the parsed request and reports whether the

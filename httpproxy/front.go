@@ -131,7 +131,8 @@ type clientConn struct {
 	state atomic.Int32
 	back  atomic.Pointer[backendConn] // in use, for a forced stop to cut
 
-	counted bool // in the listener's connection counts
+	counted bool        // in the listener's connection counts
+	idle    *idleReader // plain HTTP: reads without a buffer while idle
 	dateSec int64
 	date    []byte
 

@@ -2,8 +2,10 @@
 
 package httpproxy
 
-import "net"
+// idleReader is not used where the socket's descriptor is not reachable.
+type idleReader struct{}
 
-// waitReadable returns at once where the socket cannot be peeked: the
-// caller's Read waits instead, with its buffer.
-func waitReadable(net.Conn) error { return nil }
+// readIdle reads the start of the next request with a plain Read: where
+// the socket's descriptor is not reachable, an idle connection keeps its
+// buffer.
+func (cc *clientConn) readIdle() int { return cc.readPlain() }

@@ -4,26 +4,64 @@ package httpproxy
 
 import (
 	"errors"
-	"net"
 	"syscall"
 )
 
-// waitReadable blocks until c has bytes to read, has reached EOF or
-// failed, or its read deadline passes (then it returns the deadline's
-// error), without a read buffer: it peeks one byte at the socket, and
-// when there is none lets Go's poller wait for the next edge.
-func waitReadable(c net.Conn) error {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return nil
+// idleReader reads a plain-HTTP connection's next request without
+// holding a buffer while it waits. Made once per connection, so a read
+// allocates nothing.
+type idleReader struct {
+	rc   syscall.RawConn
+	read func(fd uintptr) bool // rc.Read's callback, bound to the connection
+	n    int
+}
+
+// readIdle reads the start of the next request into a fresh buffer: the
+// connection's, if it holds one, else one from the pool. When nothing is
+// there yet it gives the buffer back and lets Go's poller wait for the
+// socket to become readable, so an idle connection holds none. It makes
+// the same system calls as a plain Read: one read, and after a wait one
+// more. It returns 0 at EOF, on an error or when the read deadline
+// passes.
+func (cc *clientConn) readIdle() int {
+	ir := cc.idle
+	if ir == nil {
+		sc, ok := cc.raw.(syscall.Conn)
+		if !ok {
+			return cc.readPlain()
+		}
+		rc, err := sc.SyscallConn()
+		if err != nil {
+			return 0
+		}
+		ir = &idleReader{rc: rc}
+		ir.read = func(fd uintptr) bool {
+			if cc.reqState == nil {
+				cc.reqState = reqStatePool.Get().(*reqState)
+			}
+			for {
+				m, err := syscall.Read(int(fd), cc.in[:])
+				switch {
+				case errors.Is(err, syscall.EINTR):
+					continue
+				case errors.Is(err, syscall.EAGAIN):
+					reqStatePool.Put(cc.reqState)
+					cc.reqState = nil
+					return false
+				}
+				ir.n = max(m, 0)
+				return true
+			}
+		}
+		cc.idle = ir
 	}
-	rc, err := sc.SyscallConn()
+	ir.n = 0
+	err := ir.rc.Read(ir.read)
+	if cc.reqState == nil { // the deadline passed while waiting
+		cc.reqState = reqStatePool.Get().(*reqState)
+	}
 	if err != nil {
-		return err
+		return 0
 	}
-	var b [1]byte
-	return rc.Read(func(fd uintptr) bool {
-		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		return !errors.Is(err, syscall.EAGAIN)
-	})
+	return ir.n
 }
