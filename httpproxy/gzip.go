@@ -242,9 +242,14 @@ func varyListsAcceptEncoding(v string) bool {
 
 // decide applies the rules to a response for a request that accepts gzip
 // (gzipAccept): body is its first bytes seen so far, stage says whether
-// more may follow. It answers gzipWait only at gzipMore or gzipFlush,
-// when a body of unknown length is shorter than minSize, or when a
-// response without Content-Type has shown no byte to sniff.
+// more may follow. It answers gzipWait only before gzipEnd: when a body
+// of unknown length is shorter than minSize so far, when nothing has been
+// seen at a flush, or when a response without Content-Type has shown no
+// byte to sniff. With a known length and type it answers from the head
+// alone (body nil), which the fast lane wants and the general lane only
+// acts on once a byte comes, so that an empty body goes plain. A head
+// that says plain answers at once where gzhttp held the body first: the
+// answer is the same, only sent sooner.
 //
 // The rules, in gzhttp's terms: a response is sent as it is when its
 // status has no body (1xx, 204, 304), when it is already encoded (any
