@@ -166,7 +166,11 @@ func (h *gzipHead) line(name, value string) {
 	case strings.EqualFold(name, "Content-Encoding"):
 		h.encoded = h.encoded || value != ""
 	case strings.EqualFold(name, "Content-Length"):
-		h.length = parseLength(value)
+		if n, ok := parseLength(value); ok {
+			h.length = n
+		} else {
+			h.length = -1
+		}
 	case strings.EqualFold(name, "Content-Range"):
 		h.ranged = h.ranged || value != ""
 	case strings.EqualFold(name, "Cache-Control"):
@@ -189,21 +193,6 @@ func headOf(status int, hdr http.Header) gzipHead {
 
 // gzipReadFields are the fields gzipHead.line reads, canonical.
 var gzipReadFields = [...]string{"Content-Type", "Content-Encoding", "Content-Length", "Content-Range", "Cache-Control", "Vary"}
-
-// parseLength reads a Content-Length value, -1 if it is not one.
-func parseLength(v string) int64 {
-	if v == "" || len(v) > 18 {
-		return -1
-	}
-	var n int64
-	for i := 0; i < len(v); i++ {
-		if v[i] < '0' || v[i] > '9' {
-			return -1
-		}
-		n = n*10 + int64(v[i]-'0')
-	}
-	return n
-}
 
 // hasNoTransform reports whether a Cache-Control value holds the
 // no-transform directive. Commas inside quoted arguments do not split.

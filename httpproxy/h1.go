@@ -368,12 +368,13 @@ func connectionTokens(v []byte) (close, ok bool) {
 }
 
 // parseLength parses a Content-Length value: digits only.
-func parseLength(v []byte) (int64, bool) {
+func parseLength[T string | []byte](v T) (int64, bool) {
 	if len(v) == 0 || len(v) > 18 {
 		return 0, false
 	}
 	var n int64
-	for _, c := range v {
+	for i := range len(v) {
+		c := v[i]
 		if c < '0' || c > '9' {
 			return 0, false
 		}

@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/klauspost/compress/gzhttp"
 	"github.com/lbkit/lbkit/balancer"
 	"github.com/lbkit/lbkit/internal/attempt"
 	"github.com/lbkit/lbkit/internal/stats"
@@ -96,40 +95,22 @@ func (nopEnv) Failed(*balancer.Member, error, bool)    {}
 func (nopEnv) Health(*balancer.Group) attempt.Reporter { return nil }
 
 // proxyChain is the proxy behind gzip: what both tiers serve once a
-// request is admitted.
+// request is admitted. Only requests that accept gzip go through the
+// compressor, so the responses of other clients are sent as the backend
+// made them (no Vary added), as in the fast lane.
 func (s *server) proxyChain() http.Handler {
 	proxy := http.HandlerFunc(s.proxy)
 	if s.c.o.NoGzip {
 		return proxy
 	}
-	wrap, err := gzhttp.NewWrapper(gzhttp.ContentTypes(gzipTypes), gzhttp.EnableZstd(false), gzhttp.MinSize(1024))
-	if err != nil {
-		panic(err) // fixed, valid options
-	}
-	gz := wrap(proxy)
+	gz := gzipCLB.handler(proxy)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !isUpgrade(r.Header) && acceptsGzip(r.Header) {
+		if !isUpgrade(r.Header) && acceptsGzip(r) {
 			gz.ServeHTTP(w, r)
 			return
 		}
 		proxy.ServeHTTP(w, r)
 	})
-}
-
-// gzipTypes are the only content types compressed (docs/model.md §8).
-var gzipTypes = []string{
-	"text/xml", "text/plain", "text/css", "application/javascript",
-	"application/x-javascript", "application/rss+xml", "application/atom+xml",
-	"application/xml", "application/json",
-}
-
-func acceptsGzip(h http.Header) bool {
-	for _, v := range h["Accept-Encoding"] {
-		if strings.Contains(v, "gzip") {
-			return true
-		}
-	}
-	return false
 }
 
 func isUpgrade(h http.Header) bool {
