@@ -2,6 +2,7 @@ package httpproxy
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"net/http"
@@ -18,16 +19,18 @@ import (
 
 // The fast lane serves keep-alive traffic without net/http's server:
 // each connection's goroutine reads a request head into its own buffer,
-// parses it in place (http_h1.go), writes it to a pooled backend
-// connection nearly byte for byte, parses the response head the same way
-// and sends head and body back with one write where it fits. There is no
-// background read, no per-request goroutine, header map or Request value,
-// and nothing is allocated for a GET or HEAD whose request and response
-// heads are of the common shape.
+// parses it in place (h1.go), writes it to a pooled backend connection
+// nearly byte for byte with the header plan applied (plan.go), parses
+// the response head the same way and sends head and body back with one
+// write where it fits, gzip-coding it by the package's one set of rules
+// (gzip.go) for a client that accepts gzip. There is no background read,
+// no per-request goroutine, header map or Request value, and nothing is
+// allocated for a GET or HEAD whose request and response heads are of
+// the common shape, compressed or not.
 //
-// Anything else — other methods, bodies, upgrades, HTTP/1.0, clients
-// accepting gzip while gzip is on, a request refused by the ACL, a head
-// that is unusual, oversized or malformed in any way — is handed, before
+// Anything else — other methods, bodies, upgrades, HTTP/1.0, a request
+// refused by the ACL, a head that is unusual, oversized or malformed in
+// any way — is handed, before
 // a byte of it is consumed, with its connection to net/http, which
 // serves that connection from then on with every check and feature it
 // has. Responses the lane does not parse (chunked or unframed bodies,
@@ -291,6 +294,10 @@ func (cc *clientConn) respond(bk *backendConn, id string, bc *stats.Backend, sen
 	br := bk.br
 	head, _ := br.Peek(p.len)
 
+	var edit gzipEdit // with gzip: the head's change, and whether to compress
+	if cc.req.gzip {
+		edit = cc.gzipEdit(br, head)
+	}
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	out := append((*bp)[:0], "HTTP/1.1"...)
@@ -300,6 +307,9 @@ func (cc *clientConn) respond(bk *backendConn, id string, bc *stats.Backend, sen
 	var setCookies []string // with sticky sessions, the Set-Cookie fields
 	for _, ln := range p.keep[:p.nkeep] {
 		line := head[ln.start:ln.end]
+		if edit.compress && edit.drops(unsafeString(line[:bytes.IndexByte(line, ':')])) {
+			continue
+		}
 		if st != nil && len(line) > len("set-cookie:") && equalFold(line[:len("set-cookie:")], "set-cookie:") {
 			v, _, _ := fieldValue(line[len("set-cookie:") : len(line)-2])
 			setCookies = append(setCookies, string(v))
@@ -325,8 +335,12 @@ func (cc *clientConn) respond(bk *backendConn, id string, bc *stats.Backend, sen
 	if !keep {
 		out = append(out, "Connection: close\r\n"...)
 	}
-	out = append(out, "\r\n"...)
+	out = edit.appendLines(out)
 	br.Discard(p.len)
+	if edit.compress {
+		return cc.respondGzip(bk, id, bc, up, start, keep, out) && keep
+	}
+	out = append(out, "\r\n"...)
 
 	// The body: what is buffered goes out with the head, the rest as it
 	// comes.
@@ -372,6 +386,109 @@ func (cc *clientConn) respond(bk *backendConn, id string, bc *stats.Backend, sen
 	return keep && err == nil
 }
 
+// gzipEdit applies the gzip rules (gzip.go) to the response head cc.resp
+// for a client that accepts gzip: the change to make to the head, and
+// whether to compress. A head without Content-Type is decided on its
+// first bytes, as the general lane decides it.
+func (cc *clientConn) gzipEdit(br *bufio.Reader, head []byte) gzipEdit {
+	p := &cc.resp
+	h := gzipHead{status: p.status, length: p.length}
+	for _, ln := range p.keep[:p.nkeep] {
+		line := head[ln.start : ln.end-2]
+		colon := bytes.IndexByte(line, ':')
+		v, _, _ := fieldValue(line[colon+1:])
+		h.line(unsafeString(line[:colon]), unsafeString(v))
+	}
+	v := gzipCLB.decide(&h, nil, gzipMore)
+	if v == gzipWait { // no Content-Type: sniff the first bytes
+		k := int(min(p.length, 512))
+		body, _ := br.Peek(p.len + k)
+		stage := gzipMore
+		if int64(k) == p.length {
+			stage = gzipEnd
+		}
+		v = gzipCLB.decide(&h, body[min(p.len, len(body)):], stage)
+	}
+	return h.edit(v == gzipCompress)
+}
+
+// respondGzip sends the body of cc.resp, of known length, gzip-coded
+// after out, its head less the framing and the blank line: a body that
+// fits a buffer goes in one write with its coded length, a longer one
+// chunked as it is coded. It reports whether the whole response went
+// out. Counters and the access log count the body as the backend sent
+// it, as in the general lane.
+func (cc *clientConn) respondGzip(bk *backendConn, id string, bc *stats.Backend, up time.Duration, start time.Time, keep bool, out []byte) bool {
+	p := &cc.resp
+	rp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(rp)
+	raw := *rp
+	left := p.length
+	if left <= int64(len(raw)) {
+		if err := cc.readBody(bk, raw[:left]); err != nil {
+			cc.log(p.status, 0, id, up, start)
+			cc.release(bk, false)
+			return false
+		}
+		cc.log(p.status, left, id, up, start)
+		cc.release(bk, true)
+		zp := bufPool.Get().(*[]byte)
+		defer bufPool.Put(zp)
+		z := gzipAppend((*zp)[:0], raw[:left])
+		out = append(out, "Content-Length: "...)
+		out = strconv.AppendInt(out, int64(len(z)), 10)
+		out = append(out, "\r\n\r\n"...)
+		if len(out)+len(z) <= cap(out) {
+			return cc.write(append(out, z...), int(left), bc) == nil
+		}
+		return cc.write(out, 0, bc) == nil && cc.write(z, int(left), bc) == nil
+	}
+	out = append(out, "Transfer-Encoding: chunked\r\n\r\n"...)
+	if cc.write(out, 0, bc) != nil {
+		cc.release(bk, false)
+		return false
+	}
+	g := newGzipChunked(cc.c)
+	sent := int64(0)
+	for left > 0 {
+		chunk := raw[:min(int64(len(raw)), left)]
+		if err := cc.readBody(bk, chunk); err != nil {
+			break
+		}
+		left -= int64(len(chunk))
+		sent += int64(len(chunk))
+		if left == 0 {
+			cc.log(p.status, sent, id, up, start)
+			cc.release(bk, true)
+		}
+		if _, err := g.Write(chunk); err != nil {
+			break
+		}
+		cc.count(len(chunk), bc)
+	}
+	if left > 0 { // the backend or the client failed: cut the response
+		cc.log(p.status, sent, id, up, start)
+		cc.release(bk, false)
+		g.Abort()
+		return false
+	}
+	return g.Close() == nil
+}
+
+// readBody fills dst from the backend's response body, waiting at most
+// the request timeout for each read.
+func (cc *clientConn) readBody(bk *backendConn, dst []byte) error {
+	for len(dst) > 0 {
+		bk.c.SetReadDeadline(time.Now().Add(cc.f.s.c.o.RequestTimeout))
+		n, err := bk.br.Read(dst)
+		dst = dst[n:]
+		if err != nil && len(dst) > 0 {
+			return err
+		}
+	}
+	return nil
+}
+
 // release ends the use of a backend connection whose response has been
 // read: back to the pool if reuse is true and the backend allows, else
 // closed.
@@ -391,8 +508,16 @@ func (cc *clientConn) write(out []byte, n int, bc *stats.Backend) error {
 	s.m.BytesOut.Add(uint64(n))
 	bc.BytesOut.Add(uint64(n))
 	_, err := cc.c.Write(out)
-	cc.f.s.host.Pay(cc.f.s.ctx, true, n)
+	s.host.Pay(s.ctx, true, n)
 	return err
+}
+
+// count counts n body bytes sent and pays the bandwidth cap for them.
+func (cc *clientConn) count(n int, bc *stats.Backend) {
+	s := cc.f.s
+	s.m.BytesOut.Add(uint64(n))
+	bc.BytesOut.Add(uint64(n))
+	s.host.Pay(s.ctx, true, n)
 }
 
 // respondGeneric sends a response that http.ReadResponse read: chunked
@@ -420,9 +545,26 @@ func (cc *clientConn) respondGeneric(bk *backendConn, id string, bc *stats.Backe
 	body := &genericBody{cc: cc, bk: bk, bc: bc, rc: resp.Body, cw: cw}
 	unframed := resp.ContentLength < 0 && !(len(resp.TransferEncoding) > 0 && resp.TransferEncoding[0] == "chunked") &&
 		!(cc.req.head || resp.StatusCode == 204 || resp.StatusCode == 304)
+	var out io.ReadCloser = body
+	if cc.req.gzip {
+		compress, err := cc.gzipGeneric(resp, h, body)
+		if err != nil {
+			cc.log(resp.StatusCode, body.n, id, up, start)
+			cc.back.Store(nil)
+			bk.c.Close()
+			resp.Body.Close()
+			return false
+		}
+		if compress {
+			// Coded and chunked to the client: an unframed body ends
+			// with the last chunk, the connection may stay.
+			out, unframed = newGzipReader(body), false
+			resp.ContentLength, resp.TransferEncoding = -1, []string{"chunked"}
+		}
+	}
 	keep = keep && !unframed
 	backendCloses := resp.Close
-	resp.Header, resp.Body, resp.Close = h, body, !keep
+	resp.Header, resp.Body, resp.Close = h, out, !keep
 	resp.Proto, resp.ProtoMajor, resp.ProtoMinor = "HTTP/1.1", 1, 1
 	// Write through a plain io.Writer: bufio.Writer.ReadFrom would read
 	// the body into the buffer that genericBody.Read flushes.
@@ -443,10 +585,37 @@ func (cc *clientConn) respondGeneric(bk *backendConn, id string, bc *stats.Backe
 	return keep && err == nil
 }
 
+// gzipGeneric applies the gzip rules to a response http.ReadResponse
+// read, whose client header is h: it edits h and reports whether to
+// compress. A response of unknown length or without Content-Type is
+// decided on its first bytes, read ahead through body and given back to
+// it, as the general lane decides it.
+func (cc *clientConn) gzipGeneric(resp *http.Response, h http.Header, body *genericBody) (bool, error) {
+	gh := headOf(resp.StatusCode, h)
+	v := gzipCLB.decide(&gh, nil, gzipMore)
+	if v == gzipWait {
+		buf := make([]byte, max(gzipCLB.minSize, 512))
+		n, err := io.ReadFull(body, buf)
+		stage := gzipMore
+		switch {
+		case err == io.EOF || err == io.ErrUnexpectedEOF:
+			stage = gzipEnd
+		case err != nil:
+			return false, err
+		}
+		body.ahead = buf[:n]
+		v = gzipCLB.decide(&gh, body.ahead, stage)
+	}
+	e := gh.edit(v == gzipCompress)
+	e.apply(h)
+	return e.compress, nil
+}
+
 // genericBody is a backend response body on its way to the client: each
 // read first flushes what was written before it, so a streamed response
 // stays streamed, and waits at most the request timeout.
 type genericBody struct {
+	ahead []byte // read ahead to decide on gzip, given out first
 	cc  *clientConn
 	bk  *backendConn
 	bc  *stats.Backend
@@ -457,6 +626,14 @@ type genericBody struct {
 }
 
 func (b *genericBody) Read(p []byte) (int, error) {
+	if len(b.ahead) > 0 {
+		n := copy(p, b.ahead)
+		b.ahead = b.ahead[n:]
+		return n, nil
+	}
+	if b.eof {
+		return 0, io.EOF
+	}
 	if b.cw.Buffered() > 0 {
 		if err := b.cw.Flush(); err != nil {
 			return 0, err

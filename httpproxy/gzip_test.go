@@ -366,7 +366,7 @@ func TestGzipParity(t *testing.T) {
 			cases[i].serve(w, r)
 		})))
 	}
-	gz, err := gzhttp.NewWrapper(gzhttp.ContentTypes(gzipTypes), gzhttp.EnableZstd(false), gzhttp.MinSize(1024))
+	gz, err := gzhttp.NewWrapper(gzhttp.ContentTypes(gzipTypes), gzhttp.EnableZstd(false), gzhttp.MinSize(1024), gzhttp.CompressionLevel(gzip.BestSpeed))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,9 @@
 package httpproxy
 
-import "bytes"
+import (
+	"bytes"
+	"net/http"
+)
 
 // The fast lane's HTTP/1.1 parsers. They accept only what they are sure
 // of: a request or response head that is well formed, in the common
@@ -36,6 +39,7 @@ type h1Request struct {
 	path    []byte // target up to '?'
 	host    []byte
 	close   bool // Connection: close
+	gzip    bool // the client accepts gzip and gzip is on
 	keep    [maxH1Lines]h1Line
 	nkeep   int
 	xff     [8]h1Line // values of X-Forwarded-For fields (when we append to it)
@@ -47,7 +51,7 @@ type h1Request struct {
 // h1Options are the settings the request parser applies.
 type h1Options struct {
 	maxHead, maxURI int
-	gzip            bool // requests accepting gzip go to net/http's lane
+	gzip            bool // responses may be gzip-compressed (gzip.go)
 	sticky          bool // Cookie fields are the session's to rewrite
 	plan            *headerPlan
 }
@@ -96,6 +100,7 @@ func parseRequest(b []byte, o *h1Options, q *h1Request) h1Verdict {
 	// Header lines, up to the blank line.
 	pos := len(h) - len(rest) + sp + len(" HTTP/1.1\r\n")
 	hosts := 0
+	var ae gzipAccept
 	for pos < end-2 {
 		eol := pos + bytes.Index(h[pos:], []byte("\r\n"))
 		line := h[pos:eol]
@@ -146,8 +151,8 @@ func parseRequest(b []byte, o *h1Options, q *h1Request) h1Verdict {
 				return h1Decline
 			}
 		case 15:
-			if equalFold(n, "accept-encoding") && o.gzip && bytes.Contains(v, []byte("gzip")) {
-				return h1Decline // gzip is net/http's lane
+			if equalFold(n, "accept-encoding") && o.gzip {
+				ae.add(unsafeString(v)) // and forwarded as it is
 			}
 			if equalFold(n, "x-forwarded-for") && o.plan.xff {
 				if q.nxff == len(q.xff) {
@@ -177,6 +182,11 @@ func parseRequest(b []byte, o *h1Options, q *h1Request) h1Verdict {
 	if hosts != 1 {
 		return h1Decline
 	}
+	method := http.MethodGet
+	if q.head {
+		method = http.MethodHead
+	}
+	q.gzip = ae.accepts(method)
 	return h1Complete
 }
 

@@ -39,7 +39,7 @@ func (bp *byteBufferPool) Put(b []byte) { bp.p.Put(&b) }
 // Clients (net/http) do not ask for gzip, so neither side compresses.
 func BenchmarkHTTPProxy(b *testing.B) {
 	body := bytes.Repeat([]byte("x"), 1024)
-	backend := startCannedBackend(b, body)
+	backend := startCannedBackend(b, "application/octet-stream", body)
 	defer backend.close()
 	target := &url.URL{Scheme: "http", Host: backend.ln.Addr().String()}
 
@@ -106,12 +106,21 @@ func BenchmarkHTTPProxy(b *testing.B) {
 // GET 1 KiB through an HTTP listener's fast lane from the canned
 // backend. allocs/op of "lbkit" minus those of "direct" (client and
 // backend alone) are the listener's own per request.
+//
+// The canned body is application/octet-stream, which gzip leaves alone
+// whatever the client accepts; "lbkit-gzip" is the default's twin a
+// browser meets: a 1 KiB text/plain body for a client sending
+// "Accept-Encoding: gzip, deflate, br", compressed in the lane.
 func BenchmarkHTTPFastLane(b *testing.B) {
 	body := bytes.Repeat([]byte("x"), 1024)
-	backend := startCannedBackend(b, body)
+	backend := startCannedBackend(b, "application/octet-stream", body)
 	defer backend.close()
-	run := func(b *testing.B, addr string) {
-		req := []byte("GET /1k HTTP/1.1\r\nHost: bench\r\nUser-Agent: raw\r\n\r\n")
+	text := bytes.Repeat([]byte("lbkit fast lane, compressed "), 40)[:1024]
+	textBackend := startCannedBackend(b, "text/plain; charset=utf-8", text)
+	defer textBackend.close()
+	plainReq := []byte("GET /1k HTTP/1.1\r\nHost: bench\r\nUser-Agent: raw\r\n\r\n")
+	gzipReq := []byte("GET /1k HTTP/1.1\r\nHost: bench\r\nUser-Agent: raw\r\nAccept-Encoding: gzip, deflate, br\r\n\r\n")
+	run := func(b *testing.B, addr string, req []byte) {
 		b.ReportAllocs()
 		b.SetParallelism(8)
 		b.ResetTimer()
@@ -120,7 +129,7 @@ func BenchmarkHTTPFastLane(b *testing.B) {
 			var (
 				c   net.Conn
 				br  = bufio.NewReaderSize(nil, 4<<10)
-				got = make([]byte, len(body))
+				got = make([]byte, 2*len(body))
 			)
 			defer func() {
 				if c != nil {
@@ -140,7 +149,7 @@ func BenchmarkHTTPFastLane(b *testing.B) {
 					b.Error(err)
 					return
 				}
-				closing := false
+				closing, length := false, 0
 				for { // the head, up to its blank line
 					line, err := br.ReadSlice('\n')
 					if err != nil {
@@ -151,8 +160,11 @@ func BenchmarkHTTPFastLane(b *testing.B) {
 						break
 					}
 					closing = closing || bytes.Equal(line, []byte("Connection: close\r\n"))
+					if v, ok := bytes.CutPrefix(line, []byte("Content-Length: ")); ok {
+						length, _ = strconv.Atoi(string(bytes.TrimSpace(v)))
+					}
 				}
-				if _, err := io.ReadFull(br, got); err != nil {
+				if _, err := io.ReadFull(br, got[:length]); err != nil {
 					b.Error(err)
 					return
 				}
@@ -164,7 +176,7 @@ func BenchmarkHTTPFastLane(b *testing.B) {
 		})
 		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "req/s")
 	}
-	lbkit := func(sched balancer.Scheduler, opts HTTPOptions) func(b *testing.B) {
+	lbkit := func(sched balancer.Scheduler, opts HTTPOptions, backend *cannedBackend, req []byte) func(b *testing.B) {
 		return func(b *testing.B) {
 			g, _ := balancer.New(balancer.Config{Scheduler: sched}, balancer.Backend{ID: "b", Addr: backend.ln.Addr().String(), Weight: 100})
 			in, _ := NewInstance(InstanceConfig{ID: "bench", Logger: discard()})
@@ -173,13 +185,14 @@ func BenchmarkHTTPFastLane(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer in.Stop(b.Context())
-			run(b, listenerAddr(l))
+			run(b, listenerAddr(l), req)
 		}
 	}
-	b.Run("lbkit", lbkit(nil, HTTPOptions{}))
+	b.Run("lbkit", lbkit(nil, HTTPOptions{}, backend, plainReq))
 	// With a header hashed the lane still allocates nothing.
-	b.Run("lbkit-hash", lbkit(balancer.Maglev{By: balancer.HashKey}, HTTPOptions{Options: httpproxy.Options{HashBy: HashPolicy{Header: "User-Agent"}}}))
-	b.Run("direct", func(b *testing.B) { run(b, backend.ln.Addr().String()) })
+	b.Run("lbkit-hash", lbkit(balancer.Maglev{By: balancer.HashKey}, HTTPOptions{Options: httpproxy.Options{HashBy: HashPolicy{Header: "User-Agent"}}}, backend, plainReq))
+	b.Run("lbkit-gzip", lbkit(nil, HTTPOptions{}, textBackend, gzipReq))
+	b.Run("direct", func(b *testing.B) { run(b, backend.ln.Addr().String(), plainReq) })
 }
 
 // BenchmarkHTTPSHandshake measures new TLS connections per second to an
@@ -221,12 +234,12 @@ type cannedBackend struct {
 	wg sync.WaitGroup
 }
 
-func startCannedBackend(b *testing.B, body []byte) *cannedBackend {
+func startCannedBackend(b *testing.B, contentType string, body []byte) *cannedBackend {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
-	resp := []byte("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: " +
+	resp := []byte("HTTP/1.1 200 OK\r\nContent-Type: " + contentType + "\r\nContent-Length: " +
 		strconv.Itoa(len(body)) + "\r\n\r\n" + string(body))
 	cb := &cannedBackend{ln: ln}
 	var conns sync.Map
@@ -275,7 +288,7 @@ func (cb *cannedBackend) close() {
 // Run with -benchtime=1x.
 func BenchmarkHTTPIdleMemory(b *testing.B) {
 	const n = 2000
-	backend := startCannedBackend(b, bytes.Repeat([]byte("x"), 1024))
+	backend := startCannedBackend(b, "application/octet-stream", bytes.Repeat([]byte("x"), 1024))
 	defer backend.close()
 	req := []byte("GET / HTTP/1.1\r\nHost: bench\r\n\r\n")
 	// hold opens n connections to addr, with one GET each if get is set,
@@ -350,7 +363,7 @@ func BenchmarkHTTPIdleMemory(b *testing.B) {
 // canned body is application/octet-stream, which neither compresses.
 func BenchmarkHTTP2Proxy(b *testing.B) {
 	body := bytes.Repeat([]byte("x"), 1024)
-	backend := startCannedBackend(b, body)
+	backend := startCannedBackend(b, "application/octet-stream", body)
 	defer backend.close()
 	target := &url.URL{Scheme: "http", Host: backend.ln.Addr().String()}
 	ca := newCA(b, "ca")

@@ -18,8 +18,8 @@ import (
 	"github.com/lbkit/lbkit/httpproxy"
 )
 
-// keepAliveRequest returns request i (from 1) of kind k: g is a GET the
-// fast lane serves; p (a POST), z (a GET accepting gzip) and o (an
+// keepAliveRequest returns request i (from 1) of kind k: g (a GET) and z
+// (a GET accepting gzip) the fast lane serves; p (a POST) and o (an
 // HTTP/1.0 keep-alive GET) are handed to net/http's lane.
 func keepAliveRequest(k byte, i int) string {
 	path := "/" + strconv.Itoa(i)
@@ -53,6 +53,7 @@ func TestHTTPKeepAliveLimit(t *testing.T) {
 		served, hands uint64 // requests the fast lane served, connections it handed off
 	}{
 		{"fast lane", false, 0, strings.Repeat("g", 100), 100, 0},
+		{"fast lane with gzip", false, 0, strings.Repeat("gz", 50), 100, 0},
 		{"net/http lane", false, 0, strings.Repeat("pzo", 33) + "p", 0, 1},
 		{"HTTP/1.0 keep-alive", false, 0, strings.Repeat("o", 100), 0, 1},
 		{"both lanes", false, 0, mixed, 50, 1},

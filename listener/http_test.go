@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/cookiejar"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -288,56 +289,118 @@ func TestHTTPHeaderLimits(t *testing.T) {
 	}
 }
 
+// TestHTTPGzip runs the gzip rules through both lanes: each case gets
+// the same answer from the fast lane (which serves every GET here) and
+// from net/http's.
 func TestHTTPGzip(t *testing.T) {
 	leaks(t)
-	big := strings.Repeat(`{"k":"value"},`, 200)
+	big := strings.Repeat(`{"k":"value"},`, 200)                         // 2.8 KiB
+	huge := strings.Repeat(`{"k":"value"},`, 10000)                      // 140 KiB: coded as it streams
+	page := "<!DOCTYPE html><html>" + strings.Repeat("<p>text</p>", 200) // sniffed text/html: not a listed type
+	plain := strings.Repeat("plain text, no Content-Type ", 60)          // sniffed text/plain
 	b := startHTTPBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		body := big
 		switch r.URL.Path {
 		case "/json":
-			w.Header().Set("Content-Type", "application/json")
+			h.Set("Content-Type", "application/json")
+		case "/charset":
+			h.Set("Content-Type", "Text/Plain; charset=utf-8")
 		case "/png":
-			w.Header().Set("Content-Type", "image/png")
+			h.Set("Content-Type", "image/png")
 		case "/encoded":
-			w.Header().Set("Content-Type", "text/plain")
-			w.Header().Set("Content-Encoding", "br")
+			h.Set("Content-Type", "text/plain")
+			h.Set("Content-Encoding", "br")
+		case "/small":
+			h.Set("Content-Type", "text/plain")
+			body = "short"
+		case "/huge":
+			h.Set("Content-Type", "application/json")
+			body = huge
+		case "/vary":
+			h.Set("Content-Type", "text/css")
+			h.Set("Vary", "Accept-Encoding, Cookie")
+		case "/no-transform":
+			h.Set("Content-Type", "text/plain")
+			h.Set("Cache-Control", "no-transform")
+		case "/sniff-html":
+			h["Content-Type"] = nil
+			body = page
+		case "/sniff-text":
+			h["Content-Type"] = nil
+			body = plain
+		case "/chunked":
+			h.Set("Content-Type", "application/json")
+			io.WriteString(w, big[:100])
+			w.(http.Flusher).Flush() // unknown length: chunked to the proxy
+			body = big[100:]
 		}
-		io.WriteString(w, big)
+		if r.URL.Path != "/chunked" {
+			h.Set("Content-Length", strconv.Itoa(len(body)))
+		}
+		io.WriteString(w, body)
 	})
+	want := map[string]string{"/json": big, "/charset": big, "/png": big, "/encoded": big, "/small": "short", "/huge": huge,
+		"/vary": big, "/no-transform": big, "/sniff-html": page, "/sniff-text": plain, "/chunked": big}
 	tests := []struct {
 		name, path, accept string
 		noGzip             bool
 		want               string // Content-Encoding
+		vary               string
 	}{
-		{"json", "/json", "gzip", false, "gzip"},
-		{"json, client without gzip", "/json", "", false, ""},
-		{"json, gzip off", "/json", "gzip", true, ""},
-		{"png", "/png", "gzip", false, ""},
-		{"already encoded", "/encoded", "gzip", false, "br"},
+		{"json", "/json", "gzip", false, "gzip", "Accept-Encoding"},
+		{"browser", "/json", "gzip, deflate, br", false, "gzip", "Accept-Encoding"},
+		{"type with a charset", "/charset", "gzip", false, "gzip", "Accept-Encoding"},
+		{"json, client without gzip", "/json", "", false, "", ""},
+		{"json, gzip refused", "/json", "gzip;q=0, br", false, "", ""},
+		{"json, gzip off", "/json", "gzip", true, "", ""},
+		{"png", "/png", "gzip", false, "", "Accept-Encoding"},
+		{"already encoded", "/encoded", "gzip", false, "br", "Accept-Encoding"},
+		{"below 1 KiB", "/small", "gzip", false, "", "Accept-Encoding"},
+		{"140 KiB", "/huge", "gzip", false, "gzip", "Accept-Encoding"},
+		{"vary kept once", "/vary", "gzip", false, "gzip", "Accept-Encoding, Cookie"},
+		{"no-transform", "/no-transform", "gzip", false, "", "Accept-Encoding"},
+		{"sniffed html", "/sniff-html", "gzip", false, "", "Accept-Encoding"},
+		{"sniffed text", "/sniff-text", "gzip", false, "gzip", "Accept-Encoding"},
+		{"chunked", "/chunked", "gzip", false, "gzip", "Accept-Encoding"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			l := addHTTP(t, Config{HTTP: HTTPOptions{Options: httpproxy.Options{NoGzip: tt.noGzip}}}, b)
-			c := newClient(t)
-			var hdr []string
-			if tt.accept != "" {
-				hdr = []string{"Accept-Encoding", tt.accept}
-			}
-			_, body, h := get(t, c, httpURL(l, tt.path), hdr...)
-			if got := h.Get("Content-Encoding"); got != tt.want {
-				t.Fatalf("Content-Encoding = %q, want %q", got, tt.want)
-			}
-			if tt.want == "gzip" {
-				zr, err := gzip.NewReader(strings.NewReader(body))
-				if err != nil {
-					t.Fatal(err)
+	for _, lane := range []string{"fast", "net/http"} {
+		for _, tt := range tests {
+			t.Run(lane+"/"+tt.name, func(t *testing.T) {
+				noFastLane = lane == "net/http"
+				l := addHTTP(t, Config{HTTP: HTTPOptions{Options: httpproxy.Options{NoGzip: tt.noGzip}}}, b)
+				noFastLane = false
+				c := newClient(t)
+				var hdr []string
+				if tt.accept != "" {
+					hdr = []string{"Accept-Encoding", tt.accept}
 				}
-				plain, _ := io.ReadAll(zr)
-				body = string(plain)
-			}
-			if body != big {
-				t.Errorf("body of %d bytes differs from the backend's", len(body))
-			}
-		})
+				_, body, h := get(t, c, httpURL(l, tt.path), hdr...)
+				if got := h.Get("Content-Encoding"); got != tt.want {
+					t.Fatalf("Content-Encoding = %q, want %q", got, tt.want)
+				}
+				if got := strings.Join(h.Values("Vary"), ", "); got != tt.vary {
+					t.Errorf("Vary = %q, want %q", got, tt.vary)
+				}
+				if tt.want == "gzip" {
+					if cl := h.Get("Content-Length"); cl != "" && cl != strconv.Itoa(len(body)) {
+						t.Errorf("Content-Length %s of a %d-byte coded body", cl, len(body))
+					}
+					zr, err := gzip.NewReader(strings.NewReader(body))
+					if err != nil {
+						t.Fatal(err)
+					}
+					plain, _ := io.ReadAll(zr)
+					body = string(plain)
+				}
+				if body != want[tt.path] {
+					t.Errorf("body of %d bytes differs from the backend's %d", len(body), len(want[tt.path]))
+				}
+				if served, _ := lanes(l); (served == 1) != (lane == "fast") {
+					t.Errorf("the fast lane served %d requests", served)
+				}
+			})
+		}
 	}
 }
 
