@@ -616,13 +616,13 @@ func (cc *clientConn) gzipGeneric(resp *http.Response, h http.Header, body *gene
 // stays streamed, and waits at most the request timeout.
 type genericBody struct {
 	ahead []byte // read ahead to decide on gzip, given out first
-	cc  *clientConn
-	bk  *backendConn
-	bc  *stats.Backend
-	rc  io.ReadCloser
-	cw  *bufio.Writer
-	n   int64
-	eof bool
+	cc    *clientConn
+	bk    *backendConn
+	bc    *stats.Backend
+	rc    io.ReadCloser
+	cw    *bufio.Writer
+	n     int64
+	eof   bool
 }
 
 func (b *genericBody) Read(p []byte) (int, error) {
