@@ -120,49 +120,48 @@ func (cc *clientConn) serveRequest() bool {
 	q := &cc.req
 	start := time.Now()
 	keep := !s.lastRequest(cc.hc, 1) && !q.close
-	g := s.c.routes.group(unsafeString(q.host), unsafeString(q.path))
+	g, k := s.route(cc.hc, unsafeString(q.host), unsafeString(q.path), (*h1View)(q))
 	cc.sess, cc.cookies = session.Session{}, nil
-	if st := s.c.sticky; st != nil {
+	if s.c.sticky != nil {
 		// The session package works on header maps: only the Cookie
 		// fields go into one, and what it leaves is forwarded.
 		h := http.Header{}
 		for _, v := range q.cookie[:q.ncookie] {
 			h["Cookie"] = append(h["Cookie"], string(q.raw[v.start:v.end]))
 		}
-		cc.sess = st.Request(h)
+		cc.sess = s.sticky(h)
 		cc.cookies = h["Cookie"]
 	}
-	k := s.c.hash.key(cc.hc.src, cc.hc.dst, (*h1View)(q))
-	a := attempt.Loop{Group: g, Key: k, Sticky: cc.sess.ID, Stop: s.ctx, Env: s.env}
-	for a.Next() {
-		m := a.Member()
-		bc := s.backend(m.ID())
-		bc.Active.Add(1)
-		bc.New.Add(1)
-		bk, err := cc.exchange(m.Addr())
-		if err != nil {
-			bc.Active.Add(-1)
-			a.Fail(err, requestFailure(err, true))
-			continue
-		}
-		at, ok := a.Connected()
-		if !ok { // the listener is cutting requests
-			cc.back.Store(nil)
-			bk.c.Close()
-			bc.Active.Add(-1)
+	f, ok, stopped, err := s.forward(s.ctx, g, k, cc.sess.ID, cc)
+	if !ok {
+		if stopped {
 			return false
 		}
-		head := at.Succeeded()
-		keep = cc.respond(bk, m.ID(), bc, at.Start(), start, keep)
-		bc.Active.Add(-1)
-		at.Done(balancer.DoneInfo{Latency: head})
-		return keep
+		code, msg := s.failure(err)
+		return cc.fail(code, msg, keep, start)
 	}
-	if a.Stopped() {
-		return false
-	}
-	code, msg := s.failure(a.Err())
-	return cc.fail(code, msg, keep, start)
+	keep = cc.respond(cc.bk, f.m.ID(), f.bc, f.at.Start(), start, keep)
+	cc.bk = nil
+	f.done()
+	return keep
+}
+
+// try sends the request to m and reads the response head (exchanger).
+func (cc *clientConn) try(m *balancer.Member) error {
+	var err error
+	cc.bk, err = cc.exchange(m.Addr())
+	return err
+}
+
+// failure classifies a failed try: the fast lane's requests (GET and
+// HEAD without a body) may be sent again.
+func (cc *clientConn) failure(err error) attempt.Failure { return requestFailure(err, true) }
+
+// drop closes the backend connection of a response the loop could not
+// use.
+func (cc *clientConn) drop() {
+	cc.back.Store(nil)
+	cc.bk.c.Close()
 }
 
 // exchange sends the request to addr on a pooled connection (or a new

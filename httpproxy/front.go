@@ -150,6 +150,7 @@ type reqState struct {
 	req     h1Request
 	resp    h1Response
 	generic *http.Response // a response head parseResponse declined
+	bk      *backendConn   // the backend connection of the response
 	in      [4 << 10]byte
 }
 

@@ -112,12 +112,8 @@ func replayable(r *http.Request) bool {
 // back.
 func (s *server) proxy(w http.ResponseWriter, r *http.Request) {
 	hc := connOf(r)
-	g := s.c.routes.group(r.Host, r.URL.Path)
-	k := s.c.hash.key(hc.src, hc.dst, (*stdRequest)(r)) // before the session and prepare edit the header
-	var sess session.Session
-	if st := s.c.sticky; st != nil {
-		sess = st.Request(r.Header)
-	}
+	g, k := s.route(hc, r.Host, r.URL.Path, (*stdRequest)(r)) // before the session and the plan edit the header
+	sess := s.sticky(r.Header)
 	upgrade := isUpgrade(r.Header)
 	http10 := r.ProtoMajor == 1 && r.ProtoMinor == 0 || r.ProtoMajor == 0
 	keepAlive10 := http10 && listed(r.Header["Connection"], "keep-alive")
@@ -131,82 +127,79 @@ func (s *server) proxy(w http.ResponseWriter, r *http.Request) {
 		rw(r)
 		r.RequestURI = "" // the target is the URL's now
 	}
-	var (
-		body io.ReadCloser
-		br   *bodyReader
-	)
+	x := &stdExchange{s: s, r: r, http10: http10, replay: replayable(r)}
 	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
 		rc, err := s.bufferBody(r)
 		if err != nil {
 			s.fail(w, r, http.StatusBadRequest, msgBadBody)
 			return
 		}
-		br = &bodyReader{s: s, rc: rc}
-		body = br
+		x.br = &bodyReader{s: s, rc: rc}
+		x.body = x.br
 	}
-	fast := !http10 && !upgrade && fastPath(r)
-	a := attempt.Loop{Group: g, Key: k, Sticky: sess.ID, Stop: r.Context(), Env: s.env}
-	replay := replayable(r)
-	for a.Next() {
-		m := a.Member()
-		bc := s.backend(m.ID())
-		bc.Active.Add(1)
-		bc.New.Add(1)
-		var (
-			resp *http.Response
-			err  error
-		)
-		switch {
-		case s.own == nil: // Options.Transport
-			resp, err = s.tr.RoundTrip(newOut(r, m.Addr(), body))
-		case fast:
-			resp, err = s.pool.roundTrip(r, m.Addr())
-		case http10:
-			resp, err = s.roundTrip10(newOut(r, m.Addr(), body))
-		case !replay:
-			// On a kept-alive connection the backend may be closing
-			// as the request goes out, and then the request cannot be
-			// sent again: it gets a connection of its own, which the
-			// backend closes after answering.
-			resp, err = s.once.RoundTrip(newOut(r, m.Addr(), body))
-		default:
-			resp, err = s.tr.RoundTrip(newOut(r, m.Addr(), body))
-		}
-		if err != nil {
-			bc.Active.Add(-1)
-			a.Fail(err, requestFailure(err, replay))
-			continue
-		}
-		at, ok := a.Connected()
-		if !ok { // the client left, or the listener is stopping
-			resp.Body.Close()
-			bc.Active.Add(-1)
-			return
-		}
-		head := at.Succeeded()
-		if mr := s.c.o.ModifyResponse; mr != nil {
-			if err := mr(resp); err != nil {
-				resp.Body.Close()
-				bc.Active.Add(-1)
-				at.Done(balancer.DoneInfo{Latency: head})
-				s.failWith(w, r, fmt.Errorf("httpproxy: ModifyResponse: %w", err))
-				return
-			}
-		}
-		s.respond(w, r, resp, m, bc, sess, at.Start())
-		bc.Active.Add(-1)
-		at.Done(balancer.DoneInfo{Latency: head})
-		return
-	}
-	if a.Stopped() {
+	x.fast = !http10 && !upgrade && fastPath(r)
+	f, ok, stopped, err := s.forward(r.Context(), g, k, sess.ID, x)
+	switch {
+	case stopped:
 		return // the client left, or the listener is stopping
-	}
-	if br != nil && br.bad != nil {
+	case !ok && x.br != nil && x.br.bad != nil:
 		s.fail(w, r, http.StatusBadRequest, msgBadBody)
 		return
+	case !ok:
+		s.failWith(w, r, err)
+		return
 	}
-	s.failWith(w, r, a.Err())
+	resp := x.resp
+	if mr := s.c.o.ModifyResponse; mr != nil {
+		if err := mr(resp); err != nil {
+			resp.Body.Close()
+			f.done()
+			s.failWith(w, r, fmt.Errorf("httpproxy: ModifyResponse: %w", err))
+			return
+		}
+	}
+	s.respond(w, r, resp, f.m, f.bc, sess, f.at.Start())
+	f.done()
 }
+
+// stdExchange is the general lane's exchanger: one request net/http
+// read, sent over the transport its kind calls for.
+type stdExchange struct {
+	s      *server
+	r      *http.Request
+	body   io.ReadCloser // the request body to send, nil without
+	br     *bodyReader   // body, to learn whether the client's was bad
+	fast   bool          // GET or HEAD without a body: the pool
+	http10 bool
+	replay bool
+	resp   *http.Response // try's
+}
+
+func (x *stdExchange) try(m *balancer.Member) error {
+	s, r := x.s, x.r
+	var err error
+	switch {
+	case s.own == nil: // Options.Transport
+		x.resp, err = s.tr.RoundTrip(newOut(r, m.Addr(), x.body))
+	case x.fast:
+		x.resp, err = s.pool.roundTrip(r, m.Addr())
+	case x.http10:
+		x.resp, err = s.roundTrip10(newOut(r, m.Addr(), x.body))
+	case !x.replay:
+		// On a kept-alive connection the backend may be closing as the
+		// request goes out, and then the request cannot be sent again:
+		// it gets a connection of its own, which the backend closes
+		// after answering.
+		x.resp, err = s.once.RoundTrip(newOut(r, m.Addr(), x.body))
+	default:
+		x.resp, err = s.tr.RoundTrip(newOut(r, m.Addr(), x.body))
+	}
+	return err
+}
+
+func (x *stdExchange) failure(err error) attempt.Failure { return requestFailure(err, x.replay) }
+
+func (x *stdExchange) drop() { x.resp.Body.Close() }
 
 // respond sends a backend's response to the client.
 func (s *server) respond(w http.ResponseWriter, r *http.Request, resp *http.Response, m *balancer.Member, bc *stats.Backend, sess session.Session, start time.Time) {
