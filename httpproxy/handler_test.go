@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -273,3 +274,36 @@ func TestBackendPoolPrune(t *testing.T) {
 }
 
 var _ http.Handler = (*Proxy)(nil)
+
+// TestHandlerHTTP2PooledGET: GETs that came over HTTP/2 (whose bodies
+// are empty streams, not http.NoBody) take the pooled transport as
+// HTTP/1 GETs do.
+func TestHandlerHTTP2PooledGET(t *testing.T) {
+	leaks(t)
+	b := startBackend(t, "b", nil)
+	p, err := New(newGroup(t, nil, b.member()), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(p)
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	t.Cleanup(func() {
+		srv.Close()
+		p.Close()
+	})
+	c := srv.Client()
+	t.Cleanup(c.CloseIdleConnections)
+	resp, err := c.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 {
+		t.Fatalf("served over %s, want HTTP/2", resp.Proto)
+	}
+	if _, ok := p.handler().pool.hosts.Load(b.addr()); !ok {
+		t.Error("the HTTP/2 GET did not take the pool")
+	}
+}

@@ -63,10 +63,14 @@ func newBackendPool(connect, timeout time.Duration) *backendPool {
 	}
 }
 
-// fastPath reports whether r may use the pool.
+// fastPath reports whether r, as a server read it, may use the pool: a
+// GET or HEAD without a body. A server's request without a body has a
+// ContentLength of 0 (-1 is unknown); its Body is http.NoBody on
+// HTTP/1 but an empty stream on HTTP/2, whose GETs must take the pool
+// too.
 func fastPath(r *http.Request) bool {
 	return (r.Method == http.MethodGet || r.Method == http.MethodHead) &&
-		(r.Body == nil || r.Body == http.NoBody) && r.ContentLength <= 0 && len(r.TransferEncoding) == 0
+		(r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0) && r.ContentLength <= 0 && len(r.TransferEncoding) == 0
 }
 
 func (p *backendPool) list(addr string) *idleList {
