@@ -60,11 +60,11 @@ func start(t *testing.T) (*Poller, *dialer) {
 
 // dialer accepts and dials TCP connections on 127.0.0.1.
 type dialer struct {
-	t *testing.T
+	t testing.TB
 	l net.Listener
 }
 
-func newDialer(t *testing.T) *dialer {
+func newDialer(t testing.TB) *dialer {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -582,5 +582,74 @@ func TestStaleEvent(t *testing.T) {
 	}
 	if got := ra.calls.Load(); got != 0 {
 		t.Errorf("A's Waker was called %d times after Unpark won", got)
+	}
+}
+
+// Park and Unpark allocate nothing once the table has grown.
+func TestParkAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	p, d := start(t)
+	_, fd, _ := d.pair()
+	w := newRecorder()
+	deadline := time.Now().Add(time.Hour)
+	allocs := testing.AllocsPerRun(1000, func() {
+		tk, err := p.Park(fd, deadline, w)
+		if err != nil || !p.Unpark(tk) {
+			t.Fatalf("Park = %v, or Unpark = false", err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("Park and Unpark: %v allocations, want 0", allocs)
+	}
+}
+
+// Close while other goroutines park and unpark: every Park that
+// succeeded is handed back exactly once, by Unpark or by Wake, and every
+// Park after Close fails with ErrClosed.
+func TestCloseRacesPark(t *testing.T) {
+	p, d := start(t)
+	const parkers = 8
+	var parks, unparks atomic.Int64
+	r := &recorder{reasons: make(chan Reason, 1<<16)}
+	var wg sync.WaitGroup
+	for range parkers {
+		_, fd, _ := d.pair()
+		back := make(chan Reason, 1)
+		wg.Go(func() {
+			w := chanWaker(back)
+			for {
+				tk, err := p.Park(fd, time.Time{}, w)
+				if errors.Is(err, ErrClosed) {
+					return
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				parks.Add(1)
+				if p.Unpark(tk) {
+					unparks.Add(1)
+					continue
+				}
+				r.Wake(<-back) // Close won: wait for the hand-back before parking again
+			}
+		})
+	}
+	for parks.Load() < 1000 {
+		runtime.Gosched()
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if got, want := unparks.Load()+int64(r.calls.Load()), parks.Load(); got != want {
+		t.Errorf("%d Unparks + %d Wakes = %d, want one per Park (%d)", unparks.Load(), r.calls.Load(), got, want)
+	}
+	for range r.calls.Load() {
+		if got := <-r.reasons; got != Closed {
+			t.Errorf("Wake(%v), want Wake(closed)", got)
+		}
 	}
 }
