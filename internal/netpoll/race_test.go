@@ -1,0 +1,6 @@
+//go:build race
+
+package netpoll
+
+// The race detector allocates in operations that otherwise do not.
+const raceEnabled = true
