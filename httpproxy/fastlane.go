@@ -12,6 +12,7 @@ import (
 
 	"github.com/lbkit/lbkit/balancer"
 	"github.com/lbkit/lbkit/internal/attempt"
+	"github.com/lbkit/lbkit/internal/netpoll"
 	"github.com/lbkit/lbkit/internal/netx"
 	"github.com/lbkit/lbkit/internal/stats"
 	"github.com/lbkit/lbkit/session"
@@ -39,15 +40,19 @@ import (
 // headers. With sticky sessions it reads and rewrites the session
 // cookie as net/http's lane does (package session).
 
-// serve reads and answers requests until the connection ends or leaves
-// for net/http.
-func (cc *clientConn) serve() {
+// serve reads and answers requests until the connection ends, leaves
+// for net/http, or is parked: then it reports true, its goroutine ends,
+// and the poller's Wake serves the connection on when its next request
+// comes.
+func (cc *clientConn) serve() (parked bool) {
 	f := cc.f
 	o := &f.s.sc
 	cc.reqState = reqStatePool.Get().(*reqState)
 	defer func() {
-		reqStatePool.Put(cc.reqState)
-		cc.reqState = nil
+		if !parked { // a parked connection gave its state back first
+			reqStatePool.Put(cc.reqState)
+			cc.reqState = nil
+		}
 	}()
 	buf := cc.in[:]
 	r, w := 0, 0
@@ -55,17 +60,22 @@ func (cc *clientConn) serve() {
 	for {
 		if r == w {
 			r, w = 0, 0
-			cc.c.SetReadDeadline(time.Now().Add(wait))
 			var n int
 			if cc.c == cc.raw {
-				n = cc.readIdle() // plain HTTP: idle without a buffer
+				// Plain HTTP: idle without a buffer, and past parkAfter
+				// without a goroutine where the front door has a poller.
+				n = cc.readOrPark(wait)
+				if n < 0 {
+					return true
+				}
 			} else {
-				n = cc.readPlain() // a TLS record may already be buffered
+				cc.c.SetReadDeadline(time.Now().Add(wait))
+				n, _ = cc.readPlain() // a TLS record may already be buffered
 			}
 			buf = cc.in[:]
 			if n == 0 {
 				cc.close()
-				return
+				return false
 			}
 			w = n
 		}
@@ -92,7 +102,7 @@ func (cc *clientConn) serve() {
 		}
 		if v == h1Decline || !f.s.host.Allow(cc.hc.src.Addr()) {
 			cc.handOff(buf[r:w])
-			return
+			return false
 		}
 		cc.req.raw = buf[r : r+cc.req.len]
 		f.served.Add(1)
@@ -100,17 +110,85 @@ func (cc *clientConn) serve() {
 		r += cc.req.len
 		if !keep || !cc.state.CompareAndSwap(connActive, connIdle) || f.draining.Load() {
 			cc.close()
-			return
+			return false
 		}
 		wait = o.IdleTimeout
 	}
 }
 
-// readPlain reads the start of the next request into the connection's
-// buffer.
-func (cc *clientConn) readPlain() int {
-	n, _ := cc.c.Read(cc.in[:])
+// parkAfter is how long a plain-HTTP connection waits for its next
+// request with a goroutine before it is parked without one: a client
+// that sends its next request within it (a benchmark, a page's burst of
+// requests) costs no parking, and one that idles longer (a browser
+// between pages, an IoT device) costs a few hundred bytes instead of a
+// goroutine's stack.
+const parkAfter = 100 * time.Millisecond
+
+// readOrPark reads the start of a plain-HTTP connection's next request,
+// waiting at most wait: the first parkAfter of it with Go's poller, the
+// rest parked in the front door's poller, if it has one. It returns the
+// bytes read (0 at EOF, on an error or when wait passes), or -1 when the
+// connection was parked: Wake carries it on.
+func (cc *clientConn) readOrPark(wait time.Duration) int {
+	now := time.Now()
+	if cc.f.poller == nil || wait <= parkAfter {
+		cc.c.SetReadDeadline(now.Add(wait))
+		n, _ := cc.readIdle()
+		return n
+	}
+	cc.c.SetReadDeadline(now.Add(parkAfter))
+	n, timedOut := cc.readIdle()
+	if !timedOut {
+		return n
+	}
+	if cc.park(wait - parkAfter) {
+		return -1
+	}
+	cc.c.SetReadDeadline(now.Add(wait))
+	n, _ = cc.readIdle()
 	return n
+}
+
+// park hands the idle connection, which holds no unread bytes, to the
+// front door's poller until its next request comes or wait passes, and
+// reports whether it did. Its request state goes back to the pool first:
+// from Park on, Wake may run on another goroutine.
+func (cc *clientConn) park(wait time.Duration) bool {
+	if cc.idle == nil || cc.idle.fd < 0 || !cc.state.CompareAndSwap(connIdle, connParked) {
+		return false // a stop is closing it
+	}
+	reqStatePool.Put(cc.reqState)
+	cc.reqState = nil
+	if _, err := cc.f.poller.Park(cc.idle.fd, time.Now().Add(wait), cc); err != nil {
+		cc.reqState = reqStatePool.Get().(*reqState)
+		cc.state.CompareAndSwap(connParked, connIdle)
+		return false
+	}
+	return true
+}
+
+// Wake carries a parked connection on (netpoll.Waker): its next request
+// has come, or the peer hung up, and serve reads it; else the idle
+// timeout passed or the front door is stopping, and it closes.
+func (cc *clientConn) Wake(r netpoll.Reason) {
+	f := cc.f
+	if (r == netpoll.Readable || r == netpoll.Hangup) && cc.state.CompareAndSwap(connParked, connIdle) {
+		if !cc.serve() {
+			f.conns.Done()
+		}
+		return
+	}
+	cc.state.Store(connClosed)
+	cc.close()
+	f.conns.Done()
+}
+
+// readPlain reads the start of the next request into the connection's
+// buffer: n is 0 at EOF, on an error or when the read deadline passes,
+// which timedOut reports.
+func (cc *clientConn) readPlain() (n int, timedOut bool) {
+	n, err := cc.c.Read(cc.in[:])
+	return n, err != nil && n == 0 && netx.IsTimeout(err)
 }
 
 // serveRequest proxies the parsed request and reports whether the

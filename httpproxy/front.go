@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/lbkit/lbkit/internal/netpoll"
 	"github.com/lbkit/lbkit/internal/netx"
 	"github.com/lbkit/lbkit/session"
 )
@@ -25,8 +26,9 @@ import (
 
 // Connection states of the front door.
 const (
-	connIdle int32 = iota // handshaking or waiting for a request: a stop closes it
-	connActive
+	connIdle   int32 = iota // handshaking or waiting for a request: a stop closes it
+	connActive              // serving a request
+	connParked              // waiting in the poller's set, goroutine-free: the poller owns it
 	connClosed
 )
 
@@ -39,6 +41,7 @@ type frontDoor struct {
 	lane       bool        // the fast lane is on
 	opts       h1Options
 	handoff    *handoffListener
+	poller     *netpoll.Poller // parks idle plain-HTTP connections; nil without
 	acceptDone chan struct{}
 	conns      sync.WaitGroup // connection goroutines
 	draining   atomic.Bool
@@ -69,6 +72,14 @@ func newFrontDoor(s *server, ln net.Listener) *frontDoor {
 		open:       map[*clientConn]struct{}{},
 	}
 	f.tls = o.TLS
+	if f.lane && f.tls == nil {
+		// Idle plain-HTTP connections wait in an epoll set of the front
+		// door's own, without a goroutine each; where there is none
+		// (off Linux), each keeps its goroutine.
+		if p, err := netpoll.New(); err == nil {
+			f.poller = p
+		}
+	}
 	return f
 }
 
@@ -98,6 +109,9 @@ func (f *frontDoor) shutdown(ctx context.Context) error {
 		}
 	}
 	f.mu.Unlock()
+	if f.poller != nil {
+		f.poller.Close() // parked connections wake with Closed and close
+	}
 	done := make(chan struct{})
 	go func() {
 		f.conns.Wait()
@@ -160,7 +174,12 @@ var reqStatePool = sync.Pool{New: func() any { return new(reqState) }}
 // net/http (HTTP/2, or HTTP/1 when the fast lane is off) or serves it.
 func (cc *clientConn) start() {
 	f := cc.f
-	defer f.conns.Done()
+	parked := false
+	defer func() {
+		if !parked { // else the poller's Wake carries the connection on
+			f.conns.Done()
+		}
+	}()
 	if f.tls != nil {
 		tc := tls.Server(cc.c, f.tls)
 		tc.SetDeadline(time.Now().Add(f.s.sc.HeaderTimeout))
@@ -188,7 +207,7 @@ func (cc *clientConn) start() {
 		cc.handOff(nil)
 		return
 	}
-	cc.serve()
+	parked = cc.serve()
 }
 
 func (cc *clientConn) close() {

@@ -5,6 +5,8 @@ package httpproxy
 import (
 	"errors"
 	"syscall"
+
+	"github.com/lbkit/lbkit/internal/netx"
 )
 
 // idleReader reads a plain-HTTP connection's next request without
@@ -12,6 +14,7 @@ import (
 // allocates nothing.
 type idleReader struct {
 	rc   syscall.RawConn
+	fd   int                   // the socket, for the poller
 	read func(fd uintptr) bool // rc.Read's callback, bound to the connection
 	n    int
 }
@@ -19,11 +22,11 @@ type idleReader struct {
 // readIdle reads the start of the next request into a fresh buffer: the
 // connection's, if it holds one, else one from the pool. When nothing is
 // there yet it gives the buffer back and lets Go's poller wait for the
-// socket to become readable, so an idle connection holds none. It makes
-// the same system calls as a plain Read: one read, and after a wait one
-// more. It returns 0 at EOF, on an error or when the read deadline
-// passes.
-func (cc *clientConn) readIdle() int {
+// socket to become readable, so the waiting goroutine holds no buffer.
+// It makes the same system calls as a plain Read: one read, and after a
+// wait one more. n is 0 at EOF, on an error or when the read deadline
+// passes, which timedOut reports.
+func (cc *clientConn) readIdle() (n int, timedOut bool) {
 	ir := cc.idle
 	if ir == nil {
 		sc, ok := cc.raw.(syscall.Conn)
@@ -32,9 +35,10 @@ func (cc *clientConn) readIdle() int {
 		}
 		rc, err := sc.SyscallConn()
 		if err != nil {
-			return 0
+			return 0, false
 		}
-		ir = &idleReader{rc: rc}
+		ir = &idleReader{rc: rc, fd: -1}
+		rc.Control(func(fd uintptr) { ir.fd = int(fd) })
 		ir.read = func(fd uintptr) bool {
 			if cc.reqState == nil {
 				cc.reqState = reqStatePool.Get().(*reqState)
@@ -61,7 +65,7 @@ func (cc *clientConn) readIdle() int {
 		cc.reqState = reqStatePool.Get().(*reqState)
 	}
 	if err != nil {
-		return 0
+		return 0, netx.IsTimeout(err)
 	}
-	return ir.n
+	return ir.n, false
 }

@@ -314,7 +314,7 @@ func BenchmarkHTTPIdleMemory(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		time.Sleep(200 * time.Millisecond) // let the listener's goroutines park
+		time.Sleep(400 * time.Millisecond) // past parkAfter: the listener parks its connections
 		return memInUse() - before, func() {
 			for _, c := range conns {
 				c.Close()
