@@ -38,11 +38,13 @@ const noDue = math.MaxInt64
 // connection.
 //
 // A Poller is made by New; the zero value is not usable. Park and Unpark
-// are what callers use per connection; Close ends the poller.
+// are what callers use per connection (Example shows the cycle); Close
+// ends the poller.
 //
 // Park returns ErrClosed after Close (or after the epoll set failed, when
-// every parked connection is handed back with Closed), or the epoll_ctl error (for instance
-// syscall.EEXIST for a descriptor already parked). New returns the error
+// every parked connection is handed back with Closed), or the epoll_ctl
+// error (for instance syscall.EEXIST for a descriptor already parked).
+// New returns the error
 // of creating the epoll set; on systems other than Linux it returns an
 // error wrapping errors.ErrUnsupported.
 //
