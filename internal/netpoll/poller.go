@@ -44,9 +44,8 @@ const noDue = math.MaxInt64
 // Park returns ErrClosed after Close (or after the epoll set failed, when
 // every parked connection is handed back with Closed), or the epoll_ctl
 // error (for instance syscall.EEXIST for a descriptor already parked).
-// New returns the error
-// of creating the epoll set; on systems other than Linux it returns an
-// error wrapping errors.ErrUnsupported.
+// New returns the error of creating the epoll set; on systems other than
+// Linux it returns an error wrapping errors.ErrUnsupported.
 //
 // A Poller is safe for concurrent use.
 type Poller struct {
