@@ -42,6 +42,33 @@ func BenchmarkParkWake(b *testing.B) {
 	}
 }
 
+// The same cycle without the poller, for comparison: a goroutine blocked
+// in Read, woken by the runtime's own poller.
+func BenchmarkBlockedRead(b *testing.B) {
+	_, d := startBench(b)
+	s, _, c := d.pair()
+	msg, buf := []byte("x"), make([]byte, 1)
+	read := make(chan error)
+	go func() {
+		for {
+			_, err := io.ReadFull(s, buf)
+			read <- err
+			if err != nil {
+				return
+			}
+		}
+	}()
+	b.ReportAllocs()
+	for b.Loop() {
+		c.Write(msg)
+		if err := <-read; err != nil {
+			b.Fatal(err)
+		}
+	}
+	s.Close()
+	<-read
+}
+
 // Park and Unpark: the poller's own bookkeeping and two epoll_ctl calls.
 func BenchmarkParkUnpark(b *testing.B) {
 	p, d := startBench(b)

@@ -11,7 +11,8 @@
 // connection becomes readable, the peer hangs up, or the deadline passes,
 // the poller takes it out of the set and calls Waker.Wake on a new
 // goroutine, which reads the next request and may park again. Poller.Close
-// hands every parked connection back with Closed.
+// hands every parked connection back with Closed. The package Example
+// shows the cycle on loopback.
 //
 // # Ownership
 //

@@ -38,12 +38,14 @@ const noDue = math.MaxInt64
 // connection.
 //
 // A Poller is made by New; the zero value is not usable. Park and Unpark
-// are what callers use per connection; Close ends the poller.
+// are what callers use per connection (Example shows the cycle); Close
+// ends the poller.
 //
-// Park returns ErrClosed after Close, or the epoll_ctl error (for instance
-// syscall.EEXIST for a descriptor already parked). New returns the error
-// of creating the epoll set; on systems other than Linux it returns an
-// error wrapping errors.ErrUnsupported.
+// Park returns ErrClosed after Close (or after the epoll set failed, when
+// every parked connection is handed back with Closed), or the epoll_ctl
+// error (for instance syscall.EEXIST for a descriptor already parked).
+// New returns the error of creating the epoll set; on systems other than
+// Linux it returns an error wrapping errors.ErrUnsupported.
 //
 // A Poller is safe for concurrent use.
 type Poller struct {
@@ -108,8 +110,7 @@ func newPoller(now func() time.Time) (*Poller, error) {
 // Park registers descriptor fd (from FD) until it becomes readable, hangs
 // up or errors, or deadline passes, and returns at once; then the poller
 // calls w.Wake once, on a new goroutine, with the reason. A zero deadline
-// means none. A deadline already past expires the connection at the next
-// tick.
+// means none; a deadline already past expires the connection at once.
 //
 // Until Wake, or a successful Unpark with the returned Ticket, the
 // connection belongs to the poller: its owner must not read it, and must
@@ -304,12 +305,15 @@ func (p *Poller) sleep() int {
 	if left <= 0 {
 		return 0
 	}
-	return int((left + time.Millisecond - 1) / time.Millisecond)
+	// epoll_wait takes a C int; a deadline further off than that is
+	// simply waited for in several sleeps.
+	return int(min((left+time.Millisecond-1)/time.Millisecond, math.MaxInt32))
 }
 
-// dueTick is the first tick at or after deadline.
+// dueTick is the first tick at or after deadline. Deadlines more than a
+// century away are a century away, so tick arithmetic cannot overflow.
 func (p *Poller) dueTick(deadline time.Time) int64 {
-	d := deadline.Sub(p.epoch)
+	d := min(deadline.Sub(p.epoch), 100*365*24*time.Hour)
 	if d <= 0 {
 		return 0
 	}

@@ -236,17 +236,22 @@ func TestDeadlineNeverEarly(t *testing.T) {
 	r := newRecorder()
 	const idle = time.Hour + tick/3 // not on a tick: rounding must go up
 	park(t, p, fd, clock.now().Add(idle), r)
+	_, fdFar, _ := d.pair()
+	park(t, p, fdFar, clock.now().AddDate(1000, 0, 0), newRecorder()) // beyond what Sub can measure
 
 	clock.advance(idle - time.Nanosecond)
 	sweep()
 	// The loop takes a connection out before starting any Wake, so Len
 	// tells, where r's own Wake might not have run yet.
-	if got := p.Len(); got != 1 {
-		t.Fatalf("Len() = %d after a sweep before the deadline, want 1 (still parked)", got)
+	if got := p.Len(); got != 2 {
+		t.Fatalf("Len() = %d after a sweep before the deadline, want 2 (still parked)", got)
 	}
 	clock.advance(tick + time.Nanosecond) // the deadline, rounded up to its tick
 	sweep()
 	wantWake(t, r, Expired)
+	if got := p.Len(); got != 1 {
+		t.Fatalf("Len() = %d, want 1: the connection parked for 1000 years expired", got)
+	}
 }
 
 func TestCloseWakesAll(t *testing.T) {
