@@ -278,6 +278,15 @@ func (s *Server) Lanes() (fast, handedOff uint64) {
 	return s.s.front.served.Load(), s.s.front.handedOff.Load()
 }
 
+// Parked reports how many idle client connections wait in the server's
+// poller, without a goroutine each (plain HTTP on Linux; see parkAfter).
+func (s *Server) Parked() int {
+	if p := s.s.front.poller; p != nil {
+		return p.Len()
+	}
+	return 0
+}
+
 // Shutdown stops accepting, lets requests in flight (and WebSocket
 // tunnels) finish until ctx is done, then cuts the rest and waits for
 // every goroutine of the server.

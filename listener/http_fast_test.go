@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -333,5 +334,67 @@ func TestLanesAgree(t *testing.T) {
 	}
 	if served(listeners["fast"]) != uint64(len(tests)) {
 		t.Errorf("the fast lane served %d of the %d requests", served(listeners["fast"]), len(tests))
+	}
+}
+
+// TestFastLaneParksIdle: a keep-alive connection idle past parkAfter
+// waits in the poller without a goroutine, is served again when its
+// next request comes, and is closed when its client leaves; many idle
+// connections do not hold a goroutine each.
+func TestFastLaneParksIdle(t *testing.T) {
+	leaks(t)
+	if runtime.GOOS != "linux" {
+		t.Skip("connections park on Linux only")
+	}
+	b := startHTTPBackend(t, "b", nil)
+	l := addHTTP(t, Config{}, b)
+	parked := func() int {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.srv.(httpServer).Parked()
+	}
+	c, err := net.Dial("tcp", listenerAddr(l))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	get := func() {
+		t.Helper()
+		if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(body) != "b" {
+			t.Fatalf("GET: %d %q", resp.StatusCode, body)
+		}
+	}
+	for range 3 {
+		get()
+		eventually(t, "the idle connection to park", func() bool { return parked() == 1 })
+	}
+	c.Close()
+	eventually(t, "the closed connection to leave the poller", func() bool { return parked() == 0 })
+
+	// Many idle connections, one goroutine fewer each once parked.
+	before := runtime.NumGoroutine()
+	for range 50 {
+		c, err := net.Dial("tcp", listenerAddr(l))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	eventually(t, "50 new connections to park", func() bool { return parked() == 50 })
+	if n := runtime.NumGoroutine(); n > before+5 {
+		t.Errorf("%d goroutines with 50 parked connections, %d before them", n, before)
+	}
+	if s, h := lanes(l); s != 3 || h != 0 {
+		t.Errorf("lanes: %d served, %d handed off; want 3, 0", s, h)
 	}
 }
