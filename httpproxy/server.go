@@ -232,8 +232,18 @@ func (s *server) close() {
 type Server struct{ s *server }
 
 // NewServer starts serving ln with proxy p: the listener tier. It
-// returns at once; Shutdown stops it.
-func (p *Proxy) NewServer(ln net.Listener, sc ServerConfig, h Host) *Server {
+// returns at once; Shutdown stops it. ln and h are required.
+func (p *Proxy) NewServer(ln net.Listener, sc ServerConfig, h Host) (*Server, error) {
+	var errs []error
+	if ln == nil {
+		errs = append(errs, configErr("NewServer", "nil", "a net.Listener is required"))
+	}
+	if h == nil {
+		errs = append(errs, configErr("Host", "nil", "required"))
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
 	sc.defaults()
 	s := newServer(p.c, h, sc.TLS != nil)
 	s.sc = sc
@@ -266,7 +276,7 @@ func (p *Proxy) NewServer(ln net.Listener, sc ServerConfig, h Host) *Server {
 			s.log.Error("http server stopped", "err", err)
 		}
 	}()
-	return &Server{s}
+	return &Server{s}, nil
 }
 
 // Addr returns the address the server accepts on.

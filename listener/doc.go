@@ -70,13 +70,19 @@
 // # HTTP and HTTPS
 //
 // An HTTP listener is a reverse proxy configured by Config.HTTP
-// (HTTPOptions). Every connection comes in through lbkit's own front door,
-// which does the TLS handshake on HTTPS and gives HTTP/2 to a net/http
-// server. HTTP/1.1 keep-alive GET and HEAD requests of the common shape
-// are served by a fast lane that parses request and response heads in
-// place and forwards them nearly byte for byte over pooled backend
-// connections, allocating nothing; every other request (bodies, upgrades,
-// gzip, HTTP/1.0, anything unusual or malformed) is handed, with its
+// (HTTPOptions: the proxying, httpproxy.Options, and what the listener
+// does with connections): it runs package httpproxy's listener tier,
+// handing it the ACL, the bandwidth cap, the logger, its counters and the
+// attempt loop's reports, and keeps the TLS material. Every connection
+// comes in through the proxy's own front door, which does the TLS
+// handshake on HTTPS and gives HTTP/2 to a net/http server. HTTP/1.1
+// keep-alive GET and HEAD requests of the common shape are served by a
+// fast lane that parses request and response heads in place and
+// forwards them nearly byte for byte over pooled backend connections,
+// gzip-compressing for clients that accept it, allocating nothing; an
+// idle plain-HTTP connection waits without a buffer, and after 100 ms
+// without a goroutine (Linux). Every other request (bodies, upgrades,
+// HTTP/1.0, anything unusual or malformed) is handed, with its
 // connection, to the net/http server, which reads it through a guard that
 // refuses with 400 and closes what net/http would accept but a proxy must
 // not: Content-Length beside Transfer-Encoding, Content-Length twice,

@@ -258,7 +258,12 @@ func startHTTP(l *Listener) (server, error) {
 	if ts := o.st.tls; ts != nil {
 		sc.TLS = ts.serverConfig()
 	}
-	return httpServer{o.st.proxy.NewServer(ln, sc, (*httpHost)(l))}, nil
+	srv, err := o.st.proxy.NewServer(ln, sc, (*httpHost)(l))
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return httpServer{srv}, nil
 }
 
 // noFastLane turns the fast lane off, so tests can compare the lanes.
