@@ -1,0 +1,20 @@
+//go:build !linux || 386 || arm
+
+package listener
+
+import "syscall"
+
+// parker is not wired up where epoll is missing: each direction then
+// keeps its goroutine and waits inside the copy, under copyBound
+// deadlines.
+type parker struct{}
+
+func newParker() (*parker, error) { return nil, nil }
+
+func (*parker) park(*tcpDir) bool   { return false }
+func (*parker) unpark(*tcpDir) bool { return false }
+func (*parker) run()                {}
+func (*parker) close()              {}
+
+// probe cannot tell what the socket holds here: the copy finds out.
+func probe(syscall.RawConn) (int, probeState) { return chunk, probeUnknown }
