@@ -403,7 +403,8 @@ func (c *tcpConn) abortCounting(count func()) bool {
 // It keeps the kernel's splice path (dst.ReadFrom of a *net.TCPConn
 // behind an io.LimitedReader splices on Linux) and holds nothing while
 // idle: it copies exactly what the socket has queued, so a copy never
-// waits inside splice holding a pipe, and when nothing is queued it parks
+// waits inside splice holding a pipe; when nothing is queued it waits for
+// data without reading, and once it has been quiet for copyBound it parks
 // the socket with the server's parker and its goroutine ends; the parker
 // starts a new one when data comes. So an idle connection has no
 // goroutine, no stack, no buffer, no pipe and no timer.
@@ -413,6 +414,7 @@ type tcpDir struct {
 	rc       syscall.RawConn // src's
 	in       bool            // backend to client
 	lr       io.LimitedReader
+	pr       dirProbe
 	state    atomic.Int32 // dirRunning, dirParked or dirDone
 }
 
@@ -449,9 +451,12 @@ func (d *tcpDir) init(c *tcpConn, dst, src *net.TCPConn, in bool) bool {
 func (d *tcpDir) run() {
 	c := d.c
 	for {
-		n, st := probe(d.rc)
+		n, st := d.probe()
 		switch st {
 		case probeQuiet:
+			if d.waitBriefly() {
+				continue
+			}
 			if c.s.park.park(d) {
 				return
 			}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"time"
 	"unsafe"
 )
 
@@ -134,29 +135,60 @@ func (p *parker) run() {
 // close ends run; every connection must have ended first.
 func (p *parker) close() { p.ep.Close() }
 
-// probe reports what src's socket holds without waiting: how many bytes
-// can be read at once, or that it has nothing yet (quiet), or that a read
-// would return EOF or an error at once (ended).
-func probe(rc syscall.RawConn) (n int, st probeState) {
-	st = probeEnded
-	rc.Control(func(fd uintptr) {
-		var avail int32 // TIOCINQ is FIONREAD: on a socket, the bytes queued to read
-		if _, _, errno := syscall.Syscall(syscall.SYS_IOCTL, fd, syscall.TIOCINQ, uintptr(unsafe.Pointer(&avail))); errno == 0 && avail > 0 {
-			n, st = int(avail), probeData
-			return
+// dirProbe is a tcpDir's probe state: the probe function, bound once so
+// that a probe allocates nothing, and its results.
+type dirProbe struct {
+	fn func(fd uintptr)
+	n  int
+	st probeState
+}
+
+// probe reports what d's source socket holds without waiting: how many
+// bytes can be read at once, or that it has nothing yet (quiet), or that a
+// read would return EOF or an error at once (ended).
+func (d *tcpDir) probe() (int, probeState) {
+	if d.pr.fn == nil {
+		d.pr.fn = d.probeFD
+	}
+	d.pr.n, d.pr.st = 0, probeEnded
+	d.rc.Control(d.pr.fn)
+	return d.pr.n, d.pr.st
+}
+
+func (d *tcpDir) probeFD(fd uintptr) {
+	var avail int32 // TIOCINQ is FIONREAD: on a socket, the bytes queued to read
+	if _, _, errno := syscall.Syscall(syscall.SYS_IOCTL, fd, syscall.TIOCINQ, uintptr(unsafe.Pointer(&avail))); errno == 0 && avail > 0 {
+		d.pr.n, d.pr.st = int(avail), probeData
+		return
+	}
+	if !peekReady(fd) {
+		d.pr.st = probeQuiet
+	}
+}
+
+// peekReady reports whether a read on fd would return at once (data, EOF
+// or an error), peeking at one byte without taking it.
+func peekReady(fd uintptr) bool {
+	var b [1]byte
+	for {
+		_, _, errno := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
+			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+		switch errno {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
 		}
-		var b [1]byte
-		for {
-			_, _, errno := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
-				syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
-			switch errno {
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-				st = probeQuiet
-			}
-			return
-		}
-	})
-	return n, st
+		return true
+	}
+}
+
+// waitBriefly waits up to copyBound, holding the goroutine, for d's
+// source to become readable, and reports whether it did. A stream with
+// short gaps thus never parks; only a direction quiet for copyBound does.
+func (d *tcpDir) waitBriefly() bool {
+	d.src.SetReadDeadline(time.Now().Add(copyBound))
+	err := d.rc.Read(peekReady)
+	d.src.SetReadDeadline(time.Time{})
+	return err == nil
 }

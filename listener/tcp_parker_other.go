@@ -2,8 +2,6 @@
 
 package listener
 
-import "syscall"
-
 // parker is not wired up where epoll is missing: each direction then
 // keeps its goroutine and waits inside the copy, under copyBound
 // deadlines.
@@ -16,5 +14,11 @@ func (*parker) unpark(*tcpDir) bool { return false }
 func (*parker) run()                {}
 func (*parker) close()              {}
 
+// dirProbe is empty: there is no probe here.
+type dirProbe struct{}
+
 // probe cannot tell what the socket holds here: the copy finds out.
-func probe(syscall.RawConn) (int, probeState) { return chunk, probeUnknown }
+func (*tcpDir) probe() (int, probeState) { return chunk, probeUnknown }
+
+// waitBriefly is never reached: probe never reports quiet here.
+func (*tcpDir) waitBriefly() bool { return true }
