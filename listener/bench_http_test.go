@@ -293,7 +293,7 @@ func BenchmarkHTTPIdleMemory(b *testing.B) {
 	req := []byte("GET / HTTP/1.1\r\nHost: bench\r\n\r\n")
 	// hold opens n connections to addr, with one GET each if get is set,
 	// and reports the memory gained once they idle.
-	hold := func(addr string, get bool) (uint64, func()) {
+	hold := func(addr string, get bool) (mem, func()) {
 		before := memInUse()
 		conns := make([]net.Conn, 0, n)
 		buf := make([]byte, 4<<10)
@@ -315,7 +315,7 @@ func BenchmarkHTTPIdleMemory(b *testing.B) {
 			}
 		}
 		time.Sleep(400 * time.Millisecond) // past parkAfter: the listener parks its connections
-		return memInUse() - before, func() {
+		return memInUse().minus(before), func() {
 			for _, c := range conns {
 				c.Close()
 			}
@@ -349,7 +349,9 @@ func BenchmarkHTTPIdleMemory(b *testing.B) {
 		g, _ := balancer.New(balancer.Config{}, balancer.Backend{ID: "b", Addr: backend.ln.Addr().String()})
 		l, stop := benchListener(b, Config{Protocol: HTTP, Group: g})
 		proxied, cleanup := hold(listenerAddr(l), true)
-		b.ReportMetric(float64(int64(proxied)-int64(bare))/n, "B/idle-conn")
+		d := proxied.minus(bare)
+		b.ReportMetric(float64(d.heap+d.stack)/n, "B/idle-conn")
+		b.ReportMetric(float64(d.goroutines)/n, "goroutines/idle-conn")
 		cleanup()
 		stop()
 	}

@@ -180,10 +180,13 @@ func BenchmarkTCPConnect(b *testing.B) {
 	})
 }
 
-// BenchmarkTCPIdleMemory opens 5,000 idle connections directly and 5,000
-// through the listener and reports the difference per connection: the
-// memory the proxy itself spends on an idle connection (heap and stacks).
-// Run with -benchtime=1x.
+// BenchmarkTCPIdleMemory opens 5,000 connections directly and 5,000
+// through the listener, echoes one byte over each (so the proxy has
+// connected and relayed both ways, as bench/run.sh's idle suite does),
+// and reports what the proxy itself spends per idle connection: heap and
+// goroutine stacks after a GC, in KiB (the figure to compare with the
+// suite's RSS growth), and apart, and its goroutines per connection. It
+// fails nothing. Run with -benchtime=1x.
 func BenchmarkTCPIdleMemory(b *testing.B) {
 	// 5,000 proxied connections hold about 20,000 descriptors here
 	// (client, both sides of the proxy, backend): raise the limit, as
@@ -200,7 +203,8 @@ func BenchmarkTCPIdleMemory(b *testing.B) {
 	// Each phase gets its own backend listener: the direct phase leaves
 	// thousands of sockets in TIME_WAIT towards its backend, which would
 	// make every later connect() to that port search for a free
-	// ephemeral port.
+	// ephemeral port. The backend echoes one byte on each connection in
+	// its accept loop, so that it adds no goroutine per connection.
 	backend := func() (net.Listener, chan net.Conn) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -208,30 +212,43 @@ func BenchmarkTCPIdleMemory(b *testing.B) {
 		}
 		accepted := make(chan net.Conn, n)
 		go func() {
+			buf := make([]byte, 1)
 			for {
 				c, err := ln.Accept()
 				if err != nil {
 					return
+				}
+				if _, err := io.ReadFull(c, buf); err == nil {
+					c.Write(buf)
 				}
 				accepted <- c
 			}
 		}()
 		return ln, accepted
 	}
-	open := func(addr string, accepted chan net.Conn) (used uint64, cleanup func()) {
+	open := func(addr string, accepted chan net.Conn) (used mem, cleanup func()) {
 		before := memInUse()
 		conns := make([]net.Conn, 0, n)
 		backends := make([]net.Conn, 0, n)
+		buf := []byte{'!'}
 		for i := range n {
 			c, err := net.Dial("tcp", addr)
 			if err != nil {
 				b.Fatalf("conn %d: %v", i, err)
 			}
 			conns = append(conns, c)
+			if _, err := c.Write(buf); err != nil {
+				b.Fatalf("conn %d: %v", i, err)
+			}
 			backends = append(backends, <-accepted)
+			if _, err := io.ReadFull(c, buf); err != nil {
+				b.Fatalf("conn %d: echo: %v", i, err)
+			}
 		}
-		time.Sleep(200 * time.Millisecond) // let the proxy's goroutines park
-		used = memInUse() - before
+		// Let the proxy's copies find the connections quiet (copyBound)
+		// and settle.
+		time.Sleep(2 * copyBound)
+		used = memInUse().minus(before)
 		return used, func() {
 			for _, c := range conns {
 				c.Close()
@@ -251,16 +268,29 @@ func BenchmarkTCPIdleMemory(b *testing.B) {
 		g, _ := balancer.New(balancer.Config{}, balancer.Backend{ID: "b", Addr: ln.Addr().String(), Weight: 100})
 		l, stop := benchListener(b, Config{Protocol: TCP, Group: g})
 		proxied, cleanup := open(listenerAddr(l), accepted)
-		b.ReportMetric(float64(int64(proxied)-int64(direct))/float64(n), "B/idle-conn")
+		cost := proxied.minus(direct)
+		per := func(v int64) float64 { return float64(v) / float64(n) }
+		b.ReportMetric(per(cost.heap+cost.stack)/1024, "KiB/idle-conn")
+		b.ReportMetric(per(cost.heap), "heap-B/idle-conn")
+		b.ReportMetric(per(cost.stack), "stack-B/idle-conn")
+		b.ReportMetric(per(cost.goroutines), "goroutines/idle-conn")
 		cleanup()
 		stop()
 		ln.Close()
 	}
 }
 
-func memInUse() uint64 {
+// mem is the memory and goroutines in use, or a difference of two such.
+type mem struct{ heap, stack, goroutines int64 }
+
+func (m mem) minus(o mem) mem {
+	return mem{m.heap - o.heap, m.stack - o.stack, m.goroutines - o.goroutines}
+}
+
+// memInUse collects the garbage first, as the figure is what stays.
+func memInUse() mem {
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	return ms.HeapInuse + ms.StackInuse
+	return mem{int64(ms.HeapInuse), int64(ms.StackInuse), int64(runtime.NumGoroutine())}
 }

@@ -4,21 +4,25 @@ import (
 	"context"
 	"io"
 	"net"
+	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/lbkit/lbkit/balancer"
+	"github.com/lbkit/lbkit/internal/attempt"
 	"github.com/lbkit/lbkit/internal/netx"
 	"github.com/lbkit/lbkit/internal/stats"
 	proxyproto "github.com/pires/go-proxyproto"
 )
 
 // The idle timeout's precision. A connection's last activity is recorded
-// when data becomes readable and when a chunk copy returns; a copy waits
-// for more data for at most copyBound, so the record lags the last byte by
-// at most that. The idle sweeper looks at every connection once per
+// when data becomes readable and when a copy returns. On Linux a copy
+// moves what is queued and returns, so the record lags the last byte by
+// the copy alone; elsewhere a copy waits for more data for at most
+// copyBound. The idle sweeper looks at every connection once per
 // idleTick. An idle connection is therefore reset between
 // EstablishedTimeout and EstablishedTimeout + idleSlack after its last
 // byte, with no runtime timer per idle connection.
@@ -37,7 +41,8 @@ type tcpServer struct {
 	cancel context.CancelFunc
 	accept sync.WaitGroup // accept loops
 	conns  sync.WaitGroup // proxied connections
-	sweep  sync.WaitGroup // the idle sweeper
+	sweep  sync.WaitGroup // the idle sweeper and the parker
+	park   *parker        // holds idle directions without a goroutine
 
 	mu        sync.Mutex
 	byBackend map[string]map[*tcpConn]struct{}
@@ -50,6 +55,11 @@ func startTCP(l *Listener) (server, error) {
 		byBackend: map[string]map[*tcpConn]struct{}{},
 		draining:  map[string]*time.Timer{},
 	}
+	park, err := newParker()
+	if err != nil {
+		return nil, err
+	}
+	s.park = park
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	for _, port := range l.cfg.ports() {
 		ln, err := net.Listen("tcp", net.JoinHostPort(l.cfg.Host, strconv.Itoa(port)))
@@ -57,6 +67,7 @@ func startTCP(l *Listener) (server, error) {
 			for _, o := range s.lns {
 				o.Close()
 			}
+			s.park.close()
 			s.cancel()
 			return nil, err
 		}
@@ -67,6 +78,7 @@ func startTCP(l *Listener) (server, error) {
 		s.accept.Go(func() { s.serve(ln, port) })
 	}
 	s.sweep.Go(func() { s.sweepIdle(time.Now) })
+	s.sweep.Go(s.park.run)
 	return s, nil
 }
 
@@ -85,28 +97,30 @@ func (s *tcpServer) serve(ln *net.TCPListener, port int) {
 	})
 }
 
-// handle runs one client connection to its end.
+// handle connects one client connection and starts proxying it; the
+// connection's directions then run, park and end on their own, and the
+// last to end finishes the connection (tcpConn.end).
 func (s *tcpServer) handle(client *net.TCPConn, port int) {
-	defer s.conns.Done()
 	l := s.l
 	src := client.RemoteAddr().(*net.TCPAddr).AddrPort()
 	dst := client.LocalAddr().(*net.TCPAddr).AddrPort()
 	if !l.acl.allow(src.Addr().Unmap()) {
 		l.c.RefusedACL.Add(1)
 		resetConn(client)
+		s.conns.Done()
 		return
 	}
 	conn, at, err := l.connect(s.ctx, "tcp", balancer.Key{Src: src, Dst: dst}, "", port)
 	if err != nil {
 		resetConn(client)
+		s.conns.Done()
 		return
 	}
-	// An established connection is TCP's proof of a working backend.
-	connectTime := at.Succeeded()
 	backend := conn.(*net.TCPConn)
 	m := at.Member()
-	c := &tcpConn{s: s, client: client, backend: backend, member: m, bc: l.c.Backend(m.ID())}
-	c.ctx, c.cancel = context.WithCancel(s.ctx)
+	c := &tcpConn{s: s, client: client, backend: backend, member: m, bc: l.c.Backend(m.ID()), at: at, src: src.Addr()}
+	// An established connection is TCP's proof of a working backend.
+	c.connectTime = at.Succeeded()
 	if v := l.cfg.ProxyProtocol; v > 0 {
 		h := proxyproto.HeaderProxyFromAddrs(byte(v), client.RemoteAddr(), client.LocalAddr())
 		if _, err := h.WriteTo(backend); err != nil {
@@ -114,24 +128,28 @@ func (s *tcpServer) handle(client *net.TCPConn, port int) {
 			resetConn(client)
 			resetConn(backend)
 			at.Done(balancer.DoneInfo{Err: err})
+			s.conns.Done()
 			return
 		}
 	}
+	if !c.up.init(c, backend, client, false) || !c.down.init(c, client, backend, true) {
+		resetConn(client)
+		resetConn(backend)
+		at.Done(balancer.DoneInfo{Latency: c.connectTime})
+		s.conns.Done()
+		return
+	}
+	c.ctx, c.cancel = context.WithCancel(s.ctx)
 	l.c.Active.Add(1)
 	l.c.New.Add(1)
 	c.bc.Active.Add(1)
 	c.bc.New.Add(1)
 	s.track(c, true)
 
-	c.run()
-
-	s.track(c, false)
-	if l.aff != nil {
-		l.aff.Touch(src.Addr())
-	}
-	c.bc.Active.Add(-1)
-	l.c.Active.Add(-1)
-	at.Done(balancer.DoneInfo{Latency: connectTime})
+	c.touch()
+	c.live.Store(2)
+	go c.down.run()
+	c.up.run()
 }
 
 // withPort replaces the port of host:port.
@@ -245,6 +263,7 @@ func (s *tcpServer) shutdown(ctx context.Context) error {
 		<-done
 	}
 	s.cancel()
+	s.park.close()
 	s.sweep.Wait()
 	return err
 }
@@ -286,30 +305,49 @@ func (s *tcpServer) sweepIdleAt(now time.Time) int {
 // countIdle counts one idle reset.
 func (s *tcpServer) countIdle() { s.l.c.Idle.Add(1) }
 
-// tcpConn is one proxied connection.
+// tcpConn is one proxied connection: two directions (tcpDir), each a
+// goroutine while it copies and parked without one while it waits.
 type tcpConn struct {
 	s               *tcpServer
 	client, backend *net.TCPConn
 	member          *balancer.Member
 	bc              *stats.Backend
+	at              attempt.Attempt
+	connectTime     time.Duration
+	src             netip.Addr
+
+	up, down tcpDir // client to backend, backend to client
 
 	ctx    context.Context // cancelled by abort, ends bandwidth waits
 	cancel context.CancelFunc
 	last   atomic.Int64 // unix nanoseconds of the last byte moved either way
 	closed atomic.Bool
+	live   atomic.Int32 // directions not yet ended
 }
 
-// run proxies both directions until both have ended or either fails.
-func (c *tcpConn) run() {
-	c.touch()
-	var wg sync.WaitGroup
-	wg.Go(func() { c.pipe(c.backend, c.client, true) })
-	c.pipe(c.client, c.backend, false)
-	wg.Wait()
+// dirDone ends one direction; the last one ends the connection.
+func (c *tcpConn) dirDone() {
+	if c.live.Add(-1) == 0 {
+		c.end()
+	}
+}
+
+// end closes both sides and settles the connection's accounts, once both
+// directions have ended or failed.
+func (c *tcpConn) end() {
 	c.closed.Store(true) // a sweep from now on must not count it as idle
 	c.cancel()
 	c.client.Close()
 	c.backend.Close()
+	s, l := c.s, c.s.l
+	s.track(c, false)
+	if l.aff != nil {
+		l.aff.Touch(c.src)
+	}
+	c.bc.Active.Add(-1)
+	l.c.Active.Add(-1)
+	c.at.Done(balancer.DoneInfo{Latency: c.connectTime})
+	s.conns.Done()
 }
 
 // touch records activity now; touchAt is its form with the time given.
@@ -339,64 +377,131 @@ func (c *tcpConn) abortCounting(count func()) bool {
 	c.cancel()
 	resetConn(c.client)
 	resetConn(c.backend)
+	// A parked direction has no goroutine to see the reset: end it here,
+	// in a goroutine of its own, since callers hold s.mu, which ending
+	// the connection takes.
+	parked := 0
+	for _, d := range []*tcpDir{&c.up, &c.down} {
+		if c.s.park.unpark(d) {
+			parked++
+		}
+	}
+	if parked > 0 {
+		go func() {
+			for range parked {
+				c.dirDone()
+			}
+		}()
+	}
 	return true
 }
 
-// pipe moves bytes from src to dst until src's EOF (then half-closes dst
-// so the peer still gets everything), an error, or an abort (idleness
-// among them: the sweeper resets the connection). It keeps the kernel's
-// splice path: dst.ReadFrom of a *net.TCPConn behind an io.LimitedReader
-// splices on Linux. After a chunk that was not full it waits for src to
-// be readable without reading (and without holding a splice pipe) and
-// without a deadline, so an idle connection arms no timer; after a full
-// chunk it copies on at once, since a bulk transfer has more waiting.
-func (c *tcpConn) pipe(dst, src *net.TCPConn, in bool) {
-	w := newWaiter(src)
-	lr := &io.LimitedReader{R: src}
-	flowing := false // the last copy moved a whole chunk: more is likely waiting
+// tcpDir is one direction of a tcpConn: it moves bytes from src to dst
+// until src's EOF (then half-closes dst so the peer still gets
+// everything), an error, or an abort (idleness among them: the sweeper
+// resets the connection).
+//
+// It keeps the kernel's splice path (dst.ReadFrom of a *net.TCPConn
+// behind an io.LimitedReader splices on Linux) and holds nothing while
+// idle: it copies exactly what the socket has queued, so a copy never
+// waits inside splice holding a pipe; when nothing is queued it waits for
+// data without reading, and once it has been quiet for copyBound it parks
+// the socket with the server's parker and its goroutine ends; the parker
+// starts a new one when data comes. So an idle connection has no
+// goroutine, no stack, no buffer, no pipe and no timer.
+type tcpDir struct {
+	c        *tcpConn
+	dst, src *net.TCPConn
+	rc       syscall.RawConn // src's
+	in       bool            // backend to client
+	lr       io.LimitedReader
+	pr       dirProbe
+	state    atomic.Int32 // dirRunning, dirParked or dirDone
+}
+
+// The states of a tcpDir: a goroutine is copying it, the parker holds it,
+// or it has ended. Whoever moves it out of dirParked (the parker's wake-up
+// or an abort) owns it from then on.
+const (
+	dirRunning int32 = iota
+	dirParked
+	dirDone
+)
+
+// probeState is what a socket holds, as probe sees it without waiting.
+type probeState int8
+
+const (
+	probeData    probeState = iota // bytes to read
+	probeQuiet                     // nothing yet
+	probeEnded                     // a read returns EOF or an error at once
+	probeUnknown                   // cannot tell: let the copy wait
+)
+
+func (d *tcpDir) init(c *tcpConn, dst, src *net.TCPConn, in bool) bool {
+	rc, err := src.SyscallConn()
+	if err != nil {
+		return false
+	}
+	*d = tcpDir{c: c, dst: dst, src: src, rc: rc, in: in}
+	d.lr.R = src
+	return true
+}
+
+// run copies until the direction parks or ends.
+func (d *tcpDir) run() {
+	c := d.c
 	for {
-		if !flowing {
-			if err := c.waitData(src, w); err != nil {
-				c.abort()
+		n, st := d.probe()
+		switch st {
+		case probeQuiet:
+			if d.waitBriefly() {
+				continue
+			}
+			if c.s.park.park(d) {
 				return
 			}
-			if w != nil { // data is here: the connection is not idle
-				// (Without a waiter the copy itself waits, and the touch
-				// after it counts.)
-				c.touch()
+			if c.closed.Load() {
+				c.dirDone() // aborted while parking
+				return
 			}
+			c.s.l.cfg.Logger.Warn("parking an idle connection failed", "backend", c.member.ID())
+			c.abort()
+			c.dirDone()
+			return
+		case probeData:
+			c.touch() // data is here: the connection is not idle
+		case probeUnknown:
+			// The copy waits for data itself: a deadline bounds how
+			// long, so that activity is recorded at most copyBound
+			// after the last byte.
+			d.src.SetReadDeadline(time.Now().Add(copyBound))
 		}
-		// The splice copy returns only when the chunk is full, so a
-		// deadline bounds how long it waits for more: activity is
-		// recorded when it returns, at most copyBound after the last
-		// byte.
-		src.SetReadDeadline(time.Now().Add(copyBound))
-		lr.N = chunk
-		n, err := dst.ReadFrom(lr)
-		flowing = lr.N == 0
-		if n > 0 {
+		d.lr.N = int64(min(n, chunk))
+		if st == probeEnded {
+			d.lr.N = chunk
+		}
+		want := d.lr.N
+		m, err := d.dst.ReadFrom(&d.lr)
+		if m > 0 {
 			c.touch()
-			c.count(int(n), in)
+			c.count(int(m), d.in)
 		}
 		if err != nil {
 			if netx.IsTimeout(err) && !c.closed.Load() {
 				continue
 			}
 			c.abort()
+			c.dirDone()
 			return
 		}
-		if lr.N > 0 { // EOF from src
-			dst.CloseWrite()
+		if m < want { // EOF from src: a copy ends short of its limit only there
+			d.dst.CloseWrite()
+			d.state.Store(dirDone)
+			c.dirDone()
 			return
 		}
 	}
-}
-
-// waitData waits, with no deadline, until src has data (or EOF) or the
-// connection is closed under it (an abort: idleness, drain, stop).
-func (c *tcpConn) waitData(src *net.TCPConn, w *waiter) error {
-	src.SetReadDeadline(time.Time{})
-	return w.wait()
 }
 
 // count adds n proxied bytes to the counters and pays the bandwidth cap.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"runtime"
 	"testing"
 	"time"
 
@@ -72,6 +73,14 @@ func idleConn(t *testing.T, setting time.Duration) (*tcpConn, *tcpServer, net.Co
 		backendErr <- err
 	})
 	l, client := dialIdleListener(t, addr, setting)
+	c, s := trackedConn(t, l)
+	return c, s, client, backendErr
+}
+
+// trackedConn returns l's one connection as its server tracks it, once
+// the server has recorded its start, and the server.
+func trackedConn(t *testing.T, l *Listener) (*tcpConn, *tcpServer) {
+	t.Helper()
 	l.mu.Lock()
 	s := l.srv.(*tcpServer)
 	l.mu.Unlock()
@@ -84,7 +93,7 @@ func idleConn(t *testing.T, setting time.Duration) (*tcpConn, *tcpServer, net.Co
 		}
 		return c != nil && c.last.Load() != 0
 	})
-	return c, s, client, backendErr
+	return c, s
 }
 
 // dialIdleListener starts a TCP listener with the given idle timeout in
@@ -171,4 +180,40 @@ func TestTCPIdleResetTiming(t *testing.T) {
 	}
 	// The sweep counts a reset just after sending it.
 	eventually(t, "IdleResets to be 1", func() bool { return l.Stats().IdleResets == 1 })
+}
+
+// An idle connection holds no goroutine: once both directions find
+// nothing queued they are parked with the listener's parker, and bytes
+// arriving later, either way, wake them and go through.
+func TestTCPIdleParksWithoutGoroutine(t *testing.T) {
+	leaks(t)
+	if runtime.GOOS != "linux" || runtime.GOARCH == "386" || runtime.GOARCH == "arm" {
+		t.Skip("the parker is wired up on 64-bit Linux only")
+	}
+	addr := acceptOnce(t, func(c net.Conn) {
+		io.Copy(c, c) // echo until the client half-closes
+		c.(*net.TCPConn).CloseWrite()
+	})
+	l, client := dialIdleListener(t, addr, time.Hour)
+	c, _ := trackedConn(t, l)
+	for round := range 3 {
+		eventually(t, "both directions to park", func() bool {
+			return c.up.state.Load() == dirParked && c.down.state.Load() == dirParked
+		})
+		msg := []byte{'a' + byte(round)}
+		if _, err := client.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, 1)
+		client.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.ReadFull(client, got); err != nil || got[0] != msg[0] {
+			t.Fatalf("round %d: echo = %q, %v; want %q", round, got, err, msg)
+		}
+	}
+	// A half-close wakes the client's direction with EOF; the backend's
+	// answer (its own half-close) wakes the other, and the connection ends.
+	client.(*net.TCPConn).CloseWrite()
+	if _, err := client.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("read after half-close = %v, want EOF", err)
+	}
 }
