@@ -121,8 +121,12 @@ func (cc *clientConn) serve() (parked bool) {
 // that sends its next request within it (a benchmark, a page's burst of
 // requests) costs no parking, and one that idles longer (a browser
 // between pages, an IoT device) costs a few hundred bytes instead of a
-// goroutine's stack.
-const parkAfter = 100 * time.Millisecond
+// goroutine's stack. It is short because memory is driven by the peak:
+// connections opened together all hold a goroutine until they park, and
+// the runtime keeps the memory of the peak (bench/run.sh idle: 100 ms
+// gave 5–6 KiB per idle connection, 20 ms 2.7 KiB, 5 ms 1.9–2.1 KiB).
+// Parking costs some tens of microseconds, far below any gap this long.
+const parkAfter = 5 * time.Millisecond
 
 // readOrPark reads the start of a plain-HTTP connection's next request,
 // waiting at most wait: the first parkAfter of it with Go's poller, the

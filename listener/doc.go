@@ -82,7 +82,7 @@
 // fast lane that parses request and response heads in place and
 // forwards them nearly byte for byte over pooled backend connections,
 // gzip-compressing for clients that accept it, allocating nothing; an
-// idle plain-HTTP connection waits without a buffer, and after 100 ms
+// idle plain-HTTP connection waits without a buffer, and after 5 ms
 // without a goroutine (Linux). Every other request (bodies, upgrades,
 // HTTP/1.0, anything unusual or malformed) is handed, with its
 // connection, to the net/http server, which reads it through a guard that
