@@ -15,7 +15,9 @@
 # Environment: BENCH_REPEATS (3), BENCH_SECONDS (5: wrk and h2load; iperf3
 # and udp use one second less plus one omitted second), BENCH_CONNS (64),
 # BENCH_HANDSHAKES (4000 new TLS connections per tls handshake run),
-# BENCH_IDLE_CONNS (4000 idle connections per idle run).
+# BENCH_IDLE_CONNS (4000 idle connections per idle run), BENCH_CLB_CPUPROFILE
+# (a file: each clb run writes its CPU profile there, the last run's stays;
+# with BENCH_REPEATS=1 and one suite, that suite's).
 set -euo pipefail
 
 BENCH=$(cd "$(dirname "$0")" && pwd)
@@ -221,7 +223,8 @@ start_proxy() {
     ;;
   clb)
     cfg=$(render "clb-$3.yaml" "$name")
-    start "$name" "$BIN/clb" -config "$cfg" -admin off -access-log=false -drain-timeout 1s
+    start "$name" "$BIN/clb" -config "$cfg" -admin off -access-log=false -drain-timeout 1s \
+      ${BENCH_CLB_CPUPROFILE:+-cpuprofile "$BENCH_CLB_CPUPROFILE"}
     ;;
   *)
     shift 3
