@@ -1,26 +1,21 @@
 package httpproxy
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
-	"io"
 	"net"
-	"net/http"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/lbkit/lbkit/internal/netpoll"
 	"github.com/lbkit/lbkit/internal/netx"
-	"github.com/lbkit/lbkit/session"
 )
 
 // Every connection of an HTTP or HTTPS listener comes in through its
 // front door: it accepts, does the TLS handshake on HTTPS, gives HTTP/2
 // connections to the listener's net/http server, and serves HTTP/1.1
-// itself when the listener allows (the fast lane, http_fast.go), handing
-// the rest to net/http through a requestGuard (http_guard.go), so that
+// itself when the listener allows (the fast lane, clientconn.go), handing
+// the rest to net/http through a requestGuard (guard.go), so that
 // every HTTP/1 request head is read by lbkit's code before net/http acts
 // on it.
 
@@ -133,112 +128,6 @@ func (f *frontDoor) shutdown(ctx context.Context) error {
 	f.mu.Unlock()
 	<-done
 	return ctx.Err()
-}
-
-// clientConn is one client connection at the front door. Only its own
-// goroutine touches its fields; a stop uses state, back and raw.
-type clientConn struct {
-	f     *frontDoor
-	c     net.Conn // raw, or the TLS connection over it
-	raw   net.Conn
-	hc    *connInfo
-	state atomic.Int32
-	back  atomic.Pointer[backendConn] // in use, for a forced stop to cut
-
-	counted bool        // in the listener's connection counts
-	idle    *idleReader // plain HTTP: reads without a buffer while idle
-	dateSec int64
-	date    []byte
-
-	// The exchange in progress, nil while the connection waits for a
-	// request with nothing buffered: an idle connection holds no buffer.
-	*reqState
-}
-
-// reqState is what a fast-lane connection needs only while it reads and
-// answers requests: its read buffer and the parse of a request and of
-// its response. Pooled, and dropped by a connection while it idles.
-type reqState struct {
-	sess    session.Session // the request's, with sticky sessions
-	cookies []string        // its Cookie fields for the backend
-	req     h1Request
-	resp    h1Response
-	generic *http.Response // a response head parseResponse declined
-	bk      *backendConn   // the backend connection of the response
-	in      [4 << 10]byte
-}
-
-var reqStatePool = sync.Pool{New: func() any { return new(reqState) }}
-
-// start does the TLS handshake on HTTPS, then gives the connection to
-// net/http (HTTP/2, or HTTP/1 when the fast lane is off) or serves it.
-func (cc *clientConn) start() {
-	f := cc.f
-	parked := false
-	defer func() {
-		if !parked { // else the poller's Wake carries the connection on
-			f.conns.Done()
-		}
-	}()
-	if f.tls != nil {
-		tc := tls.Server(cc.c, f.tls)
-		tc.SetDeadline(time.Now().Add(f.s.sc.HeaderTimeout))
-		if err := tc.HandshakeContext(f.s.ctx); err != nil {
-			f.s.log.Debug("TLS handshake failed", "client", cc.hc.src, "err", err)
-			cc.c.Close()
-			cc.forget()
-			return
-		}
-		tc.SetDeadline(time.Time{})
-		cs := tc.ConnectionState()
-		cc.c, cc.hc.tls = tc, &cs
-		if cs.NegotiatedProtocol == "h2" {
-			cc.forget()
-			if !f.handoff.push(tc) {
-				tc.Close()
-			}
-			return
-		}
-	}
-	f.s.m.Active.Add(1)
-	f.s.m.New.Add(1)
-	cc.counted = true
-	if !f.lane {
-		cc.handOff(nil)
-		return
-	}
-	parked = cc.serve()
-}
-
-func (cc *clientConn) close() {
-	cc.c.Close()
-	cc.forget()
-	if cc.counted {
-		cc.f.s.m.Active.Add(-1)
-	}
-}
-
-func (cc *clientConn) forget() {
-	cc.f.mu.Lock()
-	delete(cc.f.open, cc)
-	cc.f.mu.Unlock()
-}
-
-// handOff gives the connection, with the bytes read and not yet
-// served, to the listener's net/http server, which reads it through a
-// requestGuard.
-func (cc *clientConn) handOff(pending []byte) {
-	cc.forget() // still counted active, now by net/http's ConnState
-	cc.f.handedOff.Add(1)
-	cc.c.SetDeadline(time.Time{})
-	var src io.Reader = cc.c
-	if len(pending) > 0 {
-		src = io.MultiReader(bytes.NewReader(append([]byte(nil), pending...)), cc.c)
-	}
-	hc := &handoffConn{Conn: cc.c, guard: newRequestGuard(src), hc: cc.hc}
-	if !cc.f.handoff.push(hc) {
-		cc.close()
-	}
 }
 
 // handoffListener is how the fast lane gives connections to the
