@@ -19,6 +19,19 @@ import (
 	"github.com/lbkit/lbkit/httpproxy"
 )
 
+// baselineProxy is the httputil.ReverseProxy lbkit is compared with:
+// tuned as a careful user would (a pooled transport, a buffer pool).
+func baselineProxy(target *url.URL) *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.SetXForwarded()
+		},
+		Transport:  &http.Transport{MaxIdleConnsPerHost: 1024, DisableCompression: true, IdleConnTimeout: 90 * time.Second},
+		BufferPool: &byteBufferPool{},
+	}
+}
+
 // byteBufferPool is the httputil.BufferPool of the baseline.
 type byteBufferPool struct{ p sync.Pool }
 
@@ -86,14 +99,7 @@ func BenchmarkHTTPProxy(b *testing.B) {
 	b.Run("direct", func(b *testing.B) { run(b, target.Host) })
 
 	b.Run("httputil", func(b *testing.B) {
-		rp := &httputil.ReverseProxy{
-			Rewrite: func(pr *httputil.ProxyRequest) {
-				pr.SetURL(target)
-				pr.SetXForwarded()
-			},
-			Transport:  &http.Transport{MaxIdleConnsPerHost: 1024, DisableCompression: true, IdleConnTimeout: 90 * time.Second},
-			BufferPool: &byteBufferPool{},
-		}
+		rp := baselineProxy(target)
 		srv := httptest.NewServer(rp)
 		defer srv.Close()
 		defer rp.Transport.(*http.Transport).CloseIdleConnections()
@@ -413,14 +419,7 @@ func BenchmarkHTTP2Proxy(b *testing.B) {
 		run(b, listenerAddr(l))
 	})
 	b.Run("httputil", func(b *testing.B) {
-		rp := &httputil.ReverseProxy{
-			Rewrite: func(pr *httputil.ProxyRequest) {
-				pr.SetURL(target)
-				pr.SetXForwarded()
-			},
-			Transport:  &http.Transport{MaxIdleConnsPerHost: 1024, DisableCompression: true, IdleConnTimeout: 90 * time.Second},
-			BufferPool: &byteBufferPool{},
-		}
+		rp := baselineProxy(target)
 		srv := httptest.NewUnstartedServer(rp)
 		srv.EnableHTTP2 = true
 		srv.TLS = &tls.Config{Certificates: []tls.Certificate{*cert}}
