@@ -132,7 +132,7 @@ func (s *tcpServer) handle(client *net.TCPConn, port int) {
 			return
 		}
 	}
-	if !c.up.init(c, backend, client, false) || !c.down.init(c, client, backend, true) {
+	if !c.up.init(c, backend, client, true) || !c.down.init(c, client, backend, false) {
 		resetConn(client)
 		resetConn(backend)
 		at.Done(balancer.DoneInfo{Latency: c.connectTime})

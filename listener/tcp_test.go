@@ -42,6 +42,26 @@ func TestTCPWeights(t *testing.T) {
 	eventually(t, "active to reach 0", func() bool { return l.Stats().Active == 0 })
 }
 
+// TestTCPByteCounts: bytes from the client count in, bytes from the
+// backend out, for the listener and the backend.
+func TestTCPByteCounts(t *testing.T) {
+	leaks(t)
+	a := startEcho(t, "a")
+	l := addListener(t, newInstance(t), Config{Protocol: TCP, Group: newGroup(t, nil, a.backend(100))})
+	c, r, _ := dialName(t, listenerAddr(l))
+	if err := echoOnce(c, r, "ping, pong"); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	const in, out = int64(len("ping, pong\n")), int64(len("a\n") + len("ping, pong\n"))
+	eventually(t, "the connection to end", func() bool { return l.Stats().Active == 0 })
+	st := l.Stats()
+	b := st.Backends["a"]
+	if int64(st.BytesIn) != in || int64(st.BytesOut) != out || int64(b.BytesIn) != in || int64(b.BytesOut) != out {
+		t.Errorf("bytes in/out: listener %d/%d, backend %d/%d; want %d/%d", st.BytesIn, st.BytesOut, b.BytesIn, b.BytesOut, in, out)
+	}
+}
+
 func TestTCPDrainState(t *testing.T) {
 	leaks(t)
 	a, b := startEcho(t, "a"), startEcho(t, "b")
