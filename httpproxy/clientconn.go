@@ -12,7 +12,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/lbkit/lbkit/balancer"
 	"github.com/lbkit/lbkit/internal/attempt"
@@ -893,7 +892,3 @@ func (cc *clientConn) log(status int, n int64, backend string, up time.Duration,
 		client: cc.hc.src, method: method, host: string(cc.req.host), path: string(cc.req.path), proto: "HTTP/1.1",
 	}, status, n, backend, up, start)
 }
-
-// unsafeString returns b as a string without copying, for lookups that
-// do not keep it.
-func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }

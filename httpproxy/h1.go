@@ -3,6 +3,7 @@ package httpproxy
 import (
 	"bytes"
 	"net/http"
+	"unsafe"
 )
 
 // The fast lane's HTTP/1.1 parsers. They accept only what they are sure
@@ -428,3 +429,7 @@ func equalFold(b []byte, s string) bool {
 	}
 	return true
 }
+
+// unsafeString returns b as a string without copying, for lookups that
+// do not keep it.
+func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
