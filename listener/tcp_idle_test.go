@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/lbkit/lbkit/balancer"
+	"github.com/lbkit/lbkit/internal/netpoll"
 )
 
 // The idle bound through the sweeper's clock seam: a connection touched
@@ -223,25 +224,8 @@ func TestTCPProbeAllocs(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("the probe is Linux's")
 	}
-	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.DialTCP("tcp", nil, ln.Addr().(*net.TCPAddr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	server, err := ln.AcceptTCP()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer server.Close()
-	var d tcpDir
-	if !d.init(&tcpConn{}, client, server, false) {
-		t.Fatal("init failed")
-	}
+	d := loopbackDir(t, &tcpConn{})
+	client := d.dst
 	for _, tc := range []struct {
 		name   string
 		send   string
@@ -320,5 +304,61 @@ func TestTCPAbortRacesPark(t *testing.T) {
 	eventually(t, "every connection to end", func() bool { return l.Stats().Active == 0 })
 	if got := s.poller.Len(); got != 0 {
 		t.Errorf("poller.Len() = %d after every connection ended, want 0", got)
+	}
+}
+
+// loopbackDir returns a direction of c over a loopback connection: it
+// copies from the accepted side (src) to the dialled one (dst), both
+// closed when the test ends.
+func loopbackDir(t *testing.T, c *tcpConn) *tcpDir {
+	t.Helper()
+	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.DialTCP("tcp", nil, ln.Addr().(*net.TCPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	server, err := ln.AcceptTCP()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { server.Close() })
+	d := new(tcpDir)
+	if !d.init(c, client, server, false) {
+		t.Fatal("init failed")
+	}
+	return d
+}
+
+// Once a connection is aborted, its directions no longer park: abort
+// closes the sockets after taking back what was parked, and a direction
+// parked after that would be closed while parked, its descriptor number
+// free for the next connection while the poller still names it.
+func TestTCPParkAfterAbort(t *testing.T) {
+	leaks(t)
+	p, err := netpoll.New()
+	if err != nil {
+		t.Skip(err)
+	}
+	defer p.Close()
+	c := &tcpConn{s: &tcpServer{poller: p}}
+	d := loopbackDir(t, c)
+	if !d.park() {
+		t.Fatal("park() = false on a live connection")
+	}
+	if !d.unpark() {
+		t.Fatal("unpark() = false for a parked direction")
+	}
+	c.closed.Store(true) // as abort does first
+	if d.park() {
+		t.Error("park() = true on an aborted connection")
+		d.unpark()
+	}
+	if got := p.Len(); got != 0 {
+		t.Errorf("poller.Len() = %d after park on an aborted connection, want 0", got)
 	}
 }
