@@ -2,6 +2,7 @@ package listener
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/netip"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/lbkit/lbkit/balancer"
 	"github.com/lbkit/lbkit/internal/attempt"
+	"github.com/lbkit/lbkit/internal/netpoll"
 	"github.com/lbkit/lbkit/internal/netx"
 	"github.com/lbkit/lbkit/internal/stats"
 	proxyproto "github.com/pires/go-proxyproto"
@@ -32,6 +34,15 @@ const (
 	idleSlack = copyBound + idleTick
 )
 
+// parkAfter is how long a direction with nothing queued keeps its
+// goroutine, waiting in Go's poller, before it parks its socket. Streams
+// whose gaps are shorter never pay a park and a wake; an idle connection
+// gives its goroutines, and the stacks its copies grew, back soon. Many
+// connections opened at once are what makes this wait matter: each holds
+// its goroutines for parkAfter, so the resident memory a burst leaves
+// behind grows with it.
+const parkAfter = 30 * time.Millisecond
+
 // tcpServer is a running TCP listener.
 type tcpServer struct {
 	l   *Listener
@@ -39,10 +50,10 @@ type tcpServer struct {
 
 	ctx    context.Context // cancelled when connections must be cut
 	cancel context.CancelFunc
-	accept sync.WaitGroup // accept loops
-	conns  sync.WaitGroup // proxied connections
-	sweep  sync.WaitGroup // the idle sweeper and the parker
-	park   *parker        // holds idle directions without a goroutine
+	accept sync.WaitGroup  // accept loops
+	conns  sync.WaitGroup  // proxied connections
+	sweep  sync.WaitGroup  // the idle sweeper
+	poller *netpoll.Poller // holds idle directions without a goroutine; nil where it cannot
 
 	mu        sync.Mutex
 	byBackend map[string]map[*tcpConn]struct{}
@@ -55,11 +66,11 @@ func startTCP(l *Listener) (server, error) {
 		byBackend: map[string]map[*tcpConn]struct{}{},
 		draining:  map[string]*time.Timer{},
 	}
-	park, err := newParker()
-	if err != nil {
-		return nil, err
+	if p, err := netpoll.New(); err == nil {
+		s.poller = p
+	} else if !errors.Is(err, errors.ErrUnsupported) {
+		l.cfg.Logger.Warn("idle TCP connections keep their goroutines", "err", err)
 	}
-	s.park = park
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	for _, port := range l.cfg.ports() {
 		ln, err := net.Listen("tcp", net.JoinHostPort(l.cfg.Host, strconv.Itoa(port)))
@@ -67,7 +78,7 @@ func startTCP(l *Listener) (server, error) {
 			for _, o := range s.lns {
 				o.Close()
 			}
-			s.park.close()
+			s.closePoller()
 			s.cancel()
 			return nil, err
 		}
@@ -78,7 +89,6 @@ func startTCP(l *Listener) (server, error) {
 		s.accept.Go(func() { s.serve(ln, port) })
 	}
 	s.sweep.Go(func() { s.sweepIdle(time.Now) })
-	s.sweep.Go(s.park.run)
 	return s, nil
 }
 
@@ -263,9 +273,17 @@ func (s *tcpServer) shutdown(ctx context.Context) error {
 		<-done
 	}
 	s.cancel()
-	s.park.close()
+	s.closePoller()
 	s.sweep.Wait()
 	return err
+}
+
+// closePoller closes the poller, if there is one; every connection has
+// ended by then, so none is parked in it.
+func (s *tcpServer) closePoller() {
+	if s.poller != nil {
+		s.poller.Close()
+	}
 }
 
 // sweepIdle resets idle connections every idleTick, reading the time from
@@ -375,17 +393,18 @@ func (c *tcpConn) abortCounting(count func()) bool {
 		count()
 	}
 	c.cancel()
-	resetConn(c.client)
-	resetConn(c.backend)
-	// A parked direction has no goroutine to see the reset: end it here,
-	// in a goroutine of its own, since callers hold s.mu, which ending
-	// the connection takes.
+	// A parked direction has no goroutine to see the reset: take it back
+	// from the poller, before the reset closes its socket (a socket must
+	// not be closed while parked), and end it here, in a goroutine of its
+	// own, since callers hold s.mu, which ending the connection takes.
 	parked := 0
 	for _, d := range []*tcpDir{&c.up, &c.down} {
-		if c.s.park.unpark(d) {
+		if d.unpark() {
 			parked++
 		}
 	}
+	resetConn(c.client)
+	resetConn(c.backend)
 	if parked > 0 {
 		go func() {
 			for range parked {
@@ -405,28 +424,28 @@ func (c *tcpConn) abortCounting(count func()) bool {
 // behind an io.LimitedReader splices on Linux) and holds nothing while
 // idle: it copies exactly what the socket has queued, so a copy never
 // waits inside splice holding a pipe; when nothing is queued it waits for
-// data without reading, and once it has been quiet for copyBound it parks
-// the socket with the server's parker and its goroutine ends; the parker
-// starts a new one when data comes. So an idle connection has no
+// data without reading, and once it has been quiet for parkAfter it parks
+// the socket in the server's poller and its goroutine ends; the poller's
+// Wake carries it on when data comes. So an idle connection has no
 // goroutine, no stack, no buffer, no pipe and no timer.
 type tcpDir struct {
 	c        *tcpConn
 	dst, src *net.TCPConn
 	rc       syscall.RawConn // src's
+	fd       int             // src's, for the poller
 	in       bool            // backend to client
 	lr       io.LimitedReader
 	pr       dirProbe
-	state    atomic.Int32 // dirRunning, dirParked or dirDone
-}
 
-// The states of a tcpDir: a goroutine is copying it, the parker holds it,
-// or it has ended. Whoever moves it out of dirParked (the parker's wake-up
-// or an abort) owns it from then on.
-const (
-	dirRunning int32 = iota
-	dirParked
-	dirDone
-)
+	// mu orders park against abort's unpark: abort marks the connection
+	// closed, then takes each direction's ticket under mu, then resets
+	// the sockets; park parks only under mu with the connection not
+	// closed. So either abort finds the ticket and takes the direction
+	// back, or park sees the connection closed, and a socket is never
+	// closed while parked.
+	mu     sync.Mutex
+	ticket netpoll.Ticket // of the direction's last Park; zero once handed back
+}
 
 // probeState is what a socket holds, as probe sees it without waiting.
 type probeState int8
@@ -443,9 +462,60 @@ func (d *tcpDir) init(c *tcpConn, dst, src *net.TCPConn, in bool) bool {
 	if err != nil {
 		return false
 	}
-	*d = tcpDir{c: c, dst: dst, src: src, rc: rc, in: in}
+	fd, err := netpoll.FD(src)
+	if err != nil {
+		return false
+	}
+	*d = tcpDir{c: c, dst: dst, src: src, rc: rc, fd: fd, in: in}
 	d.lr.R = src
 	return true
+}
+
+// park hands d's source socket to the server's poller and reports whether
+// it did; the caller's goroutine must then leave d alone, since Wake may
+// be running it again at once. It fails on an aborted connection (see
+// mu), where there is no poller, or when epoll refuses the socket.
+func (d *tcpDir) park() bool {
+	p := d.c.s.poller
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if p == nil || d.c.closed.Load() {
+		return false
+	}
+	t, err := p.Park(d.fd, time.Time{}, d)
+	if err != nil {
+		return false
+	}
+	d.ticket = t
+	return true
+}
+
+// unpark takes d back from the poller for an abort and reports whether
+// it was parked; the caller then ends it. If it reports false, d is
+// running, or its Wake is on the way and finds the connection reset.
+func (d *tcpDir) unpark() bool {
+	d.mu.Lock()
+	t := d.ticket
+	d.ticket = 0
+	d.mu.Unlock()
+	return t != 0 && d.c.s.poller.Unpark(t)
+}
+
+// Wake carries a parked direction on (netpoll.Waker), on a goroutine the
+// poller started for it: its socket became readable or the peer hung up,
+// and the copy finds out which. Closed, from a poller closing under a
+// connection, ends it; Expired cannot come, as park sets no deadline (the
+// idle sweeper does that job for the whole connection).
+func (d *tcpDir) Wake(r netpoll.Reason) {
+	d.mu.Lock()
+	d.ticket = 0
+	d.mu.Unlock()
+	if r != netpoll.Readable && r != netpoll.Hangup {
+		d.c.abort()
+		d.c.dirDone()
+		return
+	}
+	d.run()
 }
 
 // run copies until the direction parks or ends.
@@ -453,12 +523,15 @@ func (d *tcpDir) run() {
 	c := d.c
 	for {
 		n, st := d.probe()
+		if st == probeQuiet && c.s.poller == nil {
+			n, st = chunk, probeUnknown // nowhere to park: the copy waits
+		}
 		switch st {
 		case probeQuiet:
 			if d.waitBriefly() {
 				continue
 			}
-			if c.s.park.park(d) {
+			if d.park() {
 				return
 			}
 			if c.closed.Load() {
@@ -497,7 +570,6 @@ func (d *tcpDir) run() {
 		}
 		if m < want { // EOF from src: a copy ends short of its limit only there
 			d.dst.CloseWrite()
-			d.state.Store(dirDone)
 			c.dirDone()
 			return
 		}

@@ -5,10 +5,12 @@ import (
 	"io"
 	"net"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/lbkit/lbkit/balancer"
+	"github.com/lbkit/lbkit/internal/netpoll"
 )
 
 // The idle bound through the sweeper's clock seam: a connection touched
@@ -183,23 +185,21 @@ func TestTCPIdleResetTiming(t *testing.T) {
 }
 
 // An idle connection holds no goroutine: once both directions find
-// nothing queued they are parked with the listener's parker, and bytes
+// nothing queued they are parked in the listener's poller, and bytes
 // arriving later, either way, wake them and go through.
 func TestTCPIdleParksWithoutGoroutine(t *testing.T) {
 	leaks(t)
-	if runtime.GOOS != "linux" || runtime.GOARCH == "386" || runtime.GOARCH == "arm" {
-		t.Skip("the parker is wired up on 64-bit Linux only")
+	if runtime.GOOS != "linux" {
+		t.Skip("directions park on Linux only")
 	}
 	addr := acceptOnce(t, func(c net.Conn) {
 		io.Copy(c, c) // echo until the client half-closes
 		c.(*net.TCPConn).CloseWrite()
 	})
 	l, client := dialIdleListener(t, addr, time.Hour)
-	c, _ := trackedConn(t, l)
+	_, s := trackedConn(t, l)
 	for round := range 3 {
-		eventually(t, "both directions to park", func() bool {
-			return c.up.state.Load() == dirParked && c.down.state.Load() == dirParked
-		})
+		eventually(t, "both directions to park", func() bool { return s.poller.Len() == 2 })
 		msg := []byte{'a' + byte(round)}
 		if _, err := client.Write(msg); err != nil {
 			t.Fatal(err)
@@ -215,5 +215,150 @@ func TestTCPIdleParksWithoutGoroutine(t *testing.T) {
 	client.(*net.TCPConn).CloseWrite()
 	if _, err := client.Read(make([]byte, 1)); err != io.EOF {
 		t.Fatalf("read after half-close = %v, want EOF", err)
+	}
+}
+
+// A probe, run on every pass of a direction's copy loop, allocates
+// nothing, whether the socket is quiet or holds bytes.
+func TestTCPProbeAllocs(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the probe is Linux's")
+	}
+	d := loopbackDir(t, &tcpConn{})
+	client := d.dst
+	for _, tc := range []struct {
+		name   string
+		send   string
+		wantN  int
+		wantSt probeState
+	}{
+		{"quiet", "", 0, probeQuiet},
+		{"data", "abc", 3, probeData},
+	} {
+		if _, err := client.Write([]byte(tc.send)); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, tc.name+" probe", func() bool {
+			n, st := d.probe()
+			return n == tc.wantN && st == tc.wantSt
+		})
+		if allocs := testing.AllocsPerRun(100, func() { d.probe() }); allocs != 0 {
+			t.Errorf("%s: probe made %v allocations, want 0", tc.name, allocs)
+		}
+	}
+}
+
+// Aborts racing directions that park and wake: every connection ends,
+// both sides see the reset, and nothing is left in the poller. Clients
+// send a byte, read its echo and pause past parkAfter, so that their
+// directions keep parking and waking while the sweeper resets them all.
+func TestTCPAbortRacesPark(t *testing.T) {
+	leaks(t)
+	if runtime.GOOS != "linux" {
+		t.Skip("directions park on Linux only")
+	}
+	echo := startEcho(t, "b")
+	in := newInstance(t)
+	l := addListener(t, in, Config{Protocol: TCP, EstablishedTimeout: time.Hour,
+		Group: newGroup(t, nil, echo.backend(100))})
+	const n = 20
+	clients := make([]net.Conn, n)
+	for i := range clients {
+		c, err := net.Dial("tcp", listenerAddr(l))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		clients[i] = c
+	}
+	l.mu.Lock()
+	s := l.srv.(*tcpServer)
+	l.mu.Unlock()
+	eventually(t, "every connection to start", func() bool { return l.Stats().Active == n })
+	var wg sync.WaitGroup
+	for i, c := range clients {
+		wg.Go(func() {
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			buf := make([]byte, 1)
+			for round := 0; ; round++ {
+				// Pauses around parkAfter: some directions are parked
+				// when the reset comes, some parking, some running.
+				time.Sleep(time.Duration(i+round) % 4 * parkAfter / 2)
+				if _, err := c.Write(buf); err != nil {
+					return
+				}
+				if _, err := io.ReadFull(c, buf); err != nil {
+					if !errors.Is(err, syscallECONNRESET) && err != io.EOF {
+						t.Errorf("client %d: %v, want a reset", i, err)
+					}
+					return
+				}
+			}
+		})
+	}
+	eventually(t, "some directions to park", func() bool { return s.poller.Len() > 0 })
+	if got := s.sweepIdleAt(time.Now().Add(2 * time.Hour)); got != n {
+		t.Errorf("sweepIdleAt(+2h) reset %d connections, want %d", got, n)
+	}
+	wg.Wait()
+	eventually(t, "every connection to end", func() bool { return l.Stats().Active == 0 })
+	if got := s.poller.Len(); got != 0 {
+		t.Errorf("poller.Len() = %d after every connection ended, want 0", got)
+	}
+}
+
+// loopbackDir returns a direction of c over a loopback connection: it
+// copies from the accepted side (src) to the dialled one (dst), both
+// closed when the test ends.
+func loopbackDir(t *testing.T, c *tcpConn) *tcpDir {
+	t.Helper()
+	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.DialTCP("tcp", nil, ln.Addr().(*net.TCPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	server, err := ln.AcceptTCP()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { server.Close() })
+	d := new(tcpDir)
+	if !d.init(c, client, server, false) {
+		t.Fatal("init failed")
+	}
+	return d
+}
+
+// Once a connection is aborted, its directions no longer park: abort
+// closes the sockets after taking back what was parked, and a direction
+// parked after that would be closed while parked, its descriptor number
+// free for the next connection while the poller still names it.
+func TestTCPParkAfterAbort(t *testing.T) {
+	leaks(t)
+	p, err := netpoll.New()
+	if err != nil {
+		t.Skip(err)
+	}
+	defer p.Close()
+	c := &tcpConn{s: &tcpServer{poller: p}}
+	d := loopbackDir(t, c)
+	if !d.park() {
+		t.Fatal("park() = false on a live connection")
+	}
+	if !d.unpark() {
+		t.Fatal("unpark() = false for a parked direction")
+	}
+	c.closed.Store(true) // as abort does first
+	if d.park() {
+		t.Error("park() = true on an aborted connection")
+		d.unpark()
+	}
+	if got := p.Len(); got != 0 {
+		t.Errorf("poller.Len() = %d after park on an aborted connection, want 0", got)
 	}
 }

@@ -4,7 +4,9 @@
 // 2 KiB or more) and a read buffer.
 //
 // A Poller owns one epoll set and one goroutine waiting on it, as
-// [cloudwego/netpoll] and [gnet] do. An owner that has served a request
+// [cloudwego/netpoll] and [gnet] do. The set is itself waited on in Go's
+// netpoller, like any socket, so that goroutine holds no thread while it
+// waits and is woken as cheaply as a goroutine blocked in Read. An owner that has served a request
 // and found nothing more to read parks the connection with Poller.Park
 // (its descriptor, from FD once at accept time; a deadline; and a
 // Waker, usually the owner's connection struct itself). When the
@@ -46,7 +48,8 @@
 // # Deadlines
 //
 // There is no timer per connection: deadlines sit in a min-heap that the
-// poll goroutine sweeps, waking from epoll_wait at the earliest one.
+// poll goroutine sweeps, woken at the earliest one by the read deadline
+// it keeps on the epoll set.
 // Deadlines are rounded up to ticks of 250 ms, so a connection expires
 // within one tick after its deadline, never before, and the poller wakes
 // at most four times a second to expire connections however many there

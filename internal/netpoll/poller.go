@@ -3,10 +3,13 @@
 package netpoll
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -21,15 +24,16 @@ const tick = 250 * time.Millisecond
 // events is how many readiness events one epoll_wait returns at most.
 const events = 256
 
-// kickSlot marks the event of the poller's own eventfd, which Park and
-// Close write to wake the poll loop early.
-const kickSlot = -1
-
-// noDue is the loop's sleepDue while it waits without a timeout.
-const noDue = math.MaxInt64
+// The loop's armed tick while no deadline is set on the epoll file, and
+// once the one set has passed: a passed deadline keeps the file's reads
+// failing at once, so arm must set another or clear it.
+const (
+	noDue = math.MaxInt64
+	spent = -1
+)
 
 // Poller watches idle connections without a goroutine each: one epoll
-// set, one goroutine in epoll_wait, and a heap of deadlines swept by that
+// set, one goroutine waiting for it, and a heap of deadlines swept by that
 // goroutine. Park hands it a connection's descriptor and a Waker; when the
 // connection becomes readable, hangs up or errors, or its deadline passes,
 // the poller removes it from the set and calls Wake on a new goroutine.
@@ -49,25 +53,26 @@ const noDue = math.MaxInt64
 //
 // A Poller is safe for concurrent use.
 type Poller struct {
+	ep    *os.File        // the epoll set, non-blocking, waited on in Go's netpoller
+	rc    syscall.RawConn // ep's
 	epfd  int
-	kick  int // an eventfd in the set, written to wake the loop
 	now   func() time.Time
 	epoch time.Time // deadlines are ticks since epoch, on its monotonic clock
 	done  chan struct{}
 	wakes sync.WaitGroup // Wake calls started and not yet returned
 
-	mu       sync.Mutex
-	closing  bool
-	entries  []entry // by slot
-	free     []int32 // slots not in use
-	timers   deadlines
-	sleepDue int64 // the tick the loop sleeps until, or noDue
-	parked   int
+	mu      sync.Mutex
+	closing bool
+	entries []entry // by slot
+	free    []int32 // slots not in use
+	timers  deadlines
+	armed   int64 // the tick of the read deadline set on ep, noDue or spent
+	parked  int
 
 	closeOnce sync.Once
 	closeErr  error
 
-	// afterWait, if set, runs in the loop between epoll_wait and
+	// afterWait, if set, runs in the loop between the wait and
 	// handling its events, without p.mu: a test seam for the race with
 	// Unpark.
 	afterWait func()
@@ -91,18 +96,26 @@ func newPoller(now func() time.Time) (*Poller, error) {
 	if err != nil {
 		return nil, fmt.Errorf("netpoll: epoll_create1: %w", err)
 	}
-	kick, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	// An epoll set is itself pollable: made non-blocking, os.NewFile
+	// hands it to Go's netpoller, so the loop waits for it as a
+	// goroutine blocked in Read does, without a thread of its own, and
+	// the file's read deadline is the loop's one timer.
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		unix.Close(epfd)
+		return nil, fmt.Errorf("netpoll: epoll set non-blocking: %w", err)
+	}
+	ep := os.NewFile(uintptr(epfd), "epoll")
+	rc, err := ep.SyscallConn()
+	if err == nil {
+		// Fails when the runtime could not take the set into its
+		// netpoller: the loop could then neither wait nor time out.
+		err = ep.SetReadDeadline(time.Time{})
+	}
 	if err != nil {
-		unix.Close(epfd)
-		return nil, fmt.Errorf("netpoll: eventfd: %w", err)
+		ep.Close()
+		return nil, fmt.Errorf("netpoll: epoll set in the runtime poller: %w", err)
 	}
-	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: kickSlot}
-	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, kick, &ev); err != nil {
-		unix.Close(kick)
-		unix.Close(epfd)
-		return nil, fmt.Errorf("netpoll: epoll_ctl eventfd: %w", err)
-	}
-	p := &Poller{epfd: epfd, kick: kick, now: now, epoch: now(), done: make(chan struct{}), sleepDue: noDue}
+	p := &Poller{ep: ep, rc: rc, epfd: epfd, now: now, epoch: now(), done: make(chan struct{}), armed: noDue}
 	go p.loop()
 	return p, nil
 }
@@ -146,8 +159,8 @@ func (p *Poller) Park(fd int, deadline time.Time, w Waker) (Ticket, error) {
 	p.parked++
 	if due != noDue {
 		p.timers.add(slot, due)
-		if due < p.sleepDue {
-			p.wakeLoop() // the loop sleeps past this deadline
+		if due < p.armed {
+			p.setDeadline(due) // the loop would wait past this deadline
 		}
 	}
 	return ticket(slot, e.gen), nil
@@ -189,13 +202,13 @@ func (p *Poller) Close() error {
 	first := !p.closing
 	p.closing = true
 	if first {
-		p.wakeLoop()
+		p.setDeadline(0) // a deadline long past ends the loop's wait at once
 	}
 	p.mu.Unlock()
 	<-p.done
 	p.wakes.Wait()
 	p.closeOnce.Do(func() {
-		if err := errors.Join(unix.Close(p.epfd), unix.Close(p.kick)); err != nil {
+		if err := p.ep.Close(); err != nil {
 			p.closeErr = fmt.Errorf("netpoll: close: %w", err)
 		}
 	})
@@ -209,31 +222,42 @@ func (p *Poller) loop() {
 	defer close(p.done)
 	evs := make([]unix.EpollEvent, events)
 	var ready []wake
+	var n int
+	var waitErr error
+	// collect takes what is ready without blocking; when nothing is, it
+	// returns false and rc.Read parks the loop in Go's netpoller until
+	// the set becomes readable or its deadline passes.
+	collect := func(fd uintptr) bool {
+		for {
+			n, waitErr = unix.EpollWait(int(fd), evs, 0)
+			if waitErr != unix.EINTR {
+				return n > 0 || waitErr != nil
+			}
+		}
+	}
 	for {
 		p.mu.Lock()
-		timeout := p.sleep()
+		p.arm()
 		p.mu.Unlock()
-		n, err := unix.EpollWait(p.epfd, evs, timeout)
-		if err == unix.EINTR {
-			continue
-		}
+		n, waitErr = 0, nil
+		err := p.rc.Read(collect)
 		p.mu.Lock()
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			err = nil
+			p.armed = spent
+		}
 		if hook := p.afterWait; hook != nil {
 			p.mu.Unlock()
 			hook()
 			p.mu.Lock()
 		}
-		if err != nil {
+		if err = cmp.Or(err, waitErr); err != nil {
 			// The set is unusable (nothing but a closed epfd makes
-			// epoll_wait fail): hand every connection back rather than
+			// the wait fail): hand every connection back rather than
 			// strand it.
 			p.closing = true
 		}
 		for _, ev := range evs[:max(n, 0)] {
-			if ev.Fd == kickSlot {
-				p.drainKick()
-				continue
-			}
 			slot := ev.Fd
 			e := &p.entries[slot]
 			if e.gen != uint32(ev.Pad) {
@@ -288,26 +312,35 @@ func (p *Poller) wake(r wake) {
 	r.w.Wake(r.r)
 }
 
-// sleep returns epoll_wait's timeout in milliseconds until the earliest
-// deadline's tick (-1 for none) and records that tick, so a Park with an
-// earlier one knows to wake the loop. Called with p.mu held.
-func (p *Poller) sleep() int {
+// arm sets the epoll file's read deadline at the earliest parked
+// deadline's tick, or clears it when none is parked, so that the loop's
+// wait ends there; closing ends it at once. It leaves a deadline already
+// set for that tick alone. Called with p.mu held.
+func (p *Poller) arm() {
 	due, ok := p.timers.next()
-	if !ok || p.closing {
-		p.sleepDue = noDue
-		if p.closing {
-			return 0
-		}
-		return -1
+	switch {
+	case p.closing:
+		due = 0
+	case !ok:
+		due = noDue
 	}
-	p.sleepDue = due
-	left := time.Duration(due)*tick - p.now().Sub(p.epoch)
-	if left <= 0 {
-		return 0
+	if due != p.armed {
+		p.setDeadline(due)
 	}
-	// epoll_wait takes a C int; a deadline further off than that is
-	// simply waited for in several sleeps.
-	return int(min((left+time.Millisecond-1)/time.Millisecond, math.MaxInt32))
+}
+
+// setDeadline sets the epoll file's read deadline at tick due (noDue
+// clears it), converting from the poller's clock to the runtime's, which
+// is what the deadline runs on. Called with p.mu held.
+func (p *Poller) setDeadline(due int64) {
+	p.armed = due
+	var at time.Time
+	if due != noDue {
+		at = time.Now().Add(time.Duration(due)*tick - p.now().Sub(p.epoch))
+	}
+	// It fails only on a closed file, and Close closes it after the
+	// loop has ended.
+	_ = p.ep.SetReadDeadline(at)
 }
 
 // dueTick is the first tick at or after deadline. Deadlines more than a
@@ -358,17 +391,4 @@ func (p *Poller) remove(slot int32) {
 	p.timers.remove(slot)
 	p.release(slot)
 	p.parked--
-}
-
-// wakeLoop makes the loop's epoll_wait return. Called with p.mu held.
-func (p *Poller) wakeLoop() {
-	var one = [8]byte{1}
-	// EAGAIN means the counter is full: the loop will wake anyway.
-	_, _ = unix.Write(p.kick, one[:])
-}
-
-// drainKick resets the eventfd so that it stops being readable.
-func (p *Poller) drainKick() {
-	var buf [8]byte
-	_, _ = unix.Read(p.kick, buf[:])
 }
