@@ -27,10 +27,10 @@
 // client's address to the backend (TCP and UDP only: HTTP and HTTPS
 // listeners refuse it and send X-Forwarded-For instead). The bytes then flow through the
 // kernel's splice path, each direction copying what its socket has queued;
-// a direction with nothing queued for 250 ms leaves its socket with the
-// listener's one epoll set (on 64-bit Linux) and its goroutine ends, so
-// an idle connection holds no goroutine, buffer, pipe or timer and costs
-// about 2 KiB of heap. A connection idle in both directions for
+// a direction with nothing queued for 30 ms parks its socket in the
+// listener's poller (internal/netpoll, on Linux) and its goroutine ends,
+// so an idle connection holds no goroutine, buffer, pipe or timer and
+// costs about 1.5 KiB of heap. A connection idle in both directions for
 // Config.EstablishedTimeout is reset on both sides by the listener's one
 // idle sweeper, at most half a second late. A client that shuts
 // down its write side still gets the whole response. With
