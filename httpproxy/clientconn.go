@@ -225,34 +225,39 @@ func (cc *clientConn) serve() (parked bool) {
 	}
 }
 
-// parkAfter is how long a plain-HTTP connection that has carried at
-// most one request waits for its next with a goroutine before it is
-// parked without one; a connection that has carried n requests waits n
-// times as long, up to parkAfterMax. A connection in use (a benchmark's,
-// a page's burst of requests) sends its next request within that and
-// costs no parking, whose cycle costs some tens of microseconds; one
-// that idles (a browser between pages, an IoT device) costs a few
-// hundred bytes instead of a goroutine's stack. The first wait is short
-// because memory follows the peak: connections opened together each
-// hold a goroutine until they park, and the runtime keeps the memory of
-// the peak (bench/run.sh idle, one GET per connection: waiting 100 ms
-// gave 5–6 KiB per idle connection, 20 ms 2.7 KiB, 5 ms 1.9–2.1 KiB);
-// the longer waits of busy connections keep a loaded proxy, whose
-// clients' next requests may lag by milliseconds, from parking between
-// them (a fixed 5 ms cost a third of the l7 rate).
+// parkAfter is how long a new plain-HTTP connection, or one that has
+// carried one request, waits for its next with a goroutine before it is
+// parked without one; a connection that has carried more waits
+// parkAfterMax. A connection in use (a benchmark's, a page's burst of
+// requests) sends its next request within that and costs no parking,
+// whose cycle costs some tens of microseconds; one that idles (a browser
+// between pages, an IoT device) costs a few hundred bytes instead of a
+// goroutine's stack. The first waits are short because memory follows
+// the peak: connections opened together each hold a goroutine until they
+// park, and the runtime keeps the memory of the peak (bench/run.sh idle,
+// one GET per connection: waiting 100 ms gave 5–6 KiB per idle
+// connection, 20 ms 2.7 KiB, 5 ms 1.9–2.1 KiB). The later waits are long
+// because a loaded proxy's clients may send their next request
+// milliseconds late, and parking them between requests costs more CPU
+// than it saves memory (a fixed 5 ms, or 5 ms per request carried, cost
+// the l7 suites a third of their rate, each new keep-alive connection
+// starting over).
 const (
 	parkAfter    = 5 * time.Millisecond
 	parkAfterMax = 100 * time.Millisecond
 )
 
 // readOrPark reads the start of a plain-HTTP connection's next request,
-// waiting at most wait: a grace (parkAfter per request carried, up to
-// parkAfterMax) with Go's poller, the rest parked in the front door's poller,
+// waiting at most wait: a grace (parkAfter, or parkAfterMax once it has
+// carried two requests) with Go's poller, the rest parked in the front door's poller,
 // if it has one. It returns the bytes read (0 at EOF, on an error or when
 // wait passes), or -1 when the connection was parked: Wake carries it on.
 func (cc *clientConn) readOrPark(wait time.Duration) int {
 	now := time.Now()
-	grace := min(parkAfter*time.Duration(max(cc.hc.reqs.Load(), 1)), parkAfterMax)
+	grace := parkAfterMax
+	if cc.hc.reqs.Load() <= 1 {
+		grace = parkAfter
+	}
 	if cc.f.poller == nil || wait <= grace {
 		cc.c.SetReadDeadline(now.Add(wait))
 		n, _ := cc.readIdle()
