@@ -709,8 +709,7 @@ func (cc *clientConn) release(bk *backendConn, reuse bool) {
 // the body first and pacing it after.
 func (cc *clientConn) write(out []byte, n int, bc *stats.Backend) error {
 	s := cc.f.s
-	s.m.BytesOut.Add(uint64(n))
-	bc.BytesOut.Add(uint64(n))
+	s.count(bc, true, n)
 	_, err := cc.c.Write(out)
 	s.host.Pay(s.ctx, true, n)
 	return err
@@ -719,8 +718,7 @@ func (cc *clientConn) write(out []byte, n int, bc *stats.Backend) error {
 // count counts n body bytes sent and pays the bandwidth cap for them.
 func (cc *clientConn) count(n int, bc *stats.Backend) {
 	s := cc.f.s
-	s.m.BytesOut.Add(uint64(n))
-	bc.BytesOut.Add(uint64(n))
+	s.count(bc, true, n)
 	s.host.Pay(s.ctx, true, n)
 }
 
@@ -847,9 +845,8 @@ func (b *genericBody) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
 	b.n += int64(n)
 	s := b.cc.f.s
-	s.m.BytesOut.Add(uint64(n))
-	b.bc.BytesOut.Add(uint64(n))
-	b.cc.f.s.host.Pay(b.cc.f.s.ctx, true, n)
+	s.count(b.bc, true, n)
+	s.host.Pay(s.ctx, true, n)
 	b.eof = err == io.EOF
 	return n, err
 }

@@ -234,15 +234,6 @@ func configErr(field string, value any, reason string) error {
 	return cfgerr.New("httpproxy", field, value, reason)
 }
 
-// reasonOf is why another lbkit package refused a value, without its
-// prefix, for an error of this package that names field and value itself.
-func reasonOf(err error) string {
-	if ce, ok := errors.AsType[*ConfigError](err); ok {
-		return ce.Reason
-	}
-	return err.Error()
-}
-
 // buildRoutes validates rules and indexes them.
 func buildRoutes(def *balancer.Group, rules []Rule) (routes, error) {
 	rs := routes{groups: []*balancer.Group{def}}
@@ -268,7 +259,7 @@ func buildRoutes(def *balancer.Group, rules []Rule) (routes, error) {
 		}
 		d, err := sni.ParseDomain(r.Host)
 		if err != nil {
-			errs = append(errs, configErr(field+".Host", r.Host, reasonOf(err)))
+			errs = append(errs, configErr(field+".Host", r.Host, cfgerr.Reason(err)))
 			continue
 		}
 		byHost[d.String()] = append(byHost[d.String()], route{p, r.Group})

@@ -90,7 +90,7 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 		b.bad = err
 	}
 	if n > 0 {
-		b.s.m.BytesIn.Add(uint64(n))
+		b.s.count(nil, false, n)
 		b.s.host.Pay(b.s.ctx, false, n)
 	}
 	return n, err
@@ -248,8 +248,7 @@ func (s *server) copyBody(w http.ResponseWriter, body io.Reader, flush bool, bc 
 		if n > 0 {
 			m, werr := w.Write(buf[:n])
 			total += int64(m)
-			s.m.BytesOut.Add(uint64(m))
-			bc.BytesOut.Add(uint64(m))
+			s.count(bc, true, m)
 			if werr != nil {
 				return total
 			}
@@ -328,13 +327,7 @@ func (s *server) pump(dst io.Writer, src io.Reader, in bool, bc *stats.Backend) 
 			if _, err := dst.Write(buf[:n]); err != nil {
 				return
 			}
-			if in {
-				s.m.BytesIn.Add(uint64(n))
-				bc.BytesIn.Add(uint64(n))
-			} else {
-				s.m.BytesOut.Add(uint64(n))
-				bc.BytesOut.Add(uint64(n))
-			}
+			s.count(bc, !in, n)
 			s.host.Pay(s.ctx, !in, n)
 		}
 		if rerr != nil {

@@ -194,6 +194,23 @@ func (s *server) groupChanged() {
 	s.pool.prune(addrs)
 }
 
+// count counts n body bytes proxied towards the client (out) or the
+// backend, for the listener and for backend bc (nil: the listener only).
+// Pacing them (Host.Pay) is the caller's, before or after its write.
+func (s *server) count(bc *stats.Backend, out bool, n int) {
+	if out {
+		s.m.BytesOut.Add(uint64(n))
+		if bc != nil {
+			bc.BytesOut.Add(uint64(n))
+		}
+		return
+	}
+	s.m.BytesIn.Add(uint64(n))
+	if bc != nil {
+		bc.BytesIn.Add(uint64(n))
+	}
+}
+
 // lastRequest counts one more request on the connection and reports
 // whether it is the last the connection may carry, so its response must
 // say "Connection: close": the MaxKeepAliveRequests-th of an HTTP/1.x

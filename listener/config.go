@@ -14,6 +14,7 @@ import (
 	"github.com/lbkit/lbkit/acl"
 	"github.com/lbkit/lbkit/balancer"
 	"github.com/lbkit/lbkit/health"
+	"github.com/lbkit/lbkit/httpproxy"
 )
 
 // Protocol is a listener's front-end protocol.
@@ -31,7 +32,7 @@ const (
 // zero fields. The CLB's ranges are the clb example's (docs/model.md §0).
 const (
 	DefaultEstablishedTimeout     = 900 * time.Second
-	DefaultConnectTimeout         = 5 * time.Second
+	DefaultConnectTimeout         = httpproxy.DefaultConnectTimeout // one default for every protocol
 	DefaultUDPIdleTimeout         = 90 * time.Second
 	DefaultConnectionDrainTimeout = 300 * time.Second
 	DefaultMaxFlows               = 65536

@@ -20,13 +20,3 @@ var ErrExists = errors.New("already exists")
 func configErr(field string, value any, reason string) error {
 	return cfgerr.New("listener", field, value, reason)
 }
-
-// reasonOf is why another lbkit package refused a value, without its
-// package prefix, field and value, for a listener error that names them
-// itself: one prefix per message.
-func reasonOf(err error) string {
-	if ce, ok := errors.AsType[*ConfigError](err); ok {
-		return ce.Reason
-	}
-	return err.Error()
-}

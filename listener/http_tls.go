@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/lbkit/lbkit/internal/cfgerr"
 	"github.com/lbkit/lbkit/sni"
 	"github.com/lbkit/lbkit/tlspolicy"
 )
@@ -31,7 +32,7 @@ func newTLSState(o *HTTPOptions) (*tlsState, error) {
 	}
 	sel, err := sni.NewSelector(sni.SelectorConfig{Default: o.Certificate})
 	if err != nil {
-		return nil, configErr("HTTP.Certificate", "default", reasonOf(err))
+		return nil, configErr("HTTP.Certificate", "default", cfgerr.Reason(err))
 	}
 	err = sel.Update(func(b *sni.Batch[*tls.Certificate]) error {
 		for d, c := range o.Domains {

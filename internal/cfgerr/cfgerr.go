@@ -6,6 +6,7 @@
 package cfgerr
 
 import (
+	"errors"
 	"fmt"
 	"time"
 )
@@ -54,6 +55,16 @@ func (e *Error) Error() string {
 		return fmt.Sprintf("%s: %s: %s", e.Pkg, e.Value, e.Reason)
 	}
 	return fmt.Sprintf("%s: %s %s: %s", e.Pkg, e.Field, e.Value, e.Reason)
+}
+
+// Reason is why err refused a value, without its package prefix, field
+// and value, for an error of another package that names them itself
+// (one prefix per message); err's whole text if it is not an *Error.
+func Reason(err error) string {
+	if ce, ok := errors.AsType[*Error](err); ok {
+		return ce.Reason
+	}
+	return err.Error()
 }
 
 // Unwrap returns the cause, if any.
