@@ -140,12 +140,10 @@ func parseRequest(b []byte, o *h1Options, q *h1Request) h1Verdict {
 				return h1Decline
 			}
 		case 10:
-			switch {
-			case equalFold(n, "connection"):
+			if equalFold(n, "connection") { // removed as hop-by-hop below
 				if q.close, ok = connectionTokens(v); !ok {
 					return h1Decline
 				}
-				keep = false
 			}
 		case 14:
 			if equalFold(n, "content-length") || equalFold(n, "http2-settings") {
@@ -256,12 +254,10 @@ func parseResponse(b []byte, p *h1Response) h1Verdict {
 				return h1Decline
 			}
 		case 10:
-			switch {
-			case equalFold(n, "connection"):
+			if equalFold(n, "connection") { // removed as hop-by-hop below
 				if p.close, ok = connectionTokens(v); !ok {
 					return h1Decline
 				}
-				keep = false
 			}
 		case 14:
 			if equalFold(n, "content-length") {
