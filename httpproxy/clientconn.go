@@ -73,6 +73,7 @@ type reqState struct {
 	resp    h1Response
 	generic *http.Response // a response head parseResponse declined
 	bk      *backendConn   // the backend connection of the response
+	gz      gzipHead       // the response head as the gzip rules read it (req.gzip)
 	in      [4 << 10]byte
 }
 
@@ -346,7 +347,7 @@ func (cc *clientConn) serveRequest() bool {
 		return cc.fail(code, msg, keep, start)
 	}
 	keep = cc.respond(cc.bk, f.m.ID(), f.bc, f.at.Start(), start, keep)
-	cc.bk = nil
+	cc.bk, cc.gz = nil, gzipHead{} // no view into the backend's buffer stays
 	f.done()
 	return keep
 }
@@ -451,7 +452,7 @@ func (cc *clientConn) send(bk *backendConn) error {
 			return err
 		}
 		b, _ := br.Peek(br.Buffered())
-		switch parseResponse(b, &cc.resp) {
+		switch parseResponse(b, &cc.resp, cc.gzipHead()) {
 		case h1Complete:
 			if cc.resp.length >= 0 || cc.resp.bodiless(q.head) {
 				return nil
@@ -500,7 +501,7 @@ func (cc *clientConn) respond(bk *backendConn, id string, bc *stats.Backend, sen
 
 	var edit gzipEdit // with gzip: the head's change, and whether to compress
 	if cc.req.gzip {
-		edit = cc.gzipEdit(br, head)
+		edit = cc.gzipEdit(br)
 	}
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
@@ -590,20 +591,24 @@ func (cc *clientConn) respond(bk *backendConn, id string, bc *stats.Backend, sen
 	return keep && err == nil
 }
 
+// gzipHead is where parseResponse puts what the gzip rules read of the
+// response head: the request's state, or nil when the client does not
+// accept gzip.
+func (cc *clientConn) gzipHead() *gzipHead {
+	if cc.req.gzip {
+		return &cc.gz
+	}
+	return nil
+}
+
 // gzipEdit applies the gzip rules (gzip.go) to the response head cc.resp
 // for a client that accepts gzip: the change to make to the head, and
 // whether to compress. A head without Content-Type is decided on its
 // first bytes, as the general lane decides it.
-func (cc *clientConn) gzipEdit(br *bufio.Reader, head []byte) gzipEdit {
+func (cc *clientConn) gzipEdit(br *bufio.Reader) gzipEdit {
 	p := &cc.resp
-	h := gzipHead{status: p.status, length: p.length}
-	for _, ln := range p.keep[:p.nkeep] {
-		line := head[ln.start : ln.end-2]
-		colon := bytes.IndexByte(line, ':')
-		v, _, _ := fieldValue(line[colon+1:])
-		h.line(unsafeString(line[:colon]), unsafeString(v))
-	}
-	v := gzipCLB.decide(&h, nil, gzipMore)
+	h := &cc.gz // filled by parseResponse
+	v := gzipCLB.decide(h, nil, gzipMore)
 	if v == gzipWait { // no Content-Type: sniff the first bytes
 		k := int(min(p.length, 512))
 		body, _ := br.Peek(p.len + k)
@@ -611,7 +616,7 @@ func (cc *clientConn) gzipEdit(br *bufio.Reader, head []byte) gzipEdit {
 		if int64(k) == p.length {
 			stage = gzipEnd
 		}
-		v = gzipCLB.decide(&h, body[min(p.len, len(body)):], stage)
+		v = gzipCLB.decide(h, body[min(p.len, len(body)):], stage)
 	}
 	return h.edit(v == gzipCompress)
 }

@@ -205,7 +205,9 @@ type h1Response struct {
 // parseResponse parses a response head at the start of b. Heads it
 // declines (chunked or unframed bodies, 1xx, HTTP/1.0, unusual
 // Connection fields, oddities) are read by http.ReadResponse instead.
-func parseResponse(b []byte, p *h1Response) h1Verdict {
+// If gz is not nil, the fields the gzip rules read go to it as they are
+// parsed, so a response for a client accepting gzip is read once.
+func parseResponse(b []byte, p *h1Response, gz *gzipHead) h1Verdict {
 	end := bytes.Index(b, crlf2)
 	if end < 0 {
 		if bytes.Contains(b, []byte("\n\n")) {
@@ -234,6 +236,9 @@ func parseResponse(b []byte, p *h1Response) h1Verdict {
 	if _, _, ok := fieldValue(p.line); !ok {
 		return h1Decline
 	}
+	if gz != nil {
+		*gz = gzipHead{status: p.status, length: -1}
+	}
 	for pos := eol + 2; pos < end-2; {
 		eol := pos + bytes.Index(h[pos:], []byte("\r\n"))
 		line := h[pos:eol]
@@ -244,6 +249,9 @@ func parseResponse(b []byte, p *h1Response) h1Verdict {
 		v, _, ok := fieldValue(line[colon+1:])
 		if !ok {
 			return h1Decline
+		}
+		if gz != nil {
+			gz.line(unsafeString(line[:colon]), unsafeString(v))
 		}
 		keep := true
 		switch n := line[:colon]; len(n) {
