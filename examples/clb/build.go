@@ -136,8 +136,8 @@ func makePlan(f *File, e *env) (*plan, *problems) {
 	certs := map[string]*tls.Certificate{demoCertID: e.demoCert, demoShopCertID: e.demoShopCert}
 	for i, sc := range f.ServerCertificates {
 		c := checker{ps: ps, path: fmt.Sprintf("ServerCertificates[%d]", i), p: sc.pos}
-		certPEM, err1 := os.ReadFile(f.path(sc.CertificateFile))
-		keyPEM, err2 := os.ReadFile(f.path(sc.PrivateKeyFile))
+		certPEM, err1 := f.read(sc.CertificateFile)
+		keyPEM, err2 := f.read(sc.PrivateKeyFile)
 		switch {
 		case err1 != nil:
 			c.bad("CertificateFile", "%s", pemMessage(sc.CertificateFile, err1))
@@ -160,7 +160,7 @@ func makePlan(f *File, e *env) (*plan, *problems) {
 	cas := map[string]*x509.CertPool{}
 	for i, ca := range f.CACertificates {
 		c := checker{ps: ps, path: fmt.Sprintf("CACertificates[%d]", i), p: ca.pos}
-		data, err := os.ReadFile(f.path(ca.CACertificateFile))
+		data, err := f.read(ca.CACertificateFile)
 		if err == nil {
 			var pool *x509.CertPool
 			if pool, err = tlspolicy.LoadCAPool(data); err == nil {
@@ -375,6 +375,15 @@ func (f *File) path(p string) string {
 		return p
 	}
 	return filepath.Join(f.dir, p)
+}
+
+// read returns the PEM file p names: a key in etcd when the
+// configuration came from there, else a file.
+func (f *File) read(p string) ([]byte, error) {
+	if f.keys != nil {
+		return f.keys.read(p)
+	}
+	return os.ReadFile(f.path(p))
 }
 
 func backends(servers []Server, port int) []balancer.Backend {

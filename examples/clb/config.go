@@ -37,8 +37,9 @@ type File struct {
 	Listeners               []Listener
 
 	pos
-	dir  string // directory of the file, for relative PEM paths
-	name string // file name for messages
+	dir  string    // directory of the file, for relative PEM paths
+	name string    // file name for messages
+	keys *etcdKeys // where PEM paths point when read from etcd; nil: files
 }
 
 // Server is a backend server. In BackendServers (the default group) the

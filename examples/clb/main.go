@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"runtime/pprof"
@@ -33,7 +34,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("clb", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		config       = fs.String("config", "", "configuration `file` (YAML or JSON); without it, run the demo")
+		config       = fs.String("config", "", "configuration `file` (YAML or JSON), or etcd://HOST:PORT[,HOST:PORT…]/PREFIX to read it from etcd and follow it; without it, run the demo")
+		listenAddr   = fs.String("listen-address", "", "the `IP` the listeners bind, overriding the configuration's ListenAddress (one per replica of a fleet sharing a configuration)")
 		check        = fs.Bool("check", false, "validate the configuration and exit (0 ok, 1 with the errors on stderr)")
 		portBase     = fs.Int("port-base", 8000, "demo ports are offsets from this `base`: http +80, redirect +81, admin +90, https +443, tcp +1000, udp +1001, backends +101.. and +111..")
 		demoBack     = fs.Bool("demo-backends", false, "with -config, also start the three demo backends (as lb.yaml expects)")
@@ -42,12 +44,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 		drainTimeout = fs.Duration("drain-timeout", 30*time.Second, "on SIGTERM or SIGINT, how long connections may finish")
 		adminFlag    = fs.String("admin", "", "admin status `address`, or \"off\" for none (default: without -config 127.0.0.1:port-base+90; with -config the file's AdminAddress, else none)")
 		cpuProfile   = fs.String("cpuprofile", "", "write a CPU profile (go tool pprof) to `file` until clb stops")
+		etcdOpts     = etcdFlags(fs)
 	)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "clb: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	if _, err := netip.ParseAddr(*listenAddr); *listenAddr != "" && err != nil {
+		fmt.Fprintf(stderr, "clb: -listen-address %q: want an IP address\n", *listenAddr)
 		return 2
 	}
 	var h slog.Handler
@@ -83,17 +90,46 @@ func run(args []string, stdout, stderr io.Writer) int {
 		e.accessLog = log.With("log", "access")
 	}
 
+	var src *etcdSource // nil unless -config is etcd://…
+	if strings.HasPrefix(*config, etcdScheme) {
+		etcdOpts.Password = os.Getenv("CLB_ETCD_PASSWORD")
+		if src, err = newEtcdSource(*config, *etcdOpts, log); err != nil {
+			fmt.Fprintln(stderr, "clb:", err)
+			return 2
+		}
+		defer src.close()
+	}
+	var snap etcdSnapshot // the etcd keys loadPlan read last
+	// planOf plans f as this replica runs it.
+	planOf := func(f *File) (*plan, error) {
+		f.ListenAddress = cmp.Or(*listenAddr, f.ListenAddress)
+		return planFile(f, e)
+	}
 	const host = "127.0.0.1"
 	loadPlan := func() (*plan, error) {
-		if *config == "" {
-			f := demoFile(host, *portBase)
+		var f *File
+		switch {
+		case *config == "":
+			f = demoFile(host, *portBase)
 			ps := &problems{file: f.name}
 			if f.validate(ps); ps.err() != nil {
 				return nil, ps.err()
 			}
-			return planFile(f, e)
+		case src != nil:
+			s, err := src.read(context.Background())
+			if err != nil {
+				return nil, err
+			}
+			if f, err = src.file(s); err != nil {
+				return nil, err
+			}
+			snap = s
+		default:
+			if f, err = LoadFile(*config); err != nil {
+				return nil, err
+			}
 		}
-		return load(*config, e)
+		return planOf(f)
 	}
 	p, err := loadPlan()
 	if err != nil {
@@ -131,7 +167,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 			cancel()
 			return 1
 		}
-		srv := &http.Server{Handler: admin.New(a.inst, admin.Options{}), ReadHeaderTimeout: 5 * time.Second}
+		var opts admin.Options
+		if src != nil {
+			opts.Config = src.Status
+		}
+		srv := &http.Server{Handler: admin.New(a.inst, opts), ReadHeaderTimeout: 5 * time.Second}
 		go srv.Serve(ln)
 		defer srv.Close()
 		fmt.Fprintf(stdout, "Admin: http://%s/  (status page; /status.json; /metrics)\n\n", ln.Addr())
@@ -141,25 +181,61 @@ func run(args []string, stdout, stderr io.Writer) int {
 	logUnsupportedSuites(log, p)
 	log.Info("clb ready", "instance", p.inst.ID, "listeners", len(p.listeners), "config", *config)
 
+	// apply reloads to np, or logs why not; SIGHUP and etcd share it.
+	apply := func(np *plan, err error) error {
+		if err != nil {
+			log.Error("reload refused: configuration invalid, the old one keeps running", "config", *config, "err", err.Error())
+			return err
+		}
+		if err := a.reload(np); err != nil {
+			log.Error("reload incomplete", "err", err)
+			return err
+		}
+		log.Info("reloaded", "config", *config, "listeners", len(np.listeners))
+		return nil
+	}
+	var updates <-chan etcdSnapshot // nil unless -config is etcd://…
+	running := snap.rev             // the etcd revision of the plan running
+	if src != nil {
+		src.applied(running, nil)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go src.watch(ctx, snap)
+		updates = src.updates
+	}
+
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
-	for sig := range sigs {
+	for {
+		var sig os.Signal
+		select {
+		case u := <-updates:
+			if u.rev <= running { // a SIGHUP applied a newer read
+				continue
+			}
+			f, err := src.file(u)
+			var np *plan
+			if err == nil {
+				np, err = planOf(f)
+			}
+			err = apply(np, err)
+			src.applied(u.rev, err)
+			if err == nil {
+				running = u.rev
+			}
+			continue
+		case sig = <-sigs:
+		}
 		if sig == syscall.SIGHUP {
 			if *config == "" {
 				log.Warn("reload refused", "err", errNoConfig)
 				continue
 			}
-			np, err := load(*config, e)
-			if err != nil {
-				log.Error("reload refused: configuration invalid, the old one keeps running", "config", *config, "err", err.Error())
-				continue
+			if apply(loadPlan()) == nil && src != nil {
+				running = snap.rev
+				src.applied(running, nil)
 			}
-			if err := a.reload(np); err != nil {
-				log.Error("reload incomplete", "err", err)
-				continue
-			}
-			log.Info("reloaded", "config", *config, "listeners", len(np.listeners))
 			continue
 		}
 		log.Info("stopping: draining connections", "signal", sig.String(), "deadline", drainTimeout.String())
@@ -173,7 +249,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
-	return 0
 }
 
 // adminAddress is where the admin server listens, "" for nowhere: the

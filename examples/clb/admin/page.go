@@ -35,10 +35,11 @@ var (
 		"base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 	pageTmpl = template.Must(template.New("page").Funcs(template.FuncMap{
-		"clock":    clock,
-		"counters": counters,
-		"columns":  columns,
-		"cells":    cells,
+		"clock":      clock,
+		"counters":   counters,
+		"columns":    columns,
+		"cells":      cells,
+		"configLine": configLine,
 	}).Parse(pageHTML))
 )
 
@@ -55,6 +56,23 @@ type pageData struct {
 }
 
 func clock(t time.Time) string { return t.Format("15:04:05") }
+
+// configLine is configLine() in page.js.
+func configLine(c ConfigStatus) string {
+	s := fmt.Sprintf("Config %s · revision %d · ", c.Source, c.Revision)
+	if c.Connected {
+		s += "connected"
+	} else {
+		s += "disconnected since " + clock(c.Since)
+	}
+	if c.Seen > c.Revision {
+		s += fmt.Sprintf(" · revision %d refused", c.Seen)
+	}
+	if c.Error != "" {
+		s += " · last error " + clock(c.ErrorTime) + ": " + c.Error
+	}
+	return s
+}
 
 var byteUnits = []string{"B", "KiB", "MiB", "GiB", "TiB", "PiB"}
 

@@ -62,6 +62,14 @@
     return cs;
   }
 
+  function configLine(c) {
+    var s = "Config " + c.source + " \u00b7 revision " + c.revision + " \u00b7 " +
+      (c.connected ? "connected" : "disconnected since " + clock(c.since));
+    if (c.seen > c.revision) s += " \u00b7 revision " + c.seen + " refused";
+    if (c.error) s += " \u00b7 last error " + clock(c.error_time) + ": " + c.error;
+    return s;
+  }
+
   function section(l) {
     var s = el("section", "listener");
     s.dataset.listener = l.name;
@@ -106,6 +114,9 @@
     var up = document.getElementById("updated");
     up.textContent = "as of " + clock(st.time);
     up.classList.remove("stale");
+    var cf = document.getElementById("config");
+    cf.hidden = !st.config;
+    if (st.config) cf.textContent = configLine(st.config);
     var ls = st.listeners || [];
     var main = document.getElementById("listeners");
     if (ls.length === 0) main.replaceChildren(el("p", "none", "No listeners."));

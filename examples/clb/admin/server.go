@@ -27,6 +27,10 @@ type Options struct {
 	RuntimeMetrics bool
 	// Now stamps Status.Time. If nil, time.Now.
 	Now func() time.Time
+	// Config reports where the configuration comes from (an etcd
+	// replica's source), for Status.Config and the clb_config_*
+	// metrics. If nil, neither is served.
+	Config func() ConfigStatus
 }
 
 // Server is the admin HTTP handler of one instance:
@@ -49,12 +53,13 @@ type Server struct {
 	inst    *listener.Instance
 	refresh time.Duration
 	now     func() time.Time
+	config  func() ConfigStatus
 	mux     *http.ServeMux
 }
 
 // New returns the admin handler of inst, which must not be nil.
 func New(inst *listener.Instance, opts Options) *Server {
-	s := &Server{inst: inst, refresh: opts.Refresh, now: opts.Now, mux: http.NewServeMux()}
+	s := &Server{inst: inst, refresh: opts.Refresh, now: opts.Now, config: opts.Config, mux: http.NewServeMux()}
 	if s.refresh <= 0 {
 		s.refresh = DefaultRefresh
 	}
@@ -63,6 +68,9 @@ func New(inst *listener.Instance, opts Options) *Server {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(NewCollector(inst))
+	if s.config != nil {
+		reg.MustRegister(newConfigCollector(s.config))
+	}
 	if opts.RuntimeMetrics {
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
@@ -82,7 +90,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // Status returns a snapshot of the instance, as /status.json serves it.
-func (s *Server) Status() Status { return snapshot(s.inst, s.now()) }
+func (s *Server) Status() Status {
+	st := snapshot(s.inst, s.now())
+	if s.config != nil {
+		c := s.config()
+		st.Config = &c
+	}
+	return st
+}
 
 func (s *Server) json(w http.ResponseWriter, r *http.Request) {
 	b, err := json.Marshal(s.Status())

@@ -18,6 +18,9 @@ type Status struct {
 	// Time is when the snapshot was taken.
 	Time      time.Time        `json:"time"`
 	Listeners []ListenerStatus `json:"listeners"`
+	// Config is where the configuration comes from; nil unless
+	// Options.Config is set.
+	Config *ConfigStatus `json:"config,omitempty"`
 }
 
 // ListenerStatus is one listener's configuration summary and counters
