@@ -87,7 +87,7 @@ func startEtcd(t *testing.T) *etcdServer {
 		}
 		t.Skipf("skipping: no etcd binary (apt-get install etcd-server, or run with CI=true to make this a failure): %v", err)
 	}
-	client, peer := freePort(t), freePort(t)
+	client, peer := fmt.Sprintf("127.0.0.1:%d", configPort(t)), fmt.Sprintf("127.0.0.1:%d", configPort(t))
 	cmd := exec.Command(bin, "--name", "t", "--data-dir", filepath.Join(t.TempDir(), "etcd"),
 		"--listen-client-urls", "http://"+client, "--advertise-client-urls", "http://"+client,
 		"--listen-peer-urls", "http://"+peer, "--initial-advertise-peer-urls", "http://"+peer,
@@ -128,17 +128,6 @@ func (e *etcdServer) put(t *testing.T, key, value string) int64 {
 		t.Fatal(err)
 	}
 	return resp.Header.Revision
-}
-
-// freePort returns a loopback address that was free a moment ago.
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // linkProxy is a TCP proxy the test owns between clb replicas and etcd.
