@@ -217,6 +217,17 @@ func TestEtcdFleet(t *testing.T) {
 	cut := time.Now()
 	link.Cut()
 	f.waitAll(t, "disconnected", func(s admin.Status) bool { return !s.Config.Connected })
+	for _, r := range f {
+		resp, err := http.Get("http://" + r.admin + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if want := fmt.Sprintf("clb_config_source_up{source=%q} 0\n", "etcd://"+link.addr()+"/lb"); !strings.Contains(string(m), want) {
+			t.Errorf("replica %s cut off: no %q in /metrics", r.ip, want)
+		}
+	}
 	during := e.put(t, "/lb/config", doc(0, ""))
 	time.Sleep(outage - time.Since(cut)) // the outage itself, not a wait for something
 	for _, r := range f {
