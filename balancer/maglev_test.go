@@ -12,7 +12,8 @@ import (
 func members(weights ...int) []*Member {
 	ms := make([]*Member, len(weights))
 	for i, w := range weights {
-		ms[i] = &Member{id: fmt.Sprintf("backend-%03d", i), addr: fmt.Sprintf("127.0.0.1:%d", 8000+i), weight: w, healthy: true, stats: new(stats)}
+		ms[i] = newMember(Backend{ID: fmt.Sprintf("backend-%03d", i), Addr: fmt.Sprintf("127.0.0.1:%d", 8000+i), Weight: w}, new(stats))
+		ms[i].healthy = true
 	}
 	return ms
 }
