@@ -330,7 +330,7 @@ func (g *Group) SetState(id string, s State) error {
 	}
 	return g.update(id, func(m *Member) {
 		if m.state == Maint && s != Maint {
-			m.reported = false
+			m.reported, m.reportedHealthy = false, false
 		}
 		m.state = s
 	})
