@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+
+	"github.com/cespare/xxhash/v2"
 )
 
 // Weight bounds. Weights only matter relative to each other within a
@@ -105,9 +107,12 @@ func validateAddr(addr string) error {
 // The counters are fed by Group.Pick and Picked.Done; Begin and End are the
 // lower-level calls those make, for callers that count work of their own.
 //
-// A *Member is safe for concurrent use.
+// A *Member is safe for concurrent use. A change of the group gives the
+// members it changes new *Member values and shares the others with the
+// previous snapshot.
 type Member struct {
 	id      string
+	hid     uint64 // xxhash of id: the ID index's and Maglev's
 	addr    string
 	weight  int
 	state   State
@@ -115,6 +120,27 @@ type Member struct {
 	healthy bool
 	sticky  bool // may keep existing sessions (see Group.PickSticky)
 	stats   *stats
+
+	// The health last reported (SetHealthy), if reported since the member
+	// joined or left Maint. Picks never read these; only the group does,
+	// under its mutex, which lets a report that picks would not notice be
+	// recorded without a new snapshot.
+	reported, reportedHealthy bool
+}
+
+// newMember returns the member for backend b, normalized, with counters
+// st and no health reported.
+func newMember(b Backend, st *stats) *Member {
+	return &Member{id: b.ID, hid: xxhash.Sum64String(b.ID), addr: b.Addr, weight: b.Weight, state: b.State, standby: b.Standby, stats: st}
+}
+
+// health is the member's health as picks see it; unreported is that of a
+// member nobody reported on (see Group.HealthChecked).
+func (m *Member) health(unreported bool) bool {
+	if m.reported {
+		return m.reportedHealthy
+	}
+	return unreported
 }
 
 // stats are a backend's live counters, shared by every snapshot's Member

@@ -2,6 +2,8 @@ package balancer
 
 import (
 	"fmt"
+	"math/rand/v2"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -127,6 +129,44 @@ func BenchmarkBuild(b *testing.B) {
 						b.Fatal(err)
 					}
 					w++
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkGroupChange measures one member change on a group of n members,
+// the cost a stream of discovery updates pays per update: each op sets a
+// random member's weight to the other of two values, so that every op
+// really changes something.
+func BenchmarkGroupChange(b *testing.B) {
+	for _, sc := range []struct {
+		name string
+		s    Scheduler
+	}{
+		{"wrr", WeightedRoundRobin()},
+		{"rr", RoundRobin()},
+		{"wlc", LeastConnections()},
+		{"sch", Maglev{By: HashSourceIP}},
+		{"ewma", PeakEWMA()},
+	} {
+		for _, n := range []int{10, 1000, 10000} {
+			b.Run(fmt.Sprintf("%s/n=%d", sc.name, n), func(b *testing.B) {
+				g := benchGroup(b, sc.s, n)
+				ids := g.IDs()
+				r := rand.New(rand.NewPCG(1, 2))
+				runtime.GC() // the building's garbage is not a change's cost
+				b.ReportAllocs()
+				for b.Loop() {
+					id := ids[r.IntN(len(ids))]
+					m, _ := g.Member(id)
+					w := 50
+					if m.Weight() == 50 {
+						w = 60
+					}
+					if err := g.SetWeight(id, w); err != nil {
+						b.Fatal(err)
+					}
 				}
 			})
 		}

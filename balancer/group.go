@@ -3,7 +3,6 @@ package balancer
 import (
 	"fmt"
 	"iter"
-	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -60,36 +59,30 @@ type Group struct {
 	mu       sync.Mutex // serializes changes
 	sched    Scheduler
 	failOpen bool
-	checkers int              // health checkers following the group (HealthChecked)
-	entries  map[string]entry // the configuration; replaced, never mutated
+	checkers int // health checkers following the group (HealthChecked)
 	snap     atomic.Pointer[snapshot]
 }
 
-// entry is one backend's configuration and state; stored by value.
-type entry struct {
-	b        Backend
-	healthy  bool // as last reported, if reported
-	reported bool // SetHealthy was called since the member joined or left Maint
-	stats    *stats
-}
-
-// health is the entry's health as picks see it; unreported is that of a
-// member nobody reported on (see Group.HealthChecked).
-func (e entry) health(unreported bool) bool {
-	if e.reported {
-		return e.healthy
-	}
-	return unreported
-}
-
-// snapshot is what picks read: immutable once published.
+// snapshot is what picks read: immutable once published, except for the
+// members' reported health, which only the group reads (Member.reported).
+// It is also the group's configuration: a change copies members, gives the
+// members it changes new *Member values, and shares the rest, so that it
+// costs a copy of N pointers, not N new members, a sort and a map.
 type snapshot struct {
 	members  []*Member // every member, sorted by ID
+	index    idIndex   // ID → position in members
 	eligible []*Member // those the picker was built with
-	byID     map[string]*Member
-	picker   Picker   // noPicker when nothing is eligible
-	obs      Observer // picker, if it observes outcomes
+	picker   Picker    // noPicker when nothing is eligible
+	obs      Observer  // picker, if it observes outcomes
 	changed  chan struct{}
+}
+
+// member returns member id, or nil.
+func (s *snapshot) member(id string) *Member {
+	if i := s.index.find(s.members, id); i >= 0 {
+		return s.members[i]
+	}
+	return nil
 }
 
 // New returns a group with the given members.
@@ -97,7 +90,6 @@ func New(cfg Config, backends ...Backend) (*Group, error) {
 	g := &Group{
 		sched:    cfg.Scheduler,
 		failOpen: cfg.FailOpen,
-		entries:  map[string]entry{},
 	}
 	if g.sched == nil {
 		g.sched = WeightedRoundRobin()
@@ -107,7 +99,7 @@ func New(cfg Config, backends ...Backend) (*Group, error) {
 			return nil, err
 		}
 	}
-	g.snap.Store(&snapshot{picker: noPicker{}, byID: map[string]*Member{}, changed: make(chan struct{})})
+	g.snap.Store(&snapshot{picker: noPicker{}, changed: make(chan struct{})})
 	if err := g.Add(backends...); err != nil {
 		return nil, err
 	}
@@ -131,7 +123,7 @@ func (g *Group) Pick(k Key) (Picked, error) {
 // begun; call Done on the result.
 func (g *Group) PickSticky(id string, k Key) (Picked, error) {
 	s := g.snap.Load()
-	if m := s.byID[id]; m != nil && m.sticky {
+	if m := s.member(id); m != nil && m.sticky {
 		return s.begin(m), nil
 	}
 	return s.pick(k)
@@ -192,8 +184,8 @@ func (s *snapshot) begin(m *Member) Picked {
 
 // Member returns the current view of member id.
 func (g *Group) Member(id string) (*Member, bool) {
-	m, ok := g.snap.Load().byID[id]
-	return m, ok
+	m := g.snap.Load().member(id)
+	return m, m != nil
 }
 
 // Members returns every member, eligible or not, sorted by ID.
@@ -252,10 +244,8 @@ func (g *Group) setCheckers(delta int) {
 	g.checkers += delta
 	// Only the default health of unreported members changed, and a
 	// scheduler that built the current snapshot builds this one.
-	snap, err := build(g.entries, g.sched, g.failOpen, g.checkers == 0)
-	if err == nil {
-		g.publish(snap)
-	}
+	cur := g.snap.Load()
+	_ = g.commit(slices.Clone(cur.members), cur.index, g.sched)
 }
 
 // Changed returns a channel that is closed at the next change of the
@@ -268,33 +258,55 @@ func (g *Group) Changed() <-chan struct{} {
 // Add adds backends. An ID already in the group, a duplicate within
 // backends, or an invalid field refuses the whole call.
 func (g *Group) Add(backends ...Backend) error {
-	return g.change(func(next map[string]entry) error {
-		for _, b := range backends {
-			b, err := b.normalize()
-			if err != nil {
-				return err
-			}
-			if _, dup := next[b.ID]; dup {
-				return configErr("ID", b.ID, "already in the group")
-			}
-			next[b.ID] = entry{b: b, stats: new(stats)}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	cur := g.snap.Load()
+	added := make([]*Member, 0, len(backends))
+	seen := make(map[string]bool, len(backends))
+	for _, b := range backends {
+		b, err := b.normalize()
+		if err != nil {
+			return err
 		}
-		return nil
-	})
+		if seen[b.ID] || cur.index.find(cur.members, b.ID) >= 0 {
+			return configErr("ID", b.ID, "already in the group")
+		}
+		seen[b.ID] = true
+		added = append(added, newMember(b, new(stats)))
+	}
+	slices.SortFunc(added, byID)
+	// Merge the sorted additions into the sorted members.
+	members := make([]*Member, 0, len(cur.members)+len(added))
+	old := cur.members
+	for _, m := range added {
+		i, _ := slices.BinarySearchFunc(old, m, byID)
+		members = append(append(members, old[:i]...), m)
+		old = old[i:]
+	}
+	return g.commit(append(members, old...), nil, g.sched)
 }
 
 // Remove removes members by ID. An unknown ID refuses the whole call with
 // ErrUnknownBackend.
 func (g *Group) Remove(ids ...string) error {
-	return g.change(func(next map[string]entry) error {
-		for _, id := range ids {
-			if _, ok := next[id]; !ok {
-				return unknown(id)
-			}
-			delete(next, id)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	cur := g.snap.Load()
+	gone := make(map[int]bool, len(ids))
+	for _, id := range ids {
+		i := cur.index.find(cur.members, id)
+		if i < 0 || gone[i] {
+			return unknown(id)
 		}
-		return nil
-	})
+		gone[i] = true
+	}
+	members := make([]*Member, 0, len(cur.members)-len(gone))
+	for i, m := range cur.members {
+		if !gone[i] {
+			members = append(members, m)
+		}
+	}
+	return g.commit(members, nil, g.sched)
 }
 
 // SetWeight changes a member's weight, 1–65535. Weight 0 is refused: to
@@ -303,7 +315,7 @@ func (g *Group) SetWeight(id string, weight int) error {
 	if err := checkWeight(weight); err != nil {
 		return err
 	}
-	return g.update(id, func(e *entry) { e.b.Weight = weight })
+	return g.update(id, func(m *Member) { m.weight = weight })
 }
 
 // SetState puts a member in State Ready, Drain or Maint. Drain stops new
@@ -316,11 +328,11 @@ func (g *Group) SetState(id string, s State) error {
 	if err := s.check(); err != nil {
 		return err
 	}
-	return g.update(id, func(e *entry) {
-		if e.b.State == Maint && s != Maint {
-			e.reported = false
+	return g.update(id, func(m *Member) {
+		if m.state == Maint && s != Maint {
+			m.reported, m.reportedHealthy = false, false
 		}
-		e.b.State = s
+		m.state = s
 	})
 }
 
@@ -329,45 +341,46 @@ func (g *Group) SetState(id string, s State) error {
 // publishes nothing.
 func (g *Group) SetHealthy(id string, healthy bool) error {
 	g.mu.Lock()
-	e, ok := g.entries[id]
-	if ok && e.health(g.checkers == 0) == healthy {
-		if !e.reported {
-			// Picks see no change, but a checker following later will.
-			e.healthy, e.reported = healthy, true
-			g.entries = maps.Clone(g.entries)
-			g.entries[id] = e
-		}
+	m := g.snap.Load().member(id)
+	if m != nil && m.health(g.checkers == 0) == healthy {
+		// Picks see no change, but a checker following later will.
+		m.reported, m.reportedHealthy = true, healthy
 		g.mu.Unlock()
 		return nil
 	}
 	g.mu.Unlock()
-	return g.update(id, func(e *entry) { e.healthy, e.reported = healthy, true })
+	return g.update(id, func(m *Member) { m.reported, m.reportedHealthy = true, healthy })
 }
 
 // Replace makes backends the group's whole membership, as a configuration
 // reload does. Members whose ID and Addr stay keep their health and
 // counters; the others are added or removed.
 func (g *Group) Replace(backends []Backend) error {
-	return g.change(func(next map[string]entry) error {
-		old := maps.Clone(next)
-		clear(next)
-		for _, b := range backends {
-			b, err := b.normalize()
-			if err != nil {
-				return err
-			}
-			if _, dup := next[b.ID]; dup {
-				return configErr("ID", b.ID, "appears twice")
-			}
-			e, kept := old[b.ID]
-			if !kept || e.b.Addr != b.Addr {
-				e = entry{stats: new(stats)}
-			}
-			e.b = b
-			next[b.ID] = e
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	cur := g.snap.Load()
+	members := make([]*Member, 0, len(backends))
+	seen := make(map[string]bool, len(backends))
+	for _, b := range backends {
+		b, err := b.normalize()
+		if err != nil {
+			return err
 		}
-		return nil
-	})
+		if seen[b.ID] {
+			return configErr("ID", b.ID, "appears twice")
+		}
+		seen[b.ID] = true
+		old := cur.member(b.ID)
+		if old == nil || old.addr != b.Addr {
+			members = append(members, newMember(b, new(stats)))
+			continue
+		}
+		m := newMember(b, old.stats)
+		m.reported, m.reportedHealthy = old.reported, old.reportedHealthy
+		members = append(members, m)
+	}
+	slices.SortFunc(members, byID)
+	return g.commit(members, nil, g.sched)
 }
 
 // SetScheduler switches the group to another scheduler.
@@ -382,79 +395,98 @@ func (g *Group) SetScheduler(s Scheduler) error {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	snap, err := build(g.entries, s, g.failOpen, g.checkers == 0)
-	if err != nil {
+	cur := g.snap.Load()
+	if err := g.commit(slices.Clone(cur.members), cur.index, s); err != nil {
 		return err
 	}
 	g.sched = s
-	g.publish(snap)
 	return nil
 }
 
-// update applies edit to member id's entry, or fails with
+// update applies edit to a copy of member id, or fails with
 // ErrUnknownBackend.
-func (g *Group) update(id string, edit func(e *entry)) error {
-	return g.change(func(next map[string]entry) error {
-		e, ok := next[id]
-		if !ok {
-			return unknown(id)
-		}
-		edit(&e)
-		next[id] = e
-		return nil
-	})
-}
-
-// change applies edit to a copy of the configuration, builds the snapshot
-// and publishes both, or leaves everything as it was if either step fails.
-func (g *Group) change(edit func(next map[string]entry) error) error {
+func (g *Group) update(id string, edit func(m *Member)) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	next := maps.Clone(g.entries)
-	if err := edit(next); err != nil {
-		return err
+	cur := g.snap.Load()
+	i := cur.index.find(cur.members, id)
+	if i < 0 {
+		return unknown(id)
 	}
-	snap, err := build(next, g.sched, g.failOpen, g.checkers == 0)
+	members := slices.Clone(cur.members)
+	m := *members[i]
+	edit(&m)
+	members[i] = &m
+	return g.commit(members, cur.index, g.sched)
+}
+
+// commit builds the snapshot of members — sorted by ID, and the caller's
+// to change — with sched and publishes it, or leaves the group as it was
+// if the build fails. index is members' index if their IDs are those of
+// the current snapshot in the same order, else nil. Called with g.mu held.
+func (g *Group) commit(members []*Member, index idIndex, sched Scheduler) error {
+	if index == nil {
+		index = newIDIndex(members)
+	}
+	snap, err := build(members, index, sched, g.failOpen, g.checkers == 0)
 	if err != nil {
 		return err
 	}
-	g.entries = next
-	g.publish(snap)
+	old := g.snap.Swap(snap)
+	close(old.changed)
 	return nil
 }
 
-// publish stores snap and wakes the watchers of the previous one. Called
-// with g.mu held.
-func (g *Group) publish(snap *snapshot) {
-	old := g.snap.Swap(snap)
-	close(old.changed)
-}
-
-// build makes a snapshot of entries; unreported says the health of a
-// member nobody reported on (see HealthChecked).
-func build(entries map[string]entry, sched Scheduler, failOpen, unreported bool) (*snapshot, error) {
-	ids := slices.Sorted(maps.Keys(entries))
-	s := &snapshot{
-		picker:  noPicker{},
-		members: make([]*Member, 0, len(ids)),
-		byID:    make(map[string]*Member, len(ids)),
-		changed: make(chan struct{}),
+// build makes the snapshot of members, which it may change: a member whose
+// health or stickiness as picks see it differs from its current view is
+// replaced by a new one. unreported says the health of a member nobody
+// reported on (see HealthChecked).
+//
+// Eligibility is decided in two passes over the members, not by sorting
+// or collecting tiers, so that a change costs O(N) pointer reads plus the
+// scheduler's build: the first counts the candidates of each tier, the
+// second settles each member's view and collects the eligible ones.
+func build(members []*Member, index idIndex, sched Scheduler, failOpen, unreported bool) (*snapshot, error) {
+	s := &snapshot{members: members, index: index, picker: noPicker{}, changed: make(chan struct{})}
+	// ignoreHealth: no member is healthy and the group fails open.
+	ready := func(m *Member, ignoreHealth bool) bool {
+		return m.state == Ready && (ignoreHealth || m.health(unreported))
 	}
-	for _, id := range ids {
-		e := entries[id]
-		m := &Member{id: id, addr: e.b.Addr, weight: e.b.Weight, state: e.b.State, standby: e.b.Standby, healthy: e.health(unreported), stats: e.stats}
-		s.members = append(s.members, m)
-		s.byID[id] = m
-	}
-	eligible, standbyActive := choose(s.members, func(m *Member) bool { return m.healthy })
-	if len(eligible) == 0 && failOpen {
-		eligible, standbyActive = choose(s.members, func(*Member) bool { return true })
-		for _, m := range s.members {
-			m.sticky = m.state != Maint && (!m.standby || standbyActive)
+	count := func(ignoreHealth bool) (primaries, standbys int) {
+		for _, m := range members {
+			if ready(m, ignoreHealth) {
+				if m.standby {
+					standbys++
+				} else {
+					primaries++
+				}
+			}
 		}
-	} else {
-		for _, m := range s.members {
-			m.sticky = m.state != Maint && m.healthy && (!m.standby || standbyActive)
+		return primaries, standbys
+	}
+	ignoreHealth := false
+	primaries, standbys := count(false)
+	if primaries+standbys == 0 && failOpen {
+		ignoreHealth = true
+		primaries, standbys = count(true)
+	}
+	standbyActive := primaries == 0 && standbys > 0
+	n := primaries
+	if standbyActive {
+		n = standbys
+	}
+	eligible := make([]*Member, 0, n)
+	for i, m := range members {
+		healthy := m.health(unreported)
+		sticky := m.state != Maint && (ignoreHealth || healthy) && (!m.standby || standbyActive)
+		if m.healthy != healthy || m.sticky != sticky {
+			v := *m
+			v.healthy, v.sticky = healthy, sticky
+			m = &v
+			members[i] = m
+		}
+		if ready(m, ignoreHealth) && m.standby == standbyActive {
+			eligible = append(eligible, m)
 		}
 	}
 	if len(eligible) > 0 {
@@ -477,26 +509,8 @@ type noPicker struct{}
 
 func (noPicker) Pick(Key) *Member { return nil }
 
-// choose returns the Ready members that pass ok, from the primary tier if
-// it has any, else from the standby tier, and whether the standby tier is
-// the one taking traffic.
-func choose(members []*Member, ok func(*Member) bool) (eligible []*Member, standby bool) {
-	var primaries, standbys []*Member
-	for _, m := range members {
-		if m.state != Ready || !ok(m) {
-			continue
-		}
-		if m.standby {
-			standbys = append(standbys, m)
-		} else {
-			primaries = append(primaries, m)
-		}
-	}
-	if len(primaries) > 0 {
-		return primaries, false
-	}
-	return standbys, len(standbys) > 0
-}
+// byID orders members by ID, the order of a snapshot's members.
+func byID(a, b *Member) int { return strings.Compare(a.id, b.id) }
 
 func unknown(id string) error {
 	return wrap(fmt.Sprintf("backend %q", id), ErrUnknownBackend)

@@ -2,11 +2,10 @@ package balancer
 
 import (
 	"fmt"
-	"math"
 	"math/big"
 	"math/bits"
-
-	"github.com/cespare/xxhash/v2"
+	"slices"
+	"sync"
 )
 
 // HashBy selects what a Maglev scheduler hashes.
@@ -154,38 +153,51 @@ func slot(h, m uint64) uint64 {
 
 // maglevTable populates a weighted Maglev table of size m (prime, ≥
 // len(members)).
+//
+// Filling probes about m·ln m slots whatever the number of members, at
+// random; the probes test a bitmap of the claimed slots (8 KiB at the
+// default size, in L1) rather than the table (256 KiB), and each member's
+// permutation state is one small record, not three slices. The scratch is
+// pooled; the table, which a published picker keeps, is always new.
 func maglevTable(members []*Member, m int) []uint32 {
-	const empty = math.MaxUint32
-	n := len(members)
-	pos := make([]uint64, n)  // current slot in member i's permutation
-	skip := make([]uint64, n) // step of member i's permutation, 1..m-1
-	credit := make([]int, n)
-	maxW := 0
+	sc := maglevScratchPool.Get().(*maglevScratch)
+	defer maglevScratchPool.Put(sc)
+	n, size := len(members), uint32(m)
+	perm := slices.Grow(sc.perm[:0], n)[:n]
+	used := slices.Grow(sc.used[:0], (m+63)/64)[:(m+63)/64]
+	clear(used)
+	sc.perm, sc.used = perm, used
+	maxW := uint32(0)
 	for i, mem := range members {
-		h1 := xxhash.Sum64String(mem.id)
-		h2 := mix64(h1)
-		pos[i] = h1 % uint64(m)
-		skip[i] = h2%uint64(m-1) + 1
-		maxW = max(maxW, mem.weight)
+		h1 := mem.hid
+		perm[i] = maglevPerm{
+			pos:    uint32(h1 % uint64(m)),
+			skip:   uint32(mix64(h1)%uint64(m-1)) + 1,
+			weight: uint32(mem.weight),
+		}
+		maxW = max(maxW, perm[i].weight)
 	}
 	table := make([]uint32, m)
-	for i := range table {
-		table[i] = empty
-	}
 	for filled := 0; ; {
-		for i, mem := range members {
+		for i := range perm {
+			p := &perm[i]
 			// A member of weight w takes a turn w times in maxW rounds.
-			credit[i] += mem.weight
-			if credit[i] < maxW {
+			if p.credit += p.weight; p.credit < maxW {
 				continue
 			}
-			credit[i] -= maxW
-			c := pos[i]
-			for table[c] != empty {
-				c = advance(c, skip[i], uint64(m))
+			p.credit -= maxW
+			c := p.pos
+			for used[c/64]&(1<<(c%64)) != 0 {
+				if c += p.skip; c >= size {
+					c -= size
+				}
 			}
+			used[c/64] |= 1 << (c % 64)
 			table[c] = uint32(i)
-			pos[i] = advance(c, skip[i], uint64(m))
+			if c += p.skip; c >= size {
+				c -= size
+			}
+			p.pos = c
 			if filled++; filled == m {
 				return table
 			}
@@ -193,13 +205,19 @@ func maglevTable(members []*Member, m int) []uint32 {
 	}
 }
 
-func advance(c, skip, m uint64) uint64 {
-	c += skip
-	if c >= m {
-		c -= m
-	}
-	return c
+// maglevPerm is one member's walk through its permutation of the slots.
+type maglevPerm struct {
+	pos, skip      uint32 // next slot to try; step, 1..m-1
+	weight, credit uint32
 }
+
+// maglevScratch is the reusable working memory of a table build.
+type maglevScratch struct {
+	perm []maglevPerm
+	used []uint64 // bitmap of claimed slots
+}
+
+var maglevScratchPool = sync.Pool{New: func() any { return new(maglevScratch) }}
 
 // mix64 is the splitmix64 finalizer; it derives the permutation's skip
 // from the same ID hash as its offset.

@@ -12,7 +12,8 @@ import (
 func members(weights ...int) []*Member {
 	ms := make([]*Member, len(weights))
 	for i, w := range weights {
-		ms[i] = &Member{id: fmt.Sprintf("backend-%03d", i), addr: fmt.Sprintf("127.0.0.1:%d", 8000+i), weight: w, healthy: true, stats: new(stats)}
+		ms[i] = newMember(Backend{ID: fmt.Sprintf("backend-%03d", i), Addr: fmt.Sprintf("127.0.0.1:%d", 8000+i), Weight: w}, new(stats))
+		ms[i].healthy = true
 	}
 	return ms
 }
@@ -275,5 +276,103 @@ func TestMaglevHashKey(t *testing.T) {
 		if m.ID() != want.ID() {
 			t.Fatalf("Pick(client %d, no HasHash) = %s, want %s as sch", i, m.ID(), want.ID())
 		}
+	}
+}
+
+// Two replicas given the same members through different histories — one
+// built at once, one fed in shuffled batches with a member that came and
+// went and a weight that changed and changed back — send 10,000 clients
+// to the same members; when a backend leaves, the same clients move on
+// both, and the keys that move are at most 1.6 × the leaver's share (the
+// bound Maglev reaches at the default table size; see TestMaglevDisruption)
+// at up to 100 members in the default table. At 1,000 members it does not
+// hold — 6.7 × in 65537 slots, in 100003 (the paper's M > 100·N) too, and
+// 4.3 × in 655373 — which the last cases pin loosely, so that a regression
+// still shows.
+func TestMaglevReplicasAgree(t *testing.T) {
+	keys := churnKeys(10000)
+	for _, tt := range []struct {
+		n, m  int
+		bound float64
+	}{
+		{10, DefaultTableSize, 1.6},
+		{100, DefaultTableSize, 1.6},
+		{1000, 100003, 8},
+		{1000, DefaultTableSize, 8},
+	} {
+		n := tt.n
+		t.Run(fmt.Sprintf("n=%d/M=%d", n, tt.m), func(t *testing.T) {
+			r := rand.New(rand.NewPCG(uint64(n), 1))
+			bs := make([]Backend, n)
+			for i := range bs {
+				bs[i] = Backend{ID: fmt.Sprintf("10.2.%d.%d:443", i/250, i%250+1), Addr: fmt.Sprintf("10.2.%d.%d:443", i/250, i%250+1)}
+			}
+			cfg := Config{Scheduler: Maglev{By: HashSourceIP, TableSize: tt.m}}
+			a := mustNew(t, cfg, bs...)
+			b := mustNew(t, cfg, Backend{ID: "passer-by", Addr: "10.9.9.9:443"})
+			shuffled := slices.Clone(bs)
+			r.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+			for len(shuffled) > 0 {
+				k := min(len(shuffled), 1+n/8)
+				if err := b.Add(shuffled[:k]...); err != nil {
+					t.Fatal(err)
+				}
+				shuffled = shuffled[k:]
+			}
+			for _, step := range []error{b.SetWeight(bs[0].ID, 7), b.Remove("passer-by"), b.SetWeight(bs[0].ID, DefaultWeight)} {
+				if step != nil {
+					t.Fatal(step)
+				}
+			}
+			before := make([]string, len(keys))
+			for i, k := range keys {
+				ma, _ := member(a.Pick(k))
+				mb, _ := member(b.Pick(k))
+				if ma.ID() != mb.ID() {
+					t.Fatalf("Pick(key %d) = %s on replica a, %s on replica b", i, ma.ID(), mb.ID())
+				}
+				before[i] = ma.ID()
+			}
+			leaver := bs[r.IntN(n)].ID
+			table := a.snap.Load().picker.(*maglevPicker)
+			leaverSlots := 0
+			for _, i := range table.table {
+				if table.members[i].ID() == leaver {
+					leaverSlots++
+				}
+			}
+			for _, g := range []*Group{a, b} {
+				if err := g.Remove(leaver); err != nil {
+					t.Fatal(err)
+				}
+			}
+			after := a.snap.Load().picker.(*maglevPicker)
+			movedSlots := 0
+			for s, i := range table.table {
+				if table.members[i].ID() != after.members[after.table[s]].ID() {
+					movedSlots++
+				}
+			}
+			movedKeys, leaverKeys := 0, 0
+			for i, k := range keys {
+				ma, _ := member(a.Pick(k))
+				mb, _ := member(b.Pick(k))
+				if ma.ID() != mb.ID() {
+					t.Fatalf("after %s left: Pick(key %d) = %s on replica a, %s on replica b", leaver, i, ma.ID(), mb.ID())
+				}
+				if ma.ID() != before[i] {
+					movedKeys++
+				}
+				if before[i] == leaver {
+					leaverKeys++
+				}
+			}
+			ratio := float64(movedSlots) / float64(leaverSlots)
+			t.Logf("n=%d M=%d: %s left; slots moved %d = %.3f × its %d; keys moved %d of 10000, %.3f × its %d",
+				n, tt.m, leaver, movedSlots, ratio, leaverSlots, movedKeys, float64(movedKeys)/float64(max(leaverKeys, 1)), leaverKeys)
+			if ratio > tt.bound {
+				t.Errorf("removing %s moved %.3f × its share of slots, want ≤ %.1f ×", leaver, ratio, tt.bound)
+			}
+		})
 	}
 }

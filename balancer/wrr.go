@@ -1,9 +1,8 @@
 package balancer
 
 import (
-	"cmp"
 	"math"
-	"slices"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 )
@@ -16,18 +15,23 @@ import (
 // with the most credit (the first in ID order on a tie) and takes the
 // total weight back from it; the picks are exactly nginx's.
 //
-// A cycle of up to 64Ki picks (512 KiB) is computed once per snapshot, so
-// a pick is one atomic add and one table read. Longer cycles (thousands of members
-// with unequal weights: up to sum(weights) ≈ 650 million picks at 10,000
-// members) are computed lazily, 4096 picks at a time, into two reused
-// blocks, so memory stays O(members) whatever the weights (2.2 MB at
-// 10,000 members); a pick is still one atomic add and one table read, and
-// the first pick of each block computes the next under a lock, in
-// O(log² d) a step for d distinct weights (about 0.2 µs at 10,000 distinct
-// weights, 0.06 µs at 100), so a pick costs that much amortized and that
-// pick waits for 1024 steps. A long cycle starts at its beginning, as
-// nginx does after a reload; a short one at a random point, so that
-// frequent rebuilds do not favour the heaviest member.
+// A pick is one atomic add and one table read, and a build is O(members),
+// so that a group under churn does not recompute a whole cycle on every
+// change. A cycle of up to 1024 picks is computed with the snapshot and
+// walked from a random point. A longer one of up to 64Ki picks (512 KiB)
+// is kept whole but computed 1024 picks at a time: the first block with
+// the snapshot, the others by the pick that first reaches the block before
+// them, so the picks after it rarely wait; it is walked from a random
+// point of its first block. Longer cycles (thousands of members with
+// unequal weights: up to sum(weights) ≈ 650 million picks at 10,000
+// members) are computed the same way into two reused blocks, so memory
+// stays O(members) whatever the weights (2.2 MB at 10,000 members), and
+// start at their beginning, as nginx does after a reload. A step of the
+// computation costs O(log² d) for d distinct weights (about 0.2 µs at
+// 10,000 distinct weights, 0.06 µs at 100), so a pick costs that much
+// amortized while its block is new, and the pick that computes a block
+// waits for 1024 steps. Random starting points keep frequent rebuilds from
+// favouring the heaviest member, whose turn comes first in the cycle.
 //
 // [smooth weighted round robin]: https://github.com/phusion/nginx/commit/27e94984486058d73157038f7950a0a36ecc6e35
 func WeightedRoundRobin() Scheduler { return wrrScheduler{} }
@@ -38,6 +42,7 @@ func (wrrScheduler) Name() string { return NameWRR }
 
 const (
 	// wrrTableLimit is the longest cycle kept whole: 64Ki picks, 512 KiB.
+	// Longer ones are walked through two reused blocks.
 	wrrTableLimit = 1 << 16
 	// wrrBlockLen is the number of picks in one lazily computed block:
 	// large enough that the lock at a block boundary is rare, small
@@ -58,7 +63,8 @@ func (wrrScheduler) Build(members []*Member) (Picker, error) {
 // keeping the whole cycle if it is at most tableLimit picks long.
 func newWRRPicker(members []*Member, weights []int, tableLimit int64) Picker {
 	gen := newSmoothWRR(weights)
-	if gen.total <= tableLimit {
+	switch {
+	case gen.total <= min(wrrBlockLen, tableLimit):
 		// A stored cycle (the members themselves, not indices: one
 		// dependent load less per pick) is walked in turn, as rr walks
 		// its members.
@@ -67,6 +73,8 @@ func newWRRPicker(members []*Member, weights []int, tableLimit int64) Picker {
 			seq[i] = members[gen.next()]
 		}
 		return newRRPicker(seq)
+	case gen.total <= tableLimit:
+		return newWRRCyclePicker(members, gen)
 	}
 	p := &wrrLazyPicker{members: members, gen: gen}
 	for i := range p.blocks {
@@ -76,6 +84,63 @@ func newWRRPicker(members []*Member, weights []int, tableLimit int64) Picker {
 	p.build(0)
 	p.build(1)
 	return p
+}
+
+// wrrCyclePicker walks a cycle of at most wrrTableLimit picks that it
+// computes a block at a time and keeps. A block is written once, under mu,
+// before its ready flag is set, so a pick that sees the flag reads the
+// block without a lock.
+type wrrCyclePicker struct {
+	seq     []*Member     // the cycle; block b is seq[b·wrrBlockLen:]
+	ready   []atomic.Bool // block b of seq is written
+	n       uint32        // len(seq)
+	m       uint64        // fastmod multiplier for n
+	_       cacheLinePad
+	next    atomic.Uint32 // wraps every 2^32 picks: one uneven step
+	_       cacheLinePad
+	mu      sync.Mutex // serializes computing blocks; guards gen and built
+	members []*Member
+	gen     *smoothWRR // positioned at the end of block built-1
+	built   uint32     // blocks computed
+}
+
+func newWRRCyclePicker(members []*Member, gen *smoothWRR) *wrrCyclePicker {
+	n := uint32(gen.total)
+	p := &wrrCyclePicker{
+		seq:     make([]*Member, n),
+		ready:   make([]atomic.Bool, (n+wrrBlockLen-1)/wrrBlockLen),
+		n:       n,
+		m:       fastmodM(n),
+		members: members,
+		gen:     gen,
+	}
+	p.fillTo(0)
+	p.next.Store(rand.Uint32N(wrrBlockLen))
+	return p
+}
+
+func (p *wrrCyclePicker) Pick(Key) *Member {
+	i := fastmod(p.next.Add(1)-1, p.m, p.n)
+	b := i / wrrBlockLen
+	if !p.ready[b].Load() {
+		p.fillTo(b)
+	} else if i%wrrBlockLen == 0 && b+1 < uint32(len(p.ready)) && !p.ready[b+1].Load() {
+		p.fillTo(b + 1)
+	}
+	return p.seq[i]
+}
+
+// fillTo computes the blocks up to block b.
+func (p *wrrCyclePicker) fillTo(b uint32) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for ; p.built <= b; p.built++ {
+		lo := p.built * wrrBlockLen
+		for i := lo; i < min(lo+wrrBlockLen, p.n); i++ {
+			p.seq[i] = p.members[p.gen.next()]
+		}
+		p.ready[p.built].Store(true)
+	}
 }
 
 // wrrLazyPicker walks a long cycle through two blocks of it, computed on
@@ -212,12 +277,10 @@ func newSmoothWRR(weights []int) *smoothWRR {
 	for _, w := range weights {
 		g = gcd(g, w)
 	}
-	sw := &smoothWRR{order: make([]int32, len(weights))}
-	for i, w := range weights {
-		sw.order[i] = int32(i)
+	sw := &smoothWRR{order: sortByWeight(weights)}
+	for _, w := range weights {
 		sw.total += int64(w / g)
 	}
-	slices.SortStableFunc(sw.order, func(a, b int32) int { return cmp.Compare(weights[a], weights[b]) })
 	for i := range sw.order {
 		if i == 0 || weights[sw.order[i]] != weights[sw.order[i-1]] {
 			sw.classes = append(sw.classes, swClass{lo: int32(i)})
@@ -314,6 +377,33 @@ func (sw *smoothWRR) combine(node int, s int64) {
 	}
 	n := &sw.nodes[node]
 	n.w, n.b, n.win, n.cls, n.melt = x.w, x.b, x.win, x.cls, melt
+}
+
+// sortByWeight returns the member indices ordered by weight (1–65535),
+// then by index: a stable radix sort, two counting passes over the
+// weight's bytes, O(n) where a comparison sort of 10,000 members costs a
+// millisecond of a build.
+func sortByWeight(weights []int) []int32 {
+	order, tmp := make([]int32, len(weights)), make([]int32, len(weights))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	for shift := 0; shift < 16; shift += 8 {
+		var start [257]int // start[d+1] counts digit d, then start[d] is where d begins
+		for _, i := range order {
+			start[weights[i]>>shift&0xff+1]++
+		}
+		for d := 1; d < len(start); d++ {
+			start[d] += start[d-1]
+		}
+		for _, i := range order {
+			d := weights[i] >> shift & 0xff
+			tmp[start[d]] = i
+			start[d]++
+		}
+		order, tmp = tmp, order
+	}
+	return order
 }
 
 func gcd(a, b int) int {

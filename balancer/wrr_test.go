@@ -323,3 +323,67 @@ func BenchmarkWRRLazy(b *testing.B) {
 		}
 	})
 }
+
+// A cycle longer than a block and at most wrrTableLimit is computed by
+// picks, a block at a time, and walked from a random point of its first
+// block: twice round it is nginx's cycle rotated, and every member has its
+// exact share, even with goroutines racing to compute the blocks (run with
+// -race).
+func TestWRRCyclePicker(t *testing.T) {
+	weights := distinctWeights(200, 300)
+	members := testMembers(t, len(weights))
+	p := newWRRPicker(members, weights, wrrTableLimit)
+	if _, ok := p.(*wrrCyclePicker); !ok {
+		t.Fatalf("newWRRPicker = %T, want *wrrCyclePicker", p)
+	}
+	idx, want := indexOf(members), cycle(weights)
+	total := len(want)
+	const workers = 4
+	got := make([][]uint32, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for range total / 2 {
+				got[w] = append(got[w], idx[p.Pick(Key{})])
+			}
+		})
+	}
+	wg.Wait()
+	counts := make([]int, len(members))
+	for _, g := range got {
+		for _, i := range g {
+			counts[i]++
+		}
+	}
+	share := make([]int, len(members))
+	for _, j := range want {
+		share[j]++
+	}
+	for i := range weights {
+		// Two whole cycles, whatever the start: each member's share twice.
+		if counts[i] != 2*share[i] {
+			t.Errorf("member %d picked %d times in two cycles, want %d", i, counts[i], 2*share[i])
+		}
+	}
+	seq := make([]uint32, total+wrrBlockLen)
+	for i := range seq {
+		seq[i] = idx[p.Pick(Key{})]
+	}
+	found := false
+	for r := range total {
+		ok := true
+		for k := range seq {
+			if seq[k] != want[(r+k)%total] {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			found = true
+			break
+		}
+	}
+	if !found {
+		t.Error("picks are not nginx's cycle rotated")
+	}
+}
