@@ -21,18 +21,18 @@ const udpSize = 1232
 
 // resolver asks one DNS server and turns its answers into backends.
 type resolver struct {
-	server  string
-	family  string
-	udp     *dns.Client
-	tcp     *dns.Client
+	server string
+	family string
+	udp    *dns.Client
+	tcp    *dns.Client
 }
 
 func newResolver(c DNSConfig) *resolver {
 	return &resolver{
-		server:  c.Resolver,
-		family:  c.Family,
-		udp:     &dns.Client{Net: "udp", Timeout: c.Timeout, UDPSize: udpSize},
-		tcp:     &dns.Client{Net: "tcp", Timeout: c.Timeout},
+		server: c.Resolver,
+		family: c.Family,
+		udp:    &dns.Client{Net: "udp", Timeout: c.Timeout, UDPSize: udpSize},
+		tcp:    &dns.Client{Net: "tcp", Timeout: c.Timeout},
 	}
 }
 
