@@ -19,11 +19,17 @@ import (
 // source returns a DNS source asking z, feeding a new wrr group.
 func source(t *testing.T, z *zone, cfg DNSConfig) (*DNS, *balancer.Group) {
 	t.Helper()
+	return sourceAt(t, z.addr, cfg)
+}
+
+// sourceAt returns a DNS source asking resolver, feeding a new wrr group.
+func sourceAt(t *testing.T, resolver string, cfg DNSConfig) (*DNS, *balancer.Group) {
+	t.Helper()
 	g, err := balancer.New(balancer.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Resolver = z.addr
+	cfg.Resolver = resolver
 	cfg.Logger = slog.New(slog.DiscardHandler)
 	d, err := NewDNS(cfg, g)
 	if err != nil {

@@ -1,6 +1,9 @@
 package discovery
 
 import (
+	"os"
+
+	"github.com/lbkit/lbkit/internal/leakcheck"
 	"net"
 	"strings"
 	"sync"
@@ -147,3 +150,5 @@ func (z *zone) known(name string) bool {
 	}
 	return false
 }
+
+func TestMain(m *testing.M) { os.Exit(leakcheck.Main(m)) }
