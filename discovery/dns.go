@@ -37,7 +37,7 @@ type Membership interface {
 // (a TTL of 0 waits MinTTL); after a failure it waits MinTTL, doubling
 // with each further failure up to 30 s and MaxTTL.
 //
-// Create a DNS with NewDNS. Most callers want Start and Close, or Run
+// Create a DNS with NewDNS. Most callers want Start and Stop, or Run
 // with a context of their own; Resolve is one lookup, for a caller that
 // schedules its own. A DNS is safe for concurrent use.
 type DNS struct {
@@ -57,7 +57,7 @@ type DNS struct {
 	life   sync.Mutex
 	cancel context.CancelFunc
 	done   chan struct{}
-	closed bool
+	stopped bool
 }
 
 // Stats are a source's counters since it was created.
@@ -208,13 +208,13 @@ func (d *DNS) Run(ctx context.Context) error {
 	}
 }
 
-// Start runs the source in a goroutine of its own until Close. Starting
-// a started source does nothing; a closed one returns ErrClosed.
+// Start runs the source in a goroutine of its own until Stop. Starting
+// a started source does nothing; a stopped one returns ErrStopped.
 func (d *DNS) Start() error {
 	d.life.Lock()
 	defer d.life.Unlock()
-	if d.closed {
-		return ErrClosed
+	if d.stopped {
+		return ErrStopped
 	}
 	if d.done != nil {
 		return nil
@@ -228,13 +228,13 @@ func (d *DNS) Start() error {
 	return nil
 }
 
-// Close stops the goroutine Start started, aborting a lookup in flight,
-// and waits for it to end. The group keeps its members. Close is
+// Stop stops the goroutine Start started, aborting a lookup in flight,
+// and waits for it to end. The group keeps its members. Stop is
 // idempotent.
-func (d *DNS) Close() {
+func (d *DNS) Stop() {
 	d.life.Lock()
 	defer d.life.Unlock()
-	d.closed = true
+	d.stopped = true
 	if d.done != nil {
 		d.cancel()
 		<-d.done

@@ -355,7 +355,7 @@ func TestDNSRunSchedule(t *testing.T) {
 	}
 }
 
-func TestDNSStartClose(t *testing.T) {
+func TestDNSStartStop(t *testing.T) {
 	leakcheck.Check(t)
 	z := newZone(t)
 	z.set(t, "api.test. A", "api.test. 7 IN A 127.0.0.1")
@@ -368,13 +368,13 @@ func TestDNSStartClose(t *testing.T) {
 		t.Fatalf("second Start = %v, want nil", err)
 	}
 	<-changed // the first lookup applied
-	d.Close()
-	d.Close()
-	if err := d.Start(); !errors.Is(err, ErrClosed) {
-		t.Errorf("Start after Close = %v, want ErrClosed", err)
+	d.Stop()
+	d.Stop()
+	if err := d.Start(); !errors.Is(err, ErrStopped) {
+		t.Errorf("Start after Stop = %v, want ErrStopped", err)
 	}
 	if got := members(g); got != "127.0.0.1:80/100" {
-		t.Errorf("members after Close = %q, want them kept", got)
+		t.Errorf("members after Stop = %q, want them kept", got)
 	}
 }
 

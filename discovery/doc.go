@@ -30,7 +30,7 @@
 // with the listener's connection drain).
 //
 // The package does not import the listener: it feeds a Membership, the
-// one method Replace that *balancer.Group has. Start and Close run a
+// one method Replace that *balancer.Group has. Start and Stop run a
 // source beside the listener that uses its group; see the Example.
 //
 // [RFC 2782]: https://www.rfc-editor.org/rfc/rfc2782

@@ -168,7 +168,7 @@ func fedListener(t *testing.T, m *dnstest.Dnsmasq, port int, clock *fakeClock) (
 	if err := d.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(d.Close)
+	t.Cleanup(d.Stop)
 	return d, g, l.Addrs()[0].String()
 }
 

@@ -24,5 +24,5 @@ func wrapErr(field string, value any, reason string, err error) error {
 // SRV targets have no addresses. The source keeps its last good set.
 var ErrNoRecords = errors.New("discovery: no records")
 
-// ErrClosed is returned by Start once the source has been closed.
-var ErrClosed = errors.New("discovery: source closed")
+// ErrStopped is returned by Start once the source has been stopped.
+var ErrStopped = errors.New("discovery: source stopped")

@@ -69,7 +69,7 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
-	// One lookup now; Start would run them on every TTL until Close.
+	// One lookup now; Start would run them on every TTL until Stop.
 	next, err := src.Resolve(context.Background())
 	if err != nil {
 		fmt.Println(err)
@@ -87,7 +87,7 @@ func Example() {
 }
 
 // The common case: the addresses of a name, each a member on one port,
-// kept in step until Close.
+// kept in step until Stop.
 func ExampleDNS_Start() {
 	resolver, stop := serveZone()
 	defer stop()
@@ -109,7 +109,7 @@ func ExampleDNS_Start() {
 		fmt.Println(err)
 		return
 	}
-	defer src.Close()
+	defer src.Stop()
 	<-changed // the first answer applied
 	fmt.Println(g.IDs(), src.Stats().Members)
 	// Output:

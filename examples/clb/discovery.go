@@ -137,11 +137,11 @@ type sources struct {
 // close stops every source.
 func (ss *sources) close() {
 	if ss.main != nil {
-		ss.main.Close()
+		ss.main.Stop()
 	}
 	for _, s := range ss.rules {
 		if s != nil {
-			s.Close()
+			s.Stop()
 		}
 	}
 }
@@ -195,7 +195,7 @@ func (a *app) syncGroup(r *running, g *balancer.Group, old, new *Discovery, src 
 		return src, nil
 	}
 	if src != nil {
-		src.Close()
+		src.Stop()
 	}
 	if new == nil {
 		return nil, g.Replace(members)
