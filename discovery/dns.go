@@ -54,9 +54,9 @@ type DNS struct {
 	lookups, updates, failed, empty atomic.Uint64
 	members                         atomic.Int64
 
-	life   sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
+	life    sync.Mutex
+	cancel  context.CancelFunc
+	done    chan struct{}
 	stopped bool
 }
 
