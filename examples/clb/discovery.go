@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -77,6 +78,11 @@ func checkDiscovery(ps *problems, path string, d *Discovery, servers int) {
 		}
 		c.lib(key, err)
 	}
+}
+
+// String describes d for the start-up table: "dns SRV _http._tcp.api".
+func (d *Discovery) String() string {
+	return "dns " + cmp.Or(d.Type, "A") + " " + d.Name
 }
 
 // dnsConfig is the library's form of d.
