@@ -53,6 +53,10 @@ type lspec struct {
 	main  []balancer.Backend   // members of cfg.Group
 	rules [][]balancer.Backend // members of each rule's group
 	sched string
+	// disc and ruleDisc are the Discovery of the main group and of each
+	// rule's group that DNS feeds, nil for configured members.
+	disc     *Discovery
+	ruleDisc []*Discovery
 }
 
 // listenerFields maps library field names (as ConfigError reports them,
@@ -206,6 +210,7 @@ func makePlan(f *File, e *env) (*plan, *problems) {
 	for _, g := range f.MasterSlaveServerGroups {
 		msgroups[g.MasterSlaveServerGroupId] = backends(g.MasterSlaveBackendServers, 0)
 	}
+	discs := groupDiscovery(f)
 	// Listeners whose certificate, CA or ACL failed above are still
 	// planned, so their other problems are reported too; a listener with
 	// any problem is left out of the plan.
@@ -231,6 +236,7 @@ func makePlan(f *File, e *env) (*plan, *problems) {
 		case l.BackendServerPort != 0:
 			s.main = backends(f.BackendServers, l.BackendServerPort)
 		}
+		planDiscovery(s, discs)
 		cfg := listener.Config{
 			Protocol: proto, Port: l.ListenerPort, Host: host, Stopped: true,
 			PersistenceTimeout:     sec(l.PersistenceTimeout),

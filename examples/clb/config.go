@@ -58,6 +58,7 @@ type VServerGroup struct {
 	VServerGroupId   string
 	VServerGroupName string
 	BackendServers   []Server
+	Discovery        *Discovery // members from DNS instead (discovery.go)
 	pos
 }
 
@@ -66,6 +67,7 @@ type MasterSlaveServerGroup struct {
 	MasterSlaveServerGroupId   string
 	MasterSlaveServerGroupName string
 	MasterSlaveBackendServers  []Server
+	Discovery                  *Discovery // members from DNS instead (discovery.go)
 	pos
 }
 
@@ -547,6 +549,9 @@ func (f *File) validate(ps *problems) {
 			vgroups[g.VServerGroupId] = true
 		}
 		checkServers(ps, gc.path+".BackendServers", g.BackendServers, true, false)
+		if g.Discovery != nil {
+			checkDiscovery(ps, gc.path+".Discovery", g.Discovery, len(g.BackendServers))
+		}
 	}
 	msgroups := map[string]bool{}
 	for i, g := range f.MasterSlaveServerGroups {
@@ -556,6 +561,9 @@ func (f *File) validate(ps *problems) {
 			msgroups[g.MasterSlaveServerGroupId] = true
 		}
 		checkServers(ps, gc.path+".MasterSlaveBackendServers", g.MasterSlaveBackendServers, true, true)
+		if g.Discovery != nil {
+			checkDiscovery(ps, gc.path+".Discovery", g.Discovery, len(g.MasterSlaveBackendServers))
+		}
 	}
 	acls := map[string]string{} // ACL ID → address family
 	for i, a := range f.AccessControlLists {

@@ -318,6 +318,9 @@ func describeListener(s *lspec) string {
 	for _, b := range s.main {
 		ids = append(ids, b.ID)
 	}
+	if s.disc != nil {
+		ids = append(ids, s.disc.String())
+	}
 	parts = append(parts, s.sched+" over "+strings.Join(ids, ","))
 	if switchOn(l.StickySession, false) {
 		parts = append(parts, "cookie "+map[bool]string{true: "rewrite " + l.Cookie, false: "insert SERVERID"}[l.StickySessionType == "server"])

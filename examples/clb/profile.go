@@ -99,6 +99,9 @@ var (
 	portRange      = bound{lo: 1, hi: 65535}
 	weightRange    = bound{lo: 0, hi: 100}
 	thresholdRange = bound{lo: 2, hi: 10}
+	// discoveryTTLRange bounds Discovery.MinTTL and MaxTTL (a clb
+	// extension): from a lookup a second to one a day.
+	discoveryTTLRange = seconds(1, 86400)
 	// The instance cap has no upper bound of its own: it only limits the
 	// listeners' sum.
 	instanceBandwidth = bound{lo: 1, hi: math.MaxInt32, unit: "Mbps", unlimited: true}
@@ -393,7 +396,7 @@ func libMessage(err error) string {
 		return ce.Value + ": " + ce.Reason
 	}
 	msg := err.Error()
-	for _, pkg := range []string{"listener: ", "balancer: ", "health: ", "session: ", "acl: ", "sni: ", "tlspolicy: "} {
+	for _, pkg := range []string{"listener: ", "balancer: ", "health: ", "session: ", "acl: ", "sni: ", "tlspolicy: ", "discovery: "} {
 		msg = strings.TrimPrefix(msg, pkg)
 	}
 	return msg

@@ -32,6 +32,7 @@ type running struct {
 	spec  *lspec
 	l     *listener.Listener
 	rules []*balancer.Group
+	src   sources // of the groups DNS feeds
 }
 
 // start creates the instance and starts every listener of p. A listener
@@ -85,13 +86,19 @@ func (a *app) add(s *lspec) error {
 	if err != nil {
 		return fmt.Errorf("listener %s (%s port %d): %w", s.name, s.src.ListenerProtocol, s.src.ListenerPort, err)
 	}
-	if err := l.Start(); err != nil {
-		a.inst.Remove(context.Background(), l.Name())
-		return fmt.Errorf("listener %s (%s port %d): %w", s.name, s.src.ListenerProtocol, s.src.ListenerPort, err)
-	}
 	r := &running{spec: s, l: l}
 	for _, rule := range cfg.HTTP.Rules {
 		r.rules = append(r.rules, rule.Group)
+	}
+	err = a.startSources(r)
+	if err == nil {
+		if err = l.Start(); err != nil {
+			r.src.close()
+		}
+	}
+	if err != nil {
+		a.inst.Remove(context.Background(), l.Name())
+		return fmt.Errorf("listener %s (%s port %d): %w", s.name, s.src.ListenerProtocol, s.src.ListenerPort, err)
 	}
 	a.running[s.name] = r
 	return nil
@@ -116,6 +123,9 @@ func (a *app) stop(ctx context.Context) error {
 		}
 	}
 	wg.Wait()
+	for _, r := range a.running {
+		r.src.close()
+	}
 	return a.inst.Stop(ctx)
 }
 
@@ -157,6 +167,7 @@ func (a *app) reload(p *plan) error {
 		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 			errs = append(errs, err)
 		}
+		r.src.close()
 		delete(a.running, name)
 		if keep {
 			a.log.Info("reload: replacing listener", "listener", name)
@@ -185,13 +196,8 @@ func (a *app) reload(p *plan) error {
 // update applies the live-changeable fields of s to the running listener.
 func (a *app) update(r *running, s *lspec) error {
 	l := r.l
-	if err := l.Group().Replace(s.main); err != nil {
+	if err := a.syncGroups(r, s); err != nil {
 		return err
-	}
-	for i, g := range r.rules {
-		if err := g.Replace(s.rules[i]); err != nil {
-			return err
-		}
 	}
 	if s.sched != r.spec.sched {
 		sch, err := balancer.ParseScheduler(s.sched)
