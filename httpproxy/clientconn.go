@@ -273,13 +273,13 @@ func (cc *clientConn) serve() (parked bool) {
 			w += n
 		}
 		if v == h1Complete {
+			cc.req.raw = buf[r : r+cc.req.len]
 			cc.client, cc.cut = f.s.c.plan.client(cc.hc.src, &cc.req)
 		}
 		if v == h1Decline || !f.s.host.Allow(cc.client.Addr()) {
 			cc.handOff(buf[r:w])
 			return false
 		}
-		cc.req.raw = buf[r : r+cc.req.len]
 		f.served.Add(1)
 		keep := cc.serveRequest()
 		r += cc.req.len

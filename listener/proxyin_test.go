@@ -158,10 +158,7 @@ func TestTCPAcceptProxy(t *testing.T) {
 func TestTCPAcceptProxyACL(t *testing.T) {
 	leaks(t)
 	b := startEcho(t, "b")
-	grp, _ := acl.NewGroup(acl.GroupConfig{Name: "clients", Family: acl.IPv4})
-	e, _ := acl.ParseEntry("203.0.113.0/24")
-	grp.Add(e)
-	pol, _ := acl.NewPolicy(acl.PolicyConfig{Group: grp, Mode: acl.Whitelist, Family: acl.IPv4})
+	pol := ipv4Policy(t, acl.Whitelist, "203.0.113.0/24")
 	in := newInstance(t)
 	l := addListener(t, in, Config{Protocol: TCP, ACL: pol, AcceptProxy: AcceptProxy{From: loopback},
 		Group: newGroup(t, nil, b.backend(100))})
@@ -354,8 +351,7 @@ func TestHTTPAcceptProxy(t *testing.T) {
 			}
 			t.Run(name, func(t *testing.T) {
 				leaks(t)
-				noFastLane = tc.lane != "fast"
-				t.Cleanup(func() { noFastLane = false })
+				useLane(t, tc.lane)
 				var log bytes.Buffer
 				var logMu sync.Mutex
 				b := startHTTPBackend(t, "b", nil)
@@ -402,13 +398,9 @@ func TestHTTPAcceptProxyACL(t *testing.T) {
 	for _, lane := range []string{"fast", "net/http"} {
 		t.Run(lane, func(t *testing.T) {
 			leaks(t)
-			noFastLane = lane != "fast"
-			t.Cleanup(func() { noFastLane = false })
+			useLane(t, lane)
 			b := startHTTPBackend(t, "b", nil)
-			grp, _ := acl.NewGroup(acl.GroupConfig{Name: "clients", Family: acl.IPv4})
-			e, _ := acl.ParseEntry("203.0.113.0/24")
-			grp.Add(e)
-			pol, _ := acl.NewPolicy(acl.PolicyConfig{Group: grp, Mode: acl.Whitelist, Family: acl.IPv4})
+			pol := ipv4Policy(t, acl.Whitelist, "203.0.113.0/24")
 			l := addHTTP(t, Config{ACL: pol, AcceptProxy: AcceptProxy{From: loopback}}, b)
 			for _, tc := range []struct {
 				client netip.AddrPort
@@ -458,6 +450,29 @@ func TestHTTPAcceptProxyParks(t *testing.T) {
 	if h, _ := b.lastHeader(); h.Get("X-Forwarded-For") != "203.0.113.7" {
 		t.Errorf("X-Forwarded-For after parking = %q, want 203.0.113.7", h.Get("X-Forwarded-For"))
 	}
+}
+
+// ipv4Policy is an IPv4 ACL of one entry in mode.
+func ipv4Policy(t *testing.T, mode acl.Mode, entry string) *acl.Policy {
+	t.Helper()
+	grp, _ := acl.NewGroup(acl.GroupConfig{Name: "clients", Family: acl.IPv4})
+	e, err := acl.ParseEntry(entry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	grp.Add(e)
+	pol, err := acl.NewPolicy(acl.PolicyConfig{Group: grp, Mode: mode, Family: acl.IPv4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pol
+}
+
+// useLane runs the rest of the test in the fast lane or, for any other
+// name, net/http's.
+func useLane(t *testing.T, lane string) {
+	noFastLane = lane != "fast"
+	t.Cleanup(func() { noFastLane = false })
 }
 
 // lockedWriter serializes writes to a buffer the test reads.
@@ -510,4 +525,54 @@ func tlsGet(t *testing.T, c net.Conn, pool *x509Pool, h2 bool) (*http.Response, 
 		t.Errorf("proto %s, want HTTP/2", resp.Proto)
 	}
 	return resp, nil
+}
+
+// TestHTTPTrustedProxies: from a peer in TrustedProxies, the client is
+// the right-most X-Forwarded-For entry that is not a trusted proxy: the
+// backend's X-Forwarded-For ends with it, the ACL checks it and the
+// access log names it. From any other peer the field is appended to.
+func TestHTTPTrustedProxies(t *testing.T) {
+	for _, lane := range []string{"fast", "net/http"} {
+		t.Run(lane, func(t *testing.T) {
+			leaks(t)
+			useLane(t, lane)
+			b := startHTTPBackend(t, "b", nil)
+			pol := ipv4Policy(t, acl.Blacklist, "192.0.2.0/24")
+			var log bytes.Buffer
+			var logMu sync.Mutex
+			cfg := Config{ACL: pol}
+			cfg.HTTP.Options = httpOptionsTrusting(loopback[0], elsewhere[0])
+			cfg.HTTP.AccessLog = slog.New(slog.NewTextHandler(lockedWriter{&logMu, &log}, nil))
+			trusting := addHTTP(t, cfg, b)
+			cfg.HTTP.Options = httpOptionsTrusting(elsewhere[0])
+			cfg.HTTP.AccessLog = nil
+			wary := addHTTP(t, cfg, b)
+			c := newClient(t)
+
+			if code, _, _ := get(t, c, httpURL(trusting, "/"), "X-Forwarded-For", "203.0.113.1, 198.51.100.9, 10.2.2.2"); code != 200 {
+				t.Fatalf("status %d, want 200", code)
+			}
+			if h, _ := b.lastHeader(); h.Get("X-Forwarded-For") != "203.0.113.1, 198.51.100.9" {
+				t.Errorf("backend's X-Forwarded-For %q, want it cut after the client: 203.0.113.1, 198.51.100.9", h.Get("X-Forwarded-For"))
+			}
+			logMu.Lock()
+			if !strings.Contains(log.String(), "client=198.51.100.9 ") {
+				t.Errorf("access log %q does not name the client 198.51.100.9", log.String())
+			}
+			logMu.Unlock()
+			if code, _, _ := get(t, c, httpURL(trusting, "/"), "X-Forwarded-For", "192.0.2.7"); code != 403 {
+				t.Errorf("a blocked client behind a trusted proxy: status %d, want 403", code)
+			}
+
+			if code, _, _ := get(t, c, httpURL(wary, "/"), "X-Forwarded-For", "192.0.2.7"); code != 200 {
+				t.Errorf("an untrusted peer naming a blocked client: status %d, want 200", code)
+			}
+			if h, _ := b.lastHeader(); h.Get("X-Forwarded-For") != "192.0.2.7, 127.0.0.1" {
+				t.Errorf("backend's X-Forwarded-For %q, want it appended to: 192.0.2.7, 127.0.0.1", h.Get("X-Forwarded-For"))
+			}
+			if b.hits.Load() != 2 {
+				t.Errorf("backend hits = %d, want 2", b.hits.Load())
+			}
+		})
+	}
 }
