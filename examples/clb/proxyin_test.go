@@ -44,17 +44,24 @@ func TestProxyInConfigErrors(t *testing.T) {
 		}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			f, err := Parse("t.yaml", ".", []byte(goodBase+strings.TrimPrefix(tt.listeners, "\n")))
-			if err == nil {
-				_, err = planFile(f, testEnv(t))
-			}
-			if err == nil {
-				t.Fatalf("no error, want %q", tt.want)
-			}
-			if got := strings.Split(err.Error(), "\n"); !equal(got, tt.want) {
-				t.Errorf("errors:\n%s\nwant:\n%s", err, strings.Join(tt.want, "\n"))
-			}
+			wantConfigErrors(t, tt.listeners, tt.want)
 		})
+	}
+}
+
+// wantConfigErrors checks that the good base with listeners appended is
+// refused with exactly the problems want.
+func wantConfigErrors(t *testing.T, listeners string, want []string) {
+	t.Helper()
+	f, err := Parse("t.yaml", ".", []byte(goodBase+strings.TrimPrefix(listeners, "\n")))
+	if err == nil {
+		_, err = planFile(f, testEnv(t))
+	}
+	if err == nil {
+		t.Fatalf("no error, want %q", want)
+	}
+	if got := strings.Split(err.Error(), "\n"); !equal(got, want) {
+		t.Errorf("errors:\n%s\nwant:\n%s", err, strings.Join(want, "\n"))
 	}
 }
 
