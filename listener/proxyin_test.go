@@ -576,3 +576,28 @@ func TestHTTPTrustedProxies(t *testing.T) {
 		})
 	}
 }
+
+// TestHTTPAcceptProxyRefused: on an HTTP listener a trusted peer's
+// malformed header resets its connection, counted; an untrusted peer's
+// header is not read, and is a malformed request for net/http.
+func TestHTTPAcceptProxyRefused(t *testing.T) {
+	leaks(t)
+	b := startHTTPBackend(t, "b", nil)
+	get := "GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+	trusting := addHTTP(t, Config{AcceptProxy: AcceptProxy{From: loopback}}, b)
+	c := dialWith(t, listenerAddr(trusting), []byte("PROXY TCP4 203.0.113.7\r\n"+get))
+	if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err == nil {
+		t.Errorf("a malformed header got %d, want the connection reset", resp.StatusCode)
+	}
+	if st := trusting.Stats(); st.ProxyRefused != 1 {
+		t.Errorf("ProxyRefused = %d, want 1", st.ProxyRefused)
+	}
+	wary := addHTTP(t, Config{AcceptProxy: AcceptProxy{From: elsewhere}}, b)
+	c = dialWith(t, listenerAddr(wary), append(proxyHeader(t, 1, realClient, frontVIP), get...))
+	if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil || resp.StatusCode != 400 {
+		t.Errorf("an untrusted peer's header: %v %v, want 400", resp, err)
+	}
+	if b.hits.Load() != 0 {
+		t.Errorf("backend hits = %d, want 0", b.hits.Load())
+	}
+}
