@@ -19,15 +19,20 @@ func (s *server) accessLog(r *http.Request, status int, n int64, backend string,
 	if s.c.o.AccessLog == nil {
 		return
 	}
+	client, _ := s.clientOf(r, connOf(r))
 	s.logRequest(r.Context(), accessEntry{
-		client: connOf(r).src, method: r.Method, host: r.Host, path: r.URL.Path, proto: r.Proto,
+		client: client, method: r.Method, host: r.Host, path: r.URL.Path, proto: r.Proto,
 	}, status, n, backend, up, start)
 }
 
 // logRequest writes one access-log record; the access log is on.
 func (s *server) logRequest(ctx context.Context, e accessEntry, status int, n int64, backend string, up time.Duration, start time.Time) {
+	client := e.client.String()
+	if e.client.Port() == 0 { // from X-Forwarded-For, which has no port
+		client = e.client.Addr().String()
+	}
 	attrs := []slog.Attr{
-		slog.String("client", e.client.String()),
+		slog.String("client", client),
 		slog.String("method", e.method),
 		slog.String("host", e.host),
 		slog.String("path", e.path),

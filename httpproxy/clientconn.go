@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -17,6 +18,7 @@ import (
 	"github.com/lbkit/lbkit/internal/attempt"
 	"github.com/lbkit/lbkit/internal/netpoll"
 	"github.com/lbkit/lbkit/internal/netx"
+	"github.com/lbkit/lbkit/internal/proxyin"
 	"github.com/lbkit/lbkit/internal/stats"
 	"github.com/lbkit/lbkit/session"
 )
@@ -53,6 +55,7 @@ type clientConn struct {
 	state atomic.Int32
 	back  atomic.Pointer[backendConn] // in use, for a forced stop to cut
 
+	pending []byte      // the client's first bytes, read with its PROXY header
 	counted bool        // in the listener's connection counts
 	idle    *idleReader // plain HTTP: reads without a buffer while idle
 	dateSec int64
@@ -74,6 +77,8 @@ type reqState struct {
 	generic *http.Response // a response head parseResponse declined
 	bk      *backendConn   // the backend connection of the response
 	gz      gzipHead       // the response head as the gzip rules read it (req.gzip)
+	client  netip.AddrPort // the request's client (headerPlan.client)
+	cut     xffCut         // where its X-Forwarded-For ends
 	in      [4 << 10]byte
 }
 
@@ -89,8 +94,18 @@ func (cc *clientConn) start() {
 			f.conns.Done()
 		}
 	}()
+	if p := f.s.sc.AcceptProxy; p != nil && !cc.readProxy(p) {
+		return
+	}
 	if f.tls != nil {
-		tc := tls.Server(cc.c, f.tls)
+		var raw net.Conn = cc.c
+		if f.s.sc.AcceptProxy != nil {
+			// HTTP/2 goes to net/http as a *tls.Conn, whose addresses
+			// must be the client's.
+			raw = &proxiedConn{Conn: cc.c, pending: cc.pending, hc: cc.hc}
+			cc.pending = nil
+		}
+		tc := tls.Server(raw, f.tls)
 		tc.SetDeadline(time.Now().Add(f.s.sc.HeaderTimeout))
 		if err := tc.HandshakeContext(f.s.ctx); err != nil {
 			f.s.log.Debug("TLS handshake failed", "client", cc.hc.src, "err", err)
@@ -113,10 +128,56 @@ func (cc *clientConn) start() {
 	f.s.m.New.Add(1)
 	cc.counted = true
 	if !f.lane {
-		cc.handOff(nil)
+		cc.handOff(cc.pending)
 		return
 	}
 	parked = cc.serve()
+}
+
+// readProxy reads the PROXY header of a trusted balancer in front
+// (ServerConfig.AcceptProxy), on the connection's goroutine, before the
+// TLS handshake: the connection then stands for the client it names. It
+// reports false, having closed the connection, when the header is
+// refused.
+func (cc *clientConn) readProxy(p *proxyin.Policy) bool {
+	f := cc.f
+	in, err := p.Read(f.s.ctx, cc.raw, cc.hc.src, cc.hc.dst)
+	if err != nil {
+		f.s.m.ProxyRefused.Add(1)
+		f.s.log.Debug("PROXY header refused", "peer", cc.hc.src, "err", err)
+		if tc, ok := cc.raw.(*net.TCPConn); ok {
+			tc.SetLinger(0) // a reset, as a TCP listener's
+		}
+		cc.raw.Close()
+		cc.forget()
+		return false
+	}
+	if in.Proxied {
+		cc.hc = newConnInfo(in.Src, in.Dst, f.tls != nil)
+	}
+	cc.pending = in.Pending
+	return true
+}
+
+// proxiedConn is a connection that came with a PROXY header, under TLS:
+// the handshake first reads the bytes that came with the header, and its
+// addresses are the ones the header named.
+type proxiedConn struct {
+	net.Conn
+	pending []byte
+	hc      *connInfo
+}
+
+func (c *proxiedConn) RemoteAddr() net.Addr { return net.TCPAddrFromAddrPort(c.hc.src) }
+func (c *proxiedConn) LocalAddr() net.Addr  { return net.TCPAddrFromAddrPort(c.hc.dst) }
+
+func (c *proxiedConn) Read(p []byte) (int, error) {
+	if len(c.pending) > 0 {
+		n := copy(p, c.pending)
+		c.pending = c.pending[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
 }
 
 func (cc *clientConn) close() {
@@ -165,7 +226,8 @@ func (cc *clientConn) serve() (parked bool) {
 		}
 	}()
 	buf := cc.in[:]
-	r, w := 0, 0
+	r, w := 0, copy(buf, cc.pending) // bytes that came with a PROXY header
+	cc.pending = nil
 	wait := o.HeaderTimeout // for the first request, as net/http
 	for {
 		if r == w {
@@ -210,11 +272,14 @@ func (cc *clientConn) serve() (parked bool) {
 			}
 			w += n
 		}
-		if v == h1Decline || !f.s.host.Allow(cc.hc.src.Addr()) {
+		if v == h1Complete {
+			cc.req.raw = buf[r : r+cc.req.len]
+			cc.client, cc.cut = f.s.c.plan.client(cc.hc.src, &cc.req)
+		}
+		if v == h1Decline || !f.s.host.Allow(cc.client.Addr()) {
 			cc.handOff(buf[r:w])
 			return false
 		}
-		cc.req.raw = buf[r : r+cc.req.len]
 		f.served.Add(1)
 		keep := cc.serveRequest()
 		r += cc.req.len
@@ -326,7 +391,7 @@ func (cc *clientConn) serveRequest() bool {
 	q := &cc.req
 	start := time.Now()
 	keep := !s.lastRequest(cc.hc, 1) && !q.close
-	g, k := s.route(cc.hc, unsafeString(q.host), unsafeString(q.path), (*h1View)(q))
+	g, k := s.route(cc.client, cc.hc, unsafeString(q.host), unsafeString(q.path), (*h1View)(q))
 	cc.sess, cc.cookies = session.Session{}, nil
 	if s.c.sticky != nil {
 		// The session package works on header maps: only the Cookie
@@ -426,11 +491,19 @@ func (cc *clientConn) send(bk *backendConn) error {
 	p := &s.c.plan
 	if p.xff {
 		w.WriteString("X-Forwarded-For: ")
-		for _, v := range q.xff[:q.nxff] {
-			w.Write(q.raw[v.start:v.end])
-			w.WriteString(", ")
+		if c := cc.cut; c != noCut {
+			for _, v := range q.xff[:c.line] {
+				w.Write(q.raw[v.start:v.end])
+				w.WriteString(", ")
+			}
+			w.WriteString(q.xffField(c.line)[:c.end])
+		} else {
+			for _, v := range q.xff[:q.nxff] {
+				w.Write(q.raw[v.start:v.end])
+				w.WriteString(", ")
+			}
+			w.WriteString(cc.hc.ip[0])
 		}
-		w.WriteString(cc.hc.ip[0])
 		w.WriteString("\r\n")
 	}
 	for i := range p.set {
@@ -905,6 +978,6 @@ func (cc *clientConn) log(status int, n int64, backend string, up time.Duration,
 		method = http.MethodHead
 	}
 	s.logRequest(s.ctx, accessEntry{
-		client: cc.hc.src, method: method, host: string(cc.req.host), path: string(cc.req.path), proto: "HTTP/1.1",
+		client: cc.client, method: method, host: string(cc.req.host), path: string(cc.req.path), proto: "HTTP/1.1",
 	}, status, n, backend, up, start)
 }

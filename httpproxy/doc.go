@@ -32,10 +32,28 @@
 // mapping. The header plan is computed once from the Options: it removes
 // the hop-by-hop fields (and those a Connection field names), the fields
 // the proxy sets, and forged client-certificate fields; appends the
-// client to X-Forwarded-For; and sets SLB-ID, SLB-IP, X-Forwarded-Proto,
+// client to X-Forwarded-For (or cuts it after the client a trusted proxy
+// names, below); and sets SLB-ID, SLB-IP, X-Forwarded-Proto,
 // X-Forwarded-Port and X-Forwarded-Client-srcport as asked. The general
 // lane writes the plan into an http.Header, the fast lane while it
 // copies a request head byte for byte.
+//
+// # Trusted proxies
+//
+// X-Forwarded-For is believed only from Options.TrustedProxies. From a
+// peer in them the request's client is the right-most entry that is not
+// itself a trusted proxy (nginx's set_real_ip_from with
+// real_ip_recursive on); an entry that is not an address ends the walk,
+// its right-hand neighbour being the client; all trusted, the leftmost
+// is. That client is what the request's ACL check (Host.Allow), hash
+// key, access log and X-Forwarded-For see: the field goes to the
+// backend cut after the client, the trusted hops dropped, so its last
+// entry names the client, as it does for a request straight from one.
+// From any other peer the field is appended to and not believed.
+// X-Forwarded-Client-srcport stays the peer's port, as X-Forwarded-For
+// carries none. The peer is the connection's client: behind a listener
+// that reads PROXY headers (ServerConfig.AcceptProxy), the one the
+// header names; the walk costs the fast lane no allocation.
 //
 // # Lanes
 //

@@ -43,7 +43,7 @@ type h1Request struct {
 	gzip    bool // the client accepts gzip and gzip is on
 	keep    [maxH1Lines]h1Line
 	nkeep   int
-	xff     [8]h1Line // values of X-Forwarded-For fields (when we append to it)
+	xff     [8]h1Line // values of X-Forwarded-For fields (when we append to it or read the client in it)
 	nxff    int
 	cookie  [8]h1Line // values of Cookie fields (with sticky sessions)
 	ncookie int
@@ -153,13 +153,13 @@ func parseRequest(b []byte, o *h1Options, q *h1Request) h1Verdict {
 			if equalFold(n, "accept-encoding") && o.gzip {
 				ae.add(unsafeString(v)) // and forwarded as it is
 			}
-			if equalFold(n, "x-forwarded-for") && o.plan.xff {
+			if equalFold(n, "x-forwarded-for") && o.plan.readsXFF() {
 				if q.nxff == len(q.xff) {
 					return h1Decline
 				}
 				q.xff[q.nxff] = h1Line{vs, vs + int32(len(v))}
 				q.nxff++
-				keep = false
+				keep = !o.plan.xff // else written anew, appended to or cut
 			}
 		case 17:
 			if equalFold(n, "transfer-encoding") {

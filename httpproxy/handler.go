@@ -154,7 +154,7 @@ func (s *server) serveFront(w http.ResponseWriter, r *http.Request) {
 		// Before any answer, refusals included: every request counts.
 		w.Header()["Connection"] = closeValue
 	}
-	if !s.host.Allow(hc.src.Addr()) {
+	if client, _ := s.clientOf(r, hc); !s.host.Allow(client.Addr()) {
 		s.m.RefusedACL.Add(1)
 		s.fail(w, r, http.StatusForbidden, "403 Forbidden: client address refused by the access control list\n")
 		return

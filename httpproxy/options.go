@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"slices"
 	"time"
 
 	"github.com/lbkit/lbkit/balancer"
 	"github.com/lbkit/lbkit/internal/cfgerr"
+	"github.com/lbkit/lbkit/internal/proxyin"
 	"github.com/lbkit/lbkit/session"
 	"github.com/lbkit/lbkit/sni"
 )
@@ -51,6 +53,18 @@ type Options struct {
 	// the client's IP is appended to any X-Forwarded-For the request
 	// came with ("a, b, client").
 	NoXForwardedFor bool
+	// TrustedProxies are the proxies in front whose X-Forwarded-For is
+	// believed: from a peer in them, the client of a request is the
+	// right-most X-Forwarded-For entry that is not itself in them
+	// (nginx's set_real_ip_from with real_ip_recursive on), and that
+	// client is what the request's ACL check, hash key, access log and
+	// X-Forwarded-For see; the field is cut after it for the backend. From
+	// any other peer, X-Forwarded-For is appended to and not believed.
+	// The peer is the connection's client: behind a listener's
+	// AcceptProxy, the one its PROXY header names. If empty, no one's
+	// X-Forwarded-For is believed. A handful of prefixes is the intended
+	// size: each request walks them.
+	TrustedProxies []netip.Prefix
 	// SLBID sets the SLB-ID header to the load balancer's ID (a
 	// listener's Instance ID; Identity.ID in the handler tier).
 	SLBID bool
@@ -199,6 +213,9 @@ func compile(g *balancer.Group, o Options) (*compiled, error) {
 		case *t.v < 0:
 			errs = append(errs, configErr(t.field, *t.v, "negative"))
 		}
+	}
+	if _, bad, ok := proxyin.NewTrust(o.TrustedProxies); !ok {
+		errs = append(errs, configErr(fmt.Sprintf("TrustedProxies[%d]", bad), o.TrustedProxies[bad], "not a valid prefix"))
 	}
 	c := &compiled{o: o, group: g}
 	var err error

@@ -3,6 +3,7 @@ package httpproxy
 import (
 	"context"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/lbkit/lbkit/balancer"
@@ -20,9 +21,10 @@ import (
 
 // route is the routing step: the group of a request's host and path
 // (Options.Rules) and its hash key (Options.HashBy), read through hr
-// before the header plan edits the request.
-func (s *server) route(hc *connInfo, host, path string, hr hashRequest) (*balancer.Group, balancer.Key) {
-	return s.c.routes.group(host, path), s.c.hash.key(hc.src, hc.dst, hr)
+// before the header plan edits the request, for a request from client
+// (headerPlan.client) on connection hc.
+func (s *server) route(client netip.AddrPort, hc *connInfo, host, path string, hr hashRequest) (*balancer.Group, balancer.Key) {
+	return s.c.routes.group(host, path), s.c.hash.key(client, hc.dst, hr)
 }
 
 // sticky reads the sticky session the Cookie fields of h carry and

@@ -5,6 +5,7 @@ import (
 	"net/textproto"
 	"strings"
 
+	"github.com/lbkit/lbkit/internal/proxyin"
 	"github.com/lbkit/lbkit/tlspolicy"
 )
 
@@ -59,15 +60,17 @@ type setField struct {
 // the same plan: the general lane to an http.Header (apply), the fast
 // lane while parsing (drops) and writing (set, xff) a raw head.
 type headerPlan struct {
-	xff   bool
-	set   []setField
-	drop  []string // canonical names removed from every request
-	byLen nameSet  // drop, for the fast lane's parser
-	certs bool     // client-certificate fields are set
+	xff     bool
+	trusted proxyin.Trust // peers whose X-Forwarded-For names the client (trust.go)
+	set     []setField
+	drop    []string // canonical names removed from every request
+	byLen   nameSet  // drop, for the fast lane's parser
+	certs   bool     // client-certificate fields are set
 }
 
 func newHeaderPlan(o *Options) headerPlan {
 	p := headerPlan{xff: !o.NoXForwardedFor, certs: o.ClientCertHeaders}
+	p.trusted, _, _ = proxyin.NewTrust(o.TrustedProxies) // compile refused bad ones
 	for _, f := range []struct {
 		on   bool
 		name string
@@ -93,6 +96,10 @@ func newHeaderPlan(o *Options) headerPlan {
 	p.byLen = newNameSet(p.drop)
 	return p
 }
+
+// readsXFF reports whether the fast lane's parser collects the
+// X-Forwarded-For fields: to append to them, or to find the client.
+func (p *headerPlan) readsXFF() bool { return p.xff || !p.trusted.Empty() }
 
 // drops reports whether the plan removes a request field of this name
 // (any case): the fast lane's test for each line it parses.
@@ -152,8 +159,9 @@ func (p *headerPlan) value(f *setField, hc *connInfo, who *identity) []string {
 
 // apply turns a client's request header into the backend's, in place:
 // the general lane's way of writing the plan. An upgrade keeps its
-// Connection and Upgrade fields.
-func (p *headerPlan) apply(r *http.Request, hc *connInfo, who *identity, upgrade bool) {
+// Connection and Upgrade fields; cut is where X-Forwarded-For ends
+// (headerPlan.client).
+func (p *headerPlan) apply(r *http.Request, hc *connInfo, who *identity, upgrade bool, cut xffCut) {
 	h := r.Header
 	var up []string
 	if upgrade {
@@ -167,8 +175,13 @@ func (p *headerPlan) apply(r *http.Request, hc *connInfo, who *identity, upgrade
 		h["Connection"] = upgradeValue
 		h["Upgrade"] = up
 	}
-	if p.xff {
-		if prior := h[hdrXFF]; len(prior) > 0 {
+	switch prior := h[hdrXFF]; {
+	case !p.xff:
+	case cut != noCut && cut.line < len(prior) && cut.end <= len(prior[cut.line]):
+		// (A field the Connection field named is gone: appended to.)
+		h[hdrXFF] = []string{xffCutValue(prior, cut)}
+	default:
+		if len(prior) > 0 {
 			h[hdrXFF] = []string{strings.Join(prior, ", ") + ", " + hc.ip[0]}
 		} else {
 			h[hdrXFF] = hc.ip

@@ -112,12 +112,13 @@ func replayable(r *http.Request) bool {
 // back.
 func (s *server) proxy(w http.ResponseWriter, r *http.Request) {
 	hc := connOf(r)
-	g, k := s.route(hc, r.Host, r.URL.Path, (*stdRequest)(r)) // before the session and the plan edit the header
+	r, client, cut := s.withClient(r, hc)
+	g, k := s.route(client, hc, r.Host, r.URL.Path, (*stdRequest)(r)) // before the session and the plan edit the header
 	sess := s.sticky(r.Header)
 	upgrade := isUpgrade(r.Header)
 	http10 := r.ProtoMajor == 1 && r.ProtoMinor == 0 || r.ProtoMajor == 0
 	keepAlive10 := http10 && listed(r.Header["Connection"], "keep-alive")
-	s.c.plan.apply(r, hc, &s.who, upgrade)
+	s.c.plan.apply(r, hc, &s.who, upgrade, cut)
 	if keepAlive10 {
 		// net/http keeps an HTTP/1.0 client's connection open only if
 		// it asked; roundTrip10 does not forward the field.

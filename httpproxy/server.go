@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/lbkit/lbkit/internal/attempt"
+	"github.com/lbkit/lbkit/internal/proxyin"
 	"github.com/lbkit/lbkit/internal/stats"
 )
 
@@ -54,6 +55,11 @@ type ServerConfig struct {
 	// NoFastLane serves every request through net/http, for comparisons
 	// and as a way out should the fast lane ever misbehave.
 	NoFastLane bool
+	// AcceptProxy, if set, reads the PROXY header of the trusted
+	// balancers in front before the TLS handshake (package listener's
+	// Config.AcceptProxy builds it): the connection then stands for the
+	// client the header names, for every request it carries.
+	AcceptProxy *proxyin.Policy
 }
 
 func (c *ServerConfig) defaults() {

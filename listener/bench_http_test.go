@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"sync"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/lbkit/lbkit/balancer"
 	"github.com/lbkit/lbkit/httpproxy"
+	proxyproto "github.com/pires/go-proxyproto"
 )
 
 // baselineProxy is the httputil.ReverseProxy lbkit is compared with:
@@ -126,7 +128,7 @@ func BenchmarkHTTPFastLane(b *testing.B) {
 	defer textBackend.close()
 	plainReq := []byte("GET /1k HTTP/1.1\r\nHost: bench\r\nUser-Agent: raw\r\n\r\n")
 	gzipReq := []byte("GET /1k HTTP/1.1\r\nHost: bench\r\nUser-Agent: raw\r\nAccept-Encoding: gzip, deflate, br\r\n\r\n")
-	run := func(b *testing.B, addr string, req []byte) {
+	run := func(b *testing.B, addr string, req []byte, preface ...byte) {
 		b.ReportAllocs()
 		b.SetParallelism(8)
 		b.ResetTimer()
@@ -146,6 +148,10 @@ func BenchmarkHTTPFastLane(b *testing.B) {
 				if c == nil {
 					var err error
 					if c, err = net.Dial("tcp", addr); err != nil {
+						b.Error(err)
+						return
+					}
+					if _, err := c.Write(preface); err != nil {
 						b.Error(err)
 						return
 					}
@@ -182,22 +188,30 @@ func BenchmarkHTTPFastLane(b *testing.B) {
 		})
 		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "req/s")
 	}
-	lbkit := func(sched balancer.Scheduler, opts HTTPOptions, backend *cannedBackend, req []byte) func(b *testing.B) {
+	lbkit := func(sched balancer.Scheduler, opts HTTPOptions, backend *cannedBackend, req []byte, accept AcceptProxy, preface ...byte) func(b *testing.B) {
 		return func(b *testing.B) {
 			g, _ := balancer.New(balancer.Config{Scheduler: sched}, balancer.Backend{ID: "b", Addr: backend.ln.Addr().String(), Weight: 100})
 			in, _ := NewInstance(InstanceConfig{ID: "bench", Logger: discard()})
-			l, err := in.Add(Config{Protocol: HTTP, Host: "127.0.0.1", Group: g, HTTP: opts})
+			l, err := in.Add(Config{Protocol: HTTP, Host: "127.0.0.1", Group: g, HTTP: opts, AcceptProxy: accept})
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer in.Stop(b.Context())
-			run(b, listenerAddr(l), req)
+			run(b, listenerAddr(l), req, preface...)
 		}
 	}
-	b.Run("lbkit", lbkit(nil, HTTPOptions{}, backend, plainReq))
+	b.Run("lbkit", lbkit(nil, HTTPOptions{}, backend, plainReq, AcceptProxy{}))
 	// With a header hashed the lane still allocates nothing.
-	b.Run("lbkit-hash", lbkit(balancer.Maglev{By: balancer.HashKey}, HTTPOptions{Options: httpproxy.Options{HashBy: HashPolicy{Header: "User-Agent"}}}, backend, plainReq))
-	b.Run("lbkit-gzip", lbkit(nil, HTTPOptions{}, textBackend, gzipReq))
+	b.Run("lbkit-hash", lbkit(balancer.Maglev{By: balancer.HashKey}, HTTPOptions{Options: httpproxy.Options{HashBy: HashPolicy{Header: "User-Agent"}}}, backend, plainReq, AcceptProxy{}))
+	b.Run("lbkit-gzip", lbkit(nil, HTTPOptions{}, textBackend, gzipReq, AcceptProxy{}))
+	// Behind a balancer: each connection starts with a PROXY v2 header
+	// naming a client in TrustedProxies, each request names the client
+	// in X-Forwarded-For; the lane still allocates nothing per request.
+	front := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	proxied := []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}
+	head, _ := proxyproto.HeaderProxyFromAddrs(2, &net.TCPAddr{IP: net.IPv4(203, 0, 113, 7), Port: 4242}, &net.TCPAddr{IP: net.IPv4(198, 51, 100, 1), Port: 80}).Format()
+	xffReq := []byte("GET /1k HTTP/1.1\r\nHost: bench\r\nUser-Agent: raw\r\nX-Forwarded-For: 198.51.100.9\r\n\r\n")
+	b.Run("lbkit-proxyin", lbkit(nil, HTTPOptions{Options: httpproxy.Options{TrustedProxies: proxied}}, backend, xffReq, AcceptProxy{From: front}, head...))
 	b.Run("direct", func(b *testing.B) { run(b, backend.ln.Addr().String(), plainReq) })
 }
 

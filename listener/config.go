@@ -15,6 +15,7 @@ import (
 	"github.com/lbkit/lbkit/balancer"
 	"github.com/lbkit/lbkit/health"
 	"github.com/lbkit/lbkit/httpproxy"
+	"github.com/lbkit/lbkit/internal/proxyin"
 )
 
 // Protocol is a listener's front-end protocol.
@@ -120,6 +121,10 @@ type Config struct {
 	// back to the scheduler by four-tuple, as the draft asks. If nil,
 	// qch hashes the connection ID.
 	QUICRouter QUICRouter
+	// AcceptProxy, for TCP, HTTP and HTTPS, reads the PROXY protocol
+	// header of the balancers in front, so the listener sees the real
+	// client (see AcceptProxy). If its From is empty, no header is read.
+	AcceptProxy AcceptProxy
 	// HTTP configures HTTP and HTTPS listeners; ignored by TCP and UDP.
 	HTTP HTTPOptions
 	// HealthCheck, if set, runs active health checks on the members of
@@ -148,6 +153,8 @@ type Config struct {
 	// Logger receives the listener's structured logs. If nil, the
 	// instance's logger is used.
 	Logger *slog.Logger
+
+	proxyIn *proxyin.Policy // AcceptProxy's, built by effective; nil when off
 }
 
 // effective returns cfg with defaults filled, or the first refused field.
@@ -211,6 +218,10 @@ func (c Config) effective() (Config, error) {
 	if err := checkBandwidth(c.Bandwidth); err != nil {
 		return c, err
 	}
+	var err error
+	if c.proxyIn, err = c.AcceptProxy.policy(proxyInNow); err != nil {
+		return c, err
+	}
 	if c.Protocol == HTTP || c.Protocol == HTTPS {
 		if err := c.HTTP.effective(&c); err != nil {
 			return c, err
@@ -247,6 +258,7 @@ func (c Config) effective() (Config, error) {
 // act.
 func (c Config) protocolFields() error {
 	tcp, udp, tcpUDP := []Protocol{TCP}, []Protocol{UDP}, []Protocol{TCP, UDP}
+	streams := []Protocol{TCP, HTTP, HTTPS}
 	for _, f := range []struct {
 		field string
 		value any
@@ -264,6 +276,9 @@ func (c Config) protocolFields() error {
 		{"ConnectionDrainTimeout", c.ConnectionDrainTimeout, c.ConnectionDrainTimeout != 0, tcp, ""},
 		{"IdleTimeout", c.IdleTimeout, c.IdleTimeout != 0, udp, "; http and https use HTTP.IdleTimeout"},
 		{"MaxFlows", c.MaxFlows, c.MaxFlows != 0, udp, ""},
+		// A PROXY header starts a stream; a UDP balancer in front sends
+		// one per datagram, which listeners do not read.
+		{"AcceptProxy", c.AcceptProxy.From, len(c.AcceptProxy.From) != 0, streams, ""},
 		{"QUICRouter", fmt.Sprintf("%T", c.QUICRouter), c.QUICRouter != nil, udp, ""},
 		{"QUICConnIDLength", c.QUICConnIDLength, c.QUICConnIDLength != 0, udp, ""},
 	} {

@@ -62,11 +62,34 @@
 // without a cap share the instance's, if it has one; the caps of an
 // instance's listeners may not sum beyond it.
 //
+// # Behind another balancer
+//
+// A fleet of listeners behind an L4 balancer must see
+// the real client, not the balancer. Config.AcceptProxy names the
+// balancers in front: a connection from one of them starts with a PROXY
+// protocol header (v1 or v2, HAProxy's format), read on the
+// connection's own goroutine within a timeout, and the client it names
+// is the connection's client from then on: for the ACL (checked after
+// the header, so the front needs no entry), source-IP persistence, the
+// sch and tch keys, the PROXY header a TCP listener sends on, and an
+// HTTP listener's X-Forwarded-For, X-Forwarded-Client-srcport,
+// X-Forwarded-Port and access log. Connections from other peers are not
+// read for a header: a forged one is just their first bytes. A
+// malformed or missing (with Required) header resets the connection,
+// counted in Stats.ProxyRefused; a v2 LOCAL header (the front's own
+// health check) leaves the peer as the client.
+//
+// On HTTP and HTTPS listeners a proxy in front may instead name the
+// client in X-Forwarded-For: HTTP.TrustedProxies (httpproxy.Options)
+// says whose to believe. The listener's ACL is checked per request, on
+// that client; see package httpproxy, "Trusted proxies".
+//
 // # Counters and logs
 //
 // Listener.Stats returns the listener's and each backend's counters:
 // active and new connections (flows), bytes each way, ACL refusals,
-// connect failures, drops, drains and idle resets. Logs go to the
+// refused PROXY headers, connect failures, drops, drains and idle
+// resets. Logs go to the
 // Config.Logger or the instance's log/slog logger.
 //
 // # HTTP and HTTPS

@@ -250,6 +250,7 @@ func startHTTP(l *Listener) (server, error) {
 		RedirectToPort:                o.RedirectToPort,
 		Middleware:                    o.Middleware,
 		NoFastLane:                    noFastLane,
+		AcceptProxy:                   l.cfg.proxyIn,
 		Identity:                      httpproxy.Identity{ID: l.inst.ID()},
 	}
 	if a := l.inst.Address(); a.IsValid() {

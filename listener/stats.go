@@ -46,6 +46,9 @@ type Stats struct {
 	// map (a client-chosen Initial DCID, another configuration), or a
 	// backend no longer eligible. Both stay zero without a router.
 	QUICRouted, QUICFallback uint64
+	// ProxyRefused counts connections reset for their PROXY header
+	// (Config.AcceptProxy): malformed, or missing where required.
+	ProxyRefused uint64
 	// Backends holds per-backend counters by backend ID: every backend
 	// that has had traffic through this listener.
 	Backends map[string]BackendStats
@@ -84,6 +87,7 @@ func snapshot(c *stats.Counters, s *Stats) {
 	s.Drained = c.Drained.Load()
 	s.IdleResets = c.Idle.Load()
 	s.QUICRouted, s.QUICFallback = c.QUICRouted.Load(), c.QUICFallback.Load()
+	s.ProxyRefused = c.ProxyRefused.Load()
 	for i := range c.Status {
 		s.Status[i] = c.Status[i].Load()
 	}

@@ -114,6 +114,18 @@ func (s *tcpServer) handle(client *net.TCPConn, port int) {
 	l := s.l
 	src := client.RemoteAddr().(*net.TCPAddr).AddrPort()
 	dst := client.LocalAddr().(*net.TCPAddr).AddrPort()
+	var pending []byte // the client's first bytes, read with its PROXY header
+	if p := l.cfg.proxyIn; p != nil {
+		in, err := p.Read(s.ctx, client, src, dst)
+		if err != nil {
+			l.c.ProxyRefused.Add(1)
+			l.cfg.Logger.Debug("PROXY header refused", "peer", src, "err", err)
+			resetConn(client)
+			s.conns.Done()
+			return
+		}
+		src, dst, pending = in.Src, in.Dst, in.Pending
+	}
 	if !l.acl.allow(src.Addr().Unmap()) {
 		l.c.RefusedACL.Add(1)
 		resetConn(client)
@@ -131,25 +143,24 @@ func (s *tcpServer) handle(client *net.TCPConn, port int) {
 	c := &tcpConn{s: s, client: client, backend: backend, member: m, bc: l.c.Backend(m.ID()), at: at, src: src.Addr()}
 	// An established connection is TCP's proof of a working backend.
 	c.connectTime = at.Succeeded()
-	if v := l.cfg.ProxyProtocol; v > 0 {
-		h := proxyproto.HeaderProxyFromAddrs(byte(v), client.RemoteAddr(), client.LocalAddr())
-		if _, err := h.WriteTo(backend); err != nil {
-			l.cfg.Logger.Debug("writing PROXY header failed", "backend", m.ID(), "err", err)
-			resetConn(client)
-			resetConn(backend)
-			at.Done(balancer.DoneInfo{Err: err})
-			s.conns.Done()
-			return
-		}
+	c.ctx, c.cancel = context.WithCancel(s.ctx)
+	if err := c.start(src, dst, pending); err != nil {
+		l.cfg.Logger.Debug("writing to a new backend connection failed", "backend", m.ID(), "err", err)
+		c.cancel()
+		resetConn(client)
+		resetConn(backend)
+		at.Done(balancer.DoneInfo{Err: err})
+		s.conns.Done()
+		return
 	}
 	if !c.up.init(c, backend, client, true) || !c.down.init(c, client, backend, false) {
+		c.cancel()
 		resetConn(client)
 		resetConn(backend)
 		at.Done(balancer.DoneInfo{Latency: c.connectTime})
 		s.conns.Done()
 		return
 	}
-	c.ctx, c.cancel = context.WithCancel(s.ctx)
 	l.c.Active.Add(1)
 	l.c.New.Add(1)
 	c.bc.Active.Add(1)
@@ -160,6 +171,26 @@ func (s *tcpServer) handle(client *net.TCPConn, port int) {
 	c.live.Store(2)
 	go c.down.run()
 	c.up.run()
+}
+
+// start writes what the backend gets before the copies begin: the
+// PROXY header naming the client src and the address dst it reached,
+// if the listener sends one, then the client's bytes read with its own
+// PROXY header.
+func (c *tcpConn) start(src, dst netip.AddrPort, pending []byte) error {
+	if v := c.s.l.cfg.ProxyProtocol; v > 0 {
+		h := proxyproto.HeaderProxyFromAddrs(byte(v), net.TCPAddrFromAddrPort(src), net.TCPAddrFromAddrPort(dst))
+		if _, err := h.WriteTo(c.backend); err != nil {
+			return err
+		}
+	}
+	if len(pending) > 0 {
+		if _, err := c.backend.Write(pending); err != nil {
+			return err
+		}
+		c.count(len(pending), true) // in: towards the backend
+	}
+	return nil
 }
 
 // withPort replaces the port of host:port.

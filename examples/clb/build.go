@@ -253,6 +253,8 @@ func makePlan(f *File, e *env) (*plan, *problems) {
 		}
 		if proto == listener.UDP {
 			cfg.IdleTimeout = sec(l.IdleTimeout)
+		} else {
+			cfg.AcceptProxy = acceptProxy(l)
 		}
 		redirect := switchOn(l.ListenerForward, false)
 		hcOn := switchOn(l.HealthCheck, true) && !redirect
@@ -284,6 +286,7 @@ func makePlan(f *File, e *env) (*plan, *problems) {
 			h.XForwardedProto = switchOn(l.XForwardedFor_proto, false)
 			h.XForwardedPort = switchOn(l.XForwardedFor_SLBPORT, false)
 			h.XForwardedClientSrcPort = switchOn(l.XForwardedFor_ClientSrcPort, false)
+			h.TrustedProxies = prefixes(l.TrustedProxies)
 			h.AccessLog = e.accessLog
 			h.HashBy = hashPolicy(l.HashBy, l.HashKey)
 			if redirect {

@@ -152,6 +152,10 @@ type Listener struct {
 	CACertificateId     string
 
 	ProxyProtocol string
+	// Behind another balancer (proxyin.go).
+	ProxyProtocolFrom     []string
+	ProxyProtocolRequired string
+	TrustedProxies        []string
 
 	// Http2MaxRequestsPerConnection is how many requests an HTTP/2 client
 	// connection carries before GOAWAY (a clb extension; omitted, the
@@ -616,6 +620,7 @@ func (f *File) validate(ps *problems) {
 			lc.bad("ListenerProtocol", "%q: want tcp, udp, http or https", l.ListenerProtocol)
 		}
 		checkProfile(lc, l, switchOn(l.HealthCheck, true) && !switchOn(l.ListenerForward, false))
+		checkProxyIn(lc, l)
 		if switchOn(l.ListenerForward, false) && l.ListenerProtocol == "http" {
 			if l.ForwardPort == 0 {
 				lc.bad("ForwardPort", "required with ListenerForward on")

@@ -295,16 +295,7 @@ func TestConfigErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f, err := Parse("t.yaml", ".", []byte(goodBase+strings.TrimPrefix(tt.listeners, "\n")))
-			if err == nil {
-				_, err = planFile(f, testEnv(t))
-			}
-			if err == nil {
-				t.Fatalf("no error, want %q", tt.want)
-			}
-			if got := strings.Split(err.Error(), "\n"); !equal(got, tt.want) {
-				t.Errorf("errors:\n%s\nwant:\n%s", err, strings.Join(tt.want, "\n"))
-			}
+			wantConfigErrors(t, tt.listeners, tt.want)
 		})
 	}
 }

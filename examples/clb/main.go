@@ -177,6 +177,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "Admin: http://%s/  (status page; /status.json; /metrics)\n\n", ln.Addr())
 	}
 
+	// Signals are caught before "clb: ready" is printed: a supervisor
+	// may signal as soon as it reads it.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
 	printTable(stdout, a, *config == "", backends != nil, host, *portBase)
 	logUnsupportedSuites(log, p)
 	log.Info("clb ready", "instance", p.inst.ID, "listeners", len(p.listeners), "config", *config)
@@ -204,9 +209,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		updates = src.updates
 	}
 
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sigs)
 	for {
 		var sig os.Signal
 		select {

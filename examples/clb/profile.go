@@ -166,6 +166,9 @@ var listenerProfile = []field{
 		num: func(l *Listener) int { return l.PersistenceTimeout }},
 	strRow("ProxyProtocol", pTCP, func(l *Listener) string { return l.ProxyProtocol }, off, "v1", "v2"),
 	strRow("ProxyProtocol", pUDP, func(l *Listener) string { return l.ProxyProtocol }, off, "v2"),
+	{key: "ProxyProtocolFrom", protos: pTCP | pWeb, num: func(l *Listener) int { return len(l.ProxyProtocolFrom) }},
+	switchRow("ProxyProtocolRequired", pTCP|pWeb, func(l *Listener) string { return l.ProxyProtocolRequired }),
+	{key: "TrustedProxies", protos: pWeb, num: func(l *Listener) int { return len(l.TrustedProxies) }},
 
 	intRow("EstablishedTimeout", pTCP, seconds(10, 900), func(l *Listener) int { return l.EstablishedTimeout }),
 	switchRow("ConnectionDrain", pTCP, func(l *Listener) string { return l.ConnectionDrain }),

@@ -18,6 +18,7 @@ type Counters struct {
 	BytesIn, BytesOut                                              atomic.Uint64
 	RefusedACL, ConnectFailures, NoBackend, Dropped, Drained, Idle atomic.Uint64
 	QUICRouted, QUICFallback                                       atomic.Uint64
+	ProxyRefused                                                   atomic.Uint64
 	Status                                                         [5]atomic.Uint64
 	UpstreamN                                                      atomic.Uint64
 	UpstreamNS                                                     atomic.Int64

@@ -258,7 +258,7 @@ func TestMetrics(t *testing.T) {
 		"lbkit_listener_connections_active", "lbkit_listener_connections_total",
 		"lbkit_listener_bytes_total", "lbkit_listener_refused_acl_total",
 		"lbkit_listener_connect_failures_total", "lbkit_listener_no_backend_total",
-		"lbkit_listener_requests_total", "lbkit_listener_upstream_latency_seconds",
+		"lbkit_listener_requests_total", "lbkit_listener_upstream_latency_seconds", "lbkit_listener_proxy_refused_total",
 		"lbkit_backend_up", "lbkit_backend_weight", "lbkit_backend_standby",
 		"lbkit_backend_connections_active", "lbkit_backend_connections_total",
 		"lbkit_backend_bytes_total", "lbkit_backend_connect_failures_total",

@@ -26,7 +26,7 @@ type collector struct {
 	info *prometheus.Desc
 
 	up, bandwidth, active, total, bytes, refused, connFail,
-	noBackend, dropped, drained, idleResets, requests, upstream *prometheus.Desc
+	noBackend, dropped, drained, idleResets, requests, upstream, proxyRefused *prometheus.Desc
 
 	bUp, bWeight, bStandby, bActive, bTotal, bBytes, bConnFail,
 	bRequests, bUpstream *prometheus.Desc
@@ -61,6 +61,8 @@ func NewCollector(inst *listener.Instance) prometheus.Collector {
 		idleResets: desc("lbkit_listener_idle_resets_total", "Connections reset by the idle timeout.", l),
 		requests:   desc("lbkit_listener_requests_total", "HTTP responses by status class.", l, "class"),
 		upstream:   desc("lbkit_listener_upstream_latency_seconds", "Time from sending requests to backends to receiving their response headers.", l),
+		proxyRefused: desc("lbkit_listener_proxy_refused_total",
+			"Connections from a trusted balancer reset for their PROXY header: malformed, or missing where required.", l),
 
 		bUp:       desc("lbkit_backend_up", "Whether the backend is healthy (1) or not (0).", b),
 		bWeight:   desc("lbkit_backend_weight", "The backend's weight as the CLB reports it, 0–100: 0 while it drains or is in maintenance.", b),
@@ -78,7 +80,7 @@ func NewCollector(inst *listener.Instance) prometheus.Collector {
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.info,
 		c.up, c.bandwidth, c.active, c.total, c.bytes, c.refused, c.connFail,
-		c.noBackend, c.dropped, c.drained, c.idleResets, c.requests, c.upstream,
+		c.noBackend, c.dropped, c.drained, c.idleResets, c.requests, c.upstream, c.proxyRefused,
 		c.bUp, c.bWeight, c.bStandby, c.bActive, c.bTotal, c.bBytes, c.bConnFail,
 		c.bRequests, c.bUpstream} {
 		ch <- d
@@ -129,6 +131,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.dropped, s.Dropped, lv...)
 		counter(c.drained, s.Drained, lv...)
 		counter(c.idleResets, s.IdleResets, lv...)
+		counter(c.proxyRefused, s.ProxyRefused, lv...)
 		if web {
 			for i, n := range s.Status {
 				counter(c.requests, n, append(lv, classNames[i])...)

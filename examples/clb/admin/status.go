@@ -46,6 +46,7 @@ type ListenerStatus struct {
 	Dropped         uint64 `json:"dropped"`
 	Drained         uint64 `json:"drained"`
 	IdleResets      uint64 `json:"idle_resets"`
+	ProxyRefused    uint64 `json:"proxy_refused"` // PROXY headers refused
 
 	// Requests counts responses by status class; nil except for HTTP
 	// and HTTPS listeners.
@@ -141,6 +142,7 @@ func listenerStatus(l *listener.Listener) ListenerStatus {
 		NoBackend:       s.NoBackend,
 		Dropped:         s.Dropped,
 		Drained:         s.Drained,
+		ProxyRefused:    s.ProxyRefused,
 		IdleResets:      s.IdleResets,
 		Backends:        []BackendStatus{},
 	}
