@@ -7,6 +7,7 @@ import (
 
 	"github.com/lbkit/lbkit/balancer"
 	"github.com/lbkit/lbkit/internal/attempt"
+	"github.com/lbkit/lbkit/internal/netx"
 	"github.com/lbkit/lbkit/internal/stats"
 	"github.com/lbkit/lbkit/session"
 )
@@ -22,7 +23,7 @@ import (
 // (Options.Rules) and its hash key (Options.HashBy), read through hr
 // before the header plan edits the request.
 func (s *server) route(hc *connInfo, host, path string, hr hashRequest) (*balancer.Group, balancer.Key) {
-	return s.c.routes.group(host, path), s.c.hash.key(hc.src, hc.dst, hr)
+	return s.c.routes.group(host, path), s.c.hash.key(hc.src, netx.ServiceDst(s.sc.ServiceAddr, hc.dst), hr)
 }
 
 // sticky reads the sticky session the Cookie fields of h carry and

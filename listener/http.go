@@ -251,6 +251,7 @@ func startHTTP(l *Listener) (server, error) {
 		Middleware:                    o.Middleware,
 		NoFastLane:                    noFastLane,
 		Identity:                      httpproxy.Identity{ID: l.inst.ID()},
+		ServiceAddr:                   l.cfg.ServiceAddr,
 	}
 	if a := l.inst.Address(); a.IsValid() {
 		sc.Identity.Addr = a.String()

@@ -1,11 +1,13 @@
 // Package netx holds the small network helpers the listener and the HTTP
-// proxy share: the accept loop and the timeout test.
+// proxy share: the accept loop, the timeout test and the destination a
+// pick key carries.
 package netx
 
 import (
 	"errors"
 	"log/slog"
 	"net"
+	"net/netip"
 	"time"
 )
 
@@ -35,4 +37,19 @@ func AcceptLoop[C net.Conn](log *slog.Logger, accept func() (C, error), handle f
 func IsTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// ServiceDst is the destination a pick key carries for a connection that
+// arrived at local: the service address (a VIP every replica of a
+// balancer shares), so that replicas bound to different local addresses
+// hash a flow alike, or local when service is not set. A zero service
+// port keeps local's port, for listeners on a range of ports.
+func ServiceDst(service, local netip.AddrPort) netip.AddrPort {
+	if !service.Addr().IsValid() {
+		return local
+	}
+	if service.Port() == 0 {
+		return netip.AddrPortFrom(service.Addr(), local.Port())
+	}
+	return service
 }

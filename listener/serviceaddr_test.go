@@ -1,0 +1,109 @@
+package listener
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lbkit/lbkit/balancer"
+)
+
+// Two replicas of a tch listener, bound to different local addresses and
+// ports, place every four-tuple on the same backend when they share a
+// ServiceAddr — the one tch then hashes — and not without it.
+func TestServiceAddrTCH(t *testing.T) {
+	defer leaks(t)
+	var bs []balancer.Backend
+	for i := range 5 {
+		bs = append(bs, startEcho(t, fmt.Sprintf("b%d", i)).backend(100))
+	}
+	vip := netip.MustParseAddrPort("192.0.2.10:443")
+	tests := []struct {
+		name     string
+		service  netip.AddrPort
+		wantSame bool
+	}{
+		{"shared service address", vip, true},
+		{"local addresses", netip.AddrPort{}, false},
+	}
+	for ti, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := newInstance(t)
+			var addrs []string
+			for _, host := range []string{"127.0.0.2", "127.0.0.3"} {
+				tch, _ := balancer.ParseScheduler(balancer.NameTCH)
+				l := addListener(t, in, Config{Protocol: TCP, Host: host, Group: newGroup(t, tch, bs...), ServiceAddr: tt.service})
+				addrs = append(addrs, listenerAddr(l))
+			}
+			ref := newGroup(t, balancer.Maglev{By: balancer.HashFourTuple}, bs...)
+			differ := 0
+			for i := range 100 {
+				src := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 1, byte(ti), byte(i + 1)}), uint16(41000+i))
+				var got []string
+				for _, addr := range addrs {
+					got = append(got, dialFrom(t, src, addr))
+				}
+				if got[0] != got[1] {
+					differ++
+				}
+				if !tt.wantSame {
+					continue
+				}
+				if got[0] != got[1] {
+					t.Fatalf("flow %v: replica 1 sent it to %s, replica 2 to %s", src, got[0], got[1])
+				}
+				p, err := ref.Pick(balancer.Key{Src: src, Dst: vip})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want := p.Member.ID(); got[0] != want {
+					t.Fatalf("flow %v went to %s, want %s (tch over %v)", src, got[0], want, vip)
+				}
+				p.Done(balancer.DoneInfo{})
+			}
+			if !tt.wantSame && differ == 0 {
+				t.Errorf("without ServiceAddr all 100 flows agreed across listeners on different addresses; the test cannot tell")
+			}
+		})
+	}
+}
+
+// dialFrom connects from src to addr through a listener and returns the
+// name the backend greets with. SO_REUSEADDR lets a test reuse src while
+// an earlier connection from it is in TIME_WAIT.
+func dialFrom(t *testing.T, src netip.AddrPort, addr string) string {
+	t.Helper()
+	d := net.Dialer{
+		Timeout:   5 * time.Second,
+		LocalAddr: net.TCPAddrFromAddrPort(src),
+		Control: func(_, _ string, c syscall.RawConn) error {
+			var serr error
+			err := c.Control(func(fd uintptr) {
+				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1)
+			})
+			if err != nil {
+				return err
+			}
+			return serr
+		},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		t.Fatalf("dial %s from %v: %v", addr, src, err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 16)
+	n, err := c.Read(buf)
+	if err != nil {
+		t.Fatalf("greeting via %s from %v: %v", addr, src, err)
+	}
+	return strings.TrimSpace(string(buf[:n]))
+}
