@@ -3,14 +3,13 @@ package listener
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/lbkit/lbkit/balancer"
+	"github.com/lbkit/lbkit/internal/netx"
 )
 
 // Two replicas of a tch listener, bound to different local addresses and
@@ -74,27 +73,12 @@ func TestServiceAddrTCH(t *testing.T) {
 }
 
 // dialFrom connects from src to addr through a listener and returns the
-// name the backend greets with. SO_REUSEADDR lets a test reuse src while
-// an earlier connection from it is in TIME_WAIT.
+// name the backend greets with.
 func dialFrom(t *testing.T, src netip.AddrPort, addr string) string {
 	t.Helper()
-	d := net.Dialer{
-		Timeout:   5 * time.Second,
-		LocalAddr: net.TCPAddrFromAddrPort(src),
-		Control: func(_, _ string, c syscall.RawConn) error {
-			var serr error
-			err := c.Control(func(fd uintptr) {
-				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1)
-			})
-			if err != nil {
-				return err
-			}
-			return serr
-		},
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := d.DialContext(ctx, "tcp", addr)
+	c, err := netx.DialFrom(ctx, src, addr)
 	if err != nil {
 		t.Fatalf("dial %s from %v: %v", addr, src, err)
 	}

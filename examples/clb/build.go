@@ -31,8 +31,11 @@ import (
 type env struct {
 	demoCert, demoShopCert *tls.Certificate
 	stickyKey              []byte
-	log                    *slog.Logger
-	accessLog              *slog.Logger
+	// listenAddress, from -listen-address, replaces every file's
+	// ListenAddress: replicas sharing one file bind their own address.
+	listenAddress string
+	log           *slog.Logger
+	accessLog     *slog.Logger
 }
 
 // plan is a configuration turned into listener.Configs, validated by the
@@ -284,7 +287,8 @@ func makePlan(f *File, e *env) (*plan, *problems) {
 				h.RedirectToPort = l.ForwardPort
 			}
 			if switchOn(l.StickySession, false) {
-				sc := &session.Config{Key: e.stickyKey, CookieTimeout: sec(l.CookieTimeout), CookieName: l.Cookie}
+				key, prev := f.cookieKeys(e)
+				sc := &session.Config{Key: key, PreviousKey: prev, CookieTimeout: sec(l.CookieTimeout), CookieName: l.Cookie}
 				if l.StickySessionType == "server" {
 					sc.Mode = session.Rewrite
 				}
@@ -343,6 +347,7 @@ func makePlan(f *File, e *env) (*plan, *problems) {
 				cfg.HealthCheck = hc
 			}
 		}
+		f.applyFleet(&cfg, l)
 		s.cfg = cfg
 		if len(ps.list) == before && !broken {
 			p.listeners = append(p.listeners, s)
@@ -483,6 +488,9 @@ func load(path string, e *env) (*plan, error) {
 	f, err := LoadFile(path)
 	if err != nil {
 		return nil, err
+	}
+	if e.listenAddress != "" {
+		f.ListenAddress = e.listenAddress
 	}
 	return planFile(f, e)
 }

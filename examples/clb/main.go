@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"runtime/pprof"
@@ -41,6 +42,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		accessLog    = fs.Bool("access-log", true, "log one line per HTTP request (off for benchmarks)")
 		drainTimeout = fs.Duration("drain-timeout", 30*time.Second, "on SIGTERM or SIGINT, how long connections may finish")
 		adminFlag    = fs.String("admin", "", "admin status `address`, or \"off\" for none (default: without -config 127.0.0.1:port-base+90; with -config the file's AdminAddress, else none)")
+		listenAddr   = fs.String("listen-address", "", "with -config, the `address` the listeners bind, replacing the file's ListenAddress (one file, many replicas)")
 		cpuProfile   = fs.String("cpuprofile", "", "write a CPU profile (go tool pprof) to `file` until clb stops")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -79,6 +81,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	e.log = log
+	if *listenAddr != "" {
+		if _, err := netip.ParseAddr(*listenAddr); err != nil {
+			fmt.Fprintf(stderr, "clb: -listen-address %q: not an IP address\n", *listenAddr)
+			return 2
+		}
+		e.listenAddress = *listenAddr
+	}
 	if *accessLog {
 		e.accessLog = log.With("log", "access")
 	}
@@ -201,7 +210,7 @@ func printTable(w io.Writer, a *app, demo, backends bool, host string, base int)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "  LISTENER\tADDRESS\tWHAT")
 	for _, s := range a.plan.listeners {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\n", s.name, addrOf(host, s.src.ListenerPort), describeListener(s))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", s.name, addrOf(a.plan.file.listenHost(), s.src.ListenerPort), describeListener(s))
 	}
 	tw.Flush()
 	if backends {

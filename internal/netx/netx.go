@@ -4,10 +4,12 @@
 package netx
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net"
 	"net/netip"
+	"syscall"
 	"time"
 )
 
@@ -52,4 +54,24 @@ func ServiceDst(service, local netip.AddrPort) netip.AddrPort {
 		return netip.AddrPortFrom(service.Addr(), local.Port())
 	}
 	return service
+}
+
+// DialFrom connects to addr over TCP from the source address and port
+// src, with SO_REUSEADDR so that src may be reused while an earlier
+// connection from it is in TIME_WAIT: what tests of four-tuple hashing,
+// which send one four-tuple many times, need.
+func DialFrom(ctx context.Context, src netip.AddrPort, addr string) (net.Conn, error) {
+	d := net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(src), Control: reuseAddr}
+	return d.DialContext(ctx, "tcp", addr)
+}
+
+func reuseAddr(_, _ string, c syscall.RawConn) error {
+	var serr error
+	err := c.Control(func(fd uintptr) {
+		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1)
+	})
+	if err != nil {
+		return err
+	}
+	return serr
 }
