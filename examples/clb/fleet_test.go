@@ -528,3 +528,65 @@ func resumed(t *testing.T, roots *x509.CertPool, cache tls.ClientSessionCache, h
 	resp.Body.Close()
 	return resp.TLS.DidResume
 }
+
+// A reload applies the Fleet block: session-ticket keys and QUIC-LB
+// server IDs live, on the running listeners; a new cookie key or QUIC-LB
+// configuration by replacing the listeners that use it, and only those.
+func TestFleetReload(t *testing.T) {
+	defer leakcheck.Check(t)
+	ports := fleetPorts(t, []string{"127.0.0.1"}, 3)
+	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+	conf := func(cookie, ticket, qkey, id string) string {
+		return fmt.Sprintf(`Fleet:
+  CookieKey: %s
+  SessionTicketKeys: [%s]
+  QuicLb: {Key: %s, ServerIds: [{ServerId: a, Id: "%s"}]}
+BackendServers:
+  - {ServerId: a, ServerIp: 127.0.0.1}
+Listeners:
+  - {ListenerProtocol: http, ListenerPort: %d, BackendServerPort: 80, StickySession: "on", StickySessionType: insert, CookieTimeout: 60, HealthCheck: "off"}
+  - {ListenerProtocol: https, ListenerPort: %d, BackendServerPort: 80, ServerCertificateId: demo, HealthCheck: "off"}
+  - {ListenerProtocol: udp, ListenerPort: %d, BackendServerPort: 4433, Scheduler: qch, HealthCheck: "off"}
+`, b64(cookie), b64(ticket), b64(qkey), id, ports[0], ports[1], ports[2])
+	}
+	e := testEnv(t)
+	_, p := mustPlan(t, "t.yaml", conf("cookie key one..", "ticket key one, thirty-two bytes", "quic-lb key one.", "0a01"))
+	a, err := start(p, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.stop(context.Background())
+	names := []string{p.listeners[0].name, p.listeners[1].name, p.listeners[2].name}
+	router := p.listeners[2].cfg.QUICRouter // the one the udp listener runs with
+	steps := []struct {
+		name                     string
+		cookie, ticket, qkey, id string
+		replaced                 []bool // http, https, udp
+	}{
+		{"ticket key and server ID: live", "cookie key one..", "ticket key two, thirty-two bytes", "quic-lb key one.", "0b02", []bool{false, false, false}},
+		{"cookie key: the sticky listener", "cookie key two..", "ticket key two, thirty-two bytes", "quic-lb key one.", "0b02", []bool{true, false, false}},
+		{"quic-lb key: the qch listener", "cookie key two..", "ticket key two, thirty-two bytes", "quic-lb key two.", "0b02", []bool{false, false, true}},
+	}
+	for _, s := range steps {
+		before := map[string]*running{}
+		for _, n := range names {
+			before[n] = a.running[n]
+		}
+		_, np := mustPlan(t, "t.yaml", conf(s.cookie, s.ticket, s.qkey, s.id))
+		if err := a.reload(np); err != nil {
+			t.Fatalf("%s: reload: %v", s.name, err)
+		}
+		for i, n := range names {
+			if got := a.running[n].l != before[n].l; got != s.replaced[i] {
+				t.Errorf("%s: %s replaced = %v, want %v", s.name, n, got, s.replaced[i])
+			}
+		}
+		if s.replaced[2] {
+			router = np.listeners[2].cfg.QUICRouter
+		}
+		cid := mustCID(t, quiclb.Config{Key: []byte(s.qkey)}, s.id)
+		if got, ok := router.Route(cid); !ok || got != "a" {
+			t.Errorf("%s: the running router routes server %s to %q, %v; want a", s.name, s.id, got, ok)
+		}
+	}
+}
