@@ -3,6 +3,7 @@ package listener
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -14,29 +15,38 @@ import (
 
 // Two replicas of a tch listener, bound to different local addresses and
 // ports, place every four-tuple on the same backend when they share a
-// ServiceAddr — the one tch then hashes — and not without it.
+// ServiceAddr — the one tch then hashes — and not without it; on TCP and
+// on UDP.
 func TestServiceAddrTCH(t *testing.T) {
 	defer leaks(t)
-	var bs []balancer.Backend
+	var tcpBs, udpBs []balancer.Backend
 	for i := range 5 {
-		bs = append(bs, startEcho(t, fmt.Sprintf("b%d", i)).backend(100))
+		tcpBs = append(tcpBs, startEcho(t, fmt.Sprintf("b%d", i)).backend(100))
+		udpBs = append(udpBs, startUDPEcho(t, fmt.Sprintf("b%d", i)).backend(100))
 	}
 	vip := netip.MustParseAddrPort("192.0.2.10:443")
 	tests := []struct {
 		name     string
+		proto    Protocol
 		service  netip.AddrPort
 		wantSame bool
 	}{
-		{"shared service address", vip, true},
-		{"local addresses", netip.AddrPort{}, false},
+		{"tcp, shared service address", TCP, vip, true},
+		{"tcp, local addresses", TCP, netip.AddrPort{}, false},
+		{"udp, shared service address", UDP, vip, true},
+		{"udp, local addresses", UDP, netip.AddrPort{}, false},
 	}
 	for ti, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			in := newInstance(t)
+			bs, send := tcpBs, dialFrom
+			if tt.proto == UDP {
+				bs, send = udpBs, askFrom
+			}
+			in := newUDPInstance(t) // stops at once: a UDP flow has no end of its own
 			var addrs []string
 			for _, host := range []string{"127.0.0.2", "127.0.0.3"} {
 				tch, _ := balancer.ParseScheduler(balancer.NameTCH)
-				l := addListener(t, in, Config{Protocol: TCP, Host: host, Group: newGroup(t, tch, bs...), ServiceAddr: tt.service})
+				l := addListener(t, in, Config{Protocol: tt.proto, Host: host, Group: newGroup(t, tch, bs...), ServiceAddr: tt.service})
 				addrs = append(addrs, listenerAddr(l))
 			}
 			ref := newGroup(t, balancer.Maglev{By: balancer.HashFourTuple}, bs...)
@@ -45,7 +55,7 @@ func TestServiceAddrTCH(t *testing.T) {
 				src := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 1, byte(ti), byte(i + 1)}), uint16(41000+i))
 				var got []string
 				for _, addr := range addrs {
-					got = append(got, dialFrom(t, src, addr))
+					got = append(got, send(t, src, addr))
 				}
 				if got[0] != got[1] {
 					differ++
@@ -70,6 +80,28 @@ func TestServiceAddrTCH(t *testing.T) {
 			}
 		})
 	}
+}
+
+// askFrom sends one datagram from src to addr through a UDP listener and
+// returns the name of the backend that echoed it.
+func askFrom(t *testing.T, src netip.AddrPort, addr string) string {
+	t.Helper()
+	pc, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	pc.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := pc.WriteToUDPAddrPort([]byte("x"), netip.MustParseAddrPort(addr)); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	n, _, err := pc.ReadFromUDPAddrPort(buf)
+	if err != nil {
+		t.Fatalf("echo via %s from %v: %v", addr, src, err)
+	}
+	name, _, _ := strings.Cut(string(buf[:n]), " ")
+	return name
 }
 
 // dialFrom connects from src to addr through a listener and returns the
