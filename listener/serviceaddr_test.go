@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -122,4 +124,57 @@ func dialFrom(t *testing.T, src netip.AddrPort, addr string) string {
 		t.Fatalf("greeting via %s from %v: %v", addr, src, err)
 	}
 	return strings.TrimSpace(string(buf[:n]))
+}
+
+// dstScheduler picks the first member and records the Dst of the last
+// key it was given.
+type dstScheduler struct{ last *atomic.Value }
+
+func (s dstScheduler) Name() string { return "dst" }
+
+func (s dstScheduler) Build(members []*balancer.Member) (balancer.Picker, error) {
+	return dstPicker{s.last, members[0]}, nil
+}
+
+type dstPicker struct {
+	last *atomic.Value
+	m    *balancer.Member
+}
+
+func (p dstPicker) Pick(k balancer.Key) *balancer.Member {
+	p.last.Store(k.Dst)
+	return p.m
+}
+
+// An HTTP listener hands schedulers the same Dst as TCP and UDP ones:
+// its ServiceAddr, or without one the connection's local address, in
+// both lanes.
+func TestServiceAddrHTTP(t *testing.T) {
+	defer leaks(t)
+	b := startHTTPBackend(t, "b", nil)
+	vip := netip.MustParseAddrPort("192.0.2.10:80")
+	for _, fast := range []bool{true, false} {
+		for _, service := range []netip.AddrPort{vip, {}} {
+			t.Run(fmt.Sprintf("fast lane %v, service %v", fast, service), func(t *testing.T) {
+				last := &atomic.Value{}
+				var mw func(http.Handler) http.Handler
+				if !fast {
+					mw = func(h http.Handler) http.Handler { return h } // a middleware takes requests off the fast lane
+				}
+				l := addHTTP(t, Config{ServiceAddr: service, Group: newGroup(t, dstScheduler{last}, b.backend(100)), HTTP: HTTPOptions{Middleware: mw}})
+				c := &http.Client{Timeout: 10 * time.Second}
+				defer c.CloseIdleConnections()
+				if code, _, _ := get(t, c, "http://"+listenerAddr(l)+"/"); code != 200 {
+					t.Fatalf("status %d", code)
+				}
+				want := service
+				if !want.IsValid() {
+					want = netip.MustParseAddrPort(listenerAddr(l))
+				}
+				if got := last.Load(); got != want {
+					t.Errorf("scheduler got Dst %v, want %v", got, want)
+				}
+			})
+		}
+	}
 }
