@@ -14,7 +14,9 @@ import (
 type Key struct {
 	// Src is the client's address and port.
 	Src netip.AddrPort
-	// Dst is the address and port the client connected to.
+	// Dst is the address and port the client connected to: a listener
+	// puts its ServiceAddr here when it has one (the address every
+	// replica of a fleet shares), else the connection's local address.
 	Dst netip.AddrPort
 	// Hash is a caller-computed hash of whatever identifies the flow or
 	// request: for qch (Maglev{By: HashConnID}), HashQUICConnID of the

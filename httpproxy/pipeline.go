@@ -8,6 +8,7 @@ import (
 
 	"github.com/lbkit/lbkit/balancer"
 	"github.com/lbkit/lbkit/internal/attempt"
+	"github.com/lbkit/lbkit/internal/netx"
 	"github.com/lbkit/lbkit/internal/stats"
 	"github.com/lbkit/lbkit/session"
 )
@@ -24,7 +25,7 @@ import (
 // before the header plan edits the request, for a request from client
 // (headerPlan.client) on connection hc.
 func (s *server) route(client netip.AddrPort, hc *connInfo, host, path string, hr hashRequest) (*balancer.Group, balancer.Key) {
-	return s.c.routes.group(host, path), s.c.hash.key(client, hc.dst, hr)
+	return s.c.routes.group(host, path), s.c.hash.key(client, netx.ServiceDst(s.sc.ServiceAddr, hc.dst), hr)
 }
 
 // sticky reads the sticky session the Cookie fields of h carry and

@@ -52,6 +52,10 @@ type ServerConfig struct {
 	// Identity, if set, replaces Options.Identity: package listener
 	// names its instance here.
 	Identity Identity
+	// ServiceAddr, if set, is the destination the hash key carries
+	// instead of the connection's local address (Config.ServiceAddr of
+	// package listener).
+	ServiceAddr netip.AddrPort
 	// NoFastLane serves every request through net/http, for comparisons
 	// and as a way out should the fast lane ever misbehave.
 	NoFastLane bool

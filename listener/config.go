@@ -64,6 +64,15 @@ type Config struct {
 	Name string
 	// Host is the address to listen on. If empty, all interfaces.
 	Host string
+	// ServiceAddr is the address and port clients reach the listener at
+	// — the VIP a fleet of replicas shares — and what a pick key's Dst
+	// carries, so that tch (and any scheduler reading Dst) places a flow
+	// alike on replicas bound to different local addresses or ports
+	// (docs/model.md §4). A zero port keeps the port the connection
+	// arrived on, and must be zero with EndPort. If unset, Dst is the
+	// connection's local address. It changes no socket: PROXY headers
+	// and X-Forwarded-Port still carry the local address.
+	ServiceAddr netip.AddrPort
 	// Group is the server group traffic is balanced over; the listener
 	// follows its changes live. Its scheduler must suit the protocol:
 	// TCP takes all but qch, UDP all, HTTP and HTTPS wrr, rr, wlc, hash
@@ -176,6 +185,9 @@ func (c Config) effective() (Config, error) {
 		return c, configErr("EndPort", c.EndPort, "needs a Port other than 0")
 	case c.EndPort != 0 && (c.EndPort < c.Port || c.EndPort > 65535):
 		return c, configErr("EndPort", c.EndPort, fmt.Sprintf("out of range %d–65535", c.Port))
+	}
+	if c.EndPort != 0 && c.ServiceAddr.Port() != 0 {
+		return c, configErr("ServiceAddr", c.ServiceAddr, "port must be 0 with EndPort (each port hashes as itself)")
 	}
 	if c.Name == "" {
 		c.Name = string(c.Protocol) + "_" + strconv.Itoa(c.Port)

@@ -55,6 +55,15 @@
 // datagram. Over the bandwidth cap, datagrams are dropped rather than
 // queued.
 //
+// # Replicas
+//
+// Replicas of one balancer decide alike when they are built from the
+// same configuration: Maglev tables come from the sorted member IDs, and
+// Config.ServiceAddr (the VIP they share) is the destination tch hashes
+// instead of each replica's own local address. HTTPS listeners resume
+// each other's TLS sessions under the same HTTPOptions.SessionTicketKeys;
+// cookies need the same session.Config.Key. See docs/fleet.md.
+//
 // # Bandwidth
 //
 // Config.Bandwidth caps a listener in Mbps, each direction separately,

@@ -121,6 +121,15 @@ type HTTPOptions struct {
 	// that chains to one of these CAs (tlspolicy.LoadCAPool) or the
 	// handshake fails. If nil, client certificates are not asked for.
 	ClientCAs *x509.CertPool
+	// SessionTicketKeys are an HTTPS listener's TLS session-ticket keys:
+	// the first encrypts new tickets, each decrypts
+	// (tls.Config.SetSessionTicketKeys). Set the same keys on every
+	// replica of a fleet, and a session resumes on whichever replica the
+	// client reaches next; rotate by putting a new key first and keeping
+	// the old one after it for a session lifetime. If nil, crypto/tls's
+	// own keys, random per process and rotated by it. Change them live
+	// with Listener.SetSessionTicketKeys.
+	SessionTicketKeys [][32]byte
 	// NoHTTP2 turns off HTTP/2 on an HTTPS listener (offered by ALPN by
 	// default). Backends always get HTTP/1.1.
 	NoHTTP2 bool
@@ -198,7 +207,7 @@ func (o *HTTPOptions) effective(c *Config) error {
 		if st.tls, err = newTLSState(o); err != nil {
 			return err
 		}
-	} else if o.Certificate != nil || len(o.Domains) > 0 || o.TLSPolicy != nil || o.ClientCAs != nil {
+	} else if o.Certificate != nil || len(o.Domains) > 0 || o.TLSPolicy != nil || o.ClientCAs != nil || o.SessionTicketKeys != nil {
 		return configErr("HTTP.Certificate", string(c.Protocol), "TLS settings are for https listeners")
 	}
 	if o.ClientCertHeaders && o.ClientCAs == nil {
@@ -252,6 +261,7 @@ func startHTTP(l *Listener) (server, error) {
 		NoFastLane:                    noFastLane,
 		AcceptProxy:                   l.cfg.proxyIn,
 		Identity:                      httpproxy.Identity{ID: l.inst.ID()},
+		ServiceAddr:                   l.cfg.ServiceAddr,
 	}
 	if a := l.inst.Address(); a.IsValid() {
 		sc.Identity.Addr = a.String()

@@ -23,6 +23,7 @@ type tlsState struct {
 	mu     sync.Mutex // serializes rebuilds
 	policy *tlspolicy.Policy
 	cas    *x509.CertPool
+	keys   [][32]byte // session-ticket keys; nil for crypto/tls's own
 	cfg    atomic.Pointer[tls.Config]
 }
 
@@ -45,7 +46,7 @@ func newTLSState(o *HTTPOptions) (*tlsState, error) {
 	if err != nil {
 		return nil, err
 	}
-	ts := &tlsState{sel: sel, http2: !o.NoHTTP2, policy: o.TLSPolicy, cas: o.ClientCAs}
+	ts := &tlsState{sel: sel, http2: !o.NoHTTP2, policy: o.TLSPolicy, cas: o.ClientCAs, keys: o.SessionTicketKeys}
 	if err := ts.rebuild(); err != nil {
 		return nil, err
 	}
@@ -68,6 +69,9 @@ func (ts *tlsState) rebuild() error {
 	}
 	if ts.cas != nil {
 		tlspolicy.RequireClientCert(cfg, ts.cas)
+	}
+	if len(ts.keys) > 0 {
+		cfg.SetSessionTicketKeys(ts.keys)
 	}
 	ts.cfg.Store(cfg)
 	return nil
@@ -99,26 +103,33 @@ func (l *Listener) Certificates() *sni.Selector {
 // tls_cipher_policy_1_0) for the next TLS handshakes; established
 // connections keep what they negotiated.
 func (l *Listener) SetTLSPolicy(p *tlspolicy.Policy) error {
-	ts := l.tlsState()
-	if ts == nil {
-		return configErr("HTTP.TLSPolicy", string(l.cfg.Protocol), "TLS settings are for https listeners")
-	}
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	ts.policy = p
-	return ts.rebuild()
+	return l.changeTLS("HTTP.TLSPolicy", func(ts *tlsState) { ts.policy = p })
 }
 
 // SetClientCAs replaces an HTTPS listener's mutual-TLS CAs for the next
 // handshakes; nil stops asking for client certificates.
 func (l *Listener) SetClientCAs(cas *x509.CertPool) error {
+	return l.changeTLS("HTTP.ClientCAs", func(ts *tlsState) { ts.cas = cas })
+}
+
+// SetSessionTicketKeys replaces an HTTPS listener's session-ticket keys
+// (HTTPOptions.SessionTicketKeys) for the next handshakes; nil goes back
+// to crypto/tls's own keys. Tickets under a key no longer listed stop
+// resuming: their clients make a full handshake.
+func (l *Listener) SetSessionTicketKeys(keys [][32]byte) error {
+	return l.changeTLS("HTTP.SessionTicketKeys", func(ts *tlsState) { ts.keys = keys })
+}
+
+// changeTLS applies change to an HTTPS listener's TLS state and publishes
+// the result; field names the setting for the error on other protocols.
+func (l *Listener) changeTLS(field string, change func(ts *tlsState)) error {
 	ts := l.tlsState()
 	if ts == nil {
-		return configErr("HTTP.ClientCAs", string(l.cfg.Protocol), "TLS settings are for https listeners")
+		return configErr(field, string(l.cfg.Protocol), "TLS settings are for https listeners")
 	}
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
-	ts.cas = cas
+	change(ts)
 	return ts.rebuild()
 }
 

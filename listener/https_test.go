@@ -315,3 +315,72 @@ func TestHTTPSResumption(t *testing.T) {
 		conn.Close()
 	}
 }
+
+// Two HTTPS listeners with the same SessionTicketKeys — two replicas of a
+// fleet — resume each other's sessions, and only then; keys change live
+// (SetSessionTicketKeys), and a rotated-out key still decrypts while it
+// is listed after the new one.
+func TestHTTPSSessionTicketKeys(t *testing.T) {
+	leaks(t)
+	ca := newCA(t, "ca")
+	b := startHTTPBackend(t, "b", nil)
+	keys := [][32]byte{{1, 2, 3}}
+	one := addHTTPS(t, ca, HTTPOptions{SessionTicketKeys: keys}, b)
+	two := addHTTPS(t, ca, HTTPOptions{SessionTicketKeys: [][32]byte{{9}}}, b)
+	cfg := &tls.Config{RootCAs: ca.pool, ServerName: "default.test", ClientSessionCache: tls.NewLRUClientSessionCache(4)}
+	resumed := func(l *Listener) bool {
+		t.Helper()
+		conn, err := tls.Dial("tcp", listenerAddr(l), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		// TLS 1.3 tickets arrive after the handshake: read to get them.
+		io.WriteString(conn, "GET / HTTP/1.1\r\nHost: default.test\r\nConnection: close\r\n\r\n")
+		io.ReadAll(conn)
+		return conn.ConnectionState().DidResume
+	}
+	setTwo := func(keys ...[32]byte) func() {
+		return func() {
+			if err := two.SetSessionTicketKeys(keys); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// The client keeps the last ticket it got, from whichever listener;
+	// each step that should resume presents a ticket from a full
+	// handshake (fresh: a new client cache, then a full handshake on
+	// mint), as a ticket issued on a resumed connection does not resume.
+	steps := []struct {
+		name   string
+		before func()
+		mint   *Listener
+		l      *Listener
+		want   bool
+	}{
+		{"one, first handshake", nil, nil, one, false},
+		{"two, other keys, one's ticket", nil, nil, two, false},
+		{"one, two's ticket under other keys", setTwo(keys[0]), nil, one, false},
+		{"two, same keys, one's ticket", nil, nil, two, true},
+		{"one, same keys, two's ticket", nil, two, one, true},
+		{"two rotated, old key second, one's ticket", setTwo([32]byte{7}, keys[0]), one, two, true},
+		{"one, a ticket under two's new key", nil, two, one, false},
+	}
+	for i, s := range steps {
+		if s.before != nil {
+			s.before()
+		}
+		if s.mint != nil {
+			cfg.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+			if resumed(s.mint) {
+				t.Fatalf("step %d (%s): a fresh client resumed", i, s.name)
+			}
+		}
+		if got := resumed(s.l); got != s.want {
+			t.Fatalf("step %d (%s): DidResume = %v, want %v", i, s.name, got, s.want)
+		}
+	}
+	if err := addHTTP(t, Config{Protocol: HTTP}, b).SetSessionTicketKeys(keys); err == nil {
+		t.Errorf("SetSessionTicketKeys on an http listener: nil error")
+	}
+}

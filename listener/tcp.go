@@ -132,7 +132,7 @@ func (s *tcpServer) handle(client *net.TCPConn, port int) {
 		s.conns.Done()
 		return
 	}
-	conn, at, err := l.connect(s.ctx, "tcp", balancer.Key{Src: src, Dst: dst}, "", port)
+	conn, at, err := l.connect(s.ctx, "tcp", balancer.Key{Src: src, Dst: netx.ServiceDst(l.cfg.ServiceAddr, dst)}, "", port)
 	if err != nil {
 		resetConn(client)
 		s.conns.Done()

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -623,6 +624,7 @@ func TestConfigErrors(t *testing.T) {
 		{"ipv6 acl on ipv4", Config{Protocol: TCP, Port: 80, Group: g, ACL: v6pol}, "ACL"},
 		{"range on http", Config{Protocol: HTTP, Port: 80, EndPort: 90, Group: g}, "EndPort"},
 		{"range backwards", Config{Protocol: TCP, Port: 80, EndPort: 70, Group: g}, "EndPort"},
+		{"service port on a range", Config{Protocol: TCP, Port: 80, EndPort: 90, Group: g, ServiceAddr: netip.MustParseAddrPort("192.0.2.1:80")}, "ServiceAddr"},
 		{"name chars", Config{Protocol: TCP, Port: 80, Group: g, Name: "web app"}, "Name"},
 		{"name long", Config{Protocol: TCP, Port: 80, Group: g, Name: strings.Repeat("x", 257)}, "Name"},
 		{"persistence", Config{Protocol: TCP, Port: 80, Group: g, PersistenceTimeout: -time.Second}, "PersistenceTimeout"},

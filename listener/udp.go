@@ -287,7 +287,7 @@ func (s *udpServer) connect(f *udpFlow, first []byte) (*net.UDPConn, attempt.Att
 // and the flow table keeps it there; a PickSticky that finds the routed
 // backend gone falls back the same way.
 func (s *udpServer) pickKey(src, dst netip.AddrPort, first []byte) (k balancer.Key, routeID string, routed bool) {
-	k = balancer.Key{Src: src, Dst: dst}
+	k = balancer.Key{Src: src, Dst: netx.ServiceDst(s.l.cfg.ServiceAddr, dst)}
 	dcid, ok := parseQUICDestConnID(first, s.l.cfg.QUICConnIDLength)
 	if s.route == nil {
 		if ok && len(dcid) > 0 {

@@ -293,7 +293,8 @@ func makePlan(f *File, e *env) (*plan, *problems) {
 				h.RedirectToPort = l.ForwardPort
 			}
 			if switchOn(l.StickySession, false) {
-				sc := &session.Config{Key: e.stickyKey, CookieTimeout: sec(l.CookieTimeout), CookieName: l.Cookie}
+				key, prev := f.cookieKeys(e)
+				sc := &session.Config{Key: key, PreviousKey: prev, CookieTimeout: sec(l.CookieTimeout), CookieName: l.Cookie}
 				if l.StickySessionType == "server" {
 					sc.Mode = session.Rewrite
 				}
@@ -352,6 +353,7 @@ func makePlan(f *File, e *env) (*plan, *problems) {
 				cfg.HealthCheck = hc
 			}
 		}
+		f.applyFleet(&cfg, l)
 		s.cfg = cfg
 		if len(ps.list) == before && !broken {
 			p.listeners = append(p.listeners, s)

@@ -27,6 +27,8 @@ type File struct {
 	// extension): an IP and port, or "off". Omitted, there is none; the
 	// -admin flag overrides it.
 	AdminAddress string
+	// Fleet holds the keys replicas share (a clb extension; fleet.go).
+	Fleet *Fleet
 
 	BackendServers          []Server
 	VServerGroups           []VServerGroup
@@ -536,6 +538,8 @@ func (f *File) validate(ps *problems) {
 			c.bad("AdminAddress", "%q: want an IP address and port, e.g. 127.0.0.1:8090, or off", f.AdminAddress)
 		}
 	}
+
+	f.validateFleet(ps)
 
 	ids := map[string]string{} // group ID → section, for duplicates
 	dup := func(c checker, key, id, kind string) {

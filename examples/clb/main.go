@@ -278,7 +278,7 @@ func printTable(w io.Writer, a *app, demo, backends bool, host string, base int)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "  LISTENER\tADDRESS\tWHAT")
 	for _, s := range a.plan.listeners {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\n", s.name, addrOf(host, s.src.ListenerPort), describeListener(s))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", s.name, addrOf(a.plan.file.listenHost(), s.src.ListenerPort), describeListener(s))
 	}
 	tw.Flush()
 	if backends {

@@ -158,7 +158,7 @@ func (a *app) reload(p *plan) error {
 	// Removed and replaced listeners go first, so their ports are free.
 	for name, r := range a.running {
 		s, keep := want[name]
-		if keep && sameHard(r.spec.src, s.src) && len(r.rules) == len(s.rules) {
+		if keep && sameHard(r.spec.src, s.src) && len(r.rules) == len(s.rules) && sameFleet(a.plan.file, p.file, s.src) {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), a.replaceTimeout)
@@ -259,6 +259,9 @@ func (a *app) update(r *running, s *lspec) error {
 				return err
 			}
 		}
+	}
+	if err := updateFleet(r, s); err != nil {
+		return err
 	}
 	r.spec = s
 	a.log.Info("reload: listener updated live", "listener", s.name, "backends", l.Group().String())
