@@ -19,6 +19,14 @@ type Membership interface {
 	Replace(backends []balancer.Backend) error
 }
 
+// memberStates is what a Membership that can tell a member's current
+// State also has (*balancer.Group does): a member an operator drained or
+// put in maintenance stays so across the source's updates, since a DNS
+// answer says who the members are, not whether they take work.
+type memberStates interface {
+	Member(id string) (*balancer.Member, bool)
+}
+
 // DNS is a source that keeps a group's membership in step with a DNS
 // name: each address of an A/AAAA name is one member on the configured
 // port, or each address of each SRV target one member on the record's
@@ -126,7 +134,7 @@ func (d *DNS) apply(bs []balancer.Backend) error {
 	if d.last != nil && slices.Equal(bs, d.last) {
 		return nil
 	}
-	if err := d.m.Replace(bs); err != nil {
+	if err := d.m.Replace(d.keepStates(bs)); err != nil {
 		return err
 	}
 	added, removed := diff(d.last, bs)
@@ -136,6 +144,23 @@ func (d *DNS) apply(bs []balancer.Backend) error {
 	d.cfg.Logger.Info("discovery: members changed", "name", d.cfg.Name, "type", d.cfg.Type.String(),
 		"members", len(bs), "added", added, "removed", removed)
 	return nil
+}
+
+// keepStates returns bs with the State each member still in the group
+// has there (Drain or Maint set by an operator), when the Membership can
+// tell; bs itself stays as the answer said, to compare the next one with.
+func (d *DNS) keepStates(bs []balancer.Backend) []balancer.Backend {
+	ms, ok := d.m.(memberStates)
+	if !ok {
+		return bs
+	}
+	out := slices.Clone(bs)
+	for i, b := range out {
+		if m, ok := ms.Member(b.ID); ok && m.Addr() == b.Addr {
+			out[i].State = m.State()
+		}
+	}
+	return out
 }
 
 // fail counts and logs a failed lookup and returns the backoff before

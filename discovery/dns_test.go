@@ -163,6 +163,36 @@ func TestDNSMembersKeepState(t *testing.T) {
 	}
 }
 
+// A member an operator drained stays drained when a changed answer keeps
+// it; a member that left and came back starts Ready.
+func TestDNSKeepsOperatorState(t *testing.T) {
+	leakcheck.Check(t)
+	z := newZone(t)
+	z.set(t, "api.test. A", "api.test. 5 IN A 127.0.0.1", "api.test. 5 IN A 127.0.0.2")
+	d, g := source(t, z, DNSConfig{Name: "api.test", Port: 80, Family: "ipv4"})
+	resolve(t, d)
+	if err := g.SetState("127.0.0.1:80", balancer.Drain); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.SetState("127.0.0.2:80", balancer.Maint); err != nil {
+		t.Fatal(err)
+	}
+	z.set(t, "api.test. A", "api.test. 5 IN A 127.0.0.1", "api.test. 5 IN A 127.0.0.2", "api.test. 5 IN A 127.0.0.3")
+	resolve(t, d)
+	for id, want := range map[string]balancer.State{"127.0.0.1:80": balancer.Drain, "127.0.0.2:80": balancer.Maint, "127.0.0.3:80": balancer.Ready} {
+		if m, ok := g.Member(id); !ok || m.State() != want {
+			t.Errorf("member %s: State %v (present %v), want %v", id, m.State(), ok, want)
+		}
+	}
+	z.set(t, "api.test. A", "api.test. 5 IN A 127.0.0.2", "api.test. 5 IN A 127.0.0.3")
+	resolve(t, d)
+	z.set(t, "api.test. A", "api.test. 5 IN A 127.0.0.1", "api.test. 5 IN A 127.0.0.2", "api.test. 5 IN A 127.0.0.3")
+	resolve(t, d)
+	if m, _ := g.Member("127.0.0.1:80"); m.State() != balancer.Ready {
+		t.Errorf("member back after leaving: State %v, want ready", m.State())
+	}
+}
+
 // A failed or empty answer keeps the last good set, is counted, and
 // backs off: MinTTL, doubling, up to 30s.
 func TestDNSFaultsKeepLastGoodSet(t *testing.T) {
