@@ -341,13 +341,26 @@ func TestLanesAgree(t *testing.T) {
 // waits in the poller without a goroutine, is served again when its
 // next request comes, and is closed when its client leaves; many idle
 // connections do not hold a goroutine each.
+// A listener serving on a handed socket parks the same way.
 func TestFastLaneParksIdle(t *testing.T) {
+	for _, handed := range []bool{false, true} {
+		t.Run(map[bool]string{false: "bound", true: "handed"}[handed], func(t *testing.T) {
+			testFastLaneParks(t, handed)
+		})
+	}
+}
+
+func testFastLaneParks(t *testing.T, handed bool) {
 	leaks(t)
 	if runtime.GOOS != "linux" {
 		t.Skip("connections park on Linux only")
 	}
 	b := startHTTPBackend(t, "b", nil)
-	l := addHTTP(t, Config{}, b)
+	var cfg Config
+	if handed {
+		cfg.Listener = localListener(t)
+	}
+	l := addHTTP(t, cfg, b)
 	parked := func() int {
 		l.mu.Lock()
 		defer l.mu.Unlock()

@@ -1,0 +1,159 @@
+package listener
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+)
+
+// A change whose second added listener cannot bind changes nothing: the
+// removed listener still serves, the first added one neither serves nor
+// holds its port, and the handed socket is closed.
+func TestApplyAllOrNothing(t *testing.T) {
+	leaks(t)
+	b := startEcho(t, "b")
+	in := newInstance(t)
+	old := addListener(t, in, Config{Protocol: TCP, Group: newGroup(t, nil, b.backend(100))})
+	free := localListener(t)
+	freePort := addrPort(free.Addr())
+	free.Close()
+	taken := localListener(t) // held by the test
+	handed := localListener(t)
+	_, err := in.Apply(context.Background(), Change{
+		Remove: []string{old.Name()},
+		Add: []Config{
+			{Protocol: TCP, Host: "127.0.0.1", Port: freePort, Group: newGroup(t, nil, b.backend(100))},
+			{Protocol: TCP, Listener: handed, Group: newGroup(t, nil, b.backend(100))},
+			{Protocol: HTTP, Host: "127.0.0.1", Port: addrPort(taken.Addr()), Group: newGroup(t, nil, b.backend(100))},
+		},
+	})
+	ae, ok := errors.AsType[*AddError](err)
+	if !ok || ae.Index != 2 || ae.Name != "http_"+strconv.Itoa(addrPort(taken.Addr())) || !errors.Is(err, syscall.EADDRINUSE) {
+		t.Fatalf("Apply = %v, want an *AddError for Add[2] wrapping EADDRINUSE", err)
+	}
+	if ls := in.Listeners(); len(ls) != 1 || ls[0] != old || old.State() != Running {
+		t.Fatalf("listeners after a refused change: %v, want %s running alone", ls, old.Name())
+	}
+	c, r, name := dialName(t, listenerAddr(old))
+	if err := echoOnce(c, r, "still"); err != nil || name != "b" {
+		t.Fatalf("the kept listener: backend %q, %v", name, err)
+	}
+	c.Close()
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort)))
+	if err != nil {
+		t.Fatalf("the refused listener kept its port: %v", err)
+	}
+	ln.Close()
+	if !closed(handed) {
+		t.Error("the handed socket of a refused change is still open")
+	}
+}
+
+// A listener replaced by one on the same port takes over its socket: a
+// client dialing in a loop through the change is never refused, and ends
+// on the new listener's backend.
+func TestApplyTakesOverPort(t *testing.T) {
+	leaks(t)
+	a := startHTTPBackend(t, "a", nil)
+	b := startHTTPBackend(t, "b", nil)
+	in := newInstance(t)
+	old := addListener(t, in, Config{Protocol: HTTP, Group: newGroup(t, nil, a.backend(100))})
+	url := httpURL(old, "/")
+	var (
+		stop    = make(chan struct{})
+		wg      sync.WaitGroup
+		refused atomic.Int64
+		sawB    atomic.Bool // the last listener's backend answered
+		served  atomic.Int64
+	)
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	halt := sync.OnceFunc(func() { close(stop); wg.Wait() })
+	defer halt()
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			resp, err := client.Get(url)
+			if err != nil {
+				if errors.Is(err, syscall.ECONNREFUSED) {
+					refused.Add(1)
+				}
+				continue
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			served.Add(1)
+			if string(body) == "b" {
+				sawB.Store(true)
+			}
+		}
+	})
+	for i := range 20 {
+		backend := []*httpBackend{a, b}[i%2]
+		name := old.Name()
+		ls, err := in.Apply(context.Background(), Change{
+			Remove: []string{name},
+			Add:    []Config{{Protocol: HTTP, Host: "127.0.0.1", Port: old.Port(), Group: newGroup(t, nil, backend.backend(100))}},
+		})
+		if err != nil {
+			t.Fatalf("change %d: %v", i, err)
+		}
+		old = ls[0]
+		// The client goes on dialing through the next change.
+		n := served.Load()
+		eventually(t, "a request after the change", func() bool { return served.Load() > n+2 })
+	}
+	eventually(t, "a request to reach the new listener's backend", sawB.Load)
+	halt()
+	if n := refused.Load(); n != 0 {
+		t.Errorf("%d connection attempts refused during 20 replacements, want 0", n)
+	}
+}
+
+// The instance's cap bounds the listeners' caps as they are after the
+// change: lowering one cap makes room for an added listener in one step,
+// and a change over the cap is refused whole.
+func TestApplyBandwidth(t *testing.T) {
+	leaks(t)
+	in, err := NewInstance(InstanceConfig{ID: "lb-t", Bandwidth: 100, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Stop(context.Background())
+	g := newGroup(t, nil)
+	add := func(name string, mbps int) Config {
+		return Config{Protocol: TCP, Name: name, Stopped: true, Bandwidth: mbps, Group: g}
+	}
+	if _, err := in.Apply(context.Background(), Change{Add: []Config{add("a", 60), add("b", 40)}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = in.Apply(context.Background(), Change{Add: []Config{add("c", 20)}, Bandwidth: map[string]int{"b": 30}})
+	if want := "c: listener: Bandwidth 20: listeners would total 110 Mbps, over the instance's 100"; err == nil || err.Error() != want {
+		t.Fatalf("Apply over the cap = %v, want %q", err, want)
+	}
+	if l, _ := in.Listener("b"); l.Bandwidth() != 40 || len(in.Listeners()) != 2 {
+		t.Fatalf("a refused change applied: b capped at %d, %d listeners", l.Bandwidth(), len(in.Listeners()))
+	}
+	if _, err := in.Apply(context.Background(), Change{Add: []Config{add("c", 20)}, Bandwidth: map[string]int{"b": 20}}); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, l := range in.Listeners() {
+		got = append(got, fmt.Sprintf("%s=%d", l.Name(), l.Bandwidth()))
+	}
+	if fmt.Sprint(got) != "[a=60 b=20 c=20]" {
+		t.Errorf("caps = %v, want [a=60 b=20 c=20]", got)
+	}
+}
