@@ -94,6 +94,12 @@ type Change struct {
 	// Listener.SetBandwidth does. The instance's cap bounds the caps as
 	// they are after the whole change.
 	Bandwidth map[string]int
+	// Switched, if set, is called with the added listeners once the
+	// change is in place and before Apply waits for the removed
+	// listeners' connections, so that what goes with the change (live
+	// updates of kept listeners, say) need not wait for their drain. It
+	// is not called when the change is refused.
+	Switched func(added []*Listener)
 }
 
 // Apply makes the change ch: it adds the listeners of ch.Add (started
@@ -122,6 +128,9 @@ func (in *Instance) Apply(ctx context.Context, ch Change) ([]*Listener, error) {
 	in.mu.Unlock()
 	if err != nil {
 		return nil, err
+	}
+	if ch.Switched != nil {
+		ch.Switched(added)
 	}
 	return added, stopAll(ctx, gone, true)
 }
