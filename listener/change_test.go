@@ -161,3 +161,31 @@ func TestApplyBandwidth(t *testing.T) {
 		t.Errorf("caps = %v, want [a=60 b=20 c=20]", got)
 	}
 }
+
+// A UDP listener replaced on the same port takes over its socket too: a
+// client's socket, never reconnected, reaches the new listener's backend.
+func TestApplyTakesOverUDPPort(t *testing.T) {
+	leaks(t)
+	a, b := startUDPEcho(t, "a"), startUDPEcho(t, "b")
+	in := newUDPInstance(t)
+	old := addUDPListener(t, in, Config{Group: newGroup(t, nil, a.backend(100))})
+	c := udpDial(t, "", listenerAddr(old))
+	if got := udpAsk(t, c, "before"); got != "a" {
+		t.Fatalf("before the change: %q, want a", got)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // the old listener's flow is cut at once
+	ls, err := in.Apply(ctx, Change{
+		Remove: []string{old.Name()},
+		Add:    []Config{{Protocol: UDP, Host: "127.0.0.1", Port: old.Port(), Group: newGroup(t, nil, b.backend(100))}},
+	})
+	if err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+	if len(ls) != 1 || ls[0].Port() != old.Port() {
+		t.Fatalf("Apply added %v, want one listener on port %d", ls, old.Port())
+	}
+	if got := udpAsk(t, c, "after"); got != "b" {
+		t.Errorf("after the change: %q, want b", got)
+	}
+}

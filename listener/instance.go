@@ -31,8 +31,9 @@ type InstanceConfig struct {
 // Instance is a load-balancer instance: an ID, a service address, an
 // optional total bandwidth cap, and the listeners it owns.
 //
-// Create one with NewInstance, add listeners with Add, and stop them all
-// with Stop. An Instance is safe for concurrent use.
+// Create one with NewInstance, add listeners with Add, change several at
+// once, all or nothing, with Apply, and stop them all with Stop. An
+// Instance is safe for concurrent use.
 type Instance struct {
 	cfg    InstanceConfig
 	limits *limits // shared by uncapped listeners; nil if uncapped
