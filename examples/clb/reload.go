@@ -257,7 +257,7 @@ func sameLive(r *running, s *lspec) bool {
 // policy and the TLS settings fail only on a family or protocol the plan
 // already checked; the bandwidth is the instance's to check, in Apply.)
 func (r *running) fit(s *lspec) error {
-	cur, err := balancer.ParseScheduler(r.l.Group().Scheduler().Name())
+	cur, err := balancer.ParseScheduler(r.spec.sched) // the groups' scheduler until update
 	if err != nil {
 		return err
 	}

@@ -289,6 +289,7 @@ func TestReloadReplaceKeepsPort(t *testing.T) {
 		}
 	}
 	halt()
+	t.Logf("6 replacements: %d requests served, %d refused, %d failed", served.Load(), refused.Load(), other.Load())
 	if refused.Load() != 0 || other.Load() != 0 || served.Load() == 0 {
 		t.Errorf("through 6 replacements: %d refused, %d other errors, %d served; want 0, 0, >0", refused.Load(), other.Load(), served.Load())
 	}
