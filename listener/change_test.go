@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+
+	"github.com/lbkit/lbkit/balancer"
 )
 
 // A change whose second added listener cannot bind changes nothing: the
@@ -188,4 +190,61 @@ func TestApplyTakesOverUDPPort(t *testing.T) {
 	if got := udpAsk(t, c, "after"); got != "b" {
 		t.Errorf("after the change: %q, want b", got)
 	}
+}
+
+// A port-range listener replaced by a wider range takes over the ports
+// they share, port by port, and binds the others.
+func TestApplyTakesOverPortRange(t *testing.T) {
+	leaks(t)
+	base := freeRange(t, 3)
+	in := newInstance(t)
+	g := newGroup(t, nil, balancer.Backend{ID: "b", Addr: "127.0.0.2:1", Weight: 100})
+	old := addListener(t, in, Config{Protocol: TCP, Port: base, EndPort: base + 1, Group: g})
+	ls, err := in.Apply(context.Background(), Change{
+		Remove: []string{old.Name()},
+		Add:    []Config{{Protocol: TCP, Host: "127.0.0.1", Port: base, EndPort: base + 2, Group: g}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, a := range ls[0].Addrs() {
+		got = append(got, a.String())
+	}
+	want := fmt.Sprintf("[127.0.0.1:%d 127.0.0.1:%d 127.0.0.1:%d]", base, base+1, base+2)
+	if fmt.Sprint(got) != want {
+		t.Fatalf("Addrs() = %v, want %s", got, want)
+	}
+	for i := range 3 {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", base+i))
+		if err != nil {
+			t.Fatalf("port %d after the change: %v", base+i, err)
+		}
+		c.Close()
+	}
+}
+
+// freeRange returns the first of n consecutive TCP ports free on
+// 127.0.0.1 a moment ago, or skips the test.
+func freeRange(t *testing.T, n int) int {
+	t.Helper()
+	for range 50 {
+		probe := localListener(t)
+		base := addrPort(probe.Addr())
+		probe.Close()
+		free := true
+		for i := range n {
+			ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", base+i))
+			if err != nil {
+				free = false
+				break
+			}
+			ln.Close()
+		}
+		if free {
+			return base
+		}
+	}
+	t.Skipf("no %d consecutive free ports found", n)
+	return 0
 }

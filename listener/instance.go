@@ -85,11 +85,11 @@ type Change struct {
 	// (Listener.Stop) once the rest of the change is in place.
 	Remove []string
 	// Add configures the listeners to add, as Instance.Add takes them.
-	// One handed no socket whose Host and ports are exactly those of a
-	// removed running listener (both TCP, HTTP or HTTPS, or both UDP)
-	// takes over that listener's sockets instead of binding, so the
-	// ports never stop accepting. Names and ports of removed listeners
-	// are free for these.
+	// One handed no socket takes over, port by port, the sockets of
+	// removed running listeners on the same Host and ports (both TCP,
+	// HTTP or HTTPS, or both UDP) instead of binding them, so those ports
+	// never stop accepting; it binds the others. Names and ports of
+	// removed listeners are free for these.
 	Add []Config
 	// Bandwidth sets the caps of kept listeners in Mbps, by name, as
 	// Listener.SetBandwidth does. The instance's cap bounds the caps as
@@ -209,10 +209,7 @@ func (in *Instance) prepare(ctx context.Context, ch Change) (added, gone []*List
 		if l.cfg.Stopped || !l.pending.empty() {
 			continue
 		}
-		if l.pending, err = l.takeOver(gone); err == nil && l.pending.empty() {
-			l.pending, err = bind(l.cfg)
-		}
-		if err != nil {
+		if l.pending, err = bind(l.cfg, gone); err != nil {
 			return added, gone, &AddError{Index: i, Name: l.cfg.Name, Err: err}
 		}
 	}

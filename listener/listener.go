@@ -126,7 +126,7 @@ func (l *Listener) Start() error {
 		err error
 	)
 	if socks.empty() {
-		socks, err = bind(l.cfg)
+		socks, err = bind(l.cfg, nil)
 	}
 	if err == nil {
 		// From here the server owns socks, closing them if it fails.
@@ -177,23 +177,27 @@ func (l *Listener) release() {
 	l.pending = sockets{}
 }
 
-// takeOver returns duplicates of the sockets of the first listener of
-// gone that is running on exactly l's Host and ports, in l's port space,
-// or none.
-func (l *Listener) takeOver(gone []*Listener) (sockets, error) {
-	for _, o := range gone {
-		if (o.cfg.Protocol == UDP) != (l.cfg.Protocol == UDP) || o.cfg.Host != l.cfg.Host ||
-			l.cfg.Port == 0 || o.Port() != l.cfg.Port || o.cfg.EndPort != l.cfg.EndPort {
-			continue
-		}
-		o.mu.Lock()
-		defer o.mu.Unlock()
-		if o.srv == nil {
-			return sockets{}, nil
-		}
-		return o.srv.socks().dup()
+// socketOn returns the socket l serves port on while it runs, if it
+// listens on cfg's Host in cfg's port space (TCP, HTTP and HTTPS share
+// one, UDP has its own).
+func (l *Listener) socketOn(cfg Config, port int) (sockets, bool) {
+	if (l.cfg.Protocol == UDP) != (cfg.Protocol == UDP) || l.cfg.Host != cfg.Host {
+		return sockets{}, false
 	}
-	return sockets{}, nil
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.srv == nil {
+		return sockets{}, false
+	}
+	all, i := l.srv.socks(), port-l.cfg.Port
+	switch {
+	case i < 0:
+	case i < len(all.tcp):
+		return sockets{tcp: all.tcp[i : i+1]}, true
+	case i < len(all.udp):
+		return sockets{udp: all.udp[i : i+1]}, true
+	}
+	return sockets{}, false
 }
 
 // SetACL replaces the listener's access control policy; nil allows

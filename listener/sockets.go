@@ -28,29 +28,45 @@ func (s sockets) close() {
 	}
 }
 
-// bind binds every port of cfg on cfg.Host. On failure it closes what it
-// bound.
-func bind(cfg Config) (sockets, error) {
+// bind binds every port of cfg on cfg.Host, taking over, port by port,
+// the socket a running listener of from serves that port on (see
+// Listener.socketOn) instead of binding it anew. On failure it closes
+// what it bound.
+func bind(cfg Config, from []*Listener) (sockets, error) {
 	var s sockets
 	for _, port := range cfg.ports() {
-		addr := net.JoinHostPort(cfg.Host, strconv.Itoa(port))
-		if cfg.Protocol == UDP {
-			pc, err := net.ListenPacket("udp", addr)
-			if err != nil {
-				s.close()
-				return sockets{}, err
-			}
-			s.udp = append(s.udp, pc.(*net.UDPConn))
-			continue
-		}
-		ln, err := net.Listen("tcp", addr)
+		one, err := claim(cfg, port, from)
 		if err != nil {
 			s.close()
 			return sockets{}, err
 		}
-		s.tcp = append(s.tcp, ln.(*net.TCPListener))
+		s.tcp = append(s.tcp, one.tcp...)
+		s.udp = append(s.udp, one.udp...)
 	}
 	return s, nil
+}
+
+// claim returns a socket for port: a duplicate of the one a listener of
+// from serves it on, or a new one.
+func claim(cfg Config, port int, from []*Listener) (sockets, error) {
+	for _, o := range from {
+		if held, ok := o.socketOn(cfg, port); ok {
+			return held.dup()
+		}
+	}
+	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(port))
+	if cfg.Protocol == UDP {
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return sockets{}, err
+		}
+		return sockets{udp: []*net.UDPConn{pc.(*net.UDPConn)}}, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return sockets{}, err
+	}
+	return sockets{tcp: []*net.TCPListener{ln.(*net.TCPListener)}}, nil
 }
 
 // dup returns new descriptors of the same sockets: the kernel's socket

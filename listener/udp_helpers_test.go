@@ -113,7 +113,7 @@ func addUDPListener(t *testing.T, in *Instance, cfg Config) *Listener {
 // options the public API does not reach, and stops it at cleanup.
 func startUDPServer(t *testing.T, l *Listener, opt udpOptions) *udpServer {
 	t.Helper()
-	socks, err := bind(l.cfg)
+	socks, err := bind(l.cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
