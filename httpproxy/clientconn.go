@@ -362,13 +362,23 @@ func (cc *clientConn) park(wait time.Duration) bool {
 
 // Wake carries a parked connection on (netpoll.Waker): its next request
 // has come, or the peer hung up, and serve reads it; else the idle
-// timeout passed or the front door is stopping, and it closes.
+// timeout passed or the front door is stopping, and it closes — but for
+// a connection that has carried no request yet, which a stop gives
+// freshGrace to send its first: it waits on a goroutine of its own, as
+// the poller's Close waits for every Wake.
 func (cc *clientConn) Wake(r netpoll.Reason) {
 	f := cc.f
-	if (r == netpoll.Readable || r == netpoll.Hangup) && cc.state.CompareAndSwap(connParked, connIdle) {
+	serve := func() {
 		if !cc.serve() {
 			f.conns.Done()
 		}
+	}
+	switch {
+	case (r == netpoll.Readable || r == netpoll.Hangup) && cc.state.CompareAndSwap(connParked, connIdle):
+		serve()
+		return
+	case r == netpoll.Closed && cc.hc.reqs.Load() == 0 && cc.state.CompareAndSwap(connParked, connIdle):
+		go serve()
 		return
 	}
 	cc.state.Store(connClosed)

@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/lbkit/lbkit/internal/netpoll"
 	"github.com/lbkit/lbkit/internal/netx"
@@ -91,19 +92,22 @@ func (f *frontDoor) accept() {
 	})
 }
 
-// shutdown stops accepting, closes idle connections, lets requests in
-// flight finish until ctx is done, then cuts the rest.
+// freshGrace is how long a stop lets a connection that has carried no
+// request yet send its first, as net/http's Shutdown does: one accepted
+// just before the stop (a client's request on its way, or a listener
+// that replaces this one on the same socket still to take over) is
+// served, not cut.
+const freshGrace = 5 * time.Second
+
+// shutdown stops accepting, closes idle connections (those that have
+// carried no request yet after freshGrace, or at once if parked: they
+// were silent for parkAfter), lets requests in flight finish until ctx
+// is done, then cuts the rest.
 func (f *frontDoor) shutdown(ctx context.Context) error {
 	f.ln.Close()
 	<-f.acceptDone
 	f.draining.Store(true)
-	f.mu.Lock()
-	for cc := range f.open {
-		if cc.state.CompareAndSwap(connIdle, connClosed) {
-			cc.raw.Close()
-		}
-	}
-	f.mu.Unlock()
+	f.closeIdle(false)
 	if f.poller != nil {
 		f.poller.Close() // parked connections wake with Closed and close
 	}
@@ -112,10 +116,18 @@ func (f *frontDoor) shutdown(ctx context.Context) error {
 		f.conns.Wait()
 		close(done)
 	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
+	fresh := time.NewTimer(freshGrace)
+	defer fresh.Stop()
+	for {
+		select {
+		case <-done:
+			return nil
+		case <-fresh.C:
+			f.closeIdle(true)
+			continue
+		case <-ctx.Done():
+		}
+		break
 	}
 	f.mu.Lock()
 	for cc := range f.open {
@@ -128,6 +140,18 @@ func (f *frontDoor) shutdown(ctx context.Context) error {
 	f.mu.Unlock()
 	<-done
 	return ctx.Err()
+}
+
+// closeIdle closes the connections waiting for a request; fresh ones,
+// which have carried none, only if asked.
+func (f *frontDoor) closeIdle(fresh bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for cc := range f.open {
+		if (fresh || cc.hc.reqs.Load() > 0) && cc.state.CompareAndSwap(connIdle, connClosed) {
+			cc.raw.Close()
+		}
+	}
 }
 
 // handoffListener is how the fast lane gives connections to the

@@ -3,6 +3,7 @@ package listener
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -157,6 +158,23 @@ type Config struct {
 	// servers' setting (quic-go's Transport.ConnectionIDLength defaults
 	// to 4). If zero, 8 is used. Range 1–20 (RFC 9000 §17.2).
 	QUICConnIDLength int
+	// Listener, for TCP, HTTP and HTTPS, is a socket to serve on instead
+	// of binding Host:Port: one inherited from another process, taken
+	// from systemd (socket activation: net.FileListener of descriptor 3),
+	// or bound by the caller ahead of time. It must be a
+	// *net.TCPListener, which keeps the fast paths (idle connections
+	// parked without a goroutine, the HTTP fast lane). Port is the
+	// socket's (Port, if set, must match it, and so must Host); EndPort
+	// must be zero. From the call to Instance.Add or Apply on, the
+	// listener owns the socket, whether the call succeeds or not: it
+	// serves on it from its first Start and closes it when it stops (a
+	// later Start binds the same address anew), when it is removed
+	// before starting, or when the call refuses it. If nil, the listener
+	// binds Host:Port when it starts.
+	Listener net.Listener
+	// PacketConn, for UDP, is Listener's counterpart: a *net.UDPConn to
+	// serve on instead of binding Host:Port, with the same rules.
+	PacketConn net.PacketConn
 	// Stopped creates the listener stopped; by default it starts at once.
 	Stopped bool
 	// Logger receives the listener's structured logs. If nil, the
@@ -178,6 +196,17 @@ func (c Config) effective() (Config, error) {
 	}
 	if err := c.protocolFields(); err != nil {
 		return c, err
+	}
+	if _, at, ok, err := c.handed(); err != nil {
+		return c, err
+	} else if ok {
+		field := "Listener"
+		if c.Protocol == UDP {
+			field = "PacketConn"
+		}
+		if err := c.fitHanded(field, at); err != nil {
+			return c, err
+		}
 	}
 	switch {
 	case c.EndPort != 0 && c.Port == 0:
@@ -293,13 +322,19 @@ func (c Config) protocolFields() error {
 		{"AcceptProxy", c.AcceptProxy.From, len(c.AcceptProxy.From) != 0, streams, ""},
 		{"QUICRouter", fmt.Sprintf("%T", c.QUICRouter), c.QUICRouter != nil, udp, ""},
 		{"QUICConnIDLength", c.QUICConnIDLength, c.QUICConnIDLength != 0, udp, ""},
+		{"Listener", fmt.Sprintf("%T", c.Listener), c.Listener != nil, []Protocol{TCP, HTTP, HTTPS}, "; udp takes a PacketConn"},
+		{"PacketConn", fmt.Sprintf("%T", c.PacketConn), c.PacketConn != nil, udp, "; tcp, http and https take a Listener"},
 	} {
 		if f.set && !slices.Contains(f.only, c.Protocol) {
 			names := make([]string, len(f.only))
 			for i, p := range f.only {
 				names[i] = string(p)
 			}
-			return configErr(f.field, f.value, fmt.Sprintf("only for %s listeners%s", strings.Join(names, " and "), f.hint))
+			list := strings.Join(names, " and ")
+			if n := len(names); n > 2 {
+				list = strings.Join(names[:n-1], ", ") + " and " + names[n-1]
+			}
+			return configErr(f.field, f.value, fmt.Sprintf("only for %s listeners%s", list, f.hint))
 		}
 	}
 	return nil

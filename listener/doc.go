@@ -17,6 +17,16 @@
 // entries through the acl.Group, the policy and the bandwidth cap through
 // Listener.SetACL and Listener.SetBandwidth.
 //
+// Instance.Apply changes several listeners as one step, all or nothing:
+// a Change removes, adds and re-caps listeners, and Apply validates
+// every Config, binds every new port and starts every new listener before
+// it changes anything, undoing its steps on the first failure. A
+// listener replaced by one on the same host and ports hands its sockets
+// over (duplicated descriptors), so the ports never refuse a connection
+// while the old listener drains. A listener can also serve on a socket
+// handed to it (Config.Listener, Config.PacketConn): inherited from
+// another process, or passed by systemd's socket activation.
+//
 // # TCP
 //
 // Each connection is checked against the ACL at accept (refused ones are
@@ -178,6 +188,7 @@
 // upstream latency in Stats, and write an access log to
 // HTTPOptions.AccessLog if set.
 //
-// See the package example for a TCP listener on loopback, and the
-// Instance.Add examples for HTTP and HTTPS.
+// See the package example for a TCP listener on loopback, the
+// Instance.Add examples for HTTP and HTTPS, the Config example for a
+// handed socket and the Instance.Apply example for a replacement.
 package listener

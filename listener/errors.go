@@ -20,3 +20,18 @@ var ErrExists = errors.New("already exists")
 func configErr(field string, value any, reason string) error {
 	return cfgerr.New("listener", field, value, reason)
 }
+
+// An AddError is Instance.Apply's error for a listener of Change.Add it
+// could not add: a refused Config, a name or port in use, a bandwidth cap
+// beyond the instance's, a port it could not bind. Index is its place in
+// Change.Add, Name its name, Err the cause (Instance.Add returns Err
+// alone).
+type AddError struct {
+	Index int
+	Name  string
+	Err   error
+}
+
+func (e *AddError) Error() string { return e.Name + ": " + e.Err.Error() }
+
+func (e *AddError) Unwrap() error { return e.Err }

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"strconv"
 	"time"
 
 	"github.com/lbkit/lbkit/httpproxy"
@@ -238,17 +237,16 @@ func asListenerErr(err error) error {
 // tier, fed by the listener's socket.
 type httpServer struct {
 	*httpproxy.Server
+	ln *net.TCPListener
 }
 
 func (s httpServer) shutdown(ctx context.Context) error { return s.Shutdown(ctx) }
 func (s httpServer) addrs() []net.Addr                  { return []net.Addr{s.Addr()} }
+func (s httpServer) socks() sockets                     { return sockets{tcp: []*net.TCPListener{s.ln}} }
 
-func startHTTP(l *Listener) (server, error) {
+func startHTTP(l *Listener, socks sockets) (server, error) {
 	o := &l.cfg.HTTP
-	ln, err := net.Listen("tcp", net.JoinHostPort(l.cfg.Host, strconv.Itoa(l.cfg.Port)))
-	if err != nil {
-		return nil, err
-	}
+	ln := socks.tcp[0]
 	sc := httpproxy.ServerConfig{
 		IdleTimeout:                   o.IdleTimeout,
 		HeaderTimeout:                 o.HeaderTimeout,
@@ -274,7 +272,7 @@ func startHTTP(l *Listener) (server, error) {
 		ln.Close()
 		return nil, err
 	}
-	return httpServer{srv}, nil
+	return httpServer{srv, ln}, nil
 }
 
 // noFastLane turns the fast lane off, so tests can compare the lanes.

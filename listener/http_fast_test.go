@@ -174,9 +174,11 @@ func TestFastLaneResponses(t *testing.T) {
 	}
 }
 
-// TestFastLaneStop stops a listener with a slow request in the lane and
-// an idle connection: the request completes, the idle connection is
-// closed, new connections are refused.
+// TestFastLaneStop stops a listener with a slow request in the lane, an
+// idle keep-alive connection and a fresh one that has sent nothing yet:
+// the request completes, the idle connection is closed at once, the
+// fresh one's first request is served (a client's request on its way
+// when the stop came), new connections are refused.
 func TestFastLaneStop(t *testing.T) {
 	leaks(t)
 	release := make(chan struct{})
@@ -192,6 +194,15 @@ func TestFastLaneStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer idle.Close()
+	io.WriteString(idle, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	if r, err := http.ReadResponse(bufio.NewReader(idle), nil); err != nil || r.StatusCode != http.StatusOK {
+		t.Fatalf("keep-alive request: %v, %v", r, err)
+	}
+	fresh, err := net.Dial("tcp", listenerAddr(l))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
 	slow := make(chan *http.Response, 1)
 	go func() {
 		c, err := net.Dial("tcp", listenerAddr(l))
@@ -207,7 +218,7 @@ func TestFastLaneStop(t *testing.T) {
 		}
 		slow <- r
 	}()
-	for b.hits.Load() == 0 {
+	for b.hits.Load() < 2 { // the keep-alive request, then the slow one
 		time.Sleep(5 * time.Millisecond)
 	}
 	stopped := make(chan error, 1)
@@ -222,6 +233,11 @@ func TestFastLaneStop(t *testing.T) {
 	}
 	if _, err := net.DialTimeout("tcp", listenerAddr(l), time.Second); err == nil {
 		t.Error("a new connection was accepted during Stop")
+	}
+	io.WriteString(fresh, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	fresh.SetReadDeadline(time.Now().Add(4 * time.Second)) // within freshGrace
+	if r, err := http.ReadResponse(bufio.NewReader(fresh), nil); err != nil || r.StatusCode != http.StatusOK || !r.Close {
+		t.Errorf("a fresh connection's first request during Stop: %v, %v; want 200 with Connection: close", r, err)
 	}
 	close(release)
 	r := <-slow
@@ -341,13 +357,26 @@ func TestLanesAgree(t *testing.T) {
 // waits in the poller without a goroutine, is served again when its
 // next request comes, and is closed when its client leaves; many idle
 // connections do not hold a goroutine each.
+// A listener serving on a handed socket parks the same way.
 func TestFastLaneParksIdle(t *testing.T) {
+	for _, handed := range []bool{false, true} {
+		t.Run(map[bool]string{false: "bound", true: "handed"}[handed], func(t *testing.T) {
+			testFastLaneParks(t, handed)
+		})
+	}
+}
+
+func testFastLaneParks(t *testing.T, handed bool) {
 	leaks(t)
 	if runtime.GOOS != "linux" {
 		t.Skip("connections park on Linux only")
 	}
 	b := startHTTPBackend(t, "b", nil)
-	l := addHTTP(t, Config{}, b)
+	var cfg Config
+	if handed {
+		cfg.Listener = localListener(t)
+	}
+	l := addHTTP(t, cfg, b)
 	parked := func() int {
 		l.mu.Lock()
 		defer l.mu.Unlock()

@@ -52,10 +52,11 @@ type Listener struct {
 	hc   hcRef             // the running health checkers, if any
 	port atomic.Int32      // Config.Port, or the port a Port 0 listener bound
 
-	mu    sync.Mutex // serializes Start, Stop, SetBandwidth
-	state State
-	srv   server
-	watch *watcher
+	mu      sync.Mutex // serializes Start, Stop, SetBandwidth
+	state   State
+	srv     server
+	watch   *watcher
+	pending sockets // handed or bound ahead, for the next Start
 }
 
 // server is a running protocol implementation.
@@ -64,6 +65,8 @@ type server interface {
 	// done, then closes them and waits for every goroutine.
 	shutdown(ctx context.Context) error
 	addrs() []net.Addr
+	// socks returns the listening sockets, which shutdown closes.
+	socks() sockets
 }
 
 // aclRef holds the policy in force; a nil policy allows everyone.
@@ -102,10 +105,11 @@ func (l *Listener) Addrs() []net.Addr {
 	return l.srv.addrs()
 }
 
-// Start starts a stopped listener: it binds its ports and serves. A
-// listener on Port 0 binds a port the system picks the first time and the
-// same port on every later Start. A bind failure leaves it stopped.
-// Starting a running listener does nothing.
+// Start starts a stopped listener: it binds its ports, or takes the
+// socket it was handed (Config.Listener, Config.PacketConn) the first
+// time, and serves. A listener on Port 0 binds a port the system picks
+// the first time and the same port on every later Start. A bind failure
+// leaves it stopped. Starting a running listener does nothing.
 func (l *Listener) Start() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -115,17 +119,25 @@ func (l *Listener) Start() error {
 	if err := l.startCheckers(); err != nil {
 		return err
 	}
+	socks := l.pending
+	l.pending = sockets{}
 	var (
 		srv server
 		err error
 	)
-	switch l.cfg.Protocol {
-	case TCP:
-		srv, err = startTCP(l)
-	case UDP:
-		srv, err = startUDP(l)
-	case HTTP, HTTPS:
-		srv, err = startHTTP(l)
+	if socks.empty() {
+		socks, err = bind(l.cfg, nil)
+	}
+	if err == nil {
+		// From here the server owns socks, closing them if it fails.
+		switch l.cfg.Protocol {
+		case TCP:
+			srv, err = startTCP(l, socks)
+		case UDP:
+			srv, err = startUDP(l, socks)
+		case HTTP, HTTPS:
+			srv, err = startHTTP(l, socks)
+		}
 	}
 	if err != nil {
 		l.stopWatch()
@@ -156,6 +168,38 @@ func (l *Listener) Stop(ctx context.Context) error {
 	return err
 }
 
+// release closes the sockets a listener that never started was handed
+// or bound ahead: it is being removed or refused.
+func (l *Listener) release() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.pending.close()
+	l.pending = sockets{}
+}
+
+// socketOn returns the socket l serves port on while it runs, if it
+// listens on cfg's Host in cfg's port space (TCP, HTTP and HTTPS share
+// one, UDP has its own).
+func (l *Listener) socketOn(cfg Config, port int) (sockets, bool) {
+	if (l.cfg.Protocol == UDP) != (cfg.Protocol == UDP) || l.cfg.Host != cfg.Host {
+		return sockets{}, false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.srv == nil {
+		return sockets{}, false
+	}
+	all, i := l.srv.socks(), port-l.cfg.Port
+	switch {
+	case i < 0:
+	case i < len(all.tcp):
+		return sockets{tcp: all.tcp[i : i+1]}, true
+	case i < len(all.udp):
+		return sockets{udp: all.udp[i : i+1]}, true
+	}
+	return sockets{}, false
+}
+
 // SetACL replaces the listener's access control policy; nil allows
 // everyone. It applies to the next connection or datagram.
 func (l *Listener) SetACL(p *acl.Policy) error {
@@ -179,6 +223,12 @@ func (l *Listener) SetBandwidth(mbps int) error {
 	if err := l.inst.checkBandwidth(l, mbps); err != nil {
 		return err
 	}
+	l.setBandwidth(mbps)
+	return nil
+}
+
+// setBandwidth sets a cap already checked against the instance's.
+func (l *Listener) setBandwidth(mbps int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.cfg.Bandwidth = mbps
@@ -194,7 +244,6 @@ func (l *Listener) SetBandwidth(mbps int) error {
 		l.own = newLimits(mbps)
 		l.lim.p.Store(l.own)
 	}
-	return nil
 }
 
 // SetScheduler switches the listener's group to scheduler s, refusing a

@@ -60,9 +60,10 @@ type tcpServer struct {
 	draining  map[string]*time.Timer
 }
 
-func startTCP(l *Listener) (server, error) {
+func startTCP(l *Listener, socks sockets) (server, error) {
 	s := &tcpServer{
 		l:         l,
+		lns:       socks.tcp,
 		byBackend: map[string]map[*tcpConn]struct{}{},
 		draining:  map[string]*time.Timer{},
 	}
@@ -72,18 +73,6 @@ func startTCP(l *Listener) (server, error) {
 		l.cfg.Logger.Warn("idle TCP connections keep their goroutines", "err", err)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	for _, port := range l.cfg.ports() {
-		ln, err := net.Listen("tcp", net.JoinHostPort(l.cfg.Host, strconv.Itoa(port)))
-		if err != nil {
-			for _, o := range s.lns {
-				o.Close()
-			}
-			s.closePoller()
-			s.cancel()
-			return nil, err
-		}
-		s.lns = append(s.lns, ln.(*net.TCPListener))
-	}
 	for i, ln := range s.lns {
 		port := l.cfg.Port + i
 		s.accept.Go(func() { s.serve(ln, port) })
@@ -91,6 +80,8 @@ func startTCP(l *Listener) (server, error) {
 	s.sweep.Go(func() { s.sweepIdle(time.Now) })
 	return s, nil
 }
+
+func (s *tcpServer) socks() sockets { return sockets{tcp: s.lns} }
 
 func (s *tcpServer) addrs() []net.Addr {
 	as := make([]net.Addr, len(s.lns))

@@ -101,10 +101,14 @@ func trackedConn(t *testing.T, l *Listener) (*tcpConn, *tcpServer) {
 // dialIdleListener starts a TCP listener with the given idle timeout in
 // front of the backend at addr and returns it with a client connected
 // through it, closed when the test ends.
-func dialIdleListener(t *testing.T, addr string, setting time.Duration) (*Listener, net.Conn) {
+func dialIdleListener(t *testing.T, addr string, setting time.Duration, handed ...net.Listener) (*Listener, net.Conn) {
 	t.Helper()
 	in := newInstance(t)
-	l := addListener(t, in, Config{Protocol: TCP, EstablishedTimeout: setting,
+	var ln net.Listener
+	if len(handed) > 0 {
+		ln = handed[0]
+	}
+	l := addListener(t, in, Config{Protocol: TCP, EstablishedTimeout: setting, Listener: ln,
 		Group: newGroup(t, nil, balancer.Backend{ID: "b", Addr: addr, Weight: 100})})
 	c, err := net.Dial("tcp", listenerAddr(l))
 	if err != nil {
@@ -187,7 +191,16 @@ func TestTCPIdleResetTiming(t *testing.T) {
 // An idle connection holds no goroutine: once both directions find
 // nothing queued they are parked in the listener's poller, and bytes
 // arriving later, either way, wake them and go through.
+// A listener serving on a handed socket parks the same way.
 func TestTCPIdleParksWithoutGoroutine(t *testing.T) {
+	for _, handed := range []bool{false, true} {
+		t.Run(map[bool]string{false: "bound", true: "handed"}[handed], func(t *testing.T) {
+			testTCPIdleParks(t, handed)
+		})
+	}
+}
+
+func testTCPIdleParks(t *testing.T, handed bool) {
 	leaks(t)
 	if runtime.GOOS != "linux" {
 		t.Skip("directions park on Linux only")
@@ -196,7 +209,14 @@ func TestTCPIdleParksWithoutGoroutine(t *testing.T) {
 		io.Copy(c, c) // echo until the client half-closes
 		c.(*net.TCPConn).CloseWrite()
 	})
-	l, client := dialIdleListener(t, addr, time.Hour)
+	var lns []net.Listener
+	if handed {
+		lns = append(lns, localListener(t))
+	}
+	l, client := dialIdleListener(t, addr, time.Hour, lns...)
+	if handed && l.Port() != addrPort(lns[0].Addr()) {
+		t.Fatalf("Port() = %d, want the handed socket's %v", l.Port(), lns[0].Addr())
+	}
 	_, s := trackedConn(t, l)
 	for round := range 3 {
 		eventually(t, "both directions to park", func() bool { return s.poller.Len() == 2 })

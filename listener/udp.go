@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -104,17 +103,18 @@ type udpServer struct {
 	draining bool // no new flows
 }
 
-func startUDP(l *Listener) (server, error) {
+func startUDP(l *Listener, socks sockets) (server, error) {
 	var opt udpOptions
 	if r := l.cfg.QUICRouter; r != nil {
 		opt.route = r.Route
 	}
-	return listenUDP(l, opt)
+	return listenUDP(l, opt, socks)
 }
 
-func listenUDP(l *Listener, opt udpOptions) (*udpServer, error) {
+func listenUDP(l *Listener, opt udpOptions, socks sockets) (*udpServer, error) {
 	s := &udpServer{
 		l:     l,
+		lns:   socks.udp,
 		route: opt.route,
 		max:   maxDatagram,
 		flows: map[flowKey]*udpFlow{},
@@ -123,20 +123,10 @@ func listenUDP(l *Listener, opt udpOptions) (*udpServer, error) {
 		s.max = opt.maxDatagram
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	for _, port := range l.cfg.ports() {
-		pc, err := net.ListenPacket("udp", net.JoinHostPort(l.cfg.Host, strconv.Itoa(port)))
-		if err != nil {
-			for _, o := range s.lns {
-				o.Close()
-			}
-			s.cancel()
-			return nil, err
-		}
-		ln := pc.(*net.UDPConn)
+	for _, ln := range s.lns {
 		// Room for bursts while the read loop is busy; the kernel caps it
 		// at net.core.rmem_max.
 		ln.SetReadBuffer(4 << 20)
-		s.lns = append(s.lns, ln)
 	}
 	for i, ln := range s.lns {
 		port := l.cfg.Port + i
@@ -144,6 +134,8 @@ func listenUDP(l *Listener, opt udpOptions) (*udpServer, error) {
 	}
 	return s, nil
 }
+
+func (s *udpServer) socks() sockets { return sockets{udp: s.lns} }
 
 func (s *udpServer) addrs() []net.Addr {
 	as := make([]net.Addr, len(s.lns))

@@ -113,7 +113,11 @@ func addUDPListener(t *testing.T, in *Instance, cfg Config) *Listener {
 // options the public API does not reach, and stops it at cleanup.
 func startUDPServer(t *testing.T, l *Listener, opt udpOptions) *udpServer {
 	t.Helper()
-	s, err := listenUDP(l, opt)
+	socks, err := bind(l.cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := listenUDP(l, opt, socks)
 	if err != nil {
 		t.Fatal(err)
 	}

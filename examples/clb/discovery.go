@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"fmt"
 	"net/netip"
 	"reflect"
 
@@ -152,22 +151,15 @@ func (ss *sources) close() {
 	}
 }
 
-// startSources starts the sources of the new running listener r, each
-// after a first lookup so that the listener starts with members. A
+// startSources starts the sources of the groups of s that DNS feeds,
+// each after a first lookup so that the listener starts with members. A
 // first lookup that fails is logged; the source keeps trying.
-func (a *app) startSources(r *running) error {
-	var err error
-	if r.src.main, err = a.newSource(r, r.spec.disc, r.l.Group()); err != nil {
-		return err
+func (a *app) startSources(s *lspec) sources {
+	ss := sources{main: a.newSource(s.name, s.disc, s.cfg.Group), rules: make([]*discovery.DNS, len(s.ruleDisc))}
+	for i, d := range s.ruleDisc {
+		ss.rules[i] = a.newSource(s.name, d, s.cfg.HTTP.Rules[i].Group)
 	}
-	r.src.rules = make([]*discovery.DNS, len(r.rules))
-	for i, g := range r.rules {
-		if r.src.rules[i], err = a.newSource(r, r.spec.ruleDisc[i], g); err != nil {
-			r.src.close()
-			return err
-		}
-	}
-	return nil
+	return ss
 }
 
 // syncGroups brings the groups of the running listener r to s: a group
@@ -176,7 +168,7 @@ func (a *app) startSources(r *running) error {
 // configured members takes them.
 func (a *app) syncGroups(r *running, s *lspec) error {
 	var err error
-	if r.src.main, err = a.syncGroup(r, r.l.Group(), r.spec.disc, s.disc, r.src.main, s.main); err != nil {
+	if r.src.main, err = a.syncGroup(s.name, r.l.Group(), r.spec.disc, s.disc, r.src.main, s.main); err != nil {
 		return err
 	}
 	rules := make([]*discovery.DNS, len(r.rules))
@@ -186,7 +178,7 @@ func (a *app) syncGroups(r *running, s *lspec) error {
 		if i < len(r.spec.ruleDisc) {
 			old, src = r.spec.ruleDisc[i], r.src.rules[i]
 		}
-		if rules[i], err = a.syncGroup(r, g, old, s.ruleDisc[i], src, s.rules[i]); err != nil {
+		if rules[i], err = a.syncGroup(s.name, g, old, s.ruleDisc[i], src, s.rules[i]); err != nil {
 			return err
 		}
 	}
@@ -196,7 +188,7 @@ func (a *app) syncGroups(r *running, s *lspec) error {
 
 // syncGroup brings one group from Discovery old (fed by src) to new, or
 // to the configured members when new is nil, and returns its source.
-func (a *app) syncGroup(r *running, g *balancer.Group, old, new *Discovery, src *discovery.DNS, members []balancer.Backend) (*discovery.DNS, error) {
+func (a *app) syncGroup(name string, g *balancer.Group, old, new *Discovery, src *discovery.DNS, members []balancer.Backend) (*discovery.DNS, error) {
 	if src != nil && new != nil && sameDiscovery(old, new) {
 		return src, nil
 	}
@@ -206,30 +198,34 @@ func (a *app) syncGroup(r *running, g *balancer.Group, old, new *Discovery, src 
 	if new == nil {
 		return nil, g.Replace(members)
 	}
-	return a.newSource(r, new, g)
+	return a.newSource(name, new, g), nil
 }
 
 // newSource starts a source feeding g from d, after a first lookup, or
-// returns nil for a nil d.
-func (a *app) newSource(r *running, d *Discovery, g *balancer.Group) (*discovery.DNS, error) {
+// returns nil for a nil d. The plan checked d, so the source cannot be
+// refused; were it, the group would keep its members, and the log says
+// why.
+func (a *app) newSource(name string, d *Discovery, g *balancer.Group) *discovery.DNS {
 	if d == nil {
-		return nil, nil
+		return nil
 	}
 	cfg := d.dnsConfig()
-	cfg.Logger = a.log.With("listener", r.spec.name)
+	cfg.Logger = a.log.With("listener", name)
 	src, err := discovery.NewDNS(cfg, g)
 	if err != nil {
-		return nil, fmt.Errorf("discovery %s: %w", d.Name, err)
+		a.log.Error("discovery: source refused", "listener", name, "name", d.Name, "err", err.Error())
+		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), discoveryTimeout)
 	defer cancel()
 	if _, err := src.Resolve(ctx); err != nil {
-		a.log.Warn("discovery: first lookup failed; the group waits for a good answer", "listener", r.spec.name, "name", d.Name, "err", err.Error())
+		a.log.Warn("discovery: first lookup failed; the group waits for a good answer", "listener", name, "name", d.Name, "err", err.Error())
 	}
 	if err := src.Start(); err != nil {
-		return nil, err
+		a.log.Error("discovery: source not started", "listener", name, "name", d.Name, "err", err.Error())
+		return nil
 	}
-	return src, nil
+	return src
 }
 
 // sameDiscovery reports whether a and b configure the same source.

@@ -33,6 +33,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	holdPortIfAsked()
 	dir, err := os.MkdirTemp("", "clb-test")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

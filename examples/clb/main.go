@@ -7,6 +7,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -192,8 +193,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 			log.Error("reload refused: configuration invalid, the old one keeps running", "config", *config, "err", err.Error())
 			return err
 		}
-		if err := a.reload(np); err != nil {
+		if err := a.reload(np); errors.Is(err, errPartial) {
 			log.Error("reload incomplete", "err", err)
+			return err
+		} else if err != nil {
+			log.Error("reload refused: the old configuration keeps running", "config", *config, "err", err.Error())
 			return err
 		}
 		log.Info("reloaded", "config", *config, "listeners", len(np.listeners))

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/lbkit/lbkit/acl"
 	"github.com/lbkit/lbkit/balancer"
 	"github.com/lbkit/lbkit/listener"
+	"github.com/lbkit/lbkit/sni"
 )
 
 // app is the running load balancer: one instance and the plan it runs.
@@ -35,19 +38,18 @@ type running struct {
 	src   sources // of the groups DNS feeds
 }
 
-// start creates the instance and starts every listener of p. A listener
-// that cannot bind (a port taken) stops the start, naming it.
+// start creates the instance and starts every listener of p, by the
+// path reloads take. A listener that cannot bind (a port taken) stops the
+// start, naming it.
 func start(p *plan, e *env) (*app, error) {
 	inst, err := listener.NewInstance(p.inst)
 	if err != nil {
 		return nil, err
 	}
-	a := &app{env: e, log: e.log, inst: inst, plan: p, running: map[string]*running{}, acls: p.acls, replaceTimeout: 5 * time.Second}
-	for _, s := range p.listeners {
-		if err := a.add(s); err != nil {
-			a.inst.Stop(context.Background())
-			return nil, err
-		}
+	a := &app{env: e, log: e.log, inst: inst, plan: &plan{inst: p.inst}, running: map[string]*running{}, acls: map[string]*acl.Group{}, replaceTimeout: 5 * time.Second}
+	if err := a.reload(p); err != nil {
+		a.inst.Stop(context.Background())
+		return nil, err
 	}
 	return a, nil
 }
@@ -72,36 +74,6 @@ func (a *app) waitProbed() {
 			return
 		}
 	}
-}
-
-// add adds and starts the listener s.
-func (a *app) add(s *lspec) error {
-	cfg := s.cfg
-	cfg.Stopped = true
-	if s.src.AclId != "" && cfg.ACL != nil {
-		// Bind to the app's group, which reloads update in place.
-		cfg.ACL, _ = acl.NewPolicy(acl.PolicyConfig{Group: a.acls[s.src.AclId], Mode: cfg.ACL.Mode(), Family: cfg.ACL.Group().Family()})
-	}
-	l, err := a.inst.Add(cfg)
-	if err != nil {
-		return fmt.Errorf("listener %s (%s port %d): %w", s.name, s.src.ListenerProtocol, s.src.ListenerPort, err)
-	}
-	r := &running{spec: s, l: l}
-	for _, rule := range cfg.HTTP.Rules {
-		r.rules = append(r.rules, rule.Group)
-	}
-	err = a.startSources(r)
-	if err == nil {
-		if err = l.Start(); err != nil {
-			r.src.close()
-		}
-	}
-	if err != nil {
-		a.inst.Remove(context.Background(), l.Name())
-		return fmt.Errorf("listener %s (%s port %d): %w", s.name, s.src.ListenerProtocol, s.src.ListenerPort, err)
-	}
-	a.running[s.name] = r
-	return nil
 }
 
 // udpGrace bounds the stop of UDP listeners: a UDP flow has no end of
@@ -129,102 +101,232 @@ func (a *app) stop(ctx context.Context) error {
 	return a.inst.Stop(ctx)
 }
 
-// reload applies a new, already checked plan. Listeners whose protocol,
-// port or any field that cannot change live differ are replaced (stopped
-// gracefully, then added); the others keep their connections and take
-// the new backends, weights, scheduler, ACL, bandwidth, certificates and
-// TLS policy live. Listeners no longer configured are removed.
+// reload applies a new, already checked plan, all or nothing, in two
+// steps. Prepare: every change that can fail is found out first —
+// listeners whose protocol, port, host or any field that cannot change
+// live differ are replaced, the others' live updates (backends, weights,
+// scheduler, ACL entries, bandwidth, certificates, TLS policy) are made
+// on scratch copies, and the library binds every new port (a replaced
+// listener takes over the old one's socket) and starts the new
+// listeners. Switch: only then do the new listeners serve, the kept ones
+// take their updates and the ACL groups their entries, while removed and
+// replaced listeners drain gracefully. On any failure nothing changes,
+// and the error names the listener and the cause. SIGHUP and the start
+// take this one path.
 func (a *app) reload(p *plan) error {
 	old := a.plan.inst
 	if p.inst.ID != old.ID || p.inst.Address != old.Address || p.inst.Bandwidth != old.Bandwidth {
 		return errors.New("LoadBalancerId, Address and Bandwidth of the instance change only with a restart")
 	}
-	// ACLs: update kept groups in place; new ones are taken as built.
-	for id, g := range p.acls {
-		if cur, ok := a.acls[id]; ok && cur.Family() == g.Family() {
-			if err := cur.Replace(g.Entries()...); err != nil {
-				return err
-			}
-			p.acls[id] = cur
-		}
+	acls, err := a.nextACLs(p)
+	if err != nil {
+		return err
 	}
-	a.acls = p.acls
-
+	ch := listener.Change{Bandwidth: map[string]int{}}
 	want := map[string]*lspec{}
 	for _, s := range p.listeners {
 		want[s.name] = s
 	}
-	var errs []error
-	// Removed and replaced listeners go first, so their ports are free.
 	for name, r := range a.running {
-		s, keep := want[name]
-		if keep && sameHard(r.spec.src, s.src) && len(r.rules) == len(s.rules) && sameFleet(a.plan.file, p.file, s.src) {
-			continue
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), a.replaceTimeout)
-		err := a.inst.Remove(ctx, name)
-		cancel()
-		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
-			errs = append(errs, err)
-		}
-		r.src.close()
-		delete(a.running, name)
-		if keep {
-			a.log.Info("reload: replacing listener", "listener", name)
-		} else {
-			a.log.Info("reload: removing listener", "listener", name)
+		if s, keep := want[name]; !keep || !sameLive(r, s) || !sameFleet(a.plan.file, p.file, s.src) {
+			ch.Remove = append(ch.Remove, name)
 		}
 	}
+	slices.Sort(ch.Remove)
+	var adds []*lspec
+	kept := map[*running]*lspec{}
 	for _, s := range p.listeners {
 		r, ok := a.running[s.name]
-		if !ok {
-			if err := a.add(s); err != nil {
-				errs = append(errs, err)
-			} else {
-				a.log.Info("reload: listener added", "listener", s.name)
-			}
+		if !ok || slices.Contains(ch.Remove, s.name) {
+			adds = append(adds, s)
+			ch.Add = append(ch.Add, s.config(acls))
 			continue
 		}
-		if err := a.update(r, s); err != nil {
-			errs = append(errs, fmt.Errorf("listener %s: %w", s.name, err))
+		if err := r.fit(s); err != nil {
+			return fmt.Errorf("%s: %w", s.label(), err)
+		}
+		if r.l.Bandwidth() != s.cfg.Bandwidth {
+			ch.Bandwidth[s.name] = s.cfg.Bandwidth
+		}
+		kept[r] = s
+	}
+	// The groups of new listeners that DNS feeds get their sources, and
+	// their members from a first lookup, before the listeners serve.
+	srcs := make([]sources, len(adds))
+	for i, s := range adds {
+		srcs[i] = a.startSources(s)
+	}
+	closeSources := func() {
+		for i := range srcs {
+			srcs[i].close()
 		}
 	}
-	a.plan = p
-	return errors.Join(errs...)
-}
-
-// update applies the live-changeable fields of s to the running listener.
-func (a *app) update(r *running, s *lspec) error {
-	l := r.l
-	if err := a.syncGroups(r, s); err != nil {
+	var errs []error // of the switch; fit makes them impossible
+	ch.Switched = func(added []*listener.Listener) {
+		for _, name := range ch.Remove {
+			a.running[name].src.close()
+			delete(a.running, name)
+			a.log.Info("reload: removing listener", "listener", name)
+		}
+		for i, l := range added {
+			r := newRunning(adds[i], l)
+			r.src = srcs[i]
+			a.running[l.Name()] = r
+			a.log.Info("reload: listener added", "listener", l.Name())
+		}
+		for r, s := range kept {
+			err := a.syncGroups(r, s)
+			if err == nil {
+				err = r.update(s, acls)
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", s.label(), err))
+				continue
+			}
+			a.log.Info("reload: listener updated live", "listener", s.name, "backends", r.l.Group().String())
+		}
+		for id, g := range p.acls {
+			if cur := acls[id]; cur != g {
+				errs = append(errs, cur.Replace(g.Entries()...))
+			}
+		}
+		a.acls, a.plan = acls, p
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), a.replaceTimeout)
+	defer cancel()
+	added, err := a.inst.Apply(ctx, ch)
+	if added == nil && err != nil {
+		closeSources()
+		if ae, ok := errors.AsType[*listener.AddError](err); ok {
+			return fmt.Errorf("%s: %w", adds[ae.Index].label(), ae.Err)
+		}
 		return err
 	}
-	if s.sched != r.spec.sched {
-		sch, err := balancer.ParseScheduler(s.sched)
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w: %w", errPartial, err)
+	}
+	return nil
+}
+
+// errPartial marks a reload error from the switch, after which the new
+// configuration is in place but for what the error names. Preparing
+// makes it impossible but for a removed listener's failed stop; any
+// other reload error means nothing changed.
+var errPartial = errors.New("reload applied but")
+
+// nextACLs returns the ACL groups of p as the app will hold them: a
+// group kept in the same family stays the app's own (its entries change
+// in place at the switch, so the policies bound to it follow), checked
+// now with the new entries; others are p's.
+func (a *app) nextACLs(p *plan) (map[string]*acl.Group, error) {
+	next := maps.Clone(p.acls)
+	for id, g := range p.acls {
+		cur, ok := a.acls[id]
+		if !ok || cur.Family() != g.Family() {
+			continue
+		}
+		if _, err := acl.NewGroup(acl.GroupConfig{Name: cur.Name(), Family: cur.Family()}, g.Entries()...); err != nil {
+			return nil, fmt.Errorf("AccessControlLists %s: %w", id, err)
+		}
+		next[id] = cur
+	}
+	return next, nil
+}
+
+// label names a planned listener in errors.
+func (s *lspec) label() string {
+	return fmt.Sprintf("listener %s (%s port %d)", s.name, s.src.ListenerProtocol, s.src.ListenerPort)
+}
+
+// config is the listener configuration of s, started, its ACL policy
+// bound to the app's group acls holds.
+func (s *lspec) config(acls map[string]*acl.Group) listener.Config {
+	cfg := s.cfg
+	cfg.Stopped = false
+	cfg.ACL = s.policy(acls)
+	return cfg
+}
+
+// policy is s's ACL policy on the group acls holds, or nil.
+func (s *lspec) policy(acls map[string]*acl.Group) *acl.Policy {
+	pol := s.cfg.ACL
+	if pol == nil || s.src.AclId == "" {
+		return pol
+	}
+	// Bind to the app's group, which reloads update in place.
+	pol, _ = acl.NewPolicy(acl.PolicyConfig{Group: acls[s.src.AclId], Mode: pol.Mode(), Family: pol.Group().Family()})
+	return pol
+}
+
+func newRunning(s *lspec, l *listener.Listener) *running {
+	r := &running{spec: s, l: l}
+	for _, rule := range s.cfg.HTTP.Rules {
+		r.rules = append(r.rules, rule.Group)
+	}
+	return r
+}
+
+// sameLive reports whether the running r can take s live: the same
+// hard fields, host and rule count.
+func sameLive(r *running, s *lspec) bool {
+	return sameHard(r.spec.src, s.src) && r.spec.cfg.Host == s.cfg.Host && len(r.rules) == len(s.rules)
+}
+
+// fit checks, changing nothing, that update(s) cannot fail: it makes
+// update's calls on scratch copies of what update changes. (The ACL
+// policy and the TLS settings fail only on a family or protocol the plan
+// already checked; the bandwidth is the instance's to check, in Apply.)
+func (r *running) fit(s *lspec) error {
+	cur, err := balancer.ParseScheduler(r.spec.sched) // the groups' scheduler until update
+	if err != nil {
+		return err
+	}
+	for _, members := range append([][]balancer.Backend{s.main}, s.rules...) {
+		g, err := balancer.New(balancer.Config{Scheduler: cur}, members...)
+		if err == nil {
+			err = r.setScheduler(g, s)
+		}
 		if err != nil {
 			return err
 		}
-		if err := l.SetScheduler(sch); err != nil {
-			return err
-		}
-		for _, g := range r.rules {
-			sch, _ := balancer.ParseScheduler(s.sched)
-			if err := g.SetScheduler(sch); err != nil {
-				return err
-			}
-		}
 	}
-	pol := s.cfg.ACL
-	if pol != nil {
-		pol, _ = acl.NewPolicy(acl.PolicyConfig{Group: a.acls[s.src.AclId], Mode: pol.Mode(), Family: pol.Group().Family()})
-	}
-	if err := l.SetACL(pol); err != nil {
+	if s.cfg.Protocol == listener.HTTPS {
+		sel, err := sni.NewSelector(sni.SelectorConfig{})
+		if err == nil {
+			err = setCertificates(sel, s.cfg.HTTP)
+		}
 		return err
 	}
-	if l.Bandwidth() != s.cfg.Bandwidth {
-		if err := l.SetBandwidth(s.cfg.Bandwidth); err != nil {
+	return nil
+}
+
+// setScheduler switches g to s's scheduler if it changed.
+func (r *running) setScheduler(g *balancer.Group, s *lspec) error {
+	if s.sched == r.spec.sched {
+		return nil
+	}
+	sch, err := balancer.ParseScheduler(s.sched)
+	if err != nil {
+		return err
+	}
+	return g.SetScheduler(sch)
+}
+
+// update applies the live-changeable fields of s to the running listener,
+// but its members, which the app's syncGroups brings first, and its
+// bandwidth, which Apply sets.
+func (r *running) update(s *lspec, acls map[string]*acl.Group) error {
+	l := r.l
+	for _, g := range append([]*balancer.Group{l.Group()}, r.rules...) {
+		if err := r.setScheduler(g, s); err != nil {
 			return err
 		}
+	}
+	if err := l.SetACL(s.policy(acls)); err != nil {
+		return err
 	}
 	if s.cfg.Protocol == listener.HTTPS {
 		h := s.cfg.HTTP
@@ -234,36 +336,30 @@ func (a *app) update(r *running, s *lspec) error {
 		if err := l.SetClientCAs(h.ClientCAs); err != nil {
 			return err
 		}
-		sel := l.Certificates()
-		if err := sel.SetDefault(h.Certificate); err != nil {
+		if err := setCertificates(l.Certificates(), h); err != nil {
 			return err
-		}
-		var gone []string
-		for d := range sel.All() {
-			if _, ok := h.Domains[d]; !ok {
-				gone = append(gone, d)
-			}
-		}
-		for _, d := range gone {
-			if err := sel.Delete(d); err != nil {
-				return err
-			}
-		}
-		domains := make([]string, 0, len(h.Domains))
-		for d := range h.Domains {
-			domains = append(domains, d)
-		}
-		slices.Sort(domains)
-		for _, d := range domains {
-			if err := sel.Set(d, h.Domains[d]); err != nil {
-				return err
-			}
 		}
 	}
 	if err := updateFleet(r, s); err != nil {
 		return err
 	}
 	r.spec = s
-	a.log.Info("reload: listener updated live", "listener", s.name, "backends", l.Group().String())
 	return nil
+}
+
+// setCertificates gives sel h's default certificate and domains, the
+// domains in one step.
+func setCertificates(sel *sni.Selector, h listener.HTTPOptions) error {
+	if err := sel.SetDefault(h.Certificate); err != nil {
+		return err
+	}
+	return sel.Update(func(b *sni.Batch[*tls.Certificate]) error {
+		b.Clear()
+		for _, d := range slices.Sorted(maps.Keys(h.Domains)) {
+			if err := b.Set(d, h.Domains[d]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }

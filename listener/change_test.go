@@ -1,0 +1,250 @@
+package listener
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+
+	"github.com/lbkit/lbkit/balancer"
+)
+
+// A change whose second added listener cannot bind changes nothing: the
+// removed listener still serves, the first added one neither serves nor
+// holds its port, and the handed socket is closed.
+func TestApplyAllOrNothing(t *testing.T) {
+	leaks(t)
+	b := startEcho(t, "b")
+	in := newInstance(t)
+	old := addListener(t, in, Config{Protocol: TCP, Group: newGroup(t, nil, b.backend(100))})
+	free := localListener(t)
+	freePort := addrPort(free.Addr())
+	free.Close()
+	taken := localListener(t) // held by the test
+	handed := localListener(t)
+	_, err := in.Apply(context.Background(), Change{
+		Remove: []string{old.Name()},
+		Add: []Config{
+			{Protocol: TCP, Host: "127.0.0.1", Port: freePort, Group: newGroup(t, nil, b.backend(100))},
+			{Protocol: TCP, Listener: handed, Group: newGroup(t, nil, b.backend(100))},
+			{Protocol: HTTP, Host: "127.0.0.1", Port: addrPort(taken.Addr()), Group: newGroup(t, nil, b.backend(100))},
+		},
+	})
+	ae, ok := errors.AsType[*AddError](err)
+	if !ok || ae.Index != 2 || ae.Name != "http_"+strconv.Itoa(addrPort(taken.Addr())) || !errors.Is(err, syscall.EADDRINUSE) {
+		t.Fatalf("Apply = %v, want an *AddError for Add[2] wrapping EADDRINUSE", err)
+	}
+	if ls := in.Listeners(); len(ls) != 1 || ls[0] != old || old.State() != Running {
+		t.Fatalf("listeners after a refused change: %v, want %s running alone", ls, old.Name())
+	}
+	c, r, name := dialName(t, listenerAddr(old))
+	if err := echoOnce(c, r, "still"); err != nil || name != "b" {
+		t.Fatalf("the kept listener: backend %q, %v", name, err)
+	}
+	c.Close()
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort)))
+	if err != nil {
+		t.Fatalf("the refused listener kept its port: %v", err)
+	}
+	ln.Close()
+	if !closed(handed) {
+		t.Error("the handed socket of a refused change is still open")
+	}
+}
+
+// A listener replaced by one on the same port takes over its socket: a
+// client dialing in a loop through the change is never refused nor cut
+// (a connection the old listener accepted is served), and ends on the
+// new listener's backend.
+func TestApplyTakesOverPort(t *testing.T) {
+	leaks(t)
+	a := startHTTPBackend(t, "a", nil)
+	b := startHTTPBackend(t, "b", nil)
+	in := newInstance(t)
+	old := addListener(t, in, Config{Protocol: HTTP, Group: newGroup(t, nil, a.backend(100))})
+	url := httpURL(old, "/")
+	var (
+		stop    = make(chan struct{})
+		wg      sync.WaitGroup
+		refused atomic.Int64
+		failed  atomic.Int64 // other errors: a connection cut by the stop
+		sawB    atomic.Bool  // the last listener's backend answered
+		served  atomic.Int64
+	)
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	halt := sync.OnceFunc(func() { close(stop); wg.Wait() })
+	defer halt()
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			resp, err := client.Get(url)
+			if err != nil {
+				if errors.Is(err, syscall.ECONNREFUSED) {
+					refused.Add(1)
+				} else {
+					failed.Add(1)
+				}
+				continue
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			served.Add(1)
+			if string(body) == "b" {
+				sawB.Store(true)
+			}
+		}
+	})
+	for i := range 20 {
+		backend := []*httpBackend{a, b}[i%2]
+		name := old.Name()
+		ls, err := in.Apply(context.Background(), Change{
+			Remove: []string{name},
+			Add:    []Config{{Protocol: HTTP, Host: "127.0.0.1", Port: old.Port(), Group: newGroup(t, nil, backend.backend(100))}},
+		})
+		if err != nil {
+			t.Fatalf("change %d: %v", i, err)
+		}
+		old = ls[0]
+		// The client goes on dialing through the next change.
+		n := served.Load()
+		eventually(t, "a request after the change", func() bool { return served.Load() > n+2 })
+	}
+	eventually(t, "a request to reach the new listener's backend", sawB.Load)
+	halt()
+	if refused.Load() != 0 || failed.Load() != 0 {
+		t.Errorf("during 20 replacements: %d connection attempts refused, %d requests failed; want 0, 0", refused.Load(), failed.Load())
+	}
+}
+
+// The instance's cap bounds the listeners' caps as they are after the
+// change: lowering one cap makes room for an added listener in one step,
+// and a change over the cap is refused whole.
+func TestApplyBandwidth(t *testing.T) {
+	leaks(t)
+	in, err := NewInstance(InstanceConfig{ID: "lb-t", Bandwidth: 100, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Stop(context.Background())
+	g := newGroup(t, nil)
+	add := func(name string, mbps int) Config {
+		return Config{Protocol: TCP, Name: name, Stopped: true, Bandwidth: mbps, Group: g}
+	}
+	if _, err := in.Apply(context.Background(), Change{Add: []Config{add("a", 60), add("b", 40)}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = in.Apply(context.Background(), Change{Add: []Config{add("c", 20)}, Bandwidth: map[string]int{"b": 30}})
+	if want := "c: listener: Bandwidth 20: listeners would total 110 Mbps, over the instance's 100"; err == nil || err.Error() != want {
+		t.Fatalf("Apply over the cap = %v, want %q", err, want)
+	}
+	if l, _ := in.Listener("b"); l.Bandwidth() != 40 || len(in.Listeners()) != 2 {
+		t.Fatalf("a refused change applied: b capped at %d, %d listeners", l.Bandwidth(), len(in.Listeners()))
+	}
+	if _, err := in.Apply(context.Background(), Change{Add: []Config{add("c", 20)}, Bandwidth: map[string]int{"b": 20}}); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, l := range in.Listeners() {
+		got = append(got, fmt.Sprintf("%s=%d", l.Name(), l.Bandwidth()))
+	}
+	if fmt.Sprint(got) != "[a=60 b=20 c=20]" {
+		t.Errorf("caps = %v, want [a=60 b=20 c=20]", got)
+	}
+}
+
+// A UDP listener replaced on the same port takes over its socket too: a
+// client's socket, never reconnected, reaches the new listener's backend.
+func TestApplyTakesOverUDPPort(t *testing.T) {
+	leaks(t)
+	a, b := startUDPEcho(t, "a"), startUDPEcho(t, "b")
+	in := newUDPInstance(t)
+	old := addUDPListener(t, in, Config{Group: newGroup(t, nil, a.backend(100))})
+	c := udpDial(t, "", listenerAddr(old))
+	if got := udpAsk(t, c, "before"); got != "a" {
+		t.Fatalf("before the change: %q, want a", got)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // the old listener's flow is cut at once
+	ls, err := in.Apply(ctx, Change{
+		Remove: []string{old.Name()},
+		Add:    []Config{{Protocol: UDP, Host: "127.0.0.1", Port: old.Port(), Group: newGroup(t, nil, b.backend(100))}},
+	})
+	if err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+	if len(ls) != 1 || ls[0].Port() != old.Port() {
+		t.Fatalf("Apply added %v, want one listener on port %d", ls, old.Port())
+	}
+	if got := udpAsk(t, c, "after"); got != "b" {
+		t.Errorf("after the change: %q, want b", got)
+	}
+}
+
+// A port-range listener replaced by a wider range takes over the ports
+// they share, port by port, and binds the others.
+func TestApplyTakesOverPortRange(t *testing.T) {
+	leaks(t)
+	base := freeRange(t, 3)
+	in := newInstance(t)
+	g := newGroup(t, nil, balancer.Backend{ID: "b", Addr: "127.0.0.2:1", Weight: 100})
+	old := addListener(t, in, Config{Protocol: TCP, Port: base, EndPort: base + 1, Group: g})
+	ls, err := in.Apply(context.Background(), Change{
+		Remove: []string{old.Name()},
+		Add:    []Config{{Protocol: TCP, Host: "127.0.0.1", Port: base, EndPort: base + 2, Group: g}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, a := range ls[0].Addrs() {
+		got = append(got, a.String())
+	}
+	want := fmt.Sprintf("[127.0.0.1:%d 127.0.0.1:%d 127.0.0.1:%d]", base, base+1, base+2)
+	if fmt.Sprint(got) != want {
+		t.Fatalf("Addrs() = %v, want %s", got, want)
+	}
+	for i := range 3 {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", base+i))
+		if err != nil {
+			t.Fatalf("port %d after the change: %v", base+i, err)
+		}
+		c.Close()
+	}
+}
+
+// freeRange returns the first of n consecutive TCP ports free on
+// 127.0.0.1 a moment ago, or skips the test.
+func freeRange(t *testing.T, n int) int {
+	t.Helper()
+	for range 50 {
+		probe := localListener(t)
+		base := addrPort(probe.Addr())
+		probe.Close()
+		free := true
+		for i := range n {
+			ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", base+i))
+			if err != nil {
+				free = false
+				break
+			}
+			ln.Close()
+		}
+		if free {
+			return base
+		}
+	}
+	t.Skipf("no %d consecutive free ports found", n)
+	return 0
+}

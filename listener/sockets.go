@@ -1,0 +1,165 @@
+package listener
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+)
+
+// sockets are a listener's listening sockets, one per port in port
+// order: TCP sockets for tcp, http and https listeners, UDP sockets for
+// udp. The zero value holds none.
+type sockets struct {
+	tcp []*net.TCPListener
+	udp []*net.UDPConn
+}
+
+func (s sockets) empty() bool { return len(s.tcp) == 0 && len(s.udp) == 0 }
+
+// close closes every socket.
+func (s sockets) close() {
+	for _, ln := range s.tcp {
+		ln.Close()
+	}
+	for _, c := range s.udp {
+		c.Close()
+	}
+}
+
+// bind binds every port of cfg on cfg.Host, taking over, port by port,
+// the socket a running listener of from serves that port on (see
+// Listener.socketOn) instead of binding it anew. On failure it closes
+// what it bound.
+func bind(cfg Config, from []*Listener) (sockets, error) {
+	var s sockets
+	for _, port := range cfg.ports() {
+		one, err := claim(cfg, port, from)
+		if err != nil {
+			s.close()
+			return sockets{}, err
+		}
+		s.tcp = append(s.tcp, one.tcp...)
+		s.udp = append(s.udp, one.udp...)
+	}
+	return s, nil
+}
+
+// claim returns a socket for port: a duplicate of the one a listener of
+// from serves it on, or a new one.
+func claim(cfg Config, port int, from []*Listener) (sockets, error) {
+	for _, o := range from {
+		if held, ok := o.socketOn(cfg, port); ok {
+			return held.dup()
+		}
+	}
+	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(port))
+	if cfg.Protocol == UDP {
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return sockets{}, err
+		}
+		return sockets{udp: []*net.UDPConn{pc.(*net.UDPConn)}}, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return sockets{}, err
+	}
+	return sockets{tcp: []*net.TCPListener{ln.(*net.TCPListener)}}, nil
+}
+
+// dup returns new descriptors of the same sockets: the kernel's socket
+// stays open, and keeps its queue of pending connections, until both
+// the original and the duplicate are closed. This is how a listener takes
+// over the port of one it replaces without a moment of refusing
+// connections.
+func (s sockets) dup() (sockets, error) {
+	var d sockets
+	for _, ln := range s.tcp {
+		c, err := dupOne(ln, func(f *os.File) (*net.TCPListener, error) {
+			ln, err := net.FileListener(f)
+			tl, _ := ln.(*net.TCPListener)
+			return tl, err
+		})
+		if err != nil {
+			d.close()
+			return sockets{}, err
+		}
+		d.tcp = append(d.tcp, c)
+	}
+	for _, pc := range s.udp {
+		c, err := dupOne(pc, func(f *os.File) (*net.UDPConn, error) {
+			pc, err := net.FilePacketConn(f)
+			uc, _ := pc.(*net.UDPConn)
+			return uc, err
+		})
+		if err != nil {
+			d.close()
+			return sockets{}, err
+		}
+		d.udp = append(d.udp, c)
+	}
+	return d, nil
+}
+
+// dupOne opens a new descriptor of socket's through its os.File.
+func dupOne[T any](socket interface{ File() (*os.File, error) }, open func(*os.File) (T, error)) (T, error) {
+	f, err := socket.File()
+	if err != nil {
+		var none T
+		return none, err
+	}
+	defer f.Close() // open made its own descriptor
+	return open(f)
+}
+
+// handed returns the socket cfg hands the listener (Config.Listener or
+// Config.PacketConn) and its bound address, or an error naming the field
+// if its type does not suit the protocol. ok is false when none is
+// handed.
+func (c Config) handed() (s sockets, at netip.AddrPort, ok bool, err error) {
+	switch {
+	case c.Listener != nil && c.PacketConn != nil:
+		return s, at, false, configErr("PacketConn", fmt.Sprintf("%T", c.PacketConn), "not with Listener: a listener has one protocol")
+	case c.Listener != nil:
+		ln, isTCP := c.Listener.(*net.TCPListener)
+		if !isTCP {
+			return s, at, false, configErr("Listener", fmt.Sprintf("%T", c.Listener), "want a *net.TCPListener")
+		}
+		s.tcp = []*net.TCPListener{ln}
+		at = ln.Addr().(*net.TCPAddr).AddrPort()
+	case c.PacketConn != nil:
+		pc, isUDP := c.PacketConn.(*net.UDPConn)
+		if !isUDP {
+			return s, at, false, configErr("PacketConn", fmt.Sprintf("%T", c.PacketConn), "want a *net.UDPConn")
+		}
+		s.udp = []*net.UDPConn{pc}
+		at = pc.LocalAddr().(*net.UDPAddr).AddrPort()
+	default:
+		return s, at, false, nil
+	}
+	return s, at, true, nil
+}
+
+// fitHanded checks Port, EndPort and Host against a handed socket bound
+// to at and fills Port from it.
+func (c *Config) fitHanded(field string, at netip.AddrPort) error {
+	bound := int(at.Port())
+	switch {
+	case c.EndPort != 0:
+		return configErr("EndPort", c.EndPort, "not with a handed "+field+": it is one port")
+	case c.Port != 0 && c.Port != bound:
+		return configErr("Port", c.Port, fmt.Sprintf("the handed %s is bound to port %d", field, bound))
+	}
+	c.Port = bound
+	if c.Host == "" {
+		return nil
+	}
+	ip := at.Addr().Unmap()
+	h, err := netip.ParseAddr(c.Host)
+	if (err == nil && h.Unmap() == ip) || (c.Host == "localhost" && ip.IsLoopback()) {
+		return nil
+	}
+	return configErr("Host", c.Host, fmt.Sprintf("the handed %s is bound to %s", field, ip))
+}

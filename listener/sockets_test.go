@@ -1,0 +1,148 @@
+package listener
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// localListener returns a TCP socket on a free loopback port, closed at
+// cleanup if nothing took it.
+func localListener(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln
+}
+
+// closed reports whether ln was closed: Accept on a closed socket fails
+// at once with net.ErrClosed.
+func closed(ln net.Listener) bool {
+	ln.(*net.TCPListener).SetDeadline(time.Now().Add(time.Millisecond))
+	_, err := ln.Accept()
+	return errors.Is(err, net.ErrClosed)
+}
+
+// A handed socket that does not fit the listener is refused, naming the
+// field, and closed: Add took it.
+func TestHandedSocketRefused(t *testing.T) {
+	leaks(t)
+	g := newGroup(t, nil)
+	pc := func() net.PacketConn {
+		c, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	for _, tc := range []struct {
+		name string
+		cfg  func(ln net.Listener) Config
+		want string
+	}{
+		{"listener on udp", func(ln net.Listener) Config { return Config{Protocol: UDP, Listener: ln} },
+			`listener: Listener "*net.TCPListener": only for tcp, http and https listeners; udp takes a PacketConn`},
+		{"packet conn on tcp", func(net.Listener) Config { return Config{Protocol: TCP, PacketConn: pc()} },
+			`listener: PacketConn "*net.UDPConn": only for udp listeners; tcp, http and https take a Listener`},
+		{"not a TCP socket", func(ln net.Listener) Config { return Config{Protocol: HTTP, Listener: wrapped{ln}} },
+			`listener: Listener "listener.wrapped": want a *net.TCPListener`},
+		{"port range", func(ln net.Listener) Config { return Config{Protocol: TCP, Port: 1000, EndPort: 1001, Listener: ln} },
+			"listener: EndPort 1001: not with a handed Listener: it is one port"},
+		{"other port", func(ln net.Listener) Config { return Config{Protocol: TCP, Port: 1, Listener: ln} },
+			"listener: Port 1: the handed Listener is bound to port "},
+		{"other host", func(ln net.Listener) Config { return Config{Protocol: TCP, Host: "127.0.0.2", Listener: ln} },
+			`listener: Host "127.0.0.2": the handed Listener is bound to 127.0.0.1`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := newInstance(t)
+			ln := localListener(t)
+			cfg := tc.cfg(ln)
+			cfg.Group = g
+			_, err := in.Add(cfg)
+			if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+				t.Fatalf("Add = %v, want %q", err, tc.want)
+			}
+			if cfg.Listener != nil && !closed(ln) {
+				t.Error("the refused socket is still open")
+			}
+		})
+	}
+}
+
+// wrapped is a net.Listener that is not a *net.TCPListener.
+type wrapped struct{ net.Listener }
+
+// A listener serves on its handed socket from its first Start, closes it
+// when it stops, binds the same address on the next Start, and closes a
+// socket it never served on when it is removed.
+func TestHandedSocketLifecycle(t *testing.T) {
+	leaks(t)
+	b := startEcho(t, "b")
+	in := newInstance(t)
+	ln := localListener(t)
+	l := addListener(t, in, Config{Protocol: TCP, Listener: ln, Stopped: true, Group: newGroup(t, nil, b.backend(100))})
+	if got, want := l.Port(), addrPort(ln.Addr()); got != want {
+		t.Fatalf("Port() = %d, want the socket's %d", got, want)
+	}
+	if err := l.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if got := l.Addrs()[0].String(); got != ln.Addr().String() {
+		t.Fatalf("Addrs() = %s, want %s", got, ln.Addr())
+	}
+	c, r, name := dialName(t, ln.Addr().String())
+	if err := echoOnce(c, r, "hello"); err != nil || name != "b" {
+		t.Fatalf("through the handed socket: backend %q, %v", name, err)
+	}
+	c.Close()
+	if err := l.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !closed(ln) {
+		t.Fatal("Stop left the handed socket open")
+	}
+	if err := l.Start(); err != nil {
+		t.Fatalf("Start after Stop: %v", err)
+	}
+	c, _, name = dialName(t, ln.Addr().String())
+	c.Close()
+	if name != "b" {
+		t.Fatalf("after a restart: backend %q", name)
+	}
+
+	// Removed before it ever started, a listener closes its socket.
+	unused := localListener(t)
+	addListener(t, in, Config{Protocol: TCP, Listener: unused, Stopped: true, Group: newGroup(t, nil, b.backend(100))})
+	if err := in.Remove(context.Background(), "tcp_"+strings.TrimPrefix(unused.Addr().String(), "127.0.0.1:")); err != nil {
+		t.Fatal(err)
+	}
+	if !closed(unused) {
+		t.Error("Remove left an unused handed socket open")
+	}
+}
+
+// A UDP listener serves on a handed *net.UDPConn.
+func TestHandedPacketConn(t *testing.T) {
+	leaks(t)
+	b := startUDPEcho(t, "b")
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := newUDPInstance(t)
+	l := addUDPListener(t, in, Config{PacketConn: pc, Group: newGroup(t, nil, b.backend(100))})
+	if got, want := l.Port(), addrPort(pc.LocalAddr()); got != want {
+		t.Fatalf("Port() = %d, want the socket's %d", got, want)
+	}
+	c := udpDial(t, "", pc.LocalAddr().String())
+	if got := udpAsk(t, c, "ping"); got != "b" {
+		t.Fatalf("reply %q", got)
+	}
+}
