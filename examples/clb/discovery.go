@@ -4,11 +4,15 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"reflect"
+	"slices"
+	"strings"
 
 	"github.com/lbkit/lbkit/balancer"
 	"github.com/lbkit/lbkit/discovery"
+	"github.com/lbkit/lbkit/examples/clb/admin"
 )
 
 // Discovery names a DNS name whose records are a server group's members
@@ -236,4 +240,48 @@ func sameDiscovery(a, b *Discovery) bool {
 	x, y := *a, *b
 	x.pos, y.pos = pos{}, pos{}
 	return reflect.DeepEqual(x, y)
+}
+
+// namedSource is a running DNS source with the listener and group it
+// feeds, as the admin server names them.
+type namedSource struct {
+	listener, group string
+	src             *discovery.DNS
+}
+
+// publishSources lists the running DNS sources for discoveryStatus.
+// Called where reloads change a.running.
+func (a *app) publishSources() {
+	var list []namedSource
+	for name, r := range a.running {
+		if r.src.main != nil {
+			list = append(list, namedSource{name, "default", r.src.main})
+		}
+		for i, src := range r.src.rules {
+			if src != nil {
+				list = append(list, namedSource{name, fmt.Sprintf("rule %d", i+1), src})
+			}
+		}
+	}
+	slices.SortFunc(list, func(x, y namedSource) int {
+		return cmp.Or(strings.Compare(x.listener, y.listener), strings.Compare(x.group, y.group))
+	})
+	a.sources.Store(&list)
+}
+
+// discoveryStatus is the admin server's view of the running DNS sources.
+func (a *app) discoveryStatus() []admin.DiscoveryStatus {
+	list := a.sources.Load()
+	if list == nil {
+		return nil
+	}
+	out := make([]admin.DiscoveryStatus, 0, len(*list))
+	for _, ns := range *list {
+		cfg, st := ns.src.Config(), ns.src.Stats()
+		out = append(out, admin.DiscoveryStatus{
+			Listener: ns.listener, Group: ns.group, Name: cfg.Name, Type: cfg.Type.String(),
+			Members: st.Members, Lookups: st.Lookups, Updates: st.Updates, Failures: st.Failures, Empty: st.Empty,
+		})
+	}
+	return out
 }

@@ -5,11 +5,14 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/lbkit/lbkit/examples/clb/admin"
 
 	"github.com/lbkit/lbkit/internal/dnstest"
 	"github.com/lbkit/lbkit/internal/leakcheck"
@@ -186,6 +189,21 @@ Listeners:
 	}
 	if got := greetedBy(t, addr, 4); len(got) != 1 || !got[two] {
 		t.Errorf("after the Discovery change, connections reached %v, want only %s", got, two)
+	}
+	// The admin server names the source that now feeds the group.
+	lname := "tcp_" + strconv.Itoa(lport)
+	ds := a.discoveryStatus()
+	if len(ds) != 1 || ds[0].Listener != lname || ds[0].Group != "default" || ds[0].Name != "two.svc.test." || ds[0].Type != "A" || ds[0].Members != 1 || ds[0].Lookups < 1 {
+		t.Errorf("discoveryStatus = %+v, want one A source two.svc.test. for %s's default group, 1 member", ds, lname)
+	}
+	srv := httptest.NewServer(admin.New(a.inst, admin.Options{Discovery: a.discoveryStatus}))
+	defer srv.Close()
+	_, metrics := getBody(t, srv.Client(), srv.URL+"/metrics")
+	if want := `clb_discovery_members{group="default",listener="` + lname + `",name="two.svc.test."} 1`; !strings.Contains(metrics, want) {
+		t.Errorf("/metrics lacks %s:\n%s", want, metrics)
+	}
+	if want := `"discovery":[{"listener":"` + lname + `","group":"default","name":"two.svc.test.","type":"A","members":1`; !strings.Contains(func() string { _, b := getBody(t, srv.Client(), srv.URL+"/status.json"); return b }(), want) {
+		t.Errorf("/status.json lacks %s", want)
 	}
 
 	// Listed servers again: the source stops, the servers are the members.

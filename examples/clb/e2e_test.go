@@ -181,14 +181,21 @@ func (p *proc) stop(t *testing.T) {
 // line.
 func firstLine(t *testing.T, c *http.Client, url string) (*http.Response, string) {
 	t.Helper()
+	resp, body := getBody(t, c, url)
+	line, _, _ := strings.Cut(body, "\n")
+	return resp, line
+}
+
+// getBody GETs url with c and returns the response and its whole body.
+func getBody(t *testing.T, c *http.Client, url string) (*http.Response, string) {
+	t.Helper()
 	resp, err := c.Get(url)
 	if err != nil {
 		t.Fatalf("GET %s: %v", url, err)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	line, _, _ := strings.Cut(string(body), "\n")
-	return resp, line
+	return resp, string(body)
 }
 
 func isBackend(name string) bool {

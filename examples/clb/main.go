@@ -168,7 +168,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			cancel()
 			return 1
 		}
-		var opts admin.Options
+		opts := admin.Options{Discovery: a.discoveryStatus}
 		if src != nil {
 			opts.Config = src.Status
 		}

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lbkit/lbkit/acl"
@@ -28,6 +29,9 @@ type app struct {
 	// replaceTimeout bounds the graceful stop of a listener a reload
 	// replaces.
 	replaceTimeout time.Duration
+	// sources lists the running DNS sources for the admin server, which
+	// reads it while reloads change running; each reload publishes it.
+	sources atomic.Pointer[[]namedSource]
 }
 
 // running is one live listener and the rule groups it owns.
@@ -191,6 +195,7 @@ func (a *app) reload(p *plan) error {
 			}
 		}
 		a.acls, a.plan = acls, p
+		a.publishSources()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), a.replaceTimeout)
 	defer cancel()

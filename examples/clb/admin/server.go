@@ -31,6 +31,10 @@ type Options struct {
 	// replica's source), for Status.Config and the clb_config_*
 	// metrics. If nil, neither is served.
 	Config func() ConfigStatus
+	// Discovery reports the DNS sources feeding server groups, for
+	// Status.Discovery and the clb_discovery_* metrics. If nil, neither
+	// is served.
+	Discovery func() []DiscoveryStatus
 }
 
 // Server is the admin HTTP handler of one instance:
@@ -54,12 +58,13 @@ type Server struct {
 	refresh time.Duration
 	now     func() time.Time
 	config  func() ConfigStatus
+	disc    func() []DiscoveryStatus
 	mux     *http.ServeMux
 }
 
 // New returns the admin handler of inst, which must not be nil.
 func New(inst *listener.Instance, opts Options) *Server {
-	s := &Server{inst: inst, refresh: opts.Refresh, now: opts.Now, config: opts.Config, mux: http.NewServeMux()}
+	s := &Server{inst: inst, refresh: opts.Refresh, now: opts.Now, config: opts.Config, disc: opts.Discovery, mux: http.NewServeMux()}
 	if s.refresh <= 0 {
 		s.refresh = DefaultRefresh
 	}
@@ -70,6 +75,9 @@ func New(inst *listener.Instance, opts Options) *Server {
 	reg.MustRegister(NewCollector(inst))
 	if s.config != nil {
 		reg.MustRegister(newConfigCollector(s.config))
+	}
+	if s.disc != nil {
+		reg.MustRegister(newDiscoveryCollector(s.disc))
 	}
 	if opts.RuntimeMetrics {
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -95,6 +103,9 @@ func (s *Server) Status() Status {
 	if s.config != nil {
 		c := s.config()
 		st.Config = &c
+	}
+	if s.disc != nil {
+		st.Discovery = s.disc()
 	}
 	return st
 }

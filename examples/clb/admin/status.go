@@ -21,6 +21,9 @@ type Status struct {
 	// Config is where the configuration comes from; nil unless
 	// Options.Config is set.
 	Config *ConfigStatus `json:"config,omitempty"`
+	// Discovery lists the DNS sources feeding server groups; empty
+	// unless Options.Discovery is set and some group is fed from DNS.
+	Discovery []DiscoveryStatus `json:"discovery,omitempty"`
 }
 
 // ListenerStatus is one listener's configuration summary and counters
