@@ -250,8 +250,9 @@ func TestTCPAcceptProxyRefused(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			leaks(t)
 			accept := AcceptProxy{From: loopback, Required: tc.required}
-			if tc.expired {
-				accept.Now = func() time.Time { return time.Now().Add(-time.Hour) }
+			if tc.expired { // an hour's wait, over at accept
+				accept.Timeout = time.Hour
+				accept.Now = func() time.Time { return time.Now().Add(-2 * time.Hour) }
 			}
 			b := startEcho(t, "b")
 			in := newInstance(t)
