@@ -261,14 +261,17 @@ func (s *server) close() {
 type Server struct{ s *server }
 
 // NewServer starts serving ln with proxy p: the listener tier. It
-// returns at once; Shutdown stops it. ln and h are required.
+// returns at once; Shutdown stops it. ln is required. h, if nil, lets
+// every client in, caps nothing, logs nothing and keeps its counts
+// nowhere: a Host names internal types, so outside lbkit nil is the one
+// to pass.
 func (p *Proxy) NewServer(ln net.Listener, sc ServerConfig, h Host) (*Server, error) {
 	var errs []error
 	if ln == nil {
 		errs = append(errs, configErr("NewServer", "nil", "a net.Listener is required"))
 	}
 	if h == nil {
-		errs = append(errs, configErr("Host", "nil", "required"))
+		h = nopHost{log: slog.New(slog.DiscardHandler)}
 	}
 	a := sc.AcceptProxy
 	pin, err := proxyin.New("httpproxy", a.From, a.Required, a.Timeout, DefaultProxyHeaderTimeout, a.Now)
