@@ -181,7 +181,7 @@ type Config struct {
 	// instance's logger is used.
 	Logger *slog.Logger
 
-	proxyIn *proxyin.Policy // AcceptProxy's, built by effective for TCP; nil when off
+	proxyIn *proxyin.Policy // AcceptProxy's, built (so checked) by effective, run by TCP listeners (HTTP ones hand AcceptProxy to httpproxy); nil when off
 }
 
 // effective returns cfg with defaults filled, or the first refused field.
