@@ -94,12 +94,12 @@ func (cc *clientConn) start() {
 			f.conns.Done()
 		}
 	}()
-	if p := f.s.sc.AcceptProxy; p != nil && !cc.readProxy(p) {
+	if p := f.s.proxyIn; p != nil && !cc.readProxy(p) {
 		return
 	}
 	if f.tls != nil {
 		var raw net.Conn = cc.c
-		if f.s.sc.AcceptProxy != nil {
+		if f.s.proxyIn != nil {
 			// HTTP/2 goes to net/http as a *tls.Conn, whose addresses
 			// must be the client's.
 			raw = &proxiedConn{Conn: cc.c, pending: cc.pending, hc: cc.hc}

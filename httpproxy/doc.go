@@ -19,7 +19,9 @@
 // the request guard that refuses ambiguous framing (Content-Length with
 // Transfer-Encoding, duplicate lengths, obs-fold) before net/http reads
 // it. Every Options field works in both tiers; ServerConfig's work only
-// in the listener tier.
+// in the listener tier. An embedder runs it with a nil Host, which lets
+// every client in (see the AcceptProxy example, behind a balancer that
+// sends PROXY headers).
 //
 // # One request pipeline
 //

@@ -23,6 +23,7 @@ func TestErrorsCarryOnePrefix(t *testing.T) {
 		"hash two":       errtest.Err(httpproxy.New(g, httpproxy.Options{HashBy: httpproxy.HashPolicy{Path: true, Query: "q"}})),
 		"hash header":    errtest.Err(httpproxy.New(g, httpproxy.Options{HashBy: httpproxy.HashPolicy{Header: "a b"}})),
 		"server nothing": errtest.Err(p.NewServer(nil, httpproxy.ServerConfig{}, nil)),
+		"accept proxy":   errtest.Err(p.NewServer(nil, httpproxy.ServerConfig{AcceptProxy: httpproxy.AcceptProxy{Required: true}}, nil)),
 	}
 	errtest.OnePrefix(t, "httpproxy", errs)
 }

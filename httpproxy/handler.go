@@ -76,8 +76,8 @@ func (p *Proxy) Close() error {
 // each rule's, once each.
 func (p *Proxy) Groups() []*balancer.Group { return p.c.groups() }
 
-// nopHost is the handler tier's host: every client allowed, no cap,
-// counters nobody reads.
+// nopHost is the handler tier's host, and the listener tier's without
+// one: every client allowed, no cap, counters nobody reads.
 type nopHost struct {
 	log *slog.Logger
 }

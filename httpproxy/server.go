@@ -31,8 +31,9 @@ const (
 )
 
 // ServerConfig configures the listener tier: what only the owner of the
-// client connections decides. Zero fields take the defaults above; the
-// caller (package listener) validates the values.
+// client connections decides. Zero fields take the defaults above.
+// NewServer refuses a bad AcceptProxy; the other values are the caller's
+// to validate (package listener's Config does).
 type ServerConfig struct {
 	IdleTimeout                   time.Duration // closes an idle keep-alive connection
 	HeaderTimeout                 time.Duration // bounds reading a request head and the TLS handshake
@@ -59,11 +60,11 @@ type ServerConfig struct {
 	// NoFastLane serves every request through net/http, for comparisons
 	// and as a way out should the fast lane ever misbehave.
 	NoFastLane bool
-	// AcceptProxy, if set, reads the PROXY header of the trusted
-	// balancers in front before the TLS handshake (package listener's
-	// Config.AcceptProxy builds it): the connection then stands for the
-	// client the header names, for every request it carries.
-	AcceptProxy *proxyin.Policy
+	// AcceptProxy reads the PROXY header of the trusted balancers in
+	// front before the TLS handshake: the connection then stands for the
+	// client the header names, for every request it carries (see
+	// AcceptProxy). If its From is empty, no header is read.
+	AcceptProxy AcceptProxy
 }
 
 func (c *ServerConfig) defaults() {
@@ -98,23 +99,24 @@ type Host interface {
 // The handler tier (Proxy) has one without a front door; the listener
 // tier (Server) adds the front door, the fast lane and net/http's server.
 type server struct {
-	c     *compiled
-	host  Host
-	log   *slog.Logger
-	m     *stats.Counters
-	env   attempt.Env
-	sc    ServerConfig
-	who   identity // SLB-ID and SLB-IP
-	https bool
-	tr    http.RoundTripper // the general lane's: Options.Transport, or ours
-	own   *http.Transport   // ours, nil with Options.Transport
-	once  *http.Transport   // ours without keep-alive, for requests that cannot be replayed
-	pool  *backendPool      // GET and HEAD without a body
-	bcs   sync.Map          // backend ID -> *stats.Backend, read without a lock
-	chain http.Handler      // middleware, then redirect or proxy
-	front *frontDoor        // the listener tier's front door; nil in the handler tier
-	srv   *http.Server      // the listener tier's net/http server
-	ln    net.Listener
+	c       *compiled
+	host    Host
+	log     *slog.Logger
+	m       *stats.Counters
+	env     attempt.Env
+	sc      ServerConfig
+	who     identity // SLB-ID and SLB-IP
+	https   bool
+	tr      http.RoundTripper // the general lane's: Options.Transport, or ours
+	own     *http.Transport   // ours, nil with Options.Transport
+	once    *http.Transport   // ours without keep-alive, for requests that cannot be replayed
+	pool    *backendPool      // GET and HEAD without a body
+	bcs     sync.Map          // backend ID -> *stats.Backend, read without a lock
+	chain   http.Handler      // middleware, then redirect or proxy
+	front   *frontDoor        // the listener tier's front door; nil in the handler tier
+	proxyIn *proxyin.Policy   // ServerConfig.AcceptProxy's; nil when off
+	srv     *http.Server      // the listener tier's net/http server
+	ln      net.Listener
 
 	ctx      context.Context // cancelled when requests must be cut
 	cancel   context.CancelFunc
@@ -259,21 +261,29 @@ func (s *server) close() {
 type Server struct{ s *server }
 
 // NewServer starts serving ln with proxy p: the listener tier. It
-// returns at once; Shutdown stops it. ln and h are required.
+// returns at once; Shutdown stops it. ln is required. h, if nil, lets
+// every client in, caps nothing, logs nothing and keeps its counts
+// nowhere: a Host names internal types, so outside lbkit nil is the one
+// to pass.
 func (p *Proxy) NewServer(ln net.Listener, sc ServerConfig, h Host) (*Server, error) {
 	var errs []error
 	if ln == nil {
 		errs = append(errs, configErr("NewServer", "nil", "a net.Listener is required"))
 	}
 	if h == nil {
-		errs = append(errs, configErr("Host", "nil", "required"))
+		h = nopHost{log: slog.New(slog.DiscardHandler)}
+	}
+	a := sc.AcceptProxy
+	pin, err := proxyin.New("httpproxy", a.From, a.Required, a.Timeout, DefaultProxyHeaderTimeout, a.Now)
+	if err != nil {
+		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
 	sc.defaults()
 	s := newServer(p.c, h, sc.TLS != nil)
-	s.sc = sc
+	s.sc, s.proxyIn = sc, pin
 	if sc.Identity != (Identity{}) {
 		s.who = newIdentity(sc.Identity)
 	}

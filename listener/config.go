@@ -181,7 +181,7 @@ type Config struct {
 	// instance's logger is used.
 	Logger *slog.Logger
 
-	proxyIn *proxyin.Policy // AcceptProxy's, built by effective; nil when off
+	proxyIn *proxyin.Policy // AcceptProxy's, built (so checked) by effective, run by TCP listeners (HTTP ones hand AcceptProxy to httpproxy); nil when off
 }
 
 // effective returns cfg with defaults filled, or the first refused field.
@@ -260,7 +260,8 @@ func (c Config) effective() (Config, error) {
 		return c, err
 	}
 	var err error
-	if c.proxyIn, err = c.AcceptProxy.policy(proxyInNow); err != nil {
+	a := c.AcceptProxy
+	if c.proxyIn, err = proxyin.New("listener", a.From, a.Required, a.Timeout, DefaultProxyHeaderTimeout, a.Now); err != nil {
 		return c, err
 	}
 	if c.Protocol == HTTP || c.Protocol == HTTPS {

@@ -257,7 +257,7 @@ func startHTTP(l *Listener, socks sockets) (server, error) {
 		RedirectToPort:                o.RedirectToPort,
 		Middleware:                    o.Middleware,
 		NoFastLane:                    noFastLane,
-		AcceptProxy:                   l.cfg.proxyIn,
+		AcceptProxy:                   l.cfg.AcceptProxy,
 		Identity:                      httpproxy.Identity{ID: l.inst.ID()},
 		ServiceAddr:                   l.cfg.ServiceAddr,
 	}

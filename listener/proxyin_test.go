@@ -249,14 +249,14 @@ func TestTCPAcceptProxyRefused(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			leaks(t)
-			if tc.expired {
-				proxyInNow = func() time.Time { return time.Now().Add(-time.Hour) }
-				t.Cleanup(func() { proxyInNow = nil })
+			accept := AcceptProxy{From: loopback, Required: tc.required}
+			if tc.expired { // an hour's wait, over at accept
+				accept.Timeout = time.Hour
+				accept.Now = func() time.Time { return time.Now().Add(-2 * time.Hour) }
 			}
 			b := startEcho(t, "b")
 			in := newInstance(t)
-			l := addListener(t, in, Config{Protocol: TCP, AcceptProxy: AcceptProxy{From: loopback, Required: tc.required},
-				Group: newGroup(t, nil, b.backend(100))})
+			l := addListener(t, in, Config{Protocol: TCP, AcceptProxy: accept, Group: newGroup(t, nil, b.backend(100))})
 			// A reset may come before the dial returns.
 			var greeting string
 			c, err := net.Dial("tcp", listenerAddr(l))

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lbkit/lbkit/internal/cfgerr"
 	"github.com/lbkit/lbkit/internal/netx"
 	proxyproto "github.com/pires/go-proxyproto"
 )
@@ -34,10 +35,37 @@ type Policy struct {
 	// such a peer is taken as the client, as it is.
 	Required bool
 	// Timeout bounds the wait for the header, from the connection's
-	// accept; the caller fills it (it has the default).
+	// accept; New fills in the default.
 	Timeout time.Duration
 	// Now is the clock the wait starts from. If nil, time.Now.
 	Now func() time.Time
+}
+
+// New returns the Policy of the public AcceptProxy settings
+// (httpproxy.AcceptProxy, which package listener aliases): it reads
+// the headers of peers in from, refuses a peer that sends none if
+// required, waits timeout for a header, def if timeout is zero, on
+// clock now. It is nil when from is empty: no one is read. This is the
+// one place those fields' rules live, for the HTTP front door and the
+// TCP listeners alike; a refused field is pkg's ConfigError, named as
+// both packages' AcceptProxy fields are ("AcceptProxy.From[2]").
+func New(pkg string, from []netip.Prefix, required bool, timeout, def time.Duration, now func() time.Time) (*Policy, error) {
+	t, bad, ok := NewTrust(from)
+	switch {
+	case !ok:
+		return nil, cfgerr.New(pkg, fmt.Sprintf("AcceptProxy.From[%d]", bad), from[bad], "not a valid prefix")
+	case t.Empty() && (required || timeout != 0):
+		// Required or a wait with no one to read would silently do
+		// nothing: whoever set them expects headers to be read.
+		return nil, cfgerr.New(pkg, "AcceptProxy.From", "empty", "needs the trusted balancers' prefixes")
+	case t.Empty():
+		return nil, nil
+	case timeout < 0:
+		return nil, cfgerr.New(pkg, "AcceptProxy.Timeout", timeout, "negative")
+	case timeout == 0:
+		timeout = def
+	}
+	return &Policy{From: t, Required: required, Timeout: timeout, Now: now}, nil
 }
 
 // Result is the client a connection stands for.

@@ -114,3 +114,26 @@ func TestTrust(t *testing.T) {
 		t.Errorf("Contains allocates %v times, want 0", n)
 	}
 }
+
+// TestNew: New fills in the default wait, keeps the clock, and reads no
+// one without From.
+func TestNew(t *testing.T) {
+	from := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	now := func() time.Time { return time.Unix(1, 0) }
+	for _, tc := range []struct {
+		name    string
+		timeout time.Duration
+		want    time.Duration
+	}{
+		{"default", 0, 7 * time.Second},
+		{"set", time.Second, time.Second},
+	} {
+		p, err := New("x", from, true, tc.timeout, 7*time.Second, now)
+		if err != nil || p == nil || p.Timeout != tc.want || !p.Required || !p.From.Contains(netip.MustParseAddr("10.1.1.1")) || p.Now() != now() {
+			t.Errorf("%s: New = %+v, %v; want Timeout %v, Required, 10/8, the clock", tc.name, p, err, tc.want)
+		}
+	}
+	if p, err := New("x", nil, false, 0, time.Second, now); p != nil || err != nil {
+		t.Errorf("New without From = %+v, %v; want nil, nil", p, err)
+	}
+}
