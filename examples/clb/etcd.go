@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"maps"
+	"net"
 	"os"
 	"path"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/lbkit/lbkit/examples/clb/admin"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
@@ -76,6 +78,7 @@ type etcdSource struct {
 	cli    *clientv3.Client
 	log    *slog.Logger
 	opts   etcdOptions
+	tls    *tls.Config // nil for plain TCP
 	now    func() time.Time
 
 	// updates holds the newest snapshot not yet taken by the main loop.
@@ -112,6 +115,11 @@ func newEtcdSource(url string, o etcdOptions, log *slog.Logger) (*etcdSource, er
 	if err != nil {
 		return nil, err
 	}
+	if o.User != "" && o.Password == "" {
+		// The client would skip authentication and etcd would answer
+		// "user name is empty", naming neither the user nor the password.
+		return nil, fmt.Errorf("-etcd-user %q: $CLB_ETCD_PASSWORD is empty", o.User)
+	}
 	cfg := clientv3.Config{
 		Endpoints:   endpoints,
 		DialTimeout: o.Timeout,
@@ -138,12 +146,14 @@ func newEtcdSource(url string, o etcdOptions, log *slog.Logger) (*etcdSource, er
 			cfg.Endpoints[i] = "https://" + strings.TrimPrefix(e, "http://")
 		}
 	}
+	// New authenticates when a user is given, so its error may be
+	// any of read's.
 	cli, err := clientv3.New(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", url, err)
+		return nil, fmt.Errorf("%s: %w", url, o.explain(err, cfg.Endpoints, cfg.TLS, prefix))
 	}
 	return &etcdSource{
-		url: url, prefix: prefix, cli: cli, log: log, opts: o, now: time.Now,
+		url: url, prefix: prefix, cli: cli, log: log, opts: o, tls: cfg.TLS, now: time.Now,
 		updates: make(chan etcdSnapshot, 1),
 		status:  admin.ConfigStatus{Source: url},
 	}, nil
@@ -176,6 +186,104 @@ func (o etcdOptions) tlsConfig() (*tls.Config, error) {
 	return c, nil
 }
 
+// explain adds to err, an answer of etcd or of its client, what the
+// -etcd-* flags can do about it. A link that never comes up (a TLS
+// handshake refused either way, plain TCP to an etcd serving TLS) shows
+// only as a timeout, the client retrying until the deadline; so explain
+// dials the endpoints itself to find the cause.
+func (o etcdOptions) explain(err error, endpoints []string, tc *tls.Config, prefix string) error {
+	switch {
+	case errors.Is(err, rpctypes.ErrAuthFailed):
+		return fmt.Errorf("-etcd-user %q and $CLB_ETCD_PASSWORD: %w", o.User, err)
+	case errors.Is(err, rpctypes.ErrUserEmpty):
+		return fmt.Errorf("%w: etcd requires authentication (set -etcd-user and $CLB_ETCD_PASSWORD)", err)
+	case errors.Is(err, rpctypes.ErrPermissionDenied):
+		return fmt.Errorf("%w: etcd user %q may not read %s/", err, o.User, prefix)
+	case !errors.Is(err, context.DeadlineExceeded):
+		return err
+	}
+	var causes []string
+	for _, ep := range endpoints {
+		if c := o.linkProblem(hostOf(ep), tc); c != "" {
+			causes = append(causes, c)
+		}
+	}
+	if len(causes) == 0 {
+		return err
+	}
+	return fmt.Errorf("%w (%s)", err, strings.Join(causes, "; "))
+}
+
+// hostOf is the HOST:PORT of a client endpoint, scheme://HOST:PORT.
+func hostOf(endpoint string) string {
+	_, h, ok := strings.Cut(endpoint, "://")
+	if !ok {
+		return endpoint
+	}
+	return h
+}
+
+// linkProblem dials etcd at host as the client would, with tc (nil for
+// plain TCP), and says what stops the link and which flag fixes it, or
+// "" if it finds nothing wrong.
+func (o etcdOptions) linkProblem(host string, tc *tls.Config) string {
+	conn, err := net.DialTimeout("tcp", host, o.Timeout)
+	if err != nil {
+		return err.Error()
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(o.Timeout))
+	if tc == nil {
+		// etcd answers plain HTTP/2 with nothing the client reports;
+		// a TLS handshake that verifies nothing tells it serves TLS.
+		if tls.Client(conn, &tls.Config{InsecureSkipVerify: true}).Handshake() == nil {
+			return fmt.Sprintf("etcd at %s serves TLS: give the CA of its certificate with -etcd-cacert", host)
+		}
+		return ""
+	}
+	c := tc.Clone()
+	c.ServerName, _, _ = net.SplitHostPort(host)
+	c.NextProtos = []string{"h2"}
+	tconn := tls.Client(conn, c)
+	err = tconn.Handshake()
+	if err == nil {
+		// Under TLS 1.3 the server judges the client's certificate
+		// after the client's handshake ends: a refusal is an alert
+		// on the first read. An accepted client gets etcd's HTTP/2
+		// settings.
+		_, err = tconn.Read(make([]byte, 1))
+	}
+	var (
+		unknownCA   x509.UnknownAuthorityError
+		wrongHost   x509.HostnameError
+		notTLS      tls.RecordHeaderError
+		op          *net.OpError
+		verifyError *tls.CertificateVerificationError
+	)
+	// An alert etcd sent about the certificate: which one, only the
+	// alert's text tells (bad, unknown CA, required, expired…).
+	refused := errors.As(err, &op) && op.Op == "remote error" && strings.Contains(op.Err.Error(), "certificate")
+	switch {
+	case err == nil:
+		return ""
+	case errors.As(err, &unknownCA) && o.CACert == "":
+		return fmt.Sprintf("etcd at %s: %v: give the CA of its certificate with -etcd-cacert", host, err)
+	case errors.As(err, &unknownCA):
+		return fmt.Sprintf("etcd at %s: %v: -etcd-cacert %s does not hold the CA of its certificate", host, err, o.CACert)
+	case errors.As(err, &wrongHost):
+		return fmt.Sprintf("etcd at %s: %v: its certificate does not name the address in -config", host, err)
+	case errors.As(err, &verifyError):
+		return fmt.Sprintf("etcd at %s: %v", host, err)
+	case errors.As(err, &notTLS):
+		return fmt.Sprintf("etcd at %s does not serve TLS: drop -etcd-cacert, -etcd-cert and -etcd-key", host)
+	case refused && o.Cert == "":
+		return fmt.Sprintf("etcd at %s refused the TLS link (%v): it wants a client certificate, give one with -etcd-cert and -etcd-key", host, err)
+	case refused:
+		return fmt.Sprintf("etcd at %s refused the client certificate -etcd-cert %s (%v)", host, o.Cert, err)
+	}
+	return ""
+}
+
 // close ends the client, which ends a running watch.
 func (s *etcdSource) close() { s.cli.Close() }
 
@@ -186,7 +294,7 @@ func (s *etcdSource) read(ctx context.Context) (etcdSnapshot, error) {
 	resp, err := s.cli.Get(ctx, s.prefix+"/", clientv3.WithPrefix())
 	if err != nil {
 		s.down(err)
-		return etcdSnapshot{}, fmt.Errorf("%s: %w", s.url, err)
+		return etcdSnapshot{}, fmt.Errorf("%s: %w", s.url, s.opts.explain(err, s.cli.Endpoints(), s.tls, s.prefix))
 	}
 	s.up()
 	snap := etcdSnapshot{rev: resp.Header.Revision, kv: make(map[string][]byte, len(resp.Kvs))}

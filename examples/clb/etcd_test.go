@@ -70,16 +70,31 @@ func TestEtcdKeysRead(t *testing.T) {
 }
 
 // etcdServer is a real etcd (Debian's etcd-server) on loopback ports
-// with a temporary data directory, and a client to it.
+// with a temporary data directory, and a client to it (as root when
+// authentication is on).
 type etcdServer struct {
 	addr string // host:port of its client URL
 	cli  *clientv3.Client
 }
 
+// etcdOption changes how startEtcd runs etcd.
+type etcdOption func(*etcdSetup)
+
+// etcdSetup is what the options of startEtcd ask for. The zero value is
+// plain TCP without authentication.
+type etcdSetup struct {
+	pki   *etcdPKI // serve clients over TLS, requiring a certificate signed by pki's CA
+	users []etcdUser
+}
+
 // startEtcd starts etcd for one test and stops it when the test ends.
 // Without the binary the test is skipped, or fails under CI=true.
-func startEtcd(t *testing.T) *etcdServer {
+func startEtcd(t *testing.T, opts ...etcdOption) *etcdServer {
 	t.Helper()
+	var o etcdSetup
+	for _, opt := range opts {
+		opt(&o)
+	}
 	bin, err := exec.LookPath("etcd")
 	if err != nil {
 		if os.Getenv("CI") == "true" {
@@ -88,10 +103,17 @@ func startEtcd(t *testing.T) *etcdServer {
 		t.Skipf("skipping: no etcd binary (apt-get install etcd-server, or run with CI=true to make this a failure): %v", err)
 	}
 	client, peer := fmt.Sprintf("127.0.0.1:%d", configPort(t)), fmt.Sprintf("127.0.0.1:%d", configPort(t))
-	cmd := exec.Command(bin, "--name", "t", "--data-dir", filepath.Join(t.TempDir(), "etcd"),
-		"--listen-client-urls", "http://"+client, "--advertise-client-urls", "http://"+client,
-		"--listen-peer-urls", "http://"+peer, "--initial-advertise-peer-urls", "http://"+peer,
-		"--initial-cluster", "t=http://"+peer, "--log-level", "warn")
+	scheme, cfg := "http://", clientv3.Config{Endpoints: []string{client}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()}
+	var tlsArgs []string
+	if o.pki != nil {
+		scheme, cfg.TLS = "https://", o.pki.client
+		tlsArgs = []string{"--cert-file", o.pki.serverCert, "--key-file", o.pki.serverKey,
+			"--client-cert-auth", "--trusted-ca-file", o.pki.CA}
+	}
+	cmd := exec.Command(bin, append([]string{"--name", "t", "--data-dir", filepath.Join(t.TempDir(), "etcd"),
+		"--listen-client-urls", scheme + client, "--advertise-client-urls", scheme + client,
+		"--listen-peer-urls", "http://" + peer, "--initial-advertise-peer-urls", "http://" + peer,
+		"--initial-cluster", "t=http://" + peer, "--log-level", "warn"}, tlsArgs...)...)
 	logs := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
@@ -103,7 +125,7 @@ func startEtcd(t *testing.T) *etcdServer {
 		cmd.Process.Kill()
 		<-done
 	})
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{client}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	cli, err := clientv3.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +139,11 @@ func startEtcd(t *testing.T) *etcdServer {
 			t.Fatalf("etcd not ready in 20s: %v\n%s", err, logs)
 		}
 	}
-	return &etcdServer{addr: client, cli: cli}
+	e := &etcdServer{addr: client, cli: cli}
+	if o.users != nil {
+		e.enableAuth(t, cfg, o.users)
+	}
+	return e
 }
 
 // put writes key=value and returns the revision written.
