@@ -3,6 +3,7 @@ package balancer
 import (
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -385,5 +386,33 @@ func TestWRRCyclePicker(t *testing.T) {
 	}
 	if !found {
 		t.Error("picks are not nginx's cycle rotated")
+	}
+}
+
+// BenchmarkWRRChange is BenchmarkGroupChange for wrr with weights spread
+// over 1–65535 (about as many distinct weights as members), the case
+// where the tournament tree has a leaf per member: each op sets a random
+// member to a new random weight.
+func BenchmarkWRRChange(b *testing.B) {
+	for _, n := range []int{10, 1000, 10000} {
+		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
+			r := rand.New(rand.NewPCG(5, 6))
+			bs := make([]Backend, n)
+			for i := range bs {
+				bs[i] = Backend{ID: fmt.Sprintf("backend-%05d", i), Addr: fmt.Sprintf("10.0.%d.%d:80", i/250, i%250+1), Weight: 1 + r.IntN(65535)}
+			}
+			g, err := New(Config{Scheduler: WeightedRoundRobin()}, bs...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ids := g.IDs()
+			runtime.GC() // the building's garbage is not a change's cost
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := g.SetWeight(ids[r.IntN(len(ids))], 1+r.IntN(65535)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
