@@ -62,7 +62,7 @@ func (wrrScheduler) Build(members []*Member) (Picker, error) {
 // newWRRPicker returns a picker over members with the given weights,
 // keeping the whole cycle if it is at most tableLimit picks long.
 func newWRRPicker(members []*Member, weights []int, tableLimit int64) Picker {
-	gen := newSmoothWRR(weights)
+	gen := newSmoothWRR(weights, wrrBlockLen) // the build computes one block at most
 	switch {
 	case gen.total <= min(wrrBlockLen, tableLimit):
 		// A stored cycle (the members themselves, not indices: one
@@ -81,8 +81,7 @@ func newWRRPicker(members []*Member, weights []int, tableLimit int64) Picker {
 		p.blocks[i].seq = make([]atomic.Uint32, wrrBlockLen)
 		p.blocks[i].start.Store(wrrNoBlock)
 	}
-	p.build(0)
-	p.build(1)
+	p.build(0) // the first pick computes the next, as every block's first does
 	return p
 }
 
@@ -235,20 +234,26 @@ func (p *wrrLazyPicker) build(k uint64) {
 // at s (the lowest index on a tie) and lowers its intercept by total.
 // Members of equal weight have parallel lines, so among them the one with
 // the fewest picks, then the lowest index, is the highest: they take
-// turns in index order, and one leaf per weight stands for them all. A
-// kinetic tournament tree over those leaves keeps the highest line: each
-// node holds its subtree's winner at the current step and the first step
-// at which any comparison below it may change (melt); advancing recomputes
-// only melted nodes, and a pick recomputes the picked leaf's path. After
-// total steps every member has been picked w[i] times, every credit is
-// zero again, and the cycle restarts.
+// turns in index order, and one leaf per weight (a class) stands for them
+// all. A kinetic tournament tree over those leaves keeps the highest line:
+// each node holds its subtree's winner at the current step and the first
+// step at which any comparison below it may change (melt); advancing
+// recomputes only melted nodes, and a pick recomputes the picked leaf's
+// path. After total steps every member has been picked w[i] times, every
+// credit is zero again, and the cycle restarts.
+//
+// The tree starts with the heaviest classes only and grows as the cycle
+// goes on, so that a build costs the steps it takes rather than a tree
+// over every weight (see grow).
 type smoothWRR struct {
-	nodes   []swNode  // heap order from 1; leaves from leaf, one per class
-	classes []swClass // one per weight, one per leaf
-	order   []int32   // member indices by weight, then index: the classes' members
-	leaf    int       // index of the first leaf: a power of two ≥ classes
+	nodes   []swNode  // inner nodes from 1, then the leaf of class c at len(classes)+c
+	classes []swClass // the classes in the tree, heaviest first
+	order   []int32   // member indices by weight, heaviest first, then index
+	weights []int     // the members' weights
+	g       int       // the weights' gcd
 	total   int64     // sum of the weights over their gcd: the cycle length
 	s       int64     // steps taken in this cycle
+	exact   int64     // the last step of a cycle the tree decides alone
 }
 
 // swClass is the members of one weight, order[lo:hi], which take turns.
@@ -264,69 +269,98 @@ type swClass struct {
 type swNode struct {
 	w, b int64 // the winner's slope (weight) and intercept
 	melt int64 // the step at which a comparison in the subtree may change
-	win  int32 // the winning member, −1 for none (padding)
+	win  int32 // the winning member
 	cls  int32 // the winner's class
 }
 
 const never = math.MaxInt64
 
 // newSmoothWRR returns the generator at the start of the cycle over
-// weights, all > 0.
-func newSmoothWRR(weights []int) *smoothWRR {
+// weights (1–MaxWeight each, kept by the generator), with a tree that
+// decides at least the first steps steps (≥ 1) without growing.
+func newSmoothWRR(weights []int, steps int64) *smoothWRR {
 	g := 0
 	for _, w := range weights {
-		g = gcd(g, w)
+		if g = gcd(g, w); g == 1 {
+			break // as it is after a few unequal weights
+		}
 	}
-	sw := &smoothWRR{order: sortByWeight(weights)}
+	sw := &smoothWRR{order: sortByWeight(weights), weights: weights, g: g}
 	for _, w := range weights {
 		sw.total += int64(w / g)
 	}
-	for i := range sw.order {
-		if i == 0 || weights[sw.order[i]] != weights[sw.order[i-1]] {
-			sw.classes = append(sw.classes, swClass{lo: int32(i)})
-		}
-		sw.classes[len(sw.classes)-1].hi = int32(i + 1)
-	}
-	sw.leaf = 1
-	for sw.leaf < len(sw.classes) {
-		sw.leaf *= 2
-	}
-	sw.nodes = make([]swNode, 2*sw.leaf)
-	for c := range sw.leaf {
-		n := &sw.nodes[sw.leaf+c]
-		n.melt, n.win, n.cls = never, -1, int32(c)
-		if c < len(sw.classes) {
-			n.w = int64(weights[sw.order[sw.classes[c].lo]] / g)
-		}
-	}
-	sw.restart()
+	sw.grow(1, steps)
 	return sw
+}
+
+// grow adds the heaviest classes left out to the tree until it holds at
+// least m members, or all, and rebuilds the tree for step s, the next.
+//
+// A tree over the heaviest classes, m members, decides the first m steps
+// of every cycle alone: before step s ≤ m at most s−1 picks were taken, so
+// one of its members is still unpicked, with credit s·w ≥ s·(its lightest
+// weight), more than s·w' for any lighter member left out, whose credit is
+// at most that. The members left out are therefore never picked before
+// step m+1, and join with zero credit taken back: a fresh leaf.
+func (sw *smoothWRR) grow(s, m int64) {
+	hi := 0
+	if len(sw.classes) > 0 {
+		hi = int(sw.classes[len(sw.classes)-1].hi)
+	}
+	for int64(hi) < m && hi < len(sw.order) {
+		lo, w := hi, sw.weights[sw.order[hi]]
+		for hi < len(sw.order) && sw.weights[sw.order[hi]] == w {
+			hi++
+		}
+		sw.classes = append(sw.classes, swClass{lo: int32(lo), hi: int32(hi), turn: int32(lo)})
+	}
+	d, old := len(sw.classes), len(sw.nodes)/2
+	nodes := make([]swNode, 2*d)
+	copy(nodes[d:], sw.nodes[old:]) // the classes already in keep their lines
+	for c := old; c < d; c++ {
+		win := sw.order[sw.classes[c].lo]
+		nodes[d+c] = swNode{w: int64(sw.weights[win] / sw.g), win: win, cls: int32(c), melt: never}
+	}
+	sw.nodes, sw.exact = nodes, int64(hi)
+	if hi == len(sw.order) {
+		sw.exact = never
+	}
+	sw.combineAll(s)
 }
 
 // restart begins a new cycle: every credit zero.
 func (sw *smoothWRR) restart() {
 	sw.s = 0
+	d := len(sw.classes)
 	for c := range sw.classes {
 		cl := &sw.classes[c]
 		cl.turn, cl.rounds = cl.lo, 0
-		n := &sw.nodes[sw.leaf+c]
+		n := &sw.nodes[d+c]
 		n.win, n.b = sw.order[cl.lo], 0
 	}
-	for node := sw.leaf - 1; node >= 1; node-- {
-		sw.combine(node, 1)
+	sw.combineAll(1)
+}
+
+// combineAll recomputes every inner node for step s from the leaves.
+func (sw *smoothWRR) combineAll(s int64) {
+	for node := len(sw.classes) - 1; node >= 1; node-- {
+		sw.combine(node, s)
 	}
 }
 
 // next takes one step and returns the member picked.
 func (sw *smoothWRR) next() uint32 {
 	s := sw.s + 1
+	if s > sw.exact {
+		sw.grow(s, 2*sw.exact)
+	}
 	sw.advance(1, s)
 	best, c := sw.nodes[1].win, sw.nodes[1].cls
 	cl := &sw.classes[c]
 	if cl.turn++; cl.turn == cl.hi {
 		cl.turn, cl.rounds = cl.lo, cl.rounds+1
 	}
-	leaf := sw.leaf + int(c)
+	leaf := len(sw.classes) + int(c)
 	sw.nodes[leaf].win, sw.nodes[leaf].b = sw.order[cl.turn], -sw.total*cl.rounds
 	for node := leaf / 2; node >= 1; node /= 2 {
 		sw.combine(node, s)
@@ -360,19 +394,17 @@ func (sw *smoothWRR) advance(node int, s int64) {
 func (sw *smoothWRR) combine(node int, s int64) {
 	x, y := &sw.nodes[2*node], &sw.nodes[2*node+1]
 	melt := min(x.melt, y.melt)
-	if y.win >= 0 { // else padding on the right: x, or nothing, wins
-		if vx, vy := s*x.w+x.b, s*y.w+y.b; vy > vx || vy == vx && y.win < x.win {
-			x, y = y, x
-		}
-		// x wins at s; y, if steeper, overtakes at the first s' with
-		// (y.w−x.w)s' > x.b−y.b, or ≥ if y wins ties.
-		if dw := y.w - x.w; dw > 0 {
-			d := x.b - y.b
-			if y.win < x.win {
-				melt = min(melt, (d+dw-1)/dw)
-			} else {
-				melt = min(melt, d/dw+1)
-			}
+	if vx, vy := s*x.w+x.b, s*y.w+y.b; vy > vx || vy == vx && y.win < x.win {
+		x, y = y, x
+	}
+	// x wins at s; y, if steeper, overtakes at the first s' with
+	// (y.w−x.w)s' > x.b−y.b, or ≥ if y wins ties.
+	if dw := y.w - x.w; dw > 0 {
+		d := x.b - y.b
+		if y.win < x.win {
+			melt = min(melt, (d+dw-1)/dw)
+		} else {
+			melt = min(melt, d/dw+1)
 		}
 	}
 	n := &sw.nodes[node]
@@ -380,28 +412,32 @@ func (sw *smoothWRR) combine(node int, s int64) {
 }
 
 // sortByWeight returns the member indices ordered by weight (1–65535),
-// then by index: a stable radix sort, two counting passes over the
-// weight's bytes, O(n) where a comparison sort of 10,000 members costs a
-// millisecond of a build.
+// heaviest first, then by index: a stable radix sort on the bytes of
+// MaxWeight−weight, one pass counting both, one placing by each, O(n)
+// where a comparison sort of 10,000 members costs a millisecond of a
+// build.
 func sortByWeight(weights []int) []int32 {
-	order, tmp := make([]int32, len(weights)), make([]int32, len(weights))
-	for i := range order {
-		order[i] = int32(i)
+	var start [2][257]int // start[b][d+1] counts digit d of byte b, then start[b][d] is where d begins
+	for _, w := range weights {
+		k := MaxWeight - w
+		start[0][k&0xff+1]++
+		start[1][k>>8&0xff+1]++
 	}
-	for shift := 0; shift < 16; shift += 8 {
-		var start [257]int // start[d+1] counts digit d, then start[d] is where d begins
-		for _, i := range order {
-			start[weights[i]>>shift&0xff+1]++
+	for b := range start {
+		for d := 1; d < len(start[b]); d++ {
+			start[b][d] += start[b][d-1]
 		}
-		for d := 1; d < len(start); d++ {
-			start[d] += start[d-1]
-		}
-		for _, i := range order {
-			d := weights[i] >> shift & 0xff
-			tmp[start[d]] = i
-			start[d]++
-		}
-		order, tmp = tmp, order
+	}
+	low, order := make([]int32, len(weights)), make([]int32, len(weights))
+	for i, w := range weights {
+		d := (MaxWeight - w) & 0xff
+		low[start[0][d]] = int32(i)
+		start[0][d]++
+	}
+	for _, i := range low {
+		d := (MaxWeight - weights[i]) >> 8 & 0xff
+		order[start[1][d]] = i
+		start[1][d]++
 	}
 	return order
 }

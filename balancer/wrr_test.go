@@ -41,7 +41,7 @@ func (r *nginxWRR) next() uint32 {
 
 // cycle returns one cycle of the generator's sequence.
 func cycle(weights []int) []uint32 {
-	sw := newSmoothWRR(weights)
+	sw := newSmoothWRR(weights, 1)
 	seq := make([]uint32, sw.total)
 	sw.fill(seq)
 	return seq
@@ -78,13 +78,16 @@ func TestSmoothWRRCycle(t *testing.T) {
 }
 
 // checkSameAsNginx compares steps picks of the generator with the
-// reference.
+// reference: with a tree that starts with the heaviest weight alone and
+// grows at every power of two, and with one that starts as a picker's.
 func checkSameAsNginx(t *testing.T, weights []int, steps int) {
 	t.Helper()
-	sw, ref := newSmoothWRR(weights), newNginxWRR(weights)
-	for step := range steps {
-		if got, want := sw.next(), ref.next(); got != want {
-			t.Fatalf("weights %v: pick(step %d) = %d, want %d (nginx)", weights, step, got, want)
+	for _, first := range []int64{1, 2 * wrrBlockLen} {
+		sw, ref := newSmoothWRR(weights, first), newNginxWRR(weights)
+		for step := range steps {
+			if got, want := sw.next(), ref.next(); got != want {
+				t.Fatalf("weights %v, tree first for %d steps: pick(step %d) = %d, want %d (nginx)", weights, first, step, got, want)
+			}
 		}
 	}
 }
@@ -113,7 +116,7 @@ func TestSmoothWRRSameAsNginx(t *testing.T) {
 			t.Run(fmt.Sprintf("n=%d,max=%d,seed=%d", c.members, c.maxWeight, seed), func(t *testing.T) {
 				// Three whole cycles, or as much of the first as the
 				// reference's O(n) steps do in about 3 million operations.
-				total := newSmoothWRR(weights).total
+				total := newSmoothWRR(weights, 1).total
 				checkSameAsNginx(t, weights, int(min(3*total, 3e6/int64(c.members))))
 			})
 		}
@@ -249,7 +252,7 @@ func TestWRRLazyPickerConcurrent(t *testing.T) {
 	members := testMembers(t, len(weights))
 	p := newWRRPicker(members, weights, 0)
 	idx := indexOf(members)
-	sw := newSmoothWRR(weights)
+	sw := newSmoothWRR(weights, 1)
 	const workers, cycles = 4, 2
 	perWorker := int(sw.total) * cycles / workers
 	counts := make([][]int, workers)
@@ -312,7 +315,7 @@ func BenchmarkWRRLazy(b *testing.B) {
 		}
 	})
 	b.Run("step", func(b *testing.B) {
-		sw := newSmoothWRR(weights)
+		sw := newSmoothWRR(weights, 1)
 		for b.Loop() {
 			sw.next()
 		}
