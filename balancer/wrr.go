@@ -25,13 +25,18 @@ import (
 // point of its first block. Longer cycles (thousands of members with
 // unequal weights: up to sum(weights) ≈ 650 million picks at 10,000
 // members) are computed the same way into two reused blocks, so memory
-// stays O(members) whatever the weights (2.2 MB at 10,000 members), and
-// start at their beginning, as nginx does after a reload. A step of the
-// computation costs O(log² d) for d distinct weights (about 0.2 µs at
-// 10,000 distinct weights, 0.06 µs at 100), so a pick costs that much
-// amortized while its block is new, and the pick that computes a block
-// waits for 1024 steps. Random starting points keep frequent rebuilds from
-// favouring the heaviest member, whose turn comes first in the cycle.
+// stays O(members) whatever the weights (0.7 MB at 10,000 members of
+// distinct weights), and start at their beginning, as nginx does after a
+// reload. A step of the computation costs O(log² d) for d distinct weights
+// (about 0.2 µs at 10,000 distinct weights, 0.06 µs at 100), so a pick
+// costs that much amortized while its block is new, and the pick that
+// computes a block waits for 1024 steps. The steps come from a tree over
+// the distinct weights that a build starts with only the heaviest ones,
+// as many members as its first block can reach; the picks that compute
+// later blocks grow it, into room the build made, so that a change costs
+// its one block and not a tree over every weight. Random starting points
+// keep frequent rebuilds from favouring the heaviest member, whose turn
+// comes first in the cycle.
 //
 // [smooth weighted round robin]: https://github.com/phusion/nginx/commit/27e94984486058d73157038f7950a0a36ecc6e35
 func WeightedRoundRobin() Scheduler { return wrrScheduler{} }
@@ -243,11 +248,11 @@ func (p *wrrLazyPicker) build(k uint64) {
 // credit is zero again, and the cycle restarts.
 //
 // The tree starts with the heaviest classes only and grows as the cycle
-// goes on, so that a build costs the steps it takes rather than a tree
-// over every weight (see grow).
+// goes on (see grow), so that a build costs the steps it takes rather than
+// a tree over every weight.
 type smoothWRR struct {
-	nodes   []swNode  // inner nodes from 1, then the leaf of class c at len(classes)+c
-	classes []swClass // the classes in the tree, heaviest first
+	nodes   []swNode  // inner nodes from 1, then the leaf of class c at len(nodes)/2+c; room for all
+	classes []swClass // one per weight, heaviest first; the first len(nodes)/2 are in the tree
 	order   []int32   // member indices by weight, heaviest first, then index
 	weights []int     // the members' weights
 	g       int       // the weights' gcd
@@ -260,15 +265,16 @@ type smoothWRR struct {
 type swClass struct {
 	lo, hi int32
 	turn   int32 // position in order of the next to be picked
-	rounds int64 // completed turns through the class: each member's picks
 }
 
 // swNode is a node of the tournament tree, holding a copy of its winner's
 // line so that a comparison reads only the two children, which share a
-// cache line.
+// cache line. It is 24 bytes: the tree has a leaf per weight, and a build
+// allocates room for all of it.
 type swNode struct {
-	w, b int64 // the winner's slope (weight) and intercept
 	melt int64 // the step at which a comparison in the subtree may change
+	w    int32 // the winner's slope: its weight over the gcd
+	k    int32 // the winner's picks this cycle, its class's completed turns: its intercept is −total·k
 	win  int32 // the winning member
 	cls  int32 // the winner's class
 }
@@ -289,8 +295,30 @@ func newSmoothWRR(weights []int, steps int64) *smoothWRR {
 	for _, w := range weights {
 		sw.total += int64(w / g)
 	}
+	d := 0
+	for lo := 0; lo < len(sw.order); lo = sw.classEnd(lo) {
+		d++
+	}
+	sw.classes = make([]swClass, 0, d)
+	for lo := 0; lo < len(sw.order); {
+		hi := sw.classEnd(lo)
+		sw.classes = append(sw.classes, swClass{lo: int32(lo), hi: int32(hi), turn: int32(lo)})
+		lo = hi
+	}
+	// Room for the whole tree now, so that growing it, which a pick may
+	// do, allocates nothing; the memory is only zeroed, never scanned.
+	sw.nodes = make([]swNode, 0, 2*d)
 	sw.grow(1, steps)
 	return sw
+}
+
+// classEnd returns the end in order of the class that starts at lo.
+func (sw *smoothWRR) classEnd(lo int) int {
+	hi, w := lo+1, sw.weights[sw.order[lo]]
+	for hi < len(sw.order) && sw.weights[sw.order[hi]] == w {
+		hi++
+	}
+	return hi
 }
 
 // grow adds the heaviest classes left out to the tree until it holds at
@@ -303,26 +331,19 @@ func newSmoothWRR(weights []int, steps int64) *smoothWRR {
 // at most that. The members left out are therefore never picked before
 // step m+1, and join with zero credit taken back: a fresh leaf.
 func (sw *smoothWRR) grow(s, m int64) {
-	hi := 0
-	if len(sw.classes) > 0 {
-		hi = int(sw.classes[len(sw.classes)-1].hi)
+	old := len(sw.nodes) / 2
+	d := max(old, 1)
+	for d < len(sw.classes) && int64(sw.classes[d-1].hi) < m {
+		d++
 	}
-	for int64(hi) < m && hi < len(sw.order) {
-		lo, w := hi, sw.weights[sw.order[hi]]
-		for hi < len(sw.order) && sw.weights[sw.order[hi]] == w {
-			hi++
-		}
-		sw.classes = append(sw.classes, swClass{lo: int32(lo), hi: int32(hi), turn: int32(lo)})
-	}
-	d, old := len(sw.classes), len(sw.nodes)/2
-	nodes := make([]swNode, 2*d)
-	copy(nodes[d:], sw.nodes[old:]) // the classes already in keep their lines
+	sw.nodes = sw.nodes[:2*d]
+	copy(sw.nodes[d:], sw.nodes[old:2*old]) // the classes already in keep their lines
 	for c := old; c < d; c++ {
 		win := sw.order[sw.classes[c].lo]
-		nodes[d+c] = swNode{w: int64(sw.weights[win] / sw.g), win: win, cls: int32(c), melt: never}
+		sw.nodes[d+c] = swNode{w: int32(sw.weights[win] / sw.g), win: win, cls: int32(c), melt: never}
 	}
-	sw.nodes, sw.exact = nodes, int64(hi)
-	if hi == len(sw.order) {
+	sw.exact = int64(sw.classes[d-1].hi)
+	if d == len(sw.classes) {
 		sw.exact = never
 	}
 	sw.combineAll(s)
@@ -331,19 +352,19 @@ func (sw *smoothWRR) grow(s, m int64) {
 // restart begins a new cycle: every credit zero.
 func (sw *smoothWRR) restart() {
 	sw.s = 0
-	d := len(sw.classes)
-	for c := range sw.classes {
+	d := len(sw.nodes) / 2
+	for c := range sw.classes[:d] {
 		cl := &sw.classes[c]
-		cl.turn, cl.rounds = cl.lo, 0
+		cl.turn = cl.lo
 		n := &sw.nodes[d+c]
-		n.win, n.b = sw.order[cl.lo], 0
+		n.win, n.k = sw.order[cl.lo], 0
 	}
 	sw.combineAll(1)
 }
 
 // combineAll recomputes every inner node for step s from the leaves.
 func (sw *smoothWRR) combineAll(s int64) {
-	for node := len(sw.classes) - 1; node >= 1; node-- {
+	for node := len(sw.nodes)/2 - 1; node >= 1; node-- {
 		sw.combine(node, s)
 	}
 }
@@ -356,12 +377,12 @@ func (sw *smoothWRR) next() uint32 {
 	}
 	sw.advance(1, s)
 	best, c := sw.nodes[1].win, sw.nodes[1].cls
-	cl := &sw.classes[c]
+	cl, leaf := &sw.classes[c], len(sw.nodes)/2+int(c)
+	n := &sw.nodes[leaf]
 	if cl.turn++; cl.turn == cl.hi {
-		cl.turn, cl.rounds = cl.lo, cl.rounds+1
+		cl.turn, n.k = cl.lo, n.k+1
 	}
-	leaf := len(sw.classes) + int(c)
-	sw.nodes[leaf].win, sw.nodes[leaf].b = sw.order[cl.turn], -sw.total*cl.rounds
+	n.win = sw.order[cl.turn]
 	for node := leaf / 2; node >= 1; node /= 2 {
 		sw.combine(node, s)
 	}
@@ -394,13 +415,14 @@ func (sw *smoothWRR) advance(node int, s int64) {
 func (sw *smoothWRR) combine(node int, s int64) {
 	x, y := &sw.nodes[2*node], &sw.nodes[2*node+1]
 	melt := min(x.melt, y.melt)
-	if vx, vy := s*x.w+x.b, s*y.w+y.b; vy > vx || vy == vx && y.win < x.win {
+	vx, vy := s*int64(x.w)-sw.total*int64(x.k), s*int64(y.w)-sw.total*int64(y.k)
+	if vy > vx || vy == vx && y.win < x.win {
 		x, y = y, x
 	}
 	// x wins at s; y, if steeper, overtakes at the first s' with
-	// (y.w−x.w)s' > x.b−y.b, or ≥ if y wins ties.
-	if dw := y.w - x.w; dw > 0 {
-		d := x.b - y.b
+	// (y.w−x.w)s' > total·(y.k−x.k), or ≥ if y wins ties.
+	if dw := int64(y.w - x.w); dw > 0 {
+		d := sw.total * int64(y.k-x.k)
 		if y.win < x.win {
 			melt = min(melt, (d+dw-1)/dw)
 		} else {
@@ -408,7 +430,7 @@ func (sw *smoothWRR) combine(node int, s int64) {
 		}
 	}
 	n := &sw.nodes[node]
-	n.w, n.b, n.win, n.cls, n.melt = x.w, x.b, x.win, x.cls, melt
+	n.w, n.k, n.win, n.cls, n.melt = x.w, x.k, x.win, x.cls, melt
 }
 
 // sortByWeight returns the member indices ordered by weight (1–65535),

@@ -2,6 +2,7 @@ package balancer
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"strings"
@@ -291,6 +292,45 @@ func TestWRRPickAllocs(t *testing.T) {
 		if a := testing.AllocsPerRun(10_000, func() { p.Pick(Key{}) }); a != 0 {
 			t.Errorf("%T.Pick allocates %v times a pick", p, a)
 		}
+	}
+}
+
+// Growing the tournament tree, which the pick that computes a block may
+// do, allocates nothing: the build made room for all of it.
+func TestWRRPickAllocsWhileTreeGrows(t *testing.T) {
+	weights := distinctWeights(5000, 65535) // the first block's tree holds 1024 of them
+	members := testMembers(t, len(weights))
+	// The fewest of three fresh pickers': the runtime may allocate now and
+	// then while they run, a picker that allocates does so every time.
+	fewest := uint64(math.MaxUint64)
+	for range 3 {
+		p := newWRRPicker(members, weights, 0)
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		for range 8 * wrrBlockLen { // growing at steps 1025, 2049 and 4097
+			p.Pick(Key{})
+		}
+		runtime.ReadMemStats(&after)
+		fewest = min(fewest, after.Mallocs-before.Mallocs)
+	}
+	if fewest != 0 {
+		t.Errorf("%d picks that grow the tree allocate %d times", 8*wrrBlockLen, fewest)
+	}
+}
+
+// A build at 10,000 members of distinct weights costs the members, their
+// order and the tree's room: under 1 MB, where a tree padded to a power
+// of two and built whole took 2.2 MB.
+func TestWRRBuildMemory(t *testing.T) {
+	weights := distinctWeights(10000, 65535)
+	members := testMembers(t, len(weights))
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	newWRRPicker(members, weights, wrrTableLimit)
+	runtime.ReadMemStats(&after)
+	if n := after.TotalAlloc - before.TotalAlloc; n > 1<<20 {
+		t.Errorf("a build over %d distinct weights allocates %d bytes, want ≤ 1 MiB", len(weights), n)
 	}
 }
 
