@@ -25,13 +25,18 @@ import (
 // point of its first block. Longer cycles (thousands of members with
 // unequal weights: up to sum(weights) ≈ 650 million picks at 10,000
 // members) are computed the same way into two reused blocks, so memory
-// stays O(members) whatever the weights (2.2 MB at 10,000 members), and
-// start at their beginning, as nginx does after a reload. A step of the
-// computation costs O(log² d) for d distinct weights (about 0.2 µs at
-// 10,000 distinct weights, 0.06 µs at 100), so a pick costs that much
-// amortized while its block is new, and the pick that computes a block
-// waits for 1024 steps. Random starting points keep frequent rebuilds from
-// favouring the heaviest member, whose turn comes first in the cycle.
+// stays O(members) whatever the weights (0.7 MB at 10,000 members of
+// distinct weights), and start at their beginning, as nginx does after a
+// reload. A step of the computation costs O(log² d) for d distinct weights
+// (about 0.2 µs at 10,000 distinct weights, 0.06 µs at 100), so a pick
+// costs that much amortized while its block is new, and the pick that
+// computes a block waits for 1024 steps. The steps come from a tree over
+// the distinct weights that a build starts with only the heaviest ones,
+// as many members as its first block can reach; the picks that compute
+// later blocks grow it, into room the build made, so that a change costs
+// its one block and not a tree over every weight. Random starting points
+// keep frequent rebuilds from favouring the heaviest member, whose turn
+// comes first in the cycle.
 //
 // [smooth weighted round robin]: https://github.com/phusion/nginx/commit/27e94984486058d73157038f7950a0a36ecc6e35
 func WeightedRoundRobin() Scheduler { return wrrScheduler{} }
@@ -62,7 +67,7 @@ func (wrrScheduler) Build(members []*Member) (Picker, error) {
 // newWRRPicker returns a picker over members with the given weights,
 // keeping the whole cycle if it is at most tableLimit picks long.
 func newWRRPicker(members []*Member, weights []int, tableLimit int64) Picker {
-	gen := newSmoothWRR(weights)
+	gen := newSmoothWRR(weights, wrrBlockLen) // the build computes one block at most
 	switch {
 	case gen.total <= min(wrrBlockLen, tableLimit):
 		// A stored cycle (the members themselves, not indices: one
@@ -81,8 +86,7 @@ func newWRRPicker(members []*Member, weights []int, tableLimit int64) Picker {
 		p.blocks[i].seq = make([]atomic.Uint32, wrrBlockLen)
 		p.blocks[i].start.Store(wrrNoBlock)
 	}
-	p.build(0)
-	p.build(1)
+	p.build(0) // the first pick computes the next, as every block's first does
 	return p
 }
 
@@ -235,99 +239,150 @@ func (p *wrrLazyPicker) build(k uint64) {
 // at s (the lowest index on a tie) and lowers its intercept by total.
 // Members of equal weight have parallel lines, so among them the one with
 // the fewest picks, then the lowest index, is the highest: they take
-// turns in index order, and one leaf per weight stands for them all. A
-// kinetic tournament tree over those leaves keeps the highest line: each
-// node holds its subtree's winner at the current step and the first step
-// at which any comparison below it may change (melt); advancing recomputes
-// only melted nodes, and a pick recomputes the picked leaf's path. After
-// total steps every member has been picked w[i] times, every credit is
-// zero again, and the cycle restarts.
+// turns in index order, and one leaf per weight (a class) stands for them
+// all. A kinetic tournament tree over those leaves keeps the highest line:
+// each node holds its subtree's winner at the current step and the first
+// step at which any comparison below it may change (melt); advancing
+// recomputes only melted nodes, and a pick recomputes the picked leaf's
+// path. After total steps every member has been picked w[i] times, every
+// credit is zero again, and the cycle restarts.
+//
+// The tree starts with the heaviest classes only and grows as the cycle
+// goes on (see grow), so that a build costs the steps it takes rather than
+// a tree over every weight.
 type smoothWRR struct {
-	nodes   []swNode  // heap order from 1; leaves from leaf, one per class
-	classes []swClass // one per weight, one per leaf
-	order   []int32   // member indices by weight, then index: the classes' members
-	leaf    int       // index of the first leaf: a power of two ≥ classes
+	nodes   []swNode  // inner nodes from 1, then the leaf of class c at len(nodes)/2+c; room for all
+	classes []swClass // one per weight, heaviest first; the first len(nodes)/2 are in the tree
+	order   []int32   // member indices by weight, heaviest first, then index
+	weights []int     // the members' weights
+	g       int       // the weights' gcd
 	total   int64     // sum of the weights over their gcd: the cycle length
 	s       int64     // steps taken in this cycle
+	exact   int64     // the last step of a cycle the tree decides alone
 }
 
 // swClass is the members of one weight, order[lo:hi], which take turns.
 type swClass struct {
 	lo, hi int32
 	turn   int32 // position in order of the next to be picked
-	rounds int64 // completed turns through the class: each member's picks
 }
 
 // swNode is a node of the tournament tree, holding a copy of its winner's
 // line so that a comparison reads only the two children, which share a
-// cache line.
+// cache line. It is 24 bytes: the tree has a leaf per weight, and a build
+// allocates room for all of it.
 type swNode struct {
-	w, b int64 // the winner's slope (weight) and intercept
 	melt int64 // the step at which a comparison in the subtree may change
-	win  int32 // the winning member, −1 for none (padding)
+	w    int32 // the winner's slope: its weight over the gcd
+	k    int32 // the winner's picks this cycle, its class's completed turns: its intercept is −total·k
+	win  int32 // the winning member
 	cls  int32 // the winner's class
 }
 
 const never = math.MaxInt64
 
 // newSmoothWRR returns the generator at the start of the cycle over
-// weights, all > 0.
-func newSmoothWRR(weights []int) *smoothWRR {
+// weights (1–MaxWeight each, kept by the generator), with a tree that
+// decides at least the first steps steps (≥ 1) without growing.
+func newSmoothWRR(weights []int, steps int64) *smoothWRR {
 	g := 0
 	for _, w := range weights {
-		g = gcd(g, w)
+		if g = gcd(g, w); g == 1 {
+			break // as it is after a few unequal weights
+		}
 	}
-	sw := &smoothWRR{order: sortByWeight(weights)}
+	sw := &smoothWRR{order: sortByWeight(weights), weights: weights, g: g}
 	for _, w := range weights {
 		sw.total += int64(w / g)
 	}
-	for i := range sw.order {
-		if i == 0 || weights[sw.order[i]] != weights[sw.order[i-1]] {
-			sw.classes = append(sw.classes, swClass{lo: int32(i)})
-		}
-		sw.classes[len(sw.classes)-1].hi = int32(i + 1)
+	d := 0
+	for lo := 0; lo < len(sw.order); lo = sw.classEnd(lo) {
+		d++
 	}
-	sw.leaf = 1
-	for sw.leaf < len(sw.classes) {
-		sw.leaf *= 2
+	sw.classes = make([]swClass, 0, d)
+	for lo := 0; lo < len(sw.order); {
+		hi := sw.classEnd(lo)
+		sw.classes = append(sw.classes, swClass{lo: int32(lo), hi: int32(hi), turn: int32(lo)})
+		lo = hi
 	}
-	sw.nodes = make([]swNode, 2*sw.leaf)
-	for c := range sw.leaf {
-		n := &sw.nodes[sw.leaf+c]
-		n.melt, n.win, n.cls = never, -1, int32(c)
-		if c < len(sw.classes) {
-			n.w = int64(weights[sw.order[sw.classes[c].lo]] / g)
-		}
-	}
-	sw.restart()
+	// Room for the whole tree now, so that growing it, which a pick may
+	// do, allocates nothing; the memory is only zeroed, never scanned.
+	sw.nodes = make([]swNode, 0, 2*d)
+	sw.grow(1, steps)
 	return sw
+}
+
+// classEnd returns the end in order of the class that starts at lo.
+func (sw *smoothWRR) classEnd(lo int) int {
+	hi, w := lo+1, sw.weights[sw.order[lo]]
+	for hi < len(sw.order) && sw.weights[sw.order[hi]] == w {
+		hi++
+	}
+	return hi
+}
+
+// grow adds the heaviest classes left out to the tree until it holds at
+// least m members, or all, and rebuilds the tree for step s, the next.
+//
+// A tree over the heaviest classes, m members, decides the first m steps
+// of every cycle alone: before step s ≤ m at most s−1 picks were taken, so
+// one of its members is still unpicked, with credit s·w ≥ s·(its lightest
+// weight), more than s·w' for any lighter member left out, whose credit is
+// at most that. The members left out are therefore never picked before
+// step m+1, and join with zero credit taken back: a fresh leaf.
+func (sw *smoothWRR) grow(s, m int64) {
+	old := len(sw.nodes) / 2
+	d := max(old, 1)
+	for d < len(sw.classes) && int64(sw.classes[d-1].hi) < m {
+		d++
+	}
+	sw.nodes = sw.nodes[:2*d]
+	copy(sw.nodes[d:], sw.nodes[old:2*old]) // the classes already in keep their lines
+	for c := old; c < d; c++ {
+		win := sw.order[sw.classes[c].lo]
+		sw.nodes[d+c] = swNode{w: int32(sw.weights[win] / sw.g), win: win, cls: int32(c), melt: never}
+	}
+	sw.exact = int64(sw.classes[d-1].hi)
+	if d == len(sw.classes) {
+		sw.exact = never
+	}
+	sw.combineAll(s)
 }
 
 // restart begins a new cycle: every credit zero.
 func (sw *smoothWRR) restart() {
 	sw.s = 0
-	for c := range sw.classes {
+	d := len(sw.nodes) / 2
+	for c := range sw.classes[:d] {
 		cl := &sw.classes[c]
-		cl.turn, cl.rounds = cl.lo, 0
-		n := &sw.nodes[sw.leaf+c]
-		n.win, n.b = sw.order[cl.lo], 0
+		cl.turn = cl.lo
+		n := &sw.nodes[d+c]
+		n.win, n.k = sw.order[cl.lo], 0
 	}
-	for node := sw.leaf - 1; node >= 1; node-- {
-		sw.combine(node, 1)
+	sw.combineAll(1)
+}
+
+// combineAll recomputes every inner node for step s from the leaves.
+func (sw *smoothWRR) combineAll(s int64) {
+	for node := len(sw.nodes)/2 - 1; node >= 1; node-- {
+		sw.combine(node, s)
 	}
 }
 
 // next takes one step and returns the member picked.
 func (sw *smoothWRR) next() uint32 {
 	s := sw.s + 1
+	if s > sw.exact {
+		sw.grow(s, 2*sw.exact)
+	}
 	sw.advance(1, s)
 	best, c := sw.nodes[1].win, sw.nodes[1].cls
-	cl := &sw.classes[c]
+	cl, leaf := &sw.classes[c], len(sw.nodes)/2+int(c)
+	n := &sw.nodes[leaf]
 	if cl.turn++; cl.turn == cl.hi {
-		cl.turn, cl.rounds = cl.lo, cl.rounds+1
+		cl.turn, n.k = cl.lo, n.k+1
 	}
-	leaf := sw.leaf + int(c)
-	sw.nodes[leaf].win, sw.nodes[leaf].b = sw.order[cl.turn], -sw.total*cl.rounds
+	n.win = sw.order[cl.turn]
 	for node := leaf / 2; node >= 1; node /= 2 {
 		sw.combine(node, s)
 	}
@@ -360,48 +415,51 @@ func (sw *smoothWRR) advance(node int, s int64) {
 func (sw *smoothWRR) combine(node int, s int64) {
 	x, y := &sw.nodes[2*node], &sw.nodes[2*node+1]
 	melt := min(x.melt, y.melt)
-	if y.win >= 0 { // else padding on the right: x, or nothing, wins
-		if vx, vy := s*x.w+x.b, s*y.w+y.b; vy > vx || vy == vx && y.win < x.win {
-			x, y = y, x
-		}
-		// x wins at s; y, if steeper, overtakes at the first s' with
-		// (y.w−x.w)s' > x.b−y.b, or ≥ if y wins ties.
-		if dw := y.w - x.w; dw > 0 {
-			d := x.b - y.b
-			if y.win < x.win {
-				melt = min(melt, (d+dw-1)/dw)
-			} else {
-				melt = min(melt, d/dw+1)
-			}
+	vx, vy := s*int64(x.w)-sw.total*int64(x.k), s*int64(y.w)-sw.total*int64(y.k)
+	if vy > vx || vy == vx && y.win < x.win {
+		x, y = y, x
+	}
+	// x wins at s; y, if steeper, overtakes at the first s' with
+	// (y.w−x.w)s' > total·(y.k−x.k), or ≥ if y wins ties.
+	if dw := int64(y.w - x.w); dw > 0 {
+		d := sw.total * int64(y.k-x.k)
+		if y.win < x.win {
+			melt = min(melt, (d+dw-1)/dw)
+		} else {
+			melt = min(melt, d/dw+1)
 		}
 	}
 	n := &sw.nodes[node]
-	n.w, n.b, n.win, n.cls, n.melt = x.w, x.b, x.win, x.cls, melt
+	n.w, n.k, n.win, n.cls, n.melt = x.w, x.k, x.win, x.cls, melt
 }
 
 // sortByWeight returns the member indices ordered by weight (1–65535),
-// then by index: a stable radix sort, two counting passes over the
-// weight's bytes, O(n) where a comparison sort of 10,000 members costs a
-// millisecond of a build.
+// heaviest first, then by index: a stable radix sort on the bytes of
+// MaxWeight−weight, one pass counting both, one placing by each, O(n)
+// where a comparison sort of 10,000 members costs a millisecond of a
+// build.
 func sortByWeight(weights []int) []int32 {
-	order, tmp := make([]int32, len(weights)), make([]int32, len(weights))
-	for i := range order {
-		order[i] = int32(i)
+	var start [2][257]int // start[b][d+1] counts digit d of byte b, then start[b][d] is where d begins
+	for _, w := range weights {
+		k := MaxWeight - w
+		start[0][k&0xff+1]++
+		start[1][k>>8&0xff+1]++
 	}
-	for shift := 0; shift < 16; shift += 8 {
-		var start [257]int // start[d+1] counts digit d, then start[d] is where d begins
-		for _, i := range order {
-			start[weights[i]>>shift&0xff+1]++
+	for b := range start {
+		for d := 1; d < len(start[b]); d++ {
+			start[b][d] += start[b][d-1]
 		}
-		for d := 1; d < len(start); d++ {
-			start[d] += start[d-1]
-		}
-		for _, i := range order {
-			d := weights[i] >> shift & 0xff
-			tmp[start[d]] = i
-			start[d]++
-		}
-		order, tmp = tmp, order
+	}
+	low, order := make([]int32, len(weights)), make([]int32, len(weights))
+	for i, w := range weights {
+		d := (MaxWeight - w) & 0xff
+		low[start[0][d]] = int32(i)
+		start[0][d]++
+	}
+	for _, i := range low {
+		d := (MaxWeight - weights[i]) >> 8 & 0xff
+		order[start[1][d]] = i
+		start[1][d]++
 	}
 	return order
 }

@@ -2,7 +2,9 @@ package balancer
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -40,7 +42,7 @@ func (r *nginxWRR) next() uint32 {
 
 // cycle returns one cycle of the generator's sequence.
 func cycle(weights []int) []uint32 {
-	sw := newSmoothWRR(weights)
+	sw := newSmoothWRR(weights, 1)
 	seq := make([]uint32, sw.total)
 	sw.fill(seq)
 	return seq
@@ -77,13 +79,16 @@ func TestSmoothWRRCycle(t *testing.T) {
 }
 
 // checkSameAsNginx compares steps picks of the generator with the
-// reference.
+// reference: with a tree that starts with the heaviest weight alone and
+// grows at every power of two, and with one that starts as a picker's.
 func checkSameAsNginx(t *testing.T, weights []int, steps int) {
 	t.Helper()
-	sw, ref := newSmoothWRR(weights), newNginxWRR(weights)
-	for step := range steps {
-		if got, want := sw.next(), ref.next(); got != want {
-			t.Fatalf("weights %v: pick(step %d) = %d, want %d (nginx)", weights, step, got, want)
+	for _, first := range []int64{1, 2 * wrrBlockLen} {
+		sw, ref := newSmoothWRR(weights, first), newNginxWRR(weights)
+		for step := range steps {
+			if got, want := sw.next(), ref.next(); got != want {
+				t.Fatalf("weights %v, tree first for %d steps: pick(step %d) = %d, want %d (nginx)", weights, first, step, got, want)
+			}
 		}
 	}
 }
@@ -112,7 +117,7 @@ func TestSmoothWRRSameAsNginx(t *testing.T) {
 			t.Run(fmt.Sprintf("n=%d,max=%d,seed=%d", c.members, c.maxWeight, seed), func(t *testing.T) {
 				// Three whole cycles, or as much of the first as the
 				// reference's O(n) steps do in about 3 million operations.
-				total := newSmoothWRR(weights).total
+				total := newSmoothWRR(weights, 1).total
 				checkSameAsNginx(t, weights, int(min(3*total, 3e6/int64(c.members))))
 			})
 		}
@@ -248,7 +253,7 @@ func TestWRRLazyPickerConcurrent(t *testing.T) {
 	members := testMembers(t, len(weights))
 	p := newWRRPicker(members, weights, 0)
 	idx := indexOf(members)
-	sw := newSmoothWRR(weights)
+	sw := newSmoothWRR(weights, 1)
 	const workers, cycles = 4, 2
 	perWorker := int(sw.total) * cycles / workers
 	counts := make([][]int, workers)
@@ -290,6 +295,45 @@ func TestWRRPickAllocs(t *testing.T) {
 	}
 }
 
+// Growing the tournament tree, which the pick that computes a block may
+// do, allocates nothing: the build made room for all of it.
+func TestWRRPickAllocsWhileTreeGrows(t *testing.T) {
+	weights := distinctWeights(5000, 65535) // the first block's tree holds 1024 of them
+	members := testMembers(t, len(weights))
+	// The fewest of three fresh pickers': the runtime may allocate now and
+	// then while they run, a picker that allocates does so every time.
+	fewest := uint64(math.MaxUint64)
+	for range 3 {
+		p := newWRRPicker(members, weights, 0)
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		for range 8 * wrrBlockLen { // growing at steps 1025, 2049 and 4097
+			p.Pick(Key{})
+		}
+		runtime.ReadMemStats(&after)
+		fewest = min(fewest, after.Mallocs-before.Mallocs)
+	}
+	if fewest != 0 {
+		t.Errorf("%d picks that grow the tree allocate %d times", 8*wrrBlockLen, fewest)
+	}
+}
+
+// A build at 10,000 members of distinct weights costs the members, their
+// order and the tree's room: under 1 MB, where a tree padded to a power
+// of two and built whole took 2.2 MB.
+func TestWRRBuildMemory(t *testing.T) {
+	weights := distinctWeights(10000, 65535)
+	members := testMembers(t, len(weights))
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	newWRRPicker(members, weights, wrrTableLimit)
+	runtime.ReadMemStats(&after)
+	if n := after.TotalAlloc - before.TotalAlloc; n > 1<<20 {
+		t.Errorf("a build over %d distinct weights allocates %d bytes, want ≤ 1 MiB", len(weights), n)
+	}
+}
+
 // BenchmarkWRRLazy measures the lazy picker at 10,000 members of distinct
 // weights up to 65535, building blocks included; and one build of it.
 func BenchmarkWRRLazy(b *testing.B) {
@@ -311,7 +355,7 @@ func BenchmarkWRRLazy(b *testing.B) {
 		}
 	})
 	b.Run("step", func(b *testing.B) {
-		sw := newSmoothWRR(weights)
+		sw := newSmoothWRR(weights, 1)
 		for b.Loop() {
 			sw.next()
 		}
@@ -385,5 +429,33 @@ func TestWRRCyclePicker(t *testing.T) {
 	}
 	if !found {
 		t.Error("picks are not nginx's cycle rotated")
+	}
+}
+
+// BenchmarkWRRChange is BenchmarkGroupChange for wrr with weights spread
+// over 1–65535 (about as many distinct weights as members), the case
+// where the tournament tree has a leaf per member: each op sets a random
+// member to a new random weight.
+func BenchmarkWRRChange(b *testing.B) {
+	for _, n := range []int{10, 1000, 10000} {
+		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
+			r := rand.New(rand.NewPCG(5, 6))
+			bs := make([]Backend, n)
+			for i := range bs {
+				bs[i] = Backend{ID: fmt.Sprintf("backend-%05d", i), Addr: fmt.Sprintf("10.0.%d.%d:80", i/250, i%250+1), Weight: 1 + r.IntN(65535)}
+			}
+			g, err := New(Config{Scheduler: WeightedRoundRobin()}, bs...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ids := g.IDs()
+			runtime.GC() // the building's garbage is not a change's cost
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := g.SetWeight(ids[r.IntN(len(ids))], 1+r.IntN(65535)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
