@@ -53,6 +53,9 @@ type etcdOptions struct {
 	// says "disconnected" while it is down; a check not answered within
 	// Probe counts as down.
 	Probe time.Duration
+	// Cache, if set, is a file that keeps the last snapshot applied, for
+	// a start while etcd is unreachable (see etcdCache).
+	Cache string
 }
 
 // etcdSource is a clb configuration kept in etcd under one prefix, and the
@@ -466,18 +469,22 @@ func (s *etcdSource) down(err error) {
 	s.status.Error, s.status.ErrorTime = err.Error(), now
 }
 
-// applied records the outcome of applying the snapshot at rev: the
-// revision running, or one more refused configuration and why.
-func (s *etcdSource) applied(rev int64, err error) {
+// applied records the outcome of applying snap: the revision running
+// (kept in the -etcd-cache file too), or one more refused configuration
+// and why.
+func (s *etcdSource) applied(snap etcdSnapshot, err error) {
+	rev := snap.rev
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.status.Seen = max(s.status.Seen, rev)
 	if err != nil {
 		s.status.Refused++
 		s.status.Error, s.status.ErrorTime = fmt.Sprintf("revision %d refused: %v", rev, err), s.now()
+		s.mu.Unlock()
 		return
 	}
 	s.status.Revision = rev
+	s.mu.Unlock()
+	s.save(snap)
 }
 
 // Status returns the source's state for the admin server.
@@ -519,6 +526,7 @@ func etcdFlags(fs *flag.FlagSet) *etcdOptions {
 	fs.StringVar(&o.Key, "etcd-key", "", "with -config etcd://…: PEM private key `file` of -etcd-cert")
 	fs.StringVar(&o.User, "etcd-user", "", "with -config etcd://…: etcd `user`; the password is read from $CLB_ETCD_PASSWORD")
 	fs.DurationVar(&o.Timeout, "etcd-timeout", 5*time.Second, "with -config etcd://…: bound of a read of the prefix (at start, on SIGHUP, after a compaction) and of a reconnection attempt")
+	fs.StringVar(&o.Cache, "etcd-cache", "", "with -config etcd://…: `file` keeping the last configuration applied (mode 0600: it holds keys), run at a start while etcd is unreachable")
 	fs.DurationVar(&o.Probe, "etcd-probe", time.Second, "with -config etcd://…: how often the link to etcd is checked; a check not answered within it means disconnected")
 	return o
 }

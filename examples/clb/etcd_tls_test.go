@@ -184,6 +184,13 @@ func tcpDoc(port int) string {
 		"Listeners: [{ListenerProtocol: tcp, ListenerPort: %d, BackendServerPort: 9, HealthCheck: \"off\"}]\n", port)
 }
 
+// httpDoc is a configuration of one http listener on port to the
+// backend on 127.0.0.1:bport.
+func httpDoc(port, bport int) string {
+	return fmt.Sprintf("BackendServers: [{ServerId: a, ServerIp: 127.0.0.1}]\n"+
+		"Listeners: [{ListenerProtocol: http, ListenerPort: %d, BackendServerPort: %d, HealthCheck: \"off\"}]\n", port, bport)
+}
+
 // follows starts clb with args on a one-listener configuration in e
 // under /lb, then moves the listener with one put, and checks that the
 // running clb follows: its status reaches the put's revision and the
@@ -193,10 +200,7 @@ func follows(t *testing.T, e *etcdServer, args ...string) {
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "backend\n") }))
 	defer backend.Close()
 	bport := backend.Listener.Addr().(*net.TCPAddr).Port
-	doc := func(port int) string {
-		return fmt.Sprintf("BackendServers: [{ServerId: a, ServerIp: 127.0.0.1}]\n"+
-			"Listeners: [{ListenerProtocol: http, ListenerPort: %d, BackendServerPort: %d, HealthCheck: \"off\"}]\n", port, bport)
-	}
+	doc := func(port int) string { return httpDoc(port, bport) }
 	first, second := configPort(t), configPort(t)
 	e.put(t, "/lb/config", doc(first))
 	p := startClb(t, append([]string{"-admin", "127.0.0.1:0", "-etcd-probe", "200ms"}, args...)...)

@@ -107,6 +107,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return planFile(f, e)
 	}
 	const host = "127.0.0.1"
+	starting := true // until the first plan: loadPlan may fall back on -etcd-cache
 	loadPlan := func() (*plan, error) {
 		var f *File
 		switch {
@@ -118,6 +119,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 			}
 		case src != nil:
 			s, err := src.read(context.Background())
+			if err != nil && starting && !*check {
+				// A start while etcd is unreachable runs the last
+				// configuration applied, if -etcd-cache kept one.
+				c, cerr := src.cached()
+				if cerr != nil {
+					if !errors.Is(cerr, errNoCache) {
+						err = fmt.Errorf("%w; and %w", err, cerr)
+					}
+					return nil, err
+				}
+				log.Warn("etcd unreachable: starting from the cached configuration; following etcd once it answers", "cache", etcdOpts.Cache, "revision", c.rev, "err", err.Error())
+				s, err = c, nil
+			}
 			if err != nil {
 				return nil, err
 			}
@@ -133,6 +147,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return planOf(f)
 	}
 	p, err := loadPlan()
+	starting = false
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -206,7 +221,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var updates <-chan etcdSnapshot // nil unless -config is etcd://…
 	running := snap.rev             // the etcd revision of the plan running
 	if src != nil {
-		src.applied(running, nil)
+		src.applied(snap, nil)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		go src.watch(ctx, snap)
@@ -226,7 +241,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 				np, err = planOf(f)
 			}
 			err = apply(np, err)
-			src.applied(u.rev, err)
+			src.applied(u, err)
 			if err == nil {
 				running = u.rev
 			}
@@ -240,7 +255,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			}
 			if apply(loadPlan()) == nil && src != nil {
 				running = snap.rev
-				src.applied(running, nil)
+				src.applied(snap, nil)
 			}
 			continue
 		}
