@@ -30,8 +30,8 @@ var stampPrefix = []byte("lbkit/tlspolicy/created/v1:")
 // over. This is what RFC 8446 §4.6.1 recommends (limit "the total
 // lifetime" of keying material from the initial handshake) and what
 // crypto/tls does itself for TLS 1.2 (a re-issued ticket keeps its
-// creation time), and it matches nginx's ssl_session_timeout, the time
-// "during which a client may reuse the session parameters". crypto/tls's
+// creation time), and it is how nginx documents ssl_session_timeout: the
+// time "during which a client may reuse the session parameters". crypto/tls's
 // own TLS 1.3 tickets instead restart the clock on every resumption,
 // which would let a client that reconnects within max resume forever.
 //
