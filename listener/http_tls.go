@@ -78,11 +78,22 @@ func (ts *tlsState) rebuild() error {
 }
 
 // serverConfig is the tls.Config the listener's socket uses: it defers
-// every handshake to the current config.
+// every handshake to the current config, through that config's own
+// GetConfigForClient when it has one, as crypto/tls calls only the outer
+// one: tlspolicy.LimitSessionLifetime hands each handshake a copy there
+// that dates the tickets of resumed sessions.
 func (ts *tlsState) serverConfig() *tls.Config {
 	return &tls.Config{
-		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
-			return ts.cfg.Load(), nil
+		GetConfigForClient: func(hi *tls.ClientHelloInfo) (*tls.Config, error) {
+			cfg := ts.cfg.Load()
+			if cfg.GetConfigForClient == nil {
+				return cfg, nil
+			}
+			c, err := cfg.GetConfigForClient(hi)
+			if c == nil && err == nil {
+				return cfg, nil
+			}
+			return c, err
 		},
 	}
 }

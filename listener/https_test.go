@@ -295,24 +295,49 @@ func (d *redirectDialer) dial(ctx context.Context, network, _ string) (net.Conn,
 	return (&net.Dialer{}).DialContext(ctx, network, d.to)
 }
 
+// Five connections in a row through an HTTPS listener, one stock client
+// cache: every one after the first resumes, including those presenting a
+// ticket issued on a resumed connection, under the default policy (TLS
+// 1.2), a TLS 1.3 policy, and with SessionTicketKeys.
 func TestHTTPSResumption(t *testing.T) {
 	leaks(t)
 	ca := newCA(t, "ca")
 	b := startHTTPBackend(t, "b", nil)
-	l := addHTTPS(t, ca, HTTPOptions{}, b)
-	cfg := &tls.Config{RootCAs: ca.pool, ServerName: "default.test", ClientSessionCache: tls.NewLRUClientSessionCache(4)}
-	for i, want := range []bool{false, true} {
-		conn, err := tls.Dial("tcp", listenerAddr(l), cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		// TLS 1.3 tickets arrive after the handshake: read to get them.
-		io.WriteString(conn, "GET / HTTP/1.1\r\nHost: default.test\r\nConnection: close\r\n\r\n")
-		io.ReadAll(conn)
-		if got := conn.ConnectionState().DidResume; got != want {
-			t.Errorf("connection %d: DidResume = %v, want %v", i, got, want)
-		}
-		conn.Close()
+	p13, err := tlspolicy.Lookup(tlspolicy.Policy12StrictWith13)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		opts    HTTPOptions
+		version uint16
+	}{
+		{"default policy", HTTPOptions{}, tls.VersionTLS12},
+		{"TLS1.3", HTTPOptions{TLSPolicy: p13}, tls.VersionTLS13},
+		{"TLS1.2/keys", HTTPOptions{TLSPolicy: p13, SessionTicketKeys: [][32]byte{{1}}}, tls.VersionTLS12},
+		{"TLS1.3/keys", HTTPOptions{TLSPolicy: p13, SessionTicketKeys: [][32]byte{{1}}}, tls.VersionTLS13},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := addHTTPS(t, ca, tc.opts, b)
+			cfg := &tls.Config{RootCAs: ca.pool, ServerName: "default.test", ClientSessionCache: tls.NewLRUClientSessionCache(4), MaxVersion: tc.version}
+			for i := range 5 {
+				conn, err := tls.Dial("tcp", listenerAddr(l), cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				// TLS 1.3 tickets arrive after the handshake: read to get them.
+				io.WriteString(conn, "GET / HTTP/1.1\r\nHost: default.test\r\nConnection: close\r\n\r\n")
+				io.ReadAll(conn)
+				cs := conn.ConnectionState()
+				conn.Close()
+				if cs.Version != tc.version {
+					t.Fatalf("connection %d: version %x, want %x", i, cs.Version, tc.version)
+				}
+				if want := i > 0; cs.DidResume != want {
+					t.Errorf("connection %d: DidResume = %v, want %v", i, cs.DidResume, want)
+				}
+			}
+		})
 	}
 }
 
@@ -348,9 +373,9 @@ func TestHTTPSSessionTicketKeys(t *testing.T) {
 		}
 	}
 	// The client keeps the last ticket it got, from whichever listener;
-	// each step that should resume presents a ticket from a full
-	// handshake (fresh: a new client cache, then a full handshake on
-	// mint), as a ticket issued on a resumed connection does not resume.
+	// a step with mint first makes a full handshake there with a new
+	// client cache, so the keys that sealed the ticket it presents are
+	// plain.
 	steps := []struct {
 		name   string
 		before func()

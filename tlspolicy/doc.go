@@ -68,7 +68,12 @@
 //
 // Resumption is limited to [SessionLifetime] (300 s) by
 // [LimitSessionLifetime], which [Policy.Config] applies; crypto/tls alone
-// accepts tickets for 7 days. Tickets still advertise crypto/tls's fixed
+// accepts tickets for 7 days. The 300 s count from a session's full
+// handshake: a client resumes every connection until then, the tickets
+// issued on resumed connections included, and then makes one full
+// handshake. A server that serves the config from its own
+// GetConfigForClient must call the config's GetConfigForClient, which
+// keeps that count per connection. Tickets still advertise crypto/tls's fixed
 // lifetime (7 days in TLS 1.3, no hint in TLS 1.2), since crypto/tls
 // offers no way to change it: a client offering a ticket older than 300 s
 // gets a full handshake. [RequireClientCert] with a pool from

@@ -317,9 +317,9 @@ func (p *Policy) Apply(cfg *tls.Config) {
 }
 
 // Config returns a new server tls.Config for the policy: Apply plus session
-// resumption limited to SessionLifetime (see LimitSessionLifetime). The
-// caller adds certificates (Certificates or GetCertificate) and, for mutual
-// TLS, RequireClientCert.
+// resumption limited to SessionLifetime (see LimitSessionLifetime, which
+// sets its GetConfigForClient). The caller adds certificates (Certificates
+// or GetCertificate) and, for mutual TLS, RequireClientCert.
 func (p *Policy) Config() *tls.Config {
 	cfg := &tls.Config{}
 	p.Apply(cfg)

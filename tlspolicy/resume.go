@@ -18,21 +18,34 @@ const maxLifetime = 7 * 24 * time.Hour
 // stampPrefix marks this package's entry in tls.SessionState.Extra.
 var stampPrefix = []byte("lbkit/tlspolicy/created/v1:")
 
-// LimitSessionLifetime makes the server cfg refuse session tickets older
-// than max: a client that presents one gets a full handshake instead of
-// resumption. max must be 1s–168h (crypto/tls's own limit is 7 days).
+// LimitSessionLifetime makes the server cfg refuse to resume a session
+// more than max after its full handshake: a client that offers a ticket
+// for an older session gets a full handshake instead. max must be
+// 1s–168h (crypto/tls's own limit is 7 days).
 //
-// It sets cfg.WrapSession and cfg.UnwrapSession, replacing any set before;
-// they encrypt tickets with cfg's session ticket keys (cfg.EncryptTicket),
-// stamp each ticket with its creation time from cfg.Time (time.Now if nil)
-// and check the stamp on the way back. Both hooks refer to cfg itself, so
-// clones of cfg (http.Server makes one) share its keys and its clock.
+// The limit counts from the full handshake, however often the session is
+// resumed in between: every resumption issues a new ticket, which carries
+// the original handshake's time, so a client resumes each connection
+// until max has passed and then makes one full handshake, which starts
+// over. This is what RFC 8446 §4.6.1 recommends (limit "the total
+// lifetime" of keying material from the initial handshake) and what
+// crypto/tls does itself for TLS 1.2 (a re-issued ticket keeps its
+// creation time), and it is how nginx documents ssl_session_timeout: the
+// time "during which a client may reuse the session parameters". crypto/tls's
+// own TLS 1.3 tickets instead restart the clock on every resumption,
+// which would let a client that reconnects within max resume forever.
 //
-// TLS 1.2 has no ticket lifetime of its own and crypto/tls renews a ticket
-// on every resumption; to keep the limit counted from the full handshake,
-// a resumed TLS 1.2 connection gets an empty ticket (RFC 5077 §3.3: the
-// client keeps its old one). A TLS 1.3 resumption derives a new secret, so
-// its new ticket is valid for max from then.
+// It sets cfg.GetConfigForClient, cfg.WrapSession and cfg.UnwrapSession,
+// replacing any set before. GetConfigForClient hands each handshake a copy
+// of cfg, as cfg is then, whose hooks remember the resumed session's
+// handshake time for the ticket they issue next; a caller that serves cfg
+// from its own GetConfigForClient must return what cfg.GetConfigForClient
+// returns. Served without it, cfg's own hooks still refuse old sessions
+// but cannot date a resumed one, so the ticket issued on a resumed
+// connection does not resume. Tickets are encrypted with cfg's session
+// ticket keys (cfg.EncryptTicket) and dated by cfg.Time (time.Now if nil),
+// so every copy, including http.Server's clone of cfg, shares cfg's keys
+// and clock.
 //
 // Known gap: clients are not told max. crypto/tls fixes what a ticket
 // advertises and has no seam to change it: a TLS 1.3 NewSessionTicket
@@ -48,35 +61,62 @@ func LimitSessionLifetime(cfg *tls.Config, max time.Duration) error {
 	if max < time.Second || max > maxLifetime {
 		return cfgerr.New(pkg, "SessionLifetime", max, "out of range 1s–168h0m0s")
 	}
+	cfg.WrapSession, cfg.UnwrapSession = sessionHooks(cfg, max, nil)
+	cfg.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		c := cfg.Clone()
+		c.GetConfigForClient = nil
+		c.WrapSession, c.UnwrapSession = sessionHooks(cfg, max, new(time.Time))
+		return c, nil
+	}
+	return nil
+}
+
+// sessionHooks returns WrapSession and UnwrapSession hooks that encrypt
+// with cfg's keys and limit a session to max after its full handshake.
+// origin is one connection's memory: UnwrapSession records there when the
+// session it accepted was first established, and WrapSession dates a
+// resumed connection's ticket with it. crypto/tls stops at the first
+// ticket it resumes, so the last one recorded is the one resumed. With
+// origin nil (hooks shared by connections) a resumed connection's ticket
+// goes undated, which UnwrapSession refuses.
+func sessionHooks(cfg *tls.Config, max time.Duration, origin *time.Time) (
+	func(tls.ConnectionState, *tls.SessionState) ([]byte, error),
+	func([]byte, tls.ConnectionState) (*tls.SessionState, error),
+) {
 	now := func() time.Time {
 		if cfg.Time != nil {
 			return cfg.Time()
 		}
 		return time.Now()
 	}
-	cfg.WrapSession = func(cs tls.ConnectionState, ss *tls.SessionState) ([]byte, error) {
-		if cs.DidResume && cs.Version < tls.VersionTLS13 {
-			return []byte{}, nil
+	wrap := func(cs tls.ConnectionState, ss *tls.SessionState) ([]byte, error) {
+		switch {
+		case !cs.DidResume:
+			ss.Extra = append(ss.Extra, stamp(now()))
+		case origin != nil && !origin.IsZero():
+			ss.Extra = append(ss.Extra, stamp(*origin))
 		}
-		ss.Extra = append(ss.Extra, stamp(now()))
 		return cfg.EncryptTicket(cs, ss)
 	}
-	cfg.UnwrapSession = func(identity []byte, cs tls.ConnectionState) (*tls.SessionState, error) {
+	unwrap := func(identity []byte, cs tls.ConnectionState) (*tls.SessionState, error) {
 		ss, err := cfg.DecryptTicket(identity, cs)
 		if err != nil || ss == nil {
 			return nil, err
 		}
 		created, ok := readStamp(ss.Extra)
 		if !ok {
-			return nil, nil // not ours, or from before the limit was set
+			return nil, nil // not ours, undated, or from before the limit was set
 		}
 		age := now().Sub(created)
 		if age > max || age < -time.Minute {
 			return nil, nil
 		}
+		if origin != nil {
+			*origin = created
+		}
 		return ss, nil
 	}
-	return nil
+	return wrap, unwrap
 }
 
 func stamp(t time.Time) []byte {

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net"
 	"reflect"
 	"sync/atomic"
@@ -22,38 +23,45 @@ var clockBase = time.Now()
 func (c *fakeClock) Now() time.Time          { return clockBase.Add(time.Duration(c.offset.Load())) }
 func (c *fakeClock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
 
-// rfc5077Cache keeps a client's old ticket when the server sends an empty
-// one, as RFC 5077 §3.3 clients do (crypto/tls's client overwrites it).
-type rfc5077Cache struct{ tls.ClientSessionCache }
-
-func (c rfc5077Cache) Put(key string, cs *tls.ClientSessionState) {
-	if cs != nil {
-		if ticket, _, err := cs.ResumptionState(); err == nil && len(ticket) == 0 {
-			return
-		}
-	}
-	c.ClientSessionCache.Put(key, cs)
+// step is one connection of a session-lifetime test.
+type step struct {
+	at   time.Duration // clock time since the first connection
+	want bool          // DidResume
 }
 
+// TestSessionLifetime makes connections in a row with one stock crypto/tls
+// client cache, the clock moving between them: every ticket, including
+// those issued on resumed connections, resumes while the original full
+// handshake is at most SessionLifetime old, and not after; the next full
+// handshake starts a new chain.
 func TestSessionLifetime(t *testing.T) {
 	f := pki(t)
+	chain := []step{
+		{0, false}, {60 * time.Second, true}, {120 * time.Second, true}, {180 * time.Second, true},
+		{240 * time.Second, true}, {300 * time.Second, true},
+		// The last ticket was issued 60 s ago, but its session is 301 s old.
+		{301 * time.Second, false},
+		{302 * time.Second, true}, {601 * time.Second, true}, {602 * time.Second, false},
+	}
+	expired := []step{{0, false}, {301 * time.Second, false}, {302 * time.Second, true}}
+	// Control: crypto/tls alone resumes after 300 s, so the cases above
+	// would notice if the limit were not applied.
+	control := []step{{0, false}, {301 * time.Second, true}, {1000 * time.Second, true}}
 	for _, tc := range []struct {
 		name    string
 		version uint16
 		limit   bool
-		steps   []time.Duration // clock advance before each resumption attempt
-		want    []bool          // DidResume after each step
+		keys    bool
+		steps   []step
 	}{
-		{"TLS1.2/within", tls.VersionTLS12, true, []time.Duration{299 * time.Second}, []bool{true}},
-		{"TLS1.2/expired", tls.VersionTLS12, true, []time.Duration{301 * time.Second}, []bool{false}},
-		// The limit counts from the full handshake, not from the last resumption.
-		{"TLS1.2/renewed", tls.VersionTLS12, true, []time.Duration{200 * time.Second, 101 * time.Second}, []bool{true, false}},
-		{"TLS1.3/within", tls.VersionTLS13, true, []time.Duration{299 * time.Second}, []bool{true}},
-		{"TLS1.3/expired", tls.VersionTLS13, true, []time.Duration{301 * time.Second}, []bool{false}},
-		// Control: crypto/tls alone resumes after 300 s, so the tests above
-		// would notice if the limit were not applied.
-		{"TLS1.2/control", tls.VersionTLS12, false, []time.Duration{301 * time.Second}, []bool{true}},
-		{"TLS1.3/control", tls.VersionTLS13, false, []time.Duration{301 * time.Second}, []bool{true}},
+		{"TLS1.2/chain", tls.VersionTLS12, true, false, chain},
+		{"TLS1.3/chain", tls.VersionTLS13, true, false, chain},
+		{"TLS1.2/chain/keys", tls.VersionTLS12, true, true, chain},
+		{"TLS1.3/chain/keys", tls.VersionTLS13, true, true, chain},
+		{"TLS1.2/expired", tls.VersionTLS12, true, false, expired},
+		{"TLS1.3/expired", tls.VersionTLS13, true, false, expired},
+		{"TLS1.2/control", tls.VersionTLS12, false, false, control},
+		{"TLS1.3/control", tls.VersionTLS13, false, false, control},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			clock := &fakeClock{}
@@ -68,28 +76,74 @@ func TestSessionLifetime(t *testing.T) {
 			}
 			srv.Time = clock.Now
 			srv.Certificates = []tls.Certificate{f.ecdsa}
+			if tc.keys {
+				srv.SetSessionTicketKeys([][32]byte{{1}})
+			}
 			addr := startServer(t, srv, nil)
-
 			cli := f.clientConfig()
 			cli.Time = clock.Now
 			cli.MinVersion, cli.MaxVersion = tc.version, tc.version
-			cli.ClientSessionCache = rfc5077Cache{tls.NewLRUClientSessionCache(4)}
-
-			cs, err := handshake(addr, cli)
-			if err != nil || cs.DidResume {
-				t.Fatalf("first handshake: DidResume=%v, err=%v; want a full handshake", cs.DidResume, err)
-			}
-			for i, d := range tc.steps {
-				clock.Advance(d)
+			cli.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+			var at time.Duration
+			for i, s := range tc.steps {
+				clock.Advance(s.at - at)
+				at = s.at
 				cs, err := handshake(addr, cli)
 				if err != nil {
-					t.Fatalf("step %d: %v", i, err)
+					t.Fatalf("connection %d (+%v): %v", i, s.at, err)
 				}
-				if cs.DidResume != tc.want[i] {
-					t.Fatalf("step %d (+%v): DidResume = %v, want %v", i, d, cs.DidResume, tc.want[i])
+				if cs.DidResume != s.want {
+					t.Errorf("connection %d (+%v): DidResume = %v, want %v", i, s.at, cs.DidResume, s.want)
 				}
 			}
 		})
+	}
+}
+
+// TestResumptionUnderOuterConfig serves a LimitSessionLifetime config from
+// another config's GetConfigForClient. Without forwarding to the inner
+// GetConfigForClient, a resumed connection's ticket goes undated and
+// does not resume: the limit still holds, resumption only stops early.
+// Forwarded, as LimitSessionLifetime documents, the chain resumes.
+func TestResumptionUnderOuterConfig(t *testing.T) {
+	f := pki(t)
+	for _, tc := range []struct {
+		name    string
+		forward bool
+		want    []bool
+	}{
+		{"forwarded", true, []bool{false, true, true, true}},
+		{"not forwarded", false, []bool{false, true, false, true}},
+	} {
+		for _, version := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+			t.Run(fmt.Sprintf("%s/%s", tc.name, tls.VersionName(version)), func(t *testing.T) {
+				p, err := tlspolicy.Lookup(tlspolicy.Policy12StrictWith13)
+				if err != nil {
+					t.Fatal(err)
+				}
+				inner := p.Config()
+				inner.Certificates = []tls.Certificate{f.ecdsa}
+				outer := &tls.Config{GetConfigForClient: func(hi *tls.ClientHelloInfo) (*tls.Config, error) {
+					if tc.forward {
+						return inner.GetConfigForClient(hi)
+					}
+					return inner, nil
+				}}
+				addr := startServer(t, outer, nil)
+				cli := f.clientConfig()
+				cli.MinVersion, cli.MaxVersion = version, version
+				cli.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+				for i, want := range tc.want {
+					cs, err := handshake(addr, cli)
+					if err != nil {
+						t.Fatalf("connection %d: %v", i, err)
+					}
+					if cs.DidResume != want {
+						t.Errorf("connection %d: DidResume = %v, want %v", i, cs.DidResume, want)
+					}
+				}
+			})
+		}
 	}
 }
 
