@@ -44,6 +44,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		accessLog    = fs.Bool("access-log", true, "log one line per HTTP request (off for benchmarks)")
 		drainTimeout = fs.Duration("drain-timeout", 30*time.Second, "on SIGTERM or SIGINT, how long connections may finish")
 		adminFlag    = fs.String("admin", "", "admin status `address`, or \"off\" for none (default: without -config 127.0.0.1:port-base+90; with -config the file's AdminAddress, else none)")
+		adminTokens  = fs.String("admin-tokens", "", "`file` of the admin API's bearer tokens, one name:token a line (tokens of 16 bytes or more); without it the API refuses every write")
 		cpuProfile   = fs.String("cpuprofile", "", "write a CPU profile (go tool pprof) to `file` until clb stops")
 		etcdOpts     = etcdFlags(fs)
 	)
@@ -157,6 +158,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 
+	var tokens *admin.Tokens
+	if *adminTokens != "" {
+		if tokens, err = admin.LoadTokens(*adminTokens); err != nil {
+			fmt.Fprintln(stderr, "clb:", err)
+			return 2
+		}
+	}
+
 	var backends *demoBackends
 	if *config == "" || *demoBack {
 		if backends, err = startDemoBackends(host, *portBase); err != nil {
@@ -171,6 +180,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	a.waitProbed() // ready means the backends that passed take traffic
+	ctl := &control{a: a, planOf: planOf, fromEtcd: src != nil}
 
 	// The admin status server: off the public listeners. It follows
 	// a.inst across reloads.
@@ -183,14 +193,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 			cancel()
 			return 1
 		}
-		opts := admin.Options{Discovery: a.discoveryStatus}
+		opts := admin.Options{Discovery: a.discoveryStatus, Runtime: ctl, Tokens: tokens, Audit: log.With("log", "audit")}
 		if src != nil {
 			opts.Config = src.Status
 		}
 		srv := &http.Server{Handler: admin.New(a.inst, opts), ReadHeaderTimeout: 5 * time.Second}
 		go srv.Serve(ln)
 		defer srv.Close()
-		fmt.Fprintf(stdout, "Admin: http://%s/  (status page; /status.json; /metrics)\n\n", ln.Addr())
+		fmt.Fprintf(stdout, "Admin: http://%s/  (status page; /status.json; /metrics; /api/)\n\n", ln.Addr())
 	}
 
 	// Signals are caught before "clb: ready" is printed: a supervisor
@@ -208,7 +218,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			log.Error("reload refused: configuration invalid, the old one keeps running", "config", *config, "err", err.Error())
 			return err
 		}
-		if err := a.reload(np); errors.Is(err, errPartial) {
+		if err := ctl.reload(np); errors.Is(err, errPartial) {
 			log.Error("reload incomplete", "err", err)
 			return err
 		} else if err != nil {
@@ -261,7 +271,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		log.Info("stopping: draining connections", "signal", sig.String(), "deadline", drainTimeout.String())
 		ctx, cancel := context.WithTimeout(context.Background(), *drainTimeout)
-		err := a.stop(ctx)
+		err := ctl.stop(ctx)
 		cancel()
 		if err != nil {
 			log.Warn("stopped with connections cut at the deadline", "err", err)

@@ -3,6 +3,7 @@ package admin
 import (
 	"bytes"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -35,6 +36,14 @@ type Options struct {
 	// Status.Discovery and the clb_discovery_* metrics. If nil, neither
 	// is served.
 	Discovery func() []DiscoveryStatus
+	// Runtime, if set, serves the runtime API under /api/ (see Server).
+	Runtime Runtime
+	// Tokens are the bearer tokens writes need, and reads on an address
+	// other than loopback. If nil, every write is refused (403).
+	Tokens *Tokens
+	// Audit logs one line for every change and every refusal. If nil,
+	// they are not logged (refusals are still counted).
+	Audit *slog.Logger
 }
 
 // Server is the admin HTTP handler of one instance:
@@ -43,14 +52,31 @@ type Options struct {
 //	GET /status.json  the Status document
 //	GET /metrics      Prometheus metrics (see NewCollector)
 //
+// and, with Options.Runtime, the runtime API (JSON bodies; each answers
+// the Change made, as JSON, or a one-line error):
+//
+//	POST /api/listeners/{listener}/backends/{backend}/weight  {"weight": N}
+//	POST /api/listeners/{listener}/backends/{backend}/state   {"state": "ready"|"drain"|"maint"}
+//	POST /api/listeners/{listener}/stop
+//	POST /api/listeners/{listener}/start
+//	GET  /api/config  the configuration running (YAML)
+//	PUT  /api/config  replace it (YAML or JSON): 400 with every problem, or applied whole
+//
+// Writes need "Authorization: Bearer <token>" with one of
+// Options.Tokens; with none configured they are refused (403). Reads are
+// open to requests that reached the server on a loopback address and
+// need a token elsewhere. A refusal is 401 (no or a bad token, with
+// WWW-Authenticate) or 403, with a one-line body, counted in
+// clb_admin_refused_total{reason}. No GET changes anything.
+//
 // Paths are matched exactly; the page refers to status.json relatively, so
 // the Server also works under a prefix ending in a slash:
 //
 //	mux.Handle("/admin/", http.StripPrefix("/admin", admin.New(inst, admin.Options{})))
 //
 // Every response is computed from the instance when requested; the
-// Server keeps no counters of its own. Serve it on a loopback or otherwise
-// private address: it needs no credentials and reveals backend addresses.
+// Server counts only its refusals. Serve it on a loopback or otherwise
+// private address: its reads reveal backend addresses.
 //
 // Create one with New. A Server is safe for concurrent use.
 type Server struct {
@@ -59,12 +85,23 @@ type Server struct {
 	now     func() time.Time
 	config  func() ConfigStatus
 	disc    func() []DiscoveryStatus
+	rt      Runtime
+	tokens  *Tokens
+	audit   *slog.Logger
+	refused *prometheus.CounterVec
 	mux     *http.ServeMux
 }
 
 // New returns the admin handler of inst, which must not be nil.
 func New(inst *listener.Instance, opts Options) *Server {
-	s := &Server{inst: inst, refresh: opts.Refresh, now: opts.Now, config: opts.Config, disc: opts.Discovery, mux: http.NewServeMux()}
+	s := &Server{inst: inst, refresh: opts.Refresh, now: opts.Now, config: opts.Config, disc: opts.Discovery, rt: opts.Runtime, tokens: opts.Tokens, audit: opts.Audit, mux: http.NewServeMux()}
+	if s.audit == nil {
+		s.audit = slog.New(slog.DiscardHandler)
+	}
+	s.refused = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "clb_admin_refused_total", Help: "Admin requests refused, by reason: missing_token, bad_token (401), no_tokens (403)."}, []string{"reason"})
+	for _, r := range refusalReasons {
+		s.refused.WithLabelValues(r)
+	}
 	if s.refresh <= 0 {
 		s.refresh = DefaultRefresh
 	}
@@ -72,7 +109,7 @@ func New(inst *listener.Instance, opts Options) *Server {
 		s.now = time.Now
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(NewCollector(inst))
+	reg.MustRegister(NewCollector(inst), s.refused)
 	if s.config != nil {
 		reg.MustRegister(newConfigCollector(s.config))
 	}
@@ -82,9 +119,12 @@ func New(inst *listener.Instance, opts Options) *Server {
 	if opts.RuntimeMetrics {
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
-	s.mux.HandleFunc("GET /{$}", s.page)
-	s.mux.HandleFunc("GET /status.json", s.json)
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	s.mux.HandleFunc("GET /{$}", s.read(s.page))
+	s.mux.HandleFunc("GET /status.json", s.read(s.json))
+	s.mux.HandleFunc("GET /metrics", s.read(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}).ServeHTTP))
+	if s.rt != nil {
+		s.routeAPI()
+	}
 	return s
 }
 
