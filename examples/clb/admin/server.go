@@ -35,6 +35,11 @@ type Options struct {
 	// Status.Discovery and the clb_discovery_* metrics. If nil, neither
 	// is served.
 	Discovery func() []DiscoveryStatus
+	// Process reports which process serves and the version of the
+	// configuration it runs, for Status.Process and the clb_config_info,
+	// clb_process_start_time_seconds and clb_upgrade_generation metrics.
+	// If nil, neither is served.
+	Process func() ProcessStatus
 }
 
 // Server is the admin HTTP handler of one instance:
@@ -59,12 +64,13 @@ type Server struct {
 	now     func() time.Time
 	config  func() ConfigStatus
 	disc    func() []DiscoveryStatus
+	proc    func() ProcessStatus
 	mux     *http.ServeMux
 }
 
 // New returns the admin handler of inst, which must not be nil.
 func New(inst *listener.Instance, opts Options) *Server {
-	s := &Server{inst: inst, refresh: opts.Refresh, now: opts.Now, config: opts.Config, disc: opts.Discovery, mux: http.NewServeMux()}
+	s := &Server{inst: inst, refresh: opts.Refresh, now: opts.Now, config: opts.Config, disc: opts.Discovery, proc: opts.Process, mux: http.NewServeMux()}
 	if s.refresh <= 0 {
 		s.refresh = DefaultRefresh
 	}
@@ -78,6 +84,9 @@ func New(inst *listener.Instance, opts Options) *Server {
 	}
 	if s.disc != nil {
 		reg.MustRegister(newDiscoveryCollector(s.disc))
+	}
+	if s.proc != nil {
+		reg.MustRegister(newProcessCollector(s.proc))
 	}
 	if opts.RuntimeMetrics {
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -106,6 +115,10 @@ func (s *Server) Status() Status {
 	}
 	if s.disc != nil {
 		st.Discovery = s.disc()
+	}
+	if s.proc != nil {
+		p := s.proc()
+		st.Process = &p
 	}
 	return st
 }
