@@ -42,6 +42,7 @@ type plan struct {
 	inst      listener.InstanceConfig
 	listeners []*lspec
 	acls      map[string]*acl.Group
+	version   string // of the configuration, File.version
 }
 
 // lspec is one planned listener.
@@ -392,9 +393,13 @@ func (f *File) path(p string) string {
 // configuration came from there, else a file.
 func (f *File) read(p string) ([]byte, error) {
 	if f.keys != nil {
-		return f.keys.read(p)
+		return f.keys.read(p) // the snapshot's digest holds every key
 	}
-	return os.ReadFile(f.path(p))
+	data, err := os.ReadFile(f.path(p))
+	if err == nil && f.digest != nil {
+		f.digest.add(data)
+	}
+	return data, err
 }
 
 func backends(servers []Server, port int) []balancer.Backend {
@@ -514,6 +519,7 @@ func planFile(f *File, e *env) (*plan, error) {
 	if err := ps.err(); err != nil {
 		return nil, err
 	}
+	p.version = f.version() // after makePlan read the PEM files
 	return p, nil
 }
 

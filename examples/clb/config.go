@@ -42,6 +42,9 @@ type File struct {
 	dir  string    // directory of the file, for relative PEM paths
 	name string    // file name for messages
 	keys *etcdKeys // where PEM paths point when read from etcd; nil: files
+	// digest hashes what the File was read from, for its version; nil
+	// for a File built in code.
+	digest *configDigest
 }
 
 // Server is a backend server. In BackendServers (the default group) the
@@ -289,7 +292,8 @@ func Parse(name, dir string, data []byte) (*File, error) {
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, Problems{{File: name, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}}
 	}
-	f := &File{name: name, dir: dir}
+	f := &File{name: name, dir: dir, digest: newDigest()}
+	f.digest.add(data)
 	ps := &problems{file: name}
 	if doc.Kind == 0 || len(doc.Content) == 0 {
 		ps.add(0, "", "empty configuration")

@@ -320,6 +320,7 @@ func (s *etcdSource) file(snap etcdSnapshot) (*File, error) {
 		return nil, err
 	}
 	f.keys = &etcdKeys{prefix: s.prefix, kv: snap.kv}
+	f.digest = snapshotDigest(snap)
 	return f, nil
 }
 

@@ -32,6 +32,7 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
 // run is the whole program; it returns the exit code.
 func run(args []string, stdout, stderr io.Writer) int {
+	started := time.Now()
 	fs := flag.NewFlagSet("clb", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
@@ -57,6 +58,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if _, err := netip.ParseAddr(*listenAddr); *listenAddr != "" && err != nil {
 		fmt.Fprintf(stderr, "clb: -listen-address %q: want an IP address\n", *listenAddr)
+		return 2
+	}
+	generation, err := parseGeneration(os.Getenv(generationEnv))
+	if err != nil {
+		fmt.Fprintln(stderr, "clb:", err)
 		return 2
 	}
 	var h slog.Handler
@@ -193,7 +199,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			cancel()
 			return 1
 		}
-		opts := admin.Options{Discovery: a.discoveryStatus, Runtime: ctl, Tokens: tokens, Audit: log.With("log", "audit")}
+		opts := admin.Options{Discovery: a.discoveryStatus, Runtime: ctl, Tokens: tokens, Audit: log.With("log", "audit"), Process: a.processStatus(started, generation)}
 		if src != nil {
 			opts.Config = src.Status
 		}
@@ -210,7 +216,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer signal.Stop(sigs)
 	printTable(stdout, a, *config == "", backends != nil, host, *portBase)
 	logUnsupportedSuites(log, p)
-	log.Info("clb ready", "instance", p.inst.ID, "listeners", len(p.listeners), "config", *config)
+	log.Info("clb ready", "instance", p.inst.ID, "listeners", len(p.listeners), "config", *config, "version", p.version, "generation", generation)
 
 	// apply reloads to np, or logs why not; SIGHUP and etcd share it.
 	apply := func(np *plan, err error) error {
@@ -225,7 +231,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			log.Error("reload refused: the old configuration keeps running", "config", *config, "err", err.Error())
 			return err
 		}
-		log.Info("reloaded", "config", *config, "listeners", len(np.listeners))
+		log.Info("reloaded", "config", *config, "listeners", len(np.listeners), "version", np.version)
 		return nil
 	}
 	var updates <-chan etcdSnapshot // nil unless -config is etcd://…

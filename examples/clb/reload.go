@@ -32,6 +32,8 @@ type app struct {
 	// sources lists the running DNS sources for the admin server, which
 	// reads it while reloads change running; each reload publishes it.
 	sources atomic.Pointer[[]namedSource]
+	// applied is the configuration applied last, for the admin server.
+	applied atomic.Pointer[appliedConfig]
 }
 
 // running is one live listener and the rule groups it owns.
@@ -195,6 +197,7 @@ func (a *app) reload(p *plan) error {
 			}
 		}
 		a.acls, a.plan = acls, p
+		a.applied.Store(&appliedConfig{version: p.version, at: time.Now()})
 		a.publishSources()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), a.replaceTimeout)

@@ -86,7 +86,8 @@ func TestPageInBrowser(t *testing.T) {
 	ctx := browser(t)
 	f := newFixture(t)
 	f.traffic(t, 2)
-	srv := serve(t, admin.New(f.inst, admin.Options{Refresh: 200 * time.Millisecond}))
+	proc := admin.ProcessStatus{PID: 7, Started: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC), Generation: 1, ConfigVersion: "0123456789ab"}
+	srv := serve(t, admin.New(f.inst, admin.Options{Refresh: 200 * time.Millisecond, Process: func() admin.ProcessStatus { return proc }}))
 
 	step(t, ctx, "loading the page", chromedp.Navigate(srv.URL+"/"))
 	// renders counts the script's redraws from status.json; the first
@@ -105,6 +106,11 @@ func TestPageInBrowser(t *testing.T) {
 	}
 	if up := step(t, ctx, "reading #updated", chromedp.Text(chromedp.ID("updated"))); up == "" || up[:5] != "as of" {
 		t.Errorf("#updated = %q, want \"as of …\"", up)
+	}
+
+	// page.js draws the process line as page.go does.
+	if line, want := step(t, ctx, "reading #process", chromedp.Text(chromedp.ID("process"))), "Process 7 · generation 1 · started 2025-01-02 03:04:05 UTC · config version 0123456789ab"; line != want {
+		t.Errorf("#process = %q, want %q", line, want)
 	}
 
 	if err := f.tcp.Group().SetHealthy("b", false); err != nil {

@@ -10,7 +10,9 @@
 // /status.json every two seconds, without reloading. /status.json is the
 // same data as a Status document. /metrics exposes lbkit_listener_* and
 // lbkit_backend_* series in the Prometheus text format from a private
-// registry (see NewCollector).
+// registry (see NewCollector). Options.Process adds which process serves
+// and the version of the configuration it runs (ProcessStatus), so an
+// operator can tell which replica runs what.
 //
 // Everything is read from the listeners' Stats and server groups when a
 // route is requested, so serving the admin handler adds nothing to the

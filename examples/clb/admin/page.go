@@ -35,11 +35,12 @@ var (
 		"base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 	pageTmpl = template.Must(template.New("page").Funcs(template.FuncMap{
-		"clock":      clock,
-		"counters":   counters,
-		"columns":    columns,
-		"cells":      cells,
-		"configLine": configLine,
+		"clock":       clock,
+		"counters":    counters,
+		"columns":     columns,
+		"cells":       cells,
+		"configLine":  configLine,
+		"processLine": processLine,
 	}).Parse(pageHTML))
 )
 
@@ -70,6 +71,23 @@ func configLine(c ConfigStatus) string {
 	}
 	if c.Error != "" {
 		s += " · last error " + clock(c.ErrorTime) + ": " + c.Error
+	}
+	return s
+}
+
+// stamp is stamp() in page.js: a date and time in UTC, for times that
+// may be days old.
+func stamp(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05") + " UTC" }
+
+// processLine is processLine() in page.js.
+func processLine(p ProcessStatus) string {
+	s := fmt.Sprintf("Process %d · generation %d · started %s · config version ", p.PID, p.Generation, stamp(p.Started))
+	if p.ConfigVersion == "" {
+		return s + "none"
+	}
+	s += p.ConfigVersion
+	if !p.ConfigApplied.IsZero() {
+		s += " applied " + stamp(p.ConfigApplied)
 	}
 	return s
 }

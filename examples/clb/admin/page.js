@@ -70,6 +70,20 @@
     return s;
   }
 
+  // stamp is a date and time in UTC, for times that may be days old.
+  function stamp(iso) {
+    var d = new Date(iso);
+    return isNaN(d) ? iso : d.toISOString().slice(0, 19).replace("T", " ") + " UTC";
+  }
+  function processLine(p) {
+    var s = "Process " + p.pid + " \u00b7 generation " + p.generation + " \u00b7 started " + stamp(p.started) +
+      " \u00b7 config version ";
+    if (!p.config_version) return s + "none";
+    s += p.config_version;
+    if (p.config_applied) s += " applied " + stamp(p.config_applied);
+    return s;
+  }
+
   function section(l) {
     var s = el("section", "listener");
     s.dataset.listener = l.name;
@@ -117,6 +131,9 @@
     var cf = document.getElementById("config");
     cf.hidden = !st.config;
     if (st.config) cf.textContent = configLine(st.config);
+    var pr = document.getElementById("process");
+    pr.hidden = !st.process;
+    if (st.process) pr.textContent = processLine(st.process);
     var ls = st.listeners || [];
     var main = document.getElementById("listeners");
     if (ls.length === 0) main.replaceChildren(el("p", "none", "No listeners."));

@@ -44,6 +44,11 @@ type Options struct {
 	// Audit logs one line for every change and every refusal. If nil,
 	// they are not logged (refusals are still counted).
 	Audit *slog.Logger
+	// Process reports which process serves and the version of the
+	// configuration it runs, for Status.Process and the clb_config_info,
+	// clb_process_start_time_seconds and clb_upgrade_generation metrics.
+	// If nil, neither is served.
+	Process func() ProcessStatus
 }
 
 // Server is the admin HTTP handler of one instance:
@@ -89,12 +94,13 @@ type Server struct {
 	tokens  *Tokens
 	audit   *slog.Logger
 	refused *prometheus.CounterVec
+	proc    func() ProcessStatus
 	mux     *http.ServeMux
 }
 
 // New returns the admin handler of inst, which must not be nil.
 func New(inst *listener.Instance, opts Options) *Server {
-	s := &Server{inst: inst, refresh: opts.Refresh, now: opts.Now, config: opts.Config, disc: opts.Discovery, rt: opts.Runtime, tokens: opts.Tokens, audit: opts.Audit, mux: http.NewServeMux()}
+	s := &Server{inst: inst, refresh: opts.Refresh, now: opts.Now, config: opts.Config, disc: opts.Discovery, rt: opts.Runtime, tokens: opts.Tokens, audit: opts.Audit, proc: opts.Process, mux: http.NewServeMux()}
 	if s.audit == nil {
 		s.audit = slog.New(slog.DiscardHandler)
 	}
@@ -115,6 +121,9 @@ func New(inst *listener.Instance, opts Options) *Server {
 	}
 	if s.disc != nil {
 		reg.MustRegister(newDiscoveryCollector(s.disc))
+	}
+	if s.proc != nil {
+		reg.MustRegister(newProcessCollector(s.proc))
 	}
 	if opts.RuntimeMetrics {
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -146,6 +155,10 @@ func (s *Server) Status() Status {
 	}
 	if s.disc != nil {
 		st.Discovery = s.disc()
+	}
+	if s.proc != nil {
+		p := s.proc()
+		st.Process = &p
 	}
 	return st
 }

@@ -24,6 +24,9 @@ type Status struct {
 	// Discovery lists the DNS sources feeding server groups; empty
 	// unless Options.Discovery is set and some group is fed from DNS.
 	Discovery []DiscoveryStatus `json:"discovery,omitempty"`
+	// Process is which process serves and what configuration it runs;
+	// nil unless Options.Process is set.
+	Process *ProcessStatus `json:"process,omitempty"`
 }
 
 // ListenerStatus is one listener's configuration summary and counters
