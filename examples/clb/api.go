@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"reflect"
 	"strconv"
 	"sync"
@@ -20,8 +22,16 @@ import (
 // mutex rather than a channel into the main loop: the API's handlers run
 // on the admin server's goroutines and must wait for their answer
 // anyway, and app's maps (running, plan) are then touched by one holder
-// at a time whoever it is. Changes made through the API last until the
-// next reload or restart, which apply the configuration again.
+// at a time whoever it is.
+//
+// Where a change lasts: with a configuration from etcd, weight, drain and
+// configuration changes are written through to etcd (persist.go), and
+// every replica, this one included, applies them from its watch, so the
+// fleet agrees; maintenance, which has no field in the configuration,
+// and stopped listeners stay this replica's until its next reload. With
+// a file, changes last until the next reload or restart, which apply the
+// file again, unless the write asks to persist them (persist.go), which
+// rewrites the file.
 //
 // control implements admin.Runtime.
 type control struct {
@@ -29,8 +39,9 @@ type control struct {
 	a  *app
 	// planOf plans a file as this replica runs it (-listen-address).
 	planOf func(*File) (*plan, error)
-	// fromEtcd refuses PUT /api/config: etcd would undo it.
-	fromEtcd bool
+	// etcd, if set, is where the configuration comes from: changes are
+	// written there.
+	etcd *etcdSource
 }
 
 // reload applies p, as app.reload, then starts the kept listeners the
@@ -39,6 +50,11 @@ type control struct {
 func (c *control) reload(p *plan) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.reloadLocked(p)
+}
+
+// reloadLocked is reload for a holder of c.mu.
+func (c *control) reloadLocked(p *plan) error {
 	err := c.a.reload(p)
 	for _, r := range c.a.running {
 		if r.l.State() == listener.Stopped {
@@ -92,8 +108,9 @@ func clbWeightOf(m *balancer.Member) string {
 // SetWeight sets backend id's CLB weight in every group of the listener
 // that holds it: 0 drains it, as in a configuration file; 1–100 sets
 // the weight and returns a draining backend to ready (one in
-// maintenance stays there).
-func (c *control) SetWeight(name, id string, w int) (admin.Change, error) {
+// maintenance stays there). With etcd, or persist, the weight is
+// written to the configuration instead (see control).
+func (c *control) SetWeight(name, id string, w int, persist bool) (admin.Change, error) {
 	if !weightRange.ok(w) {
 		return admin.Change{}, fmt.Errorf("%w: Weight %d out of range %s", admin.ErrInvalid, w, weightRange)
 	}
@@ -104,6 +121,17 @@ func (c *control) SetWeight(name, id string, w int) (admin.Change, error) {
 		return admin.Change{}, err
 	}
 	ch := admin.Change{What: fmt.Sprintf("listener %s backend %s weight", name, id), Before: clbWeightOf(m)}
+	if c.etcd != nil || persist {
+		where, err := c.writeThrough(name, id, func(int) int { return w })
+		if err != nil {
+			return admin.Change{}, err
+		}
+		ch.What += where
+		if c.etcd != nil && where != "" { // the watch applies it
+			ch.After = strconv.Itoa(w)
+			return ch, nil
+		}
+	}
 	weight, state := weight(&w)
 	for _, g := range gs {
 		if state == balancer.Drain {
@@ -121,8 +149,15 @@ func (c *control) SetWeight(name, id string, w int) (admin.Change, error) {
 }
 
 // SetState sets backend id's state in every group of the listener that
-// holds it.
-func (c *control) SetState(name, id string, st balancer.State) (admin.Change, error) {
+// holds it. With etcd, or persist, drain and ready are written to the
+// configuration instead, as CLB weights (see control): drain as Weight
+// 0, ready as the weight the backend had before (100 if none) where
+// the configuration says 0. Maintenance has no field there: with etcd
+// it stays this replica's (the Change says so); persist refuses it.
+func (c *control) SetState(name, id string, st balancer.State, persist bool) (admin.Change, error) {
+	if persist && st == balancer.Maint && c.etcd == nil {
+		return admin.Change{}, fmt.Errorf("%w: state maint has no field in the configuration: it cannot be persisted", admin.ErrInvalid)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	gs, m, err := c.groups(name, id)
@@ -130,6 +165,28 @@ func (c *control) SetState(name, id string, st balancer.State) (admin.Change, er
 		return admin.Change{}, err
 	}
 	ch := admin.Change{What: fmt.Sprintf("listener %s backend %s state", name, id), Before: m.State().String(), After: st.String()}
+	switch {
+	case st == balancer.Maint && c.etcd != nil:
+		ch.What += " (this replica only, until its next reload: maintenance has no field in the configuration)"
+	case c.etcd != nil || persist:
+		before := m.Weight()
+		where, err := c.writeThrough(name, id, func(old int) int {
+			switch {
+			case st == balancer.Drain:
+				return 0
+			case old == 0:
+				return before
+			}
+			return old
+		})
+		if err != nil {
+			return admin.Change{}, err
+		}
+		ch.What += where
+		if c.etcd != nil && where != "" { // the watch applies it
+			return ch, nil
+		}
+	}
 	for _, g := range gs {
 		if err := g.SetState(id, st); err != nil {
 			return admin.Change{}, err
@@ -188,15 +245,18 @@ func (c *control) Config() ([]byte, error) {
 }
 
 // ReplaceConfig checks data as -check does and applies it as a reload
-// does, all or nothing. The file on disk is not rewritten.
-func (c *control) ReplaceConfig(data []byte) (admin.Change, error) {
-	if c.fromEtcd {
-		return admin.Change{}, fmt.Errorf("%w: the configuration comes from etcd: change it there", admin.ErrConflict)
-	}
+// does, all or nothing. With etcd it is written there instead, on the
+// revision this replica runs (see control), and every replica applies it
+// from its watch. The file on disk is rewritten only with persist, after
+// the configuration applied.
+func (c *control) ReplaceConfig(data []byte, persist bool) (admin.Change, error) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	cur := c.a.plan.file
-	c.mu.Unlock()
 	f, err := Parse(cur.name, cur.dir, data)
+	if err == nil {
+		f.keys = cur.keys // PEM paths name the keys of the revision running
+	}
 	var p *plan
 	if err == nil {
 		p, err = c.planOf(f)
@@ -204,11 +264,92 @@ func (c *control) ReplaceConfig(data []byte) (admin.Change, error) {
 	if err != nil {
 		return admin.Change{}, fmt.Errorf("%w: configuration refused, the old one keeps running:\n%w", admin.ErrInvalid, err)
 	}
-	before := fmt.Sprintf("%d listeners", len(cur.Listeners))
-	if err := c.reload(p); err != nil {
+	ch := admin.Change{What: "configuration", Before: fmt.Sprintf("%d listeners", len(cur.Listeners)), After: fmt.Sprintf("%d listeners", len(p.listeners))}
+	if c.etcd != nil {
+		where, err := c.save(data)
+		if err != nil {
+			return admin.Change{}, err
+		}
+		ch.What += " (" + where + ")"
+		return ch, nil
+	}
+	if persist {
+		if _, err := c.document(); err != nil { // refuse before applying
+			return admin.Change{}, err
+		}
+	}
+	if err := c.reloadLocked(p); err != nil {
 		return admin.Change{}, fmt.Errorf("%w: configuration refused, the old one keeps running: %w", admin.ErrConflict, err)
 	}
-	return admin.Change{What: "configuration", Before: before, After: fmt.Sprintf("%d listeners", len(p.listeners))}, nil
+	if persist {
+		where, err := c.save(data)
+		if err != nil {
+			return admin.Change{}, fmt.Errorf("configuration applied, but %w", err)
+		}
+		ch.What += " (" + where + ")"
+	}
+	return ch, nil
+}
+
+// writeThrough edits the Weight of backend id in the groups of listener
+// name, in the document running, by set (given the Weight there), and
+// saves the document. It returns what the audit line adds, "" if the
+// document already said so and nothing was written.
+func (c *control) writeThrough(name, id string, set func(old int) int) (string, error) {
+	doc, err := c.document()
+	if err != nil {
+		return "", err
+	}
+	doc, changed, err := editWeight(doc, &c.a.running[name].spec.src, id, set)
+	if err != nil || !changed {
+		return "", err
+	}
+	where, err := c.save(doc)
+	if err != nil {
+		return "", err
+	}
+	return " (" + where + ")", nil
+}
+
+// document returns the document the configuration running was decoded
+// from, to edit: etcd's value at the revision running, or the file,
+// which must still hold that document (else the edit would undo what
+// was written there since).
+func (c *control) document() ([]byte, error) {
+	f := c.a.plan.file
+	if f.src == nil {
+		return nil, fmt.Errorf("%w: no configuration file to write to (the demo's configuration is built in code)", admin.ErrConflict)
+	}
+	if c.etcd != nil {
+		return f.src, nil
+	}
+	disk, err := os.ReadFile(f.path(f.name))
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(disk, f.src) {
+		return nil, fmt.Errorf("%w: %s differs from the configuration running (edited since it was loaded, or replaced by PUT /api/config without persist): reload it (SIGHUP) first", admin.ErrConflict, f.path(f.name))
+	}
+	return f.src, nil
+}
+
+// save writes data, an edited document, to where the configuration
+// running came from: etcd, on the revision running, or the file. It
+// returns where it wrote, for the audit line.
+func (c *control) save(data []byte) (string, error) {
+	f := c.a.plan.file
+	if c.etcd != nil {
+		rev, err := c.etcd.write(data, f.keys.rev)
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("written to %s/%s at revision %d; replicas apply it from etcd", c.etcd.url, etcdConfigKey, rev), nil
+	}
+	if err := writeFileAtomic(f.path(f.name), data, 0o644); err != nil {
+		return "", fmt.Errorf("%s not rewritten: %w", f.path(f.name), err)
+	}
+	f.src = data // the file holds what runs again
+	return "persisted to " + f.path(f.name), nil
 }
 
 // encode renders a decoded configuration value as YAML: a struct's

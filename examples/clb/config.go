@@ -45,6 +45,10 @@ type File struct {
 	// digest hashes what the File was read from, for its version; nil
 	// for a File built in code.
 	digest *configDigest
+	// src is the document the File was decoded from, which the runtime
+	// API edits to write a change through (persist.go); nil for a File
+	// built in code.
+	src []byte
 }
 
 // Server is a backend server. In BackendServers (the default group) the
@@ -292,7 +296,7 @@ func Parse(name, dir string, data []byte) (*File, error) {
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, Problems{{File: name, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}}
 	}
-	f := &File{name: name, dir: dir, digest: newDigest()}
+	f := &File{name: name, dir: dir, digest: newDigest(), src: data}
 	f.digest.add(data)
 	ps := &problems{file: name}
 	if doc.Kind == 0 || len(doc.Content) == 0 {

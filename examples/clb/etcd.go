@@ -319,7 +319,7 @@ func (s *etcdSource) file(snap etcdSnapshot) (*File, error) {
 	if err != nil {
 		return nil, err
 	}
-	f.keys = &etcdKeys{prefix: s.prefix, kv: snap.kv}
+	f.keys = &etcdKeys{prefix: s.prefix, kv: snap.kv, rev: snap.rev}
 	f.digest = snapshotDigest(snap)
 	return f, nil
 }
@@ -445,6 +445,35 @@ func (s *etcdSource) probe(ctx context.Context) {
 	}
 }
 
+// write puts data at PREFIX/config if that key has not changed since
+// revision rev, the one the replica runs: a compare-and-swap, so that a
+// writer who got there first (another replica, an operator's etcdctl)
+// is not overwritten unseen. The replicas, this one included, apply the
+// write through their watch like any put. write returns the revision of
+// the put; a lost race is an admin.ErrConflict naming the revision that
+// won.
+func (s *etcdSource) write(data []byte, rev int64) (int64, error) {
+	key := s.prefix + "/" + etcdConfigKey
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
+	defer cancel()
+	resp, err := s.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.ModRevision(key), "<", rev+1)).
+		Then(clientv3.OpPut(key, string(data))).
+		Else(clientv3.OpGet(key)).
+		Commit()
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", s.url, s.opts.explain(err, s.cli.Endpoints(), s.tls, s.prefix))
+	}
+	if !resp.Succeeded {
+		var won int64
+		if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
+			won = kvs[0].ModRevision
+		}
+		return 0, fmt.Errorf("%w: %s changed at revision %d, after revision %d this replica runs: read it again (GET /api/config once the replica has applied it) and retry", admin.ErrConflict, key, won, rev)
+	}
+	return resp.Header.Revision, nil
+}
+
 // up records that etcd answered.
 func (s *etcdSource) up() {
 	s.mu.Lock()
@@ -503,6 +532,7 @@ func sameKeys(a, b map[string][]byte) bool { return maps.EqualFunc(a, b, bytes.E
 type etcdKeys struct {
 	prefix string
 	kv     map[string][]byte
+	rev    int64 // of the snapshot: the runtime API writes on it
 }
 
 // read returns the value of the key PREFIX/name. Absolute names and

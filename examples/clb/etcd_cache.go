@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 )
 
 // etcdCache is the on-disk copy of the last etcd snapshot a replica
@@ -32,7 +31,8 @@ func (s *etcdSource) save(snap etcdSnapshot) {
 	if path == "" {
 		return
 	}
-	if err := writeFileAtomic(path, etcdCache{Prefix: s.prefix, Revision: snap.rev, Keys: snap.kv}); err != nil {
+	data, _ := json.Marshal(etcdCache{Prefix: s.prefix, Revision: snap.rev, Keys: snap.kv}) // cannot fail: strings and bytes
+	if err := writeFileAtomic(path, data, 0o600); err != nil {
 		s.log.Warn("etcd: cache not written; the next start needs etcd", "file", path, "err", err)
 	}
 }
@@ -59,30 +59,4 @@ func (s *etcdSource) cached() (etcdSnapshot, error) {
 		c.Keys = map[string][]byte{}
 	}
 	return etcdSnapshot{rev: c.Revision, kv: c.Keys}, nil
-}
-
-// writeFileAtomic writes v as JSON to path, mode 0600, through a
-// temporary file in the same directory renamed over it.
-func writeFileAtomic(path string, v any) error {
-	data, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*") // mode 0600
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // a no-op after the rename
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

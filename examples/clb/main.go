@@ -186,7 +186,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	a.waitProbed() // ready means the backends that passed take traffic
-	ctl := &control{a: a, planOf: planOf, fromEtcd: src != nil}
+	ctl := &control{a: a, planOf: planOf, etcd: src}
 
 	// The admin status server: off the public listeners. It follows
 	// a.inst across reloads.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/lbkit/lbkit/balancer"
@@ -21,10 +22,11 @@ import (
 type Runtime interface {
 	// SetWeight sets a backend's CLB weight in every group of the
 	// listener it belongs to (0 drains, as in a configuration file).
-	SetWeight(listener, backend string, weight int) (Change, error)
+	// persist (?persist=1) asks that the change outlast the next reload.
+	SetWeight(listener, backend string, weight int, persist bool) (Change, error)
 	// SetState sets a backend's administrative state in every group of
-	// the listener it belongs to.
-	SetState(listener, backend string, state balancer.State) (Change, error)
+	// the listener it belongs to; persist as for SetWeight.
+	SetState(listener, backend string, state balancer.State, persist bool) (Change, error)
 	// StopListener stops a listener gracefully, until ctx ends.
 	StopListener(ctx context.Context, listener string) (Change, error)
 	// StartListener starts a stopped listener.
@@ -32,8 +34,8 @@ type Runtime interface {
 	// Config returns the configuration running, as YAML.
 	Config() ([]byte, error)
 	// ReplaceConfig validates and applies a whole configuration, all or
-	// nothing.
-	ReplaceConfig(data []byte) (Change, error)
+	// nothing; persist as for SetWeight.
+	ReplaceConfig(data []byte, persist bool) (Change, error)
 }
 
 // Change is what a runtime API call changed, as the audit line tells it.
@@ -63,7 +65,11 @@ func (s *Server) routeAPI() {
 		if body.Weight == nil {
 			return Change{}, fmt.Errorf("%w: want {\"weight\": N}", ErrInvalid)
 		}
-		return s.rt.SetWeight(r.PathValue("listener"), r.PathValue("backend"), *body.Weight)
+		persist, err := persistParam(r)
+		if err != nil {
+			return Change{}, err
+		}
+		return s.rt.SetWeight(r.PathValue("listener"), r.PathValue("backend"), *body.Weight, persist)
 	}))
 	s.mux.HandleFunc("POST /api/listeners/{listener}/backends/{backend}/state", s.write(func(r *http.Request) (Change, error) {
 		var body struct{ State string }
@@ -74,7 +80,11 @@ func (s *Server) routeAPI() {
 		if !ok {
 			return Change{}, fmt.Errorf("%w: state %q: want ready, drain or maint", ErrInvalid, body.State)
 		}
-		return s.rt.SetState(r.PathValue("listener"), r.PathValue("backend"), st)
+		persist, err := persistParam(r)
+		if err != nil {
+			return Change{}, err
+		}
+		return s.rt.SetState(r.PathValue("listener"), r.PathValue("backend"), st, persist)
 	}))
 	s.mux.HandleFunc("POST /api/listeners/{listener}/stop", s.write(func(r *http.Request) (Change, error) {
 		return s.rt.StopListener(r.Context(), r.PathValue("listener"))
@@ -87,7 +97,11 @@ func (s *Server) routeAPI() {
 		if err != nil {
 			return Change{}, fmt.Errorf("%w: body: %w", ErrInvalid, err)
 		}
-		return s.rt.ReplaceConfig(data)
+		persist, err := persistParam(r)
+		if err != nil {
+			return Change{}, err
+		}
+		return s.rt.ReplaceConfig(data, persist)
 	}))
 	s.mux.HandleFunc("GET /api/config", s.read(func(w http.ResponseWriter, r *http.Request) {
 		b, err := s.rt.Config()
@@ -100,6 +114,20 @@ func (s *Server) routeAPI() {
 		h.Set("Cache-Control", "no-store")
 		w.Write(b)
 	}))
+}
+
+// persistParam reads the persist query parameter: 1 or true asks that
+// a change outlast the next reload; absent, 0 or false, not.
+func persistParam(r *http.Request) (bool, error) {
+	v := r.URL.Query().Get("persist")
+	if v == "" {
+		return false, nil
+	}
+	p, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("%w: persist %q: want 1 or 0", ErrInvalid, v)
+	}
+	return p, nil
 }
 
 // parseState reads a state by the name balancer.State.String gives it.
