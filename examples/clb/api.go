@@ -345,7 +345,8 @@ func (c *control) save(data []byte) (string, error) {
 		}
 		return fmt.Sprintf("written to %s/%s at revision %d; replicas apply it from etcd", c.etcd.url, etcdConfigKey, rev), nil
 	}
-	if err := writeFileAtomic(f.path(f.name), data, 0o644); err != nil {
+	path := f.path(f.name)
+	if err := writeFileAtomic(path, data, modeOf(path, 0o644)); err != nil { // the file keeps its mode
 		return "", fmt.Errorf("%s not rewritten: %w", f.path(f.name), err)
 	}
 	f.src = data // the file holds what runs again

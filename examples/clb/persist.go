@@ -137,15 +137,20 @@ func editWeight(data []byte, l *Listener, id string, set func(old int) int) ([]b
 	return b.Bytes(), true, e.Close()
 }
 
-// writeFileAtomic replaces the file at path with data, keeping its mode
-// (perm for a new file): data goes to a temporary file in the same
-// directory, which is then renamed over path, so a reader (a SIGHUP, a
-// crash) sees the old file or the new one, never half of one. A symbolic
-// link at path is replaced by the file.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+// modeOf is the mode of the file at path, or def if there is none.
+func modeOf(path string, def os.FileMode) os.FileMode {
 	if fi, err := os.Stat(path); err == nil {
-		perm = fi.Mode().Perm()
+		return fi.Mode().Perm()
 	}
+	return def
+}
+
+// writeFileAtomic replaces the file at path with data, mode perm: data
+// goes to a temporary file in the same directory, which is then renamed
+// over path, so a reader (a SIGHUP, a crash) sees the old file or the new
+// one, never half of one. A symbolic link at path is replaced by the
+// file.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
 		return err
