@@ -3,10 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,10 +22,7 @@ func TestEtcdCache(t *testing.T) {
 	leakcheck.Check(t)
 	e := startEtcd(t)
 	link := newLinkProxy(t, e.addr)
-	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "backend\n") }))
-	defer backend.Close()
-	bport := backend.Listener.Addr().(*net.TCPAddr).Port
-	doc := func(port int) string { return httpDoc(port, bport) }
+	doc := backendDoc(t)
 	first, second := configPort(t), configPort(t)
 	written := e.put(t, "/lb/config", doc(first))
 	cache := filepath.Join(t.TempDir(), "lb.cache")
@@ -52,11 +46,7 @@ func TestEtcdCache(t *testing.T) {
 		t.Errorf("a start without the cache while etcd is away: %v\n%s", err, out)
 	}
 	p := startClb(t, withCache...)
-	m := adminLine.FindStringSubmatch(p.stdout)
-	if m == nil {
-		t.Fatalf("no admin address in:\n%s", p.stdout)
-	}
-	r := &replica{proc: p, ip: "127.0.0.1", admin: m[1]}
+	r := asReplica(t, p, "127.0.0.1")
 	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	if _, line := firstLine(t, c, fmt.Sprintf("http://127.0.0.1:%d/", first)); line != "backend" {
 		t.Errorf("the cached configuration's listener answered %q", line)

@@ -184,6 +184,15 @@ func tcpDoc(port int) string {
 		"Listeners: [{ListenerProtocol: tcp, ListenerPort: %d, BackendServerPort: 9, HealthCheck: \"off\"}]\n", port)
 }
 
+// backendDoc starts an HTTP backend answering "backend" (stopped with
+// the test) and returns httpDoc for it.
+func backendDoc(t *testing.T) func(port int) string {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "backend\n") }))
+	t.Cleanup(backend.Close)
+	bport := backend.Listener.Addr().(*net.TCPAddr).Port
+	return func(port int) string { return httpDoc(port, bport) }
+}
+
 // httpDoc is a configuration of one http listener on port to the
 // backend on 127.0.0.1:bport.
 func httpDoc(port, bport int) string {
@@ -197,18 +206,11 @@ func httpDoc(port, bport int) string {
 // new port serves the backend.
 func follows(t *testing.T, e *etcdServer, args ...string) {
 	t.Helper()
-	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "backend\n") }))
-	defer backend.Close()
-	bport := backend.Listener.Addr().(*net.TCPAddr).Port
-	doc := func(port int) string { return httpDoc(port, bport) }
+	doc := backendDoc(t)
 	first, second := configPort(t), configPort(t)
 	e.put(t, "/lb/config", doc(first))
 	p := startClb(t, append([]string{"-admin", "127.0.0.1:0", "-etcd-probe", "200ms"}, args...)...)
-	m := adminLine.FindStringSubmatch(p.stdout)
-	if m == nil {
-		t.Fatalf("no admin address in:\n%s", p.stdout)
-	}
-	r := &replica{proc: p, ip: "127.0.0.1", admin: m[1]}
+	r := asReplica(t, p, "127.0.0.1")
 	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	if _, line := firstLine(t, c, fmt.Sprintf("http://127.0.0.1:%d/", first)); line != "backend" {
 		t.Errorf("the listener read from etcd answered %q", line)

@@ -29,6 +29,17 @@ type replica struct {
 
 var adminLine = regexp.MustCompile(`Admin: http://([^/]+)/`)
 
+// asReplica is the running clb p, its listeners on ip, with the admin
+// address it printed.
+func asReplica(t *testing.T, p *proc, ip string) *replica {
+	t.Helper()
+	m := adminLine.FindStringSubmatch(p.stdout)
+	if m == nil {
+		t.Fatalf("no admin address in:\n%s", p.stdout)
+	}
+	return &replica{proc: p, ip: ip, admin: m[1]}
+}
+
 // status fetches the replica's /status.json.
 func (r *replica) status(t *testing.T) admin.Status {
 	t.Helper()
@@ -111,11 +122,7 @@ func TestEtcdFleet(t *testing.T) {
 	var f fleet
 	for _, ip := range []string{"127.0.0.2", "127.0.0.3", "127.0.0.4"} {
 		p := startClb(t, "-config", "etcd://"+link.addr()+"/lb", "-listen-address", ip, "-admin", "127.0.0.1:0", "-etcd-probe", "200ms")
-		m := adminLine.FindStringSubmatch(p.stdout)
-		if m == nil {
-			t.Fatalf("no admin address in:\n%s", p.stdout)
-		}
-		f = append(f, &replica{proc: p, ip: ip, admin: m[1]})
+		f = append(f, asReplica(t, p, ip))
 	}
 	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	get := func(ip string, port int) (string, error) {

@@ -129,11 +129,7 @@ func TestAPIPersistEtcd(t *testing.T) {
 	var f fleet
 	for _, ip := range []string{"127.0.0.2", "127.0.0.3"} {
 		p := startClb(t, "-config", "etcd://"+e.addr+"/lb", "-listen-address", ip, "-admin", "127.0.0.1:0", "-admin-tokens", tokens)
-		m := adminLine.FindStringSubmatch(p.stdout)
-		if m == nil {
-			t.Fatalf("no admin address in:\n%s", p.stdout)
-		}
-		f = append(f, &replica{proc: p, ip: ip, admin: m[1]})
+		f = append(f, asReplica(t, p, ip))
 	}
 	post := func(r *replica, path, body string) (int, string) {
 		req, _ := http.NewRequest("POST", "http://"+r.admin+path, strings.NewReader(body))

@@ -195,13 +195,7 @@ func TestProcessVersion(t *testing.T) {
 	first := startClb(t, "-config", path, "-listen-address", "127.0.0.1")
 	t.Setenv(generationEnv, "3")
 	second := startClb(t, "-config", path, "-listen-address", "127.0.0.2")
-	adminOf := func(p *proc) string {
-		m := adminLine.FindStringSubmatch(p.stdout)
-		if m == nil {
-			t.Fatalf("no admin address in\n%s", p.stdout)
-		}
-		return m[1]
-	}
+	adminOf := func(p *proc) string { return asReplica(t, p, "").admin }
 	c := &http.Client{Timeout: 5 * time.Second}
 	defer c.CloseIdleConnections()
 
