@@ -4,17 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 
 	"github.com/lbkit/lbkit/balancer"
+	"github.com/lbkit/lbkit/internal/getloop"
 )
 
 // A change whose second added listener cannot bind changes nothing: the
@@ -71,41 +69,13 @@ func TestApplyTakesOverPort(t *testing.T) {
 	in := newInstance(t)
 	old := addListener(t, in, Config{Protocol: HTTP, Group: newGroup(t, nil, a.backend(100))})
 	url := httpURL(old, "/")
-	var (
-		stop    = make(chan struct{})
-		wg      sync.WaitGroup
-		refused atomic.Int64
-		failed  atomic.Int64 // other errors: a connection cut by the stop
-		sawB    atomic.Bool  // the last listener's backend answered
-		served  atomic.Int64
-	)
-	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-	halt := sync.OnceFunc(func() { close(stop); wg.Wait() })
-	defer halt()
-	wg.Go(func() {
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			resp, err := client.Get(url)
-			if err != nil {
-				if errors.Is(err, syscall.ECONNREFUSED) {
-					refused.Add(1)
-				} else {
-					failed.Add(1)
-				}
-				continue
-			}
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			served.Add(1)
-			if string(body) == "b" {
-				sawB.Store(true)
-			}
+	var sawB atomic.Bool // the last listener's backend answered
+	loop := getloop.Start(url, func(body []byte) {
+		if string(body) == "b" {
+			sawB.Store(true)
 		}
 	})
+	defer loop.Stop()
 	for i := range 20 {
 		backend := []*httpBackend{a, b}[i%2]
 		name := old.Name()
@@ -118,13 +88,13 @@ func TestApplyTakesOverPort(t *testing.T) {
 		}
 		old = ls[0]
 		// The client goes on dialing through the next change.
-		n := served.Load()
-		eventually(t, "a request after the change", func() bool { return served.Load() > n+2 })
+		n := loop.Served.Load()
+		eventually(t, "a request after the change", func() bool { return loop.Served.Load() > n+2 })
 	}
 	eventually(t, "a request to reach the new listener's backend", sawB.Load)
-	halt()
-	if refused.Load() != 0 || failed.Load() != 0 {
-		t.Errorf("during 20 replacements: %d connection attempts refused, %d requests failed; want 0, 0", refused.Load(), failed.Load())
+	loop.Stop()
+	if r, f := loop.Refused.Load(), loop.Failed.Load(); r != 0 || f != 0 {
+		t.Errorf("during 20 replacements: %d connection attempts refused, %d requests failed (last: %v); want 0, 0", r, f, loop.LastErr.Load())
 	}
 }
 

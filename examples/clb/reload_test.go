@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -14,12 +13,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/lbkit/lbkit/internal/getloop"
 	"github.com/lbkit/lbkit/internal/leakcheck"
 )
 
@@ -242,38 +239,9 @@ func holdPort(t *testing.T) int {
 func TestReloadReplaceKeepsPort(t *testing.T) {
 	leakcheck.Check(t)
 	rg := newReloadRig(t)
-	http0, _ := rg.a.inst.Listeners()[0], 0
-	url := fmt.Sprintf("http://127.0.0.1:%d/", http0.Port())
-	var (
-		stop           = make(chan struct{})
-		wg             sync.WaitGroup
-		refused, other atomic.Int64
-		served         atomic.Int64
-		client         = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-		halt           = sync.OnceFunc(func() { close(stop); wg.Wait() })
-	)
-	defer halt()
-	wg.Go(func() {
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			resp, err := client.Get(url)
-			switch {
-			case errors.Is(err, syscall.ECONNREFUSED):
-				refused.Add(1)
-			case err != nil:
-				other.Add(1)
-				println("ERR", err.Error())
-			default:
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				served.Add(1)
-			}
-		}
-	})
+	http0 := rg.a.inst.Listeners()[0]
+	loop := getloop.Start(fmt.Sprintf("http://127.0.0.1:%d/", http0.Port()), nil)
+	defer loop.Stop()
 	for i := range 6 {
 		xff := []string{`"off"`, `"on"`}[i%2]
 		if err := rg.a.reload(rg.plan(t, "100", "{AclEntryIP: 127.0.0.0/8}", xff, "")); err != nil {
@@ -282,15 +250,16 @@ func TestReloadReplaceKeepsPort(t *testing.T) {
 		if l := rg.a.inst.Listeners(); l[len(l)-1] == http0 {
 			t.Fatalf("reload %d kept the http listener; want it replaced", i)
 		}
-		n := served.Load()
+		n := loop.Served.Load()
 		deadline := time.Now().Add(5 * time.Second)
-		for served.Load() < n+3 && time.Now().Before(deadline) {
+		for loop.Served.Load() < n+3 && time.Now().Before(deadline) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
-	halt()
-	t.Logf("6 replacements: %d requests served, %d refused, %d failed", served.Load(), refused.Load(), other.Load())
-	if refused.Load() != 0 || other.Load() != 0 || served.Load() == 0 {
-		t.Errorf("through 6 replacements: %d refused, %d other errors, %d served; want 0, 0, >0", refused.Load(), other.Load(), served.Load())
+	loop.Stop()
+	served, refused, failed := loop.Served.Load(), loop.Refused.Load(), loop.Failed.Load()
+	t.Logf("6 replacements: %d requests served, %d refused, %d failed", served, refused, failed)
+	if refused != 0 || failed != 0 || served == 0 {
+		t.Errorf("through 6 replacements: %d refused, %d other errors (last: %v), %d served; want 0, 0, >0", refused, failed, loop.LastErr.Load(), served)
 	}
 }
