@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 
@@ -166,6 +167,21 @@ func (l *Listener) Stop(ctx context.Context) error {
 	l.srv, l.state = nil, Stopped
 	l.cfg.Logger.Info("listener stopped", "err", err)
 	return err
+}
+
+// Files returns new descriptors of the sockets l listens on while it
+// runs, one per port in port order, for handing to another process
+// (os.ProcAttr.Files, exec.Cmd.ExtraFiles): the kernel's socket, and its
+// queue of connections not yet accepted, stays open until every
+// descriptor is closed, so a successor that serves them refuses nothing
+// while l stops. The caller closes them. A stopped listener has none.
+func (l *Listener) Files() ([]*os.File, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.srv == nil {
+		return nil, nil
+	}
+	return l.srv.socks().files()
 }
 
 // release closes the sockets a listener that never started was handed

@@ -103,6 +103,34 @@ func (s sockets) dup() (sockets, error) {
 	return d, nil
 }
 
+// files returns a new descriptor of each socket, TCP ones first; on
+// failure it closes those it made.
+func (s sockets) files() ([]*os.File, error) {
+	var fs []*os.File
+	add := func(socket interface{ File() (*os.File, error) }) error {
+		f, err := socket.File()
+		if err != nil {
+			for _, f := range fs {
+				f.Close()
+			}
+			return err
+		}
+		fs = append(fs, f)
+		return nil
+	}
+	for _, ln := range s.tcp {
+		if err := add(ln); err != nil {
+			return nil, err
+		}
+	}
+	for _, pc := range s.udp {
+		if err := add(pc); err != nil {
+			return nil, err
+		}
+	}
+	return fs, nil
+}
+
 // dupOne opens a new descriptor of socket's through its os.File.
 func dupOne[T any](socket interface{ File() (*os.File, error) }, open func(*os.File) (T, error)) (T, error) {
 	f, err := socket.File()

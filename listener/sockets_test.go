@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -145,4 +146,40 @@ func TestHandedPacketConn(t *testing.T) {
 	if got := udpAsk(t, c, "ping"); got != "b" {
 		t.Fatalf("reply %q", got)
 	}
+}
+
+// Files hands the running listener's socket on: a connection dialed
+// after the listener stopped is accepted through the descriptor, as by
+// a successor process, and a stopped listener has none.
+func TestFilesHandOn(t *testing.T) {
+	leaks(t)
+	b := startEcho(t, "b")
+	in := newInstance(t)
+	l := addListener(t, in, Config{Protocol: TCP, Group: newGroup(t, nil, b.backend(100))})
+	fs, err := l.Files()
+	if err != nil || len(fs) != 1 {
+		t.Fatalf("Files() = %d files, %v; want 1", len(fs), err)
+	}
+	ln, err := net.FileListener(fs[0])
+	fs[0].Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if err := l.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if fs, err := l.Files(); len(fs) != 0 || err != nil {
+		t.Fatalf("a stopped listener's Files() = %d files, %v; want none", len(fs), err)
+	}
+	c, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(l.Port())))
+	if err != nil {
+		t.Fatalf("dial after Stop, with the socket handed on: %v", err)
+	}
+	defer c.Close()
+	got, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got.Close()
 }
