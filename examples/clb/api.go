@@ -66,11 +66,33 @@ func (c *control) reloadLocked(p *plan) error {
 	return err
 }
 
-// stop drains the app, as app.stop.
-func (c *control) stop(ctx context.Context) error {
+// stop drains the app, as app.stop; retire, after an upgrade, as
+// app.retire.
+func (c *control) stop(ctx context.Context, retire bool) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if retire {
+		return c.a.retire(ctx)
+	}
 	return c.a.stop(ctx)
+}
+
+// upgrade starts the process's successor with generation, the sockets
+// of the running listeners and the process's keys, and waits until it
+// is ready (see upgrader.upgrade). Reloads and API changes wait
+// meanwhile: the successor reads the configuration as it is now.
+func (c *control) upgrade(u *upgrader, generation int) (pid int, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	hs, err := c.a.listenerSockets()
+	if err != nil {
+		return 0, fmt.Errorf("upgrade: %w", err)
+	}
+	h := handoff{StickyKey: c.a.env.stickyKey}
+	for _, k := range c.a.env.ticketKeys {
+		h.TicketKeys = append(h.TicketKeys, k[:])
+	}
+	return u.upgrade(generation, h, hs)
 }
 
 // groups returns the groups of listener name that hold backend id: the

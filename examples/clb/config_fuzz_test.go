@@ -55,7 +55,7 @@ Listeners:
 	f.Add([]byte("x: &r [" + strings.Repeat("{Url: /a}, ", 400) + "]\nListeners: [" +
 		strings.Repeat("{Rules: *r}, ", 400) + "]\n"))
 
-	e, err := newEnv()
+	e, err := newEnv(nil)
 	if err != nil {
 		f.Fatal(err)
 	}

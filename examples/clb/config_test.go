@@ -17,7 +17,7 @@ import (
 
 func testEnv(t *testing.T) *env {
 	t.Helper()
-	e, err := newEnv()
+	e, err := newEnv(nil)
 	if err != nil {
 		t.Fatal(err)
 	}

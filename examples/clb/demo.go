@@ -70,11 +70,26 @@ func selfSigned(cn string, dns []string, ips []net.IP) (*tls.Certificate, error)
 	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, nil
 }
 
-// newEnv generates the demo certificates and the session key.
-func newEnv() (*env, error) {
+// newEnv generates the demo certificates, the session-cookie key and a
+// session-ticket key; a process started by an upgrade takes the keys
+// from its predecessor's handoff (see env).
+func newEnv(from *handoff) (*env, error) {
 	e := &env{stickyKey: make([]byte, 32)}
+	var fresh [32]byte
 	if _, err := rand.Read(e.stickyKey); err != nil {
 		return nil, err
+	}
+	if _, err := rand.Read(fresh[:]); err != nil {
+		return nil, err
+	}
+	e.ticketKeys = [][32]byte{fresh}
+	if from != nil {
+		if len(from.StickyKey) > 0 {
+			e.stickyKey = from.StickyKey
+		}
+		if len(from.TicketKeys) > 0 {
+			e.ticketKeys = append(e.ticketKeys, [32]byte(from.TicketKeys[0]))
+		}
 	}
 	var err error
 	if e.demoCert, err = selfSigned("localhost", []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}); err != nil {
@@ -96,13 +111,13 @@ type demoBackends struct {
 }
 
 // startDemoBackends starts the three demo backends on host at their
-// fixed ports.
-func startDemoBackends(host string, base int) (*demoBackends, error) {
+// fixed ports, on sockets from u (handed on by a binary upgrade).
+func startDemoBackends(host string, base int, u *upgrader) (*demoBackends, error) {
 	d := &demoBackends{}
 	for i, name := range demoBackendNames {
 		httpAddr := net.JoinHostPort(host, strconv.Itoa(base+offBackendHTTP+i))
 		echoAddr := net.JoinHostPort(host, strconv.Itoa(base+offBackendEcho+i))
-		ln, err := net.Listen("tcp", httpAddr)
+		ln, err := u.listen(processKey("demo", "tcp", httpAddr), httpAddr)
 		if err != nil {
 			d.close()
 			return nil, fmt.Errorf("demo backend %s (http port %d): %w", name, base+offBackendHTTP+i, err)
@@ -111,7 +126,7 @@ func startDemoBackends(host string, base int) (*demoBackends, error) {
 		d.http = append(d.http, srv)
 		d.wg.Go(func() { srv.Serve(ln) })
 
-		eln, err := net.Listen("tcp", echoAddr)
+		eln, err := u.listen(processKey("demo", "tcp", echoAddr), echoAddr)
 		if err != nil {
 			d.close()
 			return nil, fmt.Errorf("demo backend %s (tcp echo port %d): %w", name, base+offBackendEcho+i, err)
@@ -119,7 +134,7 @@ func startDemoBackends(host string, base int) (*demoBackends, error) {
 		d.lns = append(d.lns, eln)
 		d.wg.Go(func() { tcpEcho(eln) })
 
-		pc, err := net.ListenPacket("udp", echoAddr)
+		pc, err := u.listenPacket(processKey("demo", "udp", echoAddr), echoAddr)
 		if err != nil {
 			d.close()
 			return nil, fmt.Errorf("demo backend %s (udp echo port %d): %w", name, base+offBackendEcho+i, err)

@@ -152,14 +152,18 @@ func (q *QuicLb) router(f *File, c checker) *quiclb.Router {
 
 // applyFleet sets what the Fleet block and the service address give the
 // listener l: the destination tch hashes, the session-ticket keys of an
-// https listener, the QUIC-LB router of a qch one.
-func (f *File) applyFleet(cfg *listener.Config, l Listener) {
+// https listener (the process's own without the Fleet's: see env), the
+// QUIC-LB router of a qch one.
+func (f *File) applyFleet(cfg *listener.Config, l Listener, e *env) {
 	cfg.ServiceAddr = f.serviceAddr(l.ListenerPort)
+	if cfg.Protocol == listener.HTTPS {
+		cfg.HTTP.SessionTicketKeys = e.ticketKeys
+	}
 	fl := f.Fleet
 	if fl == nil {
 		return
 	}
-	if cfg.Protocol == listener.HTTPS {
+	if cfg.Protocol == listener.HTTPS && fl.ticketKeys != nil {
 		cfg.HTTP.SessionTicketKeys = fl.ticketKeys
 	}
 	if fl.router != nil && cfg.Protocol == listener.UDP && l.Scheduler == balancer.NameQCH {

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -43,7 +42,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		demoBack     = fs.Bool("demo-backends", false, "with -config, also start the three demo backends (as lb.yaml expects)")
 		logFormat    = fs.String("log-format", "text", "log format: text or json")
 		accessLog    = fs.Bool("access-log", true, "log one line per HTTP request (off for benchmarks)")
-		drainTimeout = fs.Duration("drain-timeout", 30*time.Second, "on SIGTERM or SIGINT, how long connections may finish")
+		drainTimeout = fs.Duration("drain-timeout", 30*time.Second, "on SIGTERM or SIGINT, or after an upgrade (SIGUSR2), how long connections may finish")
+		upgTimeout   = fs.Duration("upgrade-timeout", time.Minute, "on SIGUSR2, how long the new process may take to be ready before it is killed and this one keeps serving")
+		pidFile      = fs.String("pid-file", "", "write the process ID to `file` when ready (a successor started by SIGUSR2 rewrites it when it is)")
 		adminFlag    = fs.String("admin", "", "admin status `address`, or \"off\" for none (default: without -config 127.0.0.1:port-base+90; with -config the file's AdminAddress, else none)")
 		adminTokens  = fs.String("admin-tokens", "", "`file` of the admin API's bearer tokens, one name:token a line (tokens of 16 bytes or more); without it the API refuses every write")
 		cpuProfile   = fs.String("cpuprofile", "", "write a CPU profile (go tool pprof) to `file` until clb stops")
@@ -88,12 +89,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		defer stop()
 	}
-	e, err := newEnv()
+	upg, from, err := newUpgrader(*upgTimeout, *pidFile, log)
 	if err != nil {
 		fmt.Fprintln(stderr, "clb:", err)
 		return 1
 	}
-	e.log = log
+	e, err := newEnv(from)
+	if err != nil {
+		fmt.Fprintln(stderr, "clb:", err)
+		return 1
+	}
+	e.log, e.upg = log, upg
 	if *accessLog {
 		e.accessLog = log.With("log", "access")
 	}
@@ -174,7 +180,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	var backends *demoBackends
 	if *config == "" || *demoBack {
-		if backends, err = startDemoBackends(host, *portBase); err != nil {
+		if backends, err = startDemoBackends(host, *portBase, upg); err != nil {
 			fmt.Fprintln(stderr, "clb:", err)
 			return 1
 		}
@@ -190,8 +196,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	// The admin status server: off the public listeners. It follows
 	// a.inst across reloads.
+	var adminSrv *http.Server
 	if adminAddr := adminAddress(*adminFlag, *config != "", p.file, addrOf(host, *portBase+offAdmin)); adminAddr != "" {
-		ln, err := net.Listen("tcp", adminAddr)
+		ln, err := upg.listen(processKey("admin", "tcp", adminAddr), adminAddr)
 		if err != nil {
 			fmt.Fprintf(stderr, "clb: admin server: %v (set -admin or AdminAddress, or -admin off)\n", err)
 			ctx, cancel := context.WithTimeout(context.Background(), *drainTimeout)
@@ -206,14 +213,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 		srv := &http.Server{Handler: admin.New(a.inst, opts), ReadHeaderTimeout: 5 * time.Second}
 		go srv.Serve(ln)
 		defer srv.Close()
+		adminSrv = srv
 		fmt.Fprintf(stdout, "Admin: http://%s/  (status page; /status.json; /metrics; /api/)\n\n", ln.Addr())
 	}
 
 	// Signals are caught before "clb: ready" is printed: a supervisor
 	// may signal as soon as it reads it.
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR2)
 	defer signal.Stop(sigs)
+	if err := upg.readyToServe(); err != nil {
+		log.Warn("ready, but", "err", err.Error())
+	}
 	printTable(stdout, a, *config == "", backends != nil, host, *portBase)
 	logUnsupportedSuites(log, p)
 	log.Info("clb ready", "instance", p.inst.ID, "listeners", len(p.listeners), "config", *config, "version", p.version, "generation", generation)
@@ -275,9 +286,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 			}
 			continue
 		}
+		retire := false
+		if sig == syscall.SIGUSR2 {
+			log.Info("upgrade: starting the new process", "exe", upg.exe, "generation", generation+1)
+			pid, err := ctl.upgrade(upg, generation+1)
+			if err != nil {
+				log.Error("upgrade failed: this process keeps serving", "err", err.Error())
+				continue
+			}
+			log.Info("upgrade: the new process is ready; this one stops accepting and retires its connections", "pid", pid)
+			retire = true
+			if adminSrv != nil {
+				go adminSrv.Shutdown(context.Background()) // the successor serves its socket
+			}
+		}
 		log.Info("stopping: draining connections", "signal", sig.String(), "deadline", drainTimeout.String())
 		ctx, cancel := context.WithTimeout(context.Background(), *drainTimeout)
-		err := ctl.stop(ctx)
+		err := ctl.stop(ctx, retire)
 		cancel()
 		if err != nil {
 			log.Warn("stopped with connections cut at the deadline", "err", err)
@@ -338,7 +363,7 @@ Try:
   echo hello | nc -u -w1 %[8]s %[5]s                    # UDP echo
 `, h(offHTTP), h(offRedirect), h(offHTTPS), portOf(base+offTCP), portOf(base+offUDP), demoShopDomain, base+offHTTPS, host)
 	}
-	fmt.Fprintln(w, "\nCtrl-C (SIGINT) or SIGTERM drains and stops; SIGHUP reloads -config.")
+	fmt.Fprintln(w, "\nCtrl-C (SIGINT) or SIGTERM drains and stops; SIGHUP reloads -config; SIGUSR2 upgrades to the binary on disk.")
 	fmt.Fprintln(w, "clb: ready")
 }
 

@@ -89,7 +89,17 @@ const udpGrace = 2 * time.Second
 
 // stop drains every listener until ctx ends (UDP listeners for at most
 // udpGrace).
-func (a *app) stop(ctx context.Context) error {
+func (a *app) stop(ctx context.Context) error { return a.halt(ctx, a.inst.Stop) }
+
+// retire is stop for when a successor process serves the sockets:
+// HTTP and HTTPS listeners end their keep-alive connections on a
+// response that says so rather than closing them idle (see
+// listener.Instance.Retire).
+func (a *app) retire(ctx context.Context) error { return a.halt(ctx, a.inst.Stop) }
+
+// halt stops the UDP listeners within udpGrace, the discovery sources,
+// then every listener with stop.
+func (a *app) halt(ctx context.Context, stop func(context.Context) error) error {
 	var wg sync.WaitGroup
 	for _, l := range a.inst.Listeners() {
 		if l.Protocol() == listener.UDP {
@@ -104,7 +114,7 @@ func (a *app) stop(ctx context.Context) error {
 	for _, r := range a.running {
 		r.src.close()
 	}
-	return a.inst.Stop(ctx)
+	return stop(ctx)
 }
 
 // reload applies a new, already checked plan, all or nothing, in two
@@ -199,6 +209,12 @@ func (a *app) reload(p *plan) error {
 		a.acls, a.plan = acls, p
 		a.applied.Store(&appliedConfig{version: p.version, at: time.Now()})
 		a.publishSources()
+	}
+	// A process started by an upgrade serves the sockets its predecessor
+	// handed over (until it is ready; later changes bind as usual).
+	if err := a.env.upg.hand(ch.Add); err != nil {
+		closeSources()
+		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), a.replaceTimeout)
 	defer cancel()

@@ -1,0 +1,397 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/lbkit/lbkit/listener"
+)
+
+// A binary upgrade (SIGUSR2) starts this process's successor — the
+// executable at the path this one was started from, so a new build
+// installed there, with the same arguments, working directory and
+// environment — and hands it every listening socket open, the admin
+// server's included. The successor serves them from its start; once it
+// is ready (its listeners started, its first round of health checks
+// done) it says so, and this process stops accepting, retires its
+// connections within -drain-timeout and exits. Connections are never
+// refused: the kernel's socket, with its queue of connections not yet
+// accepted, stays open throughout, shared by both processes.
+//
+// Why not github.com/cloudflare/tableflip, which does this for a fixed
+// set of sockets: it keeps every socket it has passed on or inherited
+// open for the life of the process, with no way to release one, while
+// clb's sockets come and go with reloads and the runtime API. A port a
+// reload removed would stay bound — connections queued unanswered, the
+// port unbindable by the next reload — breaking the all-or-nothing
+// reload. So the sockets are collected at the moment of the upgrade,
+// and nothing of them stays after it, failed or not.
+
+// handoffEnv marks a process started by an upgrade; it is read once and
+// removed, so it does not reach the process's own successor twice.
+const handoffEnv = "CLB_HANDOFF"
+
+// The successor's descriptors, after stdin, stdout and stderr.
+const (
+	handoffFD = 3 // the handoff document, JSON, read to EOF
+	readyFD   = 4 // one byte written when ready, then closed
+	socketsFD = 5 // the sockets, in the document's order
+)
+
+// handoff is what a process hands its successor besides the sockets. It
+// travels on a pipe only the successor reads, not in its environment
+// (readable by its user in /proc).
+type handoff struct {
+	// Sockets names the descriptors from socketsFD on, in order: see
+	// socketKey and processKey.
+	Sockets []string
+	// StickyKey is the process's SERVERID cookie key (a Fleet CookieKey,
+	// when the configuration gives one, takes its place).
+	StickyKey []byte
+	// TicketKeys are the process's TLS session-ticket keys, the newest
+	// first (a Fleet's SessionTicketKeys take their place).
+	TicketKeys [][]byte
+}
+
+// socketKey names the socket of a listener with cfg's protocol, host
+// and port: listeners of a predecessor and its successor that bind the
+// same address share it. TCP, HTTP and HTTPS listeners share one port
+// space, UDP has its own.
+func socketKey(cfg listener.Config) string {
+	network := "tcp"
+	if cfg.Protocol == listener.UDP {
+		network = "udp"
+	}
+	return network + " " + net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
+}
+
+// processKey names a socket the process holds for its life: the admin
+// server's ("admin"), the demo backends'.
+func processKey(what, network, addr string) string { return what + " " + network + " " + addr }
+
+// upgrader hands sockets and keys from a process to its successor: the
+// successor's side (inherit, hand, listen, readyToServe) and the
+// predecessor's (upgrade). Its methods are safe for concurrent use.
+type upgrader struct {
+	exe, dir string        // what a successor runs, and where
+	timeout  time.Duration // how long a successor may take to be ready
+	pidFile  string        // written when ready; "" for none
+	log      *slog.Logger
+
+	mu        sync.Mutex
+	inherited map[string]*os.File // from the predecessor, until ready
+	ready     *os.File            // the predecessor's ready pipe; nil once told, or without one
+	own       []ownSocket         // sockets held for the process's life, handed on at an upgrade
+}
+
+// ownSocket is a socket the process holds for its life.
+type ownSocket struct {
+	key    string
+	socket interface{ File() (*os.File, error) }
+}
+
+// newUpgrader returns the process's upgrader and, when a predecessor
+// started it, what that one handed over (nil otherwise).
+func newUpgrader(timeout time.Duration, pidFile string, log *slog.Logger) (*upgrader, *handoff, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, nil, fmt.Errorf("upgrade: %w", err)
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		return nil, nil, fmt.Errorf("upgrade: %w", err)
+	}
+	u := &upgrader{exe: exe, dir: dir, timeout: timeout, pidFile: pidFile, log: log, inherited: map[string]*os.File{}}
+	if os.Getenv(handoffEnv) == "" {
+		return u, nil, nil
+	}
+	os.Unsetenv(handoffEnv)
+	h, err := u.inherit()
+	if err != nil {
+		return nil, nil, fmt.Errorf("upgrade: from the previous process: %w", err)
+	}
+	return u, h, nil
+}
+
+// inherit reads the handoff document and takes the descriptors it
+// names.
+func (u *upgrader) inherit() (*handoff, error) {
+	doc := os.NewFile(handoffFD, "handoff")
+	u.ready = os.NewFile(readyFD, "ready")
+	if doc == nil || u.ready == nil {
+		return nil, errors.New("descriptors 3 and 4 missing")
+	}
+	var h handoff
+	err := json.NewDecoder(doc).Decode(&h)
+	doc.Close()
+	if err != nil {
+		return nil, fmt.Errorf("handoff document: %w", err)
+	}
+	for _, k := range h.TicketKeys {
+		if len(k) != 32 {
+			return nil, fmt.Errorf("handoff document: a session-ticket key of %d bytes, want 32", len(k))
+		}
+	}
+	syscall.CloseOnExec(readyFD) // not for a successor of this process
+	for i, key := range h.Sockets {
+		fd := socketsFD + i
+		syscall.CloseOnExec(fd)
+		if f := os.NewFile(uintptr(fd), key); f != nil {
+			u.inherited[key] = f
+		}
+	}
+	return &h, nil
+}
+
+// take returns the inherited socket key names, or nil; the caller closes
+// it.
+func (u *upgrader) take(key string) *os.File {
+	if u == nil {
+		return nil
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	f := u.inherited[key]
+	delete(u.inherited, key)
+	return f
+}
+
+// hand gives each listener of cfgs that binds one port the socket the
+// predecessor served that address on, if it handed one; the others bind
+// their ports as usual. On error it has handed what it had before it.
+// A nil *upgrader hands nothing.
+func (u *upgrader) hand(cfgs []listener.Config) error {
+	for i := range cfgs {
+		c := &cfgs[i]
+		if c.EndPort != 0 || c.Listener != nil || c.PacketConn != nil {
+			continue
+		}
+		f := u.take(socketKey(*c))
+		if f == nil {
+			continue
+		}
+		var err error
+		if c.Protocol == listener.UDP {
+			c.PacketConn, err = net.FilePacketConn(f)
+		} else {
+			c.Listener, err = net.FileListener(f)
+		}
+		f.Close() // the socket has a descriptor of its own now
+		if err != nil {
+			return fmt.Errorf("upgrade: inherited socket %s: %w", f.Name(), err)
+		}
+	}
+	return nil
+}
+
+// listen returns the TCP socket the process holds for its life as key
+// (see processKey) on addr: inherited, or bound now. A nil *upgrader
+// binds it.
+func (u *upgrader) listen(key, addr string) (net.Listener, error) {
+	var (
+		ln  net.Listener
+		err error
+	)
+	if f := u.take(key); f != nil {
+		ln, err = net.FileListener(f)
+		f.Close()
+	} else {
+		ln, err = net.Listen("tcp", addr)
+	}
+	if err != nil {
+		return nil, err
+	}
+	u.keep(key, ln.(*net.TCPListener))
+	return ln, nil
+}
+
+// listenPacket is listen's UDP counterpart.
+func (u *upgrader) listenPacket(key, addr string) (net.PacketConn, error) {
+	var (
+		pc  net.PacketConn
+		err error
+	)
+	if f := u.take(key); f != nil {
+		pc, err = net.FilePacketConn(f)
+		f.Close()
+	} else {
+		pc, err = net.ListenPacket("udp", addr)
+	}
+	if err != nil {
+		return nil, err
+	}
+	u.keep(key, pc.(*net.UDPConn))
+	return pc, nil
+}
+
+func (u *upgrader) keep(key string, s interface{ File() (*os.File, error) }) {
+	if u == nil {
+		return
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.own = append(u.own, ownSocket{key, s})
+}
+
+// readyToServe is called once the process serves: it closes the
+// inherited sockets nothing took (the new configuration no longer binds
+// their addresses), writes the PID file and tells the predecessor,
+// which then retires.
+func (u *upgrader) readyToServe() error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for key, f := range u.inherited {
+		u.log.Info("upgrade: inherited socket not served by this configuration: closed", "socket", key)
+		f.Close()
+	}
+	clear(u.inherited)
+	var errs []error
+	if u.pidFile != "" {
+		if err := writeFileAtomic(u.pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+			errs = append(errs, fmt.Errorf("-pid-file: %w", err))
+		}
+	}
+	if u.ready != nil {
+		if _, err := u.ready.Write([]byte{1}); err != nil {
+			errs = append(errs, fmt.Errorf("upgrade: telling the previous process: %w", err))
+		}
+		u.ready.Close()
+		u.ready = nil
+	}
+	return errors.Join(errs...)
+}
+
+// handed is a socket on its way to a successor.
+type handed struct {
+	key string
+	f   *os.File
+}
+
+// files returns new descriptors of the sockets the process holds for
+// its life.
+func (u *upgrader) files() ([]handed, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	var hs []handed
+	for _, s := range u.own {
+		f, err := s.socket.File()
+		if err != nil {
+			closeHanded(hs)
+			return nil, fmt.Errorf("%s: %w", s.key, err)
+		}
+		hs = append(hs, handed{s.key, f})
+	}
+	return hs, nil
+}
+
+func closeHanded(hs []handed) {
+	for _, h := range hs {
+		h.f.Close()
+	}
+}
+
+// upgrade starts the successor with generation, the sockets hs and
+// what h holds besides, and waits until it is ready: then the caller
+// retires this process. On error — the successor could not start,
+// exited, or was not ready within the timeout and was killed — this
+// process keeps serving as before: it closes its descriptors of hs
+// either way, and nothing of the attempt stays.
+func (u *upgrader) upgrade(generation int, h handoff, hs []handed) (pid int, err error) {
+	defer closeHanded(hs)
+	own, err := u.files()
+	if err != nil {
+		return 0, fmt.Errorf("upgrade: %w", err)
+	}
+	defer closeHanded(own)
+	hs = append(own, hs...)
+
+	docR, docW, err := os.Pipe()
+	if err != nil {
+		return 0, fmt.Errorf("upgrade: %w", err)
+	}
+	defer docW.Close()
+	readyR, readyW, err := os.Pipe()
+	if err != nil {
+		docR.Close()
+		return 0, fmt.Errorf("upgrade: %w", err)
+	}
+	defer readyR.Close()
+	files := []*os.File{os.Stdin, os.Stdout, os.Stderr, docR, readyW}
+	h.Sockets = nil
+	for _, s := range hs {
+		files = append(files, s.f)
+		h.Sockets = append(h.Sockets, s.key)
+	}
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		return strings.HasPrefix(kv, generationEnv+"=") || strings.HasPrefix(kv, handoffEnv+"=")
+	})
+	env = append(env, generationEnv+"="+strconv.Itoa(generation), handoffEnv+"=1")
+	proc, err := os.StartProcess(u.exe, append([]string{u.exe}, os.Args[1:]...), &os.ProcAttr{Dir: u.dir, Env: env, Files: files})
+	docR.Close()
+	readyW.Close() // the successor's is the only writer: EOF if it exits
+	if err != nil {
+		return 0, fmt.Errorf("upgrade: starting %s: %w", u.exe, err)
+	}
+	exited := make(chan error, 1)
+	go func() {
+		st, err := proc.Wait()
+		if err == nil {
+			err = errors.New(st.String())
+		}
+		exited <- err
+	}()
+	// A successor that fails early may not read it all: the error that
+	// counts is then its exit.
+	json.NewEncoder(docW).Encode(h)
+	docW.Close()
+	ready := make(chan bool, 1)
+	go func() {
+		var b [1]byte
+		n, _ := io.ReadFull(readyR, b[:])
+		ready <- n == 1
+	}()
+	timer := time.NewTimer(u.timeout)
+	defer timer.Stop()
+	select {
+	case ok := <-ready:
+		if ok {
+			return proc.Pid, nil
+		}
+		err = fmt.Errorf("upgrade: the new process (pid %d) exited: %v", proc.Pid, <-exited)
+	case err = <-exited:
+		err = fmt.Errorf("upgrade: the new process (pid %d) exited: %v", proc.Pid, err)
+	case <-timer.C:
+		proc.Kill()
+		<-exited
+		err = fmt.Errorf("upgrade: the new process (pid %d) was not ready after %s (-upgrade-timeout): killed", proc.Pid, u.timeout)
+	}
+	return 0, err
+}
+
+// listenerSockets returns descriptors of the sockets of a's running
+// listeners, keyed for the successor (see socketKey).
+func (a *app) listenerSockets() ([]handed, error) {
+	var hs []handed
+	for _, r := range a.running {
+		fs, err := r.l.Files()
+		if err != nil {
+			closeHanded(hs)
+			return nil, fmt.Errorf("listener %s: %w", r.l.Name(), err)
+		}
+		for _, f := range fs { // one: clb's listeners bind one port
+			hs = append(hs, handed{socketKey(r.spec.cfg), f})
+		}
+	}
+	return hs, nil
+}
