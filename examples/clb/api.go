@@ -88,7 +88,7 @@ func (c *control) upgrade(u *upgrader, generation int) (pid int, err error) {
 	if err != nil {
 		return 0, fmt.Errorf("upgrade: %w", err)
 	}
-	h := handoff{StickyKey: c.a.env.stickyKey}
+	h := handoff{StickyKey: c.a.env.stickyKey, Health: c.a.health()}
 	for _, k := range c.a.env.ticketKeys {
 		h.TicketKeys = append(h.TicketKeys, k[:])
 	}
@@ -104,7 +104,7 @@ func (c *control) groups(name, id string) ([]*balancer.Group, *balancer.Member, 
 	}
 	var gs []*balancer.Group
 	var first *balancer.Member
-	for _, g := range append([]*balancer.Group{r.l.Group()}, r.rules...) {
+	for _, g := range r.groups() {
 		if m, ok := g.Member(id); ok {
 			gs = append(gs, g)
 			if first == nil {

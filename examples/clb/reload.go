@@ -211,11 +211,13 @@ func (a *app) reload(p *plan) error {
 		a.publishSources()
 	}
 	// A process started by an upgrade serves the sockets its predecessor
-	// handed over (until it is ready; later changes bind as usual).
+	// handed over, its members as healthy as that one saw them (until it
+	// is ready; later changes bind and start as usual).
 	if err := a.env.upg.hand(ch.Add); err != nil {
 		closeSources()
 		return err
 	}
+	a.env.upg.seedHealth(adds)
 	ctx, cancel := context.WithTimeout(context.Background(), a.replaceTimeout)
 	defer cancel()
 	added, err := a.inst.Apply(ctx, ch)
@@ -291,6 +293,12 @@ func newRunning(s *lspec, l *listener.Listener) *running {
 		r.rules = append(r.rules, rule.Group)
 	}
 	return r
+}
+
+// groups returns the running listener's groups: its own, then its
+// forwarding rules'.
+func (r *running) groups() []*balancer.Group {
+	return append([]*balancer.Group{r.l.Group()}, r.rules...)
 }
 
 // sameLive reports whether the running r can take s live: the same

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/lbkit/lbkit/balancer"
 	"github.com/lbkit/lbkit/listener"
 )
 
@@ -62,6 +63,15 @@ type handoff struct {
 	// TicketKeys are the process's TLS session-ticket keys, the newest
 	// first (a Fleet's SessionTicketKeys take their place).
 	TicketKeys [][]byte
+	// Health is the health of the members of each health-checked
+	// listener's groups: by listener name, by group (the listener's
+	// own, then its forwarding rules'), by member ID. The successor
+	// starts its members so, as HAProxy's server-state file does: it
+	// serves the handed sockets as soon as its listeners start, and
+	// its own first round of health checks then only confirms — without
+	// this, every backend of a health-checked listener would be
+	// unhealthy (503) until that round ended.
+	Health map[string][]map[string]bool
 }
 
 // socketKey names the socket of a listener with cfg's protocol, host
@@ -90,9 +100,10 @@ type upgrader struct {
 	log      *slog.Logger
 
 	mu        sync.Mutex
-	inherited map[string]*os.File // from the predecessor, until ready
-	ready     *os.File            // the predecessor's ready pipe; nil once told, or without one
-	own       []ownSocket         // sockets held for the process's life, handed on at an upgrade
+	inherited map[string]*os.File          // from the predecessor, until ready
+	health    map[string][]map[string]bool // from the predecessor, until ready
+	ready     *os.File                     // the predecessor's ready pipe; nil once told, or without one
+	own       []ownSocket                  // sockets held for the process's life, handed on at an upgrade
 }
 
 // ownSocket is a socket the process holds for its life.
@@ -143,6 +154,7 @@ func (u *upgrader) inherit() (*handoff, error) {
 			return nil, fmt.Errorf("handoff document: a session-ticket key of %d bytes, want 32", len(k))
 		}
 	}
+	u.health = h.Health
 	syscall.CloseOnExec(readyFD) // not for a successor of this process
 	for i, key := range h.Sockets {
 		fd := socketsFD + i
@@ -193,6 +205,42 @@ func (u *upgrader) hand(cfgs []listener.Config) error {
 		}
 	}
 	return nil
+}
+
+// seedHealth starts the members of each health-checked listener of
+// specs healthy or not as the predecessor last saw them (see
+// handoff.Health). It acts until ready: later changes start their
+// members as usual.
+func (u *upgrader) seedHealth(specs []*lspec) {
+	if u == nil {
+		return
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for _, s := range specs {
+		seen := u.health[s.name]
+		if s.cfg.HealthCheck == nil || seen == nil {
+			continue
+		}
+		for i, g := range groupsOf(s.cfg) {
+			if i >= len(seen) {
+				break
+			}
+			for id, healthy := range seen[i] {
+				g.SetHealthy(id, healthy) // a member gone from the configuration is not found: nothing to seed
+			}
+		}
+	}
+}
+
+// groupsOf returns a listener's groups: its own, then its forwarding
+// rules'.
+func groupsOf(cfg listener.Config) []*balancer.Group {
+	gs := []*balancer.Group{cfg.Group}
+	for _, r := range cfg.HTTP.Rules {
+		gs = append(gs, r.Group)
+	}
+	return gs
 }
 
 // listen returns the TCP socket the process holds for its life as key
@@ -256,6 +304,7 @@ func (u *upgrader) readyToServe() error {
 		f.Close()
 	}
 	clear(u.inherited)
+	u.health = nil
 	var errs []error
 	if u.pidFile != "" {
 		if err := writeFileAtomic(u.pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
@@ -394,4 +443,23 @@ func (a *app) listenerSockets() ([]handed, error) {
 		}
 	}
 	return hs, nil
+}
+
+// health returns the health of the members of a's health-checked
+// listeners (see handoff.Health).
+func (a *app) health() map[string][]map[string]bool {
+	all := map[string][]map[string]bool{}
+	for name, r := range a.running {
+		if r.spec.cfg.HealthCheck == nil {
+			continue
+		}
+		for _, g := range r.groups() {
+			seen := map[string]bool{}
+			for _, m := range g.Members() {
+				seen[m.ID()] = m.Healthy()
+			}
+			all[name] = append(all[name], seen)
+		}
+	}
+	return all
 }

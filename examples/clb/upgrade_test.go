@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -11,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -20,86 +18,26 @@ import (
 	"time"
 
 	"github.com/lbkit/lbkit/internal/leakcheck"
+	"github.com/lbkit/lbkit/internal/proctest"
 )
-
-// upgradeProc is a clb binary whose stdout and stderr lines, and those
-// of the successors it starts (which inherit them), arrive on lines.
-type upgradeProc struct {
-	cmd   *exec.Cmd
-	lines chan string
-	done  chan error // the first process's exit
-}
 
 // startUpgradable runs the clb binary with args and waits for its
 // "clb: ready".
-func startUpgradable(t *testing.T, args ...string) *upgradeProc {
+func startUpgradable(t *testing.T, args ...string) *proctest.Proc {
 	t.Helper()
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &upgradeProc{cmd: exec.Command(clbBinary(t), args...), lines: make(chan string, 10000), done: make(chan error, 1)}
-	p.cmd.Stdout, p.cmd.Stderr = w, w
-	// Its own process group, which its successors join, so that the
-	// cleanup ends them all.
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	w.Close()
-	eof := make(chan struct{})
-	go func() {
-		defer close(eof)
-		sc := bufio.NewScanner(r)
-		for sc.Scan() {
-			select {
-			case p.lines <- sc.Text():
-			default: // nobody waits for so many lines
-			}
-		}
-		io.Copy(io.Discard, r)
-	}()
-	go func() { p.done <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-		<-eof // every process holding the pipe has exited
-		r.Close()
-	})
-	p.waitLine(t, "clb: ready")
+	p := proctest.Start(t, clbBinary(t), args...)
+	p.WaitLine(t, "clb: ready")
 	return p
-}
-
-// waitLine waits for a line containing s and returns it.
-func (p *upgradeProc) waitLine(t *testing.T, s string) string {
-	t.Helper()
-	timeout := time.After(30 * time.Second)
-	for {
-		select {
-		case l := <-p.lines:
-			if strings.Contains(l, s) {
-				return l
-			}
-		case <-timeout:
-			t.Fatalf("no line %q after 30s", s)
-		}
-	}
 }
 
 // upgrade sends SIGUSR2 and waits until the successor is ready and the
 // old process has exited.
-func (p *upgradeProc) upgrade(t *testing.T) {
+func upgrade(t *testing.T, p *proctest.Proc) {
 	t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGUSR2); err != nil {
-		t.Fatal(err)
-	}
-	p.waitLine(t, "upgrade: the new process is ready")
-	select {
-	case err := <-p.done:
-		if err != nil {
-			t.Errorf("old process: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("old process still running 30s after the upgrade")
+	p.Signal(t, syscall.SIGUSR2)
+	p.WaitLine(t, "upgrade: the new process is ready")
+	if err := p.WaitExit(t, 30*time.Second); err != nil {
+		t.Errorf("old process: %v", err)
 	}
 }
 
@@ -170,8 +108,8 @@ func TestUpgradeFailingSuccessor(t *testing.T) {
 		if err := os.WriteFile(path, []byte("Listeners: [{ListenerProtocol: nope}]\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		p.cmd.Process.Signal(syscall.SIGUSR2)
-		line := p.waitLine(t, "upgrade failed: this process keeps serving")
+		p.Signal(t, syscall.SIGUSR2)
+		line := p.WaitLine(t, "upgrade failed: this process keeps serving")
 		if !strings.Contains(line, "exited: exit status 1") {
 			t.Errorf("failure logged as %q, want the new process's exit named", line)
 		}
@@ -191,8 +129,8 @@ func TestUpgradeFailingSuccessor(t *testing.T) {
 		if err := os.WriteFile(path, []byte(slow), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		p.cmd.Process.Signal(syscall.SIGUSR2)
-		line := p.waitLine(t, "upgrade failed: this process keeps serving")
+		p.Signal(t, syscall.SIGUSR2)
+		line := p.WaitLine(t, "upgrade failed: this process keeps serving")
 		if !strings.Contains(line, "not ready after") {
 			t.Errorf("failure logged as %q, want the timeout named", line)
 		}
@@ -210,8 +148,8 @@ func TestUpgradeFailingSuccessor(t *testing.T) {
 		if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		p.cmd.Process.Signal(syscall.SIGHUP)
-		p.waitLine(t, "reloaded")
+		p.Signal(t, syscall.SIGHUP)
+		p.WaitLine(t, "reloaded")
 		err := get(port2)
 		if i == 0 && err == nil {
 			t.Error("the port of the listener a reload removed still answers after a failed upgrade")
@@ -312,7 +250,7 @@ func TestUpgradeKeepsSessions(t *testing.T) {
 			t.Fatalf("%s: no resumption before the upgrade", name)
 		}
 	}
-	p.upgrade(t)
+	upgrade(t, p)
 	for i := range 10 {
 		if got, _ := get(cookies[0]); got != first {
 			t.Fatalf("request %d with the cookie after the upgrade went to %s, want %s", i, got, first)
@@ -330,7 +268,7 @@ func TestUpgradeKeepsSessions(t *testing.T) {
 		t.Fatalf("generation %d after the upgrade, want 1", gen)
 	}
 	syscall.Kill(pid, syscall.SIGUSR2)
-	p.waitLine(t, "upgrade: the new process is ready")
+	p.WaitLine(t, "upgrade: the new process is ready")
 	if !handshake(tls.VersionTLS13) {
 		t.Error("a TLS session from the first successor did not resume with the second")
 	}
@@ -361,12 +299,12 @@ func TestUpgradePIDFile(t *testing.T) {
 		}
 		return n
 	}
-	if got := read(); got != p.cmd.Process.Pid {
-		t.Fatalf("pid file says %d, want %d", got, p.cmd.Process.Pid)
+	if got := read(); got != p.Cmd.Process.Pid {
+		t.Fatalf("pid file says %d, want %d", got, p.Cmd.Process.Pid)
 	}
-	p.upgrade(t)
+	upgrade(t, p)
 	pid, gen := processOf(t, fmt.Sprintf("127.0.0.1:%d", aport))
-	if got := read(); got != pid || gen != 1 || pid == p.cmd.Process.Pid {
+	if got := read(); got != pid || gen != 1 || pid == p.Cmd.Process.Pid {
 		t.Errorf("after the upgrade: pid file %d, admin pid %d generation %d; want the new process's pid in both, generation 1", got, pid, gen)
 	}
 }
