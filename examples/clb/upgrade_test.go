@@ -308,3 +308,35 @@ func TestUpgradePIDFile(t *testing.T) {
 		t.Errorf("after the upgrade: pid file %d, admin pid %d generation %d; want the new process's pid in both, generation 1", got, pid, gen)
 	}
 }
+
+// A listener a reload added is handed over like the others: the
+// successor serves its socket (binding it anew would fail while the old
+// process holds it).
+func TestUpgradeAfterReload(t *testing.T) {
+	defer leakcheck.Check(t)
+	bport := okBackend(t)
+	port, port2, aport := configPort(t), configPort(t), configPort(t)
+	listenerOn := func(port int) string {
+		return fmt.Sprintf("{ListenerProtocol: http, ListenerPort: %d, BackendServerPort: %s, HealthCheck: \"off\"}", port, bport)
+	}
+	head := fmt.Sprintf("AdminAddress: 127.0.0.1:%d\nBackendServers: [{ServerId: a, ServerIp: 127.0.0.1}]\n", aport)
+	path := writeConfig(t, head+"Listeners: ["+listenerOn(port)+"]\n")
+	p := startUpgradable(t, "-config", path, "-access-log=false")
+	if err := os.WriteFile(path, []byte(head+"Listeners: ["+listenerOn(port)+", "+listenerOn(port2)+"]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p.Signal(t, syscall.SIGHUP)
+	p.WaitLine(t, "reloaded")
+	upgrade(t, p)
+	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
+	for _, port := range []int{port, port2} {
+		resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
+		if err != nil {
+			t.Fatalf("port %d after the upgrade: %v", port, err)
+		}
+		resp.Body.Close()
+	}
+	if _, gen := processOf(t, fmt.Sprintf("127.0.0.1:%d", aport)); gen != 1 {
+		t.Errorf("generation %d after the upgrade, want 1", gen)
+	}
+}
