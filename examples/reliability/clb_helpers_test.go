@@ -259,10 +259,10 @@ func shape(st admin.Status) string {
 }
 
 // metric returns the value of the sample of /metrics named series
-// (name and labels, as written), 0 if absent.
-func (p *clbProc) metric(t *testing.T, series string) float64 {
+// (name and labels, as written), 0 if absent, reading with auth.
+func (p *clbProc) metric(t *testing.T, series, auth string) float64 {
 	t.Helper()
-	code, body := p.adminDo(t, "GET", "/metrics", "", "")
+	code, body := p.adminDo(t, "GET", "/metrics", auth, "")
 	if code != http.StatusOK {
 		t.Fatalf("metrics: %d %s", code, body)
 	}
