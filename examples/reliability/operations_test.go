@@ -54,9 +54,9 @@ type opsRig struct {
 	p     *clbProc
 }
 
-// newOpsRig starts the backends and a clb with -admin-tokens and args
-// on opsConfig at weights 100.
-func newOpsRig(t *testing.T, args ...string) *opsRig {
+// newOpsRig starts the backends and a clb with -admin-tokens on
+// opsConfig at weights 100.
+func newOpsRig(t *testing.T) *opsRig {
 	t.Helper()
 	a, b := startHTTP(t, "a", local, nil), startHTTP(t, "b", local, nil)
 	e := startEcho(t, "e", local)
@@ -73,7 +73,7 @@ func newOpsRig(t *testing.T, args ...string) *opsRig {
 	if err := os.WriteFile(r.path, []byte(r.config("100", "100", "100", "")), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r.p = startCLB(t, append([]string{"-config", r.path, "-admin-tokens", writeTokens(t)}, args...)...)
+	r.p = startCLB(t, "-config", r.path, "-admin-tokens", writeTokens(t))
 	return r
 }
 
