@@ -454,6 +454,10 @@ func TestAdminUnauthenticatedWrites(t *testing.T) {
 		t.Errorf("%d \"admin change\" lines logged for refused writes", n)
 	}
 	logged := len(r.p.log.lines("admin request refused"))
+	first := rf.codes[http.StatusUnauthorized]
+	if logged != first {
+		t.Errorf("%d \"admin request refused\" lines for %d refusals", logged, first)
+	}
 
 	// Without a token file, the token is no credential: every write 403.
 	none := startCLB(t, "-config", r.path, "-admin", "127.0.0.1:0", "-listen-address", "127.0.0.2")
@@ -513,9 +517,9 @@ func TestAdminUnauthenticatedWrites(t *testing.T) {
 	}
 	Record(t, fmt.Sprintf("clb binary with -admin-tokens, admin on 127.0.0.1: each of the %d writes (weight; state drain, maint, ready; listener stop, start; PUT /api/config) tried with: %s; a GET on each write route, without and with the token; "+
 		"the same writes with the token on a clb without -admin-tokens; reads on a non-loopback admin address; then one write with the token", len(routes), credentialNames()),
-		"%d refused attempts: %d×401, %d×403, every body one line; each process's clb_admin_refused_total rose by exactly its attempts (%s); %d GETs on write routes 405; %d \"admin request refused\" log lines, 0 \"admin change\"; "+
+		"%d refused attempts: %d×401, %d×403, every body one line; each process's clb_admin_refused_total rose by exactly its attempts (%s); %d GETs on write routes 405; the first clb logged %d \"admin request refused\" lines for its %d refusals and 0 \"admin change\"; "+
 			"weights, states, listeners (/status.json) and GET /api/config identical before and after; %s; the write with the token: 200, weight 100 → 7, one audit line",
-		attempts, rf.codes[401], rf.codes[403], reasonCounts(rf.reasons), gets, logged, reads)
+		attempts, rf.codes[401], rf.codes[403], reasonCounts(rf.reasons), gets, logged, first, reads)
 }
 
 func credentialNames() string {
