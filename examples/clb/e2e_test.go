@@ -21,43 +21,20 @@ import (
 	"syscall"
 	"testing"
 	"time"
-)
 
-// binaryDir holds the clb binary; clbBinary builds it on first use, so
-// runs that need no binary (fuzz workers, which run TestMain too) skip the
-// build.
-var (
-	binaryDir  string
-	binaryOnce sync.Once
-	binaryErr  error
+	"github.com/lbkit/lbkit/internal/proctest"
 )
 
 func TestMain(m *testing.M) {
 	holdPortIfAsked()
-	dir, err := os.MkdirTemp("", "clb-test")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binaryDir = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(m.Run())
 }
 
-// clbBinary returns the path of the clb binary, building it once.
+// clbBinary returns the path of the clb binary, building it once (on
+// first use, so runs that need none, as fuzz workers, skip the build).
 func clbBinary(t *testing.T) string {
 	t.Helper()
-	binary := filepath.Join(binaryDir, "clb")
-	binaryOnce.Do(func() {
-		if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
-			binaryErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binaryErr != nil {
-		t.Fatal(binaryErr)
-	}
-	return binary
+	return proctest.Build(t, "github.com/lbkit/lbkit/examples/clb")
 }
 
 // portBase finds a -port-base whose demo ports are all free on 127.0.0.1.

@@ -3,7 +3,6 @@ package reliability
 import (
 	"bufio"
 	"bytes"
-	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -22,44 +20,17 @@ import (
 	"time"
 
 	"github.com/lbkit/lbkit/examples/clb/admin"
+	"github.com/lbkit/lbkit/internal/proctest"
 )
 
 // The operations tests run the real clb binary, as an operator does:
 // configured by a file, signalled, driven through its admin server.
 
-var clbBuild struct {
-	once sync.Once
-	path string
-	err  error
-}
-
 // clbBinary builds the clb binary once per test run and returns its
-// path. It lives in the user's cache directory, one per checkout, not in
-// a temporary one: this package's TestMain has no hook to remove it, and
-// go build leaves an up-to-date binary untouched, so a second run costs
-// no link.
+// path.
 func clbBinary(t *testing.T) string {
 	t.Helper()
-	clbBuild.once.Do(func() {
-		dir, err := os.UserCacheDir()
-		if err != nil {
-			dir = os.TempDir()
-		}
-		wd, _ := os.Getwd()
-		dir = filepath.Join(dir, "lbkit-reliability", fmt.Sprintf("%x", sha256.Sum256([]byte(wd)))[:12])
-		clbBuild.path = filepath.Join(dir, "clb")
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			clbBuild.err = err
-			return
-		}
-		if out, err := exec.Command("go", "build", "-o", clbBuild.path, "github.com/lbkit/lbkit/examples/clb").CombinedOutput(); err != nil {
-			clbBuild.err = fmt.Errorf("go build clb: %v\n%s", err, out)
-		}
-	})
-	if clbBuild.err != nil {
-		t.Fatal(clbBuild.err)
-	}
-	return clbBuild.path
+	return proctest.Build(t, "github.com/lbkit/lbkit/examples/clb")
 }
 
 // logBuffer holds a process's log and wakes whoever waits for a line.

@@ -22,51 +22,6 @@ import (
 	"github.com/lbkit/lbkit/internal/proctest"
 )
 
-// clbPkg is the load balancer these tests run as a process.
-const clbPkg = "github.com/lbkit/lbkit/examples/clb"
-
-// freePort returns a loopback port free for TCP and UDP a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	for range 20 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
-		if pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
-			pc.Close()
-			return port
-		}
-	}
-	t.Fatal("no port free for both TCP and UDP")
-	return 0
-}
-
-// startUDPEcho starts a UDP server echoing every datagram.
-func startUDPEcho(t *testing.T) string {
-	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			pc.WriteTo(buf[:n], from)
-		}
-	}()
-	t.Cleanup(func() { pc.Close(); <-done })
-	return pc.LocalAddr().String()
-}
-
 // upgradeRig is a clb process with an HTTP listener (health-checked, so
 // a successor is ready only after its first round), a TCP and a UDP
 // listener in front of loopback backends, and an admin server.
@@ -92,12 +47,12 @@ Listeners:
   - {ListenerProtocol: http, ListenerPort: %d, VServerGroupId: web, HealthCheck: "on", HealthCheckType: http, HealthCheckURI: %s, HealthCheckInterval: 1, HealthCheckConnectTimeout: 2}
   - {ListenerProtocol: tcp, ListenerPort: %d, VServerGroupId: tcp, HealthCheck: "off"}
   - {ListenerProtocol: udp, ListenerPort: %d, VServerGroupId: udp, HealthCheck: "off"}
-`, ap, port(hb.addr), port(tb.addr), port(ub), hp, healthPath, tp, up)
+`, ap, port(hb.addr), port(tb.addr), strconv.Itoa(ub), hp, healthPath, tp, up)
 	path := filepath.Join(t.TempDir(), "clb.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p := proctest.Start(t, proctest.Build(t, clbPkg), "-config", path, "-access-log=false", "-drain-timeout", drain.String())
+	p := proctest.Start(t, clbBinary(t), "-config", path, "-access-log=false", "-drain-timeout", drain.String())
 	p.WaitLine(t, "clb: ready")
 	a := func(port int) string { return fmt.Sprintf("127.0.0.1:%d", port) }
 	return &upgradeRig{p: p, http: a(hp), tcp: a(tp), udp: a(up), admin: a(ap), httpBackend: hb, tcpEchoer: tb}

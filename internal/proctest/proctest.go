@@ -7,10 +7,12 @@ package proctest
 
 import (
 	"bufio"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -27,20 +29,27 @@ type build struct {
 	err  error
 }
 
-// Build builds the main package pkg (an import path or a directory, as
-// go build takes it) once per test binary and returns the binary's
-// path.
+// Build builds the main package pkg (an import path) once per test
+// binary and returns the binary's path. The binary lives in the user's
+// cache directory, one per package and checkout, not in a temporary
+// one: nothing would remove that, and go build leaves an up-to-date
+// binary untouched, so a second run costs no link.
 func Build(t testing.TB, pkg string) string {
 	t.Helper()
 	v, _ := builds.LoadOrStore(pkg, &build{})
 	b := v.(*build)
 	b.once.Do(func() {
-		dir, err := os.MkdirTemp("", "proctest-")
+		dir, err := os.UserCacheDir()
 		if err != nil {
+			dir = os.TempDir()
+		}
+		wd, _ := os.Getwd()
+		dir = filepath.Join(dir, "lbkit-proctest", fmt.Sprintf("%x", sha256.Sum256([]byte(wd+"\x00"+pkg)))[:12])
+		if err := os.MkdirAll(dir, 0o755); err != nil {
 			b.err = err
 			return
 		}
-		b.path = filepath.Join(dir, filepath.Base(pkg))
+		b.path = filepath.Join(dir, path.Base(pkg))
 		if out, err := exec.Command("go", "build", "-o", b.path, pkg).CombinedOutput(); err != nil {
 			b.err = fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
 		}
