@@ -89,7 +89,7 @@ func (c *control) upgrade(u *upgrader, generation int) (pid int, err error) {
 		return 0, fmt.Errorf("upgrade: %w", err)
 	}
 	h := handoff{StickyKey: c.a.env.stickyKey, Health: c.a.health()}
-	for _, k := range c.a.env.ticketKeys {
+	for _, k := range c.a.env.tickets.current() {
 		h.TicketKeys = append(h.TicketKeys, k[:])
 	}
 	return u.upgrade(generation, h, hs)

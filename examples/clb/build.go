@@ -30,17 +30,15 @@ import (
 // replaces a listener) and the loggers.
 type env struct {
 	demoCert, demoShopCert *tls.Certificate
-	// stickyKey and ticketKeys are the process's SERVERID cookie key
-	// and TLS session-ticket keys (newest first), used where the
-	// configuration's Fleet gives none: made at the start, handed to
-	// the successor by a binary upgrade, which puts a new ticket key
-	// first and keeps this process's behind it (sessions survive, and
-	// each upgrade rotates the key).
-	stickyKey  []byte
-	ticketKeys [][32]byte
-	upg        *upgrader // nil: sockets are bound, never inherited
-	log        *slog.Logger
-	accessLog  *slog.Logger
+	// stickyKey and tickets are the process's SERVERID cookie key and
+	// TLS session-ticket keys, used where the configuration's Fleet
+	// gives none: made at the start, handed to the successor by a
+	// binary upgrade (so cookies and sessions survive it).
+	stickyKey []byte
+	tickets   *ticketKeyring
+	upg       *upgrader // nil: sockets are bound, never inherited
+	log       *slog.Logger
+	accessLog *slog.Logger
 }
 
 // plan is a configuration turned into listener.Configs, validated by the

@@ -75,23 +75,21 @@ func selfSigned(cn string, dns []string, ips []net.IP) (*tls.Certificate, error)
 // from its predecessor's handoff (see env).
 func newEnv(from *handoff) (*env, error) {
 	e := &env{stickyKey: make([]byte, 32)}
-	var fresh [32]byte
 	if _, err := rand.Read(e.stickyKey); err != nil {
 		return nil, err
 	}
-	if _, err := rand.Read(fresh[:]); err != nil {
-		return nil, err
-	}
-	e.ticketKeys = [][32]byte{fresh}
+	var inherited [][]byte
 	if from != nil {
 		if len(from.StickyKey) > 0 {
 			e.stickyKey = from.StickyKey
 		}
-		if len(from.TicketKeys) > 0 {
-			e.ticketKeys = append(e.ticketKeys, [32]byte(from.TicketKeys[0]))
-		}
+		inherited = from.TicketKeys
 	}
-	var err error
+	tickets, err := newTicketKeyring(inherited)
+	if err != nil {
+		return nil, err
+	}
+	e.tickets = tickets
 	if e.demoCert, err = selfSigned("localhost", []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}); err != nil {
 		return nil, err
 	}

@@ -157,7 +157,7 @@ func (q *QuicLb) router(f *File, c checker) *quiclb.Router {
 func (f *File) applyFleet(cfg *listener.Config, l Listener, e *env) {
 	cfg.ServiceAddr = f.serviceAddr(l.ListenerPort)
 	if cfg.Protocol == listener.HTTPS {
-		cfg.HTTP.SessionTicketKeys = e.ticketKeys
+		cfg.HTTP.SessionTicketKeys = e.tickets.current()
 	}
 	fl := f.Fleet
 	if fl == nil {

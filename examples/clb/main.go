@@ -255,6 +255,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		updates = src.updates
 	}
 
+	rotate := time.NewTicker(ticketRotation)
+	defer rotate.Stop()
 	for {
 		var sig os.Signal
 		select {
@@ -271,6 +273,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 			src.applied(u, err)
 			if err == nil {
 				running = u.rev
+			}
+			continue
+		case <-rotate.C:
+			if err := ctl.rotateTicketKeys(); err != nil {
+				log.Error("session-ticket key rotation", "err", err.Error())
 			}
 			continue
 		case sig = <-sigs:
