@@ -1,0 +1,232 @@
+package admin_test
+
+import (
+	"crypto/ecdsa"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lbkit/lbkit/balancer"
+	"github.com/lbkit/lbkit/examples/clb/admin"
+	"github.com/lbkit/lbkit/internal/syncbuf"
+	"github.com/lbkit/lbkit/internal/testpki"
+)
+
+// adminPKI is the PEM files of an admin server over TLS: a CA, the
+// server's certificate for 127.0.0.1, client certificates it signed
+// (alice by common name, bot by DNS name only), and mallory's, signed by
+// another CA.
+type adminPKI struct {
+	files admin.TLSFiles
+	roots *x509.CertPool
+	certs map[string]tls.Certificate // alice, bot, mallory
+}
+
+func newAdminPKI(t *testing.T) *adminPKI {
+	t.Helper()
+	dir := t.TempDir()
+	file := func(name string) string { return filepath.Join(dir, name) }
+	ca := &x509.Certificate{Subject: pkix.Name{CommonName: "admin test CA"}, IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caCert, caKey := testpki.Issue(t, ca, nil, nil, file("ca.pem"), "")
+	other := &x509.Certificate{Subject: pkix.Name{CommonName: "other CA"}, IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	otherCert, otherKey := testpki.Issue(t, other, nil, nil, file("other.pem"), "")
+	testpki.Issue(t, &x509.Certificate{Subject: pkix.Name{CommonName: "clb admin"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}},
+		caCert, caKey, file("server.pem"), file("server-key.pem"))
+	p := &adminPKI{
+		files: admin.TLSFiles{Cert: file("server.pem"), Key: file("server-key.pem"), ClientCA: file("ca.pem")},
+		roots: x509.NewCertPool(), certs: map[string]tls.Certificate{},
+	}
+	p.roots.AddCert(caCert)
+	client := func(name string, tmpl *x509.Certificate, parent *x509.Certificate, key *ecdsa.PrivateKey) {
+		tmpl.KeyUsage, tmpl.ExtKeyUsage = x509.KeyUsageDigitalSignature, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+		testpki.Issue(t, tmpl, parent, key, file(name+".pem"), file(name+"-key.pem"))
+		c, err := tls.LoadX509KeyPair(file(name+".pem"), file(name+"-key.pem"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.certs[name] = c
+	}
+	client("alice", &x509.Certificate{Subject: pkix.Name{CommonName: "alice"}}, caCert, caKey)
+	client("bot", &x509.Certificate{DNSNames: []string{"bot.example"}}, caCert, caKey)
+	client("mallory", &x509.Certificate{Subject: pkix.Name{CommonName: "mallory"}}, otherCert, otherKey)
+	return p
+}
+
+// client returns an HTTPS client trusting p's CA, presenting cert
+// (none if "") whichever CAs the server asks for, that does not follow
+// redirects.
+func (p *adminPKI) client(t *testing.T, cert string) *http.Client {
+	t.Helper()
+	cfg := &tls.Config{RootCAs: p.roots}
+	if cert != "" {
+		c := p.certs[cert]
+		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &c, nil }
+	}
+	tr := &http.Transport{TLSClientConfig: cfg}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// serveTLS runs s on 127.0.0.1 through Server.Serve and returns its URL.
+func serveTLS(t *testing.T, s *admin.Server) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ln) }()
+	t.Cleanup(func() {
+		s.Close()
+		if err := <-done; !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("Serve = %v, want http.ErrServerClosed", err)
+		}
+	})
+	return "https://" + ln.Addr().String()
+}
+
+// post sends body to url with c, the bearer token (none if ""), and
+// returns the status and the body.
+func post(t *testing.T, c *http.Client, url, token, body string) (int, string, error) {
+	t.Helper()
+	req, err := http.NewRequest("POST", url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), nil
+}
+
+// A verified client certificate is a credential, named in the audit
+// line by its common name or else its DNS name; a client without one
+// still connects and uses a token; a certificate of another CA fails the
+// handshake; TLS below 1.2 is refused.
+func TestClientCertificates(t *testing.T) {
+	leaks(t)
+	f := newFixture(t)
+	pki := newAdminPKI(t)
+	cfg, err := admin.LoadTLS(pki.files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	audit := &syncbuf.Buffer{}
+	url := serveTLS(t, admin.New(f.inst, admin.Options{Runtime: groupRuntime{f.inst}, Tokens: opsTokens(t), TLS: cfg,
+		Audit: slog.New(slog.NewTextHandler(audit, nil))}))
+	drain := url + "/api/listeners/tcp-echo/backends/a/state"
+
+	for _, tc := range []struct {
+		name, cert, token string
+		want              int
+		who               string
+	}{
+		{"alice's certificate", "alice", "", 200, "who=cert:alice"},
+		{"a certificate with a DNS name only", "bot", "", 200, "who=cert:bot.example"},
+		{"no certificate, a token", "", opsToken, 200, "who=ops"},
+		{"no certificate, no token", "", "", 401, ""},
+		{"alice's certificate, a bad token", "alice", "not-a-token-of-ours", 401, ""},
+	} {
+		code, body, err := post(t, pki.client(t, tc.cert), drain, tc.token, `{"state": "drain"}`)
+		if err != nil || code != tc.want {
+			t.Errorf("%s: %d %q %v, want %d", tc.name, code, body, err, tc.want)
+		}
+		if tc.who != "" && !strings.Contains(audit.String(), tc.who) {
+			t.Errorf("%s: audit log lacks %s:\n%s", tc.name, tc.who, audit)
+		}
+	}
+	if m, _ := f.tcp.Group().Member("a"); m.State() != balancer.Drain {
+		t.Errorf("a is %v after the writes, want drain", m.State())
+	}
+
+	// mallory's CA is not ours: crypto/tls refuses the handshake, before
+	// any request.
+	if _, _, err := post(t, pki.client(t, "mallory"), drain, opsToken, `{"state": "ready"}`); err == nil || !strings.Contains(err.Error(), "tls") {
+		t.Errorf("mallory's certificate: err %v, want a TLS handshake failure", err)
+	}
+	old := &tls.Config{RootCAs: pki.roots, MaxVersion: tls.VersionTLS11}
+	if c, err := tls.Dial("tcp", strings.TrimPrefix(url, "https://"), old); err == nil {
+		c.Close()
+		t.Errorf("a TLS 1.1 handshake succeeded, want refused")
+	}
+	if m, _ := f.tcp.Group().Member("a"); m.State() != balancer.Drain {
+		t.Errorf("a is %v after refused handshakes, want still drain", m.State())
+	}
+}
+
+// Without -admin-client-ca no certificate is requested, so none is a
+// credential, however it is signed.
+func TestCertificateWithoutClientCA(t *testing.T) {
+	leaks(t)
+	f := newFixture(t)
+	pki := newAdminPKI(t)
+	files := pki.files
+	files.ClientCA = ""
+	cfg, err := admin.LoadTLS(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := serveTLS(t, admin.New(f.inst, admin.Options{Runtime: groupRuntime{f.inst}, Tokens: opsTokens(t), TLS: cfg}))
+	code, body, err := post(t, pki.client(t, "alice"), url+"/api/listeners/tcp-echo/stop", "", "")
+	if err != nil || code != 401 {
+		t.Errorf("write with a certificate and no client CA: %d %q %v, want 401", code, body, err)
+	}
+}
+
+// LoadTLS reports every problem at once, naming flag and file.
+func TestLoadTLSErrors(t *testing.T) {
+	pki := newAdminPKI(t)
+	dir := t.TempDir()
+	notPEM := filepath.Join(dir, "not.pem")
+	if err := os.WriteFile(notPEM, []byte("hello\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "missing.pem")
+	for _, tc := range []struct {
+		name  string
+		files admin.TLSFiles
+		want  []string
+	}{
+		{"client CA without TLS", admin.TLSFiles{ClientCA: pki.files.ClientCA},
+			[]string{`admin: -admin-client-ca "` + pki.files.ClientCA + `" needs -admin-cert and -admin-key: client certificates exist only over TLS`}},
+		{"key without cert", admin.TLSFiles{Key: pki.files.Key}, []string{`admin: -admin-key "` + pki.files.Key + `" needs -admin-cert`}},
+		{"cert without key, a CA that is no PEM", admin.TLSFiles{Cert: pki.files.Cert, ClientCA: notPEM},
+			[]string{`admin: -admin-cert "` + pki.files.Cert + `" needs -admin-key`, `admin: -admin-client-ca "` + notPEM + `": no PEM certificate in it`}},
+		{"missing files", admin.TLSFiles{Cert: missing, Key: pki.files.Key, ClientCA: missing},
+			[]string{`admin: -admin-cert "` + missing + `", -admin-key "` + pki.files.Key + `": open ` + missing, `admin: -admin-client-ca "` + missing + `": open ` + missing}},
+		{"key of another certificate", admin.TLSFiles{Cert: pki.files.Cert, Key: strings.Replace(pki.files.Key, "server-key", "alice-key", 1)},
+			[]string{"private key does not match public key"}},
+	} {
+		cfg, err := admin.LoadTLS(tc.files)
+		if err == nil || cfg != nil {
+			t.Errorf("%s: LoadTLS = %v, %v; want an error", tc.name, cfg, err)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: error %q lacks %q", tc.name, err, w)
+			}
+		}
+	}
+	if cfg, err := admin.LoadTLS(admin.TLSFiles{}); cfg != nil || err != nil {
+		t.Errorf("LoadTLS(none) = %v, %v; want nil, nil", cfg, err)
+	}
+}
