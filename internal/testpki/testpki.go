@@ -12,6 +12,7 @@ import (
 	"math/big"
 	"net"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -89,4 +90,53 @@ func Issue(t testing.TB, tmpl, parent *x509.Certificate, parentKey *ecdsa.Privat
 		write(keyFile, "PRIVATE KEY", kder)
 	}
 	return cert, key
+}
+
+// CA is a throw-away certificate authority whose certificates are PEM
+// files in a test's temporary directory.
+type CA struct {
+	// File is the CA's certificate; Roots holds it.
+	File  string
+	Roots *x509.CertPool
+	dir   string
+	cert  *x509.Certificate
+	key   *ecdsa.PrivateKey
+}
+
+// NewCA makes a CA named name.
+func NewCA(t testing.TB, name string) *CA {
+	t.Helper()
+	ca := &CA{dir: t.TempDir(), Roots: x509.NewCertPool()}
+	ca.File = filepath.Join(ca.dir, "ca.pem")
+	ca.cert, ca.key = Issue(t, &x509.Certificate{Subject: pkix.Name{CommonName: name}, IsCA: true,
+		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}, nil, nil, ca.File, "")
+	ca.Roots.AddCert(ca.cert)
+	return ca
+}
+
+// Server issues a server certificate for 127.0.0.1 and returns its files.
+func (ca *CA) Server(t testing.TB, name string) (certFile, keyFile string) {
+	t.Helper()
+	return ca.issue(t, name, &x509.Certificate{Subject: pkix.Name{CommonName: name}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+}
+
+// Client issues a client certificate of subject (a common name and DNS
+// names, any of them empty) and returns it loaded.
+func (ca *CA) Client(t testing.TB, name string, subject pkix.Name, dnsNames ...string) tls.Certificate {
+	t.Helper()
+	certFile, keyFile := ca.issue(t, name, &x509.Certificate{Subject: subject, DNSNames: dnsNames,
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+	c, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func (ca *CA) issue(t testing.TB, name string, tmpl *x509.Certificate) (certFile, keyFile string) {
+	t.Helper()
+	certFile, keyFile = filepath.Join(ca.dir, name+".pem"), filepath.Join(ca.dir, name+"-key.pem")
+	Issue(t, tmpl, ca.cert, ca.key, certFile, keyFile)
+	return certFile, keyFile
 }

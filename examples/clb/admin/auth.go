@@ -26,7 +26,8 @@ const MinTokenLen = 16
 // letters, digits, '.', '_' or '-', and a token has at least MinTokenLen
 // bytes and no spaces.
 //
-// A nil *Tokens holds none: the admin server then refuses every write.
+// A nil *Tokens holds none: the admin server then refuses every write
+// but those of a client certificate.
 // Create one with LoadTokens or ParseTokens. A Tokens is immutable and
 // safe for concurrent use.
 type Tokens struct {

@@ -1,7 +1,6 @@
 package admin_test
 
 import (
-	"crypto/ecdsa"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -22,8 +21,8 @@ import (
 	"github.com/lbkit/lbkit/internal/testpki"
 )
 
-// adminPKI is the PEM files of an admin server over TLS: a CA, the
-// server's certificate for 127.0.0.1, client certificates it signed
+// adminPKI is the PEM files of an admin server over TLS: its CA, the
+// server's certificate for 127.0.0.1, client certificates the CA signed
 // (alice by common name, bot by DNS name only), and mallory's, signed by
 // another CA.
 type adminPKI struct {
@@ -34,33 +33,17 @@ type adminPKI struct {
 
 func newAdminPKI(t *testing.T) *adminPKI {
 	t.Helper()
-	dir := t.TempDir()
-	file := func(name string) string { return filepath.Join(dir, name) }
-	ca := &x509.Certificate{Subject: pkix.Name{CommonName: "admin test CA"}, IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	caCert, caKey := testpki.Issue(t, ca, nil, nil, file("ca.pem"), "")
-	other := &x509.Certificate{Subject: pkix.Name{CommonName: "other CA"}, IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	otherCert, otherKey := testpki.Issue(t, other, nil, nil, file("other.pem"), "")
-	testpki.Issue(t, &x509.Certificate{Subject: pkix.Name{CommonName: "clb admin"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}},
-		caCert, caKey, file("server.pem"), file("server-key.pem"))
-	p := &adminPKI{
-		files: admin.TLSFiles{Cert: file("server.pem"), Key: file("server-key.pem"), ClientCA: file("ca.pem")},
-		roots: x509.NewCertPool(), certs: map[string]tls.Certificate{},
+	ca, other := testpki.NewCA(t, "admin test CA"), testpki.NewCA(t, "other CA")
+	cert, key := ca.Server(t, "clb-admin")
+	return &adminPKI{
+		files: admin.TLSFiles{Cert: cert, Key: key, ClientCA: ca.File},
+		roots: ca.Roots,
+		certs: map[string]tls.Certificate{
+			"alice":   ca.Client(t, "alice", pkix.Name{CommonName: "alice"}),
+			"bot":     ca.Client(t, "bot", pkix.Name{}, "bot.example"),
+			"mallory": other.Client(t, "mallory", pkix.Name{CommonName: "mallory"}),
+		},
 	}
-	p.roots.AddCert(caCert)
-	client := func(name string, tmpl *x509.Certificate, parent *x509.Certificate, key *ecdsa.PrivateKey) {
-		tmpl.KeyUsage, tmpl.ExtKeyUsage = x509.KeyUsageDigitalSignature, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
-		testpki.Issue(t, tmpl, parent, key, file(name+".pem"), file(name+"-key.pem"))
-		c, err := tls.LoadX509KeyPair(file(name+".pem"), file(name+"-key.pem"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		p.certs[name] = c
-	}
-	client("alice", &x509.Certificate{Subject: pkix.Name{CommonName: "alice"}}, caCert, caKey)
-	client("bot", &x509.Certificate{DNSNames: []string{"bot.example"}}, caCert, caKey)
-	client("mallory", &x509.Certificate{Subject: pkix.Name{CommonName: "mallory"}}, otherCert, otherKey)
-	return p
 }
 
 // client returns an HTTPS client trusting p's CA, presenting cert
@@ -97,6 +80,22 @@ func serveTLS(t *testing.T, s *admin.Server) string {
 	return "https://" + ln.Addr().String()
 }
 
+// serve runs an admin server of f's instance over TLS from files, with
+// the runtime API and ops's token, logging to audit (nil: nowhere), and
+// returns its URL.
+func (p *adminPKI) serve(t *testing.T, f *fixture, files admin.TLSFiles, audit io.Writer) string {
+	t.Helper()
+	cfg, err := admin.LoadTLS(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if audit == nil {
+		audit = io.Discard
+	}
+	return serveTLS(t, admin.New(f.inst, admin.Options{Runtime: groupRuntime{f.inst}, Tokens: opsTokens(t), TLS: cfg,
+		Audit: slog.New(slog.NewTextHandler(audit, nil))}))
+}
+
 // post sends body to url with c, the bearer token (none if ""), and
 // returns the status and the body.
 func post(t *testing.T, c *http.Client, url, token, body string) (int, string, error) {
@@ -125,13 +124,8 @@ func TestClientCertificates(t *testing.T) {
 	leaks(t)
 	f := newFixture(t)
 	pki := newAdminPKI(t)
-	cfg, err := admin.LoadTLS(pki.files)
-	if err != nil {
-		t.Fatal(err)
-	}
 	audit := &syncbuf.Buffer{}
-	url := serveTLS(t, admin.New(f.inst, admin.Options{Runtime: groupRuntime{f.inst}, Tokens: opsTokens(t), TLS: cfg,
-		Audit: slog.New(slog.NewTextHandler(audit, nil))}))
+	url := pki.serve(t, f, pki.files, audit)
 	drain := url + "/api/listeners/tcp-echo/backends/a/state"
 
 	for _, tc := range []struct {
@@ -180,11 +174,7 @@ func TestCertificateWithoutClientCA(t *testing.T) {
 	pki := newAdminPKI(t)
 	files := pki.files
 	files.ClientCA = ""
-	cfg, err := admin.LoadTLS(files)
-	if err != nil {
-		t.Fatal(err)
-	}
-	url := serveTLS(t, admin.New(f.inst, admin.Options{Runtime: groupRuntime{f.inst}, Tokens: opsTokens(t), TLS: cfg}))
+	url := pki.serve(t, f, files, nil)
 	code, body, err := post(t, pki.client(t, "alice"), url+"/api/listeners/tcp-echo/stop", "", "")
 	if err != nil || code != 401 {
 		t.Errorf("write with a certificate and no client CA: %d %q %v, want 401", code, body, err)
@@ -212,7 +202,7 @@ func TestLoadTLSErrors(t *testing.T) {
 			[]string{`admin: -admin-cert "` + pki.files.Cert + `" needs -admin-key`, `admin: -admin-client-ca "` + notPEM + `": no PEM certificate in it`}},
 		{"missing files", admin.TLSFiles{Cert: missing, Key: pki.files.Key, ClientCA: missing},
 			[]string{`admin: -admin-cert "` + missing + `", -admin-key "` + pki.files.Key + `": open ` + missing, `admin: -admin-client-ca "` + missing + `": open ` + missing}},
-		{"key of another certificate", admin.TLSFiles{Cert: pki.files.Cert, Key: strings.Replace(pki.files.Key, "server-key", "alice-key", 1)},
+		{"key of another certificate", admin.TLSFiles{Cert: pki.files.Cert, Key: strings.Replace(pki.files.Key, "clb-admin-key", "alice-key", 1)},
 			[]string{"private key does not match public key"}},
 	} {
 		cfg, err := admin.LoadTLS(tc.files)
@@ -228,5 +218,49 @@ func TestLoadTLSErrors(t *testing.T) {
 	}
 	if cfg, err := admin.LoadTLS(admin.TLSFiles{}); cfg != nil || err != nil {
 		t.Errorf("LoadTLS(none) = %v, %v; want nil, nil", cfg, err)
+	}
+}
+
+// Over TLS a verified certificate logs in without a token, and the
+// session cookie is Secure.
+func TestLoginWithCertificate(t *testing.T) {
+	leaks(t)
+	f := newFixture(t)
+	pki := newAdminPKI(t)
+	url := pki.serve(t, f, pki.files, nil)
+	alice := pki.client(t, "alice")
+	resp, err := alice.Get(url + "/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(page), "<b>cert:alice</b>") {
+		t.Errorf("the login page does not offer alice's certificate:\n%s", page)
+	}
+	if code, body, _ := post(t, pki.client(t, ""), url+"/login", "", ""); code != 401 {
+		t.Errorf("login with neither token nor certificate: %d %q, want 401", code, body)
+	}
+	resp, err = alice.Post(url+"/login", "application/x-www-form-urlencoded", strings.NewReader("token="))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	cs := resp.Cookies()
+	if resp.StatusCode != 303 || len(cs) != 1 || !cs[0].Secure || !cs[0].HttpOnly || cs[0].SameSite != http.SameSiteStrictMode {
+		t.Fatalf("login with alice's certificate = %d, cookies %v; want 303 and a Secure, HttpOnly, SameSite=Strict cookie", resp.StatusCode, cs)
+	}
+	// The session is alice's: the page says so to a client without the
+	// certificate.
+	req, _ := http.NewRequest("GET", url+"/", nil)
+	req.AddCookie(cs[0])
+	resp, err = pki.client(t, "").Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(page), `Logged in as <b id="who">cert:alice</b>`) {
+		t.Errorf("the page of alice's session does not say who:\n%s", page)
 	}
 }
