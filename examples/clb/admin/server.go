@@ -29,7 +29,8 @@ type Options struct {
 	// RuntimeMetrics adds the Go runtime and process collectors of
 	// client_golang (go_*, process_*) to /metrics.
 	RuntimeMetrics bool
-	// Now stamps Status.Time. If nil, time.Now.
+	// Now stamps Status.Time and times the logins (SessionTTL, the
+	// failed-login limit). If nil, time.Now.
 	Now func() time.Time
 	// Config reports where the configuration comes from (an etcd
 	// replica's source), for Status.Config and the clb_config_*
