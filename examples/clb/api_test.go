@@ -113,7 +113,7 @@ func TestAPIWrites(t *testing.T) {
 	if got := answers(t, webPort, 6); got["a"] != 0 || got["b"] != 6 {
 		t.Errorf("after weight 0 on a, answers = %v, want only b", got)
 	}
-	if !strings.Contains(ar.audit.String(), "token=ops") || !strings.Contains(ar.audit.String(), `what="listener `+web+` backend a weight" before=0`) && !strings.Contains(ar.audit.String(), "before=100 after=0") {
+	if !strings.Contains(ar.audit.String(), "who=ops") || !strings.Contains(ar.audit.String(), `what="listener `+web+` backend a weight" before=0`) && !strings.Contains(ar.audit.String(), "before=100 after=0") {
 		t.Errorf("audit log lacks the change:\n%s", ar.audit)
 	}
 	if code, body := ar.do(t, "GET", "/status.json", "", ""); code != 200 || !strings.Contains(body, `"id":"a","addr"`) || !strings.Contains(body, `"weight":0,"state":"drain"`) {

@@ -2,18 +2,13 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -25,6 +20,7 @@ import (
 	"time"
 
 	"github.com/lbkit/lbkit/internal/leakcheck"
+	"github.com/lbkit/lbkit/internal/testpki"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -49,14 +45,14 @@ func newEtcdPKI(t *testing.T) *etcdPKI {
 		Cert: filepath.Join(dir, "clb.pem"), Key: filepath.Join(dir, "clb-key.pem"),
 		serverCert: filepath.Join(dir, "etcd.pem"), serverKey: filepath.Join(dir, "etcd-key.pem"),
 	}
-	ca, caKey := issue(t, &x509.Certificate{Subject: pkix.Name{CommonName: "etcd test CA"}, IsCA: true,
+	ca, caKey := testpki.Issue(t, &x509.Certificate{Subject: pkix.Name{CommonName: "etcd test CA"}, IsCA: true,
 		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}, nil, nil, p.CA, "")
-	issue(t, &x509.Certificate{Subject: pkix.Name{CommonName: "other CA"}, IsCA: true,
+	testpki.Issue(t, &x509.Certificate{Subject: pkix.Name{CommonName: "other CA"}, IsCA: true,
 		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}, nil, nil, p.OtherCA, "")
-	issue(t, &x509.Certificate{Subject: pkix.Name{CommonName: "etcd"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+	testpki.Issue(t, &x509.Certificate{Subject: pkix.Name{CommonName: "etcd"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}},
 		ca, caKey, p.serverCert, p.serverKey)
-	issue(t, &x509.Certificate{Subject: pkix.Name{CommonName: "clb"},
+	testpki.Issue(t, &x509.Certificate{Subject: pkix.Name{CommonName: "clb"},
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}},
 		ca, caKey, p.Cert, p.Key)
 	cert, err := tls.LoadX509KeyPair(p.Cert, p.Key)
@@ -67,45 +63,6 @@ func newEtcdPKI(t *testing.T) *etcdPKI {
 	roots.AddCert(ca)
 	p.client = &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{cert}}
 	return p
-}
-
-// issue signs tmpl with parent's key (itself when parent is nil), writes
-// the certificate to certFile and, if keyFile is set, its key there.
-func issue(t *testing.T, tmpl, parent *x509.Certificate, parentKey *ecdsa.PrivateKey, certFile, keyFile string) (*x509.Certificate, *ecdsa.PrivateKey) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if tmpl.SerialNumber, err = rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62)); err != nil {
-		t.Fatal(err)
-	}
-	tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
-	if parent == nil {
-		parent, parentKey = tmpl, key
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	write := func(name, typ string, b []byte) {
-		if err := os.WriteFile(name, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: b}), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write(certFile, "CERTIFICATE", der)
-	if keyFile != "" {
-		kder, err := x509.MarshalPKCS8PrivateKey(key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		write(keyFile, "PRIVATE KEY", kder)
-	}
-	return cert, key
 }
 
 // withClientTLS makes etcd serve its clients over TLS with pki's server

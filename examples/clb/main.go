@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -47,6 +46,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		pidFile      = fs.String("pid-file", "", "write the process ID to `file` when ready (a successor started by SIGUSR2 rewrites it when it is)")
 		adminFlag    = fs.String("admin", "", "admin status `address`, or \"off\" for none (default: without -config 127.0.0.1:port-base+90; with -config the file's AdminAddress, else none)")
 		adminTokens  = fs.String("admin-tokens", "", "`file` of the admin API's bearer tokens, one name:token a line (tokens of 16 bytes or more); without it the API refuses every write")
+		adminTLS     = adminTLSFlags(fs)
 		cpuProfile   = fs.String("cpuprofile", "", "write a CPU profile (go tool pprof) to `file` until clb stops")
 		etcdOpts     = etcdFlags(fs)
 	)
@@ -171,11 +171,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 
 	var tokens *admin.Tokens
+	var tokErr error
 	if *adminTokens != "" {
-		if tokens, err = admin.LoadTokens(*adminTokens); err != nil {
-			fmt.Fprintln(stderr, "clb:", err)
-			return 2
-		}
+		tokens, tokErr = admin.LoadTokens(*adminTokens)
+	}
+	adminTLSConfig, tlsErr := admin.LoadTLS(*adminTLS)
+	if err := errors.Join(tokErr, tlsErr); err != nil {
+		fmt.Fprintln(stderr, "clb:", err)
+		return 2
 	}
 
 	var backends *demoBackends
@@ -196,7 +199,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	// The admin status server: off the public listeners. It follows
 	// a.inst across reloads.
-	var adminSrv *http.Server
+	var adminSrv *admin.Server
 	if adminAddr := adminAddress(*adminFlag, *config != "", p.file, addrOf(host, *portBase+offAdmin)); adminAddr != "" {
 		ln, err := upg.listen(processKey("admin", "tcp", adminAddr), adminAddr)
 		if err != nil {
@@ -206,15 +209,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 			cancel()
 			return 1
 		}
-		opts := admin.Options{Discovery: a.discoveryStatus, Runtime: ctl, Tokens: tokens, Audit: log.With("log", "audit"), Process: a.processStatus(started, generation)}
+		opts := admin.Options{Discovery: a.discoveryStatus, Runtime: ctl, Tokens: tokens, TLS: adminTLSConfig, Audit: log.With("log", "audit"), Process: a.processStatus(started, generation)}
 		if src != nil {
 			opts.Config = src.Status
 		}
-		srv := &http.Server{Handler: admin.New(a.inst, opts), ReadHeaderTimeout: 5 * time.Second}
+		srv := admin.New(a.inst, opts)
 		go srv.Serve(ln)
 		defer srv.Close()
 		adminSrv = srv
-		fmt.Fprintf(stdout, "Admin: http://%s/  (status page; /status.json; /metrics; /api/)\n\n", ln.Addr())
+		scheme := "http"
+		if adminTLSConfig != nil {
+			scheme = "https"
+		}
+		fmt.Fprintf(stdout, "Admin: %s://%s/  (status page; /status.json; /metrics; /api/; /login)\n\n", scheme, ln.Addr())
 	}
 
 	// Signals are caught before "clb: ready" is printed: a supervisor

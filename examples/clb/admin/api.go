@@ -178,11 +178,11 @@ func (s *Server) write(change func(r *http.Request) (Change, error)) http.Handle
 			case errors.Is(err, ErrConflict):
 				code = http.StatusConflict
 			}
-			s.audit.Warn("admin change refused", "token", who, "remote", r.RemoteAddr, "method", r.Method, "path", r.URL.Path, "err", err.Error())
+			s.audit.Warn("admin change refused", "who", who, "remote", r.RemoteAddr, "method", r.Method, "path", r.URL.Path, "err", err.Error())
 			http.Error(w, strings.TrimRight(err.Error(), "\n"), code)
 			return
 		}
-		s.audit.Info("admin change", "token", who, "remote", r.RemoteAddr, "what", c.What, "before", c.Before, "after", c.After)
+		s.audit.Info("admin change", "who", who, "remote", r.RemoteAddr, "what", c.What, "before", c.Before, "after", c.After)
 		b, _ := json.Marshal(c) // cannot fail: three strings
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(append(b, '\n'))

@@ -26,7 +26,8 @@ const MinTokenLen = 16
 // letters, digits, '.', '_' or '-', and a token has at least MinTokenLen
 // bytes and no spaces.
 //
-// A nil *Tokens holds none: the admin server then refuses every write.
+// A nil *Tokens holds none: the admin server then refuses every write
+// but those of a client certificate.
 // Create one with LoadTokens or ParseTokens. A Tokens is immutable and
 // safe for concurrent use.
 type Tokens struct {
@@ -120,21 +121,38 @@ func (t *Tokens) match(secret string) (string, bool) {
 
 // Refusal reasons, the values of clb_admin_refused_total's reason label.
 const (
-	refusedMissing  = "missing_token" // 401: no bearer credential
+	refusedMissing  = "missing_token" // 401: no credential
 	refusedBad      = "bad_token"     // 401: a credential no token matches
+	refusedSession  = "bad_session"   // 401: a session cookie of no live session
 	refusedNoTokens = "no_tokens"     // 403: a write with no token file
+	refusedCSRF     = "csrf"          // 403: a session's write without its CSRF token
+	refusedLimited  = "rate_limited"  // 429: a login from an address with too many failures
 )
 
-var refusalReasons = []string{refusedMissing, refusedBad, refusedNoTokens}
+var refusalReasons = []string{refusedMissing, refusedBad, refusedSession, refusedNoTokens, refusedCSRF, refusedLimited}
 
 // authorize decides a request: it returns who made it (a token's name,
-// or "" for an open read) or writes the refusal and returns ok false.
-// Writes always need a token; reads need one unless the admin server
-// was reached on a loopback address.
+// "cert:NAME" for a client certificate, the login's for a session, or
+// "" for an open read) or writes the refusal and returns ok false.
+//
+// A request is authenticated by, first, an Authorization header (a
+// bearer token); else a verified client certificate; else a session
+// cookie, whose writes also need the session's CSRF token in the
+// X-CSRF-Token header, since a browser sends a cookie with any request.
+// Writes always need one of them; reads need one unless the admin
+// server was reached on a loopback address.
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request, write bool) (who string, ok bool) {
 	auth := r.Header.Get("Authorization")
-	if !write && auth == "" && onLoopback(r) {
-		return "", true
+	if auth == "" {
+		if who, ok := certWho(r); ok {
+			return who, true
+		}
+		if c, err := r.Cookie(SessionCookie); err == nil {
+			return s.authorizeSession(w, r, c.Value, write)
+		}
+		if !write && onLoopback(r) {
+			return "", true
+		}
 	}
 	if write && s.tokens == nil {
 		s.refuse(w, r, http.StatusForbidden, refusedNoTokens, "admin: writes are off: no -admin-tokens configured")
@@ -151,6 +169,23 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, write bool) (
 		return "", false
 	}
 	return who, true
+}
+
+// authorizeSession is authorize for a request carrying a session cookie.
+// A stale cookie does not close reads that are open anyway.
+func (s *Server) authorizeSession(w http.ResponseWriter, r *http.Request, cookie string, write bool) (who string, ok bool) {
+	sess := s.sess.lookup(cookie, s.now())
+	switch {
+	case sess == nil && !write && onLoopback(r):
+		return "", true
+	case sess == nil:
+		s.refuse(w, r, http.StatusUnauthorized, refusedSession, "admin: session expired or unknown: log in again")
+		return "", false
+	case write && !validCSRF(sess, r.Header.Get(CSRFHeader)):
+		s.refuse(w, r, http.StatusForbidden, refusedCSRF, "admin: missing or bad "+CSRFHeader+" header")
+		return "", false
+	}
+	return sess.who, true
 }
 
 // onLoopback reports whether r came to a loopback address of the

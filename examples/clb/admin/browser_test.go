@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/lbkit/lbkit/balancer"
 	"github.com/lbkit/lbkit/examples/clb/admin"
 )
 
@@ -130,5 +131,59 @@ func TestPageInBrowser(t *testing.T) {
 		`getComputedStyle(document.querySelector('tr[data-backend="b"] td.health')).color`))
 	if color != "rgb(176, 28, 28)" {
 		t.Errorf("unhealthy cell color = %q, want rgb(176, 28, 28) from the inline style", color)
+	}
+}
+
+// An operator logs in on the page, clicks drain on a backend and stop on
+// a listener, and sees both on the page; the changes happened.
+func TestButtonsInBrowser(t *testing.T) {
+	leaks(t)
+	ctx := browser(t)
+	f := newFixture(t)
+	srv := serve(t, admin.New(f.inst, admin.Options{Refresh: 200 * time.Millisecond, Runtime: groupRuntime{f.inst}, Tokens: opsTokens(t)}))
+
+	step(t, ctx, "loading the page", chromedp.Navigate(srv.URL+"/"))
+	step(t, ctx, "waiting for the script's first redraw", chromedp.Poll[chromedp.Void](`Number(document.body.dataset.renders) >= 1`, chromedp.WithPollingTimeout(10*time.Second)))
+	if s := step(t, ctx, "reading #session", chromedp.Text(chromedp.ID("session"))); s != "log in to change" {
+		t.Errorf("#session before the login = %q, want \"log in to change\"", s)
+	}
+	if n := step(t, ctx, "counting buttons", chromedp.Evaluate[int](`document.querySelectorAll("button.act").length`)); n != 0 {
+		t.Errorf("%d buttons before the login, want none", n)
+	}
+
+	step(t, ctx, "following the login link", chromedp.Click(chromedp.CSS(`#session a`)))
+	step(t, ctx, "typing the token", chromedp.SendKeys(chromedp.CSS(`input[name="token"]`), opsToken))
+	step(t, ctx, "submitting the login", chromedp.Submit(chromedp.CSS(`form#login`)))
+	// A query waits through the navigation, where a poll would be cut.
+	step(t, ctx, "waiting for the page of the session", chromedp.WaitVisible(chromedp.ID("who")))
+	step(t, ctx, "waiting for the page with buttons", chromedp.Poll[chromedp.Void](
+		`!!document.querySelector('section[data-listener="tcp-echo"] tr[data-backend="a"] button[data-act="drain"]')`,
+		chromedp.WithPollingTimeout(10*time.Second)))
+	if who := step(t, ctx, "reading #who", chromedp.Text(chromedp.ID("who"))); who != "ops" {
+		t.Errorf("#who = %q, want ops", who)
+	}
+	if js := step(t, ctx, "reading document.cookie", chromedp.Evaluate[string](`document.cookie`)); js != "" {
+		t.Errorf("document.cookie = %q, want the session cookie hidden from script (HttpOnly)", js)
+	}
+
+	step(t, ctx, "clicking drain on tcp-echo/a", chromedp.Click(chromedp.CSS(`section[data-listener="tcp-echo"] tr[data-backend="a"] button[data-act="drain"]`)))
+	step(t, ctx, "waiting for a to show drain", chromedp.Poll[chromedp.Void](
+		`(() => { const td = document.querySelector('section[data-listener="tcp-echo"] tr[data-backend="a"] td.weight');
+		  return td && td.textContent === "0 drain"; })()`,
+		chromedp.WithPollingTimeout(10*time.Second), chromedp.WithPollingInterval(50*time.Millisecond)))
+	if note := step(t, ctx, "reading #note", chromedp.Text(chromedp.ID("note"))); note != "tcp-echo a state: → drain" {
+		t.Errorf("#note = %q, want the change", note)
+	}
+	if m, _ := f.tcp.Group().Member("a"); m.State() != balancer.Drain {
+		t.Errorf("a is %v after the click, want drain", m.State())
+	}
+
+	step(t, ctx, "clicking stop on tcp-echo", chromedp.Click(chromedp.CSS(`section[data-listener="tcp-echo"] h2 button[data-act="stop"]`)))
+	step(t, ctx, "waiting for tcp-echo to show stopped", chromedp.Poll[chromedp.Void](
+		`(() => { const s = document.querySelector('section[data-listener="tcp-echo"] h2 span.state');
+		  return s && s.textContent === "stopped" && !!document.querySelector('section[data-listener="tcp-echo"] h2 button[data-act="start"]'); })()`,
+		chromedp.WithPollingTimeout(10*time.Second), chromedp.WithPollingInterval(50*time.Millisecond)))
+	if st := f.tcp.State(); st.String() != "stopped" {
+		t.Errorf("tcp-echo is %v after the click, want stopped", st)
 	}
 }

@@ -20,8 +20,13 @@
 // its Content-Security-Policy allows only its own inline script and style
 // and fetches to its own origin.
 //
-// The handler has no authentication: bind it to loopback (the clb binary
-// does by default) or another private address.
+// Reads are open on loopback; everything else needs a credential: a
+// bearer token (Tokens), a client certificate verified by the TLS of
+// Server.Serve (LoadTLS), or the session cookie of a login with its CSRF
+// token — the page's buttons (drain, maintenance, ready, weight per
+// backend; stop and start per listener) appear once logged in and call
+// the runtime API. See Server for the routes and the refusals. Bind it to
+// loopback (the clb binary does by default) or another private address.
 //
 // See the package Example for fetching /status.json.
 package admin

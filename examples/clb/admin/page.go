@@ -15,7 +15,9 @@ import (
 // page.js from /status.json on every refresh. The two must lay out the
 // same elements: section.listener[data-listener], dl.counters,
 // table.backends with tr.backend[data-backend] rows whose td.health cell
-// reads healthy, unhealthy or "not in group".
+// reads healthy, unhealthy or "not in group". The buttons of a logged-in
+// page (td.actions, button.act) are drawn by page.js alone: without
+// script they could not send the CSRF header.
 
 var (
 	//go:embed page.html
@@ -28,11 +30,11 @@ var (
 	pageStyle  = template.CSS(pageCSS)
 	pageScript = template.JS(pageJS)
 
-	// pageCSP allows the page's own inline script and style (by hash)
-	// and fetches to its own origin, nothing else.
+	// pageCSP allows the page's own inline script and style (by hash),
+	// fetches to its own origin and its logout form, nothing else.
 	pageCSP = "default-src 'none'; connect-src 'self'; img-src data:; " +
 		"style-src " + cspHash(pageCSS) + "; script-src " + cspHash(pageJS) + "; " +
-		"base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+		"base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
 	pageTmpl = template.Must(template.New("page").Funcs(template.FuncMap{
 		"clock":       clock,
@@ -54,6 +56,10 @@ type pageData struct {
 	RefreshMS int64
 	Style     template.CSS
 	Script    template.JS
+	// Login is whether there is a runtime API to log in to; Who and
+	// CSRF are the session's when logged in.
+	Login     bool
+	Who, CSRF string
 }
 
 func clock(t time.Time) string { return t.Format("15:04:05") }
@@ -163,6 +169,9 @@ func cells(b BackendStatus, web *Classes) []cell {
 	weight, health := cell{"–", "weight"}, cell{"not in group", "health gone"}
 	if b.Member {
 		weight.Text = strconv.Itoa(b.Weight)
+		if b.State != "" && b.State != "ready" {
+			weight.Text += " " + b.State
+		}
 		if b.Standby {
 			weight.Text += " standby"
 		}

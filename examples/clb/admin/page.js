@@ -3,6 +3,9 @@
 (function () {
   "use strict";
   var every = Number(document.body.dataset.refreshMs) || 2000;
+  // csrf is set when logged in: the buttons are drawn, and their API
+  // calls carry it, since the session cookie alone is refused.
+  var csrf = document.body.dataset.csrf || "";
   var renders = 0;
   var units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
 
@@ -48,7 +51,7 @@
   function cells(b, web) {
     var weight = ["\u2013", "weight"], health = ["not in group", "health gone"];
     if (b.member) {
-      weight[0] = String(b.weight) + (b.standby ? " standby" : "");
+      weight[0] = String(b.weight) + (b.state && b.state !== "ready" ? " " + b.state : "") + (b.standby ? " standby" : "");
       health = b.healthy ? ["healthy", "health ok"] : ["unhealthy", "health bad"];
     }
     var cs = [[b.id, "id"], [b.addr || "", "addr"], weight, health,
@@ -84,12 +87,66 @@
     return s;
   }
 
+  function note(text, bad) {
+    var n = document.getElementById("note");
+    n.textContent = text;
+    n.hidden = false;
+    n.classList.toggle("bad", !!bad);
+  }
+
+  // call POSTs body to the runtime API, shows the change or the refusal,
+  // and redraws at once.
+  function call(path, body) {
+    fetch(path, {
+      method: "POST", cache: "no-store", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
+      body: JSON.stringify(body || {})
+    }).then(function (r) {
+      return r.text().then(function (t) {
+        if (!r.ok) throw new Error("HTTP " + r.status + ": " + t.trim());
+        return JSON.parse(t);
+      });
+    }).then(function (c) { note(c.what + ": " + c.before + " \u2192 " + c.after); },
+      function (e) { note(e.message, true); })
+      .finally(load);
+  }
+  function button(text, path, body) {
+    var b = el("button", "act", text);
+    b.type = "button";
+    b.dataset.act = text;
+    b.addEventListener("click", function () { call(path, body); });
+    return b;
+  }
+  function backendActions(l, b) {
+    var path = "api/listeners/" + encodeURIComponent(l.name) + "/backends/" + encodeURIComponent(b.id) + "/";
+    var td = el("td", "actions");
+    if (!b.member) return td;
+    ["ready", "drain", "maint"].forEach(function (st) {
+      td.append(button(st, path + "state", { state: st }), " ");
+    });
+    var w = el("input", "weight");
+    w.type = "number"; w.min = "0"; w.max = "100"; w.placeholder = "weight";
+    var set = el("button", "act", "set weight");
+    set.type = "button";
+    set.dataset.act = "weight";
+    set.addEventListener("click", function () {
+      if (w.value === "") { note("set weight: enter 0\u2013100", true); return; }
+      call(path + "weight", { weight: Number(w.value) });
+    });
+    td.append(w, set);
+    return td;
+  }
+
   function section(l) {
     var s = el("section", "listener");
     s.dataset.listener = l.name;
     var h = el("h2", "", l.name + " ");
     h.append(el("span", "proto", l.protocol), " ", el("span", "port", ":" + l.port), " ",
       el("span", "state " + l.state, l.state));
+    if (csrf) {
+      var stop = l.state === "stopped" ? "start" : "stop";
+      h.append(" ", button(stop, "api/listeners/" + encodeURIComponent(l.name) + "/" + stop));
+    }
     s.append(h);
 
     var dl = el("dl", "counters");
@@ -102,6 +159,7 @@
 
     var t = el("table", "backends"), head = el("tr"), body = el("tbody");
     var cols = columns(l);
+    if (csrf) cols.push("Actions");
     cols.forEach(function (c) { head.append(el("th", "", c)); });
     t.append(el("thead"), body);
     t.tHead.append(head);
@@ -109,6 +167,7 @@
       var tr = el("tr", "backend");
       tr.dataset.backend = b.id;
       cells(b, l.requests).forEach(function (c) { tr.append(el("td", c[1], c[0])); });
+      if (csrf) tr.append(backendActions(l, b));
       body.append(tr);
     });
     if (!l.backends || l.backends.length === 0) {
@@ -123,6 +182,9 @@
   }
 
   function render(st) {
+    // Not while the operator types a weight: the redraw would wipe it.
+    var focus = document.activeElement;
+    if (focus && focus.tagName === "INPUT" && document.getElementById("listeners").contains(focus)) return;
     document.getElementById("instance").textContent = st.instance;
     document.getElementById("address").textContent = st.address || "none";
     var up = document.getElementById("updated");
@@ -147,14 +209,16 @@
     up.classList.add("stale");
   }
 
-  function tick() {
-    fetch("status.json", { cache: "no-store" })
+  function load() {
+    return fetch("status.json", { cache: "no-store" })
       .then(function (r) {
         if (!r.ok) throw new Error("HTTP " + r.status);
         return r.json();
       })
-      .then(render, function (e) { stale(e.message); })
-      .finally(function () { setTimeout(tick, every); });
+      .then(render, function (e) { stale(e.message); });
+  }
+  function tick() {
+    load().finally(function () { setTimeout(tick, every); });
   }
   tick();
 })();

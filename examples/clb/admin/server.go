@@ -2,8 +2,11 @@ package admin
 
 import (
 	"bytes"
+	"context"
+	"crypto/tls"
 	"encoding/json"
 	"log/slog"
+	"net"
 	"net/http"
 	"time"
 
@@ -26,7 +29,8 @@ type Options struct {
 	// RuntimeMetrics adds the Go runtime and process collectors of
 	// client_golang (go_*, process_*) to /metrics.
 	RuntimeMetrics bool
-	// Now stamps Status.Time. If nil, time.Now.
+	// Now stamps Status.Time and times the logins (SessionTTL, the
+	// failed-login limit). If nil, time.Now.
 	Now func() time.Time
 	// Config reports where the configuration comes from (an etcd
 	// replica's source), for Status.Config and the clb_config_*
@@ -39,8 +43,13 @@ type Options struct {
 	// Runtime, if set, serves the runtime API under /api/ (see Server).
 	Runtime Runtime
 	// Tokens are the bearer tokens writes need, and reads on an address
-	// other than loopback. If nil, every write is refused (403).
+	// other than loopback. If nil, every write is refused (403) but
+	// those of a verified client certificate.
 	Tokens *Tokens
+	// TLS, if set, makes Serve speak HTTPS with it (LoadTLS builds it
+	// from PEM files). A client certificate its ClientCAs verify is a
+	// credential, as a token is.
+	TLS *tls.Config
 	// Audit logs one line for every change and every refusal. If nil,
 	// they are not logged (refusals are still counted).
 	Audit *slog.Logger
@@ -67,11 +76,24 @@ type Options struct {
 //	GET  /api/config  the configuration running (YAML)
 //	PUT  /api/config  replace it (YAML or JSON): 400 with every problem, or applied whole
 //
-// Writes need "Authorization: Bearer <token>" with one of
-// Options.Tokens; with none configured they are refused (403). Reads are
-// open to requests that reached the server on a loopback address and
-// need a token elsewhere. A refusal is 401 (no or a bad token, with
-// WWW-Authenticate) or 403, with a one-line body, counted in
+// and the login of the status page's buttons:
+//
+//	GET  /login   the login form
+//	POST /login   token=… (or empty, with a verified client certificate): a session cookie, 303 to the page
+//	POST /logout  csrf=…: ends the session, 303 to the page
+//
+// Writes need a credential: "Authorization: Bearer <token>" with one of
+// Options.Tokens, or a client certificate verified by Options.TLS (who
+// is then "cert:" and its subject's common name), or the session cookie
+// of a login (HttpOnly, SameSite=Strict, Secure over TLS; it lasts
+// SessionTTL, in this process's memory) together with the session's
+// CSRF token in the X-CSRF-Token header, which the page sends. With no
+// tokens configured, token writes are refused (403). Reads are open to
+// requests that reached the server on a loopback address and need a
+// credential elsewhere. A refusal is 401 (no or a bad token, an unknown
+// session; with WWW-Authenticate), 403 (no tokens, no CSRF token) or
+// 429 (a login from an address after 5 failures, then one allowed every
+// 10 s), with a one-line body, counted in
 // clb_admin_refused_total{reason}. No GET changes anything.
 //
 // Paths are matched exactly; the page refers to status.json relatively, so
@@ -96,6 +118,8 @@ type Server struct {
 	refused *prometheus.CounterVec
 	proc    func() ProcessStatus
 	mux     *http.ServeMux
+	sess    sessions
+	hs      *http.Server // for Serve
 }
 
 // New returns the admin handler of inst, which must not be nil.
@@ -104,7 +128,11 @@ func New(inst *listener.Instance, opts Options) *Server {
 	if s.audit == nil {
 		s.audit = slog.New(slog.DiscardHandler)
 	}
-	s.refused = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "clb_admin_refused_total", Help: "Admin requests refused, by reason: missing_token, bad_token (401), no_tokens (403)."}, []string{"reason"})
+	// ErrorLog: a failed TLS handshake (a client certificate of another
+	// CA) is a refusal, so it goes to the audit log.
+	s.hs = &http.Server{Handler: s, ReadHeaderTimeout: 5 * time.Second, TLSConfig: opts.TLS,
+		ErrorLog: slog.NewLogLogger(s.audit.Handler(), slog.LevelWarn)}
+	s.refused = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "clb_admin_refused_total", Help: "Admin requests refused, by reason: missing_token, bad_token, bad_session (401), no_tokens, csrf (403), rate_limited (429)."}, []string{"reason"})
 	for _, r := range refusalReasons {
 		s.refused.WithLabelValues(r)
 	}
@@ -133,9 +161,28 @@ func New(inst *listener.Instance, opts Options) *Server {
 	s.mux.HandleFunc("GET /metrics", s.read(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}).ServeHTTP))
 	if s.rt != nil {
 		s.routeAPI()
+		s.routeLogin()
 	}
 	return s
 }
+
+// Serve serves s on ln, over TLS with Options.TLS, until Close or
+// Shutdown; it always returns a non-nil error, http.ErrServerClosed after
+// those. ln may be inherited from another process: the TLS is s's, not
+// the socket's. Serve may be called once.
+func (s *Server) Serve(ln net.Listener) error {
+	if s.hs.TLSConfig != nil {
+		return s.hs.ServeTLS(ln, "", "")
+	}
+	return s.hs.Serve(ln)
+}
+
+// Close closes the listener of Serve and every connection at once.
+func (s *Server) Close() error { return s.hs.Close() }
+
+// Shutdown stops Serve's listener and waits, until ctx ends, for the
+// requests in flight (see http.Server.Shutdown).
+func (s *Server) Shutdown(ctx context.Context) error { return s.hs.Shutdown(ctx) }
 
 // Handler returns the admin handler of inst with the default Options; it
 // is shorthand for New(inst, Options{}).
@@ -178,7 +225,11 @@ func (s *Server) json(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) page(w http.ResponseWriter, r *http.Request) {
 	var buf bytes.Buffer
-	if err := pageTmpl.Execute(&buf, pageData{Status: s.Status(), RefreshMS: s.refresh.Milliseconds(), Script: pageScript, Style: pageStyle}); err != nil {
+	data := pageData{Status: s.Status(), RefreshMS: s.refresh.Milliseconds(), Script: pageScript, Style: pageStyle, Login: s.rt != nil}
+	if sess := s.session(r); sess != nil {
+		data.Who, data.CSRF = sess.who, sess.csrf
+	}
+	if err := pageTmpl.Execute(&buf, data); err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
