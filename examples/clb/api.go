@@ -42,6 +42,32 @@ type control struct {
 	// etcd, if set, is where the configuration comes from: changes are
 	// written there.
 	etcd *etcdSource
+	// upgrades carries POST /api/upgrade to the main loop, which
+	// upgrades as on SIGUSR2 and answers on the channel it is sent.
+	upgrades chan chan upgradeResult
+}
+
+// upgradeResult is how an upgrade the API asked for went: the new
+// process's PID, or why this one keeps serving.
+type upgradeResult struct {
+	pid int
+	err error
+}
+
+// Upgrade asks the main loop for a binary upgrade, as SIGUSR2 does, and
+// waits for its outcome (admin.Upgrader).
+func (c *control) Upgrade(ctx context.Context) (admin.Change, error) {
+	reply := make(chan upgradeResult, 1)
+	select {
+	case c.upgrades <- reply:
+	case <-ctx.Done():
+		return admin.Change{}, ctx.Err()
+	}
+	r := <-reply // the upgrade ends within -upgrade-timeout
+	if r.err != nil {
+		return admin.Change{}, fmt.Errorf("%w; this process keeps serving", r.err)
+	}
+	return admin.Change{What: "upgrade", Before: fmt.Sprintf("pid %d", os.Getpid()), After: fmt.Sprintf("pid %d", r.pid)}, nil
 }
 
 // reload applies p, as app.reload, then starts the kept listeners the

@@ -17,6 +17,7 @@ import (
 	"os/signal"
 	"runtime/pprof"
 	"strings"
+	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -195,7 +196,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	a.waitProbed() // ready means the backends that passed take traffic
-	ctl := &control{a: a, planOf: planOf, etcd: src}
+	ctl := &control{a: a, planOf: planOf, etcd: src, upgrades: make(chan chan upgradeResult)}
 
 	// The admin status server: off the public listeners. It follows
 	// a.inst across reloads.
@@ -265,7 +266,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	rotate := time.NewTicker(ticketRotation)
 	defer rotate.Stop()
 	for {
-		var sig os.Signal
+		var (
+			sig          os.Signal
+			upgradeReply chan upgradeResult // the API's, when it asked for the upgrade
+		)
 		select {
 		case u := <-updates:
 			if u.rev <= running { // a SIGHUP applied a newer read
@@ -287,6 +291,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 				log.Error("session-ticket key rotation", "err", err.Error())
 			}
 			continue
+		case upgradeReply = <-ctl.upgrades:
+			sig = syscall.SIGUSR2
 		case sig = <-sigs:
 		}
 		if sig == syscall.SIGHUP {
@@ -304,19 +310,26 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if sig == syscall.SIGUSR2 {
 			log.Info("upgrade: starting the new process", "exe", upg.exe, "generation", generation+1)
 			pid, err := ctl.upgrade(upg, generation+1)
+			if upgradeReply != nil {
+				upgradeReply <- upgradeResult{pid, err}
+			}
 			if err != nil {
 				log.Error("upgrade failed: this process keeps serving", "err", err.Error())
 				continue
 			}
 			log.Info("upgrade: the new process is ready; this one stops accepting and retires its connections", "pid", pid)
 			retire = true
-			if adminSrv != nil {
-				go adminSrv.Shutdown(context.Background()) // the successor serves its socket
-			}
 		}
 		log.Info("stopping: draining connections", "signal", sig.String(), "deadline", drainTimeout.String())
 		ctx, cancel := context.WithTimeout(context.Background(), *drainTimeout)
+		var adminDone sync.WaitGroup
+		if retire && adminSrv != nil {
+			// The successor serves the admin socket; requests here (the
+			// POST /api/upgrade that asked for this) finish.
+			adminDone.Go(func() { adminSrv.Shutdown(ctx) })
+		}
 		err := ctl.stop(ctx, retire)
+		adminDone.Wait()
 		cancel()
 		if err != nil {
 			log.Warn("stopped with connections cut at the deadline", "err", err)

@@ -340,3 +340,52 @@ func TestUpgradeAfterReload(t *testing.T) {
 		t.Errorf("generation %d after the upgrade, want 1", gen)
 	}
 }
+
+// POST /api/upgrade upgrades as SIGUSR2 does, for a token holder, and
+// answers with both PIDs once the new process serves.
+func TestUpgradeThroughAPI(t *testing.T) {
+	defer leakcheck.Check(t)
+	bport := okBackend(t)
+	port, aport := configPort(t), configPort(t)
+	path := writeConfig(t, fmt.Sprintf("AdminAddress: 127.0.0.1:%d\nBackendServers: [{ServerId: a, ServerIp: 127.0.0.1}]\n"+
+		"Listeners: [{ListenerProtocol: http, ListenerPort: %d, BackendServerPort: %s, HealthCheck: \"off\"}]\n", aport, port, bport))
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(tokens, []byte("ops:"+opsToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startUpgradable(t, "-config", path, "-access-log=false", "-admin-tokens", tokens)
+	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 30 * time.Second}
+	post := func(token string) (int, string) {
+		req, _ := http.NewRequest("POST", fmt.Sprintf("http://127.0.0.1:%d/api/upgrade", aport), nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := post(""); code != http.StatusUnauthorized {
+		t.Fatalf("without a token: %d, want 401", code)
+	}
+	old := p.Cmd.Process.Pid
+	code, body := post(opsToken)
+	if code != http.StatusOK {
+		t.Fatalf("with the token: %d %s", code, body)
+	}
+	var ch struct{ What, Before, After string }
+	if err := json.Unmarshal([]byte(body), &ch); err != nil || ch.What != "upgrade" || ch.Before != fmt.Sprintf("pid %d", old) {
+		t.Fatalf("answer %s (%v), want the upgrade from pid %d", body, err, old)
+	}
+	if err := p.WaitExit(t, 30*time.Second); err != nil {
+		t.Errorf("old process: %v", err)
+	}
+	pid, gen := processOf(t, fmt.Sprintf("127.0.0.1:%d", aport))
+	if ch.After != fmt.Sprintf("pid %d", pid) || gen != 1 {
+		t.Errorf("answer %s; the admin server now reports pid %d generation %d", body, pid, gen)
+	}
+	p.WaitLine(t, "who=ops")
+}

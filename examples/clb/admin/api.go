@@ -38,6 +38,14 @@ type Runtime interface {
 	ReplaceConfig(data []byte, persist bool) (Change, error)
 }
 
+// Upgrader is what POST /api/upgrade calls: a Runtime that also
+// implements it can replace its own process by a new one (a binary
+// upgrade). Upgrade returns once the new process serves, after which
+// this one retires; an error means this one keeps serving.
+type Upgrader interface {
+	Upgrade(ctx context.Context) (Change, error)
+}
+
 // Change is what a runtime API call changed, as the audit line tells it.
 type Change struct {
 	What   string `json:"what"`
@@ -103,6 +111,11 @@ func (s *Server) routeAPI() {
 		}
 		return s.rt.ReplaceConfig(data, persist)
 	}))
+	if u, ok := s.rt.(Upgrader); ok {
+		s.mux.HandleFunc("POST /api/upgrade", s.write(func(r *http.Request) (Change, error) {
+			return u.Upgrade(r.Context())
+		}))
+	}
 	s.mux.HandleFunc("GET /api/config", s.read(func(w http.ResponseWriter, r *http.Request) {
 		b, err := s.rt.Config()
 		if err != nil {

@@ -158,8 +158,9 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, write bool) (
 		s.refuse(w, r, http.StatusForbidden, refusedNoTokens, "admin: writes are off: no -admin-tokens configured")
 		return "", false
 	}
-	secret, bearer := strings.CutPrefix(auth, "Bearer ")
-	if !bearer || secret == "" {
+	// The scheme's name is case-insensitive (RFC 9110 §11.1).
+	scheme, secret, _ := strings.Cut(auth, " ")
+	if !strings.EqualFold(scheme, "Bearer") || secret == "" {
 		s.refuse(w, r, http.StatusUnauthorized, refusedMissing, "admin: missing bearer token")
 		return "", false
 	}
