@@ -202,10 +202,13 @@ func TestAPIAuth(t *testing.T) {
 	// The scheme's name is case-insensitive.
 	req, _ := http.NewRequest("POST", ar.url+path, strings.NewReader(`{"weight": 8}`))
 	req.Header.Set("Authorization", "bEaReR "+opsToken)
-	if resp, err := ar.c.Do(req); err != nil || resp.StatusCode != 200 {
-		t.Errorf("scheme bEaReR: %v %v, want 200", resp.Status, err)
-	} else {
-		resp.Body.Close()
+	resp, err := ar.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("scheme bEaReR: %s, want 200", resp.Status)
 	}
 	_, metrics := ar.do(t, "GET", "/metrics", "", "")
 	for _, want := range []string{`clb_admin_refused_total{reason="bad_token"} 3`, `clb_admin_refused_total{reason="missing_token"} 1`} {
