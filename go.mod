@@ -16,4 +16,5 @@ require (
 
 require (
 	golang.org/x/crypto v0.58.0 // indirect
+	golang.org/x/text v0.43.0 // indirect
 )
