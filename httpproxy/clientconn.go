@@ -94,35 +94,13 @@ func (cc *clientConn) start() {
 			f.conns.Done()
 		}
 	}()
-	if p := f.s.proxyIn; p != nil && !cc.readProxy(p) {
-		return
-	}
+	ok := f.s.proxyIn == nil || cc.readProxy(f.s.proxyIn)
 	if f.tls != nil {
-		var raw net.Conn = cc.c
-		if f.s.proxyIn != nil {
-			// HTTP/2 goes to net/http as a *tls.Conn, whose addresses
-			// must be the client's.
-			raw = &proxiedConn{Conn: cc.c, pending: cc.pending, hc: cc.hc}
-			cc.pending = nil
-		}
-		tc := tls.Server(raw, f.tls)
-		tc.SetDeadline(time.Now().Add(f.s.sc.HeaderTimeout))
-		if err := tc.HandshakeContext(f.s.ctx); err != nil {
-			f.s.log.Debug("TLS handshake failed", "client", cc.hc.src, "err", err)
-			cc.c.Close()
-			cc.forget()
-			return
-		}
-		tc.SetDeadline(time.Time{})
-		cs := tc.ConnectionState()
-		cc.c, cc.hc.tls = tc, &cs
-		if cs.NegotiatedProtocol == "h2" {
-			cc.forget()
-			if !f.handoff.push(tc) {
-				tc.Close()
-			}
-			return
-		}
+		ok = ok && cc.handshake()
+		f.handshakes.Done()
+	}
+	if !ok {
+		return
 	}
 	f.s.m.Active.Add(1)
 	f.s.m.New.Add(1)
@@ -132,6 +110,39 @@ func (cc *clientConn) start() {
 		return
 	}
 	parked = cc.serve()
+}
+
+// handshake does the TLS handshake and reports whether the connection
+// is the front door's to serve: false if the handshake failed (the
+// connection is closed) or chose HTTP/2 (it went to net/http).
+func (cc *clientConn) handshake() bool {
+	f := cc.f
+	var raw net.Conn = cc.c
+	if f.s.proxyIn != nil {
+		// HTTP/2 goes to net/http as a *tls.Conn, whose addresses
+		// must be the client's.
+		raw = &proxiedConn{Conn: cc.c, pending: cc.pending, hc: cc.hc}
+		cc.pending = nil
+	}
+	tc := tls.Server(raw, f.tls)
+	tc.SetDeadline(time.Now().Add(f.s.sc.HeaderTimeout))
+	if err := tc.HandshakeContext(f.s.ctx); err != nil {
+		f.s.log.Debug("TLS handshake failed", "client", cc.hc.src, "err", err)
+		cc.c.Close()
+		cc.forget()
+		return false
+	}
+	tc.SetDeadline(time.Time{})
+	cs := tc.ConnectionState()
+	cc.c, cc.hc.tls = tc, &cs
+	if cs.NegotiatedProtocol == "h2" {
+		cc.forget()
+		if !f.h2.push(tc) {
+			tc.Close()
+		}
+		return false
+	}
+	return true
 }
 
 // readProxy reads the PROXY header of a trusted balancer in front
@@ -206,7 +217,9 @@ func (cc *clientConn) handOff(pending []byte) {
 		src = io.MultiReader(bytes.NewReader(append([]byte(nil), pending...)), cc.c)
 	}
 	hc := &handoffConn{Conn: cc.c, guard: newRequestGuard(src), hc: cc.hc}
-	if !cc.f.handoff.push(hc) {
+	cc.f.s.h1conns.Add(1) // done when net/http closes it (connState)
+	if !cc.f.h1.push(hc) {
+		cc.f.s.h1conns.Done()
 		cc.close()
 	}
 }

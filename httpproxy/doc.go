@@ -21,7 +21,9 @@
 // it. Every Options field works in both tiers; ServerConfig's work only
 // in the listener tier. An embedder runs it with a nil Host, which lets
 // every client in (see the AcceptProxy example, behind a balancer that
-// sends PROXY headers).
+// sends PROXY headers). Server.Shutdown stops it; Server.Retire stops
+// it for when another server takes over its socket, closing each
+// keep-alive connection only after a response that says so.
 //
 // # One request pipeline
 //

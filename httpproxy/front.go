@@ -36,10 +36,13 @@ type frontDoor struct {
 	tls        *tls.Config // nil on HTTP
 	lane       bool        // the fast lane is on
 	opts       h1Options
-	handoff    *handoffListener
-	poller     *netpoll.Poller // parks idle plain-HTTP connections; nil without
+	h1         *handoffListener // to net/http's HTTP/1 server
+	h2         *handoffListener // to its HTTP/2 server; nil on HTTP
+	poller     *netpoll.Poller  // parks idle plain-HTTP connections; nil without
 	acceptDone chan struct{}
 	conns      sync.WaitGroup // connection goroutines
+	handshakes sync.WaitGroup // TLS handshakes, until over or handed to h2
+	freshGrace time.Duration  // the const, but in tests
 	draining   atomic.Bool
 	served     atomic.Uint64 // requests answered in the lane
 	handedOff  atomic.Uint64 // connections given to net/http
@@ -63,11 +66,15 @@ func newFrontDoor(s *server, ln net.Listener) *frontDoor {
 			sticky:  s.c.sticky != nil,
 			plan:    &s.c.plan,
 		},
-		handoff:    &handoffListener{addr: ln.Addr(), conns: make(chan net.Conn), done: make(chan struct{})},
+		h1:         newHandoffListener(ln.Addr()),
 		acceptDone: make(chan struct{}),
 		open:       map[*clientConn]struct{}{},
+		freshGrace: freshGrace,
 	}
 	f.tls = o.TLS
+	if f.tls != nil {
+		f.h2 = newHandoffListener(ln.Addr())
+	}
 	if f.lane && f.tls == nil {
 		// Idle plain-HTTP connections wait in an epoll set of the front
 		// door's own, without a goroutine each; where there is none
@@ -88,6 +95,9 @@ func (f *frontDoor) accept() {
 		f.open[cc] = struct{}{}
 		f.mu.Unlock()
 		f.conns.Add(1)
+		if f.tls != nil {
+			f.handshakes.Add(1)
+		}
 		go cc.start()
 	})
 }
@@ -99,28 +109,38 @@ func (f *frontDoor) accept() {
 // served, not cut.
 const freshGrace = 5 * time.Second
 
-// shutdown stops accepting, closes idle connections (those that have
-// carried no request yet after freshGrace, or at once if parked: they
-// were silent for parkAfter), lets requests in flight finish until ctx
-// is done, then cuts the rest.
-func (f *frontDoor) shutdown(ctx context.Context) error {
+// stopAccepting closes the listener and marks the front door draining:
+// from then on each fast-lane response says "Connection: close" and its
+// connection closes after it.
+func (f *frontDoor) stopAccepting() {
 	f.ln.Close()
 	<-f.acceptDone
 	f.draining.Store(true)
-	f.closeIdle(false)
-	if f.poller != nil {
-		f.poller.Close() // parked connections wake with Closed and close
+}
+
+// drain waits for the front door's connections, after stopAccepting.
+// Unless it retires them, it first closes the idle ones (those that
+// have carried no request yet after freshGrace; parked ones at once:
+// they were silent for parkAfter). Retired, an idle connection stays
+// until its next request is answered or its idle timeout passes, a
+// parked one in the poller. Connections still open when ctx is done are
+// cut.
+func (f *frontDoor) drain(ctx context.Context, retire bool) error {
+	if !retire {
+		f.closeIdle(false)
+		f.closePoller()
 	}
 	done := make(chan struct{})
 	go func() {
 		f.conns.Wait()
 		close(done)
 	}()
-	fresh := time.NewTimer(freshGrace)
+	fresh := time.NewTimer(f.freshGrace)
 	defer fresh.Stop()
 	for {
 		select {
 		case <-done:
+			f.closePoller()
 			return nil
 		case <-fresh.C:
 			f.closeIdle(true)
@@ -129,6 +149,9 @@ func (f *frontDoor) shutdown(ctx context.Context) error {
 		}
 		break
 	}
+	// The poller hands back what it holds first: a parked connection is
+	// its owner's to close only once woken.
+	f.closePoller()
 	f.mu.Lock()
 	for cc := range f.open {
 		cc.state.Store(connClosed)
@@ -142,13 +165,22 @@ func (f *frontDoor) shutdown(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// closeIdle closes the connections waiting for a request; fresh ones,
-// which have carried none, only if asked.
+// closePoller closes the poller, if there is one: parked connections
+// wake with Closed and close, but for those that have carried no request
+// yet (Wake).
+func (f *frontDoor) closePoller() {
+	if f.poller != nil {
+		f.poller.Close()
+	}
+}
+
+// closeIdle closes the connections waiting for a request: the fresh
+// ones, which have carried none, or the others.
 func (f *frontDoor) closeIdle(fresh bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for cc := range f.open {
-		if (fresh || cc.hc.reqs.Load() > 0) && cc.state.CompareAndSwap(connIdle, connClosed) {
+		if (cc.hc.reqs.Load() == 0) == fresh && cc.state.CompareAndSwap(connIdle, connClosed) {
 			cc.raw.Close()
 		}
 	}
@@ -161,6 +193,10 @@ type handoffListener struct {
 	conns chan net.Conn
 	done  chan struct{}
 	once  sync.Once
+}
+
+func newHandoffListener(addr net.Addr) *handoffListener {
+	return &handoffListener{addr: addr, conns: make(chan net.Conn), done: make(chan struct{})}
 }
 
 func (h *handoffListener) Accept() (net.Conn, error) {

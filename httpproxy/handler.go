@@ -150,8 +150,10 @@ func (s *server) serveFront(w http.ResponseWriter, r *http.Request) {
 	if r.TLS == nil {
 		r.TLS = hc.tls // net/http sees HTTPS connections after the handshake, as plain ones
 	}
-	if s.lastRequest(hc, r.ProtoMajor) {
+	if s.lastRequest(hc, r.ProtoMajor) || s.front.draining.Load() {
 		// Before any answer, refusals included: every request counts.
+		// A stopping server's response says it is the last, so that a
+		// retired connection closes after it (Server.Retire).
 		w.Header()["Connection"] = closeValue
 	}
 	if client, _ := s.clientOf(r, hc); !s.host.Allow(client.Addr()) {

@@ -115,13 +115,16 @@ type server struct {
 	chain   http.Handler      // middleware, then redirect or proxy
 	front   *frontDoor        // the listener tier's front door; nil in the handler tier
 	proxyIn *proxyin.Policy   // ServerConfig.AcceptProxy's; nil when off
-	srv     *http.Server      // the listener tier's net/http server
+	h1      *http.Server      // the listener tier's net/http server of HTTP/1
+	h2      *http.Server      // and of HTTP/2, apart so a retire can send GOAWAYs at once; nil on HTTP
 	ln      net.Listener
 
 	ctx      context.Context // cancelled when requests must be cut
 	cancel   context.CancelFunc
 	handlers sync.WaitGroup // requests in flight, tunnels included
-	served   chan struct{}  // Serve returned
+	serving  sync.WaitGroup // the net/http servers' Serve calls
+	halted   sync.Once      // Shutdown or Retire
+	h1conns  sync.WaitGroup // connections handed to h1, until closed or hijacked
 	stop     chan struct{}  // ends the group watchers
 	watchers sync.WaitGroup
 
@@ -140,7 +143,6 @@ func newServer(c *compiled, h Host, https bool) *server {
 		env:     h.Attempts(),
 		https:   https,
 		who:     newIdentity(c.o.Identity),
-		served:  make(chan struct{}),
 		stop:    make(chan struct{}),
 		tunnels: map[net.Conn]struct{}{},
 	}
@@ -289,31 +291,47 @@ func (p *Proxy) NewServer(ln net.Listener, sc ServerConfig, h Host) (*Server, er
 	}
 	s.ln = ln
 	s.chain = s.handler()
-	var protos http.Protocols
-	protos.SetHTTP1(true)
+	s.h1 = s.httpServer(false)
 	if sc.TLS != nil {
-		protos.SetHTTP2(true)
+		s.h2 = s.httpServer(true)
 	}
-	s.srv = &http.Server{
+	s.front = newFrontDoor(s, ln)
+	go s.front.accept()
+	s.serve(s.h1, s.front.h1)
+	s.serve(s.h2, s.front.h2)
+	return &Server{s}, nil
+}
+
+// httpServer returns the listener tier's net/http server of HTTP/1
+// connections, or of HTTP/2 ones (which the front door hands over after
+// a handshake whose ALPN chose "h2").
+func (s *server) httpServer(h2 bool) *http.Server {
+	var protos http.Protocols
+	protos.SetHTTP1(!h2)
+	protos.SetHTTP2(h2)
+	return &http.Server{
 		Handler:           http.HandlerFunc(s.serveFront),
-		ReadHeaderTimeout: sc.HeaderTimeout,
-		IdleTimeout:       sc.IdleTimeout,
-		MaxHeaderBytes:    sc.MaxHeaderBytes,
+		ReadHeaderTimeout: s.sc.HeaderTimeout,
+		IdleTimeout:       s.sc.IdleTimeout,
+		MaxHeaderBytes:    s.sc.MaxHeaderBytes,
 		Protocols:         &protos,
 		ConnState:         s.connState,
 		ConnContext:       s.connContext,
 		BaseContext:       func(net.Listener) context.Context { return s.ctx },
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
-	s.front = newFrontDoor(s, ln)
-	go s.front.accept()
-	go func() {
-		defer close(s.served)
-		if err := s.srv.Serve(s.front.handoff); !errors.Is(err, http.ErrServerClosed) {
+}
+
+// serve runs srv on the connections ln hands it, if srv is not nil.
+func (s *server) serve(srv *http.Server, ln net.Listener) {
+	if srv == nil {
+		return
+	}
+	s.serving.Go(func() {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("http server stopped", "err", err)
 		}
-	}()
-	return &Server{s}, nil
+	})
 }
 
 // Addr returns the address the server accepts on.
@@ -334,32 +352,101 @@ func (s *Server) Parked() int {
 	return 0
 }
 
-// Shutdown stops accepting, lets requests in flight (and WebSocket
-// tunnels) finish until ctx is done, then cuts the rest and waits for
-// every goroutine of the server.
-func (s *Server) Shutdown(ctx context.Context) error {
-	v := s.s
-	err := v.front.shutdown(ctx)
-	if e := v.srv.Shutdown(ctx); e != nil {
-		v.srv.Close()
-		err = cmp.Or(err, e)
+// Shutdown stops accepting, closes idle keep-alive connections, lets
+// requests in flight (and WebSocket tunnels) finish until ctx is done,
+// then cuts the rest and waits for every goroutine of the server. It is
+// the stop for when nothing will serve the clients' next requests; see
+// Retire for when another server takes over the socket. Only the first
+// Shutdown or Retire stops the server; later calls return nil once it
+// has stopped.
+func (s *Server) Shutdown(ctx context.Context) error { return s.s.halt(ctx, false) }
+
+// Retire is Shutdown for when another server takes over the socket (a
+// successor process, a listener that replaces this one): it stops
+// accepting, but retires keep-alive connections instead of closing them
+// while idle, so that a client sending its next request at that moment
+// finds it served, as HAProxy's idle-close-on-response and Envoy's drain
+// do. An HTTP/1.x connection serves its next request with
+// "Connection: close" and closes after the response, or closes at its
+// IdleTimeout if none comes; an HTTP/2 connection gets a GOAWAY at once
+// (once the handshakes in progress have ended) and closes when its
+// streams have. A connection that has carried no request yet gets 5
+// seconds to send its first, as with Shutdown. When ctx is done, the
+// rest is cut and Retire returns ctx's error; else it returns once every
+// connection and goroutine of the server has ended.
+func (s *Server) Retire(ctx context.Context) error { return s.s.halt(ctx, true) }
+
+// halt is Shutdown, or Retire if retire is set; the first call stops
+// the server, later ones return nil once it has stopped.
+func (s *server) halt(ctx context.Context, retire bool) (err error) {
+	s.halted.Do(func() { err = s.shutdown(ctx, retire) })
+	return err
+}
+
+func (s *server) shutdown(ctx context.Context, retire bool) error {
+	f := s.front
+	f.stopAccepting()
+	h2 := make(chan error, 1)
+	go func() {
+		// An HTTP/2 connection still in its handshake reaches h2 before
+		// its Shutdown, which sends the GOAWAYs.
+		f.handshakes.Wait()
+		h2 <- shutdownHTTP(ctx, s.h2)
+	}()
+	err := f.drain(ctx, retire)
+	if retire {
+		err = cmp.Or(err, s.retireH1(ctx))
 	}
+	err = cmp.Or(err, shutdownHTTP(ctx, s.h1), <-h2)
 	done := make(chan struct{})
 	go func() {
-		v.handlers.Wait()
+		s.handlers.Wait()
 		close(done)
 	}()
 	select {
 	case <-done:
 	case <-ctx.Done():
 		err = ctx.Err()
-		v.cancel()
-		v.closeTunnels()
+		s.cancel()
+		s.closeTunnels()
 		<-done
 	}
-	<-v.served
-	v.close()
+	s.serving.Wait()
+	s.close()
 	return err
+}
+
+// retireH1 waits until the HTTP/1 connections net/http serves have
+// closed, each after a response saying "Connection: close" (serveFront)
+// or at its idle timeout: net/http's Shutdown would close the idle ones
+// at once. It returns ctx's error if ctx is done first.
+func (s *server) retireH1(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		s.h1conns.Wait() // the front door hands over no more
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.h1.Close()
+		<-done
+		return ctx.Err()
+	}
+}
+
+// shutdownHTTP shuts srv down under ctx, closing what is left when ctx
+// is done. A nil srv has nothing to shut down.
+func shutdownHTTP(ctx context.Context, srv *http.Server) error {
+	if srv == nil {
+		return nil
+	}
+	if err := srv.Shutdown(ctx); err != nil {
+		srv.Close()
+		return err
+	}
+	return nil
 }
 
 func (s *server) connContext(ctx context.Context, c net.Conn) context.Context {
@@ -380,6 +467,9 @@ func (s *server) connState(c net.Conn, st http.ConnState) {
 		s.m.New.Add(1)
 	case http.StateClosed, http.StateHijacked:
 		s.m.Active.Add(-1)
+		if handedOff {
+			s.h1conns.Done()
+		}
 	}
 }
 

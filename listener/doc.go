@@ -12,7 +12,10 @@
 // address family, caps beyond the instance's — and refuses the listener
 // whole, naming the field and the value. Listeners start at once unless
 // Config.Stopped is set; Stop is graceful (stop accepting, let
-// connections finish until the context ends, then cut them); everything
+// connections finish until the context ends, then cut them), and Retire
+// is Stop for when the sockets live on in a successor (an HTTP keep-alive
+// connection closes after a response saying "Connection: close", an
+// HTTP/2 one after a GOAWAY, not while idle); everything
 // else changes live: backends, weights and health through the Group, ACL
 // entries through the acl.Group, the policy and the bandwidth cap through
 // Listener.SetACL and Listener.SetBandwidth.
@@ -23,7 +26,8 @@
 // it changes anything, undoing its steps on the first failure. A
 // listener replaced by one on the same host and ports hands its sockets
 // over (duplicated descriptors), so the ports never refuse a connection
-// while the old listener drains. A listener can also serve on a socket
+// while the old listener drains; an HTTP one retires (Listener.Retire),
+// so no request fails either. A listener can also serve on a socket
 // handed to it (Config.Listener, Config.PacketConn): inherited from
 // another process, or passed by systemd's socket activation.
 //

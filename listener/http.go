@@ -241,6 +241,7 @@ type httpServer struct {
 }
 
 func (s httpServer) shutdown(ctx context.Context) error { return s.Shutdown(ctx) }
+func (s httpServer) retire(ctx context.Context) error   { return s.Retire(ctx) }
 func (s httpServer) addrs() []net.Addr                  { return []net.Addr{s.Addr()} }
 func (s httpServer) socks() sockets                     { return sockets{tcp: []*net.TCPListener{s.ln}} }
 

@@ -114,7 +114,10 @@ type Change struct {
 // added listener has been stopped again. An error about an added
 // listener is an *AddError. Removed listeners stop accepting once the
 // added ones serve; Apply then waits for their connections until ctx is
-// done and returns the errors of those stops, the change being made.
+// done and returns the errors of those stops, the change being made. A
+// removed listener whose socket an added one took over (same port)
+// retires (Listener.Retire) rather than stops, so that the replacement
+// fails no request.
 func (in *Instance) Apply(ctx context.Context, ch Change) ([]*Listener, error) {
 	in.mu.Lock()
 	added, gone, err := in.prepare(ctx, ch)
@@ -133,7 +136,15 @@ func (in *Instance) Apply(ctx context.Context, ch Change) ([]*Listener, error) {
 	if ch.Switched != nil {
 		ch.Switched(added)
 	}
-	return added, stopAll(ctx, gone, true)
+	// A removed listener whose socket an added one took over retires:
+	// its clients' next requests find the successor.
+	stop := func(l *Listener, ctx context.Context) error {
+		if l.takenOver(added) {
+			return l.Retire(ctx)
+		}
+		return l.Stop(ctx)
+	}
+	return added, stopAll(ctx, gone, stop, true)
 }
 
 // prepare does every step of Apply that can fail, with in.mu held: it
@@ -329,6 +340,22 @@ func (in *Instance) Listeners() []*Listener {
 	return slices.Clone(in.listeners)
 }
 
+// takenOver reports whether a started listener of added serves one of
+// l's sockets: the one it took over (claim).
+func (l *Listener) takenOver(added []*Listener) bool {
+	for _, a := range added {
+		if a.cfg.Stopped {
+			continue
+		}
+		for _, port := range a.cfg.ports() {
+			if _, ok := l.socketOn(a.cfg, port); ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // Remove removes the listener called name and stops it (see
 // Listener.Stop). It is Apply with one listener to remove.
 func (in *Instance) Remove(ctx context.Context, name string) error {
@@ -350,13 +377,23 @@ func (in *Instance) Start() error {
 
 // Stop stops every listener gracefully, in parallel, under one deadline:
 // each stops accepting at once and its connections get until ctx is done.
+// It is for when nothing will serve the listeners' clients after; see
+// Retire (and Listener.Stop).
 func (in *Instance) Stop(ctx context.Context) error {
-	return stopAll(ctx, in.Listeners(), false)
+	return stopAll(ctx, in.Listeners(), (*Listener).Stop, false)
 }
 
-// stopAll stops ls in parallel under ctx; removed, they also close the
-// sockets of those never started.
-func stopAll(ctx context.Context, ls []*Listener, removed bool) error {
+// Retire is Stop for when the listeners' sockets live on in a successor
+// process (a binary upgrade): each listener retires (Listener.Retire),
+// in parallel, under one deadline; HTTP and HTTPS listeners close their
+// keep-alive connections only after a response saying so.
+func (in *Instance) Retire(ctx context.Context) error {
+	return stopAll(ctx, in.Listeners(), (*Listener).Retire, false)
+}
+
+// stopAll stops ls in parallel under ctx with stop (Listener.Stop or
+// Retire); removed, they also close the sockets of those never started.
+func stopAll(ctx context.Context, ls []*Listener, stop func(*Listener, context.Context) error, removed bool) error {
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
@@ -367,7 +404,7 @@ func stopAll(ctx context.Context, ls []*Listener, removed bool) error {
 			if removed {
 				defer l.release()
 			}
-			if err := l.Stop(ctx); err != nil {
+			if err := stop(l, ctx); err != nil {
 				mu.Lock()
 				errs = append(errs, fmt.Errorf("%s: %w", l.cfg.Name, err))
 				mu.Unlock()

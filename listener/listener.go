@@ -60,6 +60,12 @@ type Listener struct {
 	pending sockets // handed or bound ahead, for the next Start
 }
 
+// retirer is a server that can retire its keep-alive connections
+// rather than close them while idle (Listener.Retire): HTTP and HTTPS.
+type retirer interface {
+	retire(ctx context.Context) error
+}
+
 // server is a running protocol implementation.
 type server interface {
 	// shutdown stops accepting, lets open connections finish until ctx is
@@ -155,17 +161,41 @@ func (l *Listener) Start() error {
 // established connections finish until ctx is done, then closes the rest
 // and returns when every goroutine of the listener has ended. It returns
 // ctx's error if connections had to be cut. Stopping a stopped listener
-// does nothing.
-func (l *Listener) Stop(ctx context.Context) error {
+// does nothing. An HTTP or HTTPS listener closes its idle keep-alive
+// connections at once: Stop is for when nothing will serve those
+// clients' next requests; Retire is for when something will.
+func (l *Listener) Stop(ctx context.Context) error { return l.stop(ctx, false) }
+
+// Retire is Stop for when the listener's sockets live on in a successor
+// process or a listener that replaces this one. An HTTP or HTTPS
+// listener keeps its idle keep-alive connections open: each serves its
+// next request with "Connection: close" and closes after the response,
+// or closes at IdleTimeout; an HTTP/2 connection gets a GOAWAY at once
+// and closes when its streams end (httpproxy.Server.Retire). A client
+// that sends a request at the moment of the stop is thus served, not
+// cut. A TCP listener stops as with Stop: its streams finish. So does a
+// UDP listener: its open flows run on until they idle out, and new flows
+// are dropped until the successor's socket receives them (on a socket
+// shared with a successor, the kernel gives each datagram to one of
+// them).
+func (l *Listener) Retire(ctx context.Context) error { return l.stop(ctx, true) }
+
+// stop is Stop, or Retire if retire is set.
+func (l *Listener) stop(ctx context.Context, retire bool) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.state == Stopped {
 		return nil
 	}
 	l.stopWatch()
-	err := l.srv.shutdown(ctx)
+	var err error
+	if r, ok := l.srv.(retirer); ok && retire {
+		err = r.retire(ctx)
+	} else {
+		err = l.srv.shutdown(ctx)
+	}
 	l.srv, l.state = nil, Stopped
-	l.cfg.Logger.Info("listener stopped", "err", err)
+	l.cfg.Logger.Info("listener stopped", "retired", retire, "err", err)
 	return err
 }
 

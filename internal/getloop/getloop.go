@@ -1,5 +1,5 @@
 // Package getloop is a test client that GETs one URL in a loop, each
-// request on a new connection, and counts what happened: served,
+// request on a new connection (or POSTs over keep-alive, StartPOST), and counts what happened: served,
 // refused (the port was not listening) or failed otherwise. Tests that
 // replace a listener, reload or upgrade under load run one and assert
 // on the counts afterwards.
@@ -9,6 +9,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -32,16 +33,33 @@ type Loop struct {
 // Start GETs url in a loop until Stop, handing each answered body to
 // body if it is not nil.
 func Start(url string, body func([]byte)) *Loop {
-	l := &Loop{stop: make(chan struct{})}
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	return start(func() (*http.Response, error) { return client.Get(url) }, body, client)
+}
+
+// StartPOST POSTs a small body to url in a loop until Stop, over one
+// keep-alive connection at a time: a POST is never replayed by Go's
+// client, so a connection closed under a request counts as Failed.
+func StartPOST(url string) *Loop {
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxConnsPerHost: 1}}
+	return start(func() (*http.Response, error) {
+		return client.Post(url, "text/plain", strings.NewReader("ping"))
+	}, nil, client)
+}
+
+// start runs do in a loop until Stop; client's idle connections close
+// when it ends.
+func start(do func() (*http.Response, error), body func([]byte), client *http.Client) *Loop {
+	l := &Loop{stop: make(chan struct{})}
 	l.wg.Go(func() {
+		defer client.CloseIdleConnections()
 		for {
 			select {
 			case <-l.stop:
 				return
 			default:
 			}
-			resp, err := client.Get(url)
+			resp, err := do()
 			if err != nil {
 				if errors.Is(err, syscall.ECONNREFUSED) {
 					l.Refused.Add(1)
