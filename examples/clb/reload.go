@@ -95,7 +95,7 @@ func (a *app) stop(ctx context.Context) error { return a.halt(ctx, a.inst.Stop) 
 // HTTP and HTTPS listeners end their keep-alive connections on a
 // response that says so rather than closing them idle (see
 // listener.Instance.Retire).
-func (a *app) retire(ctx context.Context) error { return a.halt(ctx, a.inst.Stop) }
+func (a *app) retire(ctx context.Context) error { return a.halt(ctx, a.inst.Retire) }
 
 // halt stops the UDP listeners within udpGrace, the discovery sources,
 // then every listener with stop.

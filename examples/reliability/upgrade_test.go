@@ -3,6 +3,9 @@ package reliability
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
@@ -26,9 +29,9 @@ import (
 // a successor is ready only after its first round), a TCP and a UDP
 // listener in front of loopback backends, and an admin server.
 type upgradeRig struct {
-	p                      *proctest.Proc
-	http, tcp, udp, admin  string
-	httpBackend, tcpEchoer *backend
+	p                            *proctest.Proc
+	http, https, tcp, udp, admin string
+	ca                           *x509.CertPool // of the https listener's certificate
 }
 
 func startUpgradeRig(t *testing.T, drain time.Duration) *upgradeRig {
@@ -37,17 +40,32 @@ func startUpgradeRig(t *testing.T, drain time.Duration) *upgradeRig {
 	tb := startEcho(t, "e", local)
 	ub := startUDPEcho(t)
 	port := func(addr string) string { _, p, _ := net.SplitHostPort(addr); return p }
-	hp, tp, up, ap := freePort(t), freePort(t), freePort(t), freePort(t)
+	hp, sp, tp, up, ap := freePort(t), freePort(t), freePort(t), freePort(t), freePort(t)
+	ca := newCert(t, nil, 1)
+	cert := newCert(t, ca, 2, "lb.test")
+	dir := t.TempDir()
+	key, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	for f, b := range map[string]*pem.Block{certFile: {Type: "CERTIFICATE", Bytes: cert.Certificate[0]}, keyFile: {Type: "PRIVATE KEY", Bytes: key}} {
+		if err := os.WriteFile(f, pem.EncodeToMemory(b), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	cfg := fmt.Sprintf(`AdminAddress: 127.0.0.1:%d
+ServerCertificates: [{ServerCertificateId: lb, CertificateFile: %s, PrivateKeyFile: %s}]
 VServerGroups:
   - {VServerGroupId: web, BackendServers: [{ServerId: h, ServerIp: 127.0.0.1, Port: %s}]}
   - {VServerGroupId: tcp, BackendServers: [{ServerId: e, ServerIp: 127.0.0.1, Port: %s}]}
   - {VServerGroupId: udp, BackendServers: [{ServerId: u, ServerIp: 127.0.0.1, Port: %s}]}
 Listeners:
   - {ListenerProtocol: http, ListenerPort: %d, VServerGroupId: web, HealthCheck: "on", HealthCheckType: http, HealthCheckURI: %s, HealthCheckInterval: 1, HealthCheckConnectTimeout: 2}
+  - {ListenerProtocol: https, ListenerPort: %d, VServerGroupId: web, HealthCheck: "off", ServerCertificateId: lb, EnableHttp2: "on", TLSCipherPolicy: tls_cipher_policy_1_2_strict_with_1_3}
   - {ListenerProtocol: tcp, ListenerPort: %d, VServerGroupId: tcp, HealthCheck: "off"}
   - {ListenerProtocol: udp, ListenerPort: %d, VServerGroupId: udp, HealthCheck: "off"}
-`, ap, port(hb.addr), port(tb.addr), strconv.Itoa(ub), hp, healthPath, tp, up)
+`, ap, certFile, keyFile, port(hb.addr), port(tb.addr), strconv.Itoa(ub), hp, healthPath, sp, tp, up)
 	path := filepath.Join(t.TempDir(), "clb.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -55,7 +73,9 @@ Listeners:
 	p := proctest.Start(t, clbBinary(t), "-config", path, "-access-log=false", "-drain-timeout", drain.String())
 	p.WaitLine(t, "clb: ready")
 	a := func(port int) string { return fmt.Sprintf("127.0.0.1:%d", port) }
-	return &upgradeRig{p: p, http: a(hp), tcp: a(tp), udp: a(up), admin: a(ap), httpBackend: hb, tcpEchoer: tb}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Leaf)
+	return &upgradeRig{p: p, http: a(hp), https: a(sp), tcp: a(tp), udp: a(up), admin: a(ap), ca: pool}
 }
 
 // upgrade sends SIGUSR2 and waits for the successor to be ready; it
@@ -112,45 +132,60 @@ func testUpgradeGoClients(t *testing.T) {
 	defer cancel()
 	var wg sync.WaitGroup
 	var counters []*counter
-	worker := func(name string, n int, op func() error) *counter {
+	// worker runs each op in a loop on a goroutine of its own, all
+	// counted as name.
+	worker := func(name string, ops ...func() error) {
 		c := &counter{name: name}
 		counters = append(counters, c)
-		for range n {
+		for _, op := range ops {
 			wg.Go(func() {
 				for ctx.Err() == nil {
 					c.add(op())
 				}
 			})
 		}
-		return c
 	}
-	httpOp := func(tr *http.Transport, method string) func() error {
+	httpOp := func(tr *http.Transport, url, method string) func() error {
 		client := httpClient(t, tr)
 		return func() error {
-			req, _ := http.NewRequest(method, "http://"+r.http+"/", nil)
+			var body io.Reader
 			if method == http.MethodPost {
-				req, _ = http.NewRequest(method, "http://"+r.http+"/", strings.NewReader("payload"))
+				body = strings.NewReader("payload")
 			}
+			req, _ := http.NewRequest(method, url, body)
 			resp, err := client.Do(req)
 			if err != nil {
 				return err
 			}
-			body, err := io.ReadAll(resp.Body)
+			b, err := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			if err == nil && (resp.StatusCode != http.StatusOK || string(body) != "h") {
-				err = fmt.Errorf("status %d, body %q", resp.StatusCode, body)
+			if err == nil && (resp.StatusCode != http.StatusOK || string(b) != "h") {
+				err = fmt.Errorf("status %d, body %q", resp.StatusCode, b)
+			}
+			if err == nil && strings.HasPrefix(url, "https:") && resp.ProtoMajor != 2 {
+				err = fmt.Errorf("%s, want HTTP/2", resp.Proto)
 			}
 			return err
 		}
 	}
-	keepAlive := func() *http.Transport { return &http.Transport{MaxIdleConnsPerHost: 4} }
-	// Each worker its own Transport: one keep-alive connection each.
-	for range 4 {
-		worker("keep-alive GET", 1, httpOp(keepAlive(), http.MethodGet))
-		worker("keep-alive POST", 1, httpOp(keepAlive(), http.MethodPost))
+	// each returns n ops of a Transport of their own: one keep-alive
+	// connection each (HTTP/1.1), or one HTTP/2 connection for all.
+	each := func(n int, url, method string, tr func() *http.Transport) []func() error {
+		var ops []func() error
+		for range n {
+			ops = append(ops, httpOp(tr(), url, method))
+		}
+		return ops
 	}
-	worker("new-connection GET", 2, httpOp(&http.Transport{DisableKeepAlives: true}, http.MethodGet))
-	worker("new TCP connection", 2, func() error { _, err := echo(r.tcp); return err })
+	plain := "http://" + r.http + "/"
+	keepAlive := func() *http.Transport { return &http.Transport{MaxIdleConnsPerHost: 1} }
+	worker("HTTP/1.1 keep-alive GET", each(4, plain, http.MethodGet, keepAlive)...)
+	worker("HTTP/1.1 keep-alive POST", each(4, plain, http.MethodPost, keepAlive)...)
+	worker("new-connection GET", each(2, plain, http.MethodGet, func() *http.Transport { return &http.Transport{DisableKeepAlives: true} })...)
+	h2 := &http.Transport{ForceAttemptHTTP2: true, TLSClientConfig: &tls.Config{RootCAs: r.ca, ServerName: "lb.test"}}
+	h2ops := each(2, "https://"+r.https+"/", http.MethodGet, func() *http.Transport { return h2 })
+	worker("HTTP/2 GET and POST", append(h2ops, each(2, "https://"+r.https+"/", http.MethodPost, func() *http.Transport { return h2 })...)...)
+	worker("new TCP connection", func() error { _, err := echo(r.tcp); return err }, func() error { _, err := echo(r.tcp); return err })
 	udp := &counter{name: "UDP datagrams lost"}
 	for range 2 {
 		wg.Go(func() { udpFlow(ctx, r.udp, udp) })
@@ -201,7 +236,7 @@ func testUpgradeGoClients(t *testing.T) {
 	if pid == r.p.Cmd.Process.Pid || gen != 1 {
 		t.Errorf("after the upgrade the admin server reports pid %d generation %d, want the successor's, generation 1", pid, gen)
 	}
-	Record(t, "clb (HTTP listener with HTTP health checks, TCP and UDP listeners) upgraded with SIGUSR2 under load: 4 keep-alive GET and 4 keep-alive POST clients (Go's net/http, one connection each), 2 new-connection GET clients, 2 clients opening a TCP connection per echo, 4 TCP streams opened before the upgrade and used after it, 2 UDP flows sending a datagram and waiting 100 ms for its echo",
+	Record(t, "clb (HTTP listener with HTTP health checks, HTTPS with HTTP/2, TCP and UDP listeners) upgraded with SIGUSR2 under load: 4 HTTP/1.1 keep-alive GET and 4 keep-alive POST clients (Go's net/http, one connection each; it never retries a POST), 2 new-connection GET clients, 4 HTTP/2 clients (GET and POST) on one connection, 2 clients opening a TCP connection per echo, 4 TCP streams opened before the upgrade and used after it, 2 UDP flows sending a datagram and waiting 100 ms for its echo",
 		"%s; UDP: %d of %d datagrams unanswered; successor ready %s after SIGUSR2 (its first health round included); old process exited %s after its last stream closed",
 		strings.Join(parts, ", "), udp.fail.Load(), udp.ok.Load()+udp.fail.Load(), ready.Round(time.Millisecond), exited.Round(time.Millisecond))
 }
