@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/lbkit/lbkit/balancer"
 	"github.com/lbkit/lbkit/internal/getloop"
@@ -226,4 +227,52 @@ func freeRange(t *testing.T, n int) int {
 	}
 	t.Skipf("no %d consecutive free ports found", n)
 	return 0
+}
+
+// A UDP listener replaced on the same port retires: it stops reading the
+// shared socket at once, so every datagram after the switch — of new
+// clients and of its own open flow — reaches the new listener, none is
+// dropped by the old one while it drains.
+func TestApplyRetiresUDPTakenOver(t *testing.T) {
+	leaks(t)
+	a, b := startUDPEcho(t, "a"), startUDPEcho(t, "b")
+	in := newUDPInstance(t)
+	old := addUDPListener(t, in, Config{Group: newGroup(t, nil, a.backend(100))})
+	open := udpDial(t, "", listenerAddr(old))
+	if got := udpAsk(t, open, "before"); got != "a" {
+		t.Fatalf("before the change: %q, want a", got)
+	}
+	switched := make(chan struct{})
+	applied := make(chan error, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	go func() {
+		_, err := in.Apply(ctx, Change{
+			Remove:   []string{old.Name()},
+			Add:      []Config{{Protocol: UDP, Host: "127.0.0.1", Port: old.Port(), Group: newGroup(t, nil, b.backend(100))}},
+			Switched: func([]*Listener) { close(switched) },
+		})
+		applied <- err
+	}()
+	<-switched
+	// The old listener drains its open flow (until it idles out, or the
+	// cancel below); meanwhile every datagram goes to the new one.
+	lost, wrong := 0, 0
+	for i := range 20 {
+		c := udpDial(t, "", listenerAddr(old))
+		for _, conn := range []*net.UDPConn{c, open} {
+			got, err := udpAskWithin(conn, fmt.Sprint("m", i), 200*time.Millisecond)
+			switch {
+			case err != nil:
+				lost++
+			case got != "b":
+				wrong++
+			}
+		}
+	}
+	cancel()
+	<-applied
+	if lost != 0 || wrong != 0 {
+		t.Errorf("after the switch: %d of 40 datagrams unanswered, %d answered by the old listener's backend; want all by b", lost, wrong)
+	}
 }

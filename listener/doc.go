@@ -15,7 +15,9 @@
 // connections finish until the context ends, then cut them), and Retire
 // is Stop for when the sockets live on in a successor (an HTTP keep-alive
 // connection closes after a response saying "Connection: close", an
-// HTTP/2 one after a GOAWAY, not while idle); everything
+// HTTP/2 one after a GOAWAY, not while idle; a UDP listener stops
+// reading its sockets at once, its open flows only relaying replies;
+// Listener.Files hands the sockets to another process); everything
 // else changes live: backends, weights and health through the Group, ACL
 // entries through the acl.Group, the policy and the bandwidth cap through
 // Listener.SetACL and Listener.SetBandwidth.
@@ -26,8 +28,8 @@
 // it changes anything, undoing its steps on the first failure. A
 // listener replaced by one on the same host and ports hands its sockets
 // over (duplicated descriptors), so the ports never refuse a connection
-// while the old listener drains; an HTTP one retires (Listener.Retire),
-// so no request fails either. A listener can also serve on a socket
+// while the old listener drains; it retires (Listener.Retire), so no
+// HTTP request fails and no UDP datagram is dropped either. A listener can also serve on a socket
 // handed to it (Config.Listener, Config.PacketConn): inherited from
 // another process, or passed by systemd's socket activation.
 //

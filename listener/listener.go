@@ -173,11 +173,10 @@ func (l *Listener) Stop(ctx context.Context) error { return l.stop(ctx, false) }
 // or closes at IdleTimeout; an HTTP/2 connection gets a GOAWAY at once
 // and closes when its streams end (httpproxy.Server.Retire). A client
 // that sends a request at the moment of the stop is thus served, not
-// cut. A TCP listener stops as with Stop: its streams finish. So does a
-// UDP listener: its open flows run on until they idle out, and new flows
-// are dropped until the successor's socket receives them (on a socket
-// shared with a successor, the kernel gives each datagram to one of
-// them).
+// cut. A TCP listener stops as with Stop: its streams finish. A UDP
+// listener stops reading its sockets at once, so every datagram — of new
+// flows and of its open ones — goes to the successor, while its open
+// flows still relay their backends' replies until they idle out.
 func (l *Listener) Retire(ctx context.Context) error { return l.stop(ctx, true) }
 
 // stop is Stop, or Retire if retire is set.

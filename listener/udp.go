@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -93,10 +94,11 @@ type udpServer struct {
 	max   int // the largest datagram forwarded
 	lns   []*net.UDPConn
 
-	ctx    context.Context // cancelled when flows must be cut; ends dials
-	cancel context.CancelFunc
-	loops  sync.WaitGroup // read loops
-	flowWG sync.WaitGroup // flow goroutines
+	ctx      context.Context // cancelled when flows must be cut; ends dials
+	cancel   context.CancelFunc
+	loops    sync.WaitGroup // read loops
+	flowWG   sync.WaitGroup // flow goroutines
+	retiring atomic.Bool    // the read loops end at their deadline (retire)
 
 	mu       sync.Mutex
 	flows    map[flowKey]*udpFlow
@@ -154,7 +156,7 @@ func (s *udpServer) serve(ln *net.UDPConn, port int) {
 	for {
 		n, src, err := ln.ReadFromUDPAddrPort(buf[udpHeadroom:])
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
+			if errors.Is(err, net.ErrClosed) || s.retiring.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
 				return
 			}
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
@@ -291,6 +293,25 @@ func (s *udpServer) pickKey(src, dst netip.AddrPort, first []byte) (k balancer.K
 		routeID, routed = s.route(dcid)
 	}
 	return k, routeID, routed
+}
+
+// retire is shutdown for when a successor — another process, or a
+// listener that took over the sockets — reads the listening sockets:
+// this server stops reading them at once, so the kernel gives every
+// datagram to the successor, those of this server's open flows too
+// (whose clients then go on with the successor, as after a rebalance).
+// The open flows still relay their backends' replies through the
+// sockets until they idle out or ctx is done. Without this, both would
+// read the shared socket while this one drains, and each datagram of a
+// new flow this one read would be dropped.
+func (s *udpServer) retire(ctx context.Context) error {
+	s.retiring.Store(true)
+	for _, ln := range s.lns {
+		// The deadline is this descriptor's (Go's poller), not the
+		// socket's: the successor's reads go on.
+		ln.SetReadDeadline(time.Unix(1, 0))
+	}
+	return s.shutdown(ctx)
 }
 
 // shutdown stops new flows at once (their datagrams are dropped), lets

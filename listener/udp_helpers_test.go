@@ -160,10 +160,15 @@ func udpAsk(t testing.TB, c *net.UDPConn, msg string) string {
 }
 
 func udpAskErr(c *net.UDPConn, msg string) (string, error) {
+	return udpAskWithin(c, msg, 5*time.Second)
+}
+
+// udpAskWithin is udpAskErr waiting at most d for the reply.
+func udpAskWithin(c *net.UDPConn, msg string, d time.Duration) (string, error) {
 	if _, err := c.Write([]byte(msg)); err != nil {
 		return "", err
 	}
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	c.SetReadDeadline(time.Now().Add(d))
 	buf := make([]byte, 65536)
 	n, err := c.Read(buf)
 	if err != nil {
