@@ -89,24 +89,28 @@ const udpGrace = 2 * time.Second
 
 // stop drains every listener until ctx ends (UDP listeners for at most
 // udpGrace).
-func (a *app) stop(ctx context.Context) error { return a.halt(ctx, a.inst.Stop) }
+func (a *app) stop(ctx context.Context) error { return a.halt(ctx, false) }
 
-// retire is stop for when a successor process serves the sockets:
-// HTTP and HTTPS listeners end their keep-alive connections on a
-// response that says so rather than closing them idle (see
-// listener.Instance.Retire).
-func (a *app) retire(ctx context.Context) error { return a.halt(ctx, a.inst.Retire) }
+// retire is stop for when a successor process serves the sockets (see
+// listener.Listener.Retire): HTTP and HTTPS listeners end their
+// keep-alive connections on a response that says so rather than closing
+// them idle, UDP listeners stop reading at once.
+func (a *app) retire(ctx context.Context) error { return a.halt(ctx, true) }
 
 // halt stops the UDP listeners within udpGrace, the discovery sources,
-// then every listener with stop.
-func (a *app) halt(ctx context.Context, stop func(context.Context) error) error {
+// then every listener; retire as Instance.Retire does.
+func (a *app) halt(ctx context.Context, retire bool) error {
 	var wg sync.WaitGroup
 	for _, l := range a.inst.Listeners() {
 		if l.Protocol() == listener.UDP {
 			wg.Go(func() {
 				uctx, cancel := context.WithTimeout(ctx, udpGrace)
 				defer cancel()
-				l.Stop(uctx)
+				if retire {
+					l.Retire(uctx)
+				} else {
+					l.Stop(uctx)
+				}
 			})
 		}
 	}
@@ -114,7 +118,10 @@ func (a *app) halt(ctx context.Context, stop func(context.Context) error) error 
 	for _, r := range a.running {
 		r.src.close()
 	}
-	return stop(ctx)
+	if retire {
+		return a.inst.Retire(ctx)
+	}
+	return a.inst.Stop(ctx)
 }
 
 // reload applies a new, already checked plan, all or nothing, in two
