@@ -25,7 +25,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	holdPortIfAsked()
+	proctest.HoldPortChild()
 	os.Exit(m.Run())
 }
 

@@ -1,15 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,6 +15,7 @@ import (
 
 	"github.com/lbkit/lbkit/internal/getloop"
 	"github.com/lbkit/lbkit/internal/leakcheck"
+	"github.com/lbkit/lbkit/internal/proctest"
 )
 
 // reloadBase is a configuration with an ACL-guarded HTTP listener and a
@@ -145,7 +143,7 @@ func TestReloadAllOrNothing(t *testing.T) {
 				defer ln.Close()
 				taken = ln.Addr().(*net.TCPAddr).Port
 			} else {
-				taken = holdPort(t)
+				taken, _ = proctest.HoldPort(t)
 			}
 			// New weights, new ACL entries, the HTTP listener replaced,
 			// and two listeners added: everything a reload changes.
@@ -182,55 +180,6 @@ func TestReloadAllOrNothing(t *testing.T) {
 			rg.serves(t)
 		})
 	}
-}
-
-// holdPortEnv makes the test binary, run by holdPort, hold a port.
-const holdPortEnv = "CLB_TEST_HOLD_PORT"
-
-// holdPortIfAsked, run first by TestMain, is the other process of
-// holdPort: it binds a port, prints it, and holds it until its stdin
-// closes.
-func holdPortIfAsked() {
-	if os.Getenv(holdPortEnv) == "" {
-		return
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		fmt.Println(err)
-		os.Exit(1)
-	}
-	fmt.Println(ln.Addr().(*net.TCPAddr).Port)
-	io.Copy(io.Discard, os.Stdin)
-	os.Exit(0)
-}
-
-// holdPort starts another process holding a TCP port on 127.0.0.1 until
-// the test ends, and returns the port.
-func holdPort(t *testing.T) int {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), holdPortEnv+"=1")
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		stdin.Close()
-		cmd.Wait()
-	})
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	port, perr := strconv.Atoi(strings.TrimSpace(line))
-	if err != nil || perr != nil {
-		t.Fatalf("port holder said %q, %v", line, err)
-	}
-	return port
 }
 
 // A reload that replaces a listener on the same port loses no connection

@@ -63,6 +63,18 @@ func okBackend(t *testing.T) (port string) {
 	return port
 }
 
+// oneListenerConfig writes a configuration with an admin server and one
+// http listener in front of an "ok" backend, and returns its path and
+// the listener's and the admin server's ports.
+func oneListenerConfig(t *testing.T) (path string, port, aport int) {
+	t.Helper()
+	bport := okBackend(t)
+	port, aport = configPort(t), configPort(t)
+	path = writeConfig(t, fmt.Sprintf("AdminAddress: 127.0.0.1:%d\nBackendServers: [{ServerId: a, ServerIp: 127.0.0.1}]\n"+
+		"Listeners: [{ListenerProtocol: http, ListenerPort: %d, BackendServerPort: %s, HealthCheck: \"off\"}]\n", aport, port, bport))
+	return path, port, aport
+}
+
 // processOf reads /status.json's process from the admin server.
 func processOf(t *testing.T, adminAddr string) (pid, generation int) {
 	t.Helper()
@@ -282,10 +294,7 @@ func TestUpgradeKeepsSessions(t *testing.T) {
 // when it is ready.
 func TestUpgradePIDFile(t *testing.T) {
 	defer leakcheck.Check(t)
-	bport := okBackend(t)
-	port, aport := configPort(t), configPort(t)
-	path := writeConfig(t, fmt.Sprintf("AdminAddress: 127.0.0.1:%d\nBackendServers: [{ServerId: a, ServerIp: 127.0.0.1}]\n"+
-		"Listeners: [{ListenerProtocol: http, ListenerPort: %d, BackendServerPort: %s, HealthCheck: \"off\"}]\n", aport, port, bport))
+	path, _, aport := oneListenerConfig(t)
 	pidFile := filepath.Join(t.TempDir(), "clb.pid")
 	p := startUpgradable(t, "-config", path, "-access-log=false", "-pid-file", pidFile)
 	read := func() int {
@@ -345,10 +354,7 @@ func TestUpgradeAfterReload(t *testing.T) {
 // answers with both PIDs once the new process serves.
 func TestUpgradeThroughAPI(t *testing.T) {
 	defer leakcheck.Check(t)
-	bport := okBackend(t)
-	port, aport := configPort(t), configPort(t)
-	path := writeConfig(t, fmt.Sprintf("AdminAddress: 127.0.0.1:%d\nBackendServers: [{ServerId: a, ServerIp: 127.0.0.1}]\n"+
-		"Listeners: [{ListenerProtocol: http, ListenerPort: %d, BackendServerPort: %s, HealthCheck: \"off\"}]\n", aport, port, bport))
+	path, _, aport := oneListenerConfig(t)
 	tokens := filepath.Join(t.TempDir(), "tokens")
 	if err := os.WriteFile(tokens, []byte("ops:"+opsToken+"\n"), 0o600); err != nil {
 		t.Fatal(err)

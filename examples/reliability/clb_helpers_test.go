@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"regexp"
 	"sort"
@@ -268,66 +267,6 @@ func freePort(t *testing.T) int {
 	}
 	t.Fatal("no port free for both TCP and UDP")
 	return 0
-}
-
-// holdPortEnv makes the test binary, run by holdPort, hold a port.
-const holdPortEnv = "LBKIT_HOLD_PORT"
-
-// TestHoldPortChild is holdPort's other process: it binds a TCP port on
-// 127.0.0.1, prints it, and holds it until its stdin closes.
-func TestHoldPortChild(t *testing.T) {
-	if os.Getenv(holdPortEnv) == "" {
-		t.Skip("runs only as holdPort's child")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	fmt.Printf("holding %d\n", ln.Addr().(*net.TCPAddr).Port)
-	io.Copy(io.Discard, os.Stdin)
-}
-
-// holdPort starts another process holding a TCP port on 127.0.0.1 and
-// returns the port and a function that ends the process, freeing the
-// port; it runs at cleanup too.
-func holdPort(t *testing.T) (int, func()) {
-	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(exe, "-test.run=^TestHoldPortChild$")
-	cmd.Env = append(os.Environ(), "LBKIT_RELIABILITY_REPORT=", holdPortEnv+"=1")
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	release := sync.OnceFunc(func() {
-		stdin.Close()
-		io.Copy(io.Discard, stdout)
-		cmd.Wait()
-	})
-	t.Cleanup(release)
-	sc := bufio.NewScanner(stdout)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "holding "); ok {
-			port, err := strconv.Atoi(v)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return port, release
-		}
-	}
-	t.Fatalf("the port holder said nothing: %v", sc.Err())
-	return 0, nil
 }
 
 // startUDPEcho starts a UDP backend on loopback that echoes each

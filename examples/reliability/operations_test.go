@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/lbkit/lbkit/internal/leakcheck"
+	"github.com/lbkit/lbkit/internal/proctest"
 )
 
 // opsConfig is the file of the operations tests: an http listener over
@@ -206,7 +207,7 @@ func TestReloadFailingBind(t *testing.T) {
 	before, version := shape(st), st.Process.ConfigVersion
 	info := fmt.Sprintf("clb_config_info{version=%q}", version)
 
-	held, release := holdPort(t)
+	held, release := proctest.HoldPort(t)
 	added := freePort(t)
 	changed := r.config("40", "60", "70", fmt.Sprintf(
 		"  - {ListenerProtocol: tcp, ListenerPort: %d, VServerGroupId: echo, HealthCheck: \"off\"}\n"+

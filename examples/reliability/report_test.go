@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/lbkit/lbkit/internal/leakcheck"
+	"github.com/lbkit/lbkit/internal/proctest"
 )
 
 // A row is one scenario of RELIABILITY.md.
@@ -46,6 +47,7 @@ func Record(t *testing.T, done, figure string, args ...any) {
 }
 
 func TestMain(m *testing.M) {
+	proctest.HoldPortChild()
 	start := time.Now()
 	code := leakcheck.Main(m)
 	if path := os.Getenv("LBKIT_RELIABILITY_REPORT"); path != "" && code == 0 {
