@@ -288,7 +288,7 @@ func TestReloadFailingBind(t *testing.T) {
 	if ld.failed() != 0 {
 		t.Errorf("requests failed: %s", ld.errors())
 	}
-	Record(t, "clb binary with http, tcp and udp listeners, under 2 HTTP keep-alive and 2 new-connection clients, a TCP stream and a UDP flow echoing; "+
+	Record(t, "Reload with a failing bind: clb binary with http, tcp and udp listeners, under 2 HTTP keep-alive and 2 new-connection clients, a TCP stream and a UDP flow echoing; "+
 		"the file rewritten to change every listener's weights and add a tcp listener and an http listener on a port held by another process; SIGHUP, then PUT /api/config with a token; then the holder exits and SIGHUP again",
 		"%d requests, %d failed (%s); %d during the two refusals; SIGHUP → \"reload refused\" logged in %v, PUT answered 409 in %v, both naming %q; "+
 			"after each, every listener's weights, states and ports as before (/status.json), %s still 1 (file mode counts no refusal: clb_config_refused_total is the etcd source's), the added tcp port not listening; "+
@@ -516,7 +516,7 @@ func TestAdminUnauthenticatedWrites(t *testing.T) {
 	for _, n := range rf.codes {
 		attempts += n
 	}
-	Record(t, fmt.Sprintf("clb binary with -admin-tokens, admin on 127.0.0.1: each of the %d writes (weight; state drain, maint, ready; listener stop, start; PUT /api/config) tried with: %s; a GET on each write route, without and with the token; "+
+	Record(t, fmt.Sprintf("Unauthenticated writes: clb binary with -admin-tokens, admin on 127.0.0.1: each of the %d writes (weight; state drain, maint, ready; listener stop, start; PUT /api/config) tried with: %s; a GET on each write route, without and with the token; "+
 		"the same writes with the token on a clb without -admin-tokens; reads on a non-loopback admin address; then one write with the token", len(routes), credentialNames()),
 		"%d refused attempts: %d×401, %d×403, every body one line; each process's clb_admin_refused_total rose by exactly its attempts (%s); %d GETs on write routes 405; the first clb logged %d \"admin request refused\" lines for its %d refusals and 0 \"admin change\"; "+
 			"weights, states, listeners (/status.json) and GET /api/config identical before and after; %s; the write with the token: 200, weight 100 → 7, one audit line",

@@ -236,7 +236,7 @@ func testUpgradeGoClients(t *testing.T) {
 	if pid == r.p.Cmd.Process.Pid || gen != 1 {
 		t.Errorf("after the upgrade the admin server reports pid %d generation %d, want the successor's, generation 1", pid, gen)
 	}
-	Record(t, "clb (HTTP listener with HTTP health checks, HTTPS with HTTP/2, TCP and UDP listeners) upgraded with SIGUSR2 under load: 4 HTTP/1.1 keep-alive GET and 4 keep-alive POST clients (Go's net/http, one connection each; it never retries a POST), 2 new-connection GET clients, 4 HTTP/2 clients (GET and POST) on one connection, 2 clients opening a TCP connection per echo, 4 TCP streams opened before the upgrade and used after it, 2 UDP flows sending a datagram and waiting 100 ms for its echo",
+	Record(t, "Upgrade under load: clb (HTTP listener with HTTP health checks, HTTPS with HTTP/2, TCP and UDP listeners) upgraded with SIGUSR2 under load: 4 HTTP/1.1 keep-alive GET and 4 keep-alive POST clients (Go's net/http, one connection each; it never retries a POST), 2 new-connection GET clients, 4 HTTP/2 clients (GET and POST) on one connection, 2 clients opening a TCP connection per echo, 4 TCP streams opened before the upgrade and used after it, 2 UDP flows sending a datagram and waiting 100 ms for its echo",
 		"%s; UDP: %d of %d datagrams unanswered; successor ready %s after SIGUSR2 (its first health round included); old process exited %s after its last stream closed",
 		strings.Join(parts, ", "), udp.fail.Load(), udp.ok.Load()+udp.fail.Load(), ready.Round(time.Millisecond), exited.Round(time.Millisecond))
 }
@@ -311,7 +311,7 @@ func wrk(t *testing.T) string {
 func testUpgradeWrk(t *testing.T) {
 	bin := wrk(t)
 	r := startUpgradeRig(t, 10*time.Second)
-	const conns, dur = 32, 4 * time.Second
+	const conns, dur, at = 32, 4 * time.Second, 1500 * time.Millisecond
 	cmd := exec.Command(bin, "-t2", fmt.Sprintf("-c%d", conns), fmt.Sprintf("-d%ds", int(dur.Seconds())), "http://"+r.http+"/")
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -320,7 +320,7 @@ func testUpgradeWrk(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
-	time.Sleep(dur / 3)
+	time.Sleep(at)
 	r.upgrade(t)
 	if err := r.p.WaitExit(t, 30*time.Second); err != nil {
 		t.Errorf("old process: %v", err)
@@ -335,7 +335,7 @@ func testUpgradeWrk(t *testing.T) {
 	if errs != "" {
 		t.Errorf("wrk saw errors across the upgrade: %s\n%s", errs, out.String())
 	}
-	Record(t, fmt.Sprintf("wrk -t2 -c%d -d%s (keep-alive GETs) against clb's HTTP listener, SIGUSR2 after %s", conns, dur, dur/3),
+	Record(t, fmt.Sprintf("Upgrade under load: wrk -t2 -c%d -d%s (keep-alive GETs) against clb's HTTP listener, SIGUSR2 after %s", conns, dur, at),
 		"%d requests, errors: %s", requests, cmp.Or(errs, "none"))
 }
 
