@@ -386,7 +386,7 @@ func (u *upgrader) upgrade(generation int, h handoff, hs []handed) (pid int, err
 		return strings.HasPrefix(kv, generationEnv+"=") || strings.HasPrefix(kv, handoffEnv+"=")
 	})
 	env = append(env, generationEnv+"="+strconv.Itoa(generation), handoffEnv+"=1")
-	proc, err := os.StartProcess(u.exe, append([]string{u.exe}, os.Args[1:]...), &os.ProcAttr{Dir: u.dir, Env: env, Files: files})
+	proc, err := startProcess(u.exe, append([]string{u.exe}, os.Args[1:]...), u.dir, env, files)
 	docR.Close()
 	readyW.Close() // the successor's is the only writer: EOF if it exits
 	if err != nil {
@@ -426,6 +426,31 @@ func (u *upgrader) upgrade(generation int, h handoff, hs []handed) (pid int, err
 		err = fmt.Errorf("upgrade: the new process (pid %d) was not ready after %s (-upgrade-timeout): killed", proc.Pid, u.timeout)
 	}
 	return 0, err
+}
+
+// startProcess starts exe with files as its descriptors 0, 1, 2…. Not
+// os.StartProcess: it takes each descriptor through os.File.Fd, which
+// puts it in blocking mode — and with it the socket this process still
+// serves, since the mode belongs to the socket, shared by all its
+// descriptors. A blocking listening socket would hang this process's
+// accept loop (and its Close) whenever the successor took the
+// connection the poller had announced.
+func startProcess(exe string, argv []string, dir string, env []string, files []*os.File) (*os.Process, error) {
+	fds := make([]uintptr, len(files))
+	for i, f := range files {
+		rc, err := f.SyscallConn()
+		if err == nil {
+			err = rc.Control(func(fd uintptr) { fds[i] = fd })
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	pid, err := syscall.ForkExec(exe, argv, &syscall.ProcAttr{Dir: dir, Env: env, Files: fds})
+	if err != nil {
+		return nil, err
+	}
+	return os.FindProcess(pid)
 }
 
 // listenerSockets returns descriptors of the sockets of a's running
