@@ -90,7 +90,7 @@ mkdir -p "$BIN"
 (cd "$ROOT" && go build -o "$BIN/clb" ./examples/clb)
 (cd "$BENCH" && go build -o "$BIN/" ./cmd/httputilproxy ./cmd/iocopyproxy ./cmd/udpload ./cmd/idleconns ./cmd/report)
 # Its own module: the library's quic-go, not bench/'s (see bench/README.md).
-(cd "$BENCH/h3load" && GOWORK=off go build -o "$BIN/h3load" .)
+(cd "$BENCH/h3load" && GOWORK=off go build -o "$BIN/" . ./h3proxy)
 
 # The idle suite holds IDLE_CONNS connections: the client one fd each, a
 # proxy two (client and backend side). Raise the soft fd limit to the hard
@@ -483,15 +483,18 @@ h2load_runs() {
 
 # --- h3: HTTP/3 ----------------------------------------------------------------------
 
-# Caddy v2.11.9 (HTTP/3 on by default on its TLS sites) and clb's HTTPS
-# listener with EnableHttp3, loaded by bench/h3load (quic-go's http3
-# client, at the library's quic-go version) with 16 connections × 16
-# streams, as the h2 suite loads HTTP/2; then clb's HTTP/2 on the same
-# listener with h2load -c16 -m16. Keys: <name>.h3, <name>.h2.
+# Caddy v2.11.9 (HTTP/3 on by default on its TLS sites), clb's HTTPS
+# listener with EnableHttp3 and bench/h3load/h3proxy (httputil.ReverseProxy
+# behind quic-go's http3.Server: quic-go's own cost), loaded by
+# bench/h3load (quic-go's http3 client, at the library's quic-go version)
+# with 16 connections × 16 streams, as the h2 suite loads HTTP/2; then
+# HTTP/2 on the same listener with h2load -c16 -m16 where the protocols
+# name h2. Keys: <name>.h3, <name>.h2.
 # name kind port protocols
 H3=(
   "caddy caddy 19643 h3"
   "lbkit clb 19644 h3,h2"
+  "h3proxy go 19645 h3,h2"
 )
 
 # need_caddy_h3: builds Caddy v2.11.9 from bench/go.mod's pins into
@@ -523,6 +526,7 @@ suite_h3() {
       start "$name" env HOME="$WORK" XDG_DATA_HOME="$WORK" XDG_CONFIG_HOME="$WORK" "$BIN/caddy-h3" run --adapter caddyfile --config "$cfg"
       PROXY=$STARTED
       ;;
+    go) start_proxy go "$name" h3 "$BIN/h3proxy" -listen "127.0.0.1:$port" -cert "$WORK/cert.pem" -key "$WORK/key.pem" -backends 127.0.0.1:18001,127.0.0.1:18002 ;;
     *) start_proxy "$kind" "$name" h3 ;;
     esac
     if [ "$kind" = clb ] && ! wait_udp_quiet "$port" "$PROXY"; then
