@@ -1,21 +1,15 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/lbkit/lbkit/bench/h3load/internal/testcert"
 	"github.com/quic-go/quic-go/http3"
 	"go.uber.org/goleak"
 )
@@ -29,20 +23,7 @@ func TestProxyH3AndH2(t *testing.T) {
 	}))
 	t.Cleanup(backend.Close)
 
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "localhost"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, _ := x509.ParseCertificate(der)
-	roots := x509.NewCertPool()
-	roots.AddCert(leaf)
+	cert := testcert.New(t)
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -52,7 +33,7 @@ func TestProxyH3AndH2(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newServers(proxy([]string{strings.TrimPrefix(backend.URL, "http://")}), tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key})
+	s := newServers(proxy([]string{strings.TrimPrefix(backend.URL, "http://")}), cert.TLS)
 	done := make(chan struct{}, 2)
 	go func() { s.tcp.ServeTLS(ln, "", ""); done <- struct{}{} }()
 	go func() { s.udp.Serve(pc); done <- struct{}{} }()
@@ -65,9 +46,9 @@ func TestProxyH3AndH2(t *testing.T) {
 		pc.Close()
 	})
 
-	h3 := &http3.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}
+	h3 := &http3.Transport{TLSClientConfig: &tls.Config{RootCAs: cert.Roots}}
 	t.Cleanup(func() { h3.Close() })
-	h2 := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, ForceAttemptHTTP2: true}
+	h2 := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: cert.Roots}, ForceAttemptHTTP2: true}
 	t.Cleanup(h2.CloseIdleConnections)
 	for _, tc := range []struct {
 		name, url, proto string
