@@ -498,13 +498,13 @@ H3=(
 )
 
 # need_caddy_h3: builds Caddy v2.11.9 from bench/go.mod's pins into
-# bin/caddy-h3 (Debian's caddy is 2.6.2, with a quic-go from 2022). Its
+# bin/caddy-h3 (Debian's caddy is 2.6.2, with a quic-go from 2022), every
+# run so that it follows go.mod (the build cache makes it quick). Its
 # quic-go is v0.63: v2.11.9 does not build with the library's v0.65. The
 # build runs on a copy of go.mod and go.sum, which gains the sums of
 # Caddy's own command's dependencies, so the module stays as it is.
 need_caddy_h3() {
-  [ -x "$BIN/caddy-h3" ] && return 0
-  log "building Caddy v2.11.9 (bench/go.mod) into bin/caddy-h3"
+  log "building Caddy (bench/go.mod's version) into bin/caddy-h3"
   local m=$WORK/caddy-build
   mkdir -p "$m"
   cp "$BENCH/go.mod" "$BENCH/go.sum" "$m/"
