@@ -13,7 +13,7 @@
 //	connections: 16
 //	streams: 16
 //	seconds: 5.000
-//	requests: 123456           (answered with 2xx, within the measured window)
+//	requests: 123456           (answered with 2xx within the measured window)
 //	req_per_s: 24691.2
 //	bytes: 126418944           (response bodies)
 //	errors: 0                  (the sum of the five kinds below)
@@ -27,9 +27,10 @@
 //	latency_p99_ms: 3.456
 //	latency_max_ms: 9.876
 //
-// A request counts if it starts after the warm-up and ends before the
-// deadline; those still in flight at the deadline are cancelled and not
-// counted. Each connection is its own http3.Transport (one QUIC connection
+// A request counts if it ends within the measured window, after the
+// warm-up and before the deadline (as wrk counts), so the rate is the
+// completions per second of a steady load; those still in flight at the
+// deadline are cancelled and not counted. Each connection is its own http3.Transport (one QUIC connection
 // and UDP socket each), redialled by the transport if the server closes it.
 // The exit status is 1 if no request succeeded.
 package main
@@ -256,7 +257,7 @@ func run(ctx context.Context, cfg config, tlsConf *tls.Config) (*result, error) 
 }
 
 // worker sends one request at a time on tr until end, counting those that
-// start at or after begin and end before end.
+// end between begin and end.
 func worker(ctx context.Context, cfg config, tr *http3.Transport, begin, end time.Time, t *tally) {
 	for ctx.Err() == nil {
 		start := time.Now()
@@ -265,7 +266,7 @@ func worker(ctx context.Context, cfg config, tr *http3.Transport, begin, end tim
 		}
 		n, status, err := get(ctx, cfg, tr)
 		done := time.Now()
-		if start.Before(begin) || done.After(end) || ctx.Err() != nil {
+		if done.Before(begin) || done.After(end) || ctx.Err() != nil {
 			continue // warm-up, or cut by the deadline
 		}
 		switch {
