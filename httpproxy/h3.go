@@ -1,0 +1,116 @@
+package httpproxy
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/http3"
+)
+
+// DefaultAltSvcMaxAge is how long a client may remember the Alt-Svc
+// advertisement of HTTP/3 (ServerConfig.AltSvcMaxAge): a day, as
+// Cloudflare and Google advertise. The advertisement is a hint — a
+// client that finds the UDP port closed falls back to TCP at once — so
+// a long age costs little when HTTP/3 is switched off, while a short
+// one makes clients relearn it after every lapse; quic-go's 30 days is
+// longer than an operator switching HTTP/3 off should have to wait.
+const DefaultAltSvcMaxAge = 24 * time.Hour
+
+// errACLRefused is how the QUIC handshake of a client the ACL refuses
+// fails: quic-go answers it with a CONNECTION_CLOSE.
+var errACLRefused = errors.New("httpproxy: client address refused by the access control list")
+
+// h3Server is the HTTP/3 side of a listener-tier server: a QUIC
+// transport on ServerConfig.QUIC and net/http-style serving of its
+// connections by quic-go's http3.Server, through the same handler as
+// HTTP/2 (serveFront).
+type h3Server struct {
+	pc     net.PacketConn
+	tr     *quic.Transport
+	ln     *quic.Listener
+	srv    *http3.Server
+	served chan struct{} // closed when ServeListener has returned
+}
+
+// quicTransport is the one place the QUIC transport of a front end is
+// made: what decides connection IDs and source-address validation goes
+// here.
+func quicTransport(pc net.PacketConn) *quic.Transport {
+	return &quic.Transport{Conn: pc}
+}
+
+// startH3 serves HTTP/3 on pc with the server's TLS config, forced to
+// TLS 1.3 and ALPN h3. A client the ACL refuses is refused at its first
+// packet, before any TLS or stream (RefusedACL counts it).
+func (s *server) startH3(pc net.PacketConn) (*h3Server, error) {
+	tlsConf := http3.ConfigureTLSConfig(s.sc.TLS) // a clone: NextProtos h3, on per-client configs too
+	base := &quic.Config{
+		MaxIdleTimeout:       s.sc.IdleTimeout,
+		HandshakeIdleTimeout: s.sc.HeaderTimeout,
+	}
+	qc := base.Clone()
+	qc.GetConfigForClient = func(ci *quic.ClientInfo) (*quic.Config, error) {
+		if !s.host.Allow(addrPortOf(ci.RemoteAddr).Addr().Unmap()) {
+			s.m.RefusedACL.Add(1)
+			return nil, errACLRefused
+		}
+		return base, nil // nil would mean quic-go's defaults
+	}
+	h := &h3Server{pc: pc, tr: quicTransport(pc), served: make(chan struct{})}
+	ln, err := h.tr.Listen(tlsConf, qc)
+	if err != nil {
+		h.tr.Close()
+		return nil, err
+	}
+	h.ln = ln
+	h.srv = &http3.Server{
+		Handler:        http.HandlerFunc(s.serveFront),
+		MaxHeaderBytes: s.sc.MaxHeaderBytes,
+		IdleTimeout:    s.sc.IdleTimeout,
+		Logger:         s.log,
+		ConnContext: func(ctx context.Context, c *quic.Conn) context.Context {
+			s.m.Active.Add(1)
+			s.m.New.Add(1)
+			context.AfterFunc(c.Context(), func() { s.m.Active.Add(-1) })
+			hc := newConnInfo(addrPortOf(c.RemoteAddr()), addrPortOf(c.LocalAddr()), true)
+			cs := c.ConnectionState().TLS
+			hc.tls = &cs
+			return withConn(ctx, hc)
+		},
+	}
+	go func() {
+		defer close(h.served)
+		if err := h.srv.ServeListener(ln); !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("http3 server stopped", "err", err)
+		}
+	}()
+	return h, nil
+}
+
+// shutdown sends every connection a GOAWAY, lets its streams in flight
+// finish until ctx is done, closes what is left, then the transport and
+// the socket. A nil h has nothing to stop.
+func (h *h3Server) shutdown(ctx context.Context) error {
+	if h == nil {
+		return nil
+	}
+	err := h.srv.Shutdown(ctx)
+	h.ln.Close()
+	<-h.served
+	h.tr.Close()
+	h.pc.Close()
+	return err
+}
+
+// altSvcHeader returns the Alt-Svc field advertising HTTP/3 on port
+// for maxAge, as the value net/http's lane sets and as the line the
+// fast lane appends.
+func altSvcHeader(port int, maxAge time.Duration) (value []string, line []byte) {
+	v := `h3=":` + strconv.Itoa(port) + `"; ma=` + strconv.FormatInt(int64(maxAge/time.Second), 10)
+	return []string{v}[:1:1], []byte("Alt-Svc: " + v + "\r\n")
+}
