@@ -16,7 +16,6 @@ import (
 	"github.com/lbkit/lbkit/internal/testpki"
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
-	"golang.org/x/net/http2"
 )
 
 // startH3Server runs p's listener tier over TLS on TCP and QUIC loopback
@@ -94,10 +93,10 @@ func TestHTTP3AltSvc(t *testing.T) {
 				// (a path with a NUL byte is refused in the lane).
 				c := ctls.Clone()
 				c.NextProtos = []string{proto}
-				var tr http.RoundTripper = &http.Transport{TLSClientConfig: c}
-				if proto == "h2" {
-					tr = &http2.Transport{TLSClientConfig: c}
-				}
+				var protos http.Protocols
+				protos.SetHTTP1(proto == "http/1.1")
+				protos.SetHTTP2(proto == "h2")
+				tr := &http.Transport{TLSClientConfig: c, Protocols: &protos}
 				resp, err := (&http.Client{Transport: tr}).Get("https://" + s.Addr().String() + "/")
 				if err != nil {
 					t.Fatal(err)
@@ -107,9 +106,10 @@ func TestHTTP3AltSvc(t *testing.T) {
 				if got := resp.Header.Values("Alt-Svc"); len(got) != 1 || got[0] != want {
 					t.Errorf("%s: Alt-Svc %q, want %q", proto, got, want)
 				}
-				if t, ok := tr.(interface{ CloseIdleConnections() }); ok {
-					t.CloseIdleConnections()
+				if resp.Proto != map[string]string{"http/1.1": "HTTP/1.1", "h2": "HTTP/2.0"}[proto] {
+					t.Errorf("%s: answered over %s", proto, resp.Proto)
 				}
+				tr.CloseIdleConnections()
 			}
 			// The fast lane's own error responses advertise too: a
 			// backend refusing connections is answered 502 there.
