@@ -151,7 +151,9 @@ func (s *server) serveFront(w http.ResponseWriter, r *http.Request) {
 		r.TLS = hc.tls // net/http sees HTTPS connections after the handshake, as plain ones
 	}
 	last := s.lastRequest(hc, r.ProtoMajor) // before any answer, refusals included: every request counts
-	if r.ProtoMajor < 3 {
+	if r.ProtoMajor == 3 {
+		s.m.HTTP3Requests.Add(1)
+	} else {
 		if last || s.front.draining.Load() {
 			// A stopping server's response says it is the last, so that
 			// a retired connection closes after it (Server.Retire). On
