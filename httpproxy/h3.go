@@ -2,6 +2,7 @@ package httpproxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"net/http"
@@ -45,21 +46,28 @@ func quicTransport(pc net.PacketConn) *quic.Transport {
 }
 
 // startH3 serves HTTP/3 on pc with the server's TLS config, forced to
-// TLS 1.3 and ALPN h3. A client the ACL refuses is refused at its first
-// packet, before any TLS or stream (RefusedACL counts it).
+// TLS 1.3 and ALPN h3. A client the ACL refuses fails its handshake at
+// the ClientHello (quic-go sends the CONNECTION_CLOSE), before any
+// stream; RefusedACL counts it once, as the TCP side counts a refused
+// connection.
 func (s *server) startH3(pc net.PacketConn) (*h3Server, error) {
-	tlsConf := http3.ConfigureTLSConfig(s.sc.TLS) // a clone: NextProtos h3, on per-client configs too
-	base := &quic.Config{
-		MaxIdleTimeout:       s.sc.IdleTimeout,
-		HandshakeIdleTimeout: s.sc.HeaderTimeout,
-	}
-	qc := base.Clone()
-	qc.GetConfigForClient = func(ci *quic.ClientInfo) (*quic.Config, error) {
-		if !s.host.Allow(addrPortOf(ci.RemoteAddr).Addr().Unmap()) {
+	tlsConf := s.sc.TLS.Clone()
+	inner := tlsConf.GetConfigForClient
+	tlsConf.GetConfigForClient = func(hi *tls.ClientHelloInfo) (*tls.Config, error) {
+		// quic-go sets Conn to one that knows the addresses.
+		if hi.Conn != nil && !s.host.Allow(addrPortOf(hi.Conn.RemoteAddr()).Addr().Unmap()) {
 			s.m.RefusedACL.Add(1)
 			return nil, errACLRefused
 		}
-		return base, nil // nil would mean quic-go's defaults
+		if inner != nil {
+			return inner(hi)
+		}
+		return nil, nil
+	}
+	tlsConf = http3.ConfigureTLSConfig(tlsConf) // NextProtos h3, on per-client configs too
+	qc := &quic.Config{
+		MaxIdleTimeout:       s.sc.IdleTimeout,
+		HandshakeIdleTimeout: s.sc.HeaderTimeout,
 	}
 	h := &h3Server{pc: pc, tr: quicTransport(pc), served: make(chan struct{})}
 	ln, err := h.tr.Listen(tlsConf, qc)
