@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -36,6 +37,9 @@ type h3Server struct {
 	ln     *quic.Listener
 	srv    *http3.Server
 	served chan struct{} // closed when ServeListener has returned
+
+	mu    sync.Mutex
+	conns map[*quic.Conn]*connInfo // open connections, for shutdown
 }
 
 // quicTransport is the one place the QUIC transport of a front end is
@@ -69,7 +73,7 @@ func (s *server) startH3(pc net.PacketConn) (*h3Server, error) {
 		MaxIdleTimeout:       s.sc.IdleTimeout,
 		HandshakeIdleTimeout: s.sc.HeaderTimeout,
 	}
-	h := &h3Server{pc: pc, tr: quicTransport(pc), served: make(chan struct{})}
+	h := &h3Server{pc: pc, tr: quicTransport(pc), served: make(chan struct{}), conns: map[*quic.Conn]*connInfo{}}
 	ln, err := h.tr.Listen(tlsConf, qc)
 	if err != nil {
 		h.tr.Close()
@@ -82,12 +86,20 @@ func (s *server) startH3(pc net.PacketConn) (*h3Server, error) {
 		IdleTimeout:    s.sc.IdleTimeout,
 		Logger:         s.log,
 		ConnContext: func(ctx context.Context, c *quic.Conn) context.Context {
-			s.m.Active.Add(1)
-			s.m.New.Add(1)
-			context.AfterFunc(c.Context(), func() { s.m.Active.Add(-1) })
 			hc := newConnInfo(addrPortOf(c.RemoteAddr()), addrPortOf(c.LocalAddr()), true)
 			cs := c.ConnectionState().TLS
 			hc.tls = &cs
+			s.m.Active.Add(1)
+			s.m.New.Add(1)
+			h.mu.Lock()
+			h.conns[c] = hc
+			h.mu.Unlock()
+			context.AfterFunc(c.Context(), func() {
+				s.m.Active.Add(-1)
+				h.mu.Lock()
+				delete(h.conns, c)
+				h.mu.Unlock()
+			})
 			return withConn(ctx, hc)
 		},
 	}
@@ -102,12 +114,26 @@ func (s *server) startH3(pc net.PacketConn) (*h3Server, error) {
 
 // shutdown sends every connection a GOAWAY, lets its streams in flight
 // finish until ctx is done, closes what is left, then the transport and
-// the socket. A nil h has nothing to stop.
-func (h *h3Server) shutdown(ctx context.Context) error {
+// the socket. Unless it retires them, it closes at once the connections
+// with no request in the handler, as Shutdown closes idle keep-alive
+// connections; retired, they close when their clients close them, at
+// their idle timeout or when ctx is done. A nil h has nothing to stop.
+func (h *h3Server) shutdown(ctx context.Context, retire bool) error {
 	if h == nil {
 		return nil
 	}
-	err := h.srv.Shutdown(ctx)
+	stopped := make(chan error, 1)
+	go func() { stopped <- h.srv.Shutdown(ctx) }()
+	if !retire {
+		h.mu.Lock()
+		for c, hc := range h.conns {
+			if hc.streams.Load() == 0 {
+				c.CloseWithError(quic.ApplicationErrorCode(http3.ErrCodeNoError), "server stopping")
+			}
+		}
+		h.mu.Unlock()
+	}
+	err := <-stopped
 	h.ln.Close()
 	<-h.served
 	h.tr.Close()
@@ -121,4 +147,22 @@ func (h *h3Server) shutdown(ctx context.Context) error {
 func altSvcHeader(port int, maxAge time.Duration) (value []string, line []byte) {
 	v := `h3=":` + strconv.Itoa(port) + `"; ma=` + strconv.FormatInt(int64(maxAge/time.Second), 10)
 	return []string{v}[:1:1], []byte("Alt-Svc: " + v + "\r\n")
+}
+
+// rejectH3 resets the stream of an HTTP/3 request beyond its
+// connection's HTTP2MaxRequestsPerConnection with H3_REQUEST_REJECTED:
+// the request was not processed, so the client may retry it on a new
+// connection (RFC 9114 §4.1.1; quic-go's client does at once). The old
+// connection, which the client stops using, closes at its idle
+// timeout. (The limit sends no GOAWAY: http3.Server keeps the control
+// stream that would carry it to itself.)
+func rejectH3(w http.ResponseWriter) {
+	hs, ok := w.(http3.HTTPStreamer)
+	if !ok {
+		return
+	}
+	if str, err := hs.HTTPStream(); err == nil {
+		str.CancelRead(quic.StreamErrorCode(http3.ErrCodeRequestRejected))
+		str.CancelWrite(quic.StreamErrorCode(http3.ErrCodeRequestRejected))
+	}
 }

@@ -152,7 +152,13 @@ func (s *server) serveFront(w http.ResponseWriter, r *http.Request) {
 	}
 	last := s.lastRequest(hc, r.ProtoMajor) // before any answer, refusals included: every request counts
 	if r.ProtoMajor == 3 {
+		hc.streams.Add(1)
+		defer hc.streams.Add(-1)
 		s.m.HTTP3Requests.Add(1)
+		if hc.reqs.Load() > int64(s.sc.HTTP2MaxRequestsPerConnection) {
+			rejectH3(w)
+			return
+		}
 	} else {
 		if last || s.front.draining.Load() {
 			// A stopping server's response says it is the last, so that

@@ -420,7 +420,7 @@ func (s *server) shutdown(ctx context.Context, retire bool) error {
 		h2 <- shutdownHTTP(ctx, s.h2)
 	}()
 	h3 := make(chan error, 1)
-	go func() { h3 <- s.h3.shutdown(ctx) }()
+	go func() { h3 <- s.h3.shutdown(ctx, retire) }()
 	err := f.drain(ctx, retire)
 	if retire {
 		err = cmp.Or(err, s.retireH1(ctx))

@@ -485,3 +485,26 @@ func TestHTTP3Takeover(t *testing.T) {
 		t.Errorf("after: %q, want b", body)
 	}
 }
+
+// TestHTTP3RequestLimit: HTTP2MaxRequestsPerConnection applies to
+// HTTP/3: the request beyond it is rejected with H3_REQUEST_REJECTED,
+// unprocessed, and the client retries it on a new connection.
+func TestHTTP3RequestLimit(t *testing.T) {
+	leaks(t)
+	ca := newCA(t, "ca")
+	b := startHTTPBackend(t, "b", nil)
+	l := addH3(t, ca, HTTPOptions{HTTP2MaxRequestsPerConnection: 2}, b)
+	c := protoClient(t, "h3", ca, nil, "")
+	for i := range 5 {
+		if _, body := doProto(t, c, "h3", newReq(t, httpsURL(l, "/"))); body != "b" {
+			t.Fatalf("request %d: %q", i, body)
+		}
+	}
+	s := l.Stats()
+	if s.New != 3 || b.hits.Load() != 5 {
+		t.Errorf("%d connections, %d requests at the backend; want 3, 5", s.New, b.hits.Load())
+	}
+	if s.HTTP3Requests != 7 { // two rejected, retried
+		t.Errorf("HTTP3Requests %d, want 7", s.HTTP3Requests)
+	}
+}
