@@ -1,5 +1,5 @@
-// Package httpproxy is lbkit's HTTP reverse proxy: HTTP/1.1 and HTTP/2
-// clients, HTTP/1.1 backends chosen from a balancer.Group.
+// Package httpproxy is lbkit's HTTP reverse proxy: HTTP/1.1, HTTP/2 and
+// HTTP/3 clients, HTTP/1.1 backends chosen from a balancer.Group.
 //
 // # Two tiers
 //
