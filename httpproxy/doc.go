@@ -95,9 +95,6 @@
 // ServerConfig.AltSvcMaxAge (DefaultAltSvcMaxAge, a day); the fast lane
 // appends it from bytes made once.
 //
-// [RFC 9114]: https://www.rfc-editor.org/rfc/rfc9114
-// [RFC 7838]: https://www.rfc-editor.org/rfc/rfc7838
-//
 // # Errors
 //
 // A request no backend served is answered 503 when no backend was
@@ -115,4 +112,7 @@
 // allowed) of at least 1 KiB, not already encoded, is gzip-compressed
 // for a client whose Accept-Encoding accepts gzip; Vary:
 // Accept-Encoding is added.
+//
+// [RFC 9114]: https://www.rfc-editor.org/rfc/rfc9114
+// [RFC 7838]: https://www.rfc-editor.org/rfc/rfc7838
 package httpproxy
