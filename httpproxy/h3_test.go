@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/lbkit/lbkit/balancer"
+	"github.com/lbkit/lbkit/internal/syncbuf"
 	"github.com/lbkit/lbkit/internal/testpki"
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
@@ -50,7 +52,9 @@ func TestHTTP3Serves(t *testing.T) {
 	b := startBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, r.Header.Get("X-Forwarded-Proto")+" "+r.Proto)
 	})
-	p, err := New(newGroup(t, nil, b.member()), Options{XForwardedProto: true})
+	var log syncbuf.Buffer
+	p, err := New(newGroup(t, nil, b.member()), Options{XForwardedProto: true,
+		AccessLog: slog.New(slog.NewTextHandler(&log, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,6 +72,9 @@ func TestHTTP3Serves(t *testing.T) {
 	}
 	if got := resp.Header.Get("Alt-Svc"); got != "" {
 		t.Errorf("HTTP/3 response advertises itself: Alt-Svc %q", got)
+	}
+	if !strings.Contains(log.String(), "proto=HTTP/3.0") {
+		t.Errorf("access log %q names no HTTP/3.0", log.String())
 	}
 	if err := s.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
