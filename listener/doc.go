@@ -201,6 +201,7 @@
 // HTTPOptions.AccessLog if set.
 //
 // See the package example for a TCP listener on loopback, the
-// Instance.Add examples for HTTP and HTTPS, the Config example for a
+// Instance.Add examples for HTTP and HTTPS, the HTTPOptions example for
+// HTTP/3, the Config example for a
 // handed socket and the Instance.Apply example for a replacement.
 package listener
