@@ -114,25 +114,25 @@ func (s *server) startH3(pc net.PacketConn) (*h3Server, error) {
 
 // shutdown sends every connection a GOAWAY, lets its streams in flight
 // finish until ctx is done, closes what is left, then the transport and
-// the socket. Unless it retires them, it closes at once the connections
-// with no request in the handler, as Shutdown closes idle keep-alive
-// connections; retired, they close when their clients close them, at
-// their idle timeout or when ctx is done. A nil h has nothing to stop.
-func (h *h3Server) shutdown(ctx context.Context, retire bool) error {
+// the socket. It closes at once the connections with no request in
+// the handler, retiring or not: a successor that took over the socket
+// shares its datagrams with this transport for as long as it reads, so
+// the sooner it stops the fewer of the successor's packets it swallows;
+// and a QUIC client that finds its idle connection closed opens a new
+// one for its next request. A nil h has nothing to stop.
+func (h *h3Server) shutdown(ctx context.Context) error {
 	if h == nil {
 		return nil
 	}
 	stopped := make(chan error, 1)
 	go func() { stopped <- h.srv.Shutdown(ctx) }()
-	if !retire {
-		h.mu.Lock()
-		for c, hc := range h.conns {
-			if hc.streams.Load() == 0 {
-				c.CloseWithError(quic.ApplicationErrorCode(http3.ErrCodeNoError), "server stopping")
-			}
+	h.mu.Lock()
+	for c, hc := range h.conns {
+		if hc.streams.Load() == 0 {
+			c.CloseWithError(quic.ApplicationErrorCode(http3.ErrCodeNoError), "server stopping")
 		}
-		h.mu.Unlock()
 	}
+	h.mu.Unlock()
 	err := <-stopped
 	h.ln.Close()
 	<-h.served

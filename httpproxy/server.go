@@ -396,8 +396,11 @@ func (s *Server) Shutdown(ctx context.Context) error { return s.s.halt(ctx, fals
 // "Connection: close" and closes after the response, or closes at its
 // IdleTimeout if none comes; an HTTP/2 connection gets a GOAWAY at once
 // (once the handshakes in progress have ended) and closes when its
-// streams have. A connection that has carried no request yet gets 5
-// seconds to send its first, as with Shutdown. When ctx is done, the
+// streams have. A TCP connection that has carried no request yet gets
+// 5 seconds to send its first, as with Shutdown. An HTTP/3 connection
+// gets a GOAWAY and, if no request of it is in the handler, is closed
+// at once: a successor shares the UDP socket with this server, and
+// loses to it the datagrams it reads, until it stops. When ctx is done, the
 // rest is cut and Retire returns ctx's error; else it returns once every
 // connection and goroutine of the server has ended.
 func (s *Server) Retire(ctx context.Context) error { return s.s.halt(ctx, true) }
@@ -420,7 +423,7 @@ func (s *server) shutdown(ctx context.Context, retire bool) error {
 		h2 <- shutdownHTTP(ctx, s.h2)
 	}()
 	h3 := make(chan error, 1)
-	go func() { h3 <- s.h3.shutdown(ctx, retire) }()
+	go func() { h3 <- s.h3.shutdown(ctx) }()
 	err := f.drain(ctx, retire)
 	if retire {
 		err = cmp.Or(err, s.retireH1(ctx))
