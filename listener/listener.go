@@ -102,7 +102,9 @@ func (l *Listener) State() State {
 	return l.state
 }
 
-// Addrs returns the addresses the listener is bound to while it runs.
+// Addrs returns the addresses the listener is bound to while it runs,
+// in the order of Files: an HTTPS listener with HTTPOptions.HTTP3 has
+// its TCP address, then its UDP one.
 func (l *Listener) Addrs() []net.Addr {
 	l.mu.Lock()
 	defer l.mu.Unlock()
