@@ -508,3 +508,24 @@ func TestHTTP3RequestLimit(t *testing.T) {
 		t.Errorf("HTTP3Requests %d, want 7", s.HTTP3Requests)
 	}
 }
+
+// TestHTTP3HandedListener: an HTTPS listener handed its TCP socket
+// (Config.Listener) binds the UDP one of HTTP/3 on the same address.
+func TestHTTP3HandedListener(t *testing.T) {
+	leaks(t)
+	ca := newCA(t, "ca")
+	b := startHTTPBackend(t, "b", nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := addListener(t, newInstance(t), Config{Protocol: HTTPS, Listener: ln, Group: newGroup(t, nil, b.backend(100)),
+		HTTP: HTTPOptions{HTTP3: true, TLSPolicy: tls13(t), Certificate: ca.issue(t, "default", "default.test")}})
+	addrs := l.Addrs()
+	if len(addrs) != 2 || addrs[1].Network() != "udp" || addrs[1].String() != ln.Addr().String() {
+		t.Fatalf("Addrs %v, want the TCP address, then UDP on the same one", addrs)
+	}
+	if _, body := doProto(t, protoClient(t, "h3", ca, nil, ""), "h3", newReq(t, httpsURL(l, "/"))); body != "b" {
+		t.Errorf("over HTTP/3: %q", body)
+	}
+}
