@@ -95,28 +95,39 @@ func TestHTTP3AltSvc(t *testing.T) {
 			p := retireProxy(t, nil)
 			s, port, ctls := startH3Server(t, p, ServerConfig{AltSvcMaxAge: tc.maxAge})
 			want := `h3=":` + strconv.Itoa(port) + `"` + tc.want
-			for _, proto := range []string{"http/1.1", "h2"} {
-				// HTTP/1.1 twice: the fast lane's 200 and its own 404
-				// (a path with a NUL byte is refused in the lane).
+			for _, lane := range []struct{ proto, method string }{
+				{"http/1.1", http.MethodGet},  // the fast lane
+				{"http/1.1", http.MethodPost}, // net/http's HTTP/1 lane
+				{"h2", http.MethodGet},
+			} {
 				c := ctls.Clone()
-				c.NextProtos = []string{proto}
+				c.NextProtos = []string{lane.proto}
 				var protos http.Protocols
-				protos.SetHTTP1(proto == "http/1.1")
-				protos.SetHTTP2(proto == "h2")
+				protos.SetHTTP1(lane.proto == "http/1.1")
+				protos.SetHTTP2(lane.proto == "h2")
 				tr := &http.Transport{TLSClientConfig: c, Protocols: &protos}
-				resp, err := (&http.Client{Transport: tr}).Get("https://" + s.Addr().String() + "/")
+				var body io.Reader
+				if lane.method == http.MethodPost {
+					body = strings.NewReader("body")
+				}
+				req, _ := http.NewRequest(lane.method, "https://"+s.Addr().String()+"/", body)
+				resp, err := (&http.Client{Transport: tr}).Do(req)
 				if err != nil {
 					t.Fatal(err)
 				}
 				io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
 				if got := resp.Header.Values("Alt-Svc"); len(got) != 1 || got[0] != want {
-					t.Errorf("%s: Alt-Svc %q, want %q", proto, got, want)
+					t.Errorf("%s %s: Alt-Svc %q, want %q", lane.proto, lane.method, got, want)
 				}
-				if resp.Proto != map[string]string{"http/1.1": "HTTP/1.1", "h2": "HTTP/2.0"}[proto] {
-					t.Errorf("%s: answered over %s", proto, resp.Proto)
+				if resp.Proto != map[string]string{"http/1.1": "HTTP/1.1", "h2": "HTTP/2.0"}[lane.proto] {
+					t.Errorf("%s: answered over %s", lane.proto, resp.Proto)
 				}
 				tr.CloseIdleConnections()
+			}
+			fast, handedOff := s.Lanes()
+			if fast != 1 || handedOff != 1 {
+				t.Errorf("lanes: %d fast, %d handed off; want 1, 1", fast, handedOff)
 			}
 			// The fast lane's own error responses advertise too: a
 			// backend refusing connections is answered 502 there.
