@@ -124,6 +124,10 @@ func (h *h3Server) shutdown(ctx context.Context) error {
 	if h == nil {
 		return nil
 	}
+	// The QUIC listener first: until it closes, the transport completes
+	// handshakes and queues connections no one will accept — a
+	// successor's clients among them, on a shared socket.
+	h.ln.Close()
 	stopped := make(chan error, 1)
 	go func() { stopped <- h.srv.Shutdown(ctx) }()
 	h.mu.Lock()
@@ -134,7 +138,6 @@ func (h *h3Server) shutdown(ctx context.Context) error {
 	}
 	h.mu.Unlock()
 	err := <-stopped
-	h.ln.Close()
 	<-h.served
 	h.tr.Close()
 	h.pc.Close()
