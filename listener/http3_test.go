@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/lbkit/lbkit/acl"
+	"github.com/lbkit/lbkit/balancer"
 	"github.com/lbkit/lbkit/httpproxy"
 	"github.com/lbkit/lbkit/session"
 	"github.com/lbkit/lbkit/tlspolicy"
@@ -527,5 +528,45 @@ func TestHTTP3HandedListener(t *testing.T) {
 	}
 	if _, body := doProto(t, protoClient(t, "h3", ca, nil, ""), "h3", newReq(t, httpsURL(l, "/"))); body != "b" {
 		t.Errorf("over HTTP/3: %q", body)
+	}
+}
+
+// TestHTTP3Hash: request-aware hashing places a request by its header
+// alike over HTTP/1.1 (the fast lane), HTTP/2 and HTTP/3.
+func TestHTTP3Hash(t *testing.T) {
+	leaks(t)
+	ca := newCA(t, "ca")
+	var members []balancer.Backend
+	for _, name := range []string{"a", "b", "c", "d"} {
+		members = append(members, startHTTPBackend(t, name, nil).backend(100))
+	}
+	g := newGroup(t, balancer.Maglev{By: balancer.HashKey}, members...)
+	l := addListener(t, newInstance(t), Config{Protocol: HTTPS, Group: g, HTTP: HTTPOptions{
+		HTTP3: true, TLSPolicy: tls13(t), Certificate: ca.issue(t, "default", "default.test"),
+		Options: httpproxy.Options{HashBy: HashPolicy{Header: "X-User"}},
+	}})
+	placed := map[string]map[string]bool{} // user -> backends over all protocols
+	for _, proto := range []string{"h1", "h2", "h3"} {
+		c := protoClient(t, proto, ca, nil, "")
+		for i := range 16 {
+			user := "user-" + strconv.Itoa(i)
+			_, got := doProto(t, c, proto, newReq(t, httpsURL(l, "/"), "X-User", user))
+			if placed[user] == nil {
+				placed[user] = map[string]bool{}
+			}
+			placed[user][got] = true
+		}
+	}
+	spread := map[string]bool{}
+	for user, got := range placed {
+		if len(got) != 1 {
+			t.Errorf("%s went to %v over h1, h2 and h3", user, got)
+		}
+		for b := range got {
+			spread[b] = true
+		}
+	}
+	if len(spread) < 2 {
+		t.Errorf("16 users all on %v: the header was not hashed", spread)
 	}
 }
