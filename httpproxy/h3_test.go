@@ -48,7 +48,7 @@ func h3Client(t *testing.T, tc *tls.Config) *http.Client {
 }
 
 func TestHTTP3Serves(t *testing.T) {
-	defer leaks(t)
+	leaks(t)
 	b := startBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, r.Header.Get("X-Forwarded-Proto")+" "+r.Proto)
 	})
@@ -82,7 +82,7 @@ func TestHTTP3Serves(t *testing.T) {
 }
 
 func TestHTTP3AltSvc(t *testing.T) {
-	defer leaks(t)
+	leaks(t)
 	for _, tc := range []struct {
 		name   string
 		maxAge time.Duration
@@ -161,7 +161,7 @@ func TestHTTP3AltSvc(t *testing.T) {
 }
 
 func TestHTTP3NoAltSvcWithoutQUIC(t *testing.T) {
-	defer leaks(t)
+	leaks(t)
 	s, ctls := keepAliveServer(t, true)
 	c := ctls.Clone()
 	resp, err := (&http.Client{Transport: &http.Transport{TLSClientConfig: c}}).Get("https://" + s.Addr().String() + "/")
@@ -196,7 +196,7 @@ func TestHTTP3NeedsTLS(t *testing.T) {
 // TestHTTP3GracefulStop: Shutdown lets a request in flight finish
 // (GOAWAY first), and afterwards new QUIC connections fail.
 func TestHTTP3GracefulStop(t *testing.T) {
-	defer leaks(t)
+	leaks(t)
 	entered, release := make(chan struct{}), make(chan struct{})
 	p := retireProxy(t, func(w http.ResponseWriter, r *http.Request) {
 		close(entered)
