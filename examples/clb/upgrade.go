@@ -74,16 +74,40 @@ type handoff struct {
 	Health map[string][]map[string]bool
 }
 
-// socketKey names the socket of a listener with cfg's protocol, host
-// and port: listeners of a predecessor and its successor that bind the
-// same address share it. TCP, HTTP and HTTPS listeners share one port
-// space, UDP has its own.
-func socketKey(cfg listener.Config) string {
-	network := "tcp"
-	if cfg.Protocol == listener.UDP {
-		network = "udp"
-	}
+// socketKey names the socket on network ("tcp" or "udp") of a listener
+// with cfg's host and port: listeners of a predecessor and its successor
+// that bind the same address share it. TCP, HTTP and HTTPS listeners
+// share the tcp port space, UDP listeners and HTTP/3 the udp one.
+func socketKey(network string, cfg listener.Config) string {
 	return network + " " + net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
+}
+
+// networkOf is the port space of a listener's own sockets.
+func networkOf(p listener.Protocol) string {
+	if p == listener.UDP {
+		return "udp"
+	}
+	return "tcp"
+}
+
+// socketNetwork tells a socket's port space by its type.
+func socketNetwork(f *os.File) (string, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return "", err
+	}
+	var typ int
+	var serr error
+	if err := rc.Control(func(fd uintptr) { typ, serr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_TYPE) }); err != nil {
+		return "", err
+	}
+	if serr != nil {
+		return "", serr
+	}
+	if typ == syscall.SOCK_DGRAM {
+		return "udp", nil
+	}
+	return "tcp", nil
 }
 
 // processKey names a socket the process holds for its life: the admin
@@ -189,7 +213,7 @@ func (u *upgrader) hand(cfgs []listener.Config) error {
 		if c.EndPort != 0 || c.Listener != nil || c.PacketConn != nil {
 			continue
 		}
-		f := u.take(socketKey(*c))
+		f := u.take(socketKey(networkOf(c.Protocol), *c))
 		if f == nil {
 			continue
 		}
@@ -386,7 +410,7 @@ func (u *upgrader) upgrade(generation int, h handoff, hs []handed) (pid int, err
 		return strings.HasPrefix(kv, generationEnv+"=") || strings.HasPrefix(kv, handoffEnv+"=")
 	})
 	env = append(env, generationEnv+"="+strconv.Itoa(generation), handoffEnv+"=1")
-	proc, err := os.StartProcess(u.exe, append([]string{u.exe}, os.Args[1:]...), &os.ProcAttr{Dir: u.dir, Env: env, Files: files})
+	proc, err := startProcess(u.exe, append([]string{u.exe}, os.Args[1:]...), u.dir, env, files)
 	docR.Close()
 	readyW.Close() // the successor's is the only writer: EOF if it exits
 	if err != nil {
@@ -428,6 +452,31 @@ func (u *upgrader) upgrade(generation int, h handoff, hs []handed) (pid int, err
 	return 0, err
 }
 
+// startProcess starts exe with files as its descriptors 0, 1, 2…. Not
+// os.StartProcess: it takes each descriptor through os.File.Fd, which
+// puts it in blocking mode — and with it the socket this process still
+// serves, since the mode belongs to the socket, shared by all its
+// descriptors. A blocking listening socket would hang this process's
+// accept loop (and its Close) whenever the successor took the
+// connection the poller had announced.
+func startProcess(exe string, argv []string, dir string, env []string, files []*os.File) (*os.Process, error) {
+	fds := make([]uintptr, len(files))
+	for i, f := range files {
+		rc, err := f.SyscallConn()
+		if err == nil {
+			err = rc.Control(func(fd uintptr) { fds[i] = fd })
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	pid, err := syscall.ForkExec(exe, argv, &syscall.ProcAttr{Dir: dir, Env: env, Files: fds})
+	if err != nil {
+		return nil, err
+	}
+	return os.FindProcess(pid)
+}
+
 // listenerSockets returns descriptors of the sockets of a's running
 // listeners, keyed for the successor (see socketKey).
 func (a *app) listenerSockets() ([]handed, error) {
@@ -438,8 +487,16 @@ func (a *app) listenerSockets() ([]handed, error) {
 			closeHanded(hs)
 			return nil, fmt.Errorf("listener %s: %w", r.l.Name(), err)
 		}
-		for _, f := range fs { // one: clb's listeners bind one port
-			hs = append(hs, handed{socketKey(r.spec.cfg), f})
+		for i, f := range fs { // one port: a TCP socket, a UDP one, or both (HTTP/3)
+			network, err := socketNetwork(f)
+			if err != nil {
+				for _, f := range fs[i:] {
+					f.Close()
+				}
+				closeHanded(hs)
+				return nil, fmt.Errorf("listener %s: %w", r.l.Name(), err)
+			}
+			hs = append(hs, handed{socketKey(network, r.spec.cfg), f})
 		}
 	}
 	return hs, nil

@@ -150,6 +150,7 @@ func TestUpgradeFailingSuccessor(t *testing.T) {
 	if pid, gen := processOf(t, adminAddr); pid != oldPID || gen != 0 {
 		t.Fatalf("after failed upgrades: pid %d generation %d, want the old pid %d and generation 0", pid, gen, oldPID)
 	}
+	nonblocking(t, oldPID)
 	if err := get(port); err != nil {
 		t.Fatalf("after failed upgrades: %v", err)
 	}
@@ -394,4 +395,39 @@ func TestUpgradeThroughAPI(t *testing.T) {
 		t.Errorf("answer %s; the admin server now reports pid %d generation %d", body, pid, gen)
 	}
 	p.WaitLine(t, "who=ops")
+}
+
+// nonblocking checks, on Linux, that every socket of process pid is in
+// non-blocking mode: an upgrade must not leave the sockets it handed to
+// a successor blocking in the process that keeps serving them.
+func nonblocking(t *testing.T, pid int) {
+	t.Helper()
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	fds, err := os.ReadDir(dir)
+	if err != nil {
+		t.Skipf("no %s: %v", dir, err)
+	}
+	n := 0
+	for _, fd := range fds {
+		link, err := os.Readlink(filepath.Join(dir, fd.Name()))
+		if err != nil || !strings.HasPrefix(link, "socket:") {
+			continue
+		}
+		info, err := os.ReadFile(fmt.Sprintf("/proc/%d/fdinfo/%s", pid, fd.Name()))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(info), "\n") {
+			if v, ok := strings.CutPrefix(line, "flags:"); ok {
+				flags, _ := strconv.ParseUint(strings.TrimSpace(v), 8, 64)
+				if flags&syscall.O_NONBLOCK == 0 {
+					t.Errorf("socket descriptor %s of process %d is blocking (flags %s)", fd.Name(), pid, strings.TrimSpace(v))
+				}
+				n++
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatalf("no socket descriptors found in %s", dir)
+	}
 }
