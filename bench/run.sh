@@ -4,9 +4,9 @@
 # same backends, each load bounded in time.
 #
 #   bash bench/setup.sh            # once: apt packages, bench/bin/*
-#   bash bench/run.sh [l7|l4|tls|udp|l7gzip|h2|idle|all]...
+#   bash bench/run.sh [l7|l4|tls|udp|l7gzip|h2|h3|idle|all]...
 #
-# Raw outputs go to bench/out/<suite>/ (wrk text, h2load text, iperf3 JSON,
+# Raw outputs go to bench/out/<suite>/ (wrk text, h2load text, h3load text, iperf3 JSON,
 # udpload JSON, the idle suite's .idle RSS files, and for each run <name>.<rep>.cpu: the proxy's CPU seconds
 # during the load, from /proc/<pid>/stat utime+stime of the proxy and its
 # children, and the load's wall-clock seconds). bench/cmd/report then rewrites BENCHMARKS.md and the chart from
@@ -35,11 +35,11 @@ START=$(date +%s)
 
 suites=("$@")
 if [ ${#suites[@]} -eq 0 ] || [ "${suites[0]}" = all ]; then
-  suites=(l7 l4 tls udp l7gzip h2 idle)
+  suites=(l7 l4 tls udp l7gzip h2 h3 idle)
 fi
 for s in "${suites[@]}"; do
-  case $s in l7 | l4 | tls | udp | l7gzip | h2 | idle) ;; *)
-    echo "usage: run.sh [l7|l4|tls|udp|l7gzip|h2|idle|all]..." >&2
+  case $s in l7 | l4 | tls | udp | l7gzip | h2 | h3 | idle) ;; *)
+    echo "usage: run.sh [l7|l4|tls|udp|l7gzip|h2|h3|idle|all]..." >&2
     exit 2
     ;;
   esac
@@ -89,6 +89,8 @@ log "building clb and the bench helpers"
 mkdir -p "$BIN"
 (cd "$ROOT" && go build -o "$BIN/clb" ./examples/clb)
 (cd "$BENCH" && go build -o "$BIN/" ./cmd/httputilproxy ./cmd/iocopyproxy ./cmd/udpload ./cmd/idleconns ./cmd/report)
+# Its own module: the library's quic-go, not bench/'s (see bench/README.md).
+(cd "$BENCH/h3load" && GOWORK=off go build -o "$BIN/" . ./h3proxy)
 
 # The idle suite holds IDLE_CONNS connections: the client one fd each, a
 # proxy two (client and backend side). Raise the soft fd limit to the hard
@@ -441,7 +443,7 @@ H2=(
 )
 
 suite_h2() {
-  local d=$OUT/h2 line name kind port r url n
+  local d=$OUT/h2 line name kind port
   rm -rf "$d" && mkdir -p "$d"
   need_http_backends
   need_cert
@@ -452,25 +454,116 @@ suite_h2() {
     *) start_proxy "$kind" "$name" h2 ;;
     esac
     wait_tcp "$port" "$PROXY" "$name"
-    url=https://127.0.0.1:$port/1k
-    # A one-second warm-up that also sizes the runs: -n is about SECS
-    # seconds at the warm-up's rate (h2load -D hung at its end in testing;
-    # a count ends cleanly). Every client connection lives the whole run:
-    # h2load does not reconnect after a GOAWAY, so each proxy's HTTP/2
-    # request limit is raised in its config.
-    timeout 60 h2load -c16 -m16 -D 1 "$url" >"$WORK/$name.warm" 2>&1 || true
-    if ! grep -q '^TLS Protocol: TLSv1.3' "$WORK/$name.warm" || ! grep -q '^Application protocol: h2' "$WORK/$name.warm"; then
-      echo "run.sh: $name: h2load did not get HTTP/2 over TLS 1.3; its output:" >&2
-      cat "$WORK/$name.warm" >&2
-      exit 1
-    fi
-    n=$(awk -v s="$SECS" '/^finished in/{r=$4+0} END{n=int(r*s/1000)*1000; print (n < 16000 ? 16000 : n)}' "$WORK/$name.warm")
-    for r in $(seq "$REPS"); do
-      measure "$d/$name.$r.h2load" "$PROXY" timeout 60 h2load -c16 -m16 -n "$n" "$url"
-      log "h2 $name #$r: $(awk '/^finished in/{print $4" req/s"}' "$d/$name.$r.h2load") $(cat "$d/$name.$r.cpu")"
-    done
+    h2load_runs h2 "$name" "https://127.0.0.1:$port/1k"
     stop "$PROXY"
   done
+}
+
+# h2load_runs SUITE KEY URL: REPS runs of h2load -c16 -m16 against URL, the
+# proxy $PROXY, to $OUT/SUITE/KEY.<rep>.h2load.
+h2load_runs() {
+  local suite=$1 key=$2 url=$3 r n
+  # A one-second warm-up that also sizes the runs: -n is about SECS
+  # seconds at the warm-up's rate (h2load -D hung at its end in testing;
+  # a count ends cleanly). Every client connection lives the whole run:
+  # h2load does not reconnect after a GOAWAY, so each proxy's HTTP/2
+  # request limit is raised in its config.
+  timeout 60 h2load -c16 -m16 -D 1 "$url" >"$WORK/$key.warm" 2>&1 || true
+  if ! grep -q '^TLS Protocol: TLSv1.3' "$WORK/$key.warm" || ! grep -q '^Application protocol: h2' "$WORK/$key.warm"; then
+    echo "run.sh: $key: h2load did not get HTTP/2 over TLS 1.3; its output:" >&2
+    cat "$WORK/$key.warm" >&2
+    exit 1
+  fi
+  n=$(awk -v s="$SECS" '/^finished in/{r=$4+0} END{n=int(r*s/1000)*1000; print (n < 16000 ? 16000 : n)}' "$WORK/$key.warm")
+  for r in $(seq "$REPS"); do
+    measure "$OUT/$suite/$key.$r.h2load" "$PROXY" timeout 60 h2load -c16 -m16 -n "$n" "$url"
+    log "$suite $key #$r: $(awk '/^finished in/{print $4" req/s"}' "$OUT/$suite/$key.$r.h2load") $(cat "$OUT/$suite/$key.$r.cpu")"
+  done
+}
+
+# --- h3: HTTP/3 ----------------------------------------------------------------------
+
+# Caddy v2.11.9 (HTTP/3 on by default on its TLS sites), clb's HTTPS
+# listener with EnableHttp3 and bench/h3load/h3proxy (httputil.ReverseProxy
+# behind quic-go's http3.Server: quic-go's own cost), loaded by
+# bench/h3load (quic-go's http3 client, at the library's quic-go version)
+# with 16 connections × 16 streams, as the h2 suite loads HTTP/2; then
+# HTTP/2 on the same listener with h2load -c16 -m16 where the protocols
+# name h2. Keys: <name>.h3, <name>.h2.
+# name kind port protocols
+H3=(
+  "caddy caddy 19643 h3"
+  "lbkit clb 19644 h3,h2"
+  "h3proxy go 19645 h3,h2"
+)
+
+# need_caddy_h3: builds Caddy v2.11.9 from bench/go.mod's pins into
+# bin/caddy-h3 (Debian's caddy is 2.6.2, with a quic-go from 2022), every
+# run so that it follows go.mod (the build cache makes it quick). Its
+# quic-go is v0.63: v2.11.9 does not build with the library's v0.65. The
+# build runs on a copy of go.mod and go.sum, which gains the sums of
+# Caddy's own command's dependencies, so the module stays as it is.
+need_caddy_h3() {
+  log "building Caddy (bench/go.mod's version) into bin/caddy-h3"
+  local m=$WORK/caddy-build
+  mkdir -p "$m"
+  cp "$BENCH/go.mod" "$BENCH/go.sum" "$m/"
+  (cd "$m" && go mod edit -replace "github.com/lbkit/lbkit=$ROOT" &&
+    GOWORK=off GOFLAGS=-mod=mod go build -o "$BIN/caddy-h3" github.com/caddyserver/caddy/v2/cmd/caddy)
+}
+
+suite_h3() {
+  local d=$OUT/h3 line name kind port protos cfg url r
+  rm -rf "$d" && mkdir -p "$d"
+  need_http_backends
+  need_cert
+  need_caddy_h3
+  for line in "${H3[@]}"; do
+    read -r name kind port protos <<<"$line"
+    case $kind in
+    caddy)
+      cfg=$(render Caddyfile-h3 "$name")
+      start "$name" env HOME="$WORK" XDG_DATA_HOME="$WORK" XDG_CONFIG_HOME="$WORK" "$BIN/caddy-h3" run --adapter caddyfile --config "$cfg"
+      PROXY=$STARTED
+      ;;
+    go) start_proxy go "$name" h3 "$BIN/h3proxy" -listen "127.0.0.1:$port" -cert "$WORK/cert.pem" -key "$WORK/key.pem" -backends 127.0.0.1:18001,127.0.0.1:18002 ;;
+    *) start_proxy "$kind" "$name" h3 ;;
+    esac
+    if [ "$kind" = clb ] && ! wait_udp_quiet "$port" "$PROXY"; then
+      if grep -q 'EnableHttp3' "$WORK/$name.log"; then
+        log "h3: SKIPPING clb: it refuses EnableHttp3 (this clb has no HTTP/3): $(grep -m1 EnableHttp3 "$WORK/$name.log")"
+        stop "$PROXY"
+        continue
+      fi
+    fi
+    wait_tcp "$port" "$PROXY" "$name"
+    wait_udp "$port" "$PROXY" "$name"
+    url=https://127.0.0.1:$port/1k
+    # Warm-up, and the check that HTTP/3 answers at all.
+    if ! "$BIN/h3load" -url "$url" -cacert "$WORK/cert.pem" -c 16 -m 16 -d 1s -warmup 0s >"$WORK/$name.h3warm" 2>&1; then
+      echo "run.sh: $name: h3load got no answer over HTTP/3; its output and the proxy's log:" >&2
+      cat "$WORK/$name.h3warm" "$WORK/$name.log" >&2
+      exit 1
+    fi
+    for r in $(seq "$REPS"); do
+      measure "$d/$name.h3.$r.h3load" "$PROXY" timeout 60 "$BIN/h3load" -url "$url" -cacert "$WORK/cert.pem" -c 16 -m 16 -d "${SECS}s" -warmup 200ms
+      log "h3 $name #$r: $(awk '/^req_per_s:/{r=$2} /^errors:/{e=$2} END{print r" req/s, " e" errors"}' "$d/$name.h3.$r.h3load") $(cat "$d/$name.h3.$r.cpu")"
+    done
+    if [[ ,$protos, == *,h2,* ]]; then h2load_runs h3 "$name.h2" "$url"; fi
+    stop "$PROXY"
+  done
+}
+
+# wait_udp_quiet PORT PID: like wait_udp, but returns 1 instead of exiting
+# when PID ends first.
+wait_udp_quiet() {
+  local _
+  for _ in $(seq 100); do
+    if ss -Hnlu "sport = :$1" 2>/dev/null | grep -q .; then return 0; fi
+    kill -0 "$2" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
 }
 
 # --- idle: memory per idle connection ----------------------------------------------
@@ -567,6 +660,8 @@ mkdir -p "$OUT"
   if [ $HAVE_CADDY = 1 ]; then echo "caddy: $(caddy version | awk '{print $1}')"; else echo "caddy: not installed"; fi
   echo "wrk: $(wrk -v 2>&1 | awk 'NR==1{print $2}')"
   echo "h2load: $(h2load --version | awk '{print $2}' | sed 's/nghttp2\///')"
+  echo "h3load_quic_go: $(awk '$1 == "github.com/quic-go/quic-go" {print $2}' "$BENCH/h3load/go.mod")"
+  echo "caddy_h3: $(awk '$1 == "github.com/caddyserver/caddy/v2" {print $2}' "$BENCH/go.mod") (quic-go $(awk '$1 == "replace" && $2 == "github.com/quic-go/quic-go" {print $5}' "$BENCH/go.mod"))"
   echo "iperf3: $(iperf3 -v | awk 'NR==1{print $2}')"
   echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "repeats: $REPS"

@@ -30,4 +30,6 @@ done
 mkdir -p bin
 (cd .. && go build -o bench/bin/clb ./examples/clb)
 go build -o bin/ ./cmd/httputilproxy ./cmd/iocopyproxy ./cmd/udpload ./cmd/idleconns ./cmd/report
+# Its own module, on the library's quic-go (README.md, "HTTP/3").
+(cd h3load && GOWORK=off go build -o ../bin/ . ./h3proxy)
 echo "setup: done: bin/ has $(find bin -type f | wc -l) programs"

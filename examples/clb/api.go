@@ -309,7 +309,7 @@ func (c *control) ReplaceConfig(data []byte, persist bool) (admin.Change, error)
 	if err == nil {
 		p, err = c.planOf(f)
 	}
-	if err != nil {
+	if c.a.refuse(err) != nil {
 		return admin.Change{}, fmt.Errorf("%w: configuration refused, the old one keeps running:\n%w", admin.ErrInvalid, err)
 	}
 	ch := admin.Change{What: "configuration", Before: fmt.Sprintf("%d listeners", len(cur.Listeners)), After: fmt.Sprintf("%d listeners", len(p.listeners))}
@@ -326,7 +326,7 @@ func (c *control) ReplaceConfig(data []byte, persist bool) (admin.Change, error)
 			return admin.Change{}, err
 		}
 	}
-	if err := c.reloadLocked(p); err != nil {
+	if err := c.a.refuse(c.reloadLocked(p)); err != nil {
 		return admin.Change{}, fmt.Errorf("%w: configuration refused, the old one keeps running: %w", admin.ErrConflict, err)
 	}
 	if persist {

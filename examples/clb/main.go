@@ -239,14 +239,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	// apply reloads to np, or logs why not; SIGHUP and etcd share it.
 	apply := func(np *plan, err error) error {
-		if err != nil {
+		if a.refuse(err) != nil {
 			log.Error("reload refused: configuration invalid, the old one keeps running", "config", *config, "err", err.Error())
 			return err
 		}
 		if err := ctl.reload(np); errors.Is(err, errPartial) {
 			log.Error("reload incomplete", "err", err)
 			return err
-		} else if err != nil {
+		} else if a.refuse(err) != nil {
 			log.Error("reload refused: the old configuration keeps running", "config", *config, "err", err.Error())
 			return err
 		}

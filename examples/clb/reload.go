@@ -21,6 +21,7 @@ import (
 // app is the running load balancer: one instance and the plan it runs.
 type app struct {
 	env     *env
+	refused atomic.Uint64 // configurations reloads refused (see refuse)
 	log     *slog.Logger
 	inst    *listener.Instance
 	plan    *plan
@@ -86,6 +87,15 @@ func (a *app) waitProbed() {
 // its own but its idle timeout, so waiting for flows to finish would hold
 // every stop for the whole drain time.
 const udpGrace = 2 * time.Second
+
+// refuse counts a configuration a reload refused, if err says so, and
+// returns err.
+func (a *app) refuse(err error) error {
+	if err != nil {
+		a.refused.Add(1)
+	}
+	return err
+}
 
 // stop drains every listener until ctx ends (UDP listeners for at most
 // udpGrace).

@@ -98,7 +98,7 @@ type appliedConfig struct {
 func (a *app) processStatus(started time.Time, generation int) func() admin.ProcessStatus {
 	pid := os.Getpid()
 	return func() admin.ProcessStatus {
-		s := admin.ProcessStatus{PID: pid, Started: started, Generation: generation}
+		s := admin.ProcessStatus{PID: pid, Started: started, Generation: generation, ReloadsRefused: a.refused.Load()}
 		if c := a.applied.Load(); c != nil {
 			s.ConfigVersion, s.ConfigApplied = c.version, c.at
 		}

@@ -216,8 +216,13 @@ func TestReloadFailingBind(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := fmt.Sprintf("listener http_%d (http port %d): listen tcp 127.0.0.1:%d: bind: address already in use", held, held, held)
+	refusals := 0
 	unchanged := func(how string) {
 		t.Helper()
+		refusals++
+		if v := r.p.metric(t, "clb_reloads_refused_total", ""); v != float64(refusals) {
+			t.Errorf("after the refused reload by %s: clb_reloads_refused_total %v, want %d", how, v, refusals)
+		}
 		ld.after(t, 200)
 		st := r.p.status(t, "")
 		if got := shape(st); got != before {
@@ -291,7 +296,7 @@ func TestReloadFailingBind(t *testing.T) {
 	Record(t, "Reload with a failing bind: clb binary with http, tcp and udp listeners, under 2 HTTP keep-alive and 2 new-connection clients, a TCP stream and a UDP flow echoing; "+
 		"the file rewritten to change every listener's weights and add a tcp listener and an http listener on a port held by another process; SIGHUP, then PUT /api/config with a token; then the holder exits and SIGHUP again",
 		"%d requests, %d failed (%s); %d during the two refusals; SIGHUP → \"reload refused\" logged in %v, PUT answered 409 in %v, both naming %q; "+
-			"after each, every listener's weights, states and ports as before (/status.json), %s still 1 (file mode counts no refusal: clb_config_refused_total is the etcd source's), the added tcp port not listening; "+
+			"after each, every listener's weights, states and ports as before (/status.json), %s still 1, clb_reloads_refused_total 1 then 2, the added tcp port not listening; "+
 			"port freed: SIGHUP → \"reloaded\" in %v, the new listeners serving (http on the freed port answered %q)",
 		ld.sent(), ld.failed(), ld, duringRefusals, refusedIn.Round(time.Microsecond), putIn.Round(time.Microsecond), want, info, appliedIn.Round(time.Microsecond), served)
 }

@@ -34,6 +34,8 @@ func writeChart(r *Results, path string) error {
 		{"L7 gzip: proxy CPU per request", "µs", "l7gzip", gzNames, "", func(s Stat) float64 { return s.PerOp }},
 		{"HTTP/2 over TLS 1.3 (h2load -c16 -m16)", "k req/s", "h2", h2Names, "", func(s Stat) float64 { return s.Rate / 1000 }},
 		{"HTTP/2: proxy CPU per request", "µs", "h2", h2Names, "", func(s Stat) float64 { return s.PerOp }},
+		{"HTTP/3 (h3load -c 16 -m 16)", "k req/s", "h3", h3Names, ".h3", func(s Stat) float64 { return s.Rate / 1000 }},
+		{"HTTP/3: proxy CPU per request", "µs", "h3", h3Names, ".h3", func(s Stat) float64 { return s.PerOp }},
 		{"Idle HTTP keep-alive connection", "KiB RSS", "idle", idleNames, ".http", func(s Stat) float64 { return s.KiB }},
 		{"Idle proxied TCP connection", "KiB RSS", "idle", idleNames, ".tcp", func(s Stat) float64 { return s.KiB }},
 	}

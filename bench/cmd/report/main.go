@@ -1,6 +1,6 @@
 // Command report turns the raw outputs of bench/run.sh (bench/out/) into
 // BENCHMARKS.md and its chart. It types in no figure: every number comes
-// from a wrk, h2load, iperf3 or udpload output and the .cpu file beside it.
+// from a wrk, h2load, h3load, iperf3 or udpload output and the .cpu file beside it.
 //
 //	report -out bench/out -md BENCHMARKS.md -chart bench/benchmarks.png
 package main
@@ -45,7 +45,7 @@ func main() {
 // Sample is one load run.
 type Sample struct {
 	Rate     float64 // req/s, handshakes/s, Gbit/s or round trips/s
-	P50, P99 float64 // ms (wrk only)
+	P50, P99 float64 // ms (wrk and h3load only)
 	CPU      float64 // proxy CPU seconds during the load
 	Wall     float64 // load wall-clock seconds
 	HasCPU   bool
@@ -102,7 +102,7 @@ func load(dir string) (*Results, error) {
 		for _, f := range files {
 			name := f.Name()
 			ext := filepath.Ext(name)
-			if ext != ".wrk" && ext != ".h2load" && ext != ".json" && ext != ".idle" {
+			if ext != ".wrk" && ext != ".h2load" && ext != ".h3load" && ext != ".json" && ext != ".idle" {
 				continue
 			}
 			base := strings.TrimSuffix(name, ext)
@@ -121,6 +121,8 @@ func load(dir string) (*Results, error) {
 				s, err = parseWrk(string(b))
 			case ".h2load":
 				s, err = parseH2load(string(b))
+			case ".h3load":
+				s, err = parseH3load(string(b))
 			case ".idle":
 				s, err = parseIdle(string(b))
 			case ".json":

@@ -17,7 +17,7 @@ var (
 	h2Names   = []string{"lbkit", "nginx", "haproxy", "httputil"}
 	idleNames = []string{"lbkit", "nginx", "haproxy"}
 	// suites is every suite of run.sh, in BENCHMARKS.md's order.
-	suites  = []string{"l7", "l4", "tls", "udp", "l7gzip", "h2", "idle"}
+	suites  = []string{"l7", "l4", "tls", "udp", "l7gzip", "h2", "h3", "idle"}
 	display = map[string]string{
 		"lbkit":    "**lbkit** (examples/clb)",
 		"nginx":    "nginx",
@@ -171,6 +171,8 @@ func render(r *Results, chart string) string {
 		w("\n")
 	}
 
+	renderH3(w, r)
+
 	// --- Idle
 	if m, ok := r.Meta["idle"]; ok {
 		w("## Idle connections: memory\n\n")
@@ -228,13 +230,14 @@ func render(r *Results, chart string) string {
 		hu, _ := r.stat("h2", "httputil")
 		w("| HTTP/2 over TLS req/s ≥ 3× httputil.ReverseProxy | %s ÷ %s = %s | %s |\n", f0(lb.Rate), f0(hu.Rate), ratio(lb.Rate, hu.Rate), yes(lb.Rate >= 3*hu.Rate))
 	}
+	targetH3(w, r)
 	if _, ok := r.Meta["idle"]; ok {
 		h, _ := r.stat("idle", "lbkit.http")
 		t, _ := r.stat("idle", "lbkit.tcp")
 		w("| idle HTTP keep-alive connection ≤ 2 KiB | %.1f KiB | %s |\n", h.KiB, yes(h.KiB <= 2))
 		w("| idle proxied TCP connection ≤ 8 KiB | %.1f KiB | %s |\n", t.KiB, yes(t.KiB <= 8))
 	}
-	w("\n## Reproduce\n\n```sh\nbash bench/setup.sh        # apt: nginx libnginx-mod-stream haproxy caddy wrk nghttp2-client iperf3; builds bench/bin\nbash bench/run.sh all      # or l7 | l4 | tls | udp | l7gzip | h2 | idle; rewrites this file and bench/benchmarks.png\n```\n\n")
+	w("\n## Reproduce\n\n```sh\nbash bench/setup.sh        # apt: nginx libnginx-mod-stream haproxy caddy wrk nghttp2-client iperf3; builds bench/bin\nbash bench/run.sh all      # or l7 | l4 | tls | udp | l7gzip | h2 | h3 | idle; rewrites this file and bench/benchmarks.png\n```\n\n")
 	w("Environment knobs: `BENCH_REPEATS` (3), `BENCH_SECONDS` (5), `BENCH_CONNS` (64), `BENCH_HANDSHAKES` (4000), `BENCH_IDLE_CONNS` (4000; run.sh sizes it down to what the fd limit allows and says so). A contender whose binary is missing (Caddy) is skipped and shown as skipped.\n")
 	return b.String()
 }

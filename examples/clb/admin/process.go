@@ -31,12 +31,16 @@ type ProcessStatus struct {
 	// ConfigApplied is when the configuration ConfigVersion names was
 	// applied.
 	ConfigApplied time.Time `json:"config_applied,omitzero"`
+	// ReloadsRefused counts configurations a reload refused — by
+	// SIGHUP, PUT /api/config or a configuration source — as invalid or
+	// failing to apply, while the previous one kept running.
+	ReloadsRefused uint64 `json:"reloads_refused"`
 }
 
 // processCollector exports a ProcessStatus read at scrape time.
 type processCollector struct {
-	status                    func() ProcessStatus
-	info, started, generation *prometheus.Desc
+	status                             func() ProcessStatus
+	info, started, generation, refused *prometheus.Desc
 }
 
 func newProcessCollector(status func() ProcessStatus) *processCollector {
@@ -45,6 +49,7 @@ func newProcessCollector(status func() ProcessStatus) *processCollector {
 		info:       desc("clb_config_info", "The version of the configuration running now (a hash of what it was read from); always 1.", []string{"version"}),
 		started:    desc("clb_process_start_time_seconds", "When the process started, in seconds since the Unix epoch.", nil),
 		generation: desc("clb_upgrade_generation", "Binary upgrades that led to this process: 0 if it was started normally.", nil),
+		refused:    desc("clb_reloads_refused_total", "Configurations a reload (SIGHUP, PUT /api/config, a configuration source) refused as invalid or failing to apply; the previous one kept running.", nil),
 	}
 }
 
@@ -53,6 +58,7 @@ func (c *processCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.info
 	ch <- c.started
 	ch <- c.generation
+	ch <- c.refused
 }
 
 // Collect implements prometheus.Collector.
@@ -61,4 +67,5 @@ func (c *processCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.info, prometheus.GaugeValue, 1, s.ConfigVersion)
 	ch <- prometheus.MustNewConstMetric(c.started, prometheus.GaugeValue, float64(s.Started.UnixNano())/1e9)
 	ch <- prometheus.MustNewConstMetric(c.generation, prometheus.GaugeValue, float64(s.Generation))
+	ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(s.ReloadsRefused))
 }
