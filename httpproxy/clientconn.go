@@ -636,6 +636,7 @@ func (cc *clientConn) respond(bk *backendConn, id string, bc *stats.Backend, sen
 	if !keep {
 		out = append(out, "Connection: close\r\n"...)
 	}
+	out = append(out, s.altLine...)
 	out = edit.appendLines(out)
 	br.Discard(p.len)
 	if edit.compress {
@@ -970,6 +971,7 @@ func (cc *clientConn) fail(code int, msg string, keep bool, start time.Time) boo
 	if !keep {
 		out = append(out, "Connection: close\r\n"...)
 	}
+	out = append(out, cc.f.s.altLine...)
 	out = append(out, "\r\n"...)
 	if !cc.req.head {
 		out = append(out, msg...)

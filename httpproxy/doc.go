@@ -1,5 +1,5 @@
-// Package httpproxy is lbkit's HTTP reverse proxy: HTTP/1.1 and HTTP/2
-// clients, HTTP/1.1 backends chosen from a balancer.Group.
+// Package httpproxy is lbkit's HTTP reverse proxy: HTTP/1.1, HTTP/2 and
+// HTTP/3 clients, HTTP/1.1 backends chosen from a balancer.Group.
 //
 // # Two tiers
 //
@@ -74,6 +74,27 @@
 // http.Response. HTTP/2 requests take the general lane after net/http's
 // HTTP/2 server decodes them.
 //
+// # HTTP/3
+//
+// With ServerConfig.QUIC (a UDP socket, beside TLS) the listener tier
+// also serves HTTP/3 ([RFC 9114]) with quic-go's http3 server, on one
+// quic.Transport of that socket. HTTP/3 requests take the same handler
+// as HTTP/2 ones — ACL, limits, rules, stickiness, hashing, the header
+// plan (X-Forwarded-Proto: https), gzip, RequestTimeout's 504, counters
+// and the access log (proto "HTTP/3.0") — with the QUIC connection's
+// addresses and TLS state standing for the connection, so mutual TLS
+// and its headers work too. TLS is the server's config, with TLS 1.3
+// and ALPN h3 forced; the ACL is checked at the ClientHello, so a
+// refused client gets a CONNECTION_CLOSE and opens no stream. 0-RTT is
+// off. The request beyond HTTP2MaxRequestsPerConnection on a QUIC
+// connection is reset with H3_REQUEST_REJECTED, which clients retry on
+// a new connection. Shutdown and Retire send GOAWAY and let requests in
+// flight finish; Shutdown also closes the connections with none at
+// once. Every HTTP/1.1 and HTTP/2 response of such a server advertises
+// HTTP/3 with an Alt-Svc field ([RFC 7838]) naming the UDP port, for
+// ServerConfig.AltSvcMaxAge (DefaultAltSvcMaxAge, a day); the fast lane
+// appends it from bytes made once.
+//
 // # Errors
 //
 // A request no backend served is answered 503 when no backend was
@@ -91,4 +112,7 @@
 // allowed) of at least 1 KiB, not already encoded, is gzip-compressed
 // for a client whose Accept-Encoding accepts gzip; Vary:
 // Accept-Encoding is added.
+//
+// [RFC 9114]: https://www.rfc-editor.org/rfc/rfc9114
+// [RFC 7838]: https://www.rfc-editor.org/rfc/rfc7838
 package httpproxy

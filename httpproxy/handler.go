@@ -150,11 +150,26 @@ func (s *server) serveFront(w http.ResponseWriter, r *http.Request) {
 	if r.TLS == nil {
 		r.TLS = hc.tls // net/http sees HTTPS connections after the handshake, as plain ones
 	}
-	if s.lastRequest(hc, r.ProtoMajor) || s.front.draining.Load() {
-		// Before any answer, refusals included: every request counts.
-		// A stopping server's response says it is the last, so that a
-		// retired connection closes after it (Server.Retire).
-		w.Header()["Connection"] = closeValue
+	last := s.lastRequest(hc, r.ProtoMajor) // before any answer, refusals included: every request counts
+	if r.ProtoMajor == 3 {
+		hc.streams.Add(1)
+		defer hc.streams.Add(-1)
+		s.m.HTTP3Requests.Add(1)
+		if hc.reqs.Load() > int64(s.sc.HTTP2MaxRequestsPerConnection) {
+			rejectH3(w)
+			return
+		}
+	} else {
+		if last || s.front.draining.Load() {
+			// A stopping server's response says it is the last, so that
+			// a retired connection closes after it (Server.Retire). On
+			// HTTP/3 the field is malformed (RFC 9114 §4.2): its stop
+			// sends GOAWAY itself.
+			w.Header()["Connection"] = closeValue
+		}
+		if s.altSvc != nil {
+			w.Header()["Alt-Svc"] = s.altSvc
+		}
 	}
 	if client, _ := s.clientOf(r, hc); !s.host.Allow(client.Addr()) {
 		s.m.RefusedACL.Add(1)

@@ -65,6 +65,18 @@ type ServerConfig struct {
 	// client the header names, for every request it carries (see
 	// AcceptProxy). If its From is empty, no header is read.
 	AcceptProxy AcceptProxy
+	// QUIC, if set with TLS, is a UDP socket the server also serves
+	// HTTP/3 on, through the same handler as HTTP/2: TLS is used as is
+	// (certificates, client CAs), forced to TLS 1.3 and ALPN h3. The ACL
+	// is checked at the client's first packet: a refused client gets a
+	// CONNECTION_CLOSE and no stream. AcceptProxy does not apply to it.
+	// The server owns the socket: Shutdown and Retire close it.
+	QUIC net.PacketConn
+	// AltSvcMaxAge is the max-age of the Alt-Svc field that advertises
+	// HTTP/3 on QUIC's port in every HTTP/1.1 and HTTP/2 response. If
+	// zero, DefaultAltSvcMaxAge is used. Without QUIC, nothing is
+	// advertised.
+	AltSvcMaxAge time.Duration
 }
 
 func (c *ServerConfig) defaults() {
@@ -74,6 +86,7 @@ func (c *ServerConfig) defaults() {
 	c.MaxURIBytes = cmp.Or(c.MaxURIBytes, min(DefaultMaxURIBytes, c.MaxHeaderBytes))
 	c.MaxKeepAliveRequests = cmp.Or(c.MaxKeepAliveRequests, DefaultMaxKeepAliveRequests)
 	c.HTTP2MaxRequestsPerConnection = cmp.Or(c.HTTP2MaxRequestsPerConnection, DefaultHTTP2MaxRequestsPerConnection)
+	c.AltSvcMaxAge = cmp.Or(c.AltSvcMaxAge, DefaultAltSvcMaxAge)
 }
 
 // Host is what a Server asks of, and reports to, the one that runs it:
@@ -117,6 +130,9 @@ type server struct {
 	proxyIn *proxyin.Policy   // ServerConfig.AcceptProxy's; nil when off
 	h1      *http.Server      // the listener tier's net/http server of HTTP/1
 	h2      *http.Server      // and of HTTP/2, apart so a retire can send GOAWAYs at once; nil on HTTP
+	h3      *h3Server         // HTTP/3 on ServerConfig.QUIC; nil without
+	altSvc  []string          // the Alt-Svc value advertising h3; nil without
+	altLine []byte            // and the fast lane's "Alt-Svc: …\r\n" line
 	ln      net.Listener
 
 	ctx      context.Context // cancelled when requests must be cut
@@ -235,7 +251,7 @@ func (s *server) count(bc *stats.Backend, out bool, n int) {
 // lanes call it, so a connection's count spans the lanes it passes.
 func (s *server) lastRequest(hc *connInfo, protoMajor int) bool {
 	limit := s.sc.MaxKeepAliveRequests
-	if protoMajor == 2 {
+	if protoMajor >= 2 {
 		limit = s.sc.HTTP2MaxRequestsPerConnection
 	}
 	return hc.reqs.Add(1) >= int64(limit)
@@ -272,6 +288,9 @@ func (p *Proxy) NewServer(ln net.Listener, sc ServerConfig, h Host) (*Server, er
 	if ln == nil {
 		errs = append(errs, configErr("NewServer", "nil", "a net.Listener is required"))
 	}
+	if sc.QUIC != nil && sc.TLS == nil {
+		errs = append(errs, configErr("QUIC", sc.QUIC.LocalAddr().String(), "HTTP/3 needs TLS"))
+	}
 	if h == nil {
 		h = nopHost{log: slog.New(slog.DiscardHandler)}
 	}
@@ -294,6 +313,13 @@ func (p *Proxy) NewServer(ln net.Listener, sc ServerConfig, h Host) (*Server, er
 	s.h1 = s.httpServer(false)
 	if sc.TLS != nil {
 		s.h2 = s.httpServer(true)
+	}
+	if sc.QUIC != nil {
+		if s.h3, err = s.startH3(sc.QUIC); err != nil {
+			s.close()
+			return nil, err
+		}
+		s.altSvc, s.altLine = altSvcHeader(int(addrPortOf(sc.QUIC.LocalAddr()).Port()), sc.AltSvcMaxAge)
 	}
 	s.front = newFrontDoor(s, ln)
 	go s.front.accept()
@@ -370,8 +396,11 @@ func (s *Server) Shutdown(ctx context.Context) error { return s.s.halt(ctx, fals
 // "Connection: close" and closes after the response, or closes at its
 // IdleTimeout if none comes; an HTTP/2 connection gets a GOAWAY at once
 // (once the handshakes in progress have ended) and closes when its
-// streams have. A connection that has carried no request yet gets 5
-// seconds to send its first, as with Shutdown. When ctx is done, the
+// streams have. A TCP connection that has carried no request yet gets
+// 5 seconds to send its first, as with Shutdown. An HTTP/3 connection
+// gets a GOAWAY and, if no request of it is in the handler, is closed
+// at once: a successor shares the UDP socket with this server, and
+// loses to it the datagrams it reads, until it stops. When ctx is done, the
 // rest is cut and Retire returns ctx's error; else it returns once every
 // connection and goroutine of the server has ended.
 func (s *Server) Retire(ctx context.Context) error { return s.s.halt(ctx, true) }
@@ -393,11 +422,13 @@ func (s *server) shutdown(ctx context.Context, retire bool) error {
 		f.handshakes.Wait()
 		h2 <- shutdownHTTP(ctx, s.h2)
 	}()
+	h3 := make(chan error, 1)
+	go func() { h3 <- s.h3.shutdown(ctx) }()
 	err := f.drain(ctx, retire)
 	if retire {
 		err = cmp.Or(err, s.retireH1(ctx))
 	}
-	err = cmp.Or(err, shutdownHTTP(ctx, s.h1), <-h2)
+	err = cmp.Or(err, shutdownHTTP(ctx, s.h1), <-h2, <-h3)
 	done := make(chan struct{})
 	go func() {
 		s.handlers.Wait()

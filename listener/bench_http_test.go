@@ -18,6 +18,7 @@ import (
 
 	"github.com/lbkit/lbkit/balancer"
 	"github.com/lbkit/lbkit/httpproxy"
+	"github.com/lbkit/lbkit/tlspolicy"
 	proxyproto "github.com/pires/go-proxyproto"
 )
 
@@ -127,8 +128,9 @@ func BenchmarkHTTPFastLane(b *testing.B) {
 	textBackend := startCannedBackend(b, "text/plain; charset=utf-8", text)
 	defer textBackend.close()
 	plainReq := []byte("GET /1k HTTP/1.1\r\nHost: bench\r\nUser-Agent: raw\r\n\r\n")
+	var clientTLS *tls.Config // of the lbkit-tls runs
 	gzipReq := []byte("GET /1k HTTP/1.1\r\nHost: bench\r\nUser-Agent: raw\r\nAccept-Encoding: gzip, deflate, br\r\n\r\n")
-	run := func(b *testing.B, addr string, req []byte, preface ...byte) {
+	run := func(b *testing.B, dial func() (net.Conn, error), req []byte, preface ...byte) {
 		b.ReportAllocs()
 		b.SetParallelism(8)
 		b.ResetTimer()
@@ -147,7 +149,7 @@ func BenchmarkHTTPFastLane(b *testing.B) {
 			for pb.Next() {
 				if c == nil {
 					var err error
-					if c, err = net.Dial("tcp", addr); err != nil {
+					if c, err = dial(); err != nil {
 						b.Error(err)
 						return
 					}
@@ -192,12 +194,17 @@ func BenchmarkHTTPFastLane(b *testing.B) {
 		return func(b *testing.B) {
 			g, _ := balancer.New(balancer.Config{Scheduler: sched}, balancer.Backend{ID: "b", Addr: backend.ln.Addr().String(), Weight: 100})
 			in, _ := NewInstance(InstanceConfig{ID: "bench", Logger: discard()})
-			l, err := in.Add(Config{Protocol: HTTP, Host: "127.0.0.1", Group: g, HTTP: opts, AcceptProxy: accept})
+			proto, dial := HTTP, func(addr string) (net.Conn, error) { return net.Dial("tcp", addr) }
+			if opts.Certificate != nil {
+				proto = HTTPS
+				dial = func(addr string) (net.Conn, error) { return tls.Dial("tcp", addr, clientTLS) }
+			}
+			l, err := in.Add(Config{Protocol: proto, Host: "127.0.0.1", Group: g, HTTP: opts, AcceptProxy: accept})
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer in.Stop(b.Context())
-			run(b, listenerAddr(l), req, preface...)
+			run(b, func() (net.Conn, error) { return dial(listenerAddr(l)) }, req, preface...)
 		}
 	}
 	b.Run("lbkit", lbkit(nil, HTTPOptions{}, backend, plainReq, AcceptProxy{}))
@@ -212,7 +219,17 @@ func BenchmarkHTTPFastLane(b *testing.B) {
 	head, _ := proxyproto.HeaderProxyFromAddrs(2, &net.TCPAddr{IP: net.IPv4(203, 0, 113, 7), Port: 4242}, &net.TCPAddr{IP: net.IPv4(198, 51, 100, 1), Port: 80}).Format()
 	xffReq := []byte("GET /1k HTTP/1.1\r\nHost: bench\r\nUser-Agent: raw\r\nX-Forwarded-For: 198.51.100.9\r\n\r\n")
 	b.Run("lbkit-proxyin", lbkit(nil, HTTPOptions{Options: httpproxy.Options{TrustedProxies: proxied}}, backend, xffReq, AcceptProxy{From: front}, head...))
-	b.Run("direct", func(b *testing.B) { run(b, backend.ln.Addr().String(), plainReq) })
+	// Over TLS, with and without HTTP/3 advertised: the Alt-Svc line
+	// costs the lane no allocation.
+	ca := newCA(b, "ca")
+	cert := ca.issue(b, "default", "default.test")
+	clientTLS = &tls.Config{RootCAs: ca.pool, ServerName: "default.test", NextProtos: []string{"http/1.1"}}
+	p13, _ := tlspolicy.Lookup(tlspolicy.Policy12StrictWith13)
+	b.Run("lbkit-tls", lbkit(nil, HTTPOptions{Certificate: cert, TLSPolicy: p13}, backend, plainReq, AcceptProxy{}))
+	b.Run("lbkit-tls-altsvc", lbkit(nil, HTTPOptions{Certificate: cert, TLSPolicy: p13, HTTP3: true}, backend, plainReq, AcceptProxy{}))
+	b.Run("direct", func(b *testing.B) {
+		run(b, func() (net.Conn, error) { return net.Dial("tcp", backend.ln.Addr().String()) }, plainReq)
+	})
 }
 
 // BenchmarkHTTPSHandshake measures new TLS connections per second to an

@@ -424,3 +424,9 @@ func (c Config) family() int {
 	}
 	return 4
 }
+
+// servesUDP reports whether c's listener binds UDP sockets: a UDP
+// listener, or an HTTPS one with HTTP/3.
+func (c Config) servesUDP() bool {
+	return c.Protocol == UDP || c.Protocol == HTTPS && c.HTTP.HTTP3
+}

@@ -190,11 +190,18 @@
 // Listener.SetClientCAs) with client-certificate headers, HTTP/2 by ALPN
 // (HTTP/1.1 to backends) and session resumption limited to 300 s.
 // Certificate, domain, policy and CA changes apply to the next handshake
-// without a restart. HTTP listeners count requests by status class and
+// without a restart. With HTTPOptions.HTTP3 an HTTPS listener also
+// binds a UDP socket on its port and serves HTTP/3 on it through the
+// same pipeline (httpproxy's HTTP/3 section), advertised by Alt-Svc on
+// its HTTP/1.1 and HTTP/2 responses; its policy must allow TLS 1.3, no
+// UDP listener of the instance may use the port, Files lists the UDP
+// socket after the TCP one, and a replacement on the same port takes
+// over both. HTTP listeners count requests by status class and
 // upstream latency in Stats, and write an access log to
 // HTTPOptions.AccessLog if set.
 //
 // See the package example for a TCP listener on loopback, the
-// Instance.Add examples for HTTP and HTTPS, the Config example for a
+// Instance.Add examples for HTTP and HTTPS, the HTTPOptions example for
+// HTTP/3, the Config example for a
 // handed socket and the Instance.Apply example for a replacement.
 package listener

@@ -132,6 +132,19 @@ type HTTPOptions struct {
 	// NoHTTP2 turns off HTTP/2 on an HTTPS listener (offered by ALPN by
 	// default). Backends always get HTTP/1.1.
 	NoHTTP2 bool
+	// HTTP3 makes an HTTPS listener also serve HTTP/3 over QUIC: it
+	// binds a UDP socket on its port beside the TCP one (on the same
+	// Host), and its HTTP/1.1 and HTTP/2 responses advertise it with
+	// Alt-Svc (max-age httpproxy.DefaultAltSvcMaxAge). HTTP/3 requests
+	// go through the same pipeline as HTTP/2 ones: certificates by SNI,
+	// mutual TLS, rules, headers, gzip, timeouts, counters (see
+	// Stats.HTTP3Requests); the ACL refuses a client at its first QUIC
+	// packet, with a CONNECTION_CLOSE. HTTP/3 needs TLS 1.3: TLSPolicy
+	// must allow it (the default tls_cipher_policy_1_0 does not), and
+	// SetTLSPolicy refuses a policy without it while HTTP3 is on. A UDP
+	// listener of the same instance cannot share the port. 0-RTT is
+	// off. Only for https.
+	HTTP3 bool
 
 	st *httpState // built by effective, shared by copies of the Config
 }
@@ -202,6 +215,9 @@ func (o *HTTPOptions) effective(c *Config) error {
 		return asListenerErr(err)
 	}
 	st := &httpState{proxy: p}
+	if o.HTTP3 && c.Protocol != HTTPS {
+		return configErr("HTTP.HTTP3", string(c.Protocol), "HTTP/3 is for https listeners")
+	}
 	if c.Protocol == HTTPS {
 		if st.tls, err = newTLSState(o); err != nil {
 			return err
@@ -234,16 +250,31 @@ func asListenerErr(err error) error {
 }
 
 // httpServer is a running HTTP or HTTPS listener: the proxy's listener
-// tier, fed by the listener's socket.
+// tier, fed by the listener's socket, and by its UDP socket with
+// HTTPOptions.HTTP3.
 type httpServer struct {
 	*httpproxy.Server
 	ln *net.TCPListener
+	pc *net.UDPConn // nil without HTTP3
 }
 
 func (s httpServer) shutdown(ctx context.Context) error { return s.Shutdown(ctx) }
 func (s httpServer) retire(ctx context.Context) error   { return s.Retire(ctx) }
-func (s httpServer) addrs() []net.Addr                  { return []net.Addr{s.Addr()} }
-func (s httpServer) socks() sockets                     { return sockets{tcp: []*net.TCPListener{s.ln}} }
+
+func (s httpServer) addrs() []net.Addr {
+	if s.pc != nil {
+		return []net.Addr{s.Addr(), s.pc.LocalAddr()}
+	}
+	return []net.Addr{s.Addr()}
+}
+
+func (s httpServer) socks() sockets {
+	socks := sockets{tcp: []*net.TCPListener{s.ln}}
+	if s.pc != nil {
+		socks.udp = []*net.UDPConn{s.pc}
+	}
+	return socks
+}
 
 func startHTTP(l *Listener, socks sockets) (server, error) {
 	o := &l.cfg.HTTP
@@ -268,12 +299,29 @@ func startHTTP(l *Listener, socks sockets) (server, error) {
 	if ts := o.st.tls; ts != nil {
 		sc.TLS = ts.serverConfig()
 	}
+	var pc *net.UDPConn
+	if o.HTTP3 {
+		if len(socks.udp) > 0 {
+			pc = socks.udp[0]
+		} else {
+			// A handed Listener comes without its UDP twin.
+			var err error
+			if pc, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(ln.Addr().(*net.TCPAddr).AddrPort())); err != nil {
+				ln.Close()
+				return nil, err
+			}
+		}
+		sc.QUIC = pc
+	}
 	srv, err := o.st.proxy.NewServer(ln, sc, (*httpHost)(l))
 	if err != nil {
 		ln.Close()
+		if pc != nil {
+			pc.Close()
+		}
 		return nil, err
 	}
-	return httpServer{srv, ln}, nil
+	return httpServer{srv, ln, pc}, nil
 }
 
 // noFastLane turns the fast lane off, so tests can compare the lanes.

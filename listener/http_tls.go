@@ -3,6 +3,7 @@ package listener
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -19,6 +20,7 @@ import (
 type tlsState struct {
 	sel   *sni.Selector
 	http2 bool
+	http3 bool // the policy must allow TLS 1.3
 
 	mu     sync.Mutex // serializes rebuilds
 	policy *tlspolicy.Policy
@@ -46,7 +48,10 @@ func newTLSState(o *HTTPOptions) (*tlsState, error) {
 	if err != nil {
 		return nil, err
 	}
-	ts := &tlsState{sel: sel, http2: !o.NoHTTP2, policy: o.TLSPolicy, cas: o.ClientCAs, keys: o.SessionTicketKeys}
+	ts := &tlsState{sel: sel, http2: !o.NoHTTP2, http3: o.HTTP3, policy: o.TLSPolicy, cas: o.ClientCAs, keys: o.SessionTicketKeys}
+	if err := ts.fits(o.TLSPolicy); err != nil {
+		return nil, err
+	}
 	if err := ts.rebuild(); err != nil {
 		return nil, err
 	}
@@ -113,8 +118,26 @@ func (l *Listener) Certificates() *sni.Selector {
 // SetTLSPolicy switches an HTTPS listener to policy p (nil means
 // tls_cipher_policy_1_0) for the next TLS handshakes; established
 // connections keep what they negotiated.
+// With HTTPOptions.HTTP3, a policy without TLS 1.3 is refused.
 func (l *Listener) SetTLSPolicy(p *tlspolicy.Policy) error {
+	if ts := l.tlsState(); ts != nil {
+		if err := ts.fits(p); err != nil {
+			return err
+		}
+	}
 	return l.changeTLS("HTTP.TLSPolicy", func(ts *tlsState) { ts.policy = p })
+}
+
+// fits refuses policy p (nil: the default) for a listener serving
+// HTTP/3 unless it allows TLS 1.3, which QUIC requires (RFC 9001 §4.2).
+func (ts *tlsState) fits(p *tlspolicy.Policy) error {
+	if p == nil {
+		p = tlspolicy.Default()
+	}
+	if ts.http3 && !slices.Contains(p.Versions, tls.VersionTLS13) {
+		return configErr("HTTP.TLSPolicy", p.Name, "HTTP/3 needs TLS 1.3")
+	}
+	return nil
 }
 
 // SetClientCAs replaces an HTTPS listener's mutual-TLS CAs for the next

@@ -283,11 +283,14 @@ func (in *Instance) build(cfg Config, others []*Listener) (*Listener, error) {
 }
 
 // clash reports whether listener o and a new listener b would share a
-// port: TCP, HTTP and HTTPS share the TCP port space, UDP has its own.
-// Port 0 clashes with nothing: the system gives each its own port.
+// port: TCP, HTTP and HTTPS share the TCP port space; UDP, and HTTPS
+// with HTTP/3, the UDP one. Port 0 clashes with nothing: the system
+// gives each its own port.
 func clash(o *Listener, b Config) bool {
 	oPort, oEnd := o.Port(), o.cfg.EndPort
-	if (o.cfg.Protocol == UDP) != (b.Protocol == UDP) || oPort == 0 || b.Port == 0 {
+	tcp := o.cfg.Protocol != UDP && b.Protocol != UDP
+	udp := o.cfg.servesUDP() && b.servesUDP()
+	if !tcp && !udp || oPort == 0 || b.Port == 0 {
 		return false
 	}
 	return oPort <= max(b.Port, b.EndPort) && b.Port <= max(oPort, oEnd)

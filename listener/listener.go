@@ -102,7 +102,9 @@ func (l *Listener) State() State {
 	return l.state
 }
 
-// Addrs returns the addresses the listener is bound to while it runs.
+// Addrs returns the addresses the listener is bound to while it runs,
+// in the order of Files: an HTTPS listener with HTTPOptions.HTTP3 has
+// its TCP address, then its UDP one.
 func (l *Listener) Addrs() []net.Addr {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -199,7 +201,9 @@ func (l *Listener) stop(ctx context.Context, retire bool) error {
 }
 
 // Files returns new descriptors of the sockets l listens on while it
-// runs, one per port in port order, for handing to another process
+// runs, one per port in port order, TCP ones first, then UDP ones (an
+// HTTPS listener with HTTPOptions.HTTP3 has its TCP socket, then its UDP
+// one; a successor matches them by network and address), for handing to another process
 // (os.ProcAttr.Files, exec.Cmd.ExtraFiles): the kernel's socket, and its
 // queue of connections not yet accepted, stays open until every
 // descriptor is closed, so a successor that serves them refuses nothing
@@ -222,11 +226,11 @@ func (l *Listener) release() {
 	l.pending = sockets{}
 }
 
-// socketOn returns the socket l serves port on while it runs, if it
-// listens on cfg's Host in cfg's port space (TCP, HTTP and HTTPS share
-// one, UDP has its own).
+// socketOn returns the sockets l serves port on while it runs, if it
+// listens on cfg's Host in a port space cfg uses (TCP, HTTP and HTTPS
+// share the TCP one; UDP and HTTPS with HTTP/3 the UDP one).
 func (l *Listener) socketOn(cfg Config, port int) (sockets, bool) {
-	if (l.cfg.Protocol == UDP) != (cfg.Protocol == UDP) || l.cfg.Host != cfg.Host {
+	if l.cfg.Host != cfg.Host {
 		return sockets{}, false
 	}
 	l.mu.Lock()
@@ -235,14 +239,14 @@ func (l *Listener) socketOn(cfg Config, port int) (sockets, bool) {
 		return sockets{}, false
 	}
 	all, i := l.srv.socks(), port-l.cfg.Port
-	switch {
-	case i < 0:
-	case i < len(all.tcp):
-		return sockets{tcp: all.tcp[i : i+1]}, true
-	case i < len(all.udp):
-		return sockets{udp: all.udp[i : i+1]}, true
+	var s sockets
+	if i >= 0 && i < len(all.tcp) && cfg.Protocol != UDP {
+		s.tcp = all.tcp[i : i+1]
 	}
-	return sockets{}, false
+	if i >= 0 && i < len(all.udp) && cfg.servesUDP() {
+		s.udp = all.udp[i : i+1]
+	}
+	return s, !s.empty()
 }
 
 // SetACL replaces the listener's access control policy; nil allows

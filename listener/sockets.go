@@ -10,7 +10,8 @@ import (
 
 // sockets are a listener's listening sockets, one per port in port
 // order: TCP sockets for tcp, http and https listeners, UDP sockets for
-// udp. The zero value holds none.
+// udp and for https with HTTPOptions.HTTP3 (beside its TCP one). The
+// zero value holds none.
 type sockets struct {
 	tcp []*net.TCPListener
 	udp []*net.UDPConn
@@ -46,27 +47,51 @@ func bind(cfg Config, from []*Listener) (sockets, error) {
 	return s, nil
 }
 
-// claim returns a socket for port: a duplicate of the one a listener of
-// from serves it on, or a new one.
-func claim(cfg Config, port int, from []*Listener) (sockets, error) {
+// claim returns the sockets for port (a TCP one, a UDP one, or both for
+// HTTP/3): duplicates of those a listener of from serves it on, or new
+// ones. On failure it closes what it got.
+func claim(cfg Config, port int, from []*Listener) (got sockets, err error) {
+	needTCP, needUDP := cfg.Protocol != UDP, cfg.servesUDP()
 	for _, o := range from {
-		if held, ok := o.socketOn(cfg, port); ok {
-			return held.dup()
+		held, _ := o.socketOn(cfg, port)
+		if !needTCP {
+			held.tcp = nil
 		}
-	}
-	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(port))
-	if cfg.Protocol == UDP {
-		pc, err := net.ListenPacket("udp", addr)
+		if !needUDP {
+			held.udp = nil
+		}
+		if held.empty() {
+			continue
+		}
+		d, err := held.dup()
 		if err != nil {
+			got.close()
 			return sockets{}, err
 		}
-		return sockets{udp: []*net.UDPConn{pc.(*net.UDPConn)}}, nil
+		got.tcp, got.udp = append(got.tcp, d.tcp...), append(got.udp, d.udp...)
+		needTCP, needUDP = needTCP && len(d.tcp) == 0, needUDP && len(d.udp) == 0
 	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return sockets{}, err
+	if needTCP {
+		ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(port)))
+		if err != nil {
+			got.close()
+			return sockets{}, err
+		}
+		got.tcp = append(got.tcp, ln.(*net.TCPListener))
 	}
-	return sockets{tcp: []*net.TCPListener{ln.(*net.TCPListener)}}, nil
+	if needUDP {
+		if len(got.tcp) > 0 {
+			// Port 0: HTTP/3's UDP socket takes the port TCP was given.
+			port = got.tcp[0].Addr().(*net.TCPAddr).Port
+		}
+		pc, err := net.ListenPacket("udp", net.JoinHostPort(cfg.Host, strconv.Itoa(port)))
+		if err != nil {
+			got.close()
+			return sockets{}, err
+		}
+		got.udp = append(got.udp, pc.(*net.UDPConn))
+	}
+	return got, nil
 }
 
 // dup returns new descriptors of the same sockets: the kernel's socket

@@ -49,6 +49,11 @@ type Stats struct {
 	// ProxyRefused counts connections reset for their PROXY header
 	// (Config.AcceptProxy): malformed, or missing where required.
 	ProxyRefused uint64
+	// HTTP3Requests counts the requests HTTPS clients sent over HTTP/3
+	// (HTTPOptions.HTTP3), refused ones included; they are also in
+	// Status. Active and New count HTTP/3 (QUIC) connections with the
+	// TCP ones; RefusedACL, QUIC handshakes the ACL refused.
+	HTTP3Requests uint64
 	// Backends holds per-backend counters by backend ID: every backend
 	// that has had traffic through this listener.
 	Backends map[string]BackendStats
@@ -88,6 +93,7 @@ func snapshot(c *stats.Counters, s *Stats) {
 	s.IdleResets = c.Idle.Load()
 	s.QUICRouted, s.QUICFallback = c.QUICRouted.Load(), c.QUICFallback.Load()
 	s.ProxyRefused = c.ProxyRefused.Load()
+	s.HTTP3Requests = c.HTTP3Requests.Load()
 	for i := range c.Status {
 		s.Status[i] = c.Status[i].Load()
 	}

@@ -19,6 +19,7 @@ type Counters struct {
 	RefusedACL, ConnectFailures, NoBackend, Dropped, Drained, Idle atomic.Uint64
 	QUICRouted, QUICFallback                                       atomic.Uint64
 	ProxyRefused                                                   atomic.Uint64
+	HTTP3Requests                                                  atomic.Uint64
 	Status                                                         [5]atomic.Uint64
 	UpstreamN                                                      atomic.Uint64
 	UpstreamNS                                                     atomic.Int64
