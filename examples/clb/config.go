@@ -155,7 +155,10 @@ type Listener struct {
 	ListenerForward string
 	ForwardPort     int
 
-	EnableHttp2         string
+	EnableHttp2 string
+	// EnableHttp3 (an extension) also serves HTTP/3 on the port, UDP
+	// (http3.go).
+	EnableHttp3         string
 	TLSCipherPolicy     string
 	ServerCertificateId string
 	CACertificateId     string
@@ -633,6 +636,7 @@ func (f *File) validate(ps *problems) {
 		}
 		checkProfile(lc, l, switchOn(l.HealthCheck, true) && !switchOn(l.ListenerForward, false))
 		checkProxyIn(lc, l)
+		checkHTTP3(lc, l)
 		if switchOn(l.ListenerForward, false) && l.ListenerProtocol == "http" {
 			if l.ForwardPort == 0 {
 				lc.bad("ForwardPort", "required with ListenerForward on")
@@ -692,12 +696,20 @@ func (f *File) validate(ps *problems) {
 			}
 		}
 		// Against the first listener on the port only: n listeners on
-		// one port make n-1 problems, not n²/2.
+		// one port make n-1 problems, not n²/2. An https listener with
+		// HTTP/3 holds the udp port too.
 		k := portKey{l.ListenerPort, l.ListenerProtocol == "udp"}
 		if j, ok := ports[k]; ok && l.ListenerPort != 0 {
-			lc.bad("ListenerPort", "%d already used by Listeners[%d] (line %d)", l.ListenerPort, j, f.Listeners[j].line)
+			lc.bad("ListenerPort", "%d already used by Listeners[%d] (line %d)%s", l.ListenerPort, j, f.Listeners[j].line, http3Note(&f.Listeners[j], k.udp))
 		} else {
 			ports[k] = i
+		}
+		if uk := (portKey{l.ListenerPort, true}); http3On(l) && l.ListenerPort != 0 {
+			if j, ok := ports[uk]; ok {
+				lc.bad("EnableHttp3", "HTTP/3 needs udp port %d, already used by Listeners[%d] (line %d)", l.ListenerPort, j, f.Listeners[j].line)
+			} else {
+				ports[uk] = i
+			}
 		}
 	}
 }

@@ -292,6 +292,46 @@ func TestConfigErrors(t *testing.T) {
 			"t.yaml:16: Listeners[0].Http2MaxRequestsPerConnection: only for https listeners",
 			"t.yaml:21: Listeners[1].Http2MaxRequestsPerConnection: 0 out of range 1–2147483647 (requests)",
 		}},
+		// HTTP/3: https only, TLS 1.3, its udp port free.
+		{"http3", `
+  - ListenerProtocol: http
+    ListenerPort: 8080
+    BackendServerPort: 80
+    EnableHttp3: "on"
+  - ListenerProtocol: https
+    ListenerPort: 8443
+    BackendServerPort: 80
+    ServerCertificateId: demo
+    EnableHttp3: "on"
+  - ListenerProtocol: https
+    ListenerPort: 8444
+    BackendServerPort: 80
+    ServerCertificateId: demo
+    TLSCipherPolicy: tls_cipher_policy_1_2_strict_with_1_3
+    EnableHttp3: "on"
+  - ListenerProtocol: udp
+    ListenerPort: 8444
+    BackendServerPort: 80
+    HealthCheck: "off"
+`, []string{
+			"t.yaml:16: Listeners[0].EnableHttp3: only for https listeners",
+			"t.yaml:21: Listeners[1].EnableHttp3: HTTP/3 needs TLS 1.3, and TLSCipherPolicy tls_cipher_policy_1_0 (the default) has none: use one with TLS 1.3, such as tls_cipher_policy_1_2_strict_with_1_3",
+			"t.yaml:29: Listeners[3].ListenerPort: 8444 already used by Listeners[2] (line 22) for HTTP/3 (EnableHttp3)",
+		}},
+		{"http3 after a udp listener", `
+  - ListenerProtocol: udp
+    ListenerPort: 8443
+    BackendServerPort: 80
+    HealthCheck: "off"
+  - ListenerProtocol: https
+    ListenerPort: 8443
+    BackendServerPort: 80
+    ServerCertificateId: demo
+    TLSCipherPolicy: tls_cipher_policy_1_2_strict_with_1_3
+    EnableHttp3: "on"
+`, []string{
+			"t.yaml:22: Listeners[1].EnableHttp3: HTTP/3 needs udp port 8443, already used by Listeners[0] (line 13)",
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

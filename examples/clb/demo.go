@@ -244,7 +244,7 @@ func demoFile(host string, base int) *File {
 	httpsL := Listener{
 		ListenerProtocol: "https", ListenerPort: base + offHTTPS, VServerGroupId: "rsp-web",
 		Scheduler: "wrr", StickySession: on, StickySessionType: "insert", CookieTimeout: 3600,
-		XForwardedFor_proto: on, EnableHttp2: on, TLSCipherPolicy: "tls_cipher_policy_1_2_strict_with_1_3",
+		XForwardedFor_proto: on, EnableHttp2: on, EnableHttp3: on, TLSCipherPolicy: "tls_cipher_policy_1_2_strict_with_1_3",
 		ServerCertificateId: demoCertID,
 		DomainExtensions:    []DomainExtension{{Domain: demoShopDomain, ServerCertificateId: demoShopCertID}},
 		HealthCheck:         on, HealthCheckType: "http", HealthCheckURI: "/health",

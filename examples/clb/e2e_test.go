@@ -239,6 +239,9 @@ func TestDemoBinary(t *testing.T) {
 		if resp.TLS.Version != tls.VersionTLS13 {
 			t.Errorf("TLS version %x, want 1.3 under tls_cipher_policy_1_2_strict_with_1_3", resp.TLS.Version)
 		}
+		if got, want := resp.Header.Get("Alt-Svc"), fmt.Sprintf(`h3=":%d"; ma=86400`, base+offHTTPS); got != want {
+			t.Errorf("Alt-Svc %q, want %q", got, want)
+		}
 		conn, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", base+offHTTPS), &tls.Config{InsecureSkipVerify: true, ServerName: demoShopDomain})
 		if err != nil {
 			t.Fatal(err)
@@ -246,6 +249,15 @@ func TestDemoBinary(t *testing.T) {
 		defer conn.Close()
 		if cn := conn.ConnectionState().PeerCertificates[0].Subject.CommonName; cn != demoShopDomain {
 			t.Errorf("SNI %s got certificate %q", demoShopDomain, cn)
+		}
+	})
+	t.Run("http3", func(t *testing.T) {
+		tr := &http3.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+		defer tr.Close()
+		c := &http.Client{Timeout: 5 * time.Second, Transport: tr}
+		resp, name := firstLine(t, c, url(offHTTPS, "https"))
+		if resp.StatusCode != 200 || !isBackend(name) || resp.ProtoMajor != 3 {
+			t.Fatalf("GET = %d %s %q, want 200 over HTTP/3 from a backend", resp.StatusCode, resp.Proto, name)
 		}
 	})
 	t.Run("redirect", func(t *testing.T) {

@@ -384,7 +384,7 @@ Try:
   curl -c jar http://%[1]s/ ; curl -b jar http://%[1]s/   # SERVERID cookie: same backend
   curl http://%[1]s/api                                # forwarding rule: always backend-c
   curl -i http://%[2]s/                                # 301 to https
-  curl -k https://%[3]s/                               # HTTP/2, tls_cipher_policy_1_2_strict_with_1_3
+  curl -k https://%[3]s/                               # HTTP/2, tls_cipher_policy_1_2_strict_with_1_3; Alt-Svc offers HTTP/3 (udp, same port)
   curl -kv --resolve %[6]s:%[7]d:%[8]s https://%[6]s:%[7]d/ 2>&1 | grep subject:   # extension domain
   echo hello | nc %[8]s %[4]s                           # TCP echo
   echo hello | nc -u -w1 %[8]s %[5]s                    # UDP echo
@@ -435,6 +435,9 @@ func describeListener(s *lspec) string {
 			parts = append(parts, "http/1.1")
 		} else {
 			parts = append(parts, "h2")
+		}
+		if s.cfg.HTTP.HTTP3 {
+			parts = append(parts, "h3 (udp)")
 		}
 	}
 	if len(l.Rules) > 0 {

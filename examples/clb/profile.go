@@ -198,6 +198,7 @@ var listenerProfile = []field{
 	strRow("CACertificateId", pHTTPS, func(l *Listener) string { return l.CACertificateId }),
 	strRow("TLSCipherPolicy", pHTTPS, func(l *Listener) string { return l.TLSCipherPolicy }, policyNames()...),
 	switchRow("EnableHttp2", pHTTPS, func(l *Listener) string { return l.EnableHttp2 }),
+	switchRow("EnableHttp3", pHTTPS, func(l *Listener) string { return l.EnableHttp3 }),
 	intRow("Http2MaxRequestsPerConnection", pHTTPS, bound{lo: 1, hi: math.MaxInt32, unit: "requests"},
 		func(l *Listener) int { return l.Http2MaxRequestsPerConnection }),
 	{key: "DomainExtensions", protos: pHTTPS, num: func(l *Listener) int { return len(l.DomainExtensions) }},
