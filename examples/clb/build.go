@@ -327,7 +327,7 @@ func makePlan(f *File, e *env) (*plan, *problems) {
 			if proto == listener.HTTPS {
 				h.Certificate = certs[l.ServerCertificateId]
 				h.NoHTTP2 = !switchOn(l.EnableHttp2, true)
-				h.HTTP3 = http3On(l)
+				h.HTTP3 = http3On(&l)
 				if l.TLSCipherPolicy != "" {
 					pol, err := tlspolicy.Lookup(l.TLSCipherPolicy)
 					c.lib("TLSCipherPolicy", err)

@@ -22,6 +22,7 @@ import (
 
 	"github.com/lbkit/lbkit/internal/proctest"
 	"github.com/lbkit/lbkit/internal/syncbuf"
+	"github.com/quic-go/quic-go/http3"
 )
 
 func TestMain(m *testing.M) {
