@@ -173,7 +173,10 @@ type Config struct {
 	// binds Host:Port when it starts.
 	Listener net.Listener
 	// PacketConn, for UDP, is Listener's counterpart: a *net.UDPConn to
-	// serve on instead of binding Host:Port, with the same rules.
+	// serve on instead of binding Host:Port, with the same rules. An
+	// HTTPS listener with HTTP.HTTP3 takes one beside its Listener, bound
+	// to the same address, for HTTP/3 (a process handing its sockets to
+	// a successor hands both).
 	PacketConn net.PacketConn
 	// Stopped creates the listener stopped; by default it starts at once.
 	Stopped bool
@@ -324,7 +327,7 @@ func (c Config) protocolFields() error {
 		{"QUICRouter", fmt.Sprintf("%T", c.QUICRouter), c.QUICRouter != nil, udp, ""},
 		{"QUICConnIDLength", c.QUICConnIDLength, c.QUICConnIDLength != 0, udp, ""},
 		{"Listener", fmt.Sprintf("%T", c.Listener), c.Listener != nil, []Protocol{TCP, HTTP, HTTPS}, "; udp takes a PacketConn"},
-		{"PacketConn", fmt.Sprintf("%T", c.PacketConn), c.PacketConn != nil, udp, "; tcp, http and https take a Listener"},
+		{"PacketConn", fmt.Sprintf("%T", c.PacketConn), c.PacketConn != nil && !c.servesUDP(), udp, "; tcp, http and https take a Listener (https with HTTP.HTTP3 also a PacketConn, for HTTP/3)"},
 	} {
 		if f.set && !slices.Contains(f.only, c.Protocol) {
 			names := make([]string, len(f.only))

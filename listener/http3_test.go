@@ -570,3 +570,54 @@ func TestHTTP3Hash(t *testing.T) {
 		t.Errorf("16 users all on %v: the header was not hashed", spread)
 	}
 }
+
+// An HTTPS listener with HTTP3 serves on a handed TCP and UDP socket
+// pair (as a successor process inherits them), and refuses a UDP socket
+// alone, on another address, or without HTTP3.
+func TestHTTP3HandedSockets(t *testing.T) {
+	leaks(t)
+	ca := newCA(t, "ca")
+	b := startHTTPBackend(t, "b", nil)
+	pair := func() (*net.TCPListener, *net.UDPConn) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		pc, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(ln.Addr().(*net.TCPAddr).AddrPort()))
+		if err != nil {
+			ln.Close()
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close(); pc.Close() })
+		return ln.(*net.TCPListener), pc
+	}
+	opts := func(h3 bool) HTTPOptions {
+		return HTTPOptions{HTTP3: h3, TLSPolicy: tls13(t), Certificate: ca.issue(t, "default", "default.test")}
+	}
+	in := newInstance(t)
+	ln, pc := pair()
+	l := addListener(t, in, Config{Protocol: HTTPS, Listener: ln, PacketConn: pc, Group: newGroup(t, nil, b.backend(100)), HTTP: opts(true)})
+	if got := l.Addrs(); len(got) != 2 || got[1].String() != pc.LocalAddr().String() {
+		t.Fatalf("Addrs %v, want the handed TCP and UDP addresses", got)
+	}
+	if _, body := doProto(t, protoClient(t, "h3", ca, nil, ""), "h3", newReq(t, httpsURL(l, "/"))); body != "b" {
+		t.Errorf("over HTTP/3 on the handed UDP socket: %q", body)
+	}
+
+	_, pc2 := pair()
+	ln3, pc3 := pair()
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"without HTTP3", Config{Protocol: HTTPS, Listener: ln3, PacketConn: pc3, HTTP: opts(false)}, "only for udp listeners"},
+		{"alone", Config{Protocol: HTTPS, PacketConn: pc3, HTTP: opts(true)}, "beside a handed Listener"},
+		{"another address", Config{Protocol: HTTPS, Listener: ln3, PacketConn: pc2, HTTP: opts(true)}, "HTTP/3 serves the Listener's address"},
+	} {
+		tc.cfg.Group = newGroup(t, nil, b.backend(100))
+		if _, err := in.Add(tc.cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error saying %q", tc.name, err, tc.want)
+		}
+	}
+}

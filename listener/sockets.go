@@ -172,9 +172,27 @@ func dupOne[T any](socket interface{ File() (*os.File, error) }, open func(*os.F
 // if its type does not suit the protocol. ok is false when none is
 // handed.
 func (c Config) handed() (s sockets, at netip.AddrPort, ok bool, err error) {
+	h3 := c.servesUDP() && c.Protocol != UDP // HTTPS with HTTP3: a TCP and a UDP socket
 	switch {
+	case h3 && c.PacketConn != nil:
+		if c.Listener == nil {
+			return s, at, false, configErr("PacketConn", fmt.Sprintf("%T", c.PacketConn), "HTTP/3's socket goes beside a handed Listener, on its address")
+		}
+		ln, isTCP := c.Listener.(*net.TCPListener)
+		pc, isUDP := c.PacketConn.(*net.UDPConn)
+		switch {
+		case !isTCP:
+			return s, at, false, configErr("Listener", fmt.Sprintf("%T", c.Listener), "want a *net.TCPListener")
+		case !isUDP:
+			return s, at, false, configErr("PacketConn", fmt.Sprintf("%T", c.PacketConn), "want a *net.UDPConn")
+		}
+		at = ln.Addr().(*net.TCPAddr).AddrPort()
+		if u := pc.LocalAddr().(*net.UDPAddr).AddrPort(); u != at {
+			return s, at, false, configErr("PacketConn", u.String(), "HTTP/3 serves the Listener's address, "+at.String())
+		}
+		s.tcp, s.udp = []*net.TCPListener{ln}, []*net.UDPConn{pc}
 	case c.Listener != nil && c.PacketConn != nil:
-		return s, at, false, configErr("PacketConn", fmt.Sprintf("%T", c.PacketConn), "not with Listener: a listener has one protocol")
+		return s, at, false, configErr("PacketConn", fmt.Sprintf("%T", c.PacketConn), "not with Listener: a listener has one protocol (https with HTTP.HTTP3 excepted)")
 	case c.Listener != nil:
 		ln, isTCP := c.Listener.(*net.TCPListener)
 		if !isTCP {

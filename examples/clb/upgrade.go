@@ -213,22 +213,50 @@ func (u *upgrader) hand(cfgs []listener.Config) error {
 		if c.EndPort != 0 || c.Listener != nil || c.PacketConn != nil {
 			continue
 		}
-		f := u.take(socketKey(networkOf(c.Protocol), *c))
-		if f == nil {
-			continue
-		}
 		var err error
 		if c.Protocol == listener.UDP {
-			c.PacketConn, err = net.FilePacketConn(f)
+			c.PacketConn, err = u.takePacketConn(socketKey("udp", *c))
 		} else {
-			c.Listener, err = net.FileListener(f)
+			c.Listener, err = u.takeListener(socketKey("tcp", *c))
+			if err == nil && c.Listener != nil && c.Protocol == listener.HTTPS && c.HTTP.HTTP3 {
+				// HTTP/3's socket goes beside the TCP one; without the
+				// TCP one the listener binds both.
+				c.PacketConn, err = u.takePacketConn(socketKey("udp", *c))
+			}
 		}
-		f.Close() // the socket has a descriptor of its own now
 		if err != nil {
-			return fmt.Errorf("upgrade: inherited socket %s: %w", f.Name(), err)
+			return err
 		}
 	}
 	return nil
+}
+
+// takeListener returns the inherited TCP socket key names, or nil.
+func (u *upgrader) takeListener(key string) (net.Listener, error) {
+	f := u.take(key)
+	if f == nil {
+		return nil, nil
+	}
+	defer f.Close() // the socket gets a descriptor of its own
+	ln, err := net.FileListener(f)
+	if err != nil {
+		return nil, fmt.Errorf("upgrade: inherited socket %s: %w", key, err)
+	}
+	return ln, nil
+}
+
+// takePacketConn is takeListener for a UDP socket.
+func (u *upgrader) takePacketConn(key string) (net.PacketConn, error) {
+	f := u.take(key)
+	if f == nil {
+		return nil, nil
+	}
+	defer f.Close()
+	pc, err := net.FilePacketConn(f)
+	if err != nil {
+		return nil, fmt.Errorf("upgrade: inherited socket %s: %w", key, err)
+	}
+	return pc, nil
 }
 
 // seedHealth starts the members of each health-checked listener of
@@ -271,14 +299,8 @@ func groupsOf(cfg listener.Config) []*balancer.Group {
 // (see processKey) on addr: inherited, or bound now. A nil *upgrader
 // binds it.
 func (u *upgrader) listen(key, addr string) (net.Listener, error) {
-	var (
-		ln  net.Listener
-		err error
-	)
-	if f := u.take(key); f != nil {
-		ln, err = net.FileListener(f)
-		f.Close()
-	} else {
+	ln, err := u.takeListener(key)
+	if err == nil && ln == nil {
 		ln, err = net.Listen("tcp", addr)
 	}
 	if err != nil {
@@ -290,14 +312,8 @@ func (u *upgrader) listen(key, addr string) (net.Listener, error) {
 
 // listenPacket is listen's UDP counterpart.
 func (u *upgrader) listenPacket(key, addr string) (net.PacketConn, error) {
-	var (
-		pc  net.PacketConn
-		err error
-	)
-	if f := u.take(key); f != nil {
-		pc, err = net.FilePacketConn(f)
-		f.Close()
-	} else {
+	pc, err := u.takePacketConn(key)
+	if err == nil && pc == nil {
 		pc, err = net.ListenPacket("udp", addr)
 	}
 	if err != nil {
