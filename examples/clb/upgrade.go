@@ -82,14 +82,6 @@ func socketKey(network string, cfg listener.Config) string {
 	return network + " " + net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
 }
 
-// networkOf is the port space of a listener's own sockets.
-func networkOf(p listener.Protocol) string {
-	if p == listener.UDP {
-		return "udp"
-	}
-	return "tcp"
-}
-
 // socketNetwork tells a socket's port space by its type.
 func socketNetwork(f *os.File) (string, error) {
 	rc, err := f.SyscallConn()
