@@ -134,13 +134,16 @@ func (d *DNS) apply(bs []balancer.Backend) error {
 	if d.last != nil && slices.Equal(bs, d.last) {
 		return nil
 	}
+	// Stats.Members leads the membership: whoever sees the group change
+	// (Membership.Replace) then reads the new set's size.
+	prev := d.members.Swap(int64(len(bs)))
 	if err := d.m.Replace(d.keepStates(bs)); err != nil {
+		d.members.Store(prev)
 		return err
 	}
 	added, removed := diff(d.last, bs)
 	d.last = bs
 	d.updates.Add(1)
-	d.members.Store(int64(len(bs)))
 	d.cfg.Logger.Info("discovery: members changed", "name", d.cfg.Name, "type", d.cfg.Type.String(),
 		"members", len(bs), "added", added, "removed", removed)
 	return nil
