@@ -94,6 +94,10 @@
 // HTTP/3 with an Alt-Svc field ([RFC 7838]) naming the UDP port, for
 // ServerConfig.AltSvcMaxAge (DefaultAltSvcMaxAge, a day); the fast lane
 // appends it from bytes made once.
+// ServerConfig.QUICConnIDs (a *quiclb.Generator) makes the QUIC
+// connection IDs carry the server's QUIC-LB server ID, so a router in
+// front of several such servers sends a client that changed address
+// back to the one holding its connection.
 //
 // # Errors
 //
