@@ -97,7 +97,9 @@
 // ServerConfig.QUICConnIDs (a *quiclb.Generator) makes the QUIC
 // connection IDs carry the server's QUIC-LB server ID, so a router in
 // front of several such servers sends a client that changed address
-// back to the one holding its connection.
+// back to the one holding its connection; ServerConfig.QUICKeys, shared
+// by such servers, lets the one that receives a packet of a connection
+// it does not hold reset it with a token the client accepts.
 //
 // # Errors
 //

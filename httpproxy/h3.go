@@ -46,7 +46,8 @@ type h3Server struct {
 // made: what decides connection IDs and source-address validation goes
 // here.
 func quicTransport(pc net.PacketConn, sc *ServerConfig) *quic.Transport {
-	return &quic.Transport{Conn: pc, ConnectionIDGenerator: sc.QUICConnIDs}
+	return &quic.Transport{Conn: pc, ConnectionIDGenerator: sc.QUICConnIDs,
+		StatelessResetKey: sc.QUICKeys.StatelessReset, TokenGeneratorKey: sc.QUICKeys.Token}
 }
 
 // startH3 serves HTTP/3 on pc with the server's TLS config, forced to

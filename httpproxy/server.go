@@ -81,6 +81,10 @@ type ServerConfig struct {
 	// front end that holds its connection. If nil, quic-go's random
 	// IDs, which such a router cannot route. Only with QUIC.
 	QUICConnIDs quic.ConnectionIDGenerator
+	// QUICKeys are QUIC's token secrets (see QUICKeys): set the same on
+	// every replica of a fleet. If zero, no stateless resets and a
+	// random token key. Only with QUIC.
+	QUICKeys QUICKeys
 	// AltSvcMaxAge is the max-age of the Alt-Svc field that advertises
 	// HTTP/3 on QUIC's port in every HTTP/1.1 and HTTP/2 response. If
 	// zero, DefaultAltSvcMaxAge is used. Without QUIC, nothing is
@@ -302,6 +306,9 @@ func (p *Proxy) NewServer(ln net.Listener, sc ServerConfig, h Host) (*Server, er
 	}
 	if sc.QUICConnIDs != nil && sc.QUIC == nil {
 		errs = append(errs, configErr("QUICConnIDs", fmt.Sprintf("%T", sc.QUICConnIDs), "needs QUIC (HTTP/3)"))
+	}
+	if sc.QUICKeys != (QUICKeys{}) && sc.QUIC == nil {
+		errs = append(errs, configErr("QUICKeys", "set", "needs QUIC (HTTP/3)"))
 	}
 	if h == nil {
 		h = nopHost{log: slog.New(slog.DiscardHandler)}

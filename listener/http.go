@@ -44,6 +44,10 @@ type Rule = httpproxy.Rule
 // (see httpproxy.HashPolicy).
 type HashPolicy = httpproxy.HashPolicy
 
+// QUICKeys are the QUIC token secrets of an HTTPS listener with HTTP3
+// (see httpproxy.QUICKeys).
+type QUICKeys = httpproxy.QUICKeys
+
 // HTTPOptions configures HTTP and HTTPS listeners (Config.HTTP): the
 // proxy (httpproxy.Options: headers, compression, rules, hashing,
 // stickiness, hooks, access log) and what the listener does with client
@@ -156,6 +160,13 @@ type HTTPOptions struct {
 	// generator may serve the listener across Stop and Start. Only with
 	// HTTP3.
 	QUICConnIDs quic.ConnectionIDGenerator
+	// QUICKeys are HTTP3's QUIC token secrets: set the same on every
+	// replica of a fleet, and a replica that receives a packet of a
+	// connection it does not hold resets it with a token the client
+	// accepts, and address-validation tokens one replica issued are good
+	// at another. If zero, no stateless resets and a random token key
+	// per start. Only with HTTP3.
+	QUICKeys QUICKeys
 
 	st *httpState // built by effective, shared by copies of the Config
 }
@@ -231,6 +242,9 @@ func (o *HTTPOptions) effective(c *Config) error {
 	}
 	if o.QUICConnIDs != nil && !o.HTTP3 {
 		return configErr("HTTP.QUICConnIDs", fmt.Sprintf("%T", o.QUICConnIDs), "needs HTTP3")
+	}
+	if o.QUICKeys != (QUICKeys{}) && !o.HTTP3 {
+		return configErr("HTTP.QUICKeys", "set", "needs HTTP3")
 	}
 	if c.Protocol == HTTPS {
 		if st.tls, err = newTLSState(o); err != nil {
@@ -325,7 +339,7 @@ func startHTTP(l *Listener, socks sockets) (server, error) {
 				return nil, err
 			}
 		}
-		sc.QUIC, sc.QUICConnIDs = pc, o.QUICConnIDs
+		sc.QUIC, sc.QUICConnIDs, sc.QUICKeys = pc, o.QUICConnIDs, o.QUICKeys
 	}
 	srv, err := o.st.proxy.NewServer(ln, sc, (*httpHost)(l))
 	if err != nil {

@@ -35,11 +35,17 @@ type h3Fleet struct {
 	members []balancer.Backend
 }
 
+// fleetKeys are the QUIC token secrets every replica of a fleet shares.
+var fleetKeys = QUICKeys{
+	StatelessReset: &quic.StatelessResetKey{'l', 'b', 'k', 'i', 't', ' ', 'r', 'e', 's', 'e', 't'},
+	Token:          &quic.TokenGeneratorKey{'l', 'b', 'k', 'i', 't', ' ', 't', 'o', 'k', 'e', 'n'},
+}
+
 // downloadBytes is the size of /big: many flow-control windows, so the
 // client is mid-download when it migrates.
 const downloadBytes = 4 << 20
 
-func newH3Fleet(t *testing.T, gens bool) *h3Fleet {
+func newH3Fleet(t *testing.T, gens, keys bool) *h3Fleet {
 	t.Helper()
 	t.Setenv("QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING", "true")
 	f := &h3Fleet{
@@ -59,6 +65,9 @@ func newH3Fleet(t *testing.T, gens bool) *h3Fleet {
 		}
 		ids[id] = name
 		var opts HTTPOptions
+		if keys {
+			opts.QUICKeys = fleetKeys
+		}
 		if gens {
 			if opts.QUICConnIDs, err = quiclb.NewGenerator(quiclb.GeneratorConfig{Config: f.cfg, ServerID: id}); err != nil {
 				t.Fatal(err)
@@ -155,6 +164,7 @@ func TestHTTP3QUICLBMigration(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		gens  bool
+		keys  bool
 		sched string
 		route bool
 		keeps bool
@@ -162,9 +172,10 @@ func TestHTTP3QUICLBMigration(t *testing.T) {
 		{name: "qch+router+generators", gens: true, sched: balancer.NameQCH, route: true, keeps: true},
 		{name: "qch+router, random IDs", sched: balancer.NameQCH, route: true},
 		{name: "tch+generators", gens: true, sched: balancer.NameTCH},
+		{name: "tch+generators+keys", gens: true, keys: true, sched: balancer.NameTCH},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newH3Fleet(t, tc.gens)
+			f := newH3Fleet(t, tc.gens, tc.keys)
 			l, g := quicLBListener(t, tc.sched, f.cfg, f.router, tc.route, f.members)
 			url := "https://" + listenerAddr(l)
 			c := newH3Client(t, f.ca)
@@ -226,6 +237,7 @@ func TestHTTP3QUICLBMigration(t *testing.T) {
 				after = append(after, name)
 			}
 			_, dials := c.conn()
+			t.Logf("first connection: %v", context.Cause(q.conn.Context()))
 			st := l.Stats()
 			stA, stB := f.fronts["A"].Stats(), f.fronts["B"].Stats()
 			t.Logf("served by %s; migration: %v; download: %v; after: %v, %v; dials %d; QUICRouted=%d QUICFallback=%d; HTTP3Requests A=%d B=%d",
@@ -271,8 +283,8 @@ func TestHTTP3QUICLBMigration(t *testing.T) {
 	}
 }
 
-// QUICConnIDs is only for an HTTPS listener with HTTP3.
-func TestHTTP3QUICConnIDsConfig(t *testing.T) {
+// QUICConnIDs and QUICKeys are only for an HTTPS listener with HTTP3.
+func TestHTTP3QUICFieldsConfig(t *testing.T) {
 	ca := newCA(t, "ca")
 	id, err := quiclb.MakeServerID([]byte{0x20, 1})
 	if err != nil {
@@ -283,9 +295,81 @@ func TestHTTP3QUICConnIDsConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	g := newGroup(t, nil, balancer.Backend{ID: "b", Addr: "127.0.0.1:1"})
-	_, err = newInstance(t).Add(Config{Protocol: HTTPS, Host: "127.0.0.1", Group: g,
-		HTTP: HTTPOptions{Certificate: ca.issue(t, "default", "default.test"), QUICConnIDs: gen}})
-	if want := `listener: HTTP.QUICConnIDs "*quiclb.Generator": needs HTTP3`; err == nil || err.Error() != want {
-		t.Errorf("Add without HTTP3: %v, want %s", err, want)
+	cert := ca.issue(t, "default", "default.test")
+	in := newInstance(t)
+	for _, tc := range []struct {
+		name string
+		o    HTTPOptions
+		want string
+	}{
+		{"conn IDs", HTTPOptions{Certificate: cert, QUICConnIDs: gen}, `listener: HTTP.QUICConnIDs "*quiclb.Generator": needs HTTP3`},
+		{"keys", HTTPOptions{Certificate: cert, QUICKeys: fleetKeys}, `listener: HTTP.QUICKeys "set": needs HTTP3`},
+	} {
+		if _, err := in.Add(Config{Protocol: HTTPS, Host: "127.0.0.1", Group: g, HTTP: tc.o}); err == nil || err.Error() != tc.want {
+			t.Errorf("Add(%s without HTTP3) = %v, want %s", tc.name, err, tc.want)
+		}
+	}
+}
+
+// A client's packets go astray after its front end leaves the router's
+// group: the UDP listener restarts without it, so the client's next
+// request reaches the other front end, which does not hold the
+// connection. With QUICKeys shared by the fleet, that front end resets
+// the connection with a token the client accepts, and the client learns
+// at once; without, it drops the packets, and the client's request
+// waits for its deadline on a connection that looks alive.
+func TestHTTP3QUICKeysReset(t *testing.T) {
+	leaks(t)
+	for _, tc := range []struct {
+		name  string
+		keys  bool
+		reset bool
+	}{
+		{name: "shared keys", keys: true, reset: true},
+		{name: "no keys", keys: false, reset: false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newH3Fleet(t, true, tc.keys)
+			l, g := quicLBListener(t, balancer.NameQCH, f.cfg, f.router, true, f.members)
+			url := "https://" + listenerAddr(l)
+			c := newH3Client(t, f.ca)
+			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			defer cancel()
+			first, err := c.name(ctx, url+"/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			q, _ := c.conn()
+
+			if err := g.Remove(first); err != nil {
+				t.Fatal(err)
+			}
+			stopped, stop := context.WithCancel(ctx)
+			stop() // cut the UDP listener's flows at once
+			l.Stop(stopped)
+			if err := l.Start(); err != nil {
+				t.Fatal(err)
+			}
+
+			rctx, rcancel := context.WithTimeout(ctx, 2*time.Second)
+			defer rcancel()
+			name, err := c.name(rctx, url+"/")
+			cause := context.Cause(q.conn.Context())
+			_, dials := c.conn()
+			t.Logf("served by %s; after it left: %q, %v; first connection: %v; dials %d", first, name, err, cause, dials)
+			var reset *quic.StatelessResetError
+			if got := errors.As(cause, &reset); got != tc.reset {
+				t.Errorf("first connection ended by a stateless reset: %v (%v), want %v", got, cause, tc.reset)
+			}
+			if !tc.reset {
+				return
+			}
+			// The client recovers at once, on a new connection, at the
+			// front end that is left.
+			again, err := c.name(ctx, url+"/")
+			if _, dials := c.conn(); err != nil || again == first || dials != 2 {
+				t.Errorf("after the reset: served by %q, %v, %d connections dialed; want the other front end on a second", again, err, dials)
+			}
+		})
 	}
 }
