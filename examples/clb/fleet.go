@@ -50,6 +50,7 @@ type QuicLb struct {
 	Key            string // base64 AES-128 key (16 bytes); omitted, server IDs are plaintext
 	ServerIds      []QuicLbServerId
 	pos
+	cfg quiclb.Config // as decoded, once valid; for this replica's generator
 }
 
 // QuicLbServerId gives a backend server its QUIC-LB server ID.
@@ -118,6 +119,7 @@ func (q *QuicLb) router(f *File, c checker) *quiclb.Router {
 		c.lib("ConfigId", err)
 		return nil
 	}
+	q.cfg = cfg
 	servers := map[string]bool{}
 	for _, s := range f.allServers() {
 		servers[s.ServerId] = true
@@ -248,5 +250,7 @@ func sameFleet(old, new *File, l Listener) bool {
 	if switchOn(l.StickySession, false) && (ak != bk || ap != bp) {
 		return false
 	}
-	return l.Scheduler != balancer.NameQCH || fmt.Sprint(aq) == fmt.Sprint(bq)
+	// An https listener with HTTP/3 may issue IDs under QuicLb
+	// (http3_quiclb.go).
+	return l.Scheduler != balancer.NameQCH && !http3On(&l) || fmt.Sprint(aq) == fmt.Sprint(bq)
 }
