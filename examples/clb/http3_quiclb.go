@@ -6,6 +6,7 @@ import (
 
 	"github.com/lbkit/lbkit/balancer/quiclb"
 	"github.com/lbkit/lbkit/internal/cfgerr"
+	"github.com/lbkit/lbkit/listener"
 	"github.com/quic-go/quic-go"
 )
 
@@ -66,4 +67,29 @@ func parseQuicLbServerID(s string) (*http3QuicLb, error) {
 		return nil, fmt.Errorf("-quic-lb-server-id %q: %s", s, cfgerr.Reason(err))
 	}
 	return &http3QuicLb{id: id}, nil
+}
+
+// decodeQuicKeys decodes the Fleet's QUIC secrets, reporting a key that
+// is not base64 of 32 bytes.
+func (fl *Fleet) decodeQuicKeys(c checker) listener.QUICKeys {
+	var k listener.QUICKeys
+	if b := c.base64Key("QuicStatelessResetKey", fl.QuicStatelessResetKey, 32, 32); b != nil {
+		k.StatelessReset = (*quic.StatelessResetKey)(b)
+	}
+	if b := c.base64Key("QuicTokenKey", fl.QuicTokenKey, 32, 32); b != nil {
+		k.Token = (*quic.TokenGeneratorKey)(b)
+	}
+	return k
+}
+
+// sameQuicKeys reports whether a and b give HTTP/3 the same QUIC
+// secrets: a listener takes them at its start.
+func sameQuicKeys(a, b *Fleet) bool {
+	keys := func(fl *Fleet) [2]string {
+		if fl == nil {
+			return [2]string{}
+		}
+		return [2]string{fl.QuicStatelessResetKey, fl.QuicTokenKey}
+	}
+	return keys(a) == keys(b)
 }
