@@ -201,8 +201,7 @@
 // listener with qch and a quiclb.Router in front of several replicas,
 // which then keeps a migrating client on its replica, and with the
 // fleet's HTTPOptions.QUICKeys a replica resets at once a connection it
-// does not hold. HTTP listeners
-// count requests by status class and
+// does not hold. HTTP listeners count requests by status class and
 // upstream latency in Stats, and write an access log to
 // HTTPOptions.AccessLog if set.
 //
