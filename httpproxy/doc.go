@@ -93,7 +93,12 @@
 // once. Every HTTP/1.1 and HTTP/2 response of such a server advertises
 // HTTP/3 with an Alt-Svc field ([RFC 7838]) naming the UDP port, for
 // ServerConfig.AltSvcMaxAge (DefaultAltSvcMaxAge, a day); the fast lane
-// appends it from bytes made once.
+// appends it from bytes made once. ServerConfig.QUICConnIDs (a *quiclb.Generator) makes the QUIC
+// connection IDs carry the server's QUIC-LB server ID, so a router in
+// front of several such servers sends a client that changed address
+// back to the one holding its connection; ServerConfig.QUICKeys, shared
+// by such servers, lets the one that receives a packet of a connection
+// it does not hold reset it with a token the client accepts.
 //
 // # Errors
 //

@@ -45,8 +45,9 @@ type h3Server struct {
 // quicTransport is the one place the QUIC transport of a front end is
 // made: what decides connection IDs and source-address validation goes
 // here.
-func quicTransport(pc net.PacketConn) *quic.Transport {
-	return &quic.Transport{Conn: pc}
+func quicTransport(pc net.PacketConn, sc *ServerConfig) *quic.Transport {
+	return &quic.Transport{Conn: pc, ConnectionIDGenerator: sc.QUICConnIDs,
+		StatelessResetKey: sc.QUICKeys.StatelessReset, TokenGeneratorKey: sc.QUICKeys.Token}
 }
 
 // startH3 serves HTTP/3 on pc with the server's TLS config, forced to
@@ -73,7 +74,7 @@ func (s *server) startH3(pc net.PacketConn) (*h3Server, error) {
 		MaxIdleTimeout:       s.sc.IdleTimeout,
 		HandshakeIdleTimeout: s.sc.HeaderTimeout,
 	}
-	h := &h3Server{pc: pc, tr: quicTransport(pc), served: make(chan struct{}), conns: map[*quic.Conn]*connInfo{}}
+	h := &h3Server{pc: pc, tr: quicTransport(pc, &s.sc), served: make(chan struct{}), conns: map[*quic.Conn]*connInfo{}}
 	ln, err := h.tr.Listen(tlsConf, qc)
 	if err != nil {
 		h.tr.Close()

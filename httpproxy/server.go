@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"github.com/lbkit/lbkit/internal/attempt"
 	"github.com/lbkit/lbkit/internal/proxyin"
 	"github.com/lbkit/lbkit/internal/stats"
+	"github.com/quic-go/quic-go"
 )
 
 // Defaults of ServerConfig, used for zero fields.
@@ -72,6 +74,17 @@ type ServerConfig struct {
 	// CONNECTION_CLOSE and no stream. AcceptProxy does not apply to it.
 	// The server owns the socket: Shutdown and Retire close it.
 	QUIC net.PacketConn
+	// QUICConnIDs, if set, issues the connection IDs of QUIC's
+	// connections: a *quiclb.Generator, so that several front ends
+	// behind a QUIC-LB-aware router (a UDP listener of package listener
+	// with qch and a quiclb.Router) keep a migrating client on the
+	// front end that holds its connection. If nil, quic-go's random
+	// IDs, which such a router cannot route. Only with QUIC.
+	QUICConnIDs quic.ConnectionIDGenerator
+	// QUICKeys are QUIC's token secrets (see QUICKeys): set the same on
+	// every replica of a fleet. If zero, no stateless resets and a
+	// random token key. Only with QUIC.
+	QUICKeys QUICKeys
 	// AltSvcMaxAge is the max-age of the Alt-Svc field that advertises
 	// HTTP/3 on QUIC's port in every HTTP/1.1 and HTTP/2 response. If
 	// zero, DefaultAltSvcMaxAge is used. Without QUIC, nothing is
@@ -290,6 +303,12 @@ func (p *Proxy) NewServer(ln net.Listener, sc ServerConfig, h Host) (*Server, er
 	}
 	if sc.QUIC != nil && sc.TLS == nil {
 		errs = append(errs, configErr("QUIC", sc.QUIC.LocalAddr().String(), "HTTP/3 needs TLS"))
+	}
+	if sc.QUICConnIDs != nil && sc.QUIC == nil {
+		errs = append(errs, configErr("QUICConnIDs", fmt.Sprintf("%T", sc.QUICConnIDs), "needs QUIC (HTTP/3)"))
+	}
+	if sc.QUICKeys != (QUICKeys{}) && sc.QUIC == nil {
+		errs = append(errs, configErr("QUICKeys", "set", "needs QUIC (HTTP/3)"))
 	}
 	if h == nil {
 		h = nopHost{log: slog.New(slog.DiscardHandler)}

@@ -196,7 +196,12 @@
 // its HTTP/1.1 and HTTP/2 responses; its policy must allow TLS 1.3, no
 // UDP listener of the instance may use the port, Files lists the UDP
 // socket after the TCP one, and a replacement on the same port takes
-// over both. HTTP listeners count requests by status class and
+// over both; with HTTPOptions.QUICConnIDs (a *quiclb.Generator) its
+// QUIC connection IDs name it to a QUIC-LB router, such as a UDP
+// listener with qch and a quiclb.Router in front of several replicas,
+// which then keeps a migrating client on its replica, and with the
+// fleet's HTTPOptions.QUICKeys a replica resets at once a connection it
+// does not hold. HTTP listeners count requests by status class and
 // upstream latency in Stats, and write an access log to
 // HTTPOptions.AccessLog if set.
 //

@@ -17,6 +17,7 @@ import (
 	"github.com/lbkit/lbkit/internal/cfgerr"
 	"github.com/lbkit/lbkit/internal/stats"
 	"github.com/lbkit/lbkit/tlspolicy"
+	"github.com/quic-go/quic-go"
 )
 
 // Defaults of HTTPOptions, from the CLB's HTTP listener, used for zero
@@ -42,6 +43,10 @@ type Rule = httpproxy.Rule
 // HashPolicy chooses what of an HTTP request the hash scheduler hashes
 // (see httpproxy.HashPolicy).
 type HashPolicy = httpproxy.HashPolicy
+
+// QUICKeys are the QUIC token secrets of an HTTPS listener with HTTP3
+// (see httpproxy.QUICKeys).
+type QUICKeys = httpproxy.QUICKeys
 
 // HTTPOptions configures HTTP and HTTPS listeners (Config.HTTP): the
 // proxy (httpproxy.Options: headers, compression, rules, hashing,
@@ -145,6 +150,23 @@ type HTTPOptions struct {
 	// listener of the same instance cannot share the port. 0-RTT is
 	// off. Only for https.
 	HTTP3 bool
+	// QUICConnIDs, if set, issues the QUIC connection IDs of HTTP3:
+	// e.g. a *quiclb.Generator with this replica's server ID, so that
+	// several front ends behind a QUIC-LB-aware router (a UDP listener
+	// with qch and a quiclb.Router) keep a migrating client on the
+	// replica that holds its connection. If nil, quic-go's random IDs,
+	// which such a router cannot route: a client that changes address
+	// may land on another replica and lose its connection. One
+	// generator may serve the listener across Stop and Start. Only with
+	// HTTP3.
+	QUICConnIDs quic.ConnectionIDGenerator
+	// QUICKeys are HTTP3's QUIC token secrets: set the same on every
+	// replica of a fleet, and a replica that receives a packet of a
+	// connection it does not hold resets it with a token the client
+	// accepts, and address-validation tokens one replica issued are good
+	// at another. If zero, no stateless resets and a random token key
+	// per start. Only with HTTP3.
+	QUICKeys QUICKeys
 
 	st *httpState // built by effective, shared by copies of the Config
 }
@@ -217,6 +239,12 @@ func (o *HTTPOptions) effective(c *Config) error {
 	st := &httpState{proxy: p}
 	if o.HTTP3 && c.Protocol != HTTPS {
 		return configErr("HTTP.HTTP3", string(c.Protocol), "HTTP/3 is for https listeners")
+	}
+	if o.QUICConnIDs != nil && !o.HTTP3 {
+		return configErr("HTTP.QUICConnIDs", fmt.Sprintf("%T", o.QUICConnIDs), "needs HTTP3")
+	}
+	if o.QUICKeys != (QUICKeys{}) && !o.HTTP3 {
+		return configErr("HTTP.QUICKeys", "set", "needs HTTP3")
 	}
 	if c.Protocol == HTTPS {
 		if st.tls, err = newTLSState(o); err != nil {
@@ -311,7 +339,7 @@ func startHTTP(l *Listener, socks sockets) (server, error) {
 				return nil, err
 			}
 		}
-		sc.QUIC = pc
+		sc.QUIC, sc.QUICConnIDs, sc.QUICKeys = pc, o.QUICConnIDs, o.QUICKeys
 	}
 	srv, err := o.st.proxy.NewServer(ln, sc, (*httpHost)(l))
 	if err != nil {

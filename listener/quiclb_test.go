@@ -123,16 +123,24 @@ func (c *quicLBCluster) startServer(t *testing.T, name string, gen *quiclb.Gener
 // scheduler, routing by QUIC-LB server ID if route is set.
 func (c *quicLBCluster) listener(t *testing.T, sched string, route bool) (*Listener, *balancer.Group) {
 	t.Helper()
+	return quicLBListener(t, sched, c.cfg, c.router, route, c.backends)
+}
+
+// quicLBListener starts a UDP listener in front of backends, QUIC servers
+// issuing IDs under cfg, with the named scheduler, routing by router if
+// route is set.
+func quicLBListener(t *testing.T, sched string, cfg quiclb.Config, router *quiclb.Router, route bool, backends []balancer.Backend) (*Listener, *balancer.Group) {
+	t.Helper()
 	s, err := balancer.ParseScheduler(sched)
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := newGroup(t, s, c.backends...)
-	cfg := Config{Group: g, QUICConnIDLength: c.cfg.ConnIDLen()}
+	g := newGroup(t, s, backends...)
+	lc := Config{Group: g, QUICConnIDLength: cfg.ConnIDLen()}
 	if route {
-		cfg.QUICRouter = c.router
+		lc.QUICRouter = router
 	}
-	return addUDPListener(t, newUDPInstance(t), cfg), g
+	return addUDPListener(t, newUDPInstance(t), lc), g
 }
 
 // quicClient is a client connection whose Transport the test owns, so

@@ -36,7 +36,8 @@ type env struct {
 	// binary upgrade (so cookies and sessions survive it).
 	stickyKey []byte
 	tickets   *ticketKeyring
-	upg       *upgrader // nil: sockets are bound, never inherited
+	h3lb      *http3QuicLb // -quic-lb-server-id's; nil without
+	upg       *upgrader    // nil: sockets are bound, never inherited
 	log       *slog.Logger
 	accessLog *slog.Logger
 }
@@ -144,6 +145,7 @@ func makePlan(f *File, e *env) (*plan, *problems) {
 		family = acl.IPv6
 	}
 
+	h3ids := e.h3lb.generator(f, ps)
 	certs := map[string]*tls.Certificate{demoCertID: e.demoCert, demoShopCertID: e.demoShopCert}
 	for i, sc := range f.ServerCertificates {
 		c := checker{ps: ps, path: fmt.Sprintf("ServerCertificates[%d]", i), p: sc.pos}
@@ -328,6 +330,9 @@ func makePlan(f *File, e *env) (*plan, *problems) {
 				h.Certificate = certs[l.ServerCertificateId]
 				h.NoHTTP2 = !switchOn(l.EnableHttp2, true)
 				h.HTTP3 = http3On(&l)
+				if h.HTTP3 && h3ids != nil {
+					h.QUICConnIDs = h3ids
+				}
 				if l.TLSCipherPolicy != "" {
 					pol, err := tlspolicy.Lookup(l.TLSCipherPolicy)
 					c.lib("TLSCipherPolicy", err)

@@ -34,8 +34,15 @@ type Fleet struct {
 	// QuicLb routes the flows of udp listeners with the qch scheduler by
 	// the server ID in their QUIC connection IDs (IETF QUIC-LB).
 	QuicLb *QuicLb
+	// QuicStatelessResetKey and QuicTokenKey are the QUIC secrets of the
+	// https listeners with EnableHttp3, 32 bytes each (http3_quiclb.go).
+	// Omitted, no stateless resets and a random token key per listener
+	// start.
+	QuicStatelessResetKey string
+	QuicTokenKey          string
 
 	pos
+	quicKeys                     listener.QUICKeys
 	cookieKey, previousCookieKey []byte
 	ticketKeys                   [][32]byte
 	router                       *quiclb.Router // nil without QuicLb
@@ -50,6 +57,7 @@ type QuicLb struct {
 	Key            string // base64 AES-128 key (16 bytes); omitted, server IDs are plaintext
 	ServerIds      []QuicLbServerId
 	pos
+	cfg quiclb.Config // as decoded, once valid; for this replica's generator
 }
 
 // QuicLbServerId gives a backend server its QUIC-LB server ID.
@@ -87,6 +95,7 @@ func (f *File) validateFleet(ps *problems) {
 	if q := fl.QuicLb; q != nil {
 		fl.router = q.router(f, checker{ps: ps, path: "Fleet.QuicLb", p: q.pos})
 	}
+	fl.quicKeys = fl.decodeQuicKeys(c)
 }
 
 // base64Key decodes the key at key, reporting it unless it is base64 of
@@ -118,6 +127,7 @@ func (q *QuicLb) router(f *File, c checker) *quiclb.Router {
 		c.lib("ConfigId", err)
 		return nil
 	}
+	q.cfg = cfg
 	servers := map[string]bool{}
 	for _, s := range f.allServers() {
 		servers[s.ServerId] = true
@@ -165,6 +175,9 @@ func (f *File) applyFleet(cfg *listener.Config, l Listener, e *env) {
 	}
 	if cfg.Protocol == listener.HTTPS && fl.ticketKeys != nil {
 		cfg.HTTP.SessionTicketKeys = fl.ticketKeys
+	}
+	if cfg.HTTP.HTTP3 {
+		cfg.HTTP.QUICKeys = fl.quicKeys
 	}
 	if fl.router != nil && cfg.Protocol == listener.UDP && l.Scheduler == balancer.NameQCH {
 		cfg.QUICRouter = fl.router
@@ -227,8 +240,8 @@ func (f *File) cookieKeys(e *env) (key, previous []byte) {
 
 // sameFleet reports whether a listener can keep running across a reload
 // from old to new as far as the Fleet block goes: its cookie keys and
-// QUIC-LB configuration are fixed while it runs (session-ticket keys
-// change live).
+// QUIC-LB configuration and QUIC keys are fixed while it runs
+// (session-ticket keys change live).
 func sameFleet(old, new *File, l Listener) bool {
 	a, b := old.Fleet, new.Fleet
 	get := func(fl *Fleet) (string, string, QuicLb) {
@@ -248,5 +261,10 @@ func sameFleet(old, new *File, l Listener) bool {
 	if switchOn(l.StickySession, false) && (ak != bk || ap != bp) {
 		return false
 	}
-	return l.Scheduler != balancer.NameQCH || fmt.Sprint(aq) == fmt.Sprint(bq)
+	if http3On(&l) && !sameQuicKeys(a, b) {
+		return false
+	}
+	// An https listener with HTTP/3 may issue IDs under QuicLb
+	// (http3_quiclb.go).
+	return l.Scheduler != balancer.NameQCH && !http3On(&l) || fmt.Sprint(aq) == fmt.Sprint(bq)
 }

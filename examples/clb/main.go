@@ -50,6 +50,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		adminTLS     = adminTLSFlags(fs)
 		cpuProfile   = fs.String("cpuprofile", "", "write a CPU profile (go tool pprof) to `file` until clb stops")
 		etcdOpts     = etcdFlags(fs)
+		quicLBID     = fs.String("quic-lb-server-id", "", "this replica's QUIC-LB server `ID` (hex, Fleet.QuicLb's ServerIdLength octets): https listeners with EnableHttp3 issue QUIC connection IDs that carry it")
 	)
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -60,6 +61,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if _, err := netip.ParseAddr(*listenAddr); *listenAddr != "" && err != nil {
 		fmt.Fprintf(stderr, "clb: -listen-address %q: want an IP address\n", *listenAddr)
+		return 2
+	}
+	h3lb, err := parseQuicLbServerID(*quicLBID)
+	if err != nil {
+		fmt.Fprintln(stderr, "clb:", err)
 		return 2
 	}
 	generation, err := parseGeneration(os.Getenv(generationEnv))
@@ -100,7 +106,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "clb:", err)
 		return 1
 	}
-	e.log, e.upg = log, upg
+	e.log, e.upg, e.h3lb = log, upg, h3lb
 	if *accessLog {
 		e.accessLog = log.With("log", "access")
 	}
