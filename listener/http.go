@@ -145,6 +145,13 @@ type HTTPOptions struct {
 	// listener of the same instance cannot share the port. 0-RTT is
 	// off. Only for https.
 	HTTP3 bool
+	// MaxQUICHandshakes bounds the QUIC handshakes in progress with
+	// HTTP3: one beyond it is refused (CONNECTION_REFUSED), and from
+	// half of it on a client must first answer a Retry, so spoofed
+	// sources hold nothing (httpproxy.ServerConfig.MaxQUICHandshakes;
+	// Stats.QUICRetries, Stats.QUICHandshakesRefused). If zero,
+	// httpproxy.DefaultMaxQUICHandshakes (1000) is used. Only with HTTP3.
+	MaxQUICHandshakes int
 
 	st *httpState // built by effective, shared by copies of the Config
 }
@@ -217,6 +224,12 @@ func (o *HTTPOptions) effective(c *Config) error {
 	st := &httpState{proxy: p}
 	if o.HTTP3 && c.Protocol != HTTPS {
 		return configErr("HTTP.HTTP3", string(c.Protocol), "HTTP/3 is for https listeners")
+	}
+	switch {
+	case o.MaxQUICHandshakes < 0:
+		return configErr("HTTP.MaxQUICHandshakes", o.MaxQUICHandshakes, "negative")
+	case o.MaxQUICHandshakes > 0 && !o.HTTP3:
+		return configErr("HTTP.MaxQUICHandshakes", o.MaxQUICHandshakes, "needs HTTP3")
 	}
 	if c.Protocol == HTTPS {
 		if st.tls, err = newTLSState(o); err != nil {
@@ -312,6 +325,7 @@ func startHTTP(l *Listener, socks sockets) (server, error) {
 			}
 		}
 		sc.QUIC = pc
+		sc.MaxQUICHandshakes = o.MaxQUICHandshakes
 	}
 	srv, err := o.st.proxy.NewServer(ln, sc, (*httpHost)(l))
 	if err != nil {
