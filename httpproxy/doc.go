@@ -100,6 +100,15 @@
 // by such servers, lets the one that receives a packet of a connection
 // it does not hold reset it with a token the client accepts.
 //
+// Hostile QUIC traffic is bounded where it costs: at most
+// ServerConfig.MaxQUICHandshakes handshakes are in progress at once
+// (more are refused with CONNECTION_REFUSED), and from half of them on a
+// new client must first echo a Retry token ([RFC 9000 §8.1.2]), so
+// spoofed sources hold no state. Request streams per connection are
+// quic-go's 100; a stream whose request head never arrives lasts as
+// long as its connection, which the QUIC idle timeout (IdleTimeout)
+// closes once the client goes quiet.
+//
 // # Errors
 //
 // A request no backend served is answered 503 when no backend was
@@ -118,6 +127,7 @@
 // for a client whose Accept-Encoding accepts gzip; Vary:
 // Accept-Encoding is added.
 //
+// [RFC 9000 §8.1.2]: https://www.rfc-editor.org/rfc/rfc9000#section-8.1.2
 // [RFC 9114]: https://www.rfc-editor.org/rfc/rfc9114
 // [RFC 7838]: https://www.rfc-editor.org/rfc/rfc7838
 package httpproxy

@@ -37,6 +37,7 @@ type h3Server struct {
 	ln     *quic.Listener
 	srv    *http3.Server
 	served chan struct{} // closed when ServeListener has returned
+	limit  *handshakeLimit
 
 	mu    sync.Mutex
 	conns map[*quic.Conn]*connInfo // open connections, for shutdown
@@ -75,6 +76,8 @@ func (s *server) startH3(pc net.PacketConn) (*h3Server, error) {
 		HandshakeIdleTimeout: s.sc.HeaderTimeout,
 	}
 	h := &h3Server{pc: pc, tr: quicTransport(pc, &s.sc), served: make(chan struct{}), conns: map[*quic.Conn]*connInfo{}}
+	h.limit = newHandshakeLimit(s.sc.MaxQUICHandshakes, s.m)
+	h.limit.install(h.tr)
 	ln, err := h.tr.Listen(tlsConf, qc)
 	if err != nil {
 		h.tr.Close()
@@ -87,6 +90,7 @@ func (s *server) startH3(pc net.PacketConn) (*h3Server, error) {
 		IdleTimeout:    s.sc.IdleTimeout,
 		Logger:         s.log,
 		ConnContext: func(ctx context.Context, c *quic.Conn) context.Context {
+			releaseHandshake(c)
 			hc := newConnInfo(addrPortOf(c.RemoteAddr()), addrPortOf(c.LocalAddr()), true)
 			cs := c.ConnectionState().TLS
 			hc.tls = &cs

@@ -90,6 +90,14 @@ type ServerConfig struct {
 	// zero, DefaultAltSvcMaxAge is used. Without QUIC, nothing is
 	// advertised.
 	AltSvcMaxAge time.Duration
+	// MaxQUICHandshakes bounds the QUIC handshakes in progress on QUIC,
+	// from a client's first Initial until its connection is served: one
+	// beyond it is refused with CONNECTION_REFUSED. From half of it on,
+	// a client must first prove its address by answering a Retry, so a
+	// flood from spoofed sources holds no handshake state at all (RFC
+	// 9000 §8.1.2); a real client pays one round trip more. If zero,
+	// DefaultMaxQUICHandshakes is used.
+	MaxQUICHandshakes int
 }
 
 func (c *ServerConfig) defaults() {
@@ -100,6 +108,7 @@ func (c *ServerConfig) defaults() {
 	c.MaxKeepAliveRequests = cmp.Or(c.MaxKeepAliveRequests, DefaultMaxKeepAliveRequests)
 	c.HTTP2MaxRequestsPerConnection = cmp.Or(c.HTTP2MaxRequestsPerConnection, DefaultHTTP2MaxRequestsPerConnection)
 	c.AltSvcMaxAge = cmp.Or(c.AltSvcMaxAge, DefaultAltSvcMaxAge)
+	c.MaxQUICHandshakes = cmp.Or(c.MaxQUICHandshakes, DefaultMaxQUICHandshakes)
 }
 
 // Host is what a Server asks of, and reports to, the one that runs it:

@@ -167,6 +167,13 @@ type HTTPOptions struct {
 	// at another. If zero, no stateless resets and a random token key
 	// per start. Only with HTTP3.
 	QUICKeys QUICKeys
+	// MaxQUICHandshakes bounds the QUIC handshakes in progress with
+	// HTTP3: one beyond it is refused (CONNECTION_REFUSED), and from
+	// half of it on a client must first answer a Retry, so spoofed
+	// sources hold nothing (httpproxy.ServerConfig.MaxQUICHandshakes;
+	// Stats.QUICRetries, Stats.QUICHandshakesRefused). If zero,
+	// httpproxy.DefaultMaxQUICHandshakes (1000) is used. Only with HTTP3.
+	MaxQUICHandshakes int
 
 	st *httpState // built by effective, shared by copies of the Config
 }
@@ -240,11 +247,15 @@ func (o *HTTPOptions) effective(c *Config) error {
 	if o.HTTP3 && c.Protocol != HTTPS {
 		return configErr("HTTP.HTTP3", string(c.Protocol), "HTTP/3 is for https listeners")
 	}
-	if o.QUICConnIDs != nil && !o.HTTP3 {
+	switch {
+	case o.QUICConnIDs != nil && !o.HTTP3:
 		return configErr("HTTP.QUICConnIDs", fmt.Sprintf("%T", o.QUICConnIDs), "needs HTTP3")
-	}
-	if o.QUICKeys != (QUICKeys{}) && !o.HTTP3 {
+	case o.QUICKeys != (QUICKeys{}) && !o.HTTP3:
 		return configErr("HTTP.QUICKeys", "set", "needs HTTP3")
+	case o.MaxQUICHandshakes < 0:
+		return configErr("HTTP.MaxQUICHandshakes", o.MaxQUICHandshakes, "negative")
+	case o.MaxQUICHandshakes > 0 && !o.HTTP3:
+		return configErr("HTTP.MaxQUICHandshakes", o.MaxQUICHandshakes, "needs HTTP3")
 	}
 	if c.Protocol == HTTPS {
 		if st.tls, err = newTLSState(o); err != nil {
@@ -340,6 +351,7 @@ func startHTTP(l *Listener, socks sockets) (server, error) {
 			}
 		}
 		sc.QUIC, sc.QUICConnIDs, sc.QUICKeys = pc, o.QUICConnIDs, o.QUICKeys
+		sc.MaxQUICHandshakes = o.MaxQUICHandshakes
 	}
 	srv, err := o.st.proxy.NewServer(ln, sc, (*httpHost)(l))
 	if err != nil {

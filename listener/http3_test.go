@@ -368,6 +368,8 @@ func TestHTTP3ConfigErrors(t *testing.T) {
 		{"http", Config{Protocol: HTTP, Group: g, HTTP: HTTPOptions{HTTP3: true}}, `listener: HTTP.HTTP3 "http": HTTP/3 is for https listeners`},
 		{"default policy", Config{Protocol: HTTPS, Group: g, HTTP: HTTPOptions{HTTP3: true, Certificate: cert}}, `HTTP.TLSPolicy "tls_cipher_policy_1_0": HTTP/3 needs TLS 1.3`},
 		{"1.2 policy", Config{Protocol: HTTPS, Group: g, HTTP: HTTPOptions{HTTP3: true, Certificate: cert, TLSPolicy: p12}}, `HTTP.TLSPolicy "tls_cipher_policy_1_2": HTTP/3 needs TLS 1.3`},
+		{"negative MaxQUICHandshakes", Config{Protocol: HTTPS, Group: g, HTTP: HTTPOptions{HTTP3: true, Certificate: cert, TLSPolicy: tls13(t), MaxQUICHandshakes: -1}}, `listener: HTTP.MaxQUICHandshakes -1: negative`},
+		{"MaxQUICHandshakes without HTTP3", Config{Protocol: HTTPS, Group: g, HTTP: HTTPOptions{Certificate: cert, MaxQUICHandshakes: 10}}, `listener: HTTP.MaxQUICHandshakes 10: needs HTTP3`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.cfg.Host = "127.0.0.1"

@@ -54,6 +54,12 @@ type Stats struct {
 	// Status. Active and New count HTTP/3 (QUIC) connections with the
 	// TCP ones; RefusedACL, QUIC handshakes the ACL refused.
 	HTTP3Requests uint64
+	// QUICRetries counts the Initial packets HTTP/3 answered with a
+	// Retry, as half of HTTPOptions.MaxQUICHandshakes or more were in
+	// progress and the client had not proved its address;
+	// QUICHandshakesRefused, the Initial packets refused at the limit
+	// itself. Both count packets: a client's ClientHello may span two.
+	QUICRetries, QUICHandshakesRefused uint64
 	// Backends holds per-backend counters by backend ID: every backend
 	// that has had traffic through this listener.
 	Backends map[string]BackendStats
@@ -94,6 +100,7 @@ func snapshot(c *stats.Counters, s *Stats) {
 	s.QUICRouted, s.QUICFallback = c.QUICRouted.Load(), c.QUICFallback.Load()
 	s.ProxyRefused = c.ProxyRefused.Load()
 	s.HTTP3Requests = c.HTTP3Requests.Load()
+	s.QUICRetries, s.QUICHandshakesRefused = c.QUICRetries.Load(), c.QUICHandshakesRefused.Load()
 	for i := range c.Status {
 		s.Status[i] = c.Status[i].Load()
 	}

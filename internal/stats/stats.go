@@ -20,6 +20,7 @@ type Counters struct {
 	QUICRouted, QUICFallback                                       atomic.Uint64
 	ProxyRefused                                                   atomic.Uint64
 	HTTP3Requests                                                  atomic.Uint64
+	QUICRetries, QUICHandshakesRefused                             atomic.Uint64
 	Status                                                         [5]atomic.Uint64
 	UpstreamN                                                      atomic.Uint64
 	UpstreamNS                                                     atomic.Int64
