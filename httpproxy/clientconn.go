@@ -296,7 +296,11 @@ func (cc *clientConn) serve() (parked bool) {
 		f.served.Add(1)
 		keep := cc.serveRequest()
 		r += cc.req.len
-		if !keep || !cc.state.CompareAndSwap(connActive, connIdle) || f.draining.Load() {
+		// A response that went out keep-alive before a stop began leaves
+		// the connection idle under Retire — its next request is answered
+		// with "Connection: close" — and closes it under Shutdown, whose
+		// closeIdle may have run before it was idle.
+		if !keep || !cc.state.CompareAndSwap(connActive, connIdle) || f.draining.Load() && !f.retiring.Load() {
 			cc.close()
 			return false
 		}

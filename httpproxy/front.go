@@ -44,6 +44,7 @@ type frontDoor struct {
 	handshakes sync.WaitGroup // TLS handshakes, until over or handed to h2
 	freshGrace time.Duration  // the const, but in tests
 	draining   atomic.Bool
+	retiring   atomic.Bool // set with draining by Retire: idle connections stay for one more request
 	served     atomic.Uint64 // requests answered in the lane
 	handedOff  atomic.Uint64 // connections given to net/http
 
@@ -112,9 +113,10 @@ const freshGrace = 5 * time.Second
 // stopAccepting closes the listener and marks the front door draining:
 // from then on each fast-lane response says "Connection: close" and its
 // connection closes after it.
-func (f *frontDoor) stopAccepting() {
+func (f *frontDoor) stopAccepting(retire bool) {
 	f.ln.Close()
 	<-f.acceptDone
+	f.retiring.Store(retire)
 	f.draining.Store(true)
 }
 

@@ -442,7 +442,7 @@ func (s *server) halt(ctx context.Context, retire bool) (err error) {
 
 func (s *server) shutdown(ctx context.Context, retire bool) error {
 	f := s.front
-	f.stopAccepting()
+	f.stopAccepting(retire)
 	h2 := make(chan error, 1)
 	go func() {
 		// An HTTP/2 connection still in its handshake reaches h2 before
