@@ -44,7 +44,7 @@ type frontDoor struct {
 	handshakes sync.WaitGroup // TLS handshakes, until over or handed to h2
 	freshGrace time.Duration  // the const, but in tests
 	draining   atomic.Bool
-	retiring   atomic.Bool // set with draining by Retire: idle connections stay for one more request
+	retiring   atomic.Bool   // set with draining by Retire: idle connections stay for one more request
 	served     atomic.Uint64 // requests answered in the lane
 	handedOff  atomic.Uint64 // connections given to net/http
 
