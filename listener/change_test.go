@@ -256,9 +256,15 @@ func TestApplyRetiresUDPTakenOver(t *testing.T) {
 	}()
 	<-switched
 	// The old listener drains its open flow (until it idles out, or the
-	// cancel below); meanwhile every datagram goes to the new one.
-	lost, wrong := 0, 0
-	for i := range 20 {
+	// cancel below). It reads the shared socket until its retire begins,
+	// just after the switch, answering what it reads of its open flow
+	// (from a) and dropping what it reads of new ones; from then on
+	// every datagram goes to the new listener (b). No datagram is lost,
+	// and the last ones are all b's.
+	lost, byOld := 0, 0
+	const n = 20
+	var last []string
+	for i := range n {
 		c := udpDial(t, "", listenerAddr(old))
 		for _, conn := range []*net.UDPConn{c, open} {
 			got, err := udpAskWithin(conn, fmt.Sprint("m", i), time.Second)
@@ -266,13 +272,19 @@ func TestApplyRetiresUDPTakenOver(t *testing.T) {
 			case err != nil:
 				lost++
 			case got != "b":
-				wrong++
+				byOld++
+			}
+			if i == n-1 {
+				last = append(last, got)
 			}
 		}
 	}
 	cancel()
 	<-applied
-	if lost != 0 || wrong != 0 {
-		t.Errorf("after the switch: %d of 40 datagrams unanswered, %d answered by the old listener's backend; want all by b", lost, wrong)
+	if lost != 0 {
+		t.Errorf("after the switch: %d of %d datagrams unanswered (%d answered by the old listener's backend)", lost, 2*n, byOld)
+	}
+	if fmt.Sprint(last) != "[b b]" {
+		t.Errorf("the last datagrams were answered by %v, want the new listener's backend b: the old listener still reads", last)
 	}
 }
