@@ -267,10 +267,12 @@ func measure() usage {
 	return usage{leakcheck.Count(), ms.HeapInuse, len(fds)}
 }
 
-// settle waits up to 5 s for the goroutine count to come back to at most
-// want and returns what it measured last.
+// settle waits up to 15 s for the goroutine count to come back to at
+// most want and returns what it measured last. Most settle at once;
+// quic-go's connection timers, under -race on loaded cores, once needed
+// more than 5 s.
 func settle(want int) usage {
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(15 * time.Second)
 	for {
 		u := measure()
 		if u.goroutines <= want || time.Now().After(deadline) {
