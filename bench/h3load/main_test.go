@@ -130,7 +130,7 @@ func TestLoadErrorKinds(t *testing.T) {
 
 	// Without -cacert the self-signed certificate is refused: every
 	// handshake fails, a connection error.
-	cfg := config{URL: s.url + "/1k", Conns: 1, Streams: 1, Duration: 300 * time.Millisecond, Timeout: time.Second}
+	cfg := config{URL: s.url + "/1k", Conns: 1, Streams: 1, Duration: 2 * time.Second, Timeout: time.Second} // long enough for a failed handshake to end inside it on loaded cores
 	tc, _ := cfg.tlsConfig()
 	res, err := run(context.Background(), cfg, tc)
 	if err != nil {
