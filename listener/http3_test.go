@@ -277,20 +277,11 @@ func TestHTTP3ACL(t *testing.T) {
 	leaks(t)
 	ca := newCA(t, "ca")
 	b := startHTTPBackend(t, "b", nil)
-	loopback, _ := acl.ParseEntries("127.0.0.0/8")
-	grp, err := acl.NewGroup(acl.GroupConfig{Name: "loopback", Family: acl.IPv4}, loopback...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	deny, err := acl.NewPolicy(acl.PolicyConfig{Group: grp, Mode: acl.Blacklist})
-	if err != nil {
-		t.Fatal(err)
-	}
 	l := addH3(t, ca, HTTPOptions{}, b)
-	if err := l.SetACL(deny); err != nil {
+	if err := l.SetACL(denyLoopback(t)); err != nil {
 		t.Fatal(err)
 	}
-	_, err = protoClient(t, "h3", ca, nil, "").Do(newReq(t, httpsURL(l, "/")))
+	_, err := protoClient(t, "h3", ca, nil, "").Do(newReq(t, httpsURL(l, "/")))
 	var te *quic.TransportError
 	if !errors.As(err, &te) || !te.Remote || !te.ErrorCode.IsCryptoError() {
 		t.Fatalf("refused client: %v, want the server's CONNECTION_CLOSE with a TLS alert", err)
@@ -307,6 +298,22 @@ func TestHTTP3ACL(t *testing.T) {
 	if _, body := doProto(t, protoClient(t, "h3", ca, nil, ""), "h3", newReq(t, httpsURL(l, "/"))); body != "b" {
 		t.Errorf("allowed again: %q", body)
 	}
+}
+
+// denyLoopback returns an ACL refusing 127.0.0.0/8, where the tests
+// clients are.
+func denyLoopback(t *testing.T) *acl.Policy {
+	t.Helper()
+	loopback, _ := acl.ParseEntries("127.0.0.0/8")
+	grp, err := acl.NewGroup(acl.GroupConfig{Name: "loopback", Family: acl.IPv4}, loopback...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deny, err := acl.NewPolicy(acl.PolicyConfig{Group: grp, Mode: acl.Blacklist})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return deny
 }
 
 // TestHTTP3GracefulStop: Stop lets an HTTP/3 request in flight finish;
