@@ -79,6 +79,7 @@ var listenerFields = map[string]string{
 	"listener.HTTP.RedirectToPort": "ForwardPort", "listener.HTTP.Rules": "Rules",
 	"listener.HTTP.Domains": "DomainExtensions", "listener.HTTP.Certificate": "ServerCertificateId",
 	"listener.HTTP.HTTP2MaxRequestsPerConnection": "Http2MaxRequestsPerConnection",
+	"listener.HTTP.MaxQUICHandshakes":             "Http3MaxHandshakes",
 	"listener.HTTP.HashBy":                        "HashBy", "listener.HTTP.HashBy.Header": "HashKey",
 	"listener.HTTP.HashBy.Cookie": "HashKey", "listener.HTTP.HashBy.Query": "HashKey",
 	"session.CookieTimeout": "CookieTimeout", "session.CookieName": "Cookie",
@@ -330,6 +331,7 @@ func makePlan(f *File, e *env) (*plan, *problems) {
 				h.Certificate = certs[l.ServerCertificateId]
 				h.NoHTTP2 = !switchOn(l.EnableHttp2, true)
 				h.HTTP3 = http3On(&l)
+				http3Limits(h, &l)
 				if h.HTTP3 && h3ids != nil {
 					h.QUICConnIDs = h3ids
 				}

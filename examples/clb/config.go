@@ -158,7 +158,10 @@ type Listener struct {
 	EnableHttp2 string
 	// EnableHttp3 (an extension) also serves HTTP/3 on the port, UDP
 	// (http3.go).
-	EnableHttp3         string
+	EnableHttp3 string
+	// Http3MaxHandshakes (an extension) bounds the QUIC handshakes in
+	// progress with EnableHttp3 (http3_limits.go).
+	Http3MaxHandshakes  int
 	TLSCipherPolicy     string
 	ServerCertificateId string
 	CACertificateId     string
@@ -637,6 +640,7 @@ func (f *File) validate(ps *problems) {
 		checkProfile(lc, l, switchOn(l.HealthCheck, true) && !switchOn(l.ListenerForward, false))
 		checkProxyIn(lc, l)
 		checkHTTP3(lc, l)
+		checkHTTP3Limits(lc, l)
 		if switchOn(l.ListenerForward, false) && l.ListenerProtocol == "http" {
 			if l.ForwardPort == 0 {
 				lc.bad("ForwardPort", "required with ListenerForward on")

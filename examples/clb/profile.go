@@ -199,6 +199,11 @@ var listenerProfile = []field{
 	strRow("TLSCipherPolicy", pHTTPS, func(l *Listener) string { return l.TLSCipherPolicy }, policyNames()...),
 	switchRow("EnableHttp2", pHTTPS, func(l *Listener) string { return l.EnableHttp2 }),
 	switchRow("EnableHttp3", pHTTPS, func(l *Listener) string { return l.EnableHttp3 }),
+	// A hundred times the library's default: each handshake in progress
+	// holds QUIC and TLS state and goroutines, and a real client's lasts
+	// one round trip, so more at once is a flood, not a crowd.
+	intRow("Http3MaxHandshakes", pHTTPS, bound{lo: 1, hi: 100000, unit: "handshakes"},
+		func(l *Listener) int { return l.Http3MaxHandshakes }),
 	intRow("Http2MaxRequestsPerConnection", pHTTPS, bound{lo: 1, hi: math.MaxInt32, unit: "requests"},
 		func(l *Listener) int { return l.Http2MaxRequestsPerConnection }),
 	{key: "DomainExtensions", protos: pHTTPS, num: func(l *Listener) int { return len(l.DomainExtensions) }},
