@@ -225,42 +225,63 @@ func TestDemoBinary(t *testing.T) {
 			t.Errorf("without a cookie every request went to %v", seen)
 		}
 	})
-	t.Run("https", func(t *testing.T) {
-		tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, ForceAttemptHTTP2: true}
-		c := &http.Client{Timeout: 5 * time.Second, Transport: tr}
-		defer tr.CloseIdleConnections()
-		resp, name := firstLine(t, c, url(offHTTPS, "https"))
-		if resp.StatusCode != 200 || !isBackend(name) || resp.ProtoMajor != 2 {
-			t.Fatalf("GET = %d %s %q, want 200 over HTTP/2 from a backend", resp.StatusCode, resp.Proto, name)
-		}
-		cert := resp.TLS.PeerCertificates[0]
-		if cert.Subject.CommonName != "localhost" || len(cert.IPAddresses) == 0 {
-			t.Errorf("certificate %v %v, want the generated localhost one", cert.Subject, cert.IPAddresses)
-		}
-		if resp.TLS.Version != tls.VersionTLS13 {
-			t.Errorf("TLS version %x, want 1.3 under tls_cipher_policy_1_2_strict_with_1_3", resp.TLS.Version)
-		}
-		if got, want := resp.Header.Get("Alt-Svc"), fmt.Sprintf(`h3=":%d"; ma=86400`, base+offHTTPS); got != want {
-			t.Errorf("Alt-Svc %q, want %q", got, want)
-		}
-		conn, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", base+offHTTPS), &tls.Config{InsecureSkipVerify: true, ServerName: demoShopDomain})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		if cn := conn.ConnectionState().PeerCertificates[0].Subject.CommonName; cn != demoShopDomain {
-			t.Errorf("SNI %s got certificate %q", demoShopDomain, cn)
-		}
-	})
-	t.Run("http3", func(t *testing.T) {
-		tr := &http3.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
-		defer tr.Close()
-		c := &http.Client{Timeout: 5 * time.Second, Transport: tr}
-		resp, name := firstLine(t, c, url(offHTTPS, "https"))
-		if resp.StatusCode != 200 || !isBackend(name) || resp.ProtoMajor != 3 {
-			t.Fatalf("GET = %d %s %q, want 200 over HTTP/3 from a backend", resp.StatusCode, resp.Proto, name)
-		}
-	})
+	// The https listener over HTTP/2 and HTTP/3 alike: the generated
+	// certificate, the extension domain's by SNI, X-Forwarded-Proto at
+	// the backend, a POST; HTTP/2 responses advertise HTTP/3.
+	for _, proto := range []string{"https", "http3"} {
+		t.Run(proto, func(t *testing.T) {
+			client := func(sni string) *http.Client {
+				cfg := &tls.Config{InsecureSkipVerify: true, ServerName: sni}
+				if proto == "http3" {
+					tr := &http3.Transport{TLSClientConfig: cfg}
+					t.Cleanup(func() { tr.Close() })
+					return &http.Client{Timeout: 5 * time.Second, Transport: tr}
+				}
+				tr := &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: true}
+				t.Cleanup(tr.CloseIdleConnections)
+				return &http.Client{Timeout: 5 * time.Second, Transport: tr}
+			}
+			wantMajor := map[string]int{"https": 2, "http3": 3}[proto]
+			c := client("")
+			resp, body := getBody(t, c, url(offHTTPS, "https"))
+			name, _, _ := strings.Cut(body, "\n")
+			if resp.StatusCode != 200 || !isBackend(name) || resp.ProtoMajor != wantMajor {
+				t.Fatalf("GET = %d %s %q, want 200 over HTTP/%d from a backend", resp.StatusCode, resp.Proto, name, wantMajor)
+			}
+			if !strings.Contains(body, "\nGET / HTTP/1.1\n") || !strings.Contains(body, "\nX-Forwarded-Proto: https\n") {
+				t.Errorf("the backend saw:\n%s\nwant GET / over HTTP/1.1 with X-Forwarded-Proto: https", body)
+			}
+			cert := resp.TLS.PeerCertificates[0]
+			if cert.Subject.CommonName != "localhost" || len(cert.IPAddresses) == 0 {
+				t.Errorf("certificate %v %v, want the generated localhost one", cert.Subject, cert.IPAddresses)
+			}
+			if resp.TLS.Version != tls.VersionTLS13 {
+				t.Errorf("TLS version %x, want 1.3 under tls_cipher_policy_1_2_strict_with_1_3", resp.TLS.Version)
+			}
+			alt := resp.Header.Get("Alt-Svc")
+			if want := fmt.Sprintf(`h3=":%d"; ma=86400`, base+offHTTPS); proto == "https" && alt != want {
+				t.Errorf("Alt-Svc %q, want %q", alt, want)
+			}
+			if proto == "http3" && alt != "" {
+				t.Errorf("an HTTP/3 response advertises Alt-Svc %q", alt)
+			}
+			post, err := c.Post(url(offHTTPS, "https")+"form", "text/plain", strings.NewReader("a body to forward"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			pbody, _ := io.ReadAll(post.Body)
+			post.Body.Close()
+			if post.StatusCode != 200 || post.ProtoMajor != wantMajor || !strings.Contains(string(pbody), "\nPOST /form HTTP/1.1\n") ||
+				!strings.Contains(string(pbody), "\nX-Forwarded-Proto: https\n") {
+				t.Errorf("POST = %d %s, the backend saw:\n%s\nwant POST /form over HTTP/1.1 with X-Forwarded-Proto: https", post.StatusCode, post.Proto, pbody)
+			}
+			// The extension domain's certificate, by SNI.
+			resp, _ = firstLine(t, client(demoShopDomain), url(offHTTPS, "https"))
+			if cn := resp.TLS.PeerCertificates[0].Subject.CommonName; cn != demoShopDomain || resp.ProtoMajor != wantMajor {
+				t.Errorf("SNI %s over %s: certificate %q, want %s's", demoShopDomain, resp.Proto, cn, demoShopDomain)
+			}
+		})
+	}
 	t.Run("redirect", func(t *testing.T) {
 		c := &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 		defer c.CloseIdleConnections()
