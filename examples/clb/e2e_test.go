@@ -22,7 +22,6 @@ import (
 
 	"github.com/lbkit/lbkit/internal/proctest"
 	"github.com/lbkit/lbkit/internal/syncbuf"
-	"github.com/quic-go/quic-go/http3"
 )
 
 func TestMain(m *testing.M) {
@@ -230,19 +229,8 @@ func TestDemoBinary(t *testing.T) {
 	// the backend, a POST; HTTP/2 responses advertise HTTP/3.
 	for _, proto := range []string{"https", "http3"} {
 		t.Run(proto, func(t *testing.T) {
-			client := func(sni string) *http.Client {
-				cfg := &tls.Config{InsecureSkipVerify: true, ServerName: sni}
-				if proto == "http3" {
-					tr := &http3.Transport{TLSClientConfig: cfg}
-					t.Cleanup(func() { tr.Close() })
-					return &http.Client{Timeout: 5 * time.Second, Transport: tr}
-				}
-				tr := &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: true}
-				t.Cleanup(tr.CloseIdleConnections)
-				return &http.Client{Timeout: 5 * time.Second, Transport: tr}
-			}
 			wantMajor := map[string]int{"https": 2, "http3": 3}[proto]
-			c := client("")
+			c := tlsClient(t, proto == "http3", "")
 			resp, body := getBody(t, c, url(offHTTPS, "https"))
 			name, _, _ := strings.Cut(body, "\n")
 			if resp.StatusCode != 200 || !isBackend(name) || resp.ProtoMajor != wantMajor {
@@ -276,7 +264,7 @@ func TestDemoBinary(t *testing.T) {
 				t.Errorf("POST = %d %s, the backend saw:\n%s\nwant POST /form over HTTP/1.1 with X-Forwarded-Proto: https", post.StatusCode, post.Proto, pbody)
 			}
 			// The extension domain's certificate, by SNI.
-			resp, _ = firstLine(t, client(demoShopDomain), url(offHTTPS, "https"))
+			resp, _ = firstLine(t, tlsClient(t, proto == "http3", demoShopDomain), url(offHTTPS, "https"))
 			if cn := resp.TLS.PeerCertificates[0].Subject.CommonName; cn != demoShopDomain || resp.ProtoMajor != wantMajor {
 				t.Errorf("SNI %s over %s: certificate %q, want %s's", demoShopDomain, resp.Proto, cn, demoShopDomain)
 			}
