@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lbkit/lbkit/balancer"
 	"github.com/lbkit/lbkit/httpproxy"
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
@@ -293,5 +294,98 @@ func TestHTTP3Bandwidth(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestHTTP3Errors: no backend is 503 and a refused backend 502 on every
+// protocol, each with a short explanation, counted as 5xx.
+func TestHTTP3Errors(t *testing.T) {
+	leaks(t)
+	ca := newCA(t, "ca")
+	dead := balancer.Backend{ID: "dead", Addr: deadAddr(t), Weight: 100}
+	for _, tc := range []struct {
+		name  string
+		group *balancer.Group
+		code  int
+	}{
+		{"no backend", newGroup(t, nil), 503},
+		{"refused", newGroup(t, nil, dead), 502},
+	} {
+		l := addHTTP(t, Config{Protocol: HTTPS, Group: tc.group,
+			HTTP: HTTPOptions{HTTP3: true, TLSPolicy: tls13(t), Certificate: ca.issue(t, "default", "default.test")}})
+		for _, proto := range protos {
+			t.Run(tc.name+"/"+proto, func(t *testing.T) {
+				before := l.Stats().Status[4]
+				resp, body := doProto(t, protoClient(t, proto, ca, nil, ""), proto, newReq(t, httpsURL(l, "/")))
+				if resp.StatusCode != tc.code || !strings.HasPrefix(body, fmt.Sprint(tc.code)) {
+					t.Errorf("status %d body %q, want %d with a short explanation", resp.StatusCode, body, tc.code)
+				}
+				if n := l.Stats().Status[4] - before; n != 1 {
+					t.Errorf("5xx grew by %d, want 1", n)
+				}
+			})
+		}
+	}
+}
+
+// TestHTTP3RequestBodies: a request body of any size reaches the
+// backend whole, whichever protocol carried it: an HTTP/3 client's
+// DATA frames are forwarded like an HTTP/2 client's.
+func TestHTTP3RequestBodies(t *testing.T) {
+	leaks(t)
+	ca := newCA(t, "ca")
+	b := startHTTPBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		fmt.Fprintf(w, "%s %d", r.Method, n)
+	})
+	l := addH3(t, ca, HTTPOptions{}, b)
+	for _, proto := range protos {
+		t.Run(proto, func(t *testing.T) {
+			c := protoClient(t, proto, ca, nil, "")
+			for _, size := range []int{10, 64 << 10, 1 << 20} {
+				req, err := http.NewRequest(http.MethodPost, httpsURL(l, "/"), strings.NewReader(strings.Repeat("x", size)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, body := doProto(t, c, proto, req); body != fmt.Sprint("POST ", size) {
+					t.Errorf("%d bytes posted: the backend answered %q", size, body)
+				}
+			}
+		})
+	}
+}
+
+// TestHTTP3Resumption: a client resumes its TLS session with an HTTPS
+// listener on its next connection over HTTP/3 as over TCP, and two
+// listeners with the same SessionTicketKeys (two replicas) resume each
+// other's.
+func TestHTTP3Resumption(t *testing.T) {
+	leaks(t)
+	ca := newCA(t, "ca")
+	b := startHTTPBackend(t, "b", nil)
+	keys := [][32]byte{{4, 2}}
+	one := addH3(t, ca, HTTPOptions{SessionTicketKeys: keys}, b)
+	two := addH3(t, ca, HTTPOptions{SessionTicketKeys: keys}, b)
+	for _, proto := range protos {
+		t.Run(proto, func(t *testing.T) {
+			cache := tls.NewLRUClientSessionCache(4)
+			for i, l := range []*Listener{one, one, two} {
+				c := protoClient(t, proto, ca, nil, "")
+				switch tr := c.Transport.(type) {
+				case *http3.Transport:
+					tr.TLSClientConfig.ClientSessionCache = cache
+				case *http.Transport:
+					tr.TLSClientConfig.ClientSessionCache = cache
+				}
+				// Two requests: TLS 1.3 tickets arrive after the
+				// handshake, with the first response.
+				doProto(t, c, proto, newReq(t, httpsURL(l, "/")))
+				resp, _ := doProto(t, c, proto, newReq(t, httpsURL(l, "/")))
+				closeClient(c)
+				if want := i > 0; resp.TLS.DidResume != want {
+					t.Errorf("connection %d: DidResume = %v, want %v", i, resp.TLS.DidResume, want)
+				}
+			}
+		})
 	}
 }
