@@ -13,6 +13,7 @@ import (
 	"github.com/lbkit/lbkit/balancer"
 	"github.com/lbkit/lbkit/httpproxy"
 	"github.com/lbkit/lbkit/session"
+	"github.com/quic-go/quic-go/http3"
 )
 
 // hashFixture is a listener over four named backends with the hash
@@ -35,8 +36,11 @@ func newHashFixture(t *testing.T, proto Protocol, fast bool, opts HTTPOptions) *
 	g := newGroup(t, sched, members...)
 	f := &hashFixture{g: g, ref: newGroup(t, sched, members...)}
 	if proto == HTTPS {
+		// HTTP/3 on for the HTTP/3 lane; the HTTP/2 lane's clients
+		// speak TCP.
 		f.ca = newCA(t, "ca")
 		opts.Certificate = f.ca.issue(t, "default", "default.test")
+		opts.HTTP3, opts.TLSPolicy = true, tls13(t)
 	}
 	noFastLane = !fast
 	f.l = addHTTP(t, Config{Protocol: proto, Group: g, HTTP: opts})
@@ -64,20 +68,26 @@ type hashLane struct {
 	name  string
 	proto Protocol
 	fast  bool
-	h2    bool
+	major int // the HTTP version the lane's client speaks
 }
 
 var hashLanes = []hashLane{
-	{"fast lane", HTTP, true, false},
-	{"net/http", HTTP, false, false},
-	{"HTTP/2", HTTPS, true, true},
+	{"fast lane", HTTP, true, 1},
+	{"net/http", HTTP, false, 1},
+	{"HTTP/2", HTTPS, true, 2},
+	{"HTTP/3", HTTPS, true, 3},
 }
 
 // client returns a client of the lane, its transport's CloseIdleConnections
 // to start new connections, and the URL of path.
 func (ln hashLane) client(t *testing.T, f *hashFixture, jar http.CookieJar) (*http.Client, func(), func(path string) string) {
+	if ln.major == 3 {
+		c := protoClient(t, "h3", f.ca, nil, "")
+		c.Jar = jar
+		return c, c.Transport.(*http3.Transport).CloseIdleConnections, func(p string) string { return httpsURL(f.l, p) }
+	}
 	if ln.proto == HTTPS {
-		c := httpsClient(t, f.ca, nil, ln.h2)
+		c := httpsClient(t, f.ca, nil, ln.major == 2)
 		c.Jar = jar
 		return c, c.CloseIdleConnections, func(p string) string { return httpsURL(f.l, p) }
 	}
@@ -99,7 +109,7 @@ func (ln hashLane) fetch(t *testing.T, c *http.Client, url string, hdr ...string
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if want := map[bool]int{true: 2, false: 1}[ln.h2]; resp.ProtoMajor != want || resp.StatusCode != 200 {
+	if want := ln.major; resp.ProtoMajor != want || resp.StatusCode != 200 {
 		t.Fatalf("GET %s: %d over %s, want 200 over HTTP/%d", url, resp.StatusCode, resp.Proto, want)
 	}
 	return resp.Header.Get("X-Backend")
@@ -108,7 +118,7 @@ func (ln hashLane) fetch(t *testing.T, c *http.Client, url string, hdr ...string
 func (f *hashFixture) checkFastLane(t *testing.T, ln hashLane) {
 	t.Helper()
 	served := served(f.l)
-	if ln.fast && !ln.h2 && served == 0 || !ln.fast && served != 0 {
+	if ln.fast && ln.major == 1 && served == 0 || !ln.fast && served != 0 {
 		t.Errorf("the fast lane served %d requests", served)
 	}
 }
@@ -152,7 +162,7 @@ func TestHTTPHashBy(t *testing.T) {
 }
 
 // TestHTTPHashSources runs each source through the listener: the value
-// decides the backend in both HTTP/1.1 lanes.
+// decides the backend in every lane, HTTP/2 and HTTP/3 included.
 func TestHTTPHashSources(t *testing.T) {
 	leaks(t)
 	tests := []struct {
@@ -165,7 +175,7 @@ func TestHTTPHashSources(t *testing.T) {
 		{"query", HashPolicy{Query: "id"}, func(v string) (string, []string) { return "/p?x=1&id=" + v, nil }},
 	}
 	for _, tt := range tests {
-		for _, ln := range hashLanes[:2] {
+		for _, ln := range hashLanes {
 			t.Run(tt.name+"/"+ln.name, func(t *testing.T) {
 				f := newHashFixture(t, ln.proto, ln.fast, HTTPOptions{Options: httpproxy.Options{HashBy: tt.p}})
 				c, _, url := ln.client(t, f, nil)
@@ -268,7 +278,7 @@ func TestHTTPHashMember(t *testing.T) {
 // by the source IP, as sch, whatever header they carry.
 func TestHTTPHashUnset(t *testing.T) {
 	leaks(t)
-	for _, ln := range hashLanes[:2] {
+	for _, ln := range hashLanes {
 		t.Run(ln.name, func(t *testing.T) {
 			f := newHashFixture(t, ln.proto, ln.fast, HTTPOptions{})
 			c, reconnect, url := ln.client(t, f, nil)
