@@ -8,12 +8,15 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/cookiejar"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/lbkit/lbkit/balancer"
 	"github.com/lbkit/lbkit/httpproxy"
+	"github.com/lbkit/lbkit/session"
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
 )
@@ -385,6 +388,60 @@ func TestHTTP3Resumption(t *testing.T) {
 				if want := i > 0; resp.TLS.DidResume != want {
 					t.Errorf("connection %d: DidResume = %v, want %v", i, resp.TLS.DidResume, want)
 				}
+			}
+		})
+	}
+}
+
+// TestHTTP3StickyRewrite: in rewrite mode the listener adds its token
+// to the application's own cookie and keeps the client on the backend
+// that set it, which sees its own value back, on every protocol.
+func TestHTTP3StickyRewrite(t *testing.T) {
+	leaks(t)
+	ca := newCA(t, "ca")
+	var seen sync.Map // backend name -> cookie value it saw
+	l := addH3(t, ca, HTTPOptions{Options: httpproxy.Options{StickySession: &session.Config{Mode: session.Rewrite, CookieName: "app"}}}, appCookieBackend(t, "a", &seen), appCookieBackend(t, "b", &seen))
+	for _, proto := range protos {
+		t.Run(proto, func(t *testing.T) {
+			seen.Clear()
+			c := protoClient(t, proto, ca, nil, "")
+			c.Jar, _ = cookiejar.New(nil)
+			resp, first := doProto(t, c, proto, newReq(t, httpsURL(l, "/")))
+			if sc := resp.Header.Get("Set-Cookie"); !strings.HasPrefix(sc, "app=v-"+first+"~") {
+				t.Fatalf("Set-Cookie = %q, want the application's value with a token", sc)
+			}
+			for i := range 6 {
+				if _, body := doProto(t, c, proto, newReq(t, httpsURL(l, "/"))); body != first {
+					t.Fatalf("request %d went to %s, want %s", i, body, first)
+				}
+			}
+			if v, _ := seen.Load(first); v != "v-"+first {
+				t.Errorf("backend saw app=%v, want its own value v-%s", v, first)
+			}
+		})
+	}
+}
+
+// TestHTTP3Middleware: the Middleware (a WAF, say) sees HTTP/3
+// requests as it sees the others, and what it answers is counted.
+func TestHTTP3Middleware(t *testing.T) {
+	leaks(t)
+	ca := newCA(t, "ca")
+	b := startHTTPBackend(t, "b", nil)
+	l := addH3(t, ca, HTTPOptions{Middleware: waf}, b)
+	for _, proto := range protos {
+		t.Run(proto, func(t *testing.T) {
+			before, hits := l.Stats(), b.hits.Load()
+			c := protoClient(t, proto, ca, nil, "")
+			if resp, _ := doProto(t, c, proto, newReq(t, httpsURL(l, "/?q=attack"))); resp.StatusCode != 403 {
+				t.Errorf("blocked request: %d", resp.StatusCode)
+			}
+			if resp, _ := doProto(t, c, proto, newReq(t, httpsURL(l, "/?q=fine"))); resp.StatusCode != 200 {
+				t.Errorf("allowed request: %d", resp.StatusCode)
+			}
+			s := l.Stats()
+			if s.Status[3]-before.Status[3] != 1 || s.Status[1]-before.Status[1] != 1 || b.hits.Load()-hits != 1 {
+				t.Errorf("4xx +%d, 2xx +%d, backend +%d; want 1, 1, 1", s.Status[3]-before.Status[3], s.Status[1]-before.Status[1], b.hits.Load()-hits)
 			}
 		})
 	}

@@ -562,20 +562,23 @@ func TestHTTPStickyInsert(t *testing.T) {
 	}
 }
 
+// appCookieBackend is a backend whose application sets its own cookie
+// app=v-name and records in seen the value of app it is sent.
+func appCookieBackend(t *testing.T, name string, seen *sync.Map) *httpBackend {
+	return startHTTPBackend(t, name, func(w http.ResponseWriter, r *http.Request) {
+		if ck, err := r.Cookie("app"); err == nil {
+			seen.Store(name, ck.Value)
+		} else {
+			http.SetCookie(w, &http.Cookie{Name: "app", Value: "v-" + name, Path: "/"})
+		}
+		io.WriteString(w, name)
+	})
+}
+
 func TestHTTPStickyRewrite(t *testing.T) {
 	leaks(t)
 	var seen sync.Map // backend name -> cookie value it saw
-	mk := func(name string) *httpBackend {
-		return startHTTPBackend(t, name, func(w http.ResponseWriter, r *http.Request) {
-			if ck, err := r.Cookie("app"); err == nil {
-				seen.Store(name, ck.Value)
-			} else {
-				http.SetCookie(w, &http.Cookie{Name: "app", Value: "v-" + name, Path: "/"})
-			}
-			io.WriteString(w, name)
-		})
-	}
-	a, b := mk("a"), mk("b")
+	a, b := appCookieBackend(t, "a", &seen), appCookieBackend(t, "b", &seen)
 	l := addHTTP(t, Config{HTTP: HTTPOptions{Options: httpproxy.Options{StickySession: &session.Config{Mode: session.Rewrite, CookieName: "app"}}}}, a, b)
 	c := cookieClient(t)
 	_, first, h := get(t, c, httpURL(l, "/"))
@@ -659,18 +662,20 @@ func TestHTTPGracefulStop(t *testing.T) {
 	}
 }
 
+// waf is a Middleware that answers 403 to a query with "attack" in it.
+func waf(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.RawQuery, "attack") {
+			http.Error(w, "blocked", http.StatusForbidden)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 func TestHTTPMiddleware(t *testing.T) {
 	leaks(t)
 	b := startHTTPBackend(t, "b", nil)
-	waf := func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if strings.Contains(r.URL.RawQuery, "attack") {
-				http.Error(w, "blocked", http.StatusForbidden)
-				return
-			}
-			next.ServeHTTP(w, r)
-		})
-	}
 	l := addHTTP(t, Config{HTTP: HTTPOptions{Middleware: waf}}, b)
 	c := newClient(t)
 	if code, _, _ := get(t, c, httpURL(l, "/?q=attack")); code != 403 {
