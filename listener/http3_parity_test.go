@@ -446,3 +446,50 @@ func TestHTTP3Middleware(t *testing.T) {
 		})
 	}
 }
+
+// TestHTTP3Responses: every shape of backend response — chunked,
+// with a trailer, closing its connection, bodiless, to a HEAD —
+// reaches the client whole over every protocol, and a backend that
+// dies with pooled connections is retried on the other.
+func TestHTTP3Responses(t *testing.T) {
+	leaks(t)
+	ca := newCA(t, "ca")
+	b := startHTTPBackend(t, "b", responseShapes)
+	l := addH3(t, ca, HTTPOptions{}, b)
+	for _, proto := range protos {
+		t.Run(proto, func(t *testing.T) {
+			c := protoClient(t, proto, ca, nil, "")
+			for _, tc := range []struct{ path, want string }{
+				{"/chunked", "part1,part2"}, {"/trailer", "body"}, {"/close", "closing"}, {"/close", "closing"},
+				{"/304", ""}, {"/204", ""}, {"/", "fixed"}, {"/", "fixed"},
+			} {
+				if resp, body := doProto(t, c, proto, newReq(t, httpsURL(l, tc.path))); resp.StatusCode >= 400 || body != tc.want {
+					t.Errorf("GET %s = %d %q, want %q", tc.path, resp.StatusCode, body, tc.want)
+				}
+			}
+			head := newReq(t, httpsURL(l, "/"))
+			head.Method = http.MethodHead
+			if resp, _ := doProto(t, c, proto, head); resp.StatusCode != 200 || resp.ContentLength != 5 {
+				t.Errorf("HEAD = %d, Content-Length %d; want 200, 5", resp.StatusCode, resp.ContentLength)
+			}
+
+			lives, dies := startHTTPBackend(t, "lives", nil), startHTTPBackend(t, "dies", nil)
+			l2 := addH3(t, ca, HTTPOptions{}, lives, dies)
+			for range 4 {
+				doProto(t, c, proto, newReq(t, httpsURL(l2, "/")))
+			}
+			dies.srv.Close() // killed mid-run, with pooled connections to it
+			for i := range 10 {
+				if resp, body := doProto(t, c, proto, newReq(t, httpsURL(l2, "/"))); resp.StatusCode != 200 || body != "lives" {
+					t.Fatalf("GET %d after a backend died: %d %q", i, resp.StatusCode, body)
+				}
+			}
+			if s := l2.Stats(); s.ConnectFailures == 0 {
+				t.Error("no connect failure counted")
+			}
+		})
+	}
+	if s := l.Stats(); s.Status[3]+s.Status[4] != 0 {
+		t.Errorf("Status %v, want no 4xx or 5xx", s.Status)
+	}
+}

@@ -17,32 +17,36 @@ import (
 	"github.com/lbkit/lbkit/httpproxy"
 )
 
+// responseShapes answers by path with a response of each shape: chunked,
+// with a trailer, closing its connection, 304, 204, and a fixed length.
+func responseShapes(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case "/chunked":
+		io.WriteString(w, "part1,")
+		w.(http.Flusher).Flush()
+		io.WriteString(w, "part2")
+	case "/trailer":
+		w.Header().Set("Trailer", "X-Sum")
+		io.WriteString(w, "body")
+		w.Header().Set("X-Sum", "42")
+	case "/close":
+		w.Header().Set("Connection", "close")
+		io.WriteString(w, "closing")
+	case "/304":
+		w.WriteHeader(http.StatusNotModified)
+	case "/204":
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		w.Header().Set("Content-Length", "5")
+		io.WriteString(w, "fixed")
+	}
+}
+
 // TestHTTPBackendPool covers the kept-alive GET and HEAD path: framing of
 // every kind, connections the backend closes, and stale idle connections.
 func TestHTTPBackendPool(t *testing.T) {
 	leaks(t)
-	b := startHTTPBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/chunked":
-			io.WriteString(w, "part1,")
-			w.(http.Flusher).Flush()
-			io.WriteString(w, "part2")
-		case "/trailer":
-			w.Header().Set("Trailer", "X-Sum")
-			io.WriteString(w, "body")
-			w.Header().Set("X-Sum", "42")
-		case "/close":
-			w.Header().Set("Connection", "close")
-			io.WriteString(w, "closing")
-		case "/304":
-			w.WriteHeader(http.StatusNotModified)
-		case "/204":
-			w.WriteHeader(http.StatusNoContent)
-		default:
-			w.Header().Set("Content-Length", "5")
-			io.WriteString(w, "fixed")
-		}
-	}, func(s *http.Server) { s.IdleTimeout = 50 * time.Millisecond })
+	b := startHTTPBackend(t, "b", responseShapes, func(s *http.Server) { s.IdleTimeout = 50 * time.Millisecond })
 	l := addHTTP(t, Config{}, b)
 	c := newClient(t)
 	for _, tt := range []struct{ path, want string }{
