@@ -51,6 +51,7 @@ Listeners:
   - {ListenerProtocol: http, ListenerPort: 80, ListenerForward: "on", ForwardPort: 443}
 `))
 	f.Add([]byte("Listeners: [{ListenerProtocol: tcp, Bandwith: 5}]\n"))
+	f.Add([]byte("Listeners: [{ListenerProtocol: https, ListenerPort: 443, ServerCertificateId: demo, EnableHttp3: \"on\", Http3MaxHandshakes: 64,\n  TLSCipherPolicy: tls_cipher_policy_1_2_strict_with_1_3}]\n"))
 	// Aliases over the expansion budget (TestAliasExpansionBounded).
 	f.Add([]byte("x: &r [" + strings.Repeat("{Url: /a}, ", 400) + "]\nListeners: [" +
 		strings.Repeat("{Rules: *r}, ", 400) + "]\n"))
