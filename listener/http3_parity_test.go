@@ -257,8 +257,8 @@ func TestHTTP3MutualTLSLive(t *testing.T) {
 }
 
 // TestHTTP3Bandwidth: a listener's cap holds responses to its rate on
-// every protocol, set in the config or live by SetBandwidth on a
-// connection already open. 320 KiB at 1 Mbps (125 kB/s after a 256 KiB
+// every protocol, set in the config, live by SetBandwidth on a
+// connection already open, or as the instance's cap it shares. 320 KiB at 1 Mbps (125 kB/s after a 256 KiB
 // burst) cannot take less than about 0.5 s, so the bound below is a
 // floor the limiter guarantees, not a guess at the machine's speed.
 func TestHTTP3Bandwidth(t *testing.T) {
@@ -266,21 +266,26 @@ func TestHTTP3Bandwidth(t *testing.T) {
 	ca := newCA(t, "ca")
 	body := strings.Repeat("x", 320<<10)
 	b := startHTTPBackend(t, "b", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, body) })
-	for _, live := range []bool{false, true} {
+	for _, mode := range []string{"config", "live", "instance"} {
 		for _, proto := range protos {
-			name := proto + "/config"
-			if live {
-				name = proto + "/live"
-			}
-			t.Run(name, func(t *testing.T) {
+			t.Run(proto+"/"+mode, func(t *testing.T) {
 				opts := HTTPOptions{HTTP3: true, TLSPolicy: tls13(t), Certificate: ca.issue(t, "default", "default.test")}
-				cfg := Config{Protocol: HTTPS, HTTP: opts, Bandwidth: 1}
-				if live {
-					cfg.Bandwidth = 0
+				cfg := Config{Protocol: HTTPS, Host: "127.0.0.1", HTTP: opts, Group: newGroup(t, nil, b.backend(100))}
+				ic := InstanceConfig{ID: "lb-test", Logger: discard()}
+				switch mode {
+				case "config":
+					cfg.Bandwidth = 1
+				case "instance": // the listener shares the instance's cap
+					ic.Bandwidth = 1
 				}
-				l := addHTTP(t, cfg, b)
+				in, err := NewInstance(ic)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { in.Stop(context.Background()) })
+				l := addListener(t, in, cfg)
 				c := protoClient(t, proto, ca, nil, "")
-				if live {
+				if mode == "live" {
 					// Uncapped first, to open the connection SetBandwidth
 					// then governs.
 					doProto(t, c, proto, newReq(t, httpsURL(l, "/")))
