@@ -258,9 +258,10 @@ func TestHTTP3MutualTLSLive(t *testing.T) {
 
 // TestHTTP3Bandwidth: a listener's cap holds responses to its rate on
 // every protocol, set in the config, live by SetBandwidth on a
-// connection already open, or as the instance's cap it shares. 320 KiB at 1 Mbps (125 kB/s after a 256 KiB
-// burst) cannot take less than about 0.5 s, so the bound below is a
-// floor the limiter guarantees, not a guess at the machine's speed.
+// connection already open, or as the instance's cap it shares. 320 KiB
+// at 1 Mbps (125 kB/s after a 256 KiB burst) cannot take less than
+// about 0.5 s, so the bound below is a floor the limiter guarantees,
+// not a guess at the machine's speed.
 func TestHTTP3Bandwidth(t *testing.T) {
 	leaks(t)
 	ca := newCA(t, "ca")
