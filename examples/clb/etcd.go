@@ -501,20 +501,22 @@ func (s *etcdSource) down(err error) {
 
 // applied records the outcome of applying snap: the revision running
 // (kept in the -etcd-cache file too), or one more refused configuration
-// and why.
+// and why. The cache is written before the status shows the revision,
+// so whoever sees a revision running finds it in the cache.
 func (s *etcdSource) applied(snap etcdSnapshot, err error) {
 	rev := snap.rev
+	if err == nil {
+		s.save(snap)
+	}
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.status.Seen = max(s.status.Seen, rev)
 	if err != nil {
 		s.status.Refused++
 		s.status.Error, s.status.ErrorTime = fmt.Sprintf("revision %d refused: %v", rev, err), s.now()
-		s.mu.Unlock()
 		return
 	}
 	s.status.Revision = rev
-	s.mu.Unlock()
-	s.save(snap)
 }
 
 // Status returns the source's state for the admin server.
