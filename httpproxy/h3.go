@@ -72,8 +72,14 @@ func (s *server) startH3(pc net.PacketConn) (*h3Server, error) {
 		return nil, nil
 	}
 	tlsConf = http3.ConfigureTLSConfig(tlsConf) // NextProtos h3, on per-client configs too
+	// QUIC's idle timeout says the client is gone; whether it still
+	// sends requests is the connection's own timer (h3Conn). Our PINGs
+	// keep a connection whose request waits on a slow backend alive:
+	// QUIC would otherwise close it, silent both ways, under the
+	// request; a client that has vanished leaves them unanswered.
 	qc := &quic.Config{
 		MaxIdleTimeout:       s.sc.IdleTimeout,
+		KeepAlivePeriod:      s.sc.IdleTimeout / 2,
 		HandshakeIdleTimeout: s.sc.HeaderTimeout,
 	}
 	h := &h3Server{s: s, pc: pc, tr: quicTransport(pc, &s.sc), accepted: make(chan struct{}), conns: map[*h3Conn]struct{}{}}
