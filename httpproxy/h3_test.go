@@ -311,3 +311,28 @@ func TestHTTP3BackendAltSvc(t *testing.T) {
 		}
 	})
 }
+
+// TestFastLaneDropsAltSvc: the fast lane's response parser leaves a
+// backend's Alt-Svc out of the lines it keeps when asked, and keeps it
+// otherwise, allocating nothing either way.
+func TestFastLaneDropsAltSvc(t *testing.T) {
+	head := []byte("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nALT-SVC: h3=\":9443\"\r\nX-A: b\r\n\r\nb")
+	for _, drop := range []bool{false, true} {
+		var p h1Response
+		if parseResponse(head, &p, nil, drop) != h1Complete {
+			t.Fatalf("drop %v: head not parsed", drop)
+		}
+		kept := 0
+		for _, ln := range p.keep[:p.nkeep] {
+			if strings.HasPrefix(string(head[ln.start:ln.end]), "ALT-SVC:") {
+				kept++
+			}
+		}
+		if want := map[bool]int{false: 1, true: 0}[drop]; kept != want {
+			t.Errorf("drop %v: Alt-Svc kept %d times, want %d", drop, kept, want)
+		}
+		if n := testing.AllocsPerRun(100, func() { parseResponse(head, &p, nil, drop) }); n != 0 {
+			t.Errorf("drop %v: %v allocations, want 0", drop, n)
+		}
+	}
+}
