@@ -192,3 +192,74 @@ func TestHTTP3IdleAllocs(t *testing.T) {
 		t.Errorf("begin and end: %v allocations, want 0", n)
 	}
 }
+
+// TestHTTP3StopClosesIdle: Shutdown and Retire close at once an HTTP/3
+// connection with no request in the handler, though its IdleTimeout is
+// a minute away, and return with every connection and goroutine ended.
+// The client is a bare QUIC connection, which, unlike quic-go's HTTP/3
+// client, does not close by itself at the GOAWAY.
+func TestHTTP3StopClosesIdle(t *testing.T) {
+	for _, retire := range []bool{false, true} {
+		t.Run(map[bool]string{false: "shutdown", true: "retire"}[retire], func(t *testing.T) {
+			leaks(t)
+			p := retireProxy(t, nil)
+			s, h, addr, ctls := startH3Host(t, p, ServerConfig{IdleTimeout: time.Minute}, nil)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			qtls := ctls.Clone()
+			qtls.NextProtos = []string{http3.NextProtoH3}
+			qc, err := quic.DialAddr(ctx, addr, qtls, &quic.Config{KeepAlivePeriod: time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer qc.CloseWithError(0, "")
+			// The server has accepted it once it opened its control stream.
+			if _, err := qc.AcceptUniStream(ctx); err != nil {
+				t.Fatal(err)
+			}
+			stop := s.Shutdown
+			if retire {
+				stop = s.Retire
+			}
+			if err := stop(ctx); err != nil {
+				t.Fatalf("stop: %v, want the idle connection closed at once", err)
+			}
+			<-qc.Context().Done()
+			if n := h.m.Active.Load(); n != 0 {
+				t.Errorf("%d connections open after the stop", n)
+			}
+		})
+	}
+}
+
+// TestHTTP3StopCutsAtDeadline: a request still in the handler when the
+// stop's context ends is cut; Shutdown returns the context's error and
+// leaves no goroutine behind.
+func TestHTTP3StopCutsAtDeadline(t *testing.T) {
+	leaks(t)
+	entered, release := make(chan struct{}), make(chan struct{})
+	defer close(release)
+	p := retireProxy(t, func(w http.ResponseWriter, r *http.Request) {
+		close(entered)
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	s, h, addr, ctls := startH3Host(t, p, ServerConfig{}, nil)
+	got := getLater(h3Client(t, ctls), "https://"+addr+"/")
+	<-entered
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan error, 1)
+	go func() { stopped <- s.Shutdown(ctx) }()
+	cancel()
+	if err := <-stopped; !errors.Is(err, context.Canceled) {
+		t.Errorf("Shutdown: %v, want context.Canceled", err)
+	}
+	if g := <-got; g == "" {
+		t.Error("the cut request got an empty body, want an error")
+	}
+	if n := h.m.Active.Load(); n != 0 {
+		t.Errorf("%d connections open after the stop", n)
+	}
+}
