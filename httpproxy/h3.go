@@ -179,10 +179,10 @@ func (h *h3Server) shutdown(ctx context.Context) error {
 	h.mu.Unlock()
 	errs := make(chan error, len(conns))
 	for _, c := range conns {
-		h.bg.Go(func() { errs <- c.shutdown(ctx) })
 		if c.streams.Load() == 0 {
 			c.close("server stopping")
 		}
+		h.bg.Go(func() { errs <- c.shutdown(ctx) })
 	}
 	var err error
 	for range conns {
@@ -227,6 +227,14 @@ func (s *server) advertiseH3(h http.Header, protoMajor int) {
 // dropsBackendAltSvc reports whether a backend's Alt-Svc field is
 // dropped from its responses (see advertiseH3).
 func (s *server) dropsBackendAltSvc() bool { return s.altSvc != nil }
+
+// flushH3 hands what the response writer w of an HTTP/3 request still
+// buffers to QUIC.
+func flushH3(w http.ResponseWriter) {
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
+}
 
 // rejectH3 resets the stream of an HTTP/3 request beyond its
 // connection's HTTP2MaxRequestsPerConnection with H3_REQUEST_REJECTED:

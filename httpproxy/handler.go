@@ -154,6 +154,10 @@ func (s *server) serveFront(w http.ResponseWriter, r *http.Request) {
 	if r.ProtoMajor == 3 {
 		hc.h3.begin()
 		defer hc.h3.end()
+		// Before the request counts as done: a stop closes a connection
+		// with no request in the handler at once, and what http3 still
+		// buffers would be lost with it.
+		defer flushH3(w)
 		s.m.HTTP3Requests.Add(1)
 		if last {
 			hc.h3.limitReached()
