@@ -552,7 +552,7 @@ func (cc *clientConn) send(bk *backendConn) error {
 			return err
 		}
 		b, _ := br.Peek(br.Buffered())
-		switch parseResponse(b, &cc.resp, cc.gzipHead()) {
+		switch parseResponse(b, &cc.resp, cc.gzipHead(), s.dropsBackendAltSvc()) {
 		case h1Complete:
 			if cc.resp.length >= 0 || cc.resp.bodiless(q.head) {
 				return nil
@@ -840,6 +840,7 @@ func (cc *clientConn) respondGeneric(bk *backendConn, id string, bc *stats.Backe
 	bc.CountStatus(resp.StatusCode)
 	h := make(http.Header, len(resp.Header)+1)
 	copyResponseHeader(h, resp.Header)
+	s.advertiseH3(h, 1)
 	if st := s.c.sticky; st != nil {
 		st.Response(h, cc.sess, id, s.https)
 	}

@@ -24,7 +24,7 @@ type connInfo struct {
 	reqs                        atomic.Int64
 	cert                        atomic.Pointer[tlspolicy.ClientCert]
 	tls                         *tls.ConnectionState // HTTPS: the handshake's outcome
-	streams                     atomic.Int64         // HTTP/3: requests in the handler
+	h3                          *h3Conn              // HTTP/3: the QUIC connection; else nil
 }
 
 var (

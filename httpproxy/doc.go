@@ -77,8 +77,9 @@
 // # HTTP/3
 //
 // With ServerConfig.QUIC (a UDP socket, beside TLS) the listener tier
-// also serves HTTP/3 ([RFC 9114]) with quic-go's http3 server, on one
-// quic.Transport of that socket. HTTP/3 requests take the same handler
+// also serves HTTP/3 ([RFC 9114]) on one quic.Transport of that socket,
+// each QUIC connection by a quic-go http3 server of its own, so that it
+// can be sent a GOAWAY alone. HTTP/3 requests take the same handler
 // as HTTP/2 ones — ACL, limits, rules, stickiness, hashing, the header
 // plan (X-Forwarded-Proto: https), gzip, RequestTimeout's 504, counters
 // and the access log (proto "HTTP/3.0") — with the QUIC connection's
@@ -86,14 +87,26 @@
 // and its headers work too. TLS is the server's config, with TLS 1.3
 // and ALPN h3 forced; the ACL is checked at the ClientHello, so a
 // refused client gets a CONNECTION_CLOSE and opens no stream. 0-RTT is
-// off. The request beyond HTTP2MaxRequestsPerConnection on a QUIC
-// connection is reset with H3_REQUEST_REJECTED, which clients retry on
-// a new connection. Shutdown and Retire send GOAWAY and let requests in
-// flight finish; Shutdown also closes the connections with none at
-// once. Every HTTP/1.1 and HTTP/2 response of such a server advertises
+// off. A QUIC connection is sent a GOAWAY as its
+// HTTP2MaxRequestsPerConnection-th request enters the handler: the
+// requests it carries finish, and the client opens its next streams on
+// a new connection; a stream that raced the GOAWAY is reset with
+// H3_REQUEST_REJECTED, which clients retry on a new connection.
+// A connection with no request in the handler for IdleTimeout is closed
+// (H3_NO_ERROR) — whatever streams it holds open: a stream whose request
+// head never arrives is idle, so it cannot keep a connection, and a
+// connection sent a GOAWAY lingers at most IdleTimeout after its last
+// request. The server pings every IdleTimeout/2, so QUIC's own idle
+// timeout (IdleTimeout, which quic-go raises to about 5 s at least)
+// closes only connections whose client has gone. Shutdown and Retire
+// send GOAWAY and let requests in flight finish; both close the
+// connections with none at once. Every HTTP/1.1 and HTTP/2 response of such a server advertises
 // HTTP/3 with an Alt-Svc field ([RFC 7838]) naming the UDP port, for
 // ServerConfig.AltSvcMaxAge (DefaultAltSvcMaxAge, a day); the fast lane
-// appends it from bytes made once. ServerConfig.QUICConnIDs (a *quiclb.Generator) makes the QUIC
+// appends it from bytes made once. A backend's own Alt-Svc field is
+// then dropped, in every lane: it names the backend's port, which
+// clients cannot reach through the proxy. Without QUIC it passes
+// unchanged. ServerConfig.QUICConnIDs (a *quiclb.Generator) makes the QUIC
 // connection IDs carry the server's QUIC-LB server ID, so a router in
 // front of several such servers sends a client that changed address
 // back to the one holding its connection; ServerConfig.QUICKeys, shared
@@ -105,9 +118,8 @@
 // (more are refused with CONNECTION_REFUSED), and from half of them on a
 // new client must first echo a Retry token ([RFC 9000 §8.1.2]), so
 // spoofed sources hold no state. Request streams per connection are
-// quic-go's 100; a stream whose request head never arrives lasts as
-// long as its connection, which the QUIC idle timeout (IdleTimeout)
-// closes once the client goes quiet.
+// quic-go's 100, and a connection whose streams never send a request
+// head is closed at IdleTimeout (above).
 //
 // # Errors
 //

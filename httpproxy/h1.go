@@ -206,8 +206,9 @@ type h1Response struct {
 // declines (chunked or unframed bodies, 1xx, HTTP/1.0, unusual
 // Connection fields, oddities) are read by http.ReadResponse instead.
 // If gz is not nil, the fields the gzip rules read go to it as they are
-// parsed, so a response for a client accepting gzip is read once.
-func parseResponse(b []byte, p *h1Response, gz *gzipHead) h1Verdict {
+// parsed, so a response for a client accepting gzip is read once. With
+// dropAltSvc, the backend's Alt-Svc is not kept (see advertiseH3).
+func parseResponse(b []byte, p *h1Response, gz *gzipHead, dropAltSvc bool) h1Verdict {
 	end := bytes.Index(b, crlf2)
 	if end < 0 {
 		if bytes.Contains(b, []byte("\n\n")) {
@@ -261,6 +262,7 @@ func parseResponse(b []byte, p *h1Response, gz *gzipHead) h1Verdict {
 			if equalFold(n, "upgrade") || equalFold(n, "trailer") {
 				return h1Decline
 			}
+			keep = !dropAltSvc || !equalFold(n, "alt-svc")
 		case 10:
 			if equalFold(n, "connection") { // removed as hop-by-hop below
 				if p.close, ok = connectionTokens(v); !ok {

@@ -131,7 +131,7 @@ func TestParseResponse(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var p h1Response
-			got := parseResponse([]byte(tt.head), &p, nil)
+			got := parseResponse([]byte(tt.head), &p, nil, false)
 			if got != tt.want {
 				t.Fatalf("parseResponse(%q) = %d, want %d", tt.head, got, tt.want)
 			}
@@ -204,7 +204,7 @@ func FuzzH1Response(f *testing.F) {
 	f.Add([]byte("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var p h1Response
-		if parseResponse(b, &p, nil) != h1Complete || p.length < 0 {
+		if parseResponse(b, &p, nil, false) != h1Complete || p.length < 0 {
 			return
 		}
 		br := bufio.NewReader(bytes.NewReader(b))

@@ -28,19 +28,20 @@ const DefaultAltSvcMaxAge = 24 * time.Hour
 var errACLRefused = errors.New("httpproxy: client address refused by the access control list")
 
 // h3Server is the HTTP/3 side of a listener-tier server: a QUIC
-// transport on ServerConfig.QUIC and net/http-style serving of its
-// connections by quic-go's http3.Server, through the same handler as
-// HTTP/2 (serveFront).
+// transport on ServerConfig.QUIC whose connections it accepts itself
+// and serves one by one (h3Conn), each by quic-go's http3.Server,
+// through the same handler as HTTP/2 (serveFront).
 type h3Server struct {
-	pc     net.PacketConn
-	tr     *quic.Transport
-	ln     *quic.Listener
-	srv    *http3.Server
-	served chan struct{} // closed when ServeListener has returned
-	limit  *handshakeLimit
+	s        *server
+	pc       net.PacketConn
+	tr       *quic.Transport
+	ln       *quic.Listener
+	limit    *handshakeLimit
+	accepted chan struct{}  // closed when the accept loop has returned
+	bg       sync.WaitGroup // connections' goroutines
 
 	mu    sync.Mutex
-	conns map[*quic.Conn]*connInfo // open connections, for shutdown
+	conns map[*h3Conn]struct{} // open connections, for shutdown
 }
 
 // quicTransport is the one place the QUIC transport of a front end is
@@ -71,11 +72,17 @@ func (s *server) startH3(pc net.PacketConn) (*h3Server, error) {
 		return nil, nil
 	}
 	tlsConf = http3.ConfigureTLSConfig(tlsConf) // NextProtos h3, on per-client configs too
+	// QUIC's idle timeout says the client is gone; whether it still
+	// sends requests is the connection's own timer (h3Conn). Our PINGs
+	// keep a connection whose request waits on a slow backend alive:
+	// QUIC would otherwise close it, silent both ways, under the
+	// request; a client that has vanished leaves them unanswered.
 	qc := &quic.Config{
 		MaxIdleTimeout:       s.sc.IdleTimeout,
+		KeepAlivePeriod:      s.sc.IdleTimeout / 2,
 		HandshakeIdleTimeout: s.sc.HeaderTimeout,
 	}
-	h := &h3Server{pc: pc, tr: quicTransport(pc, &s.sc), served: make(chan struct{}), conns: map[*quic.Conn]*connInfo{}}
+	h := &h3Server{s: s, pc: pc, tr: quicTransport(pc, &s.sc), accepted: make(chan struct{}), conns: map[*h3Conn]struct{}{}}
 	h.limit = newHandshakeLimit(s.sc.MaxQUICHandshakes, s.m)
 	h.limit.install(h.tr)
 	ln, err := h.tr.Listen(tlsConf, qc)
@@ -84,37 +91,67 @@ func (s *server) startH3(pc net.PacketConn) (*h3Server, error) {
 		return nil, err
 	}
 	h.ln = ln
-	h.srv = &http3.Server{
-		Handler:        http.HandlerFunc(s.serveFront),
-		MaxHeaderBytes: s.sc.MaxHeaderBytes,
-		IdleTimeout:    s.sc.IdleTimeout,
-		Logger:         s.log,
-		ConnContext: func(ctx context.Context, c *quic.Conn) context.Context {
-			releaseHandshake(c)
-			hc := newConnInfo(addrPortOf(c.RemoteAddr()), addrPortOf(c.LocalAddr()), true)
-			cs := c.ConnectionState().TLS
-			hc.tls = &cs
-			s.m.Active.Add(1)
-			s.m.New.Add(1)
-			h.mu.Lock()
-			h.conns[c] = hc
-			h.mu.Unlock()
-			context.AfterFunc(c.Context(), func() {
-				s.m.Active.Add(-1)
-				h.mu.Lock()
-				delete(h.conns, c)
-				h.mu.Unlock()
-			})
+	go h.acceptLoop()
+	return h, nil
+}
+
+// acceptLoop serves each QUIC connection the listener completes, until
+// the listener closes.
+func (h *h3Server) acceptLoop() {
+	defer close(h.accepted)
+	for {
+		qc, err := h.ln.Accept(context.Background())
+		if err != nil {
+			return
+		}
+		h.serve(qc)
+	}
+}
+
+// serve starts serving qc: its counters, its idle timer, its own
+// http3.Server.
+func (h *h3Server) serve(qc *quic.Conn) {
+	s := h.s
+	releaseHandshake(qc)
+	s.m.Active.Add(1)
+	s.m.New.Add(1)
+	hc := newConnInfo(addrPortOf(qc.RemoteAddr()), addrPortOf(qc.LocalAddr()), true)
+	cs := qc.ConnectionState().TLS
+	hc.tls = &cs
+	c := &h3Conn{qc: qc, timeout: s.sc.IdleTimeout, bg: &h.bg}
+	hc.h3 = c
+	c.srv = h.httpServer(hc)
+	c.idle = time.AfterFunc(c.timeout, c.idleExpired)
+	h.mu.Lock()
+	h.conns[c] = struct{}{}
+	h.mu.Unlock()
+	h.bg.Go(func() {
+		if err := c.srv.ServeQUICConn(qc); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Debug("http3 connection ended", "err", err)
+		}
+		// A shutdown that came before the connection was served leaves
+		// it open (ServeQUICConn returns at once); else this is a no-op.
+		c.close("server stopping")
+		c.idle.Stop()
+		h.mu.Lock()
+		delete(h.conns, c)
+		h.mu.Unlock()
+		s.m.Active.Add(-1)
+	})
+}
+
+// httpServer is the one place the http3.Server of a connection hc is
+// made. Its own idle timeout is off: the connection's (h3Conn) is the
+// stricter one.
+func (h *h3Server) httpServer(hc *connInfo) *http3.Server {
+	return &http3.Server{
+		Handler:        http.HandlerFunc(h.s.serveFront),
+		MaxHeaderBytes: h.s.sc.MaxHeaderBytes,
+		Logger:         h.s.log,
+		ConnContext: func(ctx context.Context, _ *quic.Conn) context.Context {
 			return withConn(ctx, hc)
 		},
 	}
-	go func() {
-		defer close(h.served)
-		if err := h.srv.ServeListener(ln); !errors.Is(err, http.ErrServerClosed) {
-			s.log.Error("http3 server stopped", "err", err)
-		}
-	}()
-	return h, nil
 }
 
 // shutdown sends every connection a GOAWAY, lets its streams in flight
@@ -133,17 +170,27 @@ func (h *h3Server) shutdown(ctx context.Context) error {
 	// handshakes and queues connections no one will accept — a
 	// successor's clients among them, on a shared socket.
 	h.ln.Close()
-	stopped := make(chan error, 1)
-	go func() { stopped <- h.srv.Shutdown(ctx) }()
+	<-h.accepted // no connection joins h.conns from now on
 	h.mu.Lock()
-	for c, hc := range h.conns {
-		if hc.streams.Load() == 0 {
-			c.CloseWithError(quic.ApplicationErrorCode(http3.ErrCodeNoError), "server stopping")
-		}
+	conns := make([]*h3Conn, 0, len(h.conns))
+	for c := range h.conns {
+		conns = append(conns, c)
 	}
 	h.mu.Unlock()
-	err := <-stopped
-	<-h.served
+	errs := make(chan error, len(conns))
+	for _, c := range conns {
+		if c.streams.Load() == 0 {
+			c.close("server stopping")
+		}
+		h.bg.Go(func() { errs <- c.shutdown(ctx) })
+	}
+	var err error
+	for range conns {
+		if e := <-errs; e != nil && err == nil {
+			err = e
+		}
+	}
+	h.bg.Wait()
 	h.tr.Close()
 	h.pc.Close()
 	return err
@@ -157,13 +204,46 @@ func altSvcHeader(port int, maxAge time.Duration) (value []string, line []byte) 
 	return []string{v}[:1:1], []byte("Alt-Svc: " + v + "\r\n")
 }
 
+// advertiseH3 sets the Alt-Svc field of a response to a request of
+// protocol version protoMajor, to be called once the backend's fields,
+// if any, are in h. A server that serves HTTP/3 replaces the backend's
+// own Alt-Svc: it names the backend's port, which clients cannot reach
+// through us (HAProxy's documented setup replaces the field too). Its
+// HTTP/1.1 and HTTP/2 responses carry our advertisement alone, its
+// HTTP/3 ones none. Without HTTP/3 the backend's field passes as it is.
+// The fast lane applies the same rule while it copies a response head
+// (parseResponse's dropAltSvc).
+func (s *server) advertiseH3(h http.Header, protoMajor int) {
+	if !s.dropsBackendAltSvc() {
+		return
+	}
+	if protoMajor == 3 {
+		delete(h, "Alt-Svc")
+		return
+	}
+	h["Alt-Svc"] = s.altSvc
+}
+
+// dropsBackendAltSvc reports whether a backend's Alt-Svc field is
+// dropped from its responses (see advertiseH3).
+func (s *server) dropsBackendAltSvc() bool { return s.altSvc != nil }
+
+// flushH3 hands what the response writer w of an HTTP/3 request still
+// buffers to QUIC.
+func flushH3(w http.ResponseWriter) {
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
 // rejectH3 resets the stream of an HTTP/3 request beyond its
 // connection's HTTP2MaxRequestsPerConnection with H3_REQUEST_REJECTED:
 // the request was not processed, so the client may retry it on a new
-// connection (RFC 9114 §4.1.1; quic-go's client does at once). The old
-// connection, which the client stops using, closes at its idle
-// timeout. (The limit sends no GOAWAY: http3.Server keeps the control
-// stream that would carry it to itself.)
+// connection (RFC 9114 §4.1.1; quic-go's client does at once). Such a
+// stream raced the GOAWAY the limit sends (h3Conn.limitReached): the
+// connection accepted it before the GOAWAY went out, as the client
+// opened it before it learnt of the limit; the streams accepted later
+// the http3 server rejects itself.
 func rejectH3(w http.ResponseWriter) {
 	hs, ok := w.(http3.HTTPStreamer)
 	if !ok {

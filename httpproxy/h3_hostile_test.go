@@ -4,13 +4,10 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"log/slog"
-	"net"
 	"net/http"
 	"testing"
 	"time"
 
-	"github.com/lbkit/lbkit/internal/testpki"
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
 )
@@ -23,31 +20,15 @@ import (
 func TestHTTP3HandshakeLimit(t *testing.T) {
 	leaks(t)
 	p := retireProxy(t, nil)
-	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc := ServerConfig{QUIC: pc, MaxQUICHandshakes: 2}
-	var ctls *tls.Config
-	sc.TLS, ctls = testpki.LoopbackTLS(t, "h2")
 	// The TLS handshake of a held client waits here, holding its slot.
 	entered, release := make(chan struct{}, 8), make(chan struct{})
-	sc.TLS.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
-		entered <- struct{}{}
-		<-release
-		return nil, nil
-	}
-	h := &recordingHost{nopHost: nopHost{log: slog.New(slog.DiscardHandler)}}
-	s, err := p.NewServer(ln, sc, h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Shutdown(context.Background())
-	addr := pc.LocalAddr().String()
+	s, h, addr, ctls := startH3Host(t, p, ServerConfig{MaxQUICHandshakes: 2}, func(c *tls.Config) {
+		c.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			entered <- struct{}{}
+			<-release
+			return nil, nil
+		}
+	})
 	qtls := ctls.Clone()
 	qtls.NextProtos = []string{http3.NextProtoH3}
 	dial := func() (*quic.Conn, error) {
@@ -71,7 +52,7 @@ func TestHTTP3HandshakeLimit(t *testing.T) {
 	if got := h.m.QUICRetries.Load(); got == 0 {
 		t.Error("QUICRetries after 2 held handshakes = 0, want the second's (at half the limit)")
 	}
-	_, err = dial()
+	_, err := dial()
 	if te, ok := errors.AsType[*quic.TransportError](err); !ok || te.ErrorCode != quic.ConnectionRefused {
 		t.Errorf("third handshake: %v, want CONNECTION_REFUSED", err)
 	}

@@ -37,6 +37,50 @@ func startH3Server(t *testing.T, p *Proxy, sc ServerConfig) (*Server, int, *tls.
 	return s, pc.LocalAddr().(*net.UDPAddr).Port, ctls
 }
 
+// laneDo sends one request for target to the HTTPS server at addr over
+// TLS with ALPN proto ("http/1.1" or "h2"), with a small body if method
+// is POST, on a connection of its own; it returns the response, its
+// body read.
+func laneDo(t *testing.T, addr string, ctls *tls.Config, proto, method, target string) *http.Response {
+	t.Helper()
+	c := ctls.Clone()
+	c.NextProtos = []string{proto}
+	var protos http.Protocols
+	protos.SetHTTP1(proto == "http/1.1")
+	protos.SetHTTP2(proto == "h2")
+	tr := &http.Transport{TLSClientConfig: c, Protocols: &protos}
+	defer tr.CloseIdleConnections()
+	var body io.Reader
+	if method == http.MethodPost {
+		body = strings.NewReader("body")
+	}
+	req, _ := http.NewRequest(method, "https://"+addr+target, body)
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp
+}
+
+// getLater GETs url with c in a goroutine of its own; the channel
+// receives the response's body, or the error's text.
+func getLater(c *http.Client, url string) <-chan string {
+	got := make(chan string, 1)
+	go func() {
+		resp, err := c.Get(url)
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		got <- string(b)
+	}()
+	return got
+}
+
 // h3Client is an HTTP/3 client trusting tc's roots; it closes with the
 // test.
 func h3Client(t *testing.T, tc *tls.Config) *http.Client {
@@ -100,30 +144,13 @@ func TestHTTP3AltSvc(t *testing.T) {
 				{"http/1.1", http.MethodPost}, // net/http's HTTP/1 lane
 				{"h2", http.MethodGet},
 			} {
-				c := ctls.Clone()
-				c.NextProtos = []string{lane.proto}
-				var protos http.Protocols
-				protos.SetHTTP1(lane.proto == "http/1.1")
-				protos.SetHTTP2(lane.proto == "h2")
-				tr := &http.Transport{TLSClientConfig: c, Protocols: &protos}
-				var body io.Reader
-				if lane.method == http.MethodPost {
-					body = strings.NewReader("body")
-				}
-				req, _ := http.NewRequest(lane.method, "https://"+s.Addr().String()+"/", body)
-				resp, err := (&http.Client{Transport: tr}).Do(req)
-				if err != nil {
-					t.Fatal(err)
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
+				resp := laneDo(t, s.Addr().String(), ctls, lane.proto, lane.method, "/")
 				if got := resp.Header.Values("Alt-Svc"); len(got) != 1 || got[0] != want {
 					t.Errorf("%s %s: Alt-Svc %q, want %q", lane.proto, lane.method, got, want)
 				}
 				if resp.Proto != map[string]string{"http/1.1": "HTTP/1.1", "h2": "HTTP/2.0"}[lane.proto] {
 					t.Errorf("%s: answered over %s", lane.proto, resp.Proto)
 				}
-				tr.CloseIdleConnections()
 			}
 			fast, handedOff := s.Lanes()
 			if fast != 1 || handedOff != 1 {
@@ -205,17 +232,7 @@ func TestHTTP3GracefulStop(t *testing.T) {
 	})
 	s, port, ctls := startH3Server(t, p, ServerConfig{})
 	url := "https://127.0.0.1:" + strconv.Itoa(port) + "/"
-	got := make(chan string, 1)
-	go func() {
-		resp, err := h3Client(t, ctls).Get(url)
-		if err != nil {
-			got <- err.Error()
-			return
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		got <- string(b)
-	}()
+	got := getLater(h3Client(t, ctls), url)
 	<-entered
 	stopped := make(chan error, 1)
 	go func() { stopped <- s.Shutdown(context.Background()) }()
@@ -229,5 +246,93 @@ func TestHTTP3GracefulStop(t *testing.T) {
 	if resp, err := h3Client(t, ctls).Get(url); err == nil {
 		resp.Body.Close()
 		t.Fatal("a new QUIC connection was served after Shutdown")
+	}
+}
+
+// TestHTTP3BackendAltSvc: a backend's own Alt-Svc names its own port,
+// which clients cannot reach through the proxy: a server advertising
+// HTTP/3 drops it, in every lane — its advertisement stands alone on
+// HTTP/1.1 and HTTP/2, and HTTP/3 responses carry none. Without HTTP/3
+// the backend's field passes unchanged.
+func TestHTTP3BackendAltSvc(t *testing.T) {
+	leaks(t)
+	const backendAlt = `h3=":9443"; ma=60`
+	p := retireProxy(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Alt-Svc", backendAlt)
+		io.WriteString(w, "b")
+		if r.URL.Query().Has("chunked") {
+			w.(http.Flusher).Flush() // no Content-Length: the fast lane's generic path
+		}
+	})
+	type lane struct{ proto, method, query string }
+	lanes := []lane{
+		{"http/1.1", http.MethodGet, ""},         // the fast lane
+		{"http/1.1", http.MethodGet, "?chunked"}, // its generic path
+		{"http/1.1", http.MethodPost, ""},        // net/http's HTTP/1 lane
+		{"h2", http.MethodGet, ""},
+	}
+	do := func(t *testing.T, addr string, ctls *tls.Config, l lane) *http.Response {
+		t.Helper()
+		return laneDo(t, addr, ctls, l.proto, l.method, "/"+l.query)
+	}
+	t.Run("HTTP/3 on", func(t *testing.T) {
+		s, port, ctls := startH3Server(t, p, ServerConfig{})
+		want := `h3=":` + strconv.Itoa(port) + `"; ma=86400`
+		for _, l := range lanes {
+			if got := do(t, s.Addr().String(), ctls, l).Header.Values("Alt-Svc"); len(got) != 1 || got[0] != want {
+				t.Errorf("%s %s%s: Alt-Svc %q, want ours alone, %q", l.proto, l.method, l.query, got, want)
+			}
+		}
+		if fast, handedOff := s.Lanes(); fast != 2 || handedOff != 1 {
+			t.Errorf("lanes: %d fast, %d handed off; want 2, 1", fast, handedOff)
+		}
+		resp, err := h3Client(t, ctls).Get("https://127.0.0.1:" + strconv.Itoa(port) + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.Header.Values("Alt-Svc"); len(got) != 0 {
+			t.Errorf("HTTP/3: Alt-Svc %q, want none", got)
+		}
+	})
+	t.Run("HTTP/3 off", func(t *testing.T) {
+		sc := ServerConfig{}
+		var ctls *tls.Config
+		sc.TLS, ctls = testpki.LoopbackTLS(t, "h2")
+		sc.TLS.NextProtos = []string{"h2", "http/1.1"}
+		s, _ := retireServer(t, p, sc)
+		for _, l := range lanes {
+			if got := do(t, s.Addr().String(), ctls, l).Header.Values("Alt-Svc"); len(got) != 1 || got[0] != backendAlt {
+				t.Errorf("%s %s%s: Alt-Svc %q, want the backend's, %q", l.proto, l.method, l.query, got, backendAlt)
+			}
+		}
+		if fast, handedOff := s.Lanes(); fast != 2 || handedOff != 1 {
+			t.Errorf("lanes: %d fast, %d handed off; want 2, 1", fast, handedOff)
+		}
+	})
+}
+
+// TestFastLaneDropsAltSvc: the fast lane's response parser leaves a
+// backend's Alt-Svc out of the lines it keeps when asked, and keeps it
+// otherwise, allocating nothing either way.
+func TestFastLaneDropsAltSvc(t *testing.T) {
+	head := []byte("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nALT-SVC: h3=\":9443\"\r\nX-A: b\r\n\r\nb")
+	for _, drop := range []bool{false, true} {
+		var p h1Response
+		if parseResponse(head, &p, nil, drop) != h1Complete {
+			t.Fatalf("drop %v: head not parsed", drop)
+		}
+		kept := 0
+		for _, ln := range p.keep[:p.nkeep] {
+			if strings.HasPrefix(string(head[ln.start:ln.end]), "ALT-SVC:") {
+				kept++
+			}
+		}
+		if want := map[bool]int{false: 1, true: 0}[drop]; kept != want {
+			t.Errorf("drop %v: Alt-Svc kept %d times, want %d", drop, kept, want)
+		}
+		if n := testing.AllocsPerRun(100, func() { parseResponse(head, &p, nil, drop) }); n != 0 {
+			t.Errorf("drop %v: %v allocations, want 0", drop, n)
+		}
 	}
 }

@@ -152,10 +152,18 @@ func (s *server) serveFront(w http.ResponseWriter, r *http.Request) {
 	}
 	last := s.lastRequest(hc, r.ProtoMajor) // before any answer, refusals included: every request counts
 	if r.ProtoMajor == 3 {
-		hc.streams.Add(1)
-		defer hc.streams.Add(-1)
+		hc.h3.begin()
+		defer hc.h3.end()
+		// Before the request counts as done: a stop closes a connection
+		// with no request in the handler at once, and what http3 still
+		// buffers would be lost with it.
+		defer flushH3(w)
 		s.m.HTTP3Requests.Add(1)
+		if last {
+			hc.h3.limitReached()
+		}
 		if hc.reqs.Load() > int64(s.sc.HTTP2MaxRequestsPerConnection) {
+			// A stream that raced the GOAWAY.
 			rejectH3(w)
 			return
 		}
@@ -167,9 +175,7 @@ func (s *server) serveFront(w http.ResponseWriter, r *http.Request) {
 			// sends GOAWAY itself.
 			w.Header()["Connection"] = closeValue
 		}
-		if s.altSvc != nil {
-			w.Header()["Alt-Svc"] = s.altSvc
-		}
+		s.advertiseH3(w.Header(), r.ProtoMajor)
 	}
 	if client, _ := s.clientOf(r, hc); !s.host.Allow(client.Addr()) {
 		s.m.RefusedACL.Add(1)

@@ -219,6 +219,7 @@ func (s *server) respond(w http.ResponseWriter, r *http.Request, resp *http.Resp
 	defer resp.Body.Close()
 	h := w.Header()
 	copyResponseHeader(h, resp.Header)
+	s.advertiseH3(h, r.ProtoMajor)
 	if st := s.c.sticky; st != nil {
 		st.Response(h, sess, m.ID(), s.https)
 	}

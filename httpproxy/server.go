@@ -343,11 +343,12 @@ func (p *Proxy) NewServer(ln net.Listener, sc ServerConfig, h Host) (*Server, er
 		s.h2 = s.httpServer(true)
 	}
 	if sc.QUIC != nil {
+		// Before HTTP/3 serves: its responses read it too (advertiseH3).
+		s.altSvc, s.altLine = altSvcHeader(int(addrPortOf(sc.QUIC.LocalAddr()).Port()), sc.AltSvcMaxAge)
 		if s.h3, err = s.startH3(sc.QUIC); err != nil {
 			s.close()
 			return nil, err
 		}
-		s.altSvc, s.altLine = altSvcHeader(int(addrPortOf(sc.QUIC.LocalAddr()).Port()), sc.AltSvcMaxAge)
 	}
 	s.front = newFrontDoor(s, ln)
 	go s.front.accept()
