@@ -163,7 +163,8 @@
 // HTTPOptions.MaxKeepAliveRequests requests (100), the last answered with
 // "Connection: close", and an HTTP/2 connection
 // HTTPOptions.HTTP2MaxRequestsPerConnection (1000) before a graceful
-// GOAWAY, whose unprocessed streams clients retry on a new connection;
+// GOAWAY, whose unprocessed streams clients retry on a new connection (an
+// HTTP/3 connection too);
 // headers must arrive within HTTPOptions.HeaderTimeout and fit
 // HTTPOptions.MaxHeaderBytes (431 otherwise), and a request target must
 // fit HTTPOptions.MaxURIBytes (414 otherwise). Responses of the nine

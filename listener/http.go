@@ -62,8 +62,10 @@ type HTTPOptions struct {
 	httpproxy.Options
 
 	// IdleTimeout closes a client's keep-alive connection after this long
-	// without a request. If zero, 15 s is used; negative is refused. The
-	// clb example enforces the CLB's 1–60 s.
+	// without a request. An HTTP/3 connection counts as idle while no
+	// request is being answered, even with streams open that never sent
+	// a request head, so such streams cannot hold it. If zero, 15 s is
+	// used; negative is refused. The clb example enforces the CLB's 1–60 s.
 	IdleTimeout time.Duration
 	// HeaderTimeout bounds reading a client's request header, so a slow
 	// client cannot hold a connection open by trickling it. If zero, 10 s
@@ -92,7 +94,9 @@ type HTTPOptions struct {
 	// answered, too) and closes the connection when it is idle; streams
 	// the client opened after the GOAWAY are not processed, which RFC
 	// 9113 §6.8 makes safe for the client to retry on a new connection.
-	// If zero, DefaultHTTP2MaxRequestsPerConnection (1000, as nginx) is
+	// HTTP/3 connections (HTTP3) have the same limit and GOAWAY; a
+	// stream that raced the GOAWAY is reset with H3_REQUEST_REJECTED,
+	// which clients retry on a new connection too. If zero, DefaultHTTP2MaxRequestsPerConnection (1000, as nginx) is
 	// used; a large value is effectively unlimited. Must not be negative.
 	HTTP2MaxRequestsPerConnection int
 
