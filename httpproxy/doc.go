@@ -87,7 +87,10 @@
 // and its headers work too. TLS is the server's config, with TLS 1.3
 // and ALPN h3 forced; the ACL is checked at the ClientHello, so a
 // refused client gets a CONNECTION_CLOSE and opens no stream. 0-RTT is
-// off. A QUIC connection is sent a GOAWAY as its
+// off (quic.Config.Allow0RTT stays false): early data can be replayed by
+// whoever captured it, and a proxy cannot tell which of its backends'
+// requests are safe to repeat, so a resuming client waits one round trip
+// and sends its request under the full handshake. A QUIC connection is sent a GOAWAY as its
 // HTTP2MaxRequestsPerConnection-th request enters the handler: the
 // requests it carries finish, and the client opens its next streams on
 // a new connection; a stream that raced the GOAWAY is reset with

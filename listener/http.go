@@ -152,7 +152,7 @@ type HTTPOptions struct {
 	// must allow it (the default tls_cipher_policy_1_0 does not), and
 	// SetTLSPolicy refuses a policy without it while HTTP3 is on. A UDP
 	// listener of the same instance cannot share the port. 0-RTT is
-	// off. Only for https.
+	// off: early data could be replayed (see httpproxy's doc). Only for https.
 	HTTP3 bool
 	// QUICConnIDs, if set, issues the QUIC connection IDs of HTTP3:
 	// e.g. a *quiclb.Generator with this replica's server ID, so that
