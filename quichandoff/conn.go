@@ -52,28 +52,16 @@ func NewConn(udp *net.UDPConn, gen *Generator) *Conn {
 // predecessor's generation to f, the end of a Pair the predecessor
 // handed over. It takes a descriptor of its own; once the predecessor
 // has exited, those packets are dropped.
-func (c *Conn) Forward(f *os.File) error {
-	l, err := newLink(f)
-	if err != nil {
-		return err
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		l.uc.Close()
-		return net.ErrClosed
-	}
-	if old := c.fwd.Swap(l); old != nil {
-		old.uc.Close()
-	}
-	return nil
-}
+func (c *Conn) Forward(f *os.File) error { return c.attach(&c.fwd, f) }
 
 // Link makes c, in a process that hands its sockets to a successor,
 // also read the packets the successor forwards from f, the end of a
 // Pair it keeps, between its own reads of the UDP socket. It takes a
 // descriptor of its own.
-func (c *Conn) Link(f *os.File) error {
+func (c *Conn) Link(f *os.File) error { return c.attach(&c.from, f) }
+
+// attach sets *to to a link of f's, closing the one it replaces.
+func (c *Conn) attach(to *atomic.Pointer[link], f *os.File) error {
 	l, err := newLink(f)
 	if err != nil {
 		return err
@@ -84,7 +72,7 @@ func (c *Conn) Link(f *os.File) error {
 		l.uc.Close()
 		return net.ErrClosed
 	}
-	if old := c.from.Swap(l); old != nil {
+	if old := to.Swap(l); old != nil {
 		old.uc.Close()
 	}
 	return nil
