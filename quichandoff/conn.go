@@ -147,7 +147,11 @@ func (c *Conn) Close() error {
 func (c *Conn) ReadBatch(ms []ipv4.Message, flags int) (int, error) {
 	for {
 		if c.retired.Load() {
-			return c.readForwarded(ms, true)
+			l := c.from.Load()
+			if l == nil {
+				return 0, net.ErrClosed
+			}
+			return c.readForwarded(l, ms, true)
 		}
 		n, err := c.batch.ReadBatch(ms, flags)
 		if err != nil {
@@ -165,8 +169,11 @@ func (c *Conn) ReadBatch(ms []ipv4.Message, flags int) (int, error) {
 				m.N = 0
 			}
 		}
-		if n < len(ms) && c.from.Load() != nil {
-			more, _ := c.readForwarded(ms[n:], false)
+		if l := c.from.Load(); l != nil && n < len(ms) {
+			more, err := c.readForwarded(l, ms[n:], false)
+			if err != nil && c.from.CompareAndSwap(l, nil) {
+				l.uc.Close() // the successor is gone: nothing more will come
+			}
 			n, kept = n+more, kept+more
 		}
 		if kept > 0 {
@@ -190,13 +197,10 @@ func (c *Conn) mine(p []byte, src net.Addr) bool {
 	return false
 }
 
-// readForwarded fills ms with forwarded packets: without wait, those
-// waiting; with wait, one, waiting for it.
-func (c *Conn) readForwarded(ms []ipv4.Message, wait bool) (int, error) {
-	l := c.from.Load()
-	if l == nil {
-		return 0, net.ErrClosed
-	}
+// readForwarded fills ms with packets forwarded over l: without wait,
+// those waiting; with wait, one, waiting for it. Its error is l's, with
+// nothing read.
+func (c *Conn) readForwarded(l *link, ms []ipv4.Message, wait bool) (int, error) {
 	i := 0
 	for i < len(ms) {
 		m := &ms[i]
