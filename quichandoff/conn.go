@@ -14,7 +14,9 @@ import (
 // Conn is the UDP socket a QUIC server of one generation reads, sorting
 // every datagram by the generation that owns its connection (see the
 // package doc): this process's go to quic-go; the other generation's
-// are forwarded to it (after Forward) or dropped. After Retire it reads
+// are sent to it over the socket pair given to Forward or Link, or
+// without one dropped (never reset). Packets the other process sends
+// are read between batches of the UDP socket. After Retire it reads
 // only what the successor forwards.
 //
 // Give it to quic.Transport.Conn: it is a quic.OOBCapablePacketConn
@@ -49,15 +51,17 @@ func NewConn(udp *net.UDPConn, gen *Generator) *Conn {
 }
 
 // Forward makes c, in a successor, send the packets of its
-// predecessor's generation to f, the end of a Pair the predecessor
-// handed over. It takes a descriptor of its own; once the predecessor
-// has exited, those packets are dropped.
+// predecessor's generation over f, the end of a Pair the predecessor
+// handed over, and read those the predecessor sends the other way. It
+// takes a descriptor of its own; once the predecessor has exited, the
+// predecessor's packets are dropped.
 func (c *Conn) Forward(f *os.File) error { return c.attach(&c.fwd, f) }
 
 // Link makes c, in a process that hands its sockets to a successor,
-// also read the packets the successor forwards from f, the end of a
-// Pair it keeps, between its own reads of the UDP socket. It takes a
-// descriptor of its own.
+// exchange packets with it over f, the end of a Pair it keeps: c reads
+// those the successor forwards between its own reads of the UDP
+// socket, and until Retire sends the successor's the other way. It
+// takes a descriptor of its own.
 func (c *Conn) Link(f *os.File) error { return c.attach(&c.from, f) }
 
 // attach sets *to to a link of f's, closing the one it replaces.
@@ -169,10 +173,10 @@ func (c *Conn) ReadBatch(ms []ipv4.Message, flags int) (int, error) {
 				m.N = 0
 			}
 		}
-		if l := c.from.Load(); l != nil && n < len(ms) {
+		if at, l := c.other(); l != nil && n < len(ms) {
 			more, err := c.readForwarded(l, ms[n:], false)
-			if err != nil && c.from.CompareAndSwap(l, nil) {
-				l.uc.Close() // the successor is gone: nothing more will come
+			if err != nil {
+				c.drop(at, l) // the other process is gone: nothing more will come
 			}
 			n, kept = n+more, kept+more
 		}
@@ -189,12 +193,34 @@ func (c *Conn) mine(p []byte, src net.Addr) bool {
 	if !ok || bit == c.gen {
 		return true
 	}
-	if l := c.fwd.Load(); l != nil {
+	if at, l := c.other(); l != nil {
 		if ua, isUDP := src.(*net.UDPAddr); isUDP && !l.forward(ua, p) {
-			c.fwd.CompareAndSwap(l, nil) // the predecessor has exited
+			c.drop(at, l) // the other process has exited
 		}
 	}
 	return false
+}
+
+// other returns the link to the other generation, and where c holds
+// it: the end given to Forward, or until Retire the one given to Link.
+// Packets go both ways over a pair: a successor forwards its
+// predecessor's, and the predecessor, until it retires, the
+// successor's.
+func (c *Conn) other() (*atomic.Pointer[link], *link) {
+	if l := c.fwd.Load(); l != nil {
+		return &c.fwd, l
+	}
+	if l := c.from.Load(); l != nil && !c.retired.Load() {
+		return &c.from, l
+	}
+	return nil, nil
+}
+
+// drop closes l, held at at, unless Close or a replacement came first.
+func (c *Conn) drop(at *atomic.Pointer[link], l *link) {
+	if at.CompareAndSwap(l, nil) {
+		l.uc.Close()
+	}
 }
 
 // readForwarded fills ms with packets forwarded over l: without wait,

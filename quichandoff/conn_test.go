@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/binary"
-	"fmt"
 	"io"
 	"net"
 	"testing"
@@ -209,11 +208,4 @@ func TestRetireWithoutLink(t *testing.T) {
 	if err := c.Retire(); err == nil {
 		t.Fatal("Retire without Link: no error")
 	}
-}
-
-func ExampleNewGenerator() {
-	g := quichandoff.NewGenerator(nil, 3)
-	id, _ := g.GenerateConnectionID()
-	fmt.Println(g.ConnectionIDLen(), id.Len(), id.Bytes()[0]&1)
-	// Output: 8 8 1
 }

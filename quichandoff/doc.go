@@ -24,11 +24,13 @@
 //   - The two processes share a local socket (Pair): the retiring one
 //     keeps one end, the successor gets the other. The successor hands
 //     the other generation's packets, with their source address, over
-//     it (Conn.Forward). The retiring process, until it retires, drops
-//     the successor's packets (never a reset) and also reads what the
-//     successor forwarded; once it retires (Conn.Retire) it stops
-//     reading the UDP socket and reads only forwarded packets. It keeps
-//     writing its replies to the shared UDP socket itself.
+//     it (Conn.Forward). The retiring process, until it retires, sends
+//     the successor's packets the other way (Conn.Link) and reads what
+//     the successor forwarded between its reads of the UDP socket; once
+//     it retires (Conn.Retire) it stops reading the UDP socket and
+//     reads only forwarded packets. It keeps writing its replies to the
+//     shared UDP socket itself. Without a pair, the other generation's
+//     packets are dropped, never answered with a stateless reset.
 //   - A third generation would have the first one's parity: an
 //     upgrade must wait until the process its predecessor forwards to
 //     has exited (PeerOpen).

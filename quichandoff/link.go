@@ -110,7 +110,7 @@ func (l *link) forward(src *net.UDPAddr, p []byte) (alive bool) {
 
 // errLinkClosed is what a read of the handoff socket returns once the
 // other process has closed its end.
-var errLinkClosed = errors.New("quichandoff: the successor closed the handoff socket")
+var errLinkClosed = errors.New("quichandoff: the other process closed the handoff socket")
 
 // read reads one forwarded packet into dst, returning its length and
 // source; without wait it returns n < 0 when none is waiting. A
