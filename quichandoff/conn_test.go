@@ -17,52 +17,22 @@ import (
 
 const testALPN = "lbkit-quichandoff-test"
 
-// server is one generation's QUIC server: it answers each stream's
-// 8-octet size with its generation octet, then that many octets.
+// server is one generation's QUIC server (generationServer) whose
+// streams answer: see answer.
 type server struct {
 	conn *quichandoff.Conn
-	tr   *quic.Transport
 	ln   *quic.Listener
-	done chan struct{}
 }
 
 func serve(t *testing.T, udp *net.UDPConn, generation int, tlsConf *tls.Config) *server {
 	t.Helper()
-	gen := quichandoff.NewGenerator(nil, generation)
-	s := &server{conn: quichandoff.NewConn(udp, gen), done: make(chan struct{})}
-	s.tr = &quic.Transport{Conn: s.conn, ConnectionIDGenerator: gen}
-	ln, err := s.tr.Listen(tlsConf, &quic.Config{MaxIdleTimeout: 30 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.ln = ln
-	go func() {
-		defer close(s.done)
-		for {
-			c, err := ln.Accept(context.Background())
-			if err != nil {
-				return
-			}
-			go func() {
-				for {
-					st, err := c.AcceptStream(context.Background())
-					if err != nil {
-						return
-					}
-					go answer(st, byte(generation))
-				}
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		s.ln.Close()
-		<-s.done
-		s.tr.Close()
-		s.conn.Close()
-	})
-	return s
+	conn, ln, stop := generationServer(udp, generation, tlsConf, func(st *quic.Stream) { answer(st, byte(generation)) })
+	t.Cleanup(stop)
+	return &server{conn, ln}
 }
 
+// answer answers a stream's 8-octet size with the generation octet,
+// then that many octets.
 func answer(st *quic.Stream, gen byte) {
 	defer st.Close()
 	var size [8]byte

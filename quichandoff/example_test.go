@@ -18,14 +18,14 @@ import (
 	"github.com/quic-go/quic-go"
 )
 
-// generationServer serves QUIC on udp as generation gen: each stream is
-// answered with the generation's name. It returns the Conn and a stop
-// function.
-func generationServer(udp *net.UDPConn, gen int, tlsConf *tls.Config) (*quichandoff.Conn, *quic.Listener, func()) {
+// generationServer serves QUIC on udp as generation gen, each stream
+// with handle on a goroutine of its own. It returns the Conn, the
+// listener and a function that stops it all.
+func generationServer(udp *net.UDPConn, gen int, tlsConf *tls.Config, handle func(*quic.Stream)) (*quichandoff.Conn, *quic.Listener, func()) {
 	ids := quichandoff.NewGenerator(nil, gen)
 	conn := quichandoff.NewConn(udp, ids)
 	tr := &quic.Transport{Conn: conn, ConnectionIDGenerator: ids}
-	ln, err := tr.Listen(tlsConf, nil)
+	ln, err := tr.Listen(tlsConf, &quic.Config{MaxIdleTimeout: 30 * time.Second})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -43,14 +43,21 @@ func generationServer(udp *net.UDPConn, gen int, tlsConf *tls.Config) (*quichand
 					if err != nil {
 						return
 					}
-					io.ReadAll(st)
-					fmt.Fprintf(st, "generation %d", gen)
-					st.Close()
+					go handle(st)
 				}
 			}()
 		}
 	}()
 	return conn, ln, func() { ln.Close(); <-done; tr.Close(); conn.Close() }
+}
+
+// sayGeneration answers a stream with the generation's name.
+func sayGeneration(gen int) func(*quic.Stream) {
+	return func(st *quic.Stream) {
+		io.ReadAll(st)
+		fmt.Fprintf(st, "generation %d", gen)
+		st.Close()
+	}
 }
 
 // ask opens a stream on c and returns the answer.
@@ -77,7 +84,7 @@ func ExampleConn() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	old, oldLn, stopOld := generationServer(udp, 0, serverTLS)
+	old, oldLn, stopOld := generationServer(udp, 0, serverTLS, sayGeneration(0))
 	defer stopOld()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -108,7 +115,7 @@ func ExampleConn() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	succ, _, stopSucc := generationServer(pc.(*net.UDPConn), 1, serverTLS)
+	succ, _, stopSucc := generationServer(pc.(*net.UDPConn), 1, serverTLS, sayGeneration(1))
 	defer stopSucc()
 	if err := succ.Forward(hand); err != nil {
 		log.Fatal(err)
