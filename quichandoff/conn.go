@@ -22,8 +22,10 @@ import (
 // Give it to quic.Transport.Conn: it is a quic.OOBCapablePacketConn
 // with ReadBatch, so quic-go keeps its batch reads; a packet not for
 // this process is left in its slot with length 0, which quic-go skips.
-// Writes go straight to the UDP socket. Most callers want NewConn, then
-// Forward in a successor or Retire in a process that retires.
+// Writes go straight to the UDP socket; reads of the embedded UDPConn
+// itself are not sorted. Most callers want NewConn, then Forward in a
+// successor, or Link at an upgrade and Retire once the successor is
+// ready.
 //
 // Reads (ReadBatch, ReadFrom, ReadMsgUDP) must come from one goroutine
 // at a time, as quic-go's do; the other methods are safe for concurrent
@@ -34,8 +36,8 @@ type Conn struct {
 	gen    byte
 	cidLen int
 
-	fwd     atomic.Pointer[link] // the successor's end: the other generation's packets go there
-	from    atomic.Pointer[link] // the retiring process's end: forwarded packets come from there
+	fwd     atomic.Pointer[link] // Forward's: in a successor, to its predecessor
+	from    atomic.Pointer[link] // Link's: in a process that hands over, to its successor
 	retired atomic.Bool          // reading only from
 
 	mu       sync.Mutex // serializes Forward, Retire, Close and deadlines
