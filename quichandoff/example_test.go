@@ -160,7 +160,7 @@ func exampleTLS() (server, client *tls.Config) {
 		&tls.Config{RootCAs: roots, NextProtos: []string{alpn}}
 }
 
-// A generator of generation 3 issues 8-octet IDs with the low bit of
+// A generator of generation 3 makes IDs of 8 octets with the low bit of
 // the first octet set.
 func ExampleNewGenerator() {
 	g := quichandoff.NewGenerator(nil, 3)
