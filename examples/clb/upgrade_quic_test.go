@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -16,8 +17,8 @@ import (
 )
 
 // TestUpgradeKeepsHTTP3: an HTTP/3 download and a slow request in
-// flight on the old process's QUIC connection complete across an
-// upgrade — the successor forwards their packets to the old process,
+// flight on the old process's QUIC connection complete across a failed
+// upgrade and then a successful one — the successor forwards their packets to the old process,
 // which no longer reads the shared UDP socket. While the old process
 // retires, a further upgrade is refused (its successor would share the
 // old process's connection IDs); once it has exited, one succeeds.
@@ -73,6 +74,23 @@ func TestUpgradeKeepsHTTP3(t *testing.T) {
 	if _, err := io.CopyN(io.Discard, resp.Body, 1<<20); err != nil {
 		t.Fatal(err)
 	}
+	// A failed upgrade leaves the pair's other end gone: the download
+	// goes on, and the next upgrade makes a new pair.
+	cfg, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte("Listeners: [{ListenerProtocol: nope}]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p.Signal(t, syscall.SIGUSR2)
+	p.WaitLine(t, "upgrade failed: this process keeps serving")
+	if err := os.WriteFile(path, cfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.CopyN(io.Discard, resp.Body, 1<<20); err != nil {
+		t.Fatalf("download after a failed upgrade: %v", err)
+	}
 	type result struct {
 		body string
 		err  error
@@ -93,8 +111,8 @@ func TestUpgradeKeepsHTTP3(t *testing.T) {
 	p.Signal(t, syscall.SIGUSR2)
 	p.WaitLine(t, "upgrade: the new process is ready")
 	n, err := io.Copy(io.Discard, resp.Body)
-	if err != nil || n != size-1<<20 {
-		t.Fatalf("download after the upgrade: %d more octets, %v; want %d", n, err, size-1<<20)
+	if err != nil || n != size-2<<20 {
+		t.Fatalf("download after the upgrade: %d more octets, %v; want %d", n, err, size-2<<20)
 	}
 	pid, gen := processOf(t, fmt.Sprintf("127.0.0.1:%d", aport))
 	if gen != 1 {
