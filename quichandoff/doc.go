@@ -7,8 +7,9 @@
 // During an upgrade both processes hold the same UDP socket, and the
 // kernel gives each datagram to whichever reads first. A packet of a
 // connection the other process owns is unknown to the reader: dropped,
-// or answered with a stateless reset. This package, after Facebook
-// mvfst's [socket takeover], routes each packet to the process that
+// or answered with a stateless reset. This package, after the socket
+// takeover of Facebook's [mvfst] (its server's TakeoverPacketHandler),
+// routes each packet to the process that
 // owns its connection:
 //
 //   - Every connection ID a server issues carries its generation's
@@ -45,5 +46,5 @@
 //
 // See ExampleConn for two generations on one socket.
 //
-// [socket takeover]: https://engineering.fb.com/2020/10/21/networking-traffic/how-facebook-is-bringing-quic-to-billions/
+// [mvfst]: https://github.com/facebookincubator/mvfst
 package quichandoff
