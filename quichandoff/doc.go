@@ -9,8 +9,7 @@
 // connection the other process owns is unknown to the reader: dropped,
 // or answered with a stateless reset. This package, after the socket
 // takeover of Facebook's [mvfst] (its server's TakeoverPacketHandler),
-// routes each packet to the process that
-// owns its connection:
+// routes each packet to the process that owns its connection:
 //
 //   - Every connection ID a server issues carries its generation's
 //     parity (generation % 2) in the lowest bit of the first octet
