@@ -178,6 +178,15 @@ type HTTPOptions struct {
 	// Stats.QUICRetries, Stats.QUICHandshakesRefused). If zero,
 	// httpproxy.DefaultMaxQUICHandshakes (1000) is used. Only with HTTP3.
 	MaxQUICHandshakes int
+	// QUICConn, if set, wraps the UDP socket HTTP3 serves — bound,
+	// handed in Config.PacketConn or taken over from a listener this
+	// one replaces — before quic-go reads it, at every start: e.g. a
+	// *quichandoff.Conn, which keeps the QUIC connections of a process
+	// that retires in a binary upgrade (give QUICConnIDs the same
+	// quichandoff.Generator). The wrapper owns the socket: the listener
+	// closes the wrapper when it stops, not the socket. If nil, quic-go
+	// reads the socket itself. Only with HTTP3.
+	QUICConn func(*net.UDPConn) net.PacketConn
 
 	st *httpState // built by effective, shared by copies of the Config
 }
@@ -260,6 +269,8 @@ func (o *HTTPOptions) effective(c *Config) error {
 		return configErr("HTTP.MaxQUICHandshakes", o.MaxQUICHandshakes, "negative")
 	case o.MaxQUICHandshakes > 0 && !o.HTTP3:
 		return configErr("HTTP.MaxQUICHandshakes", o.MaxQUICHandshakes, "needs HTTP3")
+	case o.QUICConn != nil && !o.HTTP3:
+		return configErr("HTTP.QUICConn", "set", "needs HTTP3")
 	}
 	if c.Protocol == HTTPS {
 		if st.tls, err = newTLSState(o); err != nil {
@@ -356,12 +367,15 @@ func startHTTP(l *Listener, socks sockets) (server, error) {
 		}
 		sc.QUIC, sc.QUICConnIDs, sc.QUICKeys = pc, o.QUICConnIDs, o.QUICKeys
 		sc.MaxQUICHandshakes = o.MaxQUICHandshakes
+		if o.QUICConn != nil {
+			sc.QUIC = o.QUICConn(pc)
+		}
 	}
 	srv, err := o.st.proxy.NewServer(ln, sc, (*httpHost)(l))
 	if err != nil {
 		ln.Close()
-		if pc != nil {
-			pc.Close()
+		if sc.QUIC != nil {
+			sc.QUIC.Close()
 		}
 		return nil, err
 	}

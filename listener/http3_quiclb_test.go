@@ -283,7 +283,7 @@ func TestHTTP3QUICLBMigration(t *testing.T) {
 	}
 }
 
-// QUICConnIDs and QUICKeys are only for an HTTPS listener with HTTP3.
+// QUICConnIDs, QUICKeys and QUICConn are only for an HTTPS listener with HTTP3.
 func TestHTTP3QUICFieldsConfig(t *testing.T) {
 	ca := newCA(t, "ca")
 	id, err := quiclb.MakeServerID([]byte{0x20, 1})
@@ -304,6 +304,7 @@ func TestHTTP3QUICFieldsConfig(t *testing.T) {
 	}{
 		{"conn IDs", HTTPOptions{Certificate: cert, QUICConnIDs: gen}, `listener: HTTP.QUICConnIDs "*quiclb.Generator": needs HTTP3`},
 		{"keys", HTTPOptions{Certificate: cert, QUICKeys: fleetKeys}, `listener: HTTP.QUICKeys "set": needs HTTP3`},
+		{"conn", HTTPOptions{Certificate: cert, QUICConn: func(c *net.UDPConn) net.PacketConn { return c }}, `listener: HTTP.QUICConn "set": needs HTTP3`},
 	} {
 		if _, err := in.Add(Config{Protocol: HTTPS, Host: "127.0.0.1", Group: g, HTTP: tc.o}); err == nil || err.Error() != tc.want {
 			t.Errorf("Add(%s without HTTP3) = %v, want %s", tc.name, err, tc.want)

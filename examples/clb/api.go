@@ -114,11 +114,18 @@ func (c *control) upgrade(u *upgrader, generation int) (pid int, err error) {
 	if err != nil {
 		return 0, fmt.Errorf("upgrade: %w", err)
 	}
+	links, err := c.a.env.qh.prepare()
+	if err != nil {
+		closeHanded(hs)
+		return 0, err
+	}
 	h := handoff{StickyKey: c.a.env.stickyKey, Health: c.a.health()}
 	for _, k := range c.a.env.tickets.current() {
 		h.TicketKeys = append(h.TicketKeys, k[:])
 	}
-	return u.upgrade(generation, h, hs)
+	pid, err = u.upgrade(generation, h, append(hs, links...))
+	c.a.env.qh.done(err)
+	return pid, err
 }
 
 // groups returns the groups of listener name that hold backend id: the

@@ -37,6 +37,7 @@ type env struct {
 	stickyKey []byte
 	tickets   *ticketKeyring
 	h3lb      *http3QuicLb // -quic-lb-server-id's; nil without
+	qh        *quicHandoff // HTTP/3 across upgrades; nil: quic-go reads the sockets
 	upg       *upgrader    // nil: sockets are bound, never inherited
 	log       *slog.Logger
 	accessLog *slog.Logger
@@ -335,6 +336,7 @@ func makePlan(f *File, e *env) (*plan, *problems) {
 				if h.HTTP3 && h3ids != nil {
 					h.QUICConnIDs = h3ids
 				}
+				e.qh.wire(h)
 				if l.TLSCipherPolicy != "" {
 					pol, err := tlspolicy.Lookup(l.TLSCipherPolicy)
 					c.lib("TLSCipherPolicy", err)

@@ -107,6 +107,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	e.log, e.upg, e.h3lb = log, upg, h3lb
+	e.qh = newQuicHandoff(generation, upg, log)
 	if *accessLog {
 		e.accessLog = log.With("log", "access")
 	}

@@ -42,19 +42,7 @@ func startUpgradeRig(t *testing.T, drain time.Duration) *upgradeRig {
 	ub := startUDPEcho(t)
 	port := func(addr string) string { _, p, _ := net.SplitHostPort(addr); return p }
 	hp, sp, tp, up, ap := freePort(t), freePort(t), freePort(t), freePort(t), freePort(t)
-	ca := newCert(t, nil, 1)
-	cert := newCert(t, ca, 2, "lb.test")
-	dir := t.TempDir()
-	key, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	for f, b := range map[string]*pem.Block{certFile: {Type: "CERTIFICATE", Bytes: cert.Certificate[0]}, keyFile: {Type: "PRIVATE KEY", Bytes: key}} {
-		if err := os.WriteFile(f, pem.EncodeToMemory(b), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	certFile, keyFile, pool := lbCertFiles(t)
 	cfg := fmt.Sprintf(`AdminAddress: 127.0.0.1:%d
 ServerCertificates: [{ServerCertificateId: lb, CertificateFile: %s, PrivateKeyFile: %s}]
 VServerGroups:
@@ -74,9 +62,29 @@ Listeners:
 	p := proctest.Start(t, clbBinary(t), "-config", path, "-access-log=false", "-drain-timeout", drain.String())
 	p.WaitLine(t, "clb: ready")
 	a := func(port int) string { return fmt.Sprintf("127.0.0.1:%d", port) }
-	pool := x509.NewCertPool()
-	pool.AddCert(ca.Leaf)
 	return &upgradeRig{p: p, http: a(hp), https: a(sp), tcp: a(tp), udp: a(up), admin: a(ap), ca: pool}
+}
+
+// lbCertFiles writes a certificate for lb.test and its key to files,
+// and returns them with a pool of its CA.
+func lbCertFiles(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	ca := newCert(t, nil, 1)
+	cert := newCert(t, ca, 2, "lb.test")
+	dir := t.TempDir()
+	key, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	for f, b := range map[string]*pem.Block{certFile: {Type: "CERTIFICATE", Bytes: cert.Certificate[0]}, keyFile: {Type: "PRIVATE KEY", Bytes: key}} {
+		if err := os.WriteFile(f, pem.EncodeToMemory(b), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pool = x509.NewCertPool()
+	pool.AddCert(ca.Leaf)
+	return certFile, keyFile, pool
 }
 
 // upgrade sends SIGUSR2 and waits for the successor to be ready; it
@@ -187,9 +195,9 @@ func testUpgradeGoClients(t *testing.T) {
 	h2ops := each(2, "https://"+r.https+"/", http.MethodGet, func() *http.Transport { return h2 })
 	worker("HTTP/2 GET and POST", append(h2ops, each(2, "https://"+r.https+"/", http.MethodPost, func() *http.Transport { return h2 })...)...)
 	worker("new TCP connection", func() error { _, err := echo(r.tcp); return err }, func() error { _, err := echo(r.tcp); return err })
-	// HTTP/3 is measured, not held to zero: the old process's QUIC
-	// connections end with it (the successor shares the UDP socket but
-	// not their state), and a request on one at that moment fails.
+	// HTTP/3 is measured, not held to zero: the retiring process closes
+	// its idle QUIC connections at once, and a request sent on one at
+	// that moment fails (TestUpgradeHTTP3 holds all else to zero).
 	h3 := &http3.Transport{TLSClientConfig: &tls.Config{RootCAs: r.ca, ServerName: "lb.test"}}
 	defer h3.Close()
 	h3client := &http.Client{Transport: h3, Timeout: 20 * time.Second}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package quichandoff
+
+const raceEnabled = false

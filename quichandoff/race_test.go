@@ -1,0 +1,6 @@
+//go:build race
+
+package quichandoff
+
+// The race detector changes what allocates (crypto/rand among others).
+const raceEnabled = true
