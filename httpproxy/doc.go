@@ -102,8 +102,11 @@
 // request. The server pings every IdleTimeout/2, so QUIC's own idle
 // timeout (IdleTimeout, which quic-go raises to about 5 s at least)
 // closes only connections whose client has gone. Shutdown and Retire
-// send GOAWAY and let requests in flight finish; both close the
-// connections with none at once. Every HTTP/1.1 and HTTP/2 response of such a server advertises
+// send GOAWAY and let requests in flight finish; Shutdown closes the
+// connections with none at once, Retire leaves them to their clients,
+// which close them after the GOAWAY, so that a request sent at that
+// moment is not lost (one racing the GOAWAY is reset unprocessed and
+// retried on a new connection). Every HTTP/1.1 and HTTP/2 response of such a server advertises
 // HTTP/3 with an Alt-Svc field ([RFC 7838]) naming the UDP port, for
 // ServerConfig.AltSvcMaxAge (DefaultAltSvcMaxAge, a day); the fast lane
 // appends it from bytes made once. A backend's own Alt-Svc field is

@@ -156,13 +156,18 @@ func (h *h3Server) httpServer(hc *connInfo) *http3.Server {
 
 // shutdown sends every connection a GOAWAY, lets its streams in flight
 // finish until ctx is done, closes what is left, then the transport and
-// the socket. It closes at once the connections with no request in
-// the handler, retiring or not: a successor that took over the socket
-// shares its datagrams with this transport for as long as it reads, so
-// the sooner it stops the fewer of the successor's packets it swallows;
-// and a QUIC client that finds its idle connection closed opens a new
-// one for its next request. A nil h has nothing to stop.
-func (h *h3Server) shutdown(ctx context.Context) error {
+// the socket. Stopping, it closes at once the connections with no
+// request in the handler: nothing will serve them. Retiring, it does
+// not: a request a client sends on an idle connection as it closes
+// would fail, while one that races the GOAWAY is reset unprocessed
+// (H3_REQUEST_REJECTED) and the client retries it on a new connection —
+// the successor's. Clients close a connection once its GOAWAY came and
+// its requests are done (RFC 9114 §5.2), the idle timer closes the
+// others. (On a socket it shares with a successor, the server keeps
+// reading the successor's datagrams as well as its own until then,
+// unless its socket sorts them, as a quichandoff.Conn does.) A nil h
+// has nothing to stop.
+func (h *h3Server) shutdown(ctx context.Context, retire bool) error {
 	if h == nil {
 		return nil
 	}
@@ -179,7 +184,7 @@ func (h *h3Server) shutdown(ctx context.Context) error {
 	h.mu.Unlock()
 	errs := make(chan error, len(conns))
 	for _, c := range conns {
-		if c.streams.Load() == 0 {
+		if !retire && c.streams.Load() == 0 {
 			c.close("server stopping")
 		}
 		h.bg.Go(func() { errs <- c.shutdown(ctx) })

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -16,6 +17,7 @@ import (
 	"github.com/lbkit/lbkit/internal/testpki"
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
+	"github.com/quic-go/quic-go/quicvarint"
 )
 
 // startH3Host is startH3Server with a host whose counters the test
@@ -193,11 +195,14 @@ func TestHTTP3IdleAllocs(t *testing.T) {
 	}
 }
 
-// TestHTTP3StopClosesIdle: Shutdown and Retire close at once an HTTP/3
+// TestHTTP3StopClosesIdle: Shutdown closes at once an HTTP/3
 // connection with no request in the handler, though its IdleTimeout is
-// a minute away, and return with every connection and goroutine ended.
-// The client is a bare QUIC connection, which, unlike quic-go's HTTP/3
-// client, does not close by itself at the GOAWAY.
+// a minute away, and returns with every connection and goroutine
+// ended. Retire does not close it: it sends a GOAWAY and waits for the
+// client to close the connection (a request the client sent at that
+// moment would fail on a closed one), then returns. The client is a
+// bare QUIC connection, which, unlike quic-go's HTTP/3 client, does not
+// close by itself at the GOAWAY.
 func TestHTTP3StopClosesIdle(t *testing.T) {
 	for _, retire := range []bool{false, true} {
 		t.Run(map[bool]string{false: "shutdown", true: "retire"}[retire], func(t *testing.T) {
@@ -214,21 +219,58 @@ func TestHTTP3StopClosesIdle(t *testing.T) {
 			}
 			defer qc.CloseWithError(0, "")
 			// The server has accepted it once it opened its control stream.
-			if _, err := qc.AcceptUniStream(ctx); err != nil {
+			ctrl, err := qc.AcceptUniStream(ctx)
+			if err != nil {
 				t.Fatal(err)
 			}
-			stop := s.Shutdown
-			if retire {
-				stop = s.Retire
+			if !retire {
+				if err := s.Shutdown(ctx); err != nil {
+					t.Fatalf("Shutdown: %v, want the idle connection closed at once", err)
+				}
+				<-qc.Context().Done()
+			} else {
+				stopped := make(chan error, 1)
+				go func() { stopped <- s.Retire(ctx) }()
+				if err := readGoAway(ctrl); err != nil {
+					t.Fatalf("no GOAWAY on the control stream: %v", err)
+				}
+				if qc.Context().Err() != nil {
+					t.Fatalf("Retire closed the idle connection: %v", context.Cause(qc.Context()))
+				}
+				qc.CloseWithError(0, "") // as a client does once its requests are done
+				if err := <-stopped; err != nil {
+					t.Fatalf("Retire: %v, want nil once the client closed", err)
+				}
 			}
-			if err := stop(ctx); err != nil {
-				t.Fatalf("stop: %v, want the idle connection closed at once", err)
-			}
-			<-qc.Context().Done()
 			if n := h.m.Active.Load(); n != 0 {
 				t.Errorf("%d connections open after the stop", n)
 			}
 		})
+	}
+}
+
+// readGoAway reads an HTTP/3 control stream (RFC 9114 §6.2.1) up to its
+// GOAWAY frame (type 0x07, §7.2.6).
+func readGoAway(str *quic.ReceiveStream) error {
+	r := quicvarint.NewReader(str)
+	if typ, err := quicvarint.Read(r); err != nil || typ != 0 {
+		return fmt.Errorf("stream type %d, %v; want a control stream", typ, err)
+	}
+	for {
+		typ, err := quicvarint.Read(r)
+		if err != nil {
+			return err
+		}
+		n, err := quicvarint.Read(r)
+		if err != nil {
+			return err
+		}
+		if _, err := io.CopyN(io.Discard, r, int64(n)); err != nil {
+			return err
+		}
+		if typ == 0x07 {
+			return nil
+		}
 	}
 }
 

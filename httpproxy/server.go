@@ -427,9 +427,12 @@ func (s *Server) Shutdown(ctx context.Context) error { return s.s.halt(ctx, fals
 // (once the handshakes in progress have ended) and closes when its
 // streams have. A TCP connection that has carried no request yet gets
 // 5 seconds to send its first, as with Shutdown. An HTTP/3 connection
-// gets a GOAWAY and, if no request of it is in the handler, is closed
-// at once: a successor shares the UDP socket with this server, and
-// loses to it the datagrams it reads, until it stops. When ctx is done, the
+// gets a GOAWAY and closes when the client closes it, its requests done,
+// or at its IdleTimeout; a stream that raced the GOAWAY is reset
+// unprocessed, for the client to retry on a new connection. (A
+// successor sharing the UDP socket loses to this server the datagrams
+// it reads until it stops, unless the socket sorts them by connection
+// ID, as a quichandoff.Conn does.) When ctx is done, the
 // rest is cut and Retire returns ctx's error; else it returns once every
 // connection and goroutine of the server has ended.
 func (s *Server) Retire(ctx context.Context) error { return s.s.halt(ctx, true) }
@@ -452,7 +455,7 @@ func (s *server) shutdown(ctx context.Context, retire bool) error {
 		h2 <- shutdownHTTP(ctx, s.h2)
 	}()
 	h3 := make(chan error, 1)
-	go func() { h3 <- s.h3.shutdown(ctx) }()
+	go func() { h3 <- s.h3.shutdown(ctx, retire) }()
 	err := f.drain(ctx, retire)
 	if retire {
 		err = cmp.Or(err, s.retireH1(ctx))
