@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -24,34 +25,9 @@ import (
 // old process's connection IDs); once it has exited, one succeeds.
 func TestUpgradeKeepsHTTP3(t *testing.T) {
 	defer leakcheck.Check(t)
-	const size = 16 << 20
-	held, release := make(chan struct{}), make(chan struct{})
-	b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/big":
-			chunk := strings.Repeat("x", 64<<10)
-			for range size / len(chunk) {
-				if _, err := io.WriteString(w, chunk); err != nil {
-					return
-				}
-			}
-		case "/hold":
-			close(held)
-			<-release
-			io.WriteString(w, "held")
-		default:
-			io.WriteString(w, "ok")
-		}
-	}))
-	defer b.Close()
-	defer func() {
-		select {
-		case <-release:
-		default:
-			close(release)
-		}
-	}()
-	_, bport, _ := strings.Cut(b.URL, "127.0.0.1:")
+	const size = h3BigSize
+	b := newH3Backend()
+	defer b.close()
 	certFile, keyFile := tlsCertFiles(t)
 	port, aport := configPort(t), configPort(t)
 	path := writeConfig(t, fmt.Sprintf("AdminAddress: 127.0.0.1:%d\n"+
@@ -59,7 +35,7 @@ func TestUpgradeKeepsHTTP3(t *testing.T) {
 		"BackendServers: [{ServerId: a, ServerIp: 127.0.0.1}]\n"+
 		"Fleet: {QuicStatelessResetKey: cmVzZXQga2V5IG9mIHRoZSBmbGVldCwgMzIgYnl0ZXM=}\n"+
 		"Listeners: [{ListenerProtocol: https, ListenerPort: %d, BackendServerPort: %s, HealthCheck: \"off\", ServerCertificateId: c, EnableHttp3: \"on\", TLSCipherPolicy: tls_cipher_policy_1_2_strict_with_1_3}]\n",
-		aport, certFile, keyFile, port, bport))
+		aport, certFile, keyFile, port, b.port))
 	p := startUpgradable(t, "-config", path, "-access-log=false", "-drain-timeout", "60s")
 	tr := &http3.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
 	defer tr.Close()
@@ -91,22 +67,8 @@ func TestUpgradeKeepsHTTP3(t *testing.T) {
 	if _, err := io.CopyN(io.Discard, resp.Body, 1<<20); err != nil {
 		t.Fatalf("download after a failed upgrade: %v", err)
 	}
-	type result struct {
-		body string
-		err  error
-	}
-	slow := make(chan result, 1)
-	go func() {
-		resp, err := c.Get(url + "/hold")
-		if err != nil {
-			slow <- result{"", err}
-			return
-		}
-		b, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		slow <- result{string(b), err}
-	}()
-	<-held
+	slow := getAsync(c, url+"/hold")
+	<-b.held
 
 	p.Signal(t, syscall.SIGUSR2)
 	p.WaitLine(t, "upgrade: the new process is ready")
@@ -121,7 +83,7 @@ func TestUpgradeKeepsHTTP3(t *testing.T) {
 	syscall.Kill(pid, syscall.SIGUSR2)
 	p.WaitLine(t, "still retires its HTTP/3 connections")
 
-	close(release)
+	b.release()
 	if r := <-slow; r.err != nil || r.body != "held" {
 		t.Fatalf("slow request across the upgrade: %q, %v", r.body, r.err)
 	}
@@ -140,4 +102,72 @@ func TestUpgradeKeepsHTTP3(t *testing.T) {
 	if resp2.ProtoMajor != 3 {
 		t.Errorf("after the second upgrade: %s, want HTTP/3", resp2.Proto)
 	}
+}
+
+// h3BigSize is the length of h3Backend's /big.
+const h3BigSize = 16 << 20
+
+// h3Backend is the backend of the HTTP/3 handoff tests: /big sends
+// h3BigSize octets, /hold closes held and answers "held" once released,
+// others "ok".
+type h3Backend struct {
+	port string
+	held chan struct{}
+	srv  *httptest.Server
+	once sync.Once
+	rel  chan struct{}
+}
+
+func newH3Backend() *h3Backend {
+	b := &h3Backend{held: make(chan struct{}), rel: make(chan struct{})}
+	b.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/big":
+			chunk := strings.Repeat("x", 64<<10)
+			for range h3BigSize / len(chunk) {
+				if _, err := io.WriteString(w, chunk); err != nil {
+					return
+				}
+			}
+		case "/hold":
+			close(b.held)
+			<-b.rel
+			io.WriteString(w, "held")
+		default:
+			io.WriteString(w, "ok")
+		}
+	}))
+	_, b.port, _ = strings.Cut(b.srv.URL, "127.0.0.1:")
+	return b
+}
+
+// release lets /hold answer.
+func (b *h3Backend) release() { b.once.Do(func() { close(b.rel) }) }
+
+// close releases /hold and stops the backend.
+func (b *h3Backend) close() {
+	b.release()
+	b.srv.Close()
+}
+
+// getResult is what getAsync's request got.
+type getResult struct {
+	body string
+	err  error
+}
+
+// getAsync gets url with c in the background.
+func getAsync(c *http.Client, url string) <-chan getResult {
+	res := make(chan getResult, 1)
+	go func() {
+		resp, err := c.Get(url)
+		if err != nil {
+			res <- getResult{"", err}
+			return
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		res <- getResult{string(b), err}
+	}()
+	return res
 }

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/lbkit/lbkit/internal/leakcheck"
+	"github.com/quic-go/quic-go/http3"
+)
+
+// TestReloadKeepsHTTP3: reloads that replace the https listener on its
+// port (a new Http3MaxHandshakes needs a new listener) keep the HTTP/3
+// requests in flight on the replaced listener's QUIC connections: a
+// download across the first reload, a slow request across the second.
+// Each replacement takes the other parity of connection IDs on the
+// socket and forwards the replaced one's packets to it; without that,
+// the two read the socket as one generation and the replaced one's
+// packets that the new one reads are lost.
+func TestReloadKeepsHTTP3(t *testing.T) {
+	defer leakcheck.Check(t)
+	const size = h3BigSize
+	b := newH3Backend()
+	defer b.close()
+	certFile, keyFile := tlsCertFiles(t)
+	port := configPort(t)
+	e := testEnv(t)
+	e.qh = newQuicHandoff(0, nil, e.log)
+	conf := func(handshakes int) *plan {
+		t.Helper()
+		f, err := Parse("reload.yaml", ".", fmt.Appendf(nil,
+			"ServerCertificates: [{ServerCertificateId: c, CertificateFile: %s, PrivateKeyFile: %s}]\n"+
+				"BackendServers: [{ServerId: a, ServerIp: 127.0.0.1}]\n"+
+				"Fleet: {QuicStatelessResetKey: cmVzZXQga2V5IG9mIHRoZSBmbGVldCwgMzIgYnl0ZXM=}\n"+
+				"Listeners: [{ListenerProtocol: https, ListenerPort: %d, BackendServerPort: %s, HealthCheck: \"off\", ServerCertificateId: c, EnableHttp3: \"on\", TLSCipherPolicy: tls_cipher_policy_1_2_strict_with_1_3, Http3MaxHandshakes: %d}]\n",
+			certFile, keyFile, port, b.port, handshakes))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := planFile(f, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	a, err := start(conf(1000), e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.replaceTimeout = time.Minute // the replaced listener's requests end on their own
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		a.stop(ctx)
+	}()
+	// reload replaces the listener with one of handshakes in the
+	// background, returning once the new one serves and a channel with
+	// reload's error, sent once the replaced one has retired.
+	reload := func(handshakes int) <-chan error {
+		t.Helper()
+		p := conf(handshakes)
+		before := a.inst.Listeners()[0]
+		done := make(chan error, 1)
+		go func() { done <- a.reload(p) }()
+		for a.inst.Listeners()[0] == before {
+			select {
+			case err := <-done:
+				t.Fatalf("reload to %d handshakes: %v, the listener kept", handshakes, err)
+			case <-time.After(time.Millisecond):
+			}
+		}
+		return done
+	}
+
+	tr := &http3.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+	defer tr.Close()
+	c := &http.Client{Transport: tr, Timeout: time.Minute}
+	url := fmt.Sprintf("https://127.0.0.1:%d", port)
+	resp, err := c.Get(url + "/big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if _, err := io.CopyN(io.Discard, resp.Body, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	done := reload(2000)
+	n, err := io.Copy(io.Discard, resp.Body)
+	if err != nil || n != size-1<<20 {
+		t.Fatalf("download across the first reload: %d more octets, %v; want %d", n, err, size-1<<20)
+	}
+	resp.Body.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("first reload: %v", err)
+	}
+
+	slow := getAsync(c, url+"/hold")
+	<-b.held
+	done = reload(3000)
+	b.release()
+	if r := <-slow; r.err != nil || r.body != "held" {
+		t.Fatalf("slow request across the second reload: %q, %v", r.body, r.err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("second reload: %v", err)
+	}
+	resp2, err := c.Get(url + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp2.Body.Close()
+	if resp2.ProtoMajor != 3 {
+		t.Errorf("after the reloads: %s, want HTTP/3", resp2.Proto)
+	}
+}
