@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"os"
 	"testing"
 	"time"
 
@@ -116,4 +119,82 @@ func TestReloadKeepsHTTP3(t *testing.T) {
 	if resp2.ProtoMajor != 3 {
 		t.Errorf("after the reloads: %s, want HTTP/3", resp2.Proto)
 	}
+}
+
+// TestQuicHandoffParityPerSocket: each incarnation attached to a socket
+// takes the other parity of the one it replaces, while that one lives;
+// a third, while the first still retires, takes the second's (only two
+// can share the socket), and an upgrade is refused until the replaced
+// ones have closed. The handoff names the parity the successor takes on
+// each socket, and the successor takes it (or, from a predecessor that
+// named none, its generation's).
+func TestQuicHandoffParityPerSocket(t *testing.T) {
+	defer leakcheck.Check(t)
+	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer udp.Close()
+	q := newQuicHandoff(0, nil, discardLogger())
+	// incarnation attaches a new listener's HTTP/3 to the socket in q, as
+	// a takeover does: on a descriptor of its own.
+	incarnation := func(q *quicHandoff) (*handoffConn, *socketIDs) {
+		t.Helper()
+		f, err := udp.File()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		pc, err := net.FilePacketConn(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids := &socketIDs{}
+		return q.attach(pc.(*net.UDPConn), ids).(*handoffConn), ids
+	}
+	parityOf := func(ids *socketIDs) int {
+		t.Helper()
+		id, err := ids.GenerateConnectionID()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return int(id.Bytes()[0] & 1)
+	}
+	first, ids1 := incarnation(q)
+	second, ids2 := incarnation(q)
+	third, ids3 := incarnation(q)
+	if got := []int{parityOf(ids1), parityOf(ids2), parityOf(ids3)}; got[0] != 0 || got[1] != 1 || got[2] != 1 {
+		t.Errorf("parities of three incarnations, the first living: %v, want [0 1 1]", got)
+	}
+	if _, err := q.prepare(); err != errReplacedRetiring {
+		t.Fatalf("upgrade while a replaced listener retires: %v, want errReplacedRetiring", err)
+	}
+	first.Close()
+	second.Close()
+	hs, err := q.prepare()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hs) != 1 || hs[0].key != quicLinkPrefix+quicConnKey(udp)+quicParitySep+"0" {
+		t.Fatalf("handed %v, want one end named for parity 0", hs)
+	}
+	q.done(errors.New("the successor failed"))
+	third.Close()
+
+	for _, c := range []struct {
+		name       string
+		generation int
+		want       int
+	}{
+		{hs[0].key, 1, 0},
+		{quicLinkPrefix + quicConnKey(udp), 1, 1}, // a predecessor of one parity per process
+	} {
+		u := &upgrader{inherited: map[string]*os.File{c.name: hs[0].f}}
+		hc, ids := incarnation(newQuicHandoff(c.generation, u, discardLogger()))
+		if got := parityOf(ids); got != c.want {
+			t.Errorf("successor of generation %d handed %q: parity %d, want %d", c.generation, c.name, got, c.want)
+		}
+		hc.Close()
+	}
+	hs[0].f.Close()
 }
