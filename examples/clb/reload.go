@@ -207,6 +207,7 @@ func (a *app) reload(p *plan) error {
 			a.running[l.Name()] = r
 			a.log.Info("reload: listener added", "listener", l.Name())
 		}
+		a.env.qh.switched()
 		for r, s := range kept {
 			err := a.syncGroups(r, s)
 			if err == nil {

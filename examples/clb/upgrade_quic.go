@@ -14,7 +14,6 @@ import (
 	"github.com/lbkit/lbkit/listener"
 	"github.com/lbkit/lbkit/quichandoff"
 	"github.com/quic-go/quic-go"
-	"golang.org/x/net/ipv4"
 )
 
 // A binary upgrade keeps the HTTP/3 connections of the process that
@@ -32,7 +31,7 @@ import (
 // listener.Instance takeover) does the same within the process: the
 // parity is per socket, each incarnation takes the opposite of the one
 // it replaces, the two are linked by a pair, and the replaced one stops
-// reading the UDP socket once its successor reads it. The successor of
+// reading the UDP socket once the reload has switched. The successor of
 // an upgrade takes, on each socket, the opposite of the parity in use
 // there, named beside the pair's end in the handoff document.
 // quicLinkPrefix names, in the handoff document, the end of a pair for
@@ -116,29 +115,16 @@ func (s *socketIDs) ConnectionIDLen() int { return s.gen.Load().ConnectionIDLen(
 func quicConnKey(udp *net.UDPConn) string { return "udp " + udp.LocalAddr().String() }
 
 // handoffConn is a quichandoff.Conn that leaves the registry when it
-// closes and, replacing another on its socket, retires that one once
-// quic-go first reads it.
+// closes, and knows the one it replaces on its socket until the reload
+// switches.
 type handoffConn struct {
 	*quichandoff.Conn
 	q      *quicHandoff
 	key    string
 	parity int
 
-	older    *os.File                    // guarded by q.mu: the pair end to an older incarnation in this process; nil if none
-	replaces atomic.Pointer[handoffConn] // retired at the first read
-}
-
-// ReadBatch is quichandoff.Conn's; the first call, made once the
-// listener serves, makes the incarnation this one replaced stop reading
-// the UDP socket, so that it gets its packets only forwarded (a
-// forwarded packet waits for its reader's next UDP read otherwise).
-func (c *handoffConn) ReadBatch(ms []ipv4.Message, flags int) (int, error) {
-	if old := c.replaces.Swap(nil); old != nil {
-		if err := old.Retire(); err != nil {
-			c.q.log.Warn("reload: the replaced HTTP/3 listener still reads its socket", "socket", c.key, "err", err.Error())
-		}
-	}
-	return c.Conn.ReadBatch(ms, flags)
+	older    *os.File     // guarded by q.mu: the pair end to an older incarnation in this process; nil if none
+	replaces *handoffConn // guarded by q.mu: retired when the reload switches; nil if none
 }
 
 func (c *handoffConn) Close() error {
@@ -218,7 +204,7 @@ func (q *quicHandoff) attach(udp *net.UDPConn, ids *socketIDs) net.PacketConn {
 		}
 		c.older = hand
 		if parity != prev.parity {
-			c.replaces.Store(prev)
+			c.replaces = prev
 		}
 	case f != nil && parity != q.fromP[key]:
 		if err := c.Forward(f); err != nil {
@@ -232,6 +218,28 @@ func (q *quicHandoff) attach(udp *net.UDPConn, ids *socketIDs) net.PacketConn {
 	}
 	q.conns[key] = c
 	return c
+}
+
+// switched is called once a reload's new listeners serve: each HTTP/3
+// incarnation one of them replaced stops reading the UDP socket and
+// reads only what its replacement forwards (a forwarded packet would
+// otherwise wait for its next read of the UDP socket). Not before: a
+// reload refused after a new listener started closes it again, and the
+// replaced one, still reading the socket, goes on alone.
+func (q *quicHandoff) switched() {
+	if q == nil {
+		return
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for key, c := range q.conns {
+		if old := c.replaces; old != nil {
+			c.replaces = nil
+			if err := old.Retire(); err != nil {
+				q.log.Warn("reload: the replaced HTTP/3 listener still reads its socket", "socket", key, "err", err.Error())
+			}
+		}
+	}
 }
 
 // errPredecessorRetiring refuses an upgrade while the process this one

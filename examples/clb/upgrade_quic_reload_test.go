@@ -14,6 +14,7 @@ import (
 
 	"github.com/lbkit/lbkit/internal/leakcheck"
 	"github.com/quic-go/quic-go/http3"
+	"golang.org/x/net/ipv4"
 )
 
 // TestReloadKeepsHTTP3: reloads that replace the https listener on its
@@ -130,28 +131,9 @@ func TestReloadKeepsHTTP3(t *testing.T) {
 // named none, its generation's).
 func TestQuicHandoffParityPerSocket(t *testing.T) {
 	defer leakcheck.Check(t)
-	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer udp.Close()
+	udp := loopbackUDP(t)
 	q := newQuicHandoff(0, nil, discardLogger())
-	// incarnation attaches a new listener's HTTP/3 to the socket in q, as
-	// a takeover does: on a descriptor of its own.
-	incarnation := func(q *quicHandoff) (*handoffConn, *socketIDs) {
-		t.Helper()
-		f, err := udp.File()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		pc, err := net.FilePacketConn(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids := &socketIDs{}
-		return q.attach(pc.(*net.UDPConn), ids).(*handoffConn), ids
-	}
+	incarnation := func(q *quicHandoff) (*handoffConn, *socketIDs) { return takeOver(t, q, udp) }
 	parityOf := func(ids *socketIDs) int {
 		t.Helper()
 		id, err := ids.GenerateConnectionID()
@@ -197,4 +179,86 @@ func TestQuicHandoffParityPerSocket(t *testing.T) {
 		hc.Close()
 	}
 	hs[0].f.Close()
+}
+
+// TestQuicHandoffSwitchedRetires: once a reload has switched, the
+// listener a new one replaced reads only what the new one forwards: a
+// packet of its connection that the new one read reaches it although
+// nothing more comes on the UDP socket (before the switch it would wait
+// in the pair for the replaced one's next UDP read).
+func TestQuicHandoffSwitchedRetires(t *testing.T) {
+	defer leakcheck.Check(t)
+	udp := loopbackUDP(t)
+	q := newQuicHandoff(0, nil, discardLogger())
+	old, _ := takeOver(t, q, udp)
+	repl, _ := takeOver(t, q, udp)
+	defer old.Close()
+	defer repl.Close()
+	q.switched()
+
+	client, err := net.DialUDP("udp", nil, udp.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	// Short-header packets: the first octet, then the 8-octet
+	// destination ID whose lowest bit is its owner's parity.
+	for _, parity := range []byte{0, 1} {
+		if _, err := client.Write([]byte{0x40, 0xa0 | parity, 1, 2, 3, 4, 5, 6, 7, 'p'}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func(c *handoffConn) []byte {
+		t.Helper()
+		buf := make([]byte, 1500)
+		ms := []ipv4.Message{{Buffers: [][]byte{buf}}}
+		n, err := c.ReadBatch(ms, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range ms[:n] {
+			if m.N > 0 {
+				return buf[:m.N]
+			}
+		}
+		t.Fatal("ReadBatch returned no packet")
+		return nil
+	}
+	if p := read(repl); p[1]&1 != 1 {
+		t.Fatalf("the new listener read %x, want its own (parity 1)", p)
+	}
+	// Without the switch, old would block here reading the UDP socket;
+	// a deadline far off turns that into a failure, not a hang.
+	old.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if p := read(old); p[1]&1 != 0 {
+		t.Fatalf("the replaced listener read %x, want its own (parity 0)", p)
+	}
+}
+
+// takeOver attaches a new listener's HTTP/3 to udp in q, as a takeover
+// does: on a descriptor of its own.
+func takeOver(t *testing.T, q *quicHandoff, udp *net.UDPConn) (*handoffConn, *socketIDs) {
+	t.Helper()
+	f, err := udp.File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	pc, err := net.FilePacketConn(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := &socketIDs{}
+	return q.attach(pc.(*net.UDPConn), ids).(*handoffConn), ids
+}
+
+// loopbackUDP returns a UDP socket on 127.0.0.1, closed at cleanup.
+func loopbackUDP(t *testing.T) *net.UDPConn {
+	t.Helper()
+	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { udp.Close() })
+	return udp
 }
