@@ -34,6 +34,7 @@ import (
 // reading the UDP socket once the reload has switched. The successor of
 // an upgrade takes, on each socket, the opposite of the parity in use
 // there, named beside the pair's end in the handoff document.
+
 // quicLinkPrefix names, in the handoff document, the end of a pair for
 // the HTTP/3 UDP socket named after it; quicParitySep then gives the
 // parity the successor takes on that socket (without it, a predecessor
@@ -170,8 +171,8 @@ func (q *quicHandoff) attach(udp *net.UDPConn, ids *socketIDs) net.PacketConn {
 	case prev == nil:
 	case q.olderLives(prev):
 		// Only two parities: prev's connections are lost to this one,
-		// which keeps forwarding to the incarnation prev forwards to
-		// (in this process, or below the predecessor).
+		// which forwards, as prev does, to the older incarnation (in
+		// this process, or the predecessor process).
 		q.log.Warn("reload: the replaced HTTP/3 listener's connections may stall: the one it replaced still retires on the socket, and only two can share it", "socket", key)
 		parity = prev.parity
 		hand, prev.older = prev.older, nil
