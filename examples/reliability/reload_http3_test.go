@@ -30,24 +30,55 @@ import (
 // replaced listener's packets to it: no request may fail.
 func TestReloadHTTP3(t *testing.T) {
 	h := startH3Load(t, 500)
-	for i, handshakes := range []int{600, 500} {
-		h.write(t, handshakes)
-		h.p.Signal(t, syscall.SIGHUP)
-		h.p.WaitLine(t, "reload: listener added")
-		start := time.Now()
-		h.p.WaitLine(t, "reloaded")
-		h.retired = append(h.retired, time.Since(start).Round(time.Millisecond).String())
-		if out := h.p.Output(); strings.Contains(out, "reload incomplete") || strings.Contains(out, "reload refused") {
-			t.Fatalf("reload %d: %s", i+1, out)
-		}
-		h.underWay(t, fmt.Sprintf("after reload %d", i+1))
-	}
+	h.reload(t, 600)
+	h.reload(t, 500)
 	parts, failed := h.stop()
 	if failed {
 		t.Errorf("HTTP/3 requests failed across the reloads: %s", parts)
 	}
 	Record(t, "Reload with HTTP/3 in flight: clb (HTTPS listener with EnableHttp3, a Fleet stateless-reset key) reloaded twice with SIGHUP, each time with a new Http3MaxHandshakes, which replaces the listener on its port, while 10 http3.Transport clients, each on a keep-alive QUIC connection of its own, request in a loop: 4 quick GETs, 4 GETs the backend answers after 200 ms, 2 downloads of 1 MiB; each new listener takes the other parity of connection IDs and forwards the replaced one's packets to it",
 		"%s; the replaced listeners retired in %s after the new one served", parts, strings.Join(h.retired, " and "))
+}
+
+// TestReloadUpgradeHTTP3 upgrades clb (SIGUSR2) after a reload that
+// replaced its HTTP/3 listener, under the clients of TestUpgradeHTTP3:
+// the reload gave the socket the other parity than the process's
+// generation, so the successor must take the parity the handoff names
+// for the socket, not its generation's, or it would share the old
+// listener's connection IDs. No request may fail.
+func TestReloadUpgradeHTTP3(t *testing.T) {
+	h := startH3Load(t, 500)
+	h.reload(t, 600)
+	h.p.Signal(t, syscall.SIGUSR2)
+	h.p.WaitLine(t, "upgrade: the new process is ready")
+	if err := h.p.WaitExit(t, 30*time.Second); err != nil {
+		t.Errorf("old process: %v", err)
+	}
+	h.underWay(t, "after the upgrade")
+	parts, failed := h.stop()
+	if failed {
+		t.Errorf("HTTP/3 requests failed across the reload and the upgrade: %s", parts)
+	}
+	Record(t, "Upgrade after a reload, with HTTP/3 in flight: the clients of the HTTP/3 upgrade row; clb reloaded once with a new Http3MaxHandshakes (the listener replaced: its socket takes the other parity), then upgraded with SIGUSR2; the successor takes the other parity of the one the handoff names for the socket",
+		"%s; the replaced listener retired in %s after the new one served", parts, h.retired[0])
+}
+
+// reload makes clb replace the listener with one of handshakes
+// (SIGHUP), and waits until the replaced one has retired, noting how
+// long that took after the new one served, and until every kind of
+// client has been served again.
+func (h *h3Load) reload(t *testing.T, handshakes int) {
+	t.Helper()
+	h.write(t, handshakes)
+	h.p.Signal(t, syscall.SIGHUP)
+	h.p.WaitLine(t, "reload: listener added")
+	start := time.Now()
+	h.p.WaitLine(t, "reloaded")
+	h.retired = append(h.retired, time.Since(start).Round(time.Millisecond).String())
+	if out := h.p.Output(); strings.Contains(out, "reload incomplete") || strings.Contains(out, "reload refused") {
+		t.Fatalf("reload to %d handshakes: %s", handshakes, out)
+	}
+	h.underWay(t, fmt.Sprintf("after the reload to %d handshakes", handshakes))
 }
 
 // h3Load is clb serving one HTTPS listener with HTTP/3, and HTTP/3
