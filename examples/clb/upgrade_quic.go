@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"github.com/lbkit/lbkit/listener"
 	"github.com/lbkit/lbkit/quichandoff"
@@ -97,50 +96,8 @@ func (q *quicHandoff) wire(h *listener.HTTPOptions) {
 	h.QUICConn = func(udp *net.UDPConn) net.PacketConn { return q.attach(udp, ids) }
 }
 
-// socketIDs issues the connection IDs of one listener's HTTP/3: those of
-// the generator attach chose, at the listener's latest start, for the
-// parity its socket takes. quic-go asks for IDs only once the socket is
-// attached. Safe for concurrent use; it allocates nothing.
-type socketIDs struct {
-	inner quic.ConnectionIDGenerator // QUIC-LB's, or nil
-	gen   atomic.Pointer[quichandoff.Generator]
-}
-
-func (s *socketIDs) GenerateConnectionID() (quic.ConnectionID, error) {
-	return s.gen.Load().GenerateConnectionID()
-}
-
-func (s *socketIDs) ConnectionIDLen() int { return s.gen.Load().ConnectionIDLen() }
-
 // quicConnKey names a UDP socket alike in a process and its successor.
 func quicConnKey(udp *net.UDPConn) string { return "udp " + udp.LocalAddr().String() }
-
-// handoffConn is a quichandoff.Conn that leaves the registry when it
-// closes, and knows the one it replaces on its socket until the reload
-// switches.
-type handoffConn struct {
-	*quichandoff.Conn
-	q      *quicHandoff
-	key    string
-	parity int
-
-	older    *os.File     // guarded by q.mu: the pair end to an older incarnation in this process; nil if none
-	replaces *handoffConn // guarded by q.mu: retired when the reload switches; nil if none
-}
-
-func (c *handoffConn) Close() error {
-	c.q.mu.Lock()
-	if c.q.conns[c.key] == c {
-		delete(c.q.conns, c.key)
-	}
-	older := c.older
-	c.older = nil
-	c.q.mu.Unlock()
-	if older != nil {
-		older.Close()
-	}
-	return c.Conn.Close()
-}
 
 // olderLives reports whether the incarnation c forwards to, in this
 // process or its predecessor, still holds its end: while it does, a

@@ -17,9 +17,8 @@ import (
 // shares a stateless-reset key, so a process that took a packet of a
 // connection it does not hold would reset it. The successor forwards
 // the old generation's packets to the old process (package
-// quichandoff): no request may fail but one the retiring server
-// closes as idle just as the client sends it (closedIdle: measured,
-// not held to 0).
+// quichandoff), and the retiring server leaves its idle connections to
+// their clients after the GOAWAY: no request may fail.
 func TestUpgradeHTTP3(t *testing.T) {
 	h := startH3Load(t, 1000)
 	h.p.Signal(t, syscall.SIGUSR2)
