@@ -246,45 +246,50 @@ func TestApplyRetiresUDPTakenOver(t *testing.T) {
 	applied := make(chan error, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	// The old listener drains its open flow (until it idles out, or the
+	// cancel below), relaying a's replies; it stopped reading the shared
+	// socket at the switch, before Switched, so every datagram sent
+	// since goes to the new listener (b): none is lost, or answered by a
+	// — the first ones while Switched runs, before Apply goes on to
+	// retire the old listener. But one: a read of the old listener's
+	// that Go's poller had already let through may still complete (seen
+	// about once in 15 runs); the old listener answers it if it is of
+	// its open flow, and drops it if it is a new flow's. Without the
+	// hand-over at the switch, about 9 of the 10 sent in Switched went
+	// to the old listener.
+	lost, byOld := 0, 0
+	count := func(got string, err error) {
+		switch {
+		case err != nil:
+			lost++
+		case got != "b":
+			byOld++
+		}
+	}
 	go func() {
 		_, err := in.Apply(ctx, Change{
-			Remove:   []string{old.Name()},
-			Add:      []Config{{Protocol: UDP, Host: "127.0.0.1", Port: old.Port(), Group: newGroup(t, nil, b.backend(100))}},
-			Switched: func([]*Listener) { close(switched) },
+			Remove: []string{old.Name()},
+			Add:    []Config{{Protocol: UDP, Host: "127.0.0.1", Port: old.Port(), Group: newGroup(t, nil, b.backend(100))}},
+			Switched: func([]*Listener) {
+				for i := range 10 {
+					count(udpAskWithin(open, fmt.Sprint("s", i), time.Second))
+				}
+				close(switched)
+			},
 		})
 		applied <- err
 	}()
 	<-switched
-	// The old listener drains its open flow (until it idles out, or the
-	// cancel below). It reads the shared socket until its retire begins,
-	// just after the switch, answering what it reads of its open flow
-	// (from a) and dropping what it reads of new ones; from then on
-	// every datagram goes to the new listener (b). No datagram is lost,
-	// and the last ones are all b's.
-	lost, byOld := 0, 0
 	const n = 20
-	var last []string
 	for i := range n {
 		c := udpDial(t, "", listenerAddr(old))
 		for _, conn := range []*net.UDPConn{c, open} {
-			got, err := udpAskWithin(conn, fmt.Sprint("m", i), time.Second)
-			switch {
-			case err != nil:
-				lost++
-			case got != "b":
-				byOld++
-			}
-			if i == n-1 {
-				last = append(last, got)
-			}
+			count(udpAskWithin(conn, fmt.Sprint("m", i), time.Second))
 		}
 	}
 	cancel()
 	<-applied
-	if lost != 0 {
-		t.Errorf("after the switch: %d of %d datagrams unanswered (%d answered by the old listener's backend)", lost, 2*n, byOld)
-	}
-	if fmt.Sprint(last) != "[b b]" {
-		t.Errorf("the last datagrams were answered by %v, want the new listener's backend b: the old listener still reads", last)
+	if lost+byOld > 1 {
+		t.Errorf("after the switch: %d of %d datagrams unanswered, %d answered by the old listener's backend; want all by the new one's", lost, 10+2*n, byOld)
 	}
 }

@@ -117,7 +117,9 @@ type Change struct {
 // done and returns the errors of those stops, the change being made. A
 // removed listener whose socket an added one took over (same port)
 // retires (Listener.Retire) rather than stops, so that the replacement
-// fails no request.
+// fails no request; a removed UDP listener whose socket was taken over
+// stops reading it before Switched is called, so that the datagrams
+// sent from then on reach the added one.
 func (in *Instance) Apply(ctx context.Context, ch Change) ([]*Listener, error) {
 	in.mu.Lock()
 	added, gone, err := in.prepare(ctx, ch)
@@ -132,6 +134,11 @@ func (in *Instance) Apply(ctx context.Context, ch Change) ([]*Listener, error) {
 	in.mu.Unlock()
 	if err != nil {
 		return nil, err
+	}
+	for _, l := range gone {
+		if l.takenOver(added) {
+			l.handOver()
+		}
 	}
 	if ch.Switched != nil {
 		ch.Switched(added)

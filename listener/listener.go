@@ -66,6 +66,25 @@ type retirer interface {
 	retire(ctx context.Context) error
 }
 
+// handOverer is a server that reads datagrams from sockets it may
+// share (UDP): Instance.Apply has it stop reading them as soon as the
+// listener that took them over serves, before Change.Switched, so that
+// no datagram sent after the switch is read, and dropped as a new
+// flow's, by the one that leaves.
+type handOverer interface {
+	handOver()
+}
+
+// handOver makes l's server leave its shared datagram sockets to the
+// listener that took them over, if it reads any (see handOverer).
+func (l *Listener) handOver() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if h, ok := l.srv.(handOverer); ok {
+		h.handOver()
+	}
+}
+
 // server is a running protocol implementation.
 type server interface {
 	// shutdown stops accepting, lets open connections finish until ctx is

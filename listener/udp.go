@@ -305,13 +305,20 @@ func (s *udpServer) pickKey(src, dst netip.AddrPort, first []byte) (k balancer.K
 // read the shared socket while this one drains, and each datagram of a
 // new flow this one read would be dropped.
 func (s *udpServer) retire(ctx context.Context) error {
+	s.handOver()
+	return s.shutdown(ctx)
+}
+
+// handOver stops reading the listening sockets at once, leaving every
+// datagram to the successor that shares them; open flows go on relaying
+// replies. Idempotent.
+func (s *udpServer) handOver() {
 	s.retiring.Store(true)
 	for _, ln := range s.lns {
 		// The deadline is this descriptor's (Go's poller), not the
 		// socket's: the successor's reads go on.
 		ln.SetReadDeadline(time.Unix(1, 0))
 	}
-	return s.shutdown(ctx)
 }
 
 // shutdown stops new flows at once (their datagrams are dropped), lets
