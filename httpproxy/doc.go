@@ -103,7 +103,8 @@
 // timeout (IdleTimeout, which quic-go raises to about 5 s at least)
 // closes only connections whose client has gone. Shutdown and Retire
 // send GOAWAY and let requests in flight finish; Shutdown closes the
-// connections with none at once, Retire leaves them to their clients,
+// connections with none as soon as what they sent can have been
+// acknowledged (three probe timeouts), Retire leaves them to their clients,
 // which close them after the GOAWAY, so that a request sent at that
 // moment is not lost (one racing the GOAWAY is reset unprocessed and
 // retried on a new connection). Every HTTP/1.1 and HTTP/2 response of such a server advertises

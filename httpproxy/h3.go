@@ -118,10 +118,11 @@ func (h *h3Server) serve(qc *quic.Conn) {
 	hc := newConnInfo(addrPortOf(qc.RemoteAddr()), addrPortOf(qc.LocalAddr()), true)
 	cs := qc.ConnectionState().TLS
 	hc.tls = &cs
-	c := &h3Conn{qc: qc, timeout: s.sc.IdleTimeout, bg: &h.bg}
+	c := &h3Conn{qc: qc, bg: &h.bg}
+	c.timeout.Store(int64(s.sc.IdleTimeout))
 	hc.h3 = c
 	c.srv = h.httpServer(hc)
-	c.idle = time.AfterFunc(c.timeout, c.idleExpired)
+	c.idle = time.AfterFunc(s.sc.IdleTimeout, c.idleExpired)
 	h.mu.Lock()
 	h.conns[c] = struct{}{}
 	h.mu.Unlock()
@@ -156,8 +157,9 @@ func (h *h3Server) httpServer(hc *connInfo) *http3.Server {
 
 // shutdown sends every connection a GOAWAY, lets its streams in flight
 // finish until ctx is done, closes what is left, then the transport and
-// the socket. Stopping, it closes at once the connections with no
-// request in the handler: nothing will serve them. Retiring, it does
+// the socket. Stopping, it closes the connections with no request in
+// the handler as soon as what they sent can have been acknowledged
+// (h3Conn.closeSoon): nothing will serve them. Retiring, it does
 // not: a request a client sends on an idle connection as it closes
 // would fail, while one that races the GOAWAY is reset unprocessed
 // (H3_REQUEST_REJECTED) and the client retries it on a new connection —
@@ -184,8 +186,8 @@ func (h *h3Server) shutdown(ctx context.Context, retire bool) error {
 	h.mu.Unlock()
 	errs := make(chan error, len(conns))
 	for _, c := range conns {
-		if !retire && c.streams.Load() == 0 {
-			c.close("server stopping")
+		if !retire {
+			c.closeSoon()
 		}
 		h.bg.Go(func() { errs <- c.shutdown(ctx) })
 	}

@@ -26,7 +26,7 @@ import (
 type h3Conn struct {
 	qc        *quic.Conn
 	srv       *http3.Server
-	timeout   time.Duration   // ServerConfig.IdleTimeout
+	timeout   atomic.Int64    // ServerConfig.IdleTimeout; closeSoon's grace once the server stops
 	idle      *time.Timer     // closes qc when no request has been in the handler for timeout
 	streams   atomic.Int64    // requests in the handler
 	goingAway atomic.Bool     // the graceful shutdown of the request limit has begun
@@ -44,7 +44,26 @@ func (c *h3Conn) begin() {
 // starts the idle timeout afresh. It allocates nothing.
 func (c *h3Conn) end() {
 	if c.streams.Add(-1) == 0 {
-		c.idle.Reset(c.timeout)
+		c.idle.Reset(time.Duration(c.timeout.Load()))
+	}
+}
+
+// maxAckDelay is the peer's default max_ack_delay (RFC 9000 §18.2):
+// quic-go does not tell the one the client announced.
+const maxAckDelay = 25 * time.Millisecond
+
+// closeSoon closes the connection, if no request is in the handler, once
+// what it last sent can have been acknowledged: three probe timeouts
+// (RFC 9002 §6.2.1). The response of a request whose handler has just
+// returned may still be in quic-go's send queue, or lost and due for
+// retransmission, and CONNECTION_CLOSE would drop it. A request that
+// ends later restarts the same short wait, not the idle timeout.
+func (c *h3Conn) closeSoon() {
+	st := c.qc.ConnectionStats()
+	pto := st.SmoothedRTT + max(4*st.MeanDeviation, time.Millisecond) + maxAckDelay
+	c.timeout.Store(int64(3 * pto))
+	if c.streams.Load() == 0 {
+		c.idle.Reset(3 * pto)
 	}
 }
 

@@ -184,7 +184,8 @@ func TestHTTP3IdleHeadless(t *testing.T) {
 // TestHTTP3IdleAllocs: marking a request in and out of the handler,
 // which restarts the idle timer, allocates nothing.
 func TestHTTP3IdleAllocs(t *testing.T) {
-	c := &h3Conn{timeout: time.Hour}
+	c := &h3Conn{}
+	c.timeout.Store(int64(time.Hour))
 	c.idle = time.AfterFunc(time.Hour, func() {})
 	defer c.idle.Stop()
 	if n := testing.AllocsPerRun(1000, func() {
