@@ -54,7 +54,11 @@ func startH3Host(t *testing.T, p *Proxy, sc ServerConfig, tune func(*tls.Config)
 // opens its next connection without a single stream rejected (without
 // the GOAWAY, every connection but the last rejects one: the client
 // learns of the limit only from the reset). Concurrent clients lose no
-// request either.
+// processed request: a stream that raced a GOAWAY is reset with
+// H3_REQUEST_REJECTED, unprocessed, which quic-go's client retries
+// once, on a new connection; with a limit of 3 and bursts of 12, a
+// retry can race that connection's GOAWAY too and fail, still
+// unprocessed (the backend never saw it).
 func TestHTTP3GoAwayAtLimit(t *testing.T) {
 	leaks(t)
 	const limit, n = 3, 12
@@ -100,19 +104,26 @@ func TestHTTP3GoAwayAtLimit(t *testing.T) {
 			wg.Go(func() { errs <- get(c) })
 		}
 	}
+	hitsBefore := b.hits.Load()
 	wg.Wait()
 	close(errs)
-	failed := 0
+	failed, unprocessed := 0, 0
 	for err := range errs {
-		if err != nil {
+		var h3err *http3.Error
+		switch {
+		case err == nil:
+		case errors.As(err, &h3err) && h3err.ErrorCode == http3.ErrCodeRequestRejected:
+			unprocessed++
+		default:
 			failed++
 			t.Log(err)
 		}
 	}
+	served := b.hits.Load() - hitsBefore
 	conns, rejected = h.m.New.Load()-conns, h.m.HTTP3Requests.Load()-uint64(b.hits.Load())-rejected
-	t.Logf("concurrent: %d clients × %d requests, %d failed, %d QUIC connections, %d streams rejected", clients, n, failed, conns, rejected)
-	if failed != 0 {
-		t.Errorf("concurrent: %d of %d requests failed", failed, clients*n)
+	t.Logf("concurrent: %d clients × %d requests, %d failed, %d rejected twice (unprocessed), %d QUIC connections, %d streams rejected", clients, n, failed, unprocessed, conns, rejected)
+	if failed != 0 || int(served) != clients*n-unprocessed {
+		t.Errorf("concurrent: %d of %d requests failed other than unprocessed, %d reached the backend; want 0 and %d", failed, clients*n, served, clients*n-unprocessed)
 	}
 	if err := s.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
