@@ -92,8 +92,9 @@
 // requests are safe to repeat, so a resuming client waits one round trip
 // and sends its request under the full handshake. A QUIC connection is sent a GOAWAY as its
 // HTTP2MaxRequestsPerConnection-th request enters the handler: the
-// requests it carries finish, and the client opens its next streams on
-// a new connection; a stream that raced the GOAWAY is reset with
+// requests it carries finish (streams accepted before the GOAWAY too, as
+// over HTTP/2), and the client opens its next streams on a new
+// connection; a stream that raced the GOAWAY is reset with
 // H3_REQUEST_REJECTED, which clients retry on a new connection.
 // A connection with no request in the handler for IdleTimeout is closed
 // (H3_NO_ERROR) — whatever streams it holds open: a stream whose request

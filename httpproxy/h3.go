@@ -242,22 +242,3 @@ func flushH3(w http.ResponseWriter) {
 		f.Flush()
 	}
 }
-
-// rejectH3 resets the stream of an HTTP/3 request beyond its
-// connection's HTTP2MaxRequestsPerConnection with H3_REQUEST_REJECTED:
-// the request was not processed, so the client may retry it on a new
-// connection (RFC 9114 §4.1.1; quic-go's client does at once). Such a
-// stream raced the GOAWAY the limit sends (h3Conn.limitReached): the
-// connection accepted it before the GOAWAY went out, as the client
-// opened it before it learnt of the limit; the streams accepted later
-// the http3 server rejects itself.
-func rejectH3(w http.ResponseWriter) {
-	hs, ok := w.(http3.HTTPStreamer)
-	if !ok {
-		return
-	}
-	if str, err := hs.HTTPStream(); err == nil {
-		str.CancelRead(quic.StreamErrorCode(http3.ErrCodeRequestRejected))
-		str.CancelWrite(quic.StreamErrorCode(http3.ErrCodeRequestRejected))
-	}
-}

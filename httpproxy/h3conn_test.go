@@ -54,11 +54,11 @@ func startH3Host(t *testing.T, p *Proxy, sc ServerConfig, tune func(*tls.Config)
 // opens its next connection without a single stream rejected (without
 // the GOAWAY, every connection but the last rejects one: the client
 // learns of the limit only from the reset). Concurrent clients lose no
-// processed request: a stream that raced a GOAWAY is reset with
-// H3_REQUEST_REJECTED, unprocessed, which quic-go's client retries
-// once, on a new connection; with a limit of 3 and bursts of 12, a
-// retry can race that connection's GOAWAY too and fail, still
-// unprocessed (the backend never saw it).
+// processed request: the streams accepted before a GOAWAY are served;
+// one that raced it is reset with H3_REQUEST_REJECTED, unprocessed,
+// which quic-go's client retries once, on a new connection; with a
+// limit of 3 and bursts of 12, a retry can race that connection's
+// GOAWAY too and fail, still unprocessed (the backend never saw it).
 func TestHTTP3GoAwayAtLimit(t *testing.T) {
 	leaks(t)
 	const limit, n = 3, 12

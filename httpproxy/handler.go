@@ -155,17 +155,14 @@ func (s *server) serveFront(w http.ResponseWriter, r *http.Request) {
 		hc.h3.begin()
 		defer hc.h3.end()
 		// Before the request counts as done: a stop closes a connection
-		// with no request in the handler at once, and what http3 still
-		// buffers would be lost with it.
+		// with no request in the handler soon after, and what http3
+		// still buffers would be lost with it.
 		defer flushH3(w)
 		s.m.HTTP3Requests.Add(1)
 		if last {
+			// As over HTTP/2, the streams accepted before the GOAWAY
+			// are served; the http3 server resets later ones.
 			hc.h3.limitReached()
-		}
-		if hc.reqs.Load() > int64(s.sc.HTTP2MaxRequestsPerConnection) {
-			// A stream that raced the GOAWAY.
-			rejectH3(w)
-			return
 		}
 	} else {
 		if last || s.front.draining.Load() {

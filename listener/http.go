@@ -96,8 +96,9 @@ type HTTPOptions struct {
 	// 9113 §6.8 makes safe for the client to retry on a new connection.
 	// HTTP/3 connections (HTTP3) have the same limit and GOAWAY; a
 	// stream that raced the GOAWAY is reset with H3_REQUEST_REJECTED,
-	// which clients retry on a new connection too. If zero, DefaultHTTP2MaxRequestsPerConnection (1000, as nginx) is
-	// used; a large value is effectively unlimited. Must not be negative.
+	// which clients retry on a new connection too. If zero,
+	// DefaultHTTP2MaxRequestsPerConnection (1000, as nginx) is used; a
+	// large value is effectively unlimited. Must not be negative.
 	HTTP2MaxRequestsPerConnection int
 
 	// RedirectToPort, on an HTTP listener, answers every request with a
