@@ -60,8 +60,9 @@ type Listener struct {
 	pending sockets // handed or bound ahead, for the next Start
 }
 
-// retirer is a server that can retire its keep-alive connections
-// rather than close them while idle (Listener.Retire): HTTP and HTTPS.
+// retirer is a server that can retire rather than stop (Listener.Retire):
+// HTTP and HTTPS retire their keep-alive connections rather than close
+// them while idle, UDP stops reading its shared sockets at once.
 type retirer interface {
 	retire(ctx context.Context) error
 }

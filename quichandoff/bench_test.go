@@ -7,7 +7,9 @@ import (
 )
 
 // BenchmarkSort is the cost a packet pays to be sorted: kept (this
-// generation's), or forwarded over a pair (with the peer's read of it).
+// generation's), or forwarded over a pair (with a raw read taking it off
+// the pair, so the pair never fills; the peer's own read, readForwarded,
+// also makes the packet's *net.UDPAddr, as x/net's batch reads do).
 func BenchmarkSort(b *testing.B) {
 	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
