@@ -355,6 +355,14 @@ func TestHTTP3QUICKeysReset(t *testing.T) {
 			rctx, rcancel := context.WithTimeout(ctx, 2*time.Second)
 			defer rcancel()
 			name, err := c.name(rctx, url+"/")
+			if tc.reset {
+				// The request fails with the reset a moment before
+				// quic-go cancels the connection's context with it.
+				select {
+				case <-q.conn.Context().Done():
+				case <-time.After(5 * time.Second):
+				}
+			}
 			cause := context.Cause(q.conn.Context())
 			_, dials := c.conn()
 			t.Logf("served by %s; after it left: %q, %v; first connection: %v; dials %d", first, name, err, cause, dials)
