@@ -80,11 +80,13 @@ func TestH2Spec(t *testing.T) {
 		for _, c := range cases {
 			_, goFailed := goServer[c.id]
 			out, failed := got[c.id]
-			if failed && !goFailed && strings.Contains(out, "Timeout") {
+			if failed && !goFailed && (strings.Contains(out, "Timeout") || strings.Contains(out, lateSettingsAck)) {
 				// Sixteen h2spec processes at once can starve a
-				// listener under -race past h2spec's 2 s wait: a
-				// timeout counts only if the case also times out run
-				// alone with 10 s.
+				// listener under -race past h2spec's 2 s wait, or
+				// past its handshake, whose SETTINGS ACK then comes
+				// where the case wants its answer: such a failure
+				// counts only if the case also fails run alone with
+				// 10 s.
 				if again := runH2SpecCase(bin, l.cfg.Port, c, 10); again == "" {
 					t.Logf("run %d: h2spec %s timed out under load and passed alone", run+1, c.id)
 					continue
@@ -98,6 +100,10 @@ func TestH2Spec(t *testing.T) {
 		}
 	}
 }
+
+// lateSettingsAck is how h2spec shows a SETTINGS ACK that came after its
+// handshake gave up waiting for it, in place of the frame a case expects.
+const lateSettingsAck = "Actual: SETTINGS Frame (length:0, flags:0x01, stream_id:0)"
 
 // h2specBinary finds h2spec on PATH or in $GOPATH/bin; without it the
 // test skips, or fails under CI=true.
