@@ -279,7 +279,11 @@ func TestApplyRetiresUDPTakenOver(t *testing.T) {
 		})
 		applied <- err
 	}()
-	<-switched
+	select {
+	case <-switched:
+	case err := <-applied:
+		t.Fatalf("Apply = %v before Switched", err)
+	}
 	const n = 20
 	for i := range n {
 		c := udpDial(t, "", listenerAddr(old))

@@ -26,7 +26,7 @@ type echoBackend struct {
 	accepted atomic.Int64
 	wg       sync.WaitGroup
 	mu       sync.Mutex
-	conns    map[net.Conn]bool
+	conns    map[net.Conn]bool // nil once closed
 }
 
 func startEcho(t *testing.T, name string) *echoBackend {
@@ -49,6 +49,11 @@ func startEchoOn(t *testing.T, name, addr string) *echoBackend {
 			}
 			b.accepted.Add(1)
 			b.mu.Lock()
+			if b.conns == nil { // accepted as close ran: its copy would wait forever
+				b.mu.Unlock()
+				c.Close()
+				return
+			}
 			b.conns[c] = true
 			b.mu.Unlock()
 			b.wg.Go(func() {
@@ -77,6 +82,7 @@ func (b *echoBackend) close() {
 	for c := range b.conns {
 		c.Close()
 	}
+	b.conns = nil
 	b.mu.Unlock()
 	b.wg.Wait()
 }

@@ -328,8 +328,13 @@ func TestTCPProxyProtocol(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer c.Close()
-			if got, want := <-seen, strconv.Itoa(version)+" "+c.LocalAddr().String(); got != want {
-				t.Errorf("backend saw %q, want %q (the client's real address)", got, want)
+			select {
+			case got := <-seen:
+				if want := strconv.Itoa(version) + " " + c.LocalAddr().String(); got != want {
+					t.Errorf("backend saw %q, want %q (the client's real address)", got, want)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the backend saw no connection in 10 s")
 			}
 		})
 	}
