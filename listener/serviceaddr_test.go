@@ -20,7 +20,7 @@ import (
 // ServiceAddr — the one tch then hashes — and not without it; on TCP and
 // on UDP.
 func TestServiceAddrTCH(t *testing.T) {
-	defer leaks(t)
+	leaks(t)
 	var tcpBs, udpBs []balancer.Backend
 	for i := range 5 {
 		tcpBs = append(tcpBs, startEcho(t, fmt.Sprintf("b%d", i)).backend(100))
@@ -150,7 +150,7 @@ func (p dstPicker) Pick(k balancer.Key) *balancer.Member {
 // its ServiceAddr, or without one the connection's local address, in
 // both lanes.
 func TestServiceAddrHTTP(t *testing.T) {
-	defer leaks(t)
+	leaks(t)
 	b := startHTTPBackend(t, "b", nil)
 	vip := netip.MustParseAddrPort("192.0.2.10:80")
 	for _, fast := range []bool{true, false} {

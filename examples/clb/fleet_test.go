@@ -232,7 +232,7 @@ func TestFleetThreeReplicas(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three clb processes and sends about 40,000 flows")
 	}
-	defer leakcheck.Check(t)
+	leakcheck.Check(t)
 	hosts := []string{"127.0.0.1", "127.0.0.2", "127.0.0.3"}
 	dir := t.TempDir()
 	env := testEnv(t)
@@ -533,7 +533,7 @@ func resumed(t *testing.T, roots *x509.CertPool, cache tls.ClientSessionCache, h
 // server IDs live, on the running listeners; a new cookie key or QUIC-LB
 // configuration by replacing the listeners that use it, and only those.
 func TestFleetReload(t *testing.T) {
-	defer leakcheck.Check(t)
+	leakcheck.Check(t)
 	ports := fleetPorts(t, []string{"127.0.0.1"}, 3)
 	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 	conf := func(cookie, ticket, qkey, id string) string {

@@ -16,7 +16,7 @@ import (
 // Session-ticket keys rotate: a session from before one rotation
 // resumes, one from before two does not; a Fleet's keys are left alone.
 func TestTicketKeyRotation(t *testing.T) {
-	defer leakcheck.Check(t)
+	leakcheck.Check(t)
 	b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
 	defer b.Close()
 	_, bport, _ := strings.Cut(b.URL, "127.0.0.1:")

@@ -26,7 +26,7 @@ import (
 // the two read the socket as one generation and the replaced one's
 // packets that the new one reads are lost.
 func TestReloadKeepsHTTP3(t *testing.T) {
-	defer leakcheck.Check(t)
+	leakcheck.Check(t)
 	const size = h3BigSize
 	b := newH3Backend()
 	defer b.close()
@@ -130,7 +130,7 @@ func TestReloadKeepsHTTP3(t *testing.T) {
 // each socket, and the successor takes it (or, from a predecessor that
 // named none, its generation's).
 func TestQuicHandoffParityPerSocket(t *testing.T) {
-	defer leakcheck.Check(t)
+	leakcheck.Check(t)
 	udp := loopbackUDP(t)
 	q := newQuicHandoff(0, nil, discardLogger())
 	incarnation := func(q *quicHandoff) (*handoffConn, *socketIDs) { return takeOver(t, q, udp) }
@@ -187,7 +187,7 @@ func TestQuicHandoffParityPerSocket(t *testing.T) {
 // nothing more comes on the UDP socket (before the switch it would wait
 // in the pair for the replaced one's next UDP read).
 func TestQuicHandoffSwitchedRetires(t *testing.T) {
-	defer leakcheck.Check(t)
+	leakcheck.Check(t)
 	udp := loopbackUDP(t)
 	q := newQuicHandoff(0, nil, discardLogger())
 	old, _ := takeOver(t, q, udp)

@@ -24,7 +24,7 @@ import (
 // retires, a further upgrade is refused (its successor would share the
 // old process's connection IDs); once it has exited, one succeeds.
 func TestUpgradeKeepsHTTP3(t *testing.T) {
-	defer leakcheck.Check(t)
+	leakcheck.Check(t)
 	const size = h3BigSize
 	b := newH3Backend()
 	defer b.close()

@@ -97,7 +97,7 @@ func processOf(t *testing.T, adminAddr string) (pid, generation int) {
 // nothing of the attempt behind: a reload then removes a listener and
 // frees its port, and adds it back.
 func TestUpgradeFailingSuccessor(t *testing.T) {
-	defer leakcheck.Check(t)
+	leakcheck.Check(t)
 	bport := okBackend(t)
 	port, port2, aport := configPort(t), configPort(t), configPort(t)
 	two := fmt.Sprintf("AdminAddress: 127.0.0.1:%d\nBackendServers: [{ServerId: a, ServerIp: 127.0.0.1}]\n"+
@@ -197,7 +197,7 @@ func tlsCertFiles(t *testing.T) (cert, key string) {
 // backend (the successor has the cookie key), and a TLS session resumes
 // (it has the session-ticket keys).
 func TestUpgradeKeepsSessions(t *testing.T) {
-	defer leakcheck.Check(t)
+	leakcheck.Check(t)
 	var ports []string
 	for _, name := range []string{"a", "b"} {
 		b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, name) }))
@@ -294,7 +294,7 @@ func TestUpgradeKeepsSessions(t *testing.T) {
 // -pid-file names the process that serves: the successor rewrites it
 // when it is ready.
 func TestUpgradePIDFile(t *testing.T) {
-	defer leakcheck.Check(t)
+	leakcheck.Check(t)
 	path, _, aport := oneListenerConfig(t)
 	pidFile := filepath.Join(t.TempDir(), "clb.pid")
 	p := startUpgradable(t, "-config", path, "-access-log=false", "-pid-file", pidFile)
@@ -323,7 +323,7 @@ func TestUpgradePIDFile(t *testing.T) {
 // successor serves its socket (binding it anew would fail while the old
 // process holds it).
 func TestUpgradeAfterReload(t *testing.T) {
-	defer leakcheck.Check(t)
+	leakcheck.Check(t)
 	bport := okBackend(t)
 	port, port2, aport := configPort(t), configPort(t), configPort(t)
 	listenerOn := func(port int) string {
@@ -354,7 +354,7 @@ func TestUpgradeAfterReload(t *testing.T) {
 // POST /api/upgrade upgrades as SIGUSR2 does, for a token holder, and
 // answers with both PIDs once the new process serves.
 func TestUpgradeThroughAPI(t *testing.T) {
-	defer leakcheck.Check(t)
+	leakcheck.Check(t)
 	path, _, aport := oneListenerConfig(t)
 	tokens := filepath.Join(t.TempDir(), "tokens")
 	if err := os.WriteFile(tokens, []byte("ops:"+opsToken+"\n"), 0o600); err != nil {
