@@ -1,11 +1,13 @@
 package listener
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
 	"strconv"
+	"syscall"
 )
 
 // sockets are a listener's listening sockets, one per port in port
@@ -71,6 +73,17 @@ func claim(cfg Config, port int, from []*Listener) (got sockets, err error) {
 		got.tcp, got.udp = append(got.tcp, d.tcp...), append(got.udp, d.udp...)
 		needTCP, needUDP = needTCP && len(d.tcp) == 0, needUDP && len(d.udp) == 0
 	}
+	if needTCP && needUDP && port == 0 {
+		ln, pc, err := bindTwins(cfg.Host, func() (net.Listener, error) {
+			return net.Listen("tcp", net.JoinHostPort(cfg.Host, "0"))
+		})
+		if err != nil {
+			got.close()
+			return sockets{}, err
+		}
+		got.tcp, got.udp = append(got.tcp, ln), append(got.udp, pc)
+		return got, nil
+	}
 	if needTCP {
 		ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(port)))
 		if err != nil {
@@ -80,10 +93,6 @@ func claim(cfg Config, port int, from []*Listener) (got sockets, err error) {
 		got.tcp = append(got.tcp, ln.(*net.TCPListener))
 	}
 	if needUDP {
-		if len(got.tcp) > 0 {
-			// Port 0: HTTP/3's UDP socket takes the port TCP was given.
-			port = got.tcp[0].Addr().(*net.TCPAddr).Port
-		}
 		pc, err := net.ListenPacket("udp", net.JoinHostPort(cfg.Host, strconv.Itoa(port)))
 		if err != nil {
 			got.close()
@@ -233,4 +242,34 @@ func (c *Config) fitHanded(field string, at netip.AddrPort) error {
 		return nil
 	}
 	return configErr("Host", c.Host, fmt.Sprintf("the handed %s is bound to %s", field, ip))
+}
+
+// twinTries is how many ephemeral ports bindTwins tries.
+const twinTries = 16
+
+// bindTwins binds an ephemeral port on host for both TCP and UDP
+// (HTTP/3 beside HTTPS on Port 0): listen has the system pick a free TCP
+// port, and the UDP port of the same number may be another program's, so
+// on EADDRINUSE it lets that TCP port go and takes another, up to
+// twinTries times.
+func bindTwins(host string, listen func() (net.Listener, error)) (*net.TCPListener, *net.UDPConn, error) {
+	var err error
+	for range twinTries {
+		var ln net.Listener
+		if ln, err = listen(); err != nil {
+			return nil, nil, err
+		}
+		tl := ln.(*net.TCPListener)
+		port := tl.Addr().(*net.TCPAddr).Port
+		var pc net.PacketConn
+		pc, err = net.ListenPacket("udp", net.JoinHostPort(host, strconv.Itoa(port)))
+		if err == nil {
+			return tl, pc.(*net.UDPConn), nil
+		}
+		tl.Close()
+		if !errors.Is(err, syscall.EADDRINUSE) {
+			return nil, nil, err
+		}
+	}
+	return nil, nil, fmt.Errorf("listener: no ephemeral port free for both TCP and UDP in %d tries: %w", twinTries, err)
 }

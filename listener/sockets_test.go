@@ -6,6 +6,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -182,4 +183,45 @@ func TestFilesHandOn(t *testing.T) {
 		t.Fatal(err)
 	}
 	got.Close()
+}
+
+// An HTTPS listener with HTTP3 on Port 0 binds TCP and UDP on one
+// ephemeral port: when the UDP port of the TCP port the system picked
+// is another program's, bindTwins lets that TCP port go and takes
+// another, and gives up with both errors' cause after twinTries.
+func TestBindTwinsSkipsTakenUDPPort(t *testing.T) {
+	taken := localListener(t)
+	port := strconv.Itoa(addrPort(taken.Addr()))
+	other, err := net.ListenPacket("udp", "127.0.0.1:"+port)
+	if err != nil {
+		t.Skipf("the UDP twin of port %s is in use already: %v", port, err)
+	}
+	defer other.Close()
+	calls := 0
+	ln, pc, err := bindTwins("127.0.0.1", func() (net.Listener, error) {
+		if calls++; calls == 1 {
+			return taken, nil
+		}
+		return net.Listen("tcp", "127.0.0.1:0")
+	})
+	if err != nil {
+		t.Fatalf("bindTwins = %v, want a second port", err)
+	}
+	defer ln.Close()
+	defer pc.Close()
+	if calls != 2 || !closed(taken) {
+		t.Errorf("listen called %d times, first port closed: %v; want 2 calls, the taken port let go", calls, closed(taken))
+	}
+	if tp, up := addrPort(ln.Addr()), addrPort(pc.LocalAddr()); tp != up || strconv.Itoa(tp) == port {
+		t.Errorf("bound TCP %d and UDP %d, want one port other than %s", tp, up, port)
+	}
+
+	calls = 0
+	_, _, err = bindTwins("127.0.0.1", func() (net.Listener, error) {
+		calls++
+		return net.Listen("tcp", "127.0.0.1:"+port) // the port whose UDP twin is taken
+	})
+	if !errors.Is(err, syscall.EADDRINUSE) || calls != twinTries {
+		t.Errorf("always the taken port: %v after %d tries, want EADDRINUSE after %d", err, calls, twinTries)
+	}
 }
