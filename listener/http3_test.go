@@ -588,17 +588,12 @@ func TestHTTP3HandedSockets(t *testing.T) {
 	ca := newCA(t, "ca")
 	b := startHTTPBackend(t, "b", nil)
 	pair := func() (*net.TCPListener, *net.UDPConn) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		ln, pc, err := bindTwins("127.0.0.1", func() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") })
 		if err != nil {
-			t.Fatal(err)
-		}
-		pc, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(ln.Addr().(*net.TCPAddr).AddrPort()))
-		if err != nil {
-			ln.Close()
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { ln.Close(); pc.Close() })
-		return ln.(*net.TCPListener), pc
+		return ln, pc
 	}
 	opts := func(h3 bool) HTTPOptions {
 		return HTTPOptions{HTTP3: h3, TLSPolicy: tls13(t), Certificate: ca.issue(t, "default", "default.test")}
