@@ -227,7 +227,9 @@ func (l *Listener) stop(ctx context.Context, retire bool) error {
 // (os.ProcAttr.Files, exec.Cmd.ExtraFiles): the kernel's socket, and its
 // queue of connections not yet accepted, stays open until every
 // descriptor is closed, so a successor that serves them refuses nothing
-// while l stops. The caller closes them. A stopped listener has none.
+// while l stops. Unlike those of net's File methods, their Fd leaves the
+// sockets non-blocking, so handing them on never stalls l's accept loop
+// or its Stop. The caller closes them. A stopped listener has none.
 func (l *Listener) Files() ([]*os.File, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()

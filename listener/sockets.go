@@ -8,6 +8,8 @@ import (
 	"os"
 	"strconv"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // sockets are a listener's listening sockets, one per port in port
@@ -111,7 +113,7 @@ func claim(cfg Config, port int, from []*Listener) (got sockets, err error) {
 func (s sockets) dup() (sockets, error) {
 	var d sockets
 	for _, ln := range s.tcp {
-		c, err := dupOne(ln, func(f *os.File) (*net.TCPListener, error) {
+		c, err := dupOne(ln, ln.Addr(), func(f *os.File) (*net.TCPListener, error) {
 			ln, err := net.FileListener(f)
 			tl, _ := ln.(*net.TCPListener)
 			return tl, err
@@ -123,7 +125,7 @@ func (s sockets) dup() (sockets, error) {
 		d.tcp = append(d.tcp, c)
 	}
 	for _, pc := range s.udp {
-		c, err := dupOne(pc, func(f *os.File) (*net.UDPConn, error) {
+		c, err := dupOne(pc, pc.LocalAddr(), func(f *os.File) (*net.UDPConn, error) {
 			pc, err := net.FilePacketConn(f)
 			uc, _ := pc.(*net.UDPConn)
 			return uc, err
@@ -141,8 +143,8 @@ func (s sockets) dup() (sockets, error) {
 // failure it closes those it made.
 func (s sockets) files() ([]*os.File, error) {
 	var fs []*os.File
-	add := func(socket interface{ File() (*os.File, error) }) error {
-		f, err := socket.File()
+	add := func(socket syscall.Conn, addr net.Addr) error {
+		f, err := fileOf(socket, addr)
 		if err != nil {
 			for _, f := range fs {
 				f.Close()
@@ -153,27 +155,52 @@ func (s sockets) files() ([]*os.File, error) {
 		return nil
 	}
 	for _, ln := range s.tcp {
-		if err := add(ln); err != nil {
+		if err := add(ln, ln.Addr()); err != nil {
 			return nil, err
 		}
 	}
 	for _, pc := range s.udp {
-		if err := add(pc); err != nil {
+		if err := add(pc, pc.LocalAddr()); err != nil {
 			return nil, err
 		}
 	}
 	return fs, nil
 }
 
-// dupOne opens a new descriptor of socket's through its os.File.
-func dupOne[T any](socket interface{ File() (*os.File, error) }, open func(*os.File) (T, error)) (T, error) {
-	f, err := socket.File()
+// dupOne opens a new descriptor of socket's through an os.File.
+func dupOne[T any](socket syscall.Conn, addr net.Addr, open func(*os.File) (T, error)) (T, error) {
+	f, err := fileOf(socket, addr)
 	if err != nil {
 		var none T
 		return none, err
 	}
 	defer f.Close() // open made its own descriptor
 	return open(f)
+}
+
+// fileOf returns a new descriptor of socket, as an os.File whose Fd
+// leaves the socket non-blocking. The File method of net's sockets
+// returns one whose Fd — which net.FileListener, os.StartProcess and
+// exec.Cmd.ExtraFiles call — puts the socket in blocking mode, for every
+// descriptor of it, since the mode belongs to the socket: an accept or a
+// read of the listener still serving it that entered the kernel then
+// would wait there, and its Close with it, until a connection or a
+// datagram came (Go issue 29277). A descriptor handed to os.NewFile
+// non-blocking stays so. The File is named after addr, the socket's, as
+// net names its own: "tcp:127.0.0.1:8080->".
+func fileOf(socket syscall.Conn, addr net.Addr) (*os.File, error) {
+	rc, err := socket.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	fd, dupErr := -1, error(nil)
+	if err := rc.Control(func(s uintptr) { fd, dupErr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
+		return nil, err
+	}
+	if dupErr != nil {
+		return nil, os.NewSyscallError("fcntl", dupErr)
+	}
+	return os.NewFile(uintptr(fd), addr.Network()+":"+addr.String()+"->"), nil
 }
 
 // handed returns the socket cfg hands the listener (Config.Listener or

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // localListener returns a TCP socket on a free loopback port, closed at
@@ -183,6 +185,75 @@ func TestFilesHandOn(t *testing.T) {
 		t.Fatal(err)
 	}
 	got.Close()
+}
+
+// The descriptors Files returns, and those Apply takes over a socket
+// with, leave the socket non-blocking when their Fd is taken, as
+// os.StartProcess, exec.Cmd.ExtraFiles and net.FileListener do: the
+// mode belongs to the socket, and a blocking one would hold the running
+// listener's accept — and its Close — in the kernel until a connection
+// came (TestFilesHandOn hung so once in about 70 runs).
+func TestFilesLeaveSocketsNonBlocking(t *testing.T) {
+	leaks(t)
+	ca := newCA(t, "ca")
+	l := addHTTPS(t, ca, HTTPOptions{HTTP3: true, TLSPolicy: tls13(t)}, startHTTPBackend(t, "b", nil))
+	fs, err := l.Files()
+	if err != nil || len(fs) != 2 {
+		t.Fatalf("Files() = %d files, %v; want a TCP and a UDP one", len(fs), err)
+	}
+	for _, f := range fs {
+		f.Fd()
+		f.Close()
+	}
+	wantNonBlocking(t, "after Files and Fd", l.srv.socks())
+
+	in := l.inst
+	added, err := in.Apply(context.Background(), Change{
+		Remove: []string{l.Name()},
+		Add:    []Config{{Protocol: HTTPS, Host: l.cfg.Host, Port: l.Port(), Group: l.cfg.Group, HTTP: l.cfg.HTTP}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantNonBlocking(t, "after Apply took the sockets over", added[0].srv.socks())
+}
+
+// wantNonBlocking checks that every socket of socks is non-blocking. It
+// makes a blocking one non-blocking again, and wakes a read or accept
+// that may wait in the kernel, so that the test fails rather than hangs.
+func wantNonBlocking(t *testing.T, when string, socks sockets) {
+	t.Helper()
+	type socket struct {
+		syscall.Conn
+		addr net.Addr
+	}
+	var all []socket
+	for _, ln := range socks.tcp {
+		all = append(all, socket{ln, ln.Addr()})
+	}
+	for _, pc := range socks.udp {
+		all = append(all, socket{pc, pc.LocalAddr()})
+	}
+	for _, sc := range all {
+		rc, err := sc.SyscallConn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var flags int
+		var ferr error
+		if err := rc.Control(func(fd uintptr) { flags, ferr = unix.FcntlInt(fd, unix.F_GETFL, 0) }); err != nil || ferr != nil {
+			t.Fatal(err, ferr)
+		}
+		if flags&unix.O_NONBLOCK != 0 {
+			continue
+		}
+		t.Errorf("%s: the %s socket %s is blocking", when, sc.addr.Network(), sc.addr)
+		rc.Control(func(fd uintptr) { syscall.SetNonblock(int(fd), true) })
+		if c, err := net.Dial(sc.addr.Network(), sc.addr.String()); err == nil {
+			c.Write([]byte("wake"))
+			c.Close()
+		}
+	}
 }
 
 // An HTTPS listener with HTTP3 on Port 0 binds TCP and UDP on one
