@@ -58,6 +58,7 @@ type tcpServer struct {
 	mu        sync.Mutex
 	byBackend map[string]map[*tcpConn]struct{}
 	draining  map[string]*time.Timer
+	cut       bool // the stop's deadline passed: connections are aborted, none is added
 }
 
 func startTCP(l *Listener, socks sockets) (server, error) {
@@ -135,31 +136,35 @@ func (s *tcpServer) handle(client *net.TCPConn, port int) {
 	// An established connection is TCP's proof of a working backend.
 	c.connectTime = at.Succeeded()
 	c.ctx, c.cancel = context.WithCancel(s.ctx)
-	if err := c.start(src, dst, pending); err != nil {
-		l.cfg.Logger.Debug("writing to a new backend connection failed", "backend", m.ID(), "err", err)
+	// undo resets a connection that never started proxying.
+	undo := func(info balancer.DoneInfo) {
 		c.cancel()
 		resetConn(client)
 		resetConn(backend)
-		at.Done(balancer.DoneInfo{Err: err})
+		at.Done(info)
 		s.conns.Done()
+	}
+	if err := c.start(src, dst, pending); err != nil {
+		l.cfg.Logger.Debug("writing to a new backend connection failed", "backend", m.ID(), "err", err)
+		undo(balancer.DoneInfo{Err: err})
 		return
 	}
 	if !c.up.init(c, backend, client, true) || !c.down.init(c, client, backend, false) {
-		c.cancel()
-		resetConn(client)
-		resetConn(backend)
-		at.Done(balancer.DoneInfo{Latency: c.connectTime})
-		s.conns.Done()
+		undo(balancer.DoneInfo{Latency: c.connectTime})
+		return
+	}
+	// Active from here: the idle sweep reads the time of the last byte,
+	// and an abort ends the two directions.
+	c.touch()
+	c.live.Store(2)
+	if !s.track(c, true) {
+		undo(balancer.DoneInfo{Latency: c.connectTime}) // the stop has cut the connections
 		return
 	}
 	l.c.Active.Add(1)
 	l.c.New.Add(1)
 	c.bc.Active.Add(1)
 	c.bc.New.Add(1)
-	s.track(c, true)
-
-	c.touch()
-	c.live.Store(2)
 	go c.down.run()
 	c.up.run()
 }
@@ -194,24 +199,30 @@ func withPort(addr string, port int) string {
 }
 
 // track adds or removes c from the per-backend registry that connection
-// drain reads.
-func (s *tcpServer) track(c *tcpConn, add bool) {
+// drain, the idle sweep and a stop's cut read. It refuses to add c (and
+// reports false) once the stop has cut the connections: no connection
+// escapes the cut.
+func (s *tcpServer) track(c *tcpConn, add bool) bool {
 	id := c.member.ID()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	set := s.byBackend[id]
 	if add {
+		if s.cut {
+			return false
+		}
 		if set == nil {
 			set = map[*tcpConn]struct{}{}
 			s.byBackend[id] = set
 		}
 		set[c] = struct{}{}
-		return
+		return true
 	}
 	delete(set, c)
 	if len(set) == 0 {
 		delete(s.byBackend, id)
 	}
+	return true
 }
 
 // groupChanged drains the connections of backends that were removed,
@@ -285,6 +296,7 @@ func (s *tcpServer) shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		err = ctx.Err()
 		s.mu.Lock()
+		s.cut = true
 		for _, set := range s.byBackend {
 			for c := range set {
 				c.abort()

@@ -1,6 +1,7 @@
 package listener
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -93,9 +94,33 @@ func trackedConn(t *testing.T, l *Listener) (*tcpConn, *tcpServer) {
 		for tc := range s.byBackend["b"] {
 			c = tc
 		}
-		return c != nil && c.last.Load() != 0
+		return c != nil
 	})
+	// Tracked, it has its start time: a sweep must never find a
+	// connection that has not started idle since the epoch.
+	if c.last.Load() == 0 {
+		t.Error("a tracked connection has no time of last activity")
+	}
 	return c, s
+}
+
+// A connection still being set up when a stop's deadline passed, and so
+// missed by the stop's cut, is refused when it would start: after the
+// cut, track adds nothing, and Stop never waits on a connection that
+// nobody will abort.
+func TestTCPCutRefusesLateConnection(t *testing.T) {
+	leaks(t)
+	addr := acceptOnce(t, func(c net.Conn) { io.Copy(io.Discard, c) })
+	l, _ := dialIdleListener(t, addr, time.Hour)
+	c, s := trackedConn(t, l)
+	past, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := l.Stop(past); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Stop with its deadline past = %v, want context.Canceled (a connection open)", err)
+	}
+	if s.track(&tcpConn{member: c.member}, true) {
+		t.Error("track after the stop's cut added a connection")
+	}
 }
 
 // dialIdleListener starts a TCP listener with the given idle timeout in
