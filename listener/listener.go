@@ -53,9 +53,13 @@ type Listener struct {
 	hc   hcRef             // the running health checkers, if any
 	port atomic.Int32      // Config.Port, or the port a Port 0 listener bound
 
-	mu      sync.Mutex // serializes Start, Stop, SetBandwidth
+	// life serializes Start, Stop and Retire. mu guards the fields below
+	// and is held only briefly, never across a stop's drain, so that
+	// State, Stats, Addrs and SetBandwidth answer while a listener drains.
+	life    sync.Mutex
+	mu      sync.Mutex
 	state   State
-	srv     server
+	srv     server // nil from the moment a stop begins
 	watch   *watcher
 	pending sockets // handed or bound ahead, for the next Start
 }
@@ -140,6 +144,8 @@ func (l *Listener) Addrs() []net.Addr {
 // the first time and the same port on every later Start. A bind failure
 // leaves it stopped. Starting a running listener does nothing.
 func (l *Listener) Start() error {
+	l.life.Lock()
+	defer l.life.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.state == Running {
@@ -202,20 +208,29 @@ func (l *Listener) Stop(ctx context.Context) error { return l.stop(ctx, false) }
 func (l *Listener) Retire(ctx context.Context) error { return l.stop(ctx, true) }
 
 // stop is Stop, or Retire if retire is set.
+// The listener reports Running until its connections have drained, but
+// has no sockets to hand (Files, Addrs, Apply's takeover) from the start.
 func (l *Listener) stop(ctx context.Context, retire bool) error {
+	l.life.Lock()
+	defer l.life.Unlock()
 	l.mu.Lock()
-	defer l.mu.Unlock()
+	srv := l.srv
 	if l.state == Stopped {
+		l.mu.Unlock()
 		return nil
 	}
 	l.stopWatch()
+	l.srv = nil
+	l.mu.Unlock()
 	var err error
-	if r, ok := l.srv.(retirer); ok && retire {
+	if r, ok := srv.(retirer); ok && retire {
 		err = r.retire(ctx)
 	} else {
-		err = l.srv.shutdown(ctx)
+		err = srv.shutdown(ctx)
 	}
-	l.srv, l.state = nil, Stopped
+	l.mu.Lock()
+	l.state = Stopped
+	l.mu.Unlock()
 	l.cfg.Logger.Info("listener stopped", "retired", retire, "err", err)
 	return err
 }

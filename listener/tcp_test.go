@@ -791,3 +791,52 @@ func TestTCPSetACLLive(t *testing.T) {
 		t.Errorf("established connection after the ACL change: %v", err)
 	}
 }
+
+// While a listener drains in a graceful stop, it answers: Stats, State
+// and Bandwidth at once (a monitor scraping it must not wait for the
+// drain), with no sockets to hand (Addrs, Files), still Running until
+// its last connection ends.
+func TestListenerAnswersWhileDraining(t *testing.T) {
+	leaks(t)
+	b := startEcho(t, "b")
+	in := newInstance(t)
+	l := addListener(t, in, Config{Protocol: TCP, Group: newGroup(t, nil, b.backend(100))})
+	c, _, _ := dialName(t, listenerAddr(l))
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	stopped := make(chan error, 1)
+	go func() { stopped <- l.Stop(ctx) }()
+	eventually(t, "the listener to stop accepting", func() bool {
+		c2, err := net.DialTimeout("tcp", listenerAddr(l), time.Second)
+		if err == nil {
+			c2.Close()
+		}
+		return err != nil
+	})
+	answered := make(chan Stats, 1)
+	go func() {
+		l.Bandwidth()
+		answered <- l.Stats()
+	}()
+	select {
+	case st := <-answered:
+		if st.State != Running || st.Active != 1 {
+			t.Errorf("Stats while draining: %v with %d active, want running with 1", st.State, st.Active)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Stats did not answer while the listener drained")
+	}
+	if fs, err := l.Files(); len(l.Addrs()) != 0 || len(fs) != 0 || err != nil {
+		t.Errorf("while draining: Addrs %v, Files %d, %v; want none", l.Addrs(), len(fs), err)
+	}
+	c.Close()
+	select {
+	case err := <-stopped:
+		if err != nil || l.State() != Stopped {
+			t.Errorf("Stop = %v, State %v; want nil, stopped", err, l.State())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Stop did not return after the last connection closed")
+	}
+}
