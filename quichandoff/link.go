@@ -16,7 +16,7 @@ import (
 // close-on-exec; the caller closes them once handed or used (Forward
 // and Retire take descriptors of their own).
 func Pair() (keep, hand *os.File, err error) {
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_SEQPACKET|syscall.SOCK_CLOEXEC, 0)
+	fds, err := socketpair()
 	if err != nil {
 		return nil, nil, fmt.Errorf("quichandoff: socketpair: %w", err)
 	}
@@ -85,7 +85,7 @@ func newLink(f *os.File) (*link, error) {
 	l.send = func(fd uintptr) {
 		// Never wait: a full buffer drops the packet, as a full UDP
 		// receive buffer would; QUIC retransmits.
-		l.err = syscall.Sendto(int(fd), l.buf[:l.n], syscall.MSG_DONTWAIT|syscall.MSG_NOSIGNAL, nil)
+		l.err = syscall.Sendto(int(fd), l.buf[:l.n], sendFlags, nil)
 	}
 	l.recv = func(fd uintptr) bool {
 		l.n, l.err = syscall.Read(int(fd), l.buf)
