@@ -199,3 +199,17 @@ func eventually(t *testing.T, what string, cond func() bool) {
 }
 
 func leaks(t *testing.T) { leakcheck.Check(t) }
+
+// recvWithin returns the next value from ch, failing the test if none
+// comes within d: a lost event fails the test instead of hanging the run.
+func recvWithin[T any](t testing.TB, ch <-chan T, d time.Duration, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(d):
+		t.Fatalf("timed out after %v waiting for %s", d, what)
+		var zero T
+		return zero
+	}
+}
