@@ -213,3 +213,12 @@ func recvWithin[T any](t testing.TB, ch <-chan T, d time.Duration, what string) 
 		return zero
 	}
 }
+
+// within returns a context that ends d from now, for a Stop, Apply or
+// Remove that must fail the test rather than hang it; it is cancelled
+// when the test ends.
+func within(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}

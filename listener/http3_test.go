@@ -487,7 +487,7 @@ func TestHTTP3Takeover(t *testing.T) {
 	}
 	// A port bound by another process is the test of a takeover: Apply
 	// would fail if it bound the UDP port anew while old holds it.
-	if _, err := in.Apply(context.Background(), Change{Remove: []string{"old"}, Add: []Config{cfg("new", b)}}); err != nil {
+	if _, err := in.Apply(within(t, 30*time.Second), Change{Remove: []string{"old"}, Add: []Config{cfg("new", b)}}); err != nil {
 		t.Fatal(err)
 	}
 	nl, _ := in.Listener("new")

@@ -94,11 +94,11 @@ func TestHTTPHeaders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { in.Stop(context.Background()) })
+	t.Cleanup(func() { in.Stop(within(t, 10*time.Second)) })
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			l := addListener(t, in, Config{Protocol: HTTP, HTTP: tt.opts, Group: newGroup(t, nil, b.backend(100))})
-			defer in.Remove(context.Background(), l.Name())
+			defer func() { in.Remove(within(t, 10*time.Second), l.Name()) }()
 			c := newClient(t)
 			var srcPort string
 			tr := c.Transport.(*http.Transport)
