@@ -283,6 +283,8 @@ func TestApplyRetiresUDPTakenOver(t *testing.T) {
 	case <-switched:
 	case err := <-applied:
 		t.Fatalf("Apply = %v before Switched", err)
+	case <-time.After(40 * time.Second): // Apply's deadline + 10 s
+		t.Fatal("Switched not called in 40 s")
 	}
 	const n = 20
 	for i := range n {
@@ -292,7 +294,7 @@ func TestApplyRetiresUDPTakenOver(t *testing.T) {
 		}
 	}
 	cancel()
-	<-applied
+	recvWithin(t, applied, 10*time.Second, "Apply to return after its context ended")
 	if lost+byOld > 1 {
 		t.Errorf("after the switch: %d of %d datagrams unanswered, %d answered by the old listener's backend; want all by the new one's", lost, 10+2*n, byOld)
 	}

@@ -276,7 +276,7 @@ func TestHTTPRequestBodies(t *testing.T) {
 		if r := rawExchange(t, l, req)[0]; r.StatusCode != http.StatusOK {
 			t.Fatalf("%d bytes: status %d", size, r.StatusCode)
 		}
-		s := <-got
+		s := recvWithin(t, got, 10*time.Second, "the backend to read the body")
 		if s.n != size || size <= 64<<10 && s.length != int64(size) || size > 64<<10 && s.length != -1 {
 			t.Errorf("%d bytes chunked: backend read %d, Content-Length %d, Transfer-Encoding %q", size, s.n, s.length, s.te)
 		}

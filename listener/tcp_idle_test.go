@@ -193,7 +193,7 @@ func TestTCPIdleResetTiming(t *testing.T) {
 	lastByte := time.Now() // the echo has come through: nothing moves from here on
 	_, err := c.Read(make([]byte, 1))
 	clientAt := time.Now()
-	b := <-backend
+	b := recvWithin(t, backend, 10*time.Second, "the backend's read")
 	if !errors.Is(err, syscallECONNRESET) {
 		t.Errorf("client read after idle = %v, want connection reset", err)
 	}

@@ -385,7 +385,7 @@ func TestUDPGracefulStop(t *testing.T) {
 		t.Fatalf("Stop returned %v while a flow was open", err)
 	case <-time.After(100 * time.Millisecond):
 	}
-	if err := <-stopped; err != nil {
+	if err := recvWithin(t, stopped, 20*time.Second, "Stop to return"); err != nil {
 		t.Errorf("Stop = %v, want nil after the last flow idled out", err)
 	}
 	if st := l.Stats(); st.State != Stopped || st.Active != 0 || st.New != 1 {
