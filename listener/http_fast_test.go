@@ -391,6 +391,7 @@ func testFastLaneParks(t *testing.T, handed bool) {
 		t.Fatal(err)
 	}
 	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
 	br := bufio.NewReader(c)
 	get := func() {
 		t.Helper()
