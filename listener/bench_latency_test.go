@@ -1,7 +1,6 @@
 package listener
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -110,7 +109,7 @@ func benchLatency(b *testing.B, s balancer.Scheduler, clients, workers int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer in.Stop(context.Background())
+	defer func() { in.Stop(within(b, 10*time.Second)) }()
 	l, err := in.Add(Config{Protocol: HTTP, Host: "127.0.0.1", Group: g})
 	if err != nil {
 		b.Fatal(err)

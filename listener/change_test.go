@@ -29,7 +29,7 @@ func TestApplyAllOrNothing(t *testing.T) {
 	free.Close()
 	taken := localListener(t) // held by the test
 	handed := localListener(t)
-	_, err := in.Apply(context.Background(), Change{
+	_, err := in.Apply(within(t, 30*time.Second), Change{
 		Remove: []string{old.Name()},
 		Add: []Config{
 			{Protocol: TCP, Host: "127.0.0.1", Port: freePort, Group: newGroup(t, nil, b.backend(100))},
@@ -80,7 +80,7 @@ func TestApplyTakesOverPort(t *testing.T) {
 	for i := range 20 {
 		backend := []*httpBackend{a, b}[i%2]
 		name := old.Name()
-		ls, err := in.Apply(context.Background(), Change{
+		ls, err := in.Apply(within(t, 30*time.Second), Change{
 			Remove: []string{name},
 			Add:    []Config{{Protocol: HTTP, Host: "127.0.0.1", Port: old.Port(), Group: newGroup(t, nil, backend.backend(100))}},
 		})
@@ -108,22 +108,22 @@ func TestApplyBandwidth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer in.Stop(context.Background())
+	defer func() { in.Stop(within(t, 10*time.Second)) }()
 	g := newGroup(t, nil)
 	add := func(name string, mbps int) Config {
 		return Config{Protocol: TCP, Name: name, Stopped: true, Bandwidth: mbps, Group: g}
 	}
-	if _, err := in.Apply(context.Background(), Change{Add: []Config{add("a", 60), add("b", 40)}}); err != nil {
+	if _, err := in.Apply(within(t, 30*time.Second), Change{Add: []Config{add("a", 60), add("b", 40)}}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = in.Apply(context.Background(), Change{Add: []Config{add("c", 20)}, Bandwidth: map[string]int{"b": 30}})
+	_, err = in.Apply(within(t, 30*time.Second), Change{Add: []Config{add("c", 20)}, Bandwidth: map[string]int{"b": 30}})
 	if want := "c: listener: Bandwidth 20: listeners would total 110 Mbps, over the instance's 100"; err == nil || err.Error() != want {
 		t.Fatalf("Apply over the cap = %v, want %q", err, want)
 	}
 	if l, _ := in.Listener("b"); l.Bandwidth() != 40 || len(in.Listeners()) != 2 {
 		t.Fatalf("a refused change applied: b capped at %d, %d listeners", l.Bandwidth(), len(in.Listeners()))
 	}
-	if _, err := in.Apply(context.Background(), Change{Add: []Config{add("c", 20)}, Bandwidth: map[string]int{"b": 20}}); err != nil {
+	if _, err := in.Apply(within(t, 30*time.Second), Change{Add: []Config{add("c", 20)}, Bandwidth: map[string]int{"b": 20}}); err != nil {
 		t.Fatal(err)
 	}
 	var got []string
@@ -174,7 +174,7 @@ func TestApplyTakesOverPortRange(t *testing.T) {
 	// enough to show that the port accepted.
 	g := newGroup(t, nil, balancer.Backend{ID: "b", Addr: "127.0.0.2:1", Weight: 100})
 	old := addListener(t, in, Config{Protocol: TCP, Port: base, EndPort: base + 1, Group: g})
-	ls, err := in.Apply(context.Background(), Change{
+	ls, err := in.Apply(within(t, 30*time.Second), Change{
 		Remove: []string{old.Name()},
 		Add:    []Config{{Protocol: TCP, Host: "127.0.0.1", Port: base, EndPort: base + 2, Group: g}},
 	})
@@ -283,6 +283,8 @@ func TestApplyRetiresUDPTakenOver(t *testing.T) {
 	case <-switched:
 	case err := <-applied:
 		t.Fatalf("Apply = %v before Switched", err)
+	case <-time.After(40 * time.Second): // Apply's deadline + 10 s
+		t.Fatal("Switched not called in 40 s")
 	}
 	const n = 20
 	for i := range n {
@@ -292,7 +294,7 @@ func TestApplyRetiresUDPTakenOver(t *testing.T) {
 		}
 	}
 	cancel()
-	<-applied
+	recvWithin(t, applied, 10*time.Second, "Apply to return after its context ended")
 	if lost+byOld > 1 {
 		t.Errorf("after the switch: %d of %d datagrams unanswered, %d answered by the old listener's backend; want all by the new one's", lost, 10+2*n, byOld)
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/lbkit/lbkit/balancer"
 )
@@ -142,6 +143,7 @@ func TestEveryProtocolReportsTheSame(t *testing.T) {
 					return // reset already: no backend
 				}
 				defer c.Close()
+				c.SetDeadline(time.Now().Add(10 * time.Second))
 				if _, err := c.Write([]byte("ping\n")); err != nil {
 					return
 				}

@@ -1,9 +1,9 @@
 package listener
 
 import (
-	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/lbkit/lbkit/balancer"
 )
@@ -15,7 +15,7 @@ func TestErrExistsMessage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer in.Stop(context.Background())
+	defer func() { in.Stop(within(t, 10*time.Second)) }()
 	g, err := balancer.New(balancer.Config{})
 	if err != nil {
 		t.Fatal(err)

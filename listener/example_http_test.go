@@ -52,7 +52,13 @@ func webBackends(names ...string) (*balancer.Group, func()) {
 }
 
 func fetch(c *http.Client, url string) string {
-	resp, err := c.Get(url)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err.Error()
+	}
+	resp, err := c.Do(req)
 	if err != nil {
 		return err.Error()
 	}
@@ -201,7 +207,9 @@ func ExampleHTTPOptions_middleware() {
 	fmt.Println(fetch(http.DefaultClient, base+"/?q=shoes"))
 	fmt.Print(fetch(http.DefaultClient, base+"/?q=<script>"))
 	http.DefaultClient.CloseIdleConnections()
-	inst.Stop(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	inst.Stop(ctx)
 	// Output:
 	// 200 web (X-Forwarded-For: 127.0.0.1)
 	// 403 blocked by WAF
@@ -279,7 +287,9 @@ func ExampleHashPolicy() {
 	// Without the parameter, the client's source IP decides.
 	fmt.Println("none", fetch(http.DefaultClient, base+"/cart"))
 	http.DefaultClient.CloseIdleConnections()
-	inst.Stop(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	inst.Stop(ctx)
 	// Output:
 	// alice 200 a (X-Forwarded-For: 127.0.0.1)
 	// bob 200 c (X-Forwarded-For: 127.0.0.1)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"time"
 
 	"github.com/lbkit/lbkit/balancer"
 	"github.com/lbkit/lbkit/listener"
@@ -25,7 +26,9 @@ func ExampleAcceptProxy() {
 	defer web.Close()
 	group, _ := balancer.New(balancer.Config{}, balancer.Backend{ID: "web", Addr: web.Listener.Addr().String()})
 	inst, _ := listener.NewInstance(listener.InstanceConfig{ID: "lb-demo", Logger: slog.New(slog.DiscardHandler)})
-	defer inst.Stop(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	defer inst.Stop(ctx)
 	l, err := inst.Add(listener.Config{Protocol: listener.HTTP, Host: "127.0.0.1", Group: group,
 		AcceptProxy: listener.AcceptProxy{From: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, Required: true}})
 	if err != nil {
@@ -34,12 +37,13 @@ func ExampleAcceptProxy() {
 	}
 
 	// The front balancer: a PROXY v2 header, then the client's request.
-	c, err := net.Dial("tcp", l.Addrs()[0].String())
+	c, err := net.DialTimeout("tcp", l.Addrs()[0].String(), 5*time.Second)
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second)) // a lost answer fails, not hangs
 	proxyproto.HeaderProxyFromAddrs(2, &net.TCPAddr{IP: net.IPv4(203, 0, 113, 7), Port: 4242},
 		&net.TCPAddr{IP: net.IPv4(198, 51, 100, 1), Port: 80}).WriteTo(c)
 	fmt.Fprint(c, "GET / HTTP/1.1\r\nHost: example.com\r\n\r\n")

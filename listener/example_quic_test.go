@@ -89,6 +89,7 @@ func ExampleConfig_quicRouter() {
 	}
 	echo := func(msg string) {
 		s, _ := conn.OpenStreamSync(ctx)
+		s.SetDeadline(time.Now().Add(5 * time.Second))
 		s.Write([]byte(msg))
 		s.Close() // done sending
 		answer, _ := io.ReadAll(s)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"time"
 
 	"github.com/lbkit/lbkit/balancer"
 	"github.com/lbkit/lbkit/listener"
@@ -40,7 +41,10 @@ func ExampleConfig_listener() {
 		fmt.Println(err)
 		return
 	}
-	defer inst.Stop(context.Background())
+	// Bounded so that a stuck stop fails the example instead of hanging it.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	defer inst.Stop(ctx)
 	ln, err := activated()
 	if err != nil {
 		fmt.Println(err)
@@ -52,12 +56,13 @@ func ExampleConfig_listener() {
 		return
 	}
 	fmt.Println("port from the socket:", l.Port() == ln.Addr().(*net.TCPAddr).Port)
-	c, err := net.Dial("tcp", ln.Addr().String())
+	c, err := net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
 	greeting, _ := bufio.NewReader(c).ReadString('\n')
 	fmt.Print("backend: ", greeting)
 	// Output:
@@ -78,23 +83,26 @@ func ExampleInstance_Apply() {
 		return g
 	}
 	inst, _ := listener.NewInstance(listener.InstanceConfig{ID: "lb-demo", Logger: slog.New(slog.DiscardHandler)})
-	defer inst.Stop(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	defer inst.Stop(ctx)
 	old, err := inst.Add(listener.Config{Name: "web", Protocol: listener.TCP, Host: "127.0.0.1", Group: group(a)})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 	greet := func() string {
-		c, err := net.Dial("tcp", old.Addrs()[0].String())
+		c, err := net.DialTimeout("tcp", old.Addrs()[0].String(), 5*time.Second)
 		if err != nil {
 			return err.Error()
 		}
 		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
 		s, _ := bufio.NewReader(c).ReadString('\n')
 		return s
 	}
 	fmt.Print("before: ", greet())
-	ls, err := inst.Apply(context.Background(), listener.Change{
+	ls, err := inst.Apply(ctx, listener.Change{
 		Remove: []string{"web"},
 		Add:    []listener.Config{{Name: "web", Protocol: listener.TCP, Host: "127.0.0.1", Port: old.Port(), Group: group(b)}},
 	})

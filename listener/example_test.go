@@ -60,11 +60,12 @@ func Example() {
 	}
 	counts := map[string]int{}
 	for range 8 {
-		c, err := net.Dial("tcp", l.Addrs()[0].String())
+		c, err := net.DialTimeout("tcp", l.Addrs()[0].String(), 5*time.Second)
 		if err != nil {
 			fmt.Println(err)
 			return
 		}
+		c.SetDeadline(time.Now().Add(10 * time.Second)) // a lost greeting fails, not hangs
 		name, _ := bufio.NewReader(c).ReadString('\n')
 		counts[name[:len(name)-1]]++
 		c.Close()

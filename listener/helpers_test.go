@@ -199,3 +199,26 @@ func eventually(t *testing.T, what string, cond func() bool) {
 }
 
 func leaks(t *testing.T) { leakcheck.Check(t) }
+
+// recvWithin returns the next value from ch, failing the test if none
+// comes within d: a lost event fails the test instead of hanging the run.
+func recvWithin[T any](t testing.TB, ch <-chan T, d time.Duration, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(d):
+		t.Fatalf("timed out after %v waiting for %s", d, what)
+		var zero T
+		return zero
+	}
+}
+
+// within returns a context that ends d from now, for a Stop, Apply or
+// Remove that must fail the test rather than hang it; it is cancelled
+// when the test ends.
+func within(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}

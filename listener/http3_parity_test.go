@@ -1,7 +1,6 @@
 package listener
 
 import (
-	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -47,7 +46,7 @@ func TestHTTP3Headers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { in.Stop(context.Background()) })
+	t.Cleanup(func() { in.Stop(within(t, 10*time.Second)) })
 	l := addListener(t, in, Config{Protocol: HTTPS, Group: newGroup(t, nil, b.backend(100)), HTTP: HTTPOptions{
 		HTTP3: true, TLSPolicy: tls13(t), Certificate: ca.issue(t, "default", "default.test"),
 		Options: httpproxy.Options{SLBID: true, SLBIP: true, XForwardedProto: true, XForwardedPort: true},
@@ -283,7 +282,7 @@ func TestHTTP3Bandwidth(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				t.Cleanup(func() { in.Stop(context.Background()) })
+				t.Cleanup(func() { in.Stop(within(t, 10*time.Second)) })
 				l := addListener(t, in, cfg)
 				c := protoClient(t, proto, ca, nil, "")
 				if mode == "live" {

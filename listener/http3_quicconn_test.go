@@ -1,10 +1,10 @@
 package listener
 
 import (
-	"context"
 	"net"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/lbkit/lbkit/quichandoff"
 )
@@ -56,14 +56,14 @@ func TestHTTP3QUICConn(t *testing.T) {
 	if _, body := doProto(t, protoClient(t, "h3", ca, nil, ""), "h3", newReq(t, httpsURL(old, "/"))); body != "a" {
 		t.Fatalf("before: %q", body)
 	}
-	if _, err := in.Apply(context.Background(), Change{Remove: []string{"old"}, Add: []Config{cfg("new", b)}}); err != nil {
+	if _, err := in.Apply(within(t, 30*time.Second), Change{Remove: []string{"old"}, Add: []Config{cfg("new", b)}}); err != nil {
 		t.Fatal(err)
 	}
 	nl, _ := in.Listener("new")
 	if _, body := doProto(t, protoClient(t, "h3", ca, nil, ""), "h3", newReq(t, httpsURL(nl, "/"))); body != "b" {
 		t.Errorf("after: %q, want b", body)
 	}
-	if err := nl.Stop(context.Background()); err != nil {
+	if err := nl.Stop(within(t, 10*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	w.mu.Lock()

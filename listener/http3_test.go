@@ -324,7 +324,10 @@ func TestHTTP3GracefulStop(t *testing.T) {
 	entered, release := make(chan struct{}), make(chan struct{})
 	b := startHTTPBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
 		close(entered)
-		<-release
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
 		io.WriteString(w, "done")
 	})
 	l := addH3(t, ca, HTTPOptions{}, b)
@@ -341,14 +344,24 @@ func TestHTTP3GracefulStop(t *testing.T) {
 		resp.Body.Close()
 		got <- string(body)
 	}()
-	<-entered
+	select {
+	case <-entered:
+	case g := <-got:
+		t.Fatalf("the request ended before reaching the backend: %q", g)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request did not reach the backend in 10 s")
+	}
 	stopped := make(chan error, 1)
-	go func() { stopped <- l.Stop(context.Background()) }()
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		stopped <- l.Stop(ctx)
+	}()
 	close(release)
-	if g := <-got; g != "done" {
+	if g := recvWithin(t, got, 15*time.Second, "the in-flight request's answer"); g != "done" {
 		t.Fatalf("in-flight request: %q, want done", g)
 	}
-	if err := <-stopped; err != nil {
+	if err := recvWithin(t, stopped, 20*time.Second, "Stop to return"); err != nil {
 		t.Fatal(err)
 	}
 	if resp, err := protoClient(t, "h3", ca, nil, "").Get(url); err == nil {
@@ -487,7 +500,7 @@ func TestHTTP3Takeover(t *testing.T) {
 	}
 	// A port bound by another process is the test of a takeover: Apply
 	// would fail if it bound the UDP port anew while old holds it.
-	if _, err := in.Apply(context.Background(), Change{Remove: []string{"old"}, Add: []Config{cfg("new", b)}}); err != nil {
+	if _, err := in.Apply(within(t, 30*time.Second), Change{Remove: []string{"old"}, Add: []Config{cfg("new", b)}}); err != nil {
 		t.Fatal(err)
 	}
 	nl, _ := in.Listener("new")

@@ -114,7 +114,7 @@ func TestHTTPHardStop(t *testing.T) {
 			if d := time.Since(start); d > 3*time.Second {
 				t.Errorf("Stop took %v", d)
 			}
-			<-errc
+			recvWithin(t, errc, 15*time.Second, "the request to end")
 		})
 	}
 }

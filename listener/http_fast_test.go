@@ -184,7 +184,10 @@ func TestFastLaneStop(t *testing.T) {
 	release := make(chan struct{})
 	b := startHTTPBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/slow" {
-			<-release
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
 		}
 		io.WriteString(w, "done")
 	})
@@ -194,6 +197,7 @@ func TestFastLaneStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer idle.Close()
+	idle.SetDeadline(time.Now().Add(10 * time.Second))
 	io.WriteString(idle, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
 	if r, err := http.ReadResponse(bufio.NewReader(idle), nil); err != nil || r.StatusCode != http.StatusOK {
 		t.Fatalf("keep-alive request: %v, %v", r, err)
@@ -211,6 +215,7 @@ func TestFastLaneStop(t *testing.T) {
 			return
 		}
 		defer c.Close()
+		c.SetDeadline(time.Now().Add(20 * time.Second))
 		io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
 		r, _ := http.ReadResponse(bufio.NewReader(c), nil)
 		if r != nil {
@@ -218,9 +223,8 @@ func TestFastLaneStop(t *testing.T) {
 		}
 		slow <- r
 	}()
-	for b.hits.Load() < 2 { // the keep-alive request, then the slow one
-		time.Sleep(5 * time.Millisecond)
-	}
+	// The keep-alive request, then the slow one.
+	eventually(t, "the slow request to reach the backend", func() bool { return b.hits.Load() >= 2 })
 	stopped := make(chan error, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -240,11 +244,11 @@ func TestFastLaneStop(t *testing.T) {
 		t.Errorf("a fresh connection's first request during Stop: %v, %v; want 200 with Connection: close", r, err)
 	}
 	close(release)
-	r := <-slow
+	r := recvWithin(t, slow, 25*time.Second, "the in-flight request's answer")
 	if r == nil || r.StatusCode != http.StatusOK || !r.Close {
 		t.Fatalf("in-flight request: %+v, want 200 with Connection: close", r)
 	}
-	if err := <-stopped; err != nil {
+	if err := recvWithin(t, stopped, 15*time.Second, "Stop to return"); err != nil {
 		t.Errorf("Stop: %v", err)
 	}
 }
@@ -272,7 +276,7 @@ func TestHTTPRequestBodies(t *testing.T) {
 		if r := rawExchange(t, l, req)[0]; r.StatusCode != http.StatusOK {
 			t.Fatalf("%d bytes: status %d", size, r.StatusCode)
 		}
-		s := <-got
+		s := recvWithin(t, got, 10*time.Second, "the backend to read the body")
 		if s.n != size || size <= 64<<10 && s.length != int64(size) || size > 64<<10 && s.length != -1 {
 			t.Errorf("%d bytes chunked: backend read %d, Content-Length %d, Transfer-Encoding %q", size, s.n, s.length, s.te)
 		}
@@ -387,6 +391,7 @@ func testFastLaneParks(t *testing.T, handed bool) {
 		t.Fatal(err)
 	}
 	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
 	br := bufio.NewReader(c)
 	get := func() {
 		t.Helper()

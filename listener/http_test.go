@@ -94,11 +94,11 @@ func TestHTTPHeaders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { in.Stop(context.Background()) })
+	t.Cleanup(func() { in.Stop(within(t, 10*time.Second)) })
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			l := addListener(t, in, Config{Protocol: HTTP, HTTP: tt.opts, Group: newGroup(t, nil, b.backend(100))})
-			defer in.Remove(context.Background(), l.Name())
+			defer func() { in.Remove(within(t, 10*time.Second), l.Name()) }()
 			c := newClient(t)
 			var srcPort string
 			tr := c.Transport.(*http.Transport)
@@ -620,12 +620,21 @@ func TestHTTPRetryOnDeadBackend(t *testing.T) {
 func TestHTTPGracefulStop(t *testing.T) {
 	leaks(t)
 	release := make(chan struct{})
+	var once sync.Once
+	releaseAll := func() { once.Do(func() { close(release) }) }
 	started := make(chan struct{}, 1)
 	b := startHTTPBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
-		started <- struct{}{}
-		<-release
+		select {
+		case started <- struct{}{}:
+		default:
+		}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
 		io.WriteString(w, "done")
 	})
+	t.Cleanup(releaseAll) // before the backend's Close, which waits for the handler
 	l := addHTTP(t, Config{}, b)
 	c := newClient(t)
 	result := make(chan string, 1)
@@ -639,7 +648,13 @@ func TestHTTPGracefulStop(t *testing.T) {
 		resp.Body.Close()
 		result <- string(body)
 	}()
-	<-started
+	select {
+	case <-started:
+	case got := <-result:
+		t.Fatalf("the request ended before reaching the backend: %q", got)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request did not reach the backend in 10 s")
+	}
 	stopped := make(chan error, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -653,11 +668,11 @@ func TestHTTPGracefulStop(t *testing.T) {
 		}
 		return err != nil
 	})
-	close(release)
-	if got := <-result; got != "done" {
+	releaseAll()
+	if got := recvWithin(t, result, 15*time.Second, "the in-flight request's answer"); got != "done" {
 		t.Errorf("in-flight request got %q, want done", got)
 	}
-	if err := <-stopped; err != nil {
+	if err := recvWithin(t, stopped, 15*time.Second, "Stop to return"); err != nil {
 		t.Errorf("Stop = %v", err)
 	}
 }

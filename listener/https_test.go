@@ -142,7 +142,7 @@ func TestHTTPSProxy(t *testing.T) {
 // first DNS name.
 func serverName(t *testing.T, l *Listener, ca *testCA, sni string) string {
 	t.Helper()
-	conn, err := tls.Dial("tcp", listenerAddr(l), &tls.Config{RootCAs: ca.pool, ServerName: sni, InsecureSkipVerify: true})
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", listenerAddr(l), &tls.Config{RootCAs: ca.pool, ServerName: sni, InsecureSkipVerify: true})
 	if err != nil {
 		t.Fatalf("handshake for %q: %v", sni, err)
 	}
@@ -188,7 +188,7 @@ func TestHTTPSSNI(t *testing.T) {
 	if err := sel.Set("api.test", ca.issue(t, "api2", "api.test", "api2.test")); err != nil {
 		t.Fatal(err)
 	}
-	conn, err := tls.Dial("tcp", listenerAddr(l), &tls.Config{RootCAs: ca.pool, ServerName: "api.test"})
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", listenerAddr(l), &tls.Config{RootCAs: ca.pool, ServerName: "api.test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +240,7 @@ func TestHTTPSPolicy(t *testing.T) {
 	}
 	l := addHTTPS(t, ca, HTTPOptions{TLSPolicy: p12}, b)
 	dial := func(v uint16) error {
-		conn, err := tls.Dial("tcp", listenerAddr(l), &tls.Config{RootCAs: ca.pool, ServerName: "default.test", MinVersion: v, MaxVersion: v})
+		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", listenerAddr(l), &tls.Config{RootCAs: ca.pool, ServerName: "default.test", MinVersion: v, MaxVersion: v})
 		if err == nil {
 			conn.Close()
 		}
@@ -321,10 +321,11 @@ func TestHTTPSResumption(t *testing.T) {
 			l := addHTTPS(t, ca, tc.opts, b)
 			cfg := &tls.Config{RootCAs: ca.pool, ServerName: "default.test", ClientSessionCache: tls.NewLRUClientSessionCache(4), MaxVersion: tc.version}
 			for i := range 5 {
-				conn, err := tls.Dial("tcp", listenerAddr(l), cfg)
+				conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", listenerAddr(l), cfg)
 				if err != nil {
 					t.Fatal(err)
 				}
+				conn.SetDeadline(time.Now().Add(10 * time.Second))
 				// TLS 1.3 tickets arrive after the handshake: read to get them.
 				io.WriteString(conn, "GET / HTTP/1.1\r\nHost: default.test\r\nConnection: close\r\n\r\n")
 				io.ReadAll(conn)
@@ -355,11 +356,12 @@ func TestHTTPSSessionTicketKeys(t *testing.T) {
 	cfg := &tls.Config{RootCAs: ca.pool, ServerName: "default.test", ClientSessionCache: tls.NewLRUClientSessionCache(4)}
 	resumed := func(l *Listener) bool {
 		t.Helper()
-		conn, err := tls.Dial("tcp", listenerAddr(l), cfg)
+		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", listenerAddr(l), cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
 		// TLS 1.3 tickets arrive after the handshake: read to get them.
 		io.WriteString(conn, "GET / HTTP/1.1\r\nHost: default.test\r\nConnection: close\r\n\r\n")
 		io.ReadAll(conn)

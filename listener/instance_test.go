@@ -1,10 +1,12 @@
 package listener
 
 import (
+	"context"
 	"errors"
 	"net"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/lbkit/lbkit/balancer"
 )
@@ -114,7 +116,9 @@ func TestPortZero(t *testing.T) {
 
 	// A restart binds the same port: the listener does not move.
 	port := tcp1.Port()
-	if err := tcp1.Stop(t.Context()); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := tcp1.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if err := tcp1.Start(); err != nil {

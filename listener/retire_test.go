@@ -40,10 +40,12 @@ func TestApplyRetiresTakenOver(t *testing.T) {
 	for i := range 10 {
 		eventually(t, "every client served", func() bool { return servedMore(int64(10 * i)) })
 		backend := []*httpBackend{a, b}[i%2]
-		ls, err := in.Apply(context.Background(), Change{
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ls, err := in.Apply(ctx, Change{
 			Remove: []string{old.Name()},
 			Add:    []Config{{Protocol: HTTP, Host: "127.0.0.1", Port: old.Port(), Group: newGroup(t, nil, backend.backend(100))}},
 		})
+		cancel()
 		if err != nil {
 			t.Fatalf("change %d: %v", i, err)
 		}
@@ -116,7 +118,7 @@ func TestInstanceRetire(t *testing.T) {
 	if n, err := c.Read(make([]byte, 1)); err != io.EOF {
 		t.Errorf("read after the last response = %d, %v; want EOF", n, err)
 	}
-	if err := <-retired; err != nil {
+	if err := recvWithin(t, retired, time.Minute+10*time.Second, "Retire to return"); err != nil {
 		t.Errorf("Retire = %v, want nil", err)
 	}
 	for _, l := range []*Listener{hl, tl} {

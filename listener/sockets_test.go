@@ -1,7 +1,6 @@
 package listener
 
 import (
-	"context"
 	"errors"
 	"net"
 	"strconv"
@@ -106,7 +105,7 @@ func TestHandedSocketLifecycle(t *testing.T) {
 		t.Fatalf("through the handed socket: backend %q, %v", name, err)
 	}
 	c.Close()
-	if err := l.Stop(context.Background()); err != nil {
+	if err := l.Stop(within(t, 10*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	if !closed(ln) {
@@ -124,7 +123,7 @@ func TestHandedSocketLifecycle(t *testing.T) {
 	// Removed before it ever started, a listener closes its socket.
 	unused := localListener(t)
 	addListener(t, in, Config{Protocol: TCP, Listener: unused, Stopped: true, Group: newGroup(t, nil, b.backend(100))})
-	if err := in.Remove(context.Background(), "tcp_"+strings.TrimPrefix(unused.Addr().String(), "127.0.0.1:")); err != nil {
+	if err := in.Remove(within(t, 10*time.Second), "tcp_"+strings.TrimPrefix(unused.Addr().String(), "127.0.0.1:")); err != nil {
 		t.Fatal(err)
 	}
 	if !closed(unused) {
@@ -169,7 +168,7 @@ func TestFilesHandOn(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	if err := l.Stop(context.Background()); err != nil {
+	if err := l.Stop(within(t, 10*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	if fs, err := l.Files(); len(fs) != 0 || err != nil {
@@ -180,6 +179,7 @@ func TestFilesHandOn(t *testing.T) {
 		t.Fatalf("dial after Stop, with the socket handed on: %v", err)
 	}
 	defer c.Close()
+	ln.(*net.TCPListener).SetDeadline(time.Now().Add(10 * time.Second))
 	got, err := ln.Accept()
 	if err != nil {
 		t.Fatal(err)
@@ -208,7 +208,7 @@ func TestFilesLeaveSocketsNonBlocking(t *testing.T) {
 	wantNonBlocking(t, "after Files and Fd", l.srv.socks())
 
 	in := l.inst
-	added, err := in.Apply(context.Background(), Change{
+	added, err := in.Apply(within(t, 30*time.Second), Change{
 		Remove: []string{l.Name()},
 		Add:    []Config{{Protocol: HTTPS, Host: l.cfg.Host, Port: l.Port(), Group: l.cfg.Group, HTTP: l.cfg.HTTP}},
 	})

@@ -72,6 +72,7 @@ func idleConn(t *testing.T, setting time.Duration) (*tcpConn, *tcpServer, net.Co
 	t.Helper()
 	backendErr := make(chan error, 1)
 	addr := acceptOnce(t, func(c net.Conn) {
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
 		_, err := c.Read(make([]byte, 1))
 		backendErr <- err
 	})
@@ -150,7 +151,7 @@ func wantReset(t *testing.T, client net.Conn, backendErr chan error) {
 	if _, err := client.Read(make([]byte, 1)); !errors.Is(err, syscallECONNRESET) {
 		t.Errorf("client read = %v, want connection reset", err)
 	}
-	if err := <-backendErr; !errors.Is(err, syscallECONNRESET) {
+	if err := recvWithin(t, backendErr, 10*time.Second, "the backend's read"); !errors.Is(err, syscallECONNRESET) {
 		t.Errorf("backend read = %v, want connection reset", err)
 	}
 }
@@ -192,7 +193,7 @@ func TestTCPIdleResetTiming(t *testing.T) {
 	lastByte := time.Now() // the echo has come through: nothing moves from here on
 	_, err := c.Read(make([]byte, 1))
 	clientAt := time.Now()
-	b := <-backend
+	b := recvWithin(t, backend, 10*time.Second, "the backend's read")
 	if !errors.Is(err, syscallECONNRESET) {
 		t.Errorf("client read after idle = %v, want connection reset", err)
 	}

@@ -171,7 +171,7 @@ func TestTCPIdleTimeoutResetsBothSides(t *testing.T) {
 	if !errors.Is(err, syscallECONNRESET) {
 		t.Errorf("client read after idle = %v, want connection reset", err)
 	}
-	if err := <-backendErr; !errors.Is(err, syscallECONNRESET) {
+	if err := recvWithin(t, backendErr, 15*time.Second, "the backend's read"); !errors.Is(err, syscallECONNRESET) {
 		t.Errorf("backend read after idle = %v, want connection reset", err)
 	}
 	if elapsed < 300*time.Millisecond {
@@ -372,7 +372,7 @@ func TestTCPGracefulStop(t *testing.T) {
 	case <-time.After(100 * time.Millisecond):
 	}
 	c.Close()
-	if err := <-stopped; err != nil {
+	if err := recvWithin(t, stopped, 20*time.Second, "Stop to return"); err != nil {
 		t.Errorf("Stop = %v, want nil after the last connection ended", err)
 	}
 	if l.State() != Stopped {
@@ -586,7 +586,10 @@ func TestTCPBandwidthCap(t *testing.T) {
 	}
 	defer c.Close()
 	// Skip the first burst, then measure 2 s.
-	io.CopyN(io.Discard, c, chunk)
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.CopyN(io.Discard, c, chunk); err != nil {
+		t.Fatalf("reading the first burst: %v", err)
+	}
 	start := time.Now()
 	c.SetReadDeadline(start.Add(2 * time.Second))
 	n, _ := io.Copy(io.Discard, c)

@@ -98,7 +98,10 @@ func TestUDPOneWayTrafficIsNotIdle(t *testing.T) {
 	pushTo := make(chan netip.AddrPort, 1)
 	back := startUDPBackend(t, "back", "127.0.0.1:0", func(b []byte, from netip.AddrPort) []byte {
 		if string(b) == "push" {
-			pushTo <- from
+			select {
+			case pushTo <- from:
+			default: // a second push must not hold the backend's loop
+			}
 		}
 		return nil
 	})
@@ -115,7 +118,7 @@ func TestUDPOneWayTrafficIsNotIdle(t *testing.T) {
 	eventually(t, "the backend to get 16 datagrams", func() bool { return back.got.Load() == 16 })
 	// Backend to client only: 16 datagrams 50ms apart.
 	udpSend(t, c, []byte("push"))
-	flow := <-pushTo
+	flow := recvWithin(t, pushTo, 10*time.Second, "the push to reach the backend")
 	buf := make([]byte, 100)
 	for i := range 16 {
 		if _, err := back.pc.WriteToUDPAddrPort([]byte("p"+strconv.Itoa(i)), flow); err != nil {
@@ -382,7 +385,7 @@ func TestUDPGracefulStop(t *testing.T) {
 		t.Fatalf("Stop returned %v while a flow was open", err)
 	case <-time.After(100 * time.Millisecond):
 	}
-	if err := <-stopped; err != nil {
+	if err := recvWithin(t, stopped, 20*time.Second, "Stop to return"); err != nil {
 		t.Errorf("Stop = %v, want nil after the last flow idled out", err)
 	}
 	if st := l.Stats(); st.State != Stopped || st.Active != 0 || st.New != 1 {
