@@ -185,8 +185,8 @@ func dupOne[T any](socket syscall.Conn, addr net.Addr, open func(*os.File) (T, e
 // descriptor of it, since the mode belongs to the socket: an accept or a
 // read of the listener still serving it that entered the kernel then
 // would wait there, and its Close with it, until a connection or a
-// datagram came (Go issue 29277). A descriptor handed to os.NewFile
-// non-blocking stays so. The File is named after addr, the socket's, as
+// datagram came; os.File.Fd documents the switch. A descriptor handed
+// to os.NewFile non-blocking stays so. The File is named after addr, the socket's, as
 // net names its own: "tcp:127.0.0.1:8080->".
 func fileOf(socket syscall.Conn, addr net.Addr) (*os.File, error) {
 	rc, err := socket.SyscallConn()
