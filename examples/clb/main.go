@@ -203,6 +203,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	a.waitProbed() // ready means the backends that passed take traffic
+	if src != nil {
+		// Before the admin server shows it: the plan of snap runs.
+		src.applied(snap, nil)
+	}
 	ctl := &control{a: a, planOf: planOf, etcd: src, upgrades: make(chan chan upgradeResult)}
 
 	// The admin status server: off the public listeners. It follows
@@ -263,7 +267,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var updates <-chan etcdSnapshot // nil unless -config is etcd://…
 	running := snap.rev             // the etcd revision of the plan running
 	if src != nil {
-		src.applied(snap, nil)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		go src.watch(ctx, snap)
