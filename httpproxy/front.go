@@ -128,9 +128,22 @@ func (f *frontDoor) stopAccepting(retire bool) {
 // parked one in the poller. Connections still open when ctx is done are
 // cut.
 func (f *frontDoor) drain(ctx context.Context, retire bool) error {
+	// The poller's close waits for every Wake it started, and a Wake
+	// serves a request: the close runs beside the wait for ctx, not
+	// before it.
+	polled := make(chan struct{})
+	var closing sync.Once
+	closePoller := func() {
+		closing.Do(func() {
+			go func() {
+				f.closePoller()
+				close(polled)
+			}()
+		})
+	}
 	if !retire {
 		f.closeIdle(false)
-		f.closePoller()
+		closePoller()
 	}
 	done := make(chan struct{})
 	go func() {
@@ -142,7 +155,8 @@ func (f *frontDoor) drain(ctx context.Context, retire bool) error {
 	for {
 		select {
 		case <-done:
-			f.closePoller()
+			closePoller()
+			<-polled
 			return nil
 		case <-fresh.C:
 			f.closeIdle(true)
@@ -151,9 +165,21 @@ func (f *frontDoor) drain(ctx context.Context, retire bool) error {
 		}
 		break
 	}
-	// The poller hands back what it holds first: a parked connection is
-	// its owner's to close only once woken.
-	f.closePoller()
+	// A deadline in the past ends the reads and writes in progress —
+	// those of the Wakes the poller's close waits for among them, on a
+	// client that stopped reading, say — without closing a socket the
+	// poller may hold: a parked connection is its owner's to close only
+	// once the poller has handed it back.
+	f.mu.Lock()
+	for cc := range f.open {
+		cc.raw.SetDeadline(time.Unix(1, 0))
+		if b := cc.back.Load(); b != nil {
+			b.c.SetDeadline(time.Unix(1, 0))
+		}
+	}
+	f.mu.Unlock()
+	closePoller()
+	<-polled
 	f.mu.Lock()
 	for cc := range f.open {
 		cc.state.Store(connClosed)
