@@ -493,6 +493,7 @@ func (s *server) retireH1(ctx context.Context) error {
 	case <-done:
 		return nil
 	case <-ctx.Done():
+		s.cancel() // the handlers' requests too: what is left is cut
 		s.h1.Close()
 		<-done
 		return ctx.Err()
