@@ -36,12 +36,7 @@ func TestReloadKeepsHTTP3(t *testing.T) {
 	e.qh = newQuicHandoff(0, nil, e.log)
 	conf := func(handshakes int) *plan {
 		t.Helper()
-		f, err := Parse("reload.yaml", ".", fmt.Appendf(nil,
-			"ServerCertificates: [{ServerCertificateId: c, CertificateFile: %s, PrivateKeyFile: %s}]\n"+
-				"BackendServers: [{ServerId: a, ServerIp: 127.0.0.1}]\n"+
-				"Fleet: {QuicStatelessResetKey: cmVzZXQga2V5IG9mIHRoZSBmbGVldCwgMzIgYnl0ZXM=}\n"+
-				"Listeners: [{ListenerProtocol: https, ListenerPort: %d, BackendServerPort: %s, HealthCheck: \"off\", ServerCertificateId: c, EnableHttp3: \"on\", TLSCipherPolicy: tls_cipher_policy_1_2_strict_with_1_3, Http3MaxHandshakes: %d}]\n",
-			certFile, keyFile, port, b.port, handshakes))
+		f, err := Parse("reload.yaml", ".", []byte(b.config(certFile, keyFile, port, fmt.Sprintf(", Http3MaxHandshakes: %d", handshakes))))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -30,12 +30,7 @@ func TestUpgradeKeepsHTTP3(t *testing.T) {
 	defer b.close()
 	certFile, keyFile := tlsCertFiles(t)
 	port, aport := configPort(t), configPort(t)
-	path := writeConfig(t, fmt.Sprintf("AdminAddress: 127.0.0.1:%d\n"+
-		"ServerCertificates: [{ServerCertificateId: c, CertificateFile: %s, PrivateKeyFile: %s}]\n"+
-		"BackendServers: [{ServerId: a, ServerIp: 127.0.0.1}]\n"+
-		"Fleet: {QuicStatelessResetKey: cmVzZXQga2V5IG9mIHRoZSBmbGVldCwgMzIgYnl0ZXM=}\n"+
-		"Listeners: [{ListenerProtocol: https, ListenerPort: %d, BackendServerPort: %s, HealthCheck: \"off\", ServerCertificateId: c, EnableHttp3: \"on\", TLSCipherPolicy: tls_cipher_policy_1_2_strict_with_1_3}]\n",
-		aport, certFile, keyFile, port, b.port))
+	path := writeConfig(t, fmt.Sprintf("AdminAddress: 127.0.0.1:%d\n", aport)+b.config(certFile, keyFile, port, ""))
 	p := startUpgradable(t, "-config", path, "-access-log=false", "-drain-timeout", "60s")
 	tr := &http3.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
 	defer tr.Close()
@@ -106,6 +101,18 @@ func TestUpgradeKeepsHTTP3(t *testing.T) {
 
 // h3BigSize is the length of h3Backend's /big.
 const h3BigSize = 16 << 20
+
+// config is the configuration of the HTTP/3 handoff tests: an https
+// listener with HTTP/3 on port, to b, under the certificate in certFile
+// and keyFile, with a fleet's stateless-reset key (so a lost connection
+// shows as a reset); extra adds fields to the listener (", Field: v").
+func (b *h3Backend) config(certFile, keyFile string, port int, extra string) string {
+	return fmt.Sprintf("ServerCertificates: [{ServerCertificateId: c, CertificateFile: %s, PrivateKeyFile: %s}]\n"+
+		"BackendServers: [{ServerId: a, ServerIp: 127.0.0.1}]\n"+
+		"Fleet: {QuicStatelessResetKey: cmVzZXQga2V5IG9mIHRoZSBmbGVldCwgMzIgYnl0ZXM=}\n"+
+		"Listeners: [{ListenerProtocol: https, ListenerPort: %d, BackendServerPort: %s, HealthCheck: \"off\", ServerCertificateId: c, EnableHttp3: \"on\", TLSCipherPolicy: tls_cipher_policy_1_2_strict_with_1_3%s}]\n",
+		certFile, keyFile, port, b.port, extra)
+}
 
 // h3Backend is the backend of the HTTP/3 handoff tests: /big sends
 // h3BigSize octets, /hold closes held and answers "held" once released,
