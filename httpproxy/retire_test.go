@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/lbkit/lbkit/internal/getloop"
+	"github.com/lbkit/lbkit/internal/netx"
 	"github.com/lbkit/lbkit/internal/testpki"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -85,7 +86,7 @@ func connect(t *testing.T, s *Server, tc *tls.Config) net.Conn {
 // which keeps the socket open when ln closes.
 func dupListener(t *testing.T, ln net.Listener) net.Listener {
 	t.Helper()
-	f, err := ln.(interface{ File() (*os.File, error) }).File()
+	f, err := netx.File(ln.(*net.TCPListener), ln.Addr())
 	if err != nil {
 		t.Fatal(err)
 	}

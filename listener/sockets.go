@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"syscall"
 
-	"golang.org/x/sys/unix"
+	"github.com/lbkit/lbkit/internal/netx"
 )
 
 // sockets are a listener's listening sockets, one per port in port
@@ -144,7 +144,7 @@ func (s sockets) dup() (sockets, error) {
 func (s sockets) files() ([]*os.File, error) {
 	var fs []*os.File
 	add := func(socket syscall.Conn, addr net.Addr) error {
-		f, err := fileOf(socket, addr)
+		f, err := netx.File(socket, addr)
 		if err != nil {
 			for _, f := range fs {
 				f.Close()
@@ -169,38 +169,13 @@ func (s sockets) files() ([]*os.File, error) {
 
 // dupOne opens a new descriptor of socket's through an os.File.
 func dupOne[T any](socket syscall.Conn, addr net.Addr, open func(*os.File) (T, error)) (T, error) {
-	f, err := fileOf(socket, addr)
+	f, err := netx.File(socket, addr)
 	if err != nil {
 		var none T
 		return none, err
 	}
 	defer f.Close() // open made its own descriptor
 	return open(f)
-}
-
-// fileOf returns a new descriptor of socket, as an os.File whose Fd
-// leaves the socket non-blocking. The File method of net's sockets
-// returns one whose Fd — which net.FileListener, os.StartProcess and
-// exec.Cmd.ExtraFiles call — puts the socket in blocking mode, for every
-// descriptor of it, since the mode belongs to the socket: an accept or a
-// read of the listener still serving it that entered the kernel then
-// would wait there, and its Close with it, until a connection or a
-// datagram came; os.File.Fd documents the switch. A descriptor handed
-// to os.NewFile non-blocking stays so. The File is named after addr, the socket's, as
-// net names its own: "tcp:127.0.0.1:8080->".
-func fileOf(socket syscall.Conn, addr net.Addr) (*os.File, error) {
-	rc, err := socket.SyscallConn()
-	if err != nil {
-		return nil, err
-	}
-	fd, dupErr := -1, error(nil)
-	if err := rc.Control(func(s uintptr) { fd, dupErr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
-		return nil, err
-	}
-	if dupErr != nil {
-		return nil, os.NewSyscallError("fcntl", dupErr)
-	}
-	return os.NewFile(uintptr(fd), addr.Network()+":"+addr.String()+"->"), nil
 }
 
 // handed returns the socket cfg hands the listener (Config.Listener or

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/lbkit/lbkit/internal/leakcheck"
+	"github.com/lbkit/lbkit/internal/netx"
 	"github.com/lbkit/lbkit/internal/testpki"
 	"github.com/lbkit/lbkit/quichandoff"
 	"github.com/quic-go/quic-go"
@@ -90,7 +91,7 @@ func check(t *testing.T, st *quic.Stream, left, n uint64) uint64 {
 
 func dupUDP(t *testing.T, c *net.UDPConn) *net.UDPConn {
 	t.Helper()
-	f, err := c.File()
+	f, err := netx.File(c, c.LocalAddr())
 	if err != nil {
 		t.Fatal(err)
 	}

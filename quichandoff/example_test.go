@@ -84,6 +84,20 @@ func ExampleConn() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	// The successor's descriptor of the socket, made before anyone reads
+	// it: net.FilePacketConn puts the socket in blocking mode for a
+	// moment, and a read of the old server that entered the kernel then
+	// would wait there. (Listener.Files of package listener hands
+	// descriptors that never do.)
+	f, err := udp.File()
+	if err != nil {
+		log.Fatal(err)
+	}
+	pc, err := net.FilePacketConn(f)
+	f.Close()
+	if err != nil {
+		log.Fatal(err)
+	}
 	old, oldLn, stopOld := generationServer(udp, 0, serverTLS, sayGeneration(0))
 	defer stopOld()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -104,15 +118,6 @@ func ExampleConn() {
 	defer keep.Close()
 	defer hand.Close()
 	if err := old.Link(keep); err != nil {
-		log.Fatal(err)
-	}
-	f, err := udp.File()
-	if err != nil {
-		log.Fatal(err)
-	}
-	pc, err := net.FilePacketConn(f)
-	f.Close()
-	if err != nil {
 		log.Fatal(err)
 	}
 	succ, _, stopSucc := generationServer(pc.(*net.UDPConn), 1, serverTLS, sayGeneration(1))

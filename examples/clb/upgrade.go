@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/lbkit/lbkit/balancer"
+	"github.com/lbkit/lbkit/internal/netx"
 	"github.com/lbkit/lbkit/listener"
 )
 
@@ -125,7 +126,8 @@ type upgrader struct {
 // ownSocket is a socket the process holds for its life.
 type ownSocket struct {
 	key    string
-	socket interface{ File() (*os.File, error) }
+	socket syscall.Conn
+	addr   net.Addr
 }
 
 // newUpgrader returns the process's upgrader and, when a predecessor
@@ -298,7 +300,7 @@ func (u *upgrader) listen(key, addr string) (net.Listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	u.keep(key, ln.(*net.TCPListener))
+	u.keep(key, ln.(*net.TCPListener), ln.Addr())
 	return ln, nil
 }
 
@@ -311,17 +313,19 @@ func (u *upgrader) listenPacket(key, addr string) (net.PacketConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	u.keep(key, pc.(*net.UDPConn))
+	u.keep(key, pc.(*net.UDPConn), pc.LocalAddr())
 	return pc, nil
 }
 
-func (u *upgrader) keep(key string, s interface{ File() (*os.File, error) }) {
+// keep records s, a socket on addr, as one the process holds for its
+// life.
+func (u *upgrader) keep(key string, s syscall.Conn, addr net.Addr) {
 	if u == nil {
 		return
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	u.own = append(u.own, ownSocket{key, s})
+	u.own = append(u.own, ownSocket{key, s, addr})
 }
 
 // readyToServe is called once the process serves: it closes the
@@ -366,7 +370,7 @@ func (u *upgrader) files() ([]handed, error) {
 	defer u.mu.Unlock()
 	var hs []handed
 	for _, s := range u.own {
-		f, err := s.socket.File()
+		f, err := netx.File(s.socket, s.addr)
 		if err != nil {
 			closeHanded(hs)
 			return nil, fmt.Errorf("%s: %w", s.key, err)
@@ -418,7 +422,9 @@ func (u *upgrader) upgrade(generation int, h handoff, hs []handed) (pid int, err
 		return strings.HasPrefix(kv, generationEnv+"=") || strings.HasPrefix(kv, handoffEnv+"=")
 	})
 	env = append(env, generationEnv+"="+strconv.Itoa(generation), handoffEnv+"=1")
-	proc, err := startProcess(u.exe, append([]string{u.exe}, os.Args[1:]...), u.dir, env, files)
+	// The sockets' files come from netx.File (Listener.Files, u.files):
+	// os.StartProcess takes their Fd and leaves them non-blocking.
+	proc, err := os.StartProcess(u.exe, append([]string{u.exe}, os.Args[1:]...), &os.ProcAttr{Dir: u.dir, Env: env, Files: files})
 	docR.Close()
 	readyW.Close() // the successor's is the only writer: EOF if it exits
 	if err != nil {
@@ -458,31 +464,6 @@ func (u *upgrader) upgrade(generation int, h handoff, hs []handed) (pid int, err
 		err = fmt.Errorf("upgrade: the new process (pid %d) was not ready after %s (-upgrade-timeout): killed", proc.Pid, u.timeout)
 	}
 	return 0, err
-}
-
-// startProcess starts exe with files as its descriptors 0, 1, 2…. Not
-// os.StartProcess: it takes each descriptor through os.File.Fd, which
-// puts it in blocking mode — and with it the socket this process still
-// serves, since the mode belongs to the socket, shared by all its
-// descriptors. A blocking listening socket would hang this process's
-// accept loop (and its Close) whenever the successor took the
-// connection the poller had announced.
-func startProcess(exe string, argv []string, dir string, env []string, files []*os.File) (*os.Process, error) {
-	fds := make([]uintptr, len(files))
-	for i, f := range files {
-		rc, err := f.SyscallConn()
-		if err == nil {
-			err = rc.Control(func(fd uintptr) { fds[i] = fd })
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
-	pid, err := syscall.ForkExec(exe, argv, &syscall.ProcAttr{Dir: dir, Env: env, Files: fds})
-	if err != nil {
-		return nil, err
-	}
-	return os.FindProcess(pid)
 }
 
 // listenerSockets returns descriptors of the sockets of a's running

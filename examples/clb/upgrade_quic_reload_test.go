@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/lbkit/lbkit/internal/leakcheck"
+	"github.com/lbkit/lbkit/internal/netx"
 	"github.com/quic-go/quic-go/http3"
 	"golang.org/x/net/ipv4"
 )
@@ -234,7 +235,7 @@ func TestQuicHandoffSwitchedRetires(t *testing.T) {
 // does: on a descriptor of its own.
 func takeOver(t *testing.T, q *quicHandoff, udp *net.UDPConn) (*handoffConn, *socketIDs) {
 	t.Helper()
-	f, err := udp.File()
+	f, err := netx.File(udp, udp.LocalAddr())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,6 @@
 // Package netx holds the small network helpers the listener and the HTTP
-// proxy share: the accept loop, the timeout test and the destination a
-// pick key carries.
+// proxy share: the accept loop, the timeout test, the destination a pick
+// key carries and a socket's descriptor as a file.
 package netx
 
 import (
@@ -9,8 +9,11 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // AcceptLoop calls accept until the listener behind it is closed, giving
@@ -74,4 +77,29 @@ func reuseAddr(_, _ string, c syscall.RawConn) error {
 		return err
 	}
 	return serr
+}
+
+// File returns a new descriptor of socket, whose address is addr, as an
+// os.File whose Fd leaves the socket non-blocking. The File method of
+// net's sockets returns one whose Fd — which net.FileListener,
+// net.FilePacketConn, os.StartProcess and exec.Cmd.ExtraFiles call —
+// puts the socket in blocking mode, for every descriptor of it, since
+// the mode belongs to the socket: an accept or a read of whoever still
+// serves it that entered the kernel then would wait there, and its Close
+// with it, until a connection or a datagram came; os.File.Fd documents
+// the switch. A descriptor handed to os.NewFile non-blocking stays so.
+// The File is named as net names its own: "tcp:127.0.0.1:8080->".
+func File(socket syscall.Conn, addr net.Addr) (*os.File, error) {
+	rc, err := socket.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	fd, dupErr := -1, error(nil)
+	if err := rc.Control(func(s uintptr) { fd, dupErr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
+		return nil, err
+	}
+	if dupErr != nil {
+		return nil, os.NewSyscallError("fcntl", dupErr)
+	}
+	return os.NewFile(uintptr(fd), addr.Network()+":"+addr.String()+"->"), nil
 }
