@@ -53,16 +53,7 @@ func TestHTTP3QUICConn(t *testing.T) {
 				}}}
 	}
 	old := addListener(t, in, cfg("old", a))
-	if _, body := doProto(t, protoClient(t, "h3", ca, nil, ""), "h3", newReq(t, httpsURL(old, "/"))); body != "a" {
-		t.Fatalf("before: %q", body)
-	}
-	if _, err := in.Apply(within(t, 30*time.Second), Change{Remove: []string{"old"}, Add: []Config{cfg("new", b)}}); err != nil {
-		t.Fatal(err)
-	}
-	nl, _ := in.Listener("new")
-	if _, body := doProto(t, protoClient(t, "h3", ca, nil, ""), "h3", newReq(t, httpsURL(nl, "/"))); body != "b" {
-		t.Errorf("after: %q, want b", body)
-	}
+	nl := replaceH3(t, in, ca, old, cfg("new", b))
 	if err := nl.Stop(within(t, 10*time.Second)); err != nil {
 		t.Fatal(err)
 	}

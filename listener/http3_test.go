@@ -495,18 +495,27 @@ func TestHTTP3Takeover(t *testing.T) {
 			t.Errorf("Files()[%d] is %q, want %s", i, network, want)
 		}
 	}
+	// A port bound by another process is the test of a takeover: Apply
+	// would fail if it bound the UDP port anew while old holds it.
+	replaceH3(t, in, ca, old, cfg("new", b))
+}
+
+// replaceH3 checks that old, named "old", answers "a" over HTTP/3,
+// replaces it in one Apply by a listener of cfg, named "new", checks that
+// this one answers "b" over HTTP/3, and returns it.
+func replaceH3(t *testing.T, in *Instance, ca *testCA, old *Listener, cfg Config) *Listener {
+	t.Helper()
 	if _, body := doProto(t, protoClient(t, "h3", ca, nil, ""), "h3", newReq(t, httpsURL(old, "/"))); body != "a" {
 		t.Fatalf("before: %q", body)
 	}
-	// A port bound by another process is the test of a takeover: Apply
-	// would fail if it bound the UDP port anew while old holds it.
-	if _, err := in.Apply(within(t, 30*time.Second), Change{Remove: []string{"old"}, Add: []Config{cfg("new", b)}}); err != nil {
+	if _, err := in.Apply(within(t, 30*time.Second), Change{Remove: []string{"old"}, Add: []Config{cfg}}); err != nil {
 		t.Fatal(err)
 	}
 	nl, _ := in.Listener("new")
 	if _, body := doProto(t, protoClient(t, "h3", ca, nil, ""), "h3", newReq(t, httpsURL(nl, "/"))); body != "b" {
 		t.Errorf("after: %q, want b", body)
 	}
+	return nl
 }
 
 // TestHTTP3RequestLimit: HTTP2MaxRequestsPerConnection applies to
